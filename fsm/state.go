@@ -1,0 +1,150 @@
+package fsm
+
+import (
+	"strconv"
+)
+
+// Result is the outcome of one command: Err is nil on success, and Data holds
+// the op's result value.
+type Result struct {
+	Err  *Error `msgpack:"err,omitempty"`
+	Data any    `msgpack:"data,omitempty"`
+}
+
+// Idempotency window: how many recent results a client session keeps, and
+// how long a silent client's session lives (leader time).
+const (
+	SessionWindow     = 128
+	SessionTTL        = int64(60 * 60 * 1e9)
+	sessionSweepEvery = int64(60 * 1e9)
+	// MaxClosedKept bounds how many closed requests stay queryable.
+	MaxClosedKept = 10000
+)
+
+// ClientSession remembers a client's recent results for idempotent retries.
+type ClientSession struct {
+	MaxSeq   uint64            `msgpack:"max_seq"`
+	Results  map[uint64]Result `msgpack:"results"`
+	LastSeen int64             `msgpack:"last_seen"`
+}
+
+// State is the whole replicated state. It has no pointer to anything outside
+// itself; only Apply and Restore change it.
+type State struct {
+	MRDs         map[string]*MRD         `msgpack:"mrds"`
+	ChannelTypes map[string]*ChannelType `msgpack:"channel_types"`
+	Channels     map[string]*Channel     `msgpack:"channels"`
+	Lists        map[string]*List        `msgpack:"lists"`
+	Queues       map[string]*Queue       `msgpack:"queues"`
+	Agents       map[string]*Agent       `msgpack:"agents"`
+	Connectors   map[string]*Connector   `msgpack:"connectors"`
+	Requests     map[string]*Request     `msgpack:"requests"`
+	// Open maps channel+"\x00"+customer id to the customer's open request.
+	Open map[string]string `msgpack:"open"`
+	// ClosedOrder holds closed request ids, oldest first, for eviction.
+	ClosedOrder []string                  `msgpack:"closed_order"`
+	Sessions    map[string]*ClientSession `msgpack:"sessions"`
+	NextRequest uint64                    `msgpack:"next_request"`
+	// Index is the Raft log index of the last entry applied (set by FSM).
+	Index uint64 `msgpack:"index"`
+	// Now is the latest command time seen (monotonic: never goes back).
+	Now       int64 `msgpack:"now"`
+	LastSweep int64 `msgpack:"last_sweep"`
+}
+
+// NewState returns an empty state.
+func NewState() *State {
+	return &State{
+		MRDs:         map[string]*MRD{},
+		ChannelTypes: map[string]*ChannelType{},
+		Channels:     map[string]*Channel{},
+		Lists:        map[string]*List{},
+		Queues:       map[string]*Queue{},
+		Agents:       map[string]*Agent{},
+		Connectors:   map[string]*Connector{},
+		Requests:     map[string]*Request{},
+		Open:         map[string]string{},
+		Sessions:     map[string]*ClientSession{},
+	}
+}
+
+// Apply validates and applies one command, returning its result and the
+// events it caused. A rejected command changes nothing (beyond recording its
+// result for idempotent retry) and causes no events.
+func (s *State) Apply(c *Command) (Result, []Event) {
+	if c.Time > s.Now {
+		s.Now = c.Time
+	}
+	s.sweepSessions()
+	info := Commands.Lookup(c.Op)
+	if info == nil {
+		return Result{Err: Errorf(CodeUnknownOp, "unknown op %d", c.Op)}, nil
+	}
+	if !info.Allowed(c.By.Role) {
+		return Result{Err: Errorf(CodeForbidden, "%s may not %s", c.By.Role, info.Name)}, nil
+	}
+	var sess *ClientSession
+	if c.Seq != 0 && c.ClientID != "" {
+		key := sessionKey(c)
+		sess = s.Sessions[key]
+		if sess == nil {
+			sess = &ClientSession{Results: map[uint64]Result{}}
+			s.Sessions[key] = sess
+		}
+		sess.LastSeen = s.Now
+		if r, ok := sess.Results[c.Seq]; ok {
+			return r, nil
+		}
+		if sess.MaxSeq >= SessionWindow && c.Seq <= sess.MaxSeq-SessionWindow {
+			return Result{Err: Errorf(CodeStaleSequence, "sequence %d is older than the idempotency window (latest %d)", c.Seq, sess.MaxSeq)}, nil
+		}
+	}
+	var ev events
+	data, err := info.apply(s, c, &ev)
+	res := Result{Err: err, Data: data}
+	if err != nil {
+		ev.list = nil
+	}
+	if sess != nil {
+		sess.Results[c.Seq] = res
+		if c.Seq > sess.MaxSeq {
+			sess.MaxSeq = c.Seq
+		}
+		if c.Seq > SessionWindow {
+			delete(sess.Results, c.Seq-SessionWindow)
+		}
+		if len(sess.Results) > 2*SessionWindow {
+			// Sequences with gaps: drop everything outside the window.
+			for seq := range sess.Results {
+				if seq+SessionWindow <= sess.MaxSeq {
+					delete(sess.Results, seq)
+				}
+			}
+		}
+	}
+	return res, ev.list
+}
+
+func sessionKey(c *Command) string {
+	return c.By.Role.String() + ":" + c.By.ID + "/" + c.ClientID
+}
+
+// sweepSessions drops client sessions silent for longer than SessionTTL,
+// at most once a minute of leader time. Deletion order does not matter, so
+// map iteration order cannot leak into the state.
+func (s *State) sweepSessions() {
+	if s.Now-s.LastSweep < sessionSweepEvery {
+		return
+	}
+	s.LastSweep = s.Now
+	for k, sess := range s.Sessions {
+		if s.Now-sess.LastSeen > SessionTTL {
+			delete(s.Sessions, k)
+		}
+	}
+}
+
+func (s *State) newRequestID() string {
+	s.NextRequest++
+	return "R" + strconv.FormatUint(s.NextRequest, 10)
+}
