@@ -1,0 +1,127 @@
+package transport
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/switchboard/switchboard/fsm"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// ProtocolVersion is the wire protocol version sent in hello and welcome.
+const ProtocolVersion = 1
+
+// DefaultMaxFrame is the default limit on a frame's payload length.
+const DefaultMaxFrame = 1 << 20
+
+// Frame types (the "t" key of every frame).
+const (
+	TypeHello    = "hello"   // client → server: first frame, authenticates
+	TypeWelcome  = "welcome" // server → client: hello accepted
+	TypeRequest  = "req"     // client → server: an operation
+	TypeResponse = "res"     // server → client: the answer to one req
+	TypeEvent    = "ev"      // server → client: a notification
+	TypePing     = "ping"    // either way: liveness probe
+	TypePong     = "pong"    // answer to ping, echoing its id
+	TypeBye      = "bye"     // server → client: the reason, just before close
+)
+
+// Frame is every frame's shape: a msgpack map whose "t" says which fields
+// apply. Unused fields are omitted on the wire.
+type Frame struct {
+	T string `msgpack:"t"`
+
+	// hello / welcome
+	V        int     `msgpack:"v,omitempty"`
+	Role     string  `msgpack:"role,omitempty"`
+	User     string  `msgpack:"user,omitempty"`
+	Token    string  `msgpack:"token,omitempty"`
+	Client   string  `msgpack:"client,omitempty"`
+	Since    *uint64 `msgpack:"since,omitempty"` // hello: resume after this event seq
+	Node     string  `msgpack:"node,omitempty"`
+	MaxFrame int     `msgpack:"max_frame,omitempty"`
+
+	// req / res / ping / pong
+	ID    uint64             `msgpack:"id,omitempty"`
+	Op    string             `msgpack:"op,omitempty"`
+	Args  msgpack.RawMessage `msgpack:"args,omitempty"`
+	OK    bool               `msgpack:"ok,omitempty"`
+	Data  msgpack.RawMessage `msgpack:"data,omitempty"`
+	Index uint64             `msgpack:"index,omitempty"`
+	Err   *ErrorBody         `msgpack:"err,omitempty"`
+
+	// req: idempotency sequence; ev and welcome: event sequence number
+	Seq uint64 `msgpack:"seq,omitempty"`
+
+	// ev
+	Kind string `msgpack:"kind,omitempty"`
+
+	// bye (also uses Err)
+}
+
+// ErrorBody is the error object of a res or bye frame.
+type ErrorBody struct {
+	Code    fsm.Code `msgpack:"code"`
+	Name    string   `msgpack:"name"`
+	Msg     string   `msgpack:"msg"`
+	Leader  string   `msgpack:"leader,omitempty"`   // CodeNotLeader: the leader's client address
+	RetryMs int      `msgpack:"retry_ms,omitempty"` // CodeNoLeader etc.: when to retry
+}
+
+// Error makes ErrorBody an error.
+func (e *ErrorBody) Error() string { return fmt.Sprintf("%s (%d): %s", e.Name, e.Code, e.Msg) }
+
+// Is matches another *ErrorBody or an *fsm.Error with the same code, so
+// errors.Is(err, &fsm.Error{Code: fsm.CodeNotFound}) works on client errors.
+func (e *ErrorBody) Is(target error) bool {
+	switch t := target.(type) {
+	case *ErrorBody:
+		return t.Code == e.Code
+	case *fsm.Error:
+		return t.Code == e.Code
+	}
+	return false
+}
+
+// NewErrorBody converts any error into an ErrorBody (CodeInternal if it
+// carries no code).
+func NewErrorBody(err error) *ErrorBody {
+	code := fsm.CodeOf(err)
+	return &ErrorBody{Code: code, Name: code.String(), Msg: err.Error()}
+}
+
+// AppendFrame appends the encoded frame (4-byte big-endian length, then the
+// msgpack payload) to dst.
+func AppendFrame(dst []byte, v any) ([]byte, error) {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	buf := bytes.NewBuffer(dst)
+	enc := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(enc)
+	enc.Reset(buf)
+	enc.UseCompactInts(true)
+	if err := enc.Encode(v); err != nil {
+		return dst[:start], err
+	}
+	out := buf.Bytes()
+	binary.BigEndian.PutUint32(out[start:], uint32(len(out)-start-4))
+	return out, nil
+}
+
+// EncodeFrame returns v encoded as one complete frame.
+func EncodeFrame(v any) ([]byte, error) { return AppendFrame(nil, v) }
+
+// eventFrame is the wire form of an event.
+type eventFrame struct {
+	T    string `msgpack:"t"`
+	Seq  uint64 `msgpack:"seq"`
+	Kind string `msgpack:"kind"`
+	Data any    `msgpack:"data"`
+}
+
+// EncodeEvent encodes an event as one complete "ev" frame. The bytes are the
+// same for every recipient, so a node encodes each event once.
+func EncodeEvent(ev fsm.Event) ([]byte, error) {
+	return EncodeFrame(eventFrame{T: TypeEvent, Seq: ev.Seq, Kind: string(ev.Kind), Data: ev.Data})
+}
