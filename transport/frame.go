@@ -1,0 +1,70 @@
+package transport
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/switchboard/switchboard/fsm"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Framing errors. They are *fsm.Error values so their code reaches the wire.
+var (
+	// ErrFrameTooLarge: the length prefix exceeds the limit (checked before
+	// anything is allocated).
+	ErrFrameTooLarge = &fsm.Error{Code: fsm.CodeFrameTooLarge, Msg: "frame too large"}
+	// ErrMalformedFrame: the payload is not a msgpack frame map.
+	ErrMalformedFrame = &fsm.Error{Code: fsm.CodeMalformedFrame, Msg: "malformed frame"}
+)
+
+// ReadFramePayload reads one frame and returns its payload. A length of 0 or
+// above max fails with ErrFrameTooLarge / ErrMalformedFrame before any
+// payload buffer is allocated. buf is reused when large enough.
+func ReadFramePayload(r io.Reader, max int, buf []byte) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n == 0 {
+		return nil, fmt.Errorf("%w: empty payload", ErrMalformedFrame)
+	}
+	if uint64(n) > uint64(max) {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
+	}
+	if cap(buf) < int(n) {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return buf, nil
+}
+
+// DecodeFrame decodes a frame payload. It fails with ErrMalformedFrame on
+// anything that is not a msgpack map with a string "t".
+func DecodeFrame(payload []byte, f *Frame) error {
+	*f = Frame{}
+	if err := msgpack.Unmarshal(payload, f); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformedFrame, err)
+	}
+	if f.T == "" {
+		return fmt.Errorf("%w: no frame type", ErrMalformedFrame)
+	}
+	return nil
+}
+
+// ReadFrame reads and decodes one frame.
+func ReadFrame(r io.Reader, max int, f *Frame) error {
+	p, err := ReadFramePayload(r, max, nil)
+	if err != nil {
+		return err
+	}
+	return DecodeFrame(p, f)
+}
