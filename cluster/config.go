@@ -1,0 +1,222 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// Defaults for Config's zero values. The timeouts are sized for loopback on a
+// slow, loaded two-core CI machine (with the race detector on): generous
+// enough that a busy scheduler does not cause spurious elections.
+const (
+	DefaultRaftAddr           = "127.0.0.1:7401"
+	DefaultHeartbeatTimeout   = 1000 * time.Millisecond
+	DefaultCommitTimeout      = 50 * time.Millisecond
+	DefaultMaxAppendEntries   = 1024
+	DefaultSnapshotThreshold  = 8192
+	DefaultSnapshotInterval   = 30 * time.Second
+	DefaultTrailingLogs       = 10240
+	DefaultSnapshotRetain     = 2
+	DefaultTransportTimeout   = 10 * time.Second
+	DefaultTransportMaxPool   = 3
+	DefaultApplyTimeout       = 10 * time.Second
+	DefaultStoreOpenTimeout   = 2 * time.Second
+	defaultLeaderPollInterval = 20 * time.Millisecond
+)
+
+// Config configures a Node. Zero values take the defaults above.
+type Config struct {
+	// NodeID is this node's Raft server id, unique across the cluster's
+	// lifetime. Required.
+	NodeID string
+	// RaftAddr is the host:port the Raft transport binds, default
+	// DefaultRaftAddr. Port 0 picks a free port (see Node.Addr); an empty
+	// host (":0") means 127.0.0.1.
+	RaftAddr string
+	// AdvertiseAddr is the address other nodes reach this one at. Empty
+	// means the bound address, which must then not be a wildcard such as
+	// 0.0.0.0.
+	AdvertiseAddr string
+	// DataDir holds raft.db (log and stable store) and the snapshots
+	// directory. Required; created if missing.
+	DataDir string
+	// Bootstrap makes this node the single voter of a new cluster when
+	// DataDir has no Raft state yet. It is ignored when state exists.
+	Bootstrap bool
+
+	// SnapshotThreshold is how many log entries since the last snapshot
+	// trigger a new one.
+	SnapshotThreshold uint64
+	// SnapshotInterval is how often Raft checks whether to snapshot.
+	SnapshotInterval time.Duration
+	// TrailingLogs is how many entries are kept in the log after a
+	// snapshot, so a lagging follower can catch up without one.
+	TrailingLogs uint64
+	// SnapshotRetain is how many snapshots are kept on disk.
+	SnapshotRetain int
+
+	// HeartbeatTimeout is how long a follower waits without contact
+	// before starting an election.
+	HeartbeatTimeout time.Duration
+	// ElectionTimeout is how long a candidate waits; default
+	// HeartbeatTimeout. It may not be below HeartbeatTimeout.
+	ElectionTimeout time.Duration
+	// LeaderLeaseTimeout is how long a leader stays leader without quorum
+	// contact; default HeartbeatTimeout/2. It may not exceed
+	// HeartbeatTimeout.
+	LeaderLeaseTimeout time.Duration
+	// CommitTimeout is how long the leader waits without an Apply before
+	// sending an AppendEntries to followers.
+	CommitTimeout time.Duration
+	// MaxAppendEntries is the most entries sent in one AppendEntries and
+	// the size of the buffered apply channel (at most 1024).
+	MaxAppendEntries int
+	// TransportTimeout bounds each Raft RPC's I/O.
+	TransportTimeout time.Duration
+	// TransportMaxPool is how many connections are pooled per peer.
+	TransportMaxPool int
+	// ApplyTimeout bounds a Propose whose context has no deadline.
+	ApplyTimeout time.Duration
+	// StoreOpenTimeout bounds the wait for raft.db's file lock, so a data
+	// directory already open elsewhere fails Open instead of hanging.
+	StoreOpenTimeout time.Duration
+
+	// Logger receives this node's logs and Raft's (through an hclog
+	// adapter). Nil discards them.
+	Logger *slog.Logger
+
+	// Tune, if set, is called last on the raft.Config built from the
+	// fields above, to change anything else (e.g. BatchApplyCh). It may
+	// be called more than once (New validates the result) and should only
+	// set fields.
+	Tune func(*raft.Config)
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if c.RaftAddr == "" {
+		c.RaftAddr = DefaultRaftAddr
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = DefaultSnapshotThreshold
+	}
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = DefaultSnapshotInterval
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = DefaultTrailingLogs
+	}
+	if c.SnapshotRetain == 0 {
+		c.SnapshotRetain = DefaultSnapshotRetain
+	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = DefaultHeartbeatTimeout
+	}
+	if c.ElectionTimeout == 0 {
+		c.ElectionTimeout = c.HeartbeatTimeout
+	}
+	if c.LeaderLeaseTimeout == 0 {
+		c.LeaderLeaseTimeout = c.HeartbeatTimeout / 2
+	}
+	if c.CommitTimeout == 0 {
+		c.CommitTimeout = DefaultCommitTimeout
+	}
+	if c.MaxAppendEntries == 0 {
+		c.MaxAppendEntries = DefaultMaxAppendEntries
+	}
+	if c.TransportTimeout == 0 {
+		c.TransportTimeout = DefaultTransportTimeout
+	}
+	if c.TransportMaxPool == 0 {
+		c.TransportMaxPool = DefaultTransportMaxPool
+	}
+	if c.ApplyTimeout == 0 {
+		c.ApplyTimeout = DefaultApplyTimeout
+	}
+	if c.StoreOpenTimeout == 0 {
+		c.StoreOpenTimeout = DefaultStoreOpenTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// validate checks a config that has its defaults applied.
+func (c *Config) validate() error {
+	if c.NodeID == "" {
+		return errors.New("cluster: config: NodeID is required")
+	}
+	if c.DataDir == "" {
+		return errors.New("cluster: config: DataDir is required")
+	}
+	if c.SnapshotRetain < 1 {
+		return fmt.Errorf("cluster: config: SnapshotRetain %d, want at least 1", c.SnapshotRetain)
+	}
+	if c.ApplyTimeout < 0 || c.TransportTimeout < 0 || c.StoreOpenTimeout < 0 {
+		return errors.New("cluster: config: negative timeout")
+	}
+	if _, _, err := c.addrs(); err != nil {
+		return err
+	}
+	if err := raft.ValidateConfig(c.raftConfig(hclog.NewNullLogger())); err != nil {
+		return fmt.Errorf("cluster: config: %w", err)
+	}
+	return nil
+}
+
+// addrs returns the address to bind and the address to advertise (nil: the
+// bound one).
+func (c *Config) addrs() (bind string, advertise net.Addr, err error) {
+	host, port, err := net.SplitHostPort(c.RaftAddr)
+	if err != nil {
+		return "", nil, fmt.Errorf("cluster: config: RaftAddr %q: %w", c.RaftAddr, err)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	bind = net.JoinHostPort(host, port)
+	if c.AdvertiseAddr == "" {
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			return "", nil, fmt.Errorf("cluster: config: RaftAddr %q binds every interface: set AdvertiseAddr", c.RaftAddr)
+		}
+		return bind, nil, nil
+	}
+	a, err := net.ResolveTCPAddr("tcp", c.AdvertiseAddr)
+	if err != nil {
+		return "", nil, fmt.Errorf("cluster: config: AdvertiseAddr %q: %w", c.AdvertiseAddr, err)
+	}
+	if a.IP == nil || a.IP.IsUnspecified() || a.Port == 0 {
+		return "", nil, fmt.Errorf("cluster: config: AdvertiseAddr %q needs a routable host and a port", c.AdvertiseAddr)
+	}
+	return bind, a, nil
+}
+
+// raftConfig builds the raft.Config for this node.
+func (c *Config) raftConfig(logger hclog.Logger) *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(c.NodeID)
+	rc.HeartbeatTimeout = c.HeartbeatTimeout
+	rc.ElectionTimeout = c.ElectionTimeout
+	rc.LeaderLeaseTimeout = c.LeaderLeaseTimeout
+	rc.CommitTimeout = c.CommitTimeout
+	rc.MaxAppendEntries = c.MaxAppendEntries
+	// Buffer the apply channel so concurrent Proposes are committed in
+	// batches (group commit). Propose bounds its own wait with the context,
+	// which covers the weaker enqueue timeout this implies.
+	rc.BatchApplyCh = true
+	rc.SnapshotThreshold = c.SnapshotThreshold
+	rc.SnapshotInterval = c.SnapshotInterval
+	rc.TrailingLogs = c.TrailingLogs
+	rc.Logger = logger
+	if c.Tune != nil {
+		c.Tune(rc)
+	}
+	return rc
+}
