@@ -1,0 +1,180 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
+
+	"github.com/switchboard/switchboard/actors"
+	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/transport"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// QueryStatus is the read op that returns this node's transport.NodeStatus.
+const QueryStatus = "status"
+
+// Service is the node as the transport server sees it: it authenticates
+// sessions, commits commands through Raft, answers reads from local state
+// and attaches event streams to the actors. It implements transport.Backend.
+type Service struct {
+	node       *Node
+	hub        *actors.Hub
+	adminHash  [sha256.Size]byte
+	clientAddr string
+	sessions   func() int
+	version    string
+}
+
+// ServiceConfig configures a Service.
+type ServiceConfig struct {
+	// AdminToken is the admin credential (only its hash is kept).
+	AdminToken string
+	// ClientAddr is this node's client address, reported in status.
+	ClientAddr string
+	// Sessions reports the number of open client connections (optional).
+	Sessions func() int
+	// Version is the build version reported in status.
+	Version string
+}
+
+// NewService wires a node and its hub into a transport.Backend.
+func NewService(node *Node, hub *actors.Hub, cfg ServiceConfig) *Service {
+	return &Service{
+		node:       node,
+		hub:        hub,
+		adminHash:  sha256.Sum256([]byte(cfg.AdminToken)),
+		clientAddr: cfg.ClientAddr,
+		sessions:   cfg.Sessions,
+		version:    cfg.Version,
+	}
+}
+
+// SetSessions sets the function that reports open client connections.
+func (s *Service) SetSessions(f func() int) { s.sessions = f }
+
+var errBadCredentials = &fsm.Error{Code: fsm.CodeUnauthenticated, Msg: "unknown principal or bad token"}
+
+// Authenticate implements transport.Backend. Tokens are compared by their
+// SHA-256 in constant time; an unknown id and a wrong token look the same.
+func (s *Service) Authenticate(role fsm.Role, id, token string) (fsm.Principal, error) {
+	sum := sha256.Sum256([]byte(token))
+	switch role {
+	case fsm.RoleAdmin:
+		if token != "" && subtle.ConstantTimeCompare(sum[:], s.adminHash[:]) == 1 {
+			return fsm.Principal{Role: fsm.RoleAdmin, ID: "admin"}, nil
+		}
+		return fsm.Principal{}, errBadCredentials
+	case fsm.RoleAgent, fsm.RoleConnector:
+		var stored []byte
+		s.node.FSM().Read(func(st *fsm.State, _ uint64) {
+			if role == fsm.RoleAgent {
+				if a := st.Agents[id]; a != nil {
+					stored = a.TokenHash
+				}
+			} else if c := st.Connectors[id]; c != nil {
+				stored = c.TokenHash
+			}
+		})
+		if token != "" && len(stored) == len(sum) && subtle.ConstantTimeCompare(sum[:], stored) == 1 {
+			return fsm.Principal{Role: role, ID: id}, nil
+		}
+		return fsm.Principal{}, errBadCredentials
+	}
+	return fsm.Principal{}, &fsm.Error{Code: fsm.CodeUnauthenticated, Msg: fmt.Sprintf("unknown role %q", role)}
+}
+
+// Credential is the result of create_agent and create_connector: the id and
+// the token, which the node shows this once and stores only hashed.
+type Credential struct {
+	ID    string `msgpack:"id"`
+	Token string `msgpack:"token"`
+}
+
+// Submit implements transport.Backend.
+func (s *Service) Submit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uint64, error) {
+	var token string
+	switch a := cmd.Args.(type) {
+	case *fsm.CreateAgentArgs:
+		token, a.TokenHash = newToken()
+	case *fsm.CreateConnectorArgs:
+		token, a.TokenHash = newToken()
+	}
+	resp, err := s.node.Propose(ctx, cmd)
+	if err != nil {
+		return fsm.Result{}, 0, err
+	}
+	if resp.Err != nil {
+		return fsm.Result{}, resp.Index, fmt.Errorf("%w: %v", &fsm.Error{Code: fsm.CodeInternal, Msg: "undecodable command"}, resp.Err)
+	}
+	res := resp.Results[0]
+	if token != "" && res.Err == nil {
+		if c, ok := res.Data.(fsm.Created); ok {
+			res.Data = Credential{ID: c.ID, Token: token}
+		}
+		// A retried create returns the original result, without a token:
+		// the token was shown once, to the first answer.
+	}
+	return res, resp.Index, nil
+}
+
+// newToken returns a random 256-bit token and its SHA-256.
+func newToken() (string, []byte) {
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	tok := base64.RawURLEncoding.EncodeToString(b[:])
+	sum := sha256.Sum256([]byte(tok))
+	return tok, sum[:]
+}
+
+// Query implements transport.Backend: reads served from local state.
+func (s *Service) Query(_ context.Context, p fsm.Principal, op string, args msgpack.RawMessage) (any, error) {
+	if op == QueryStatus {
+		return s.Status(), nil
+	}
+	var (
+		out  any
+		qerr *fsm.Error
+	)
+	s.node.FSM().Read(func(st *fsm.State, _ uint64) {
+		out, qerr = st.Query(p, op, args)
+	})
+	if qerr != nil {
+		return nil, qerr
+	}
+	return out, nil
+}
+
+// Attach implements transport.Backend.
+func (s *Service) Attach(key string, since uint64, resume bool, out transport.Outbox) func() {
+	return s.hub.Attach(key, since, resume, out)
+}
+
+// Status returns this node's status for the status query.
+func (s *Service) Status() transport.NodeStatus {
+	st := s.node.Status()
+	ns := transport.NodeStatus{
+		Node:              st.ID,
+		ClientAddr:        s.clientAddr,
+		RaftAddr:          st.RaftAddr,
+		State:             st.State,
+		Term:              st.Term,
+		Leader:            st.LeaderID,
+		LeaderAddr:        st.LeaderAddr,
+		CommitIndex:       st.CommitIndex,
+		AppliedIndex:      st.AppliedIndex,
+		LastLogIndex:      st.LastLogIndex,
+		LastSnapshotIndex: st.LastSnapshotIndex,
+		Version:           s.version,
+	}
+	for _, m := range st.Members {
+		ns.Members = append(ns.Members, transport.Member{ID: m.ID, RaftAddr: m.Address, Suffrage: m.Suffrage, Leader: m.ID == st.LeaderID})
+	}
+	if s.sessions != nil {
+		ns.Sessions = s.sessions()
+	}
+	return ns
+}

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/transport"
+)
+
+const agentHelp = `commands (one per line):
+  subscribe LIST | unsubscribe LIST
+  join REQUEST | leave REQUEST | close REQUEST
+  send REQUEST TEXT...
+  view              your lists and conversations
+  request REQUEST   a request and its transcript
+  help | quit`
+
+func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	flags := flag.NewFlagSet("agent", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	var cf connFlags
+	cf.register(flags)
+	user := flags.String("user", os.Getenv("SWITCHBOARD_USER"), "agent id (env SWITCHBOARD_USER)")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	if *user == "" || cf.token == "" {
+		return fmt.Errorf("%w: agent needs --user and --token (printed by 'switchboard ctl create agent')", errUsage)
+	}
+	c, err := cf.dial(ctx, "agent", *user, cf.token, true)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var mu sync.Mutex // one writer at a time on stdout
+	say := func(format string, a ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(stdout, format+"\n", a...)
+	}
+	say("connected as agent %s; type 'help' for commands", *user)
+	go func() {
+		for ev := range c.Events() {
+			say("%s", describeEvent(ev))
+		}
+	}()
+	return commandLoop(ctx, os.Stdin, c, say, func(line string) error {
+		f := strings.Fields(line)
+		cctx, cancel := context.WithTimeout(ctx, cf.timeout)
+		defer cancel()
+		need := func(n int) error {
+			if len(f) < n {
+				return fmt.Errorf("%s needs %d argument(s); type 'help'", f[0], n-1)
+			}
+			return nil
+		}
+		switch f[0] {
+		case "help":
+			say("%s", agentHelp)
+			return nil
+		case "subscribe", "unsubscribe":
+			if err := need(2); err != nil {
+				return err
+			}
+			return c.Call(cctx, f[0], fsm.SubscribeArgs{List: f[1]}, nil)
+		case "join":
+			if err := need(2); err != nil {
+				return err
+			}
+			var jr fsm.JoinResult
+			if err := c.Call(cctx, "join", fsm.RequestArgs{Request: f[1]}, &jr); err != nil {
+				return err
+			}
+			for _, m := range jr.Transcript {
+				say("  %s", formatMessage(m))
+			}
+			return nil
+		case "leave", "close":
+			if err := need(2); err != nil {
+				return err
+			}
+			return c.Call(cctx, f[0], fsm.RequestArgs{Request: f[1]}, nil)
+		case "send":
+			if err := need(3); err != nil {
+				return err
+			}
+			text := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(strings.TrimPrefix(line, "send")), f[1]))
+			return c.Call(cctx, "send", fsm.SendArgs{Request: f[1], Text: text}, nil)
+		case "view":
+			var v fsm.StreamView
+			if err := c.Call(cctx, fsm.QueryView, nil, &v); err != nil {
+				return err
+			}
+			say("%s", describeView(v))
+			return nil
+		case "request":
+			if err := need(2); err != nil {
+				return err
+			}
+			var v fsm.ConversationView
+			if err := c.Call(cctx, fsm.QueryRequest, fsm.QueryArgs{Request: f[1]}, &v); err != nil {
+				return err
+			}
+			say("%s", describeSummary(v.Request))
+			for _, m := range v.Transcript {
+				say("  %s", formatMessage(m))
+			}
+			return nil
+		}
+		return fmt.Errorf("unknown command %q; type 'help'", f[0])
+	})
+}
+
+// commandLoop reads lines from in and runs each with do until EOF, "quit",
+// the context ends or the connection is lost for good.
+func commandLoop(ctx context.Context, in io.Reader, c *transport.Client, say func(string, ...any), do func(line string) error) error {
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(in)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.Done():
+			return c.Err()
+		case line, ok := <-lines:
+			if !ok {
+				return nil
+			}
+			line = strings.TrimSpace(line)
+			if line == "" {
+				continue
+			}
+			if line == "quit" || line == "exit" {
+				return nil
+			}
+			if err := do(line); err != nil {
+				say("error: %v", err)
+			} else {
+				say("ok")
+			}
+		}
+	}
+}
+
+// describeEvent renders one notification as a line for a person.
+func describeEvent(ev transport.Event) string {
+	head := fmt.Sprintf("#%d %s", ev.Seq, ev.Kind)
+	switch ev.Kind {
+	case fsm.EvRequestCreated, fsm.EvRequestUpdated, fsm.EvRequestRemoved:
+		var r fsm.RequestSummary
+		if ev.Decode(&r) == nil {
+			return head + " " + describeSummary(r)
+		}
+	case fsm.EvListSubscribed:
+		var l fsm.ListSnapshot
+		if ev.Decode(&l) == nil {
+			return head + " " + describeList(l)
+		}
+	case fsm.EvListUnsubscribed:
+		var l fsm.ListRef
+		if ev.Decode(&l) == nil {
+			return head + " list " + l.List
+		}
+	case fsm.EvConversationJoined, fsm.EvConversationLeft:
+		var p fsm.ParticipantChange
+		if ev.Decode(&p) == nil {
+			return fmt.Sprintf("%s %s agent %s → %s, agents [%s]", head, p.Request, p.Agent, p.State, strings.Join(p.Participants, ","))
+		}
+	case fsm.EvConversationMessage:
+		var m fsm.ConversationMessage
+		if ev.Decode(&m) == nil {
+			return head + " " + m.Request + " " + formatMessage(m.Message)
+		}
+	case fsm.EvConversationClosed:
+		var c fsm.ConversationClosed
+		if ev.Decode(&c) == nil {
+			return fmt.Sprintf("%s %s by %s %s", head, c.Request, c.By.Role, c.By.ID)
+		}
+	case fsm.EvSync:
+		var v fsm.StreamView
+		if ev.Decode(&v) == nil {
+			return head + " " + describeView(v)
+		}
+	}
+	return head
+}
+
+func describeSummary(r fsm.RequestSummary) string {
+	s := fmt.Sprintf("%s [%s] on %s from %s", r.ID, r.State, r.Channel, customerName(r.Customer))
+	if len(r.Participants) > 0 {
+		s += ", agents " + strings.Join(r.Participants, ",")
+	}
+	if r.Preview != "" {
+		s += fmt.Sprintf(": %q", clip(r.Preview, 60))
+	}
+	return s
+}
+
+func describeList(l fsm.ListSnapshot) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "list %s: %d open", l.List, len(l.Requests))
+	for _, r := range l.Requests {
+		b.WriteString("\n    " + describeSummary(r))
+	}
+	return b.String()
+}
+
+func describeView(v fsm.StreamView) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d list(s), %d conversation(s)", len(v.Lists), len(v.Conversations))
+	for _, l := range v.Lists {
+		b.WriteString("\n  " + describeList(l))
+	}
+	for _, c := range v.Conversations {
+		b.WriteString("\n  in " + describeSummary(c.Request))
+	}
+	return b.String()
+}
