@@ -1,0 +1,250 @@
+package actors
+
+import (
+	"fmt"
+	"runtime/debug"
+	"sync"
+
+	"github.com/anthdm/hollywood/actor"
+	"github.com/switchboard/switchboard/fsm"
+)
+
+// session is one attached stream of a recipient key on this node.
+type session struct {
+	out Outbox
+	// lastSeq is the seq of the last event delivered (or reflected by the
+	// last sync). Only the agent actor reads or writes it.
+	lastSeq uint64
+
+	// mu makes detach and Deliver exclusive, so that once detach returns
+	// Deliver is not called again.
+	mu       sync.Mutex
+	detached bool
+}
+
+// detach marks the session gone; it waits for a Deliver in progress.
+func (s *session) detach() {
+	s.mu.Lock()
+	s.detached = true
+	s.mu.Unlock()
+}
+
+// deliver hands frame to the outbox. It returns false when the session
+// must be dropped, with the reason ("" when it was detached).
+func (s *session) deliver(frame []byte) (ok bool, why string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.detached {
+		return false, ""
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			s.detached = true
+			ok, why = false, fmt.Sprintf("outbox panicked: %v", v)
+		}
+	}()
+	if !s.out.Deliver(frame) {
+		s.detached = true
+		return false, "slow consumer: outbox full"
+	}
+	return true, ""
+}
+
+// Messages of the agent actor (besides *entry, a published event).
+type (
+	attachMsg struct {
+		s      *session
+		since  uint64
+		resume bool
+	}
+	detachMsg struct{ s *session }
+	// resyncMsg gives every session a fresh sync (after Reset).
+	resyncMsg struct{}
+)
+
+// agent is the actor of one recipient key: it owns delivery to that key's
+// sessions on this node.
+type agent struct {
+	hub      *Hub
+	key      string
+	sessions []*session
+}
+
+// Receive implements actor.Receiver.
+func (a *agent) Receive(c *actor.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			// The message is lost, so the sessions may have missed an
+			// event: bring them all back to a known point.
+			a.hub.log.Error("agent actor panicked; re-syncing its sessions",
+				"key", a.key, "msg", fmt.Sprintf("%T", c.Message()), "panic", v, "stack", string(debug.Stack()))
+			a.resync()
+		}
+	}()
+	switch m := c.Message().(type) {
+	case *entry:
+		a.publish(m)
+	case attachMsg:
+		a.attach(m)
+	case detachMsg:
+		a.sessions = removeSession(a.sessions, m.s)
+	case resyncMsg:
+		a.resync()
+	}
+}
+
+// publish delivers a live event to every session that has not seen it.
+func (a *agent) publish(e *entry) {
+	kept := a.sessions[:0]
+	for _, s := range a.sessions {
+		if a.offer(s, e) {
+			kept = append(kept, s)
+		}
+	}
+	clear(a.sessions[len(kept):])
+	a.sessions = kept
+}
+
+// offer delivers e to s unless s has already seen it. It returns false if
+// s must be dropped.
+func (a *agent) offer(s *session, e *entry) bool {
+	if e.seq <= s.lastSeq {
+		return true
+	}
+	if ok, why := s.deliver(e.frame); !ok {
+		a.dropped(why)
+		return false
+	}
+	s.lastSeq = e.seq
+	return true
+}
+
+func (a *agent) dropped(why string) {
+	if why != "" {
+		a.hub.log.Info("session cut off", "key", a.key, "reason", why)
+	}
+}
+
+// catchUp offers s the key's entries, in order. False if s was dropped.
+func (a *agent) catchUp(s *session, entries []*entry) bool {
+	for _, e := range entries {
+		if e.isFor(a.key) && !a.offer(s, e) {
+			return false
+		}
+	}
+	return true
+}
+
+// attach starts a session: a replay from its cursor when the history
+// covers it, otherwise a sync and the history after it.
+func (a *agent) attach(m attachMsg) {
+	s := m.s
+	if m.resume {
+		if entries, ok := a.hub.replay(m.since); ok {
+			s.lastSeq = m.since
+			if a.catchUp(s, entries) {
+				a.sessions = append(a.sessions, s)
+			}
+			return
+		}
+	}
+	frame, seq, ok := a.sync()
+	if !ok {
+		return
+	}
+	// Every event after the sync's seq reaches the inbox after this
+	// message (it was published after View read the state, and the actor
+	// was registered before). The history is replayed anyway in case the
+	// view lagged the events already published, but only while it still
+	// covers the sync: a replay across an eviction hole would raise
+	// lastSeq past events that are still on their way through the inbox.
+	entries, _ := a.hub.replay(seq)
+	if a.start(s, frame, seq, entries) {
+		a.sessions = append(a.sessions, s)
+	}
+}
+
+// resync gives every session a fresh sync, then the history after it.
+func (a *agent) resync() {
+	if len(a.sessions) == 0 {
+		return
+	}
+	frame, seq, ok := a.sync()
+	if !ok {
+		a.hub.log.Warn("dropping the sessions of a key with no view", "key", a.key, "sessions", len(a.sessions))
+		for _, s := range a.sessions {
+			s.detach()
+		}
+		clear(a.sessions)
+		a.sessions = a.sessions[:0]
+		return
+	}
+	var mine []*entry
+	entries, _ := a.hub.replay(seq) // see attach
+	for _, e := range entries {
+		if e.isFor(a.key) {
+			mine = append(mine, e)
+		}
+	}
+	kept := a.sessions[:0]
+	for _, s := range a.sessions {
+		if a.start(s, frame, seq, mine) {
+			kept = append(kept, s)
+		}
+	}
+	clear(a.sessions[len(kept):])
+	a.sessions = kept
+}
+
+// start delivers a sync frame at seq to s whatever it saw before, then the
+// entries after it. False if s was dropped.
+func (a *agent) start(s *session, frame []byte, seq uint64, entries []*entry) bool {
+	if ok, why := s.deliver(frame); !ok {
+		a.dropped(why)
+		return false
+	}
+	s.lastSeq = seq
+	return a.catchUp(s, entries)
+}
+
+// sync builds and encodes the key's sync event from the current view. ok is
+// false (and it is logged) if there is no view or it does not encode.
+func (a *agent) sync() (frame []byte, seq uint64, ok bool) {
+	view, index, found, err := a.view()
+	if err != nil || !found {
+		a.hub.log.Error("no stream view for an attached key; delivering nothing", "key", a.key, "err", err)
+		return nil, 0, false
+	}
+	seq = syncSeq(index)
+	frame, err = a.hub.cfg.Encode(fsm.Event{Seq: seq, Kind: fsm.EvSync, To: []string{a.key}, Data: view})
+	if err != nil {
+		a.hub.log.Error("cannot encode sync event; delivering nothing", "key", a.key, "seq", seq, "err", err)
+		return nil, 0, false
+	}
+	a.hub.seedLists(seq, view.Lists)
+	return frame, seq, true
+}
+
+// view calls Config.View, turning a panic into an error.
+func (a *agent) view() (view fsm.StreamView, index uint64, ok bool, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("View panicked: %v", v)
+		}
+	}()
+	view, index, ok = a.hub.cfg.View(a.key)
+	return view, index, ok, nil
+}
+
+// removeSession returns ss without s.
+func removeSession(ss []*session, s *session) []*session {
+	for i, x := range ss {
+		if x == s {
+			last := len(ss) - 1
+			copy(ss[i:], ss[i+1:])
+			ss[last] = nil
+			return ss[:last]
+		}
+	}
+	return ss
+}

@@ -1,0 +1,302 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/anthdm/hollywood/actor"
+	"github.com/switchboard/switchboard/fsm"
+)
+
+// Outbox is a session's bounded outbound buffer of encoded frames. It has
+// the method of transport.Outbox, so a transport session satisfies both
+// without this package importing transport.
+type Outbox interface {
+	// Deliver queues one complete encoded frame without blocking. It
+	// returns false when the buffer is full: the session is then cut off
+	// and is never delivered to again.
+	Deliver(frame []byte) bool
+}
+
+// Defaults for Config's zero fields.
+const (
+	DefaultHistorySize  = 65536
+	DefaultQueryTimeout = 2 * time.Second
+)
+
+// Errors returned by the hub's queries.
+var (
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("actors: hub closed")
+	// ErrNoView means this node holds no live view of the list or
+	// conversation asked about: it has seen no event for it (or the
+	// conversation closed).
+	ErrNoView = errors.New("actors: no live view on this node")
+	// ErrTimeout means the actor did not answer within QueryTimeout.
+	ErrTimeout = errors.New("actors: actor did not answer in time")
+)
+
+// Config configures a Hub.
+type Config struct {
+	// HistorySize is how many recent events are kept for resume
+	// (DefaultHistorySize if zero).
+	HistorySize int
+	// Encode encodes one event as one complete wire frame
+	// (transport.EncodeEvent). Required.
+	Encode func(fsm.Event) ([]byte, error)
+	// View returns the stream view for a recipient key and the log index X
+	// that view reflects (fsm.State.Index, read under the FSM's read lock);
+	// ok is false if the key names nobody. Required. It is called from
+	// actor goroutines, never under the hub's lock.
+	View func(key string) (view fsm.StreamView, index uint64, ok bool)
+	// Logger receives the hub's logs (discarded if nil).
+	Logger *slog.Logger
+	// QueryTimeout bounds ListView and Conversation (DefaultQueryTimeout
+	// if zero).
+	QueryTimeout time.Duration
+}
+
+// Hub fans the FSM's events out to this node's sessions and keeps the
+// per-node history used for resume. It implements fsm.Sink. Its methods
+// are safe for concurrent use.
+type Hub struct {
+	cfg    Config
+	log    *slog.Logger
+	engine *actor.Engine
+
+	mu      sync.Mutex
+	closed  bool
+	hist    *history
+	agents  map[string]*actor.PID // by recipient key; kept until Close
+	lists   map[string]*actor.PID // by list id; kept until Close
+	convs   map[string]*actor.PID // by request id; dropped on close/reset
+	spawned uint64                // numbers conversation actor incarnations
+}
+
+var _ fsm.Sink = (*Hub)(nil)
+
+// NewHub returns a hub with its own hollywood engine.
+func NewHub(cfg Config) (*Hub, error) {
+	if cfg.Encode == nil {
+		return nil, errors.New("actors: Config.Encode is required")
+	}
+	if cfg.View == nil {
+		return nil, errors.New("actors: Config.View is required")
+	}
+	if cfg.HistorySize < 0 {
+		return nil, fmt.Errorf("actors: negative HistorySize %d", cfg.HistorySize)
+	}
+	if cfg.HistorySize == 0 {
+		cfg.HistorySize = DefaultHistorySize
+	}
+	if cfg.QueryTimeout <= 0 {
+		cfg.QueryTimeout = DefaultQueryTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	e, err := actor.NewEngine(actor.NewEngineConfig())
+	if err != nil {
+		return nil, fmt.Errorf("actors: start engine: %w", err)
+	}
+	return &Hub{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		engine: e,
+		hist:   newHistory(cfg.HistorySize),
+		agents: map[string]*actor.PID{},
+		lists:  map[string]*actor.PID{},
+		convs:  map[string]*actor.PID{},
+	}, nil
+}
+
+// spawn starts an actor whose producer always returns the same receiver,
+// so a restart after a panic keeps its state. Restarts are immediate and
+// practically unlimited: in hollywood v1.0.5 reaching MaxRestarts calls a
+// nil cancel func and crashes the process, and each restart drops only the
+// message that panicked. Call with h.mu held.
+func (h *Hub) spawn(r actor.Receiver, kind, id string) *actor.PID {
+	return h.engine.Spawn(func() actor.Receiver { return r }, kind,
+		actor.WithID(id),
+		actor.WithRestartDelay(0),
+		actor.WithMaxRestarts(math.MaxInt32))
+}
+
+// Publish hands over the events of log entry index, in log order. It
+// encodes each event once, appends it to the history and queues it to the
+// agent actor of each recipient that has one, then to its list or
+// conversation actor. It never waits for a session. It implements
+// fsm.Sink.
+func (h *Hub) Publish(index uint64, evs []fsm.Event) {
+	if len(evs) == 0 {
+		return
+	}
+	block := make([]entry, len(evs))
+	for i := range evs {
+		frame, err := h.cfg.Encode(evs[i])
+		if err != nil {
+			// Nobody can receive an event that does not encode; the
+			// others of the entry still go out.
+			h.log.Error("cannot encode event; it is not delivered",
+				"index", index, "seq", evs[i].Seq, "kind", evs[i].Kind, "err", err)
+			continue
+		}
+		block[i] = entry{seq: evs[i].Seq, to: evs[i].To, frame: frame}
+	}
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	for i := range block {
+		e := &block[i]
+		if e.frame == nil {
+			continue
+		}
+		h.hist.push(e)
+		for _, key := range e.to {
+			if pid := h.agents[key]; pid != nil {
+				h.engine.Send(pid, e)
+			}
+		}
+	}
+	for i := range evs {
+		if block[i].frame != nil {
+			h.routeView(evs[i])
+		}
+	}
+}
+
+// Reset says the state was replaced by a snapshot at index: it clears the
+// history (a cursor at or before the snapshot can no longer resume), and
+// every attached session gets a fresh sync computed after the reset. List
+// views are cleared and conversation actors stopped; they are rebuilt from
+// later events and from the syncs. It implements fsm.Sink.
+func (h *Hub) Reset(index uint64) {
+	seq := syncSeq(index)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	h.hist.reset(seq)
+	for _, pid := range h.agents {
+		h.engine.Send(pid, resyncMsg{})
+	}
+	for _, pid := range h.lists {
+		h.engine.Send(pid, listReset{seq: seq})
+	}
+	for _, pid := range h.convs {
+		h.engine.Poison(pid)
+	}
+	clear(h.convs)
+}
+
+// Attach starts delivering key's events to out. With resume and a since
+// still covered by the history, the events after since are replayed, then
+// live ones follow; otherwise a sync event comes first, then every event
+// after it. Each event is delivered once, in log order. The returned
+// detach stops delivery: once it returns, out.Deliver is not called again.
+// A session whose Deliver refuses a frame (or panics) is dropped and never
+// delivered to again. If View does not know key when a sync is due,
+// nothing is delivered to the session and that is logged.
+func (h *Hub) Attach(key string, since uint64, resume bool, out Outbox) (detach func()) {
+	s := &session{out: out}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return func() {}
+	}
+	pid := h.agents[key]
+	if pid == nil {
+		pid = h.spawn(&agent{hub: h, key: key}, "agent", key)
+		h.agents[key] = pid
+	}
+	h.engine.Send(pid, attachMsg{s: s, since: since, resume: resume})
+	h.mu.Unlock()
+
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.detach()
+			h.engine.Send(pid, detachMsg{s: s})
+		})
+	}
+}
+
+// Close stops every actor, waiting a bounded time for them to finish, and
+// makes the hub inert: Publish and Reset do nothing, Attach delivers
+// nothing and the queries return ErrClosed. Sessions get nothing more.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	h.closed = true
+	var pids []*actor.PID
+	for _, m := range []map[string]*actor.PID{h.agents, h.lists, h.convs} {
+		for _, pid := range m {
+			pids = append(pids, pid)
+		}
+		clear(m)
+	}
+	h.hist.reset(0)
+	h.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, pid := range pids {
+		select {
+		case <-h.engine.PoisonCtx(ctx, pid).Done():
+		case <-ctx.Done():
+			h.log.Warn("actors did not stop in time", "actors", len(pids))
+			return
+		}
+	}
+}
+
+// replay returns the history's entries after seq, or ok false (and no
+// entries) when the history no longer holds every event after seq.
+func (h *Hub) replay(seq uint64) (entries []*entry, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.hist.covers(seq) {
+		return nil, false
+	}
+	return h.hist.after(seq, nil), true
+}
+
+// syncSeq is the seq of a sync reflecting log index: after every event of
+// that entry and before every event of the next.
+func syncSeq(index uint64) uint64 { return fsm.SeqOf(index, 1<<fsm.SeqShift-1) }
+
+// ask sends a query to pid and waits for its answer.
+func (h *Hub) ask(pid *actor.PID, q any) (any, error) {
+	res, err := h.engine.Request(pid, q, h.cfg.QueryTimeout).Result()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrTimeout, err)
+	}
+	return res, nil
+}
+
+// lookup returns the actor registered under id in m (one of the hub's
+// maps, which are only read or changed under h.mu).
+func (h *Hub) lookup(m map[string]*actor.PID, id string) (*actor.PID, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	pid := m[id]
+	if pid == nil {
+		return nil, ErrNoView
+	}
+	return pid, nil
+}
