@@ -96,12 +96,17 @@ type Credential struct {
 
 // Submit implements transport.Backend.
 func (s *Service) Submit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uint64, error) {
-	var token string
+	var (
+		token string
+		hash  []byte
+	)
 	switch a := cmd.Args.(type) {
 	case *fsm.CreateAgentArgs:
-		token, a.TokenHash = newToken()
+		token, hash = newToken()
+		a.TokenHash = hash
 	case *fsm.CreateConnectorArgs:
-		token, a.TokenHash = newToken()
+		token, hash = newToken()
+		a.TokenHash = hash
 	}
 	resp, err := s.node.Propose(ctx, cmd)
 	if err != nil {
@@ -111,14 +116,34 @@ func (s *Service) Submit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uin
 		return fsm.Result{}, resp.Index, fmt.Errorf("%w: %v", &fsm.Error{Code: fsm.CodeInternal, Msg: "undecodable command"}, resp.Err)
 	}
 	res := resp.Results[0]
-	if token != "" && res.Err == nil {
+	if token != "" && res.Err == nil && s.storedHashIs(cmd, hash) {
 		if c, ok := res.Data.(fsm.Created); ok {
 			res.Data = Credential{ID: c.ID, Token: token}
 		}
-		// A retried create returns the original result, without a token:
-		// the token was shown once, to the first answer.
 	}
+	// Otherwise this was a retry answered from the idempotency record: the
+	// stored hash is the first attempt's, so this attempt's token would not
+	// log in. The token was shown once, to the first answer.
 	return res, resp.Index, nil
+}
+
+// storedHashIs reports whether the credential the state holds for the
+// principal a create command made is hash.
+func (s *Service) storedHashIs(cmd *fsm.Command, hash []byte) bool {
+	var stored []byte
+	s.node.FSM().Read(func(st *fsm.State, _ uint64) {
+		switch a := cmd.Args.(type) {
+		case *fsm.CreateAgentArgs:
+			if ag := st.Agents[a.ID]; ag != nil {
+				stored = ag.TokenHash
+			}
+		case *fsm.CreateConnectorArgs:
+			if c := st.Connectors[a.ID]; c != nil {
+				stored = c.TokenHash
+			}
+		}
+	})
+	return subtle.ConstantTimeCompare(stored, hash) == 1
 }
 
 // newToken returns a random 256-bit token and its SHA-256.
