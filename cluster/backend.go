@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/switchboard/switchboard/actors"
 	"github.com/switchboard/switchboard/fsm"
@@ -27,6 +28,7 @@ type Service struct {
 	clientAddr string
 	sessions   func() int
 	version    string
+	batch      atomic.Pointer[Batcher] // group commit (batch.go)
 }
 
 // ServiceConfig configures a Service.
@@ -39,11 +41,13 @@ type ServiceConfig struct {
 	Sessions func() int
 	// Version is the build version reported in status.
 	Version string
+	// Batch configures group commit of submitted commands (batch.go).
+	Batch BatchConfig
 }
 
 // NewService wires a node and its hub into a transport.Backend.
 func NewService(node *Node, hub *actors.Hub, cfg ServiceConfig) *Service {
-	return &Service{
+	s := &Service{
 		node:       node,
 		hub:        hub,
 		adminHash:  sha256.Sum256([]byte(cfg.AdminToken)),
@@ -51,6 +55,8 @@ func NewService(node *Node, hub *actors.Hub, cfg ServiceConfig) *Service {
 		sessions:   cfg.Sessions,
 		version:    cfg.Version,
 	}
+	s.SetBatch(cfg.Batch)
+	return s
 }
 
 // SetSessions sets the function that reports open client connections.
@@ -108,7 +114,7 @@ func (s *Service) Submit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uin
 		token, hash = newToken()
 		a.TokenHash = hash
 	}
-	resp, err := s.node.Propose(ctx, cmd)
+	resp, err := s.propose(ctx, cmd)
 	if err != nil {
 		return fsm.Result{}, 0, err
 	}
