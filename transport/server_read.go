@@ -1,0 +1,280 @@
+package transport
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/switchboard/switchboard/fsm"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// maxClientID bounds the client id of a hello: it travels in every command.
+const maxClientID = 128
+
+// readLoop reads and handles frames until the connection fails or the
+// session stops.
+func (s *session) readLoop() {
+	cfg := &s.srv.cfg
+	helloBy := time.Now().Add(cfg.HelloTimeout)
+	_ = s.conn.SetReadDeadline(helloBy)
+	br := bufio.NewReaderSize(s.conn, readBufSize)
+	var (
+		buf []byte
+		f   Frame
+	)
+	for {
+		if s.authed {
+			// Idle is time spent waiting on the client, so the deadline
+			// is set before each read, not after the previous frame.
+			_ = s.conn.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
+		}
+		p, err := ReadFramePayload(br, cfg.MaxFrame, buf)
+		if err != nil {
+			s.readFailed(err)
+			return
+		}
+		buf = nil
+		if cap(p) <= keepBufSize {
+			buf = p[:0] // decoded frames copy what they keep
+		}
+		if s.isStopped() {
+			return
+		}
+		if err := DecodeFrame(p, &f); err != nil {
+			s.stop(errorBody(err), false)
+			return
+		}
+		if !s.handle(&f) {
+			return
+		}
+	}
+}
+
+// readFailed stops the session after a read error, with the bye it calls for.
+func (s *session) readFailed(err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, ErrFrameTooLarge), errors.Is(err, ErrMalformedFrame):
+		s.stop(errorBody(err), false)
+	case errors.As(err, &ne) && ne.Timeout() && !s.isStopped():
+		if s.authed {
+			s.stop(byeBody(fsm.CodeTimeout, "idle for %v", s.srv.cfg.IdleTimeout), false)
+		} else {
+			s.stop(byeBody(fsm.CodeHelloTimeout, "no hello within %v", s.srv.cfg.HelloTimeout), false)
+		}
+	default:
+		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			s.logger().Debug("transport: read", "err", err)
+		}
+		s.stop(nil, false)
+	}
+}
+
+// handle acts on one decoded frame. It returns false when the session must
+// stop reading.
+func (s *session) handle(f *Frame) bool {
+	switch f.T {
+	case TypeHello:
+		if s.authed {
+			s.protocolError(f, "second hello")
+			return false
+		}
+		return s.hello(f)
+	case TypeRequest:
+		if !s.authed {
+			s.send(&Frame{T: TypeResponse, ID: f.ID, Err: byeBody(fsm.CodeUnauthenticated, "send hello first")})
+			return true
+		}
+		return s.request(f)
+	case TypePing:
+		s.send(&Frame{T: TypePong, ID: f.ID})
+		return true
+	case TypePong:
+		return true
+	}
+	s.protocolError(f, fmt.Sprintf("unexpected %q frame", f.T))
+	return false
+}
+
+// protocolError answers a frame that is not allowed now: a failed res if
+// it carries an id, then bye, and the session stops.
+func (s *session) protocolError(f *Frame, msg string) {
+	body := byeBody(fsm.CodeProtocol, "%s", msg)
+	if f.ID != 0 {
+		s.send(&Frame{T: TypeResponse, ID: f.ID, Err: body})
+	}
+	s.stop(body, false)
+}
+
+// hello authenticates the session, answers welcome and attaches the
+// principal's event stream.
+func (s *session) hello(f *Frame) bool {
+	if f.V != ProtocolVersion {
+		s.stop(byeBody(fsm.CodeProtocol, "protocol version %d not supported, this server speaks %d", f.V, ProtocolVersion), false)
+		return false
+	}
+	role := fsm.ParseRole(f.Role)
+	if role == fsm.RoleNone {
+		s.stop(byeBody(fsm.CodeBadRequest, "unknown role %q", f.Role), false)
+		return false
+	}
+	if len(f.Client) > maxClientID {
+		s.stop(byeBody(fsm.CodeBadRequest, "client id longer than %d bytes", maxClientID), false)
+		return false
+	}
+	user := f.User
+	if role == fsm.RoleAdmin {
+		user = ""
+	}
+	p, err := s.srv.backend.Authenticate(role, user, f.Token)
+	if err != nil {
+		s.stop(errorBody(err), false)
+		return false
+	}
+	if s.isStopped() {
+		return false
+	}
+	s.principal = p
+	s.clientID = f.Client
+	if s.clientID == "" {
+		s.clientID = rand.Text()
+	}
+	s.authed = true
+	log := s.logger().With("role", p.Role.String(), "user", p.ID, "client", s.clientID)
+	s.log.Store(log)
+
+	// welcome is queued before Attach, so it precedes every event.
+	s.send(&Frame{
+		T:        TypeWelcome,
+		V:        ProtocolVersion,
+		Node:     s.srv.cfg.NodeID,
+		Role:     p.Role.String(),
+		User:     p.ID,
+		Client:   s.clientID,
+		MaxFrame: s.srv.cfg.MaxFrame,
+	})
+	if key := p.Key(); key != "" {
+		var since uint64
+		if f.Since != nil {
+			since = *f.Since
+		}
+		s.detach = s.srv.backend.Attach(key, since, f.Since != nil, s)
+	}
+	log.Debug("transport: hello", "resume", f.Since != nil)
+	return true
+}
+
+// request validates a req and runs it in its own goroutine, waiting for a
+// free in-flight slot first (backpressure). It returns false if the session
+// stopped while waiting.
+func (s *session) request(f *Frame) bool {
+	id := f.ID
+	if f.Op == "" {
+		s.send(&Frame{T: TypeResponse, ID: id, Err: byeBody(fsm.CodeBadRequest, "req without op")})
+		return true
+	}
+	var job func(ctx context.Context) *Frame
+	if info := fsm.Commands.LookupName(f.Op); info != nil {
+		_, args, ferr := fsm.Commands.DecodeArgs(f.Op, f.Args)
+		if ferr != nil {
+			s.send(&Frame{T: TypeResponse, ID: id, Err: errorBody(ferr)})
+			return true
+		}
+		if !info.Allowed(s.principal.Role) {
+			s.send(&Frame{T: TypeResponse, ID: id, Err: byeBody(fsm.CodeForbidden, "%s may not %s", s.principal.Role, f.Op)})
+			return true
+		}
+		cmd := &fsm.Command{Op: info.Op, By: s.principal, ClientID: s.clientID, Seq: f.Seq, Args: args}
+		job = func(ctx context.Context) *Frame {
+			res, index, err := s.srv.backend.Submit(ctx, cmd)
+			if err != nil {
+				return &Frame{T: TypeResponse, ID: id, Err: errorBody(err)}
+			}
+			if res.Err != nil {
+				return &Frame{T: TypeResponse, ID: id, Index: index, Err: errorBody(res.Err)}
+			}
+			return okFrame(id, res.Data, index)
+		}
+	} else {
+		op, args, p, lin := f.Op, f.Args, s.principal, f.Linearizable
+		job = func(ctx context.Context) *Frame {
+			if lin {
+				ctx = WithLinearizable(ctx)
+			}
+			data, err := s.srv.backend.Query(ctx, p, op, args)
+			if err != nil {
+				return &Frame{T: TypeResponse, ID: id, Err: errorBody(err)}
+			}
+			return okFrame(id, data, 0)
+		}
+	}
+
+	select {
+	case s.inflight <- struct{}{}:
+	case <-s.stopCh:
+		return false
+	}
+	s.reqs.Add(1)
+	go func() {
+		defer s.reqs.Done()
+		defer func() { <-s.inflight }()
+		s.guard("request", func() { s.send(job(s.ctx)) })
+	}()
+	return true
+}
+
+// okFrame is a successful res carrying data (omitted when nil).
+func okFrame(id uint64, data any, index uint64) *Frame {
+	f := &Frame{T: TypeResponse, ID: id, OK: true, Index: index}
+	if data != nil {
+		raw, err := marshalData(data)
+		if err != nil {
+			return &Frame{T: TypeResponse, ID: id, Index: index, Err: byeBody(fsm.CodeInternal, "encode result: %v", err)}
+		}
+		f.Data = raw
+	}
+	return f
+}
+
+// marshalData encodes a result the way frames are encoded (compact ints).
+func marshalData(v any) (msgpack.RawMessage, error) {
+	var buf bytes.Buffer
+	enc := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(enc)
+	enc.Reset(&buf)
+	enc.UseCompactInts(true)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// errorBody converts err into the wire error, with the leader and retry
+// hints of errors that carry them.
+func errorBody(err error) *ErrorBody {
+	b := NewErrorBody(err)
+	b.Msg = strings.TrimPrefix(b.Msg, b.Name+": ") // the name is already in the body
+	if b.Code == fsm.CodeInternal && errors.Is(err, context.DeadlineExceeded) {
+		b.Code, b.Name = fsm.CodeTimeout, fsm.CodeTimeout.String()
+	}
+	var la interface{ LeaderAddr() string }
+	if errors.As(err, &la) {
+		b.Leader = la.LeaderAddr()
+	}
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		if d := ra.RetryAfter(); d > 0 {
+			b.RetryMs = int(min((d+time.Millisecond-1)/time.Millisecond, math.MaxInt32))
+		}
+	}
+	return b
+}

@@ -1,0 +1,527 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/fsm"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+func TestHelloWelcome(t *testing.T) {
+	h := newHarness(t, ServerConfig{NodeID: "node-7"}, nil)
+
+	w := h.dial().hello("admin", "ignored")
+	if w.V != ProtocolVersion || w.Node != "node-7" || w.Role != "admin" || w.User != "root" ||
+		w.MaxFrame != DefaultMaxFrame || w.Client == "" {
+		t.Fatalf("welcome %+v", w)
+	}
+	w2 := h.dial().hello("admin", "")
+	if w2.Client == w.Client {
+		t.Fatalf("two connections got the same generated client id %q", w.Client)
+	}
+
+	// An agent resuming from a cursor: welcome carries its client id, then
+	// its stream starts after the cursor; welcome always comes first.
+	c := h.dial()
+	since := uint64(42)
+	c.send(&Frame{T: TypeHello, V: ProtocolVersion, Role: "agent", User: "bob", Token: testToken, Client: "console-1", Since: &since})
+	w = c.read()
+	if w.T != TypeWelcome || w.Role != "agent" || w.User != "bob" || w.Client != "console-1" {
+		t.Fatalf("first frame %+v, want the agent's welcome", w)
+	}
+	if ev := c.read(); ev.T != TypeEvent || ev.Seq != 43 || ev.Kind != "sync" {
+		t.Fatalf("second frame %+v, want the sync event after the cursor", ev)
+	}
+	h.be.mu.Lock()
+	calls := slices.Clone(h.be.attaches)
+	h.be.mu.Unlock()
+	if want := []attachCall{{fsm.AgentKey("bob"), 42, true}}; !slices.Equal(calls, want) {
+		t.Fatalf("Attach calls %v, want %v (admins have no stream)", calls, want)
+	}
+	if n := h.srv.Sessions(); n != 3 {
+		t.Fatalf("Sessions() = %d, want 3", n)
+	}
+	if h.srv.Addr() == nil || h.srv.Addr().String() != h.addr {
+		t.Fatalf("Addr() = %v, want %s", h.srv.Addr(), h.addr)
+	}
+}
+
+func TestHelloBadToken(t *testing.T) {
+	h := newHarness(t, ServerConfig{}, nil)
+	c := h.dial()
+	c.send(&Frame{T: TypeHello, V: ProtocolVersion, Role: "agent", User: "bob", Token: "wrong"})
+	c.expectBye(fsm.CodeUnauthenticated)
+	waitFor(t, "the session to end", func() bool { return h.srv.Sessions() == 0 })
+}
+
+func TestHelloTimeout(t *testing.T) {
+	h := newHarness(t, ServerConfig{HelloTimeout: 100 * time.Millisecond}, nil)
+	h.dial().expectBye(fsm.CodeHelloTimeout)
+}
+
+func TestRequestBeforeHello(t *testing.T) {
+	h := newHarness(t, ServerConfig{}, nil)
+	c := h.dial()
+	c.send(&Frame{T: TypeRequest, ID: 7, Op: "noop"})
+	res := c.readType(TypeResponse)
+	if res.ID != 7 || res.OK || errCode(res) != fsm.CodeUnauthenticated {
+		t.Fatalf("res %+v (err %v), want id 7 unauthenticated", res, res.Err)
+	}
+	c.roundTrip(8) // ping is answered before hello too
+	c.hello("admin", "")
+	if res := c.call(9, "noop", nil, 0); !res.OK {
+		t.Fatalf("after hello: %+v", res.Err)
+	}
+	h.be.mu.Lock()
+	n := len(h.be.commands)
+	h.be.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("backend saw %d commands, want only the one after hello", n)
+	}
+}
+
+func TestProtocolViolations(t *testing.T) {
+	cases := []struct {
+		name  string
+		hello bool // complete a hello first
+		frame Frame
+		res   bool // a res with the frame's id comes before the bye
+		code  fsm.Code
+	}{
+		{"second hello", true, Frame{T: TypeHello, V: ProtocolVersion, Role: "admin", Token: testToken}, false, fsm.CodeProtocol},
+		{"wrong version", false, Frame{T: TypeHello, V: 99, Role: "admin", Token: testToken}, false, fsm.CodeProtocol},
+		{"unknown role", false, Frame{T: TypeHello, V: ProtocolVersion, Role: "system", Token: testToken}, false, fsm.CodeBadRequest},
+		{"long client id", false, Frame{T: TypeHello, V: ProtocolVersion, Role: "admin", Token: testToken, Client: string(make([]byte, 200))}, false, fsm.CodeBadRequest},
+		{"server frame type", true, Frame{T: TypeEvent, ID: 9}, true, fsm.CodeProtocol},
+		{"unknown frame type", false, Frame{T: "subscribe"}, false, fsm.CodeProtocol},
+	}
+	h := newHarness(t, ServerConfig{}, nil)
+	healthy := h.helloClient("admin", "")
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := h.dial()
+			c.t = t
+			if tc.hello {
+				c.hello("admin", "")
+			}
+			c.send(&tc.frame)
+			if tc.res {
+				res := c.readType(TypeResponse)
+				if res.ID != tc.frame.ID || errCode(res) != tc.code {
+					t.Fatalf("res %+v (err %v)", res, res.Err)
+				}
+			}
+			c.expectBye(tc.code)
+			healthy.t = t
+			healthy.roundTrip(uint64(i + 1))
+		})
+	}
+}
+
+// TestBadInput sends malformed and hostile bytes; each gets a typed bye and
+// a closed connection, and a client connected alongside keeps being served.
+func TestBadInput(t *testing.T) {
+	cases := []struct {
+		name  string
+		hello bool
+		raw   []byte
+		code  fsm.Code
+	}{
+		{"max length prefix", false, []byte{0xff, 0xff, 0xff, 0xff}, fsm.CodeFrameTooLarge},
+		{"max length prefix after hello", true, []byte{0xff, 0xff, 0xff, 0xff, 1, 2, 3}, fsm.CodeFrameTooLarge},
+		{"just above the limit", false, []byte{0x00, 0x10, 0x00, 0x01}, fsm.CodeFrameTooLarge},
+		{"http request", false, []byte("GET / HTTP/1.1\r\nHost: switchboard\r\n\r\n"), fsm.CodeFrameTooLarge},
+		{"zero length", false, []byte{0, 0, 0, 0}, fsm.CodeMalformedFrame},
+		{"invalid msgpack", false, []byte{0, 0, 0, 2, 0xc1, 0xc1}, fsm.CodeMalformedFrame},
+		{"not a map", false, []byte{0, 0, 0, 1, 0x07}, fsm.CodeMalformedFrame},
+		{"map without type", true, []byte{0, 0, 0, 1, 0x80}, fsm.CodeMalformedFrame},
+		{"truncated map", false, []byte{0, 0, 0, 3, 0x81, 0xa1, 't'}, fsm.CodeMalformedFrame},
+		{"type not a string", false, []byte{0, 0, 0, 4, 0x81, 0xa1, 't', 0x05}, fsm.CodeMalformedFrame},
+	}
+	h := newHarness(t, ServerConfig{}, nil)
+	healthy := h.helloClient("agent", "alice")
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := h.dial()
+			c.t, healthy.t = t, t
+			if tc.hello {
+				c.hello("agent", fmt.Sprint("bad", i))
+			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			c.writeRaw(tc.raw)
+			c.expectBye(tc.code) // promptly: the server does not wait for a payload it refuses
+			runtime.ReadMemStats(&after)
+			if grew := after.TotalAlloc - before.TotalAlloc; grew > 32<<20 {
+				t.Fatalf("the server allocated %d bytes for a refused frame", grew)
+			}
+			healthy.roundTrip(uint64(i + 1))
+		})
+	}
+	waitFor(t, "bad sessions to end", func() bool { return h.srv.Sessions() == 1 })
+}
+
+func TestUnknownOpKeepsSession(t *testing.T) {
+	h := newHarness(t, ServerConfig{}, nil)
+	healthy := h.helloClient("admin", "")
+	c := h.helloClient("agent", "bob")
+	res := c.call(1, "no_such_op", map[string]any{"x": 1}, 0)
+	if res.OK || errCode(res) != fsm.CodeUnknownOp || res.Err.Name != "unknown_op" {
+		t.Fatalf("res %+v (err %v), want unknown_op", res, res.Err)
+	}
+	c.roundTrip(2)
+	healthy.roundTrip(3)
+}
+
+// notLeader is a Submit failure carrying the leader hint, wrapped the way a
+// cluster layer would.
+type notLeader struct{ addr string }
+
+func (e notLeader) Error() string      { return "not the leader" }
+func (e notLeader) LeaderAddr() string { return e.addr }
+func (e notLeader) Unwrap() error      { return &fsm.Error{Code: fsm.CodeNotLeader, Msg: "not the leader"} }
+
+type noLeader struct{ after time.Duration }
+
+func (e noLeader) Error() string             { return "no leader" }
+func (e noLeader) RetryAfter() time.Duration { return e.after }
+
+func TestRequests(t *testing.T) {
+	be := newFakeBackend()
+	be.submit = func(ctx context.Context, cmd *fsm.Command) (fsm.Result, uint64, error) {
+		switch cmd.Seq {
+		case 100:
+			return fsm.Result{Err: fsm.Errorf(fsm.CodeNotFound, "list %q not found", "l1")}, 12, nil
+		case 101:
+			return fsm.Result{}, 0, fmt.Errorf("submit: %w", notLeader{"10.0.0.2:7400"})
+		case 102:
+			return fsm.Result{}, 0, &fsm.Error{Code: fsm.CodeNoLeader, Msg: "election"}
+		case 103:
+			return fsm.Result{}, 0, fmt.Errorf("%w: %w", &fsm.Error{Code: fsm.CodeNoLeader, Msg: "election"}, noLeader{1500 * time.Millisecond})
+		case 104:
+			return fsm.Result{}, 0, context.DeadlineExceeded
+		case 105:
+			return fsm.Result{Data: make(chan int)}, 13, nil // not encodable
+		}
+		return fsm.Result{Data: echo{Op: fsm.Commands.Lookup(cmd.Op).Name, By: cmd.By.ID, Client: cmd.ClientID, Seq: cmd.Seq}}, 11, nil
+	}
+	h := newHarness(t, ServerConfig{}, be)
+	admin := h.dial()
+	admin.send(&Frame{T: TypeHello, V: ProtocolVersion, Role: "admin", Token: testToken, Client: "ctl-1"})
+	admin.readType(TypeWelcome)
+	agent := h.helloClient("agent", "bob")
+
+	// Success: data is the msgpack of the result, index the log index, and
+	// the command carries the principal, client id and sequence.
+	res := admin.call(1, "create_mrd", fsm.CreateMRDArgs{ID: "chat", Name: "Chat"}, 5)
+	var got echo
+	if !res.OK || res.Index != 11 || res.Err != nil || msgpack.Unmarshal(res.Data, &got) != nil {
+		t.Fatalf("res %+v", res)
+	}
+	if want := (echo{Op: "create_mrd", By: "root", Client: "ctl-1", Seq: 5}); got != want {
+		t.Fatalf("command %+v, want %+v", got, want)
+	}
+	h.be.mu.Lock()
+	cmd := h.be.commands[0]
+	h.be.mu.Unlock()
+	if a, ok := cmd.Args.(*fsm.CreateMRDArgs); !ok || a.ID != "chat" || cmd.Op != fsm.Commands.LookupName("create_mrd").Op || cmd.By.Role != fsm.RoleAdmin {
+		t.Fatalf("command %+v args %#v", cmd, cmd.Args)
+	}
+
+	// Query success.
+	res = admin.call(2, "status", nil, 0)
+	var st NodeStatus
+	if !res.OK || msgpack.Unmarshal(res.Data, &st) != nil || st.Node != "node-1" {
+		t.Fatalf("status res %+v", res)
+	}
+
+	cases := []struct {
+		name    string
+		c       *client
+		op      string
+		args    any
+		seq     uint64
+		code    fsm.Code
+		leader  string
+		retryMs int
+	}{
+		{"business error", admin, "noop", nil, 100, fsm.CodeNotFound, "", 0},
+		{"not leader", admin, "noop", nil, 101, fsm.CodeNotLeader, "10.0.0.2:7400", 0},
+		{"no leader", admin, "noop", nil, 102, fsm.CodeNoLeader, "", 0},
+		{"no leader with retry hint", admin, "noop", nil, 103, fsm.CodeNoLeader, "", 1500},
+		{"deadline", admin, "noop", nil, 104, fsm.CodeTimeout, "", 0},
+		{"unencodable result", admin, "noop", nil, 105, fsm.CodeInternal, "", 0},
+		{"forbidden", agent, "create_mrd", fsm.CreateMRDArgs{ID: "x"}, 1, fsm.CodeForbidden, "", 0},
+		{"bad args", admin, "create_mrd", "not a map", 1, fsm.CodeBadRequest, "", 0},
+		{"empty op", admin, "", nil, 0, fsm.CodeBadRequest, "", 0},
+		{"query error", agent, "get_nothing", nil, 0, fsm.CodeUnknownOp, "", 0},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.c.t = t
+			res := tc.c.call(uint64(100+i), tc.op, tc.args, tc.seq)
+			if res.OK || res.Err == nil || res.Err.Code != tc.code || res.Err.Name != tc.code.String() ||
+				res.Err.Msg == "" || res.Err.Leader != tc.leader || res.Err.RetryMs != tc.retryMs {
+				t.Fatalf("res %+v err %+v, want %s leader %q retry %d", res, res.Err, tc.code, tc.leader, tc.retryMs)
+			}
+		})
+	}
+}
+
+// TestPipelined writes many requests at once; every one gets exactly one
+// response with its id, and no more than MaxInFlight run at a time.
+func TestPipelined(t *testing.T) {
+	const n, maxInFlight = 300, 8
+	be := newFakeBackend()
+	be.submit = func(ctx context.Context, cmd *fsm.Command) (fsm.Result, uint64, error) {
+		time.Sleep(time.Duration(rand.IntN(500)) * time.Microsecond) // simulated work, so answers reorder
+		return fsm.Result{Data: cmd.Seq}, cmd.Seq, nil
+	}
+	h := newHarness(t, ServerConfig{MaxInFlight: maxInFlight}, be)
+	c := h.helloClient("admin", "")
+
+	var buf []byte
+	for id := uint64(1); id <= n; id++ {
+		f := &Frame{T: TypeRequest, ID: id, Op: "noop", Seq: id}
+		if id%3 == 0 {
+			f = &Frame{T: TypeRequest, ID: id, Op: "status"}
+		}
+		var err error
+		if buf, err = AppendFrame(buf, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.writeRaw(buf)
+
+	seen := map[uint64]bool{}
+	for range n {
+		res := c.readType(TypeResponse)
+		if !res.OK || seen[res.ID] || res.ID < 1 || res.ID > n {
+			t.Fatalf("res %+v (err %v)", res, res.Err)
+		}
+		seen[res.ID] = true
+		if res.ID%3 != 0 {
+			var seq uint64
+			if err := msgpack.Unmarshal(res.Data, &seq); err != nil || seq != res.ID || res.Index != res.ID {
+				t.Fatalf("res %d carries seq %d index %d (%v)", res.ID, seq, res.Index, err)
+			}
+		}
+	}
+	c.roundTrip(n + 1)
+	be.mu.Lock()
+	peak := be.maxInflight
+	be.mu.Unlock()
+	if peak < 1 || peak > maxInFlight {
+		t.Fatalf("peak concurrent requests %d, want 1..%d", peak, maxInFlight)
+	}
+}
+
+// TestSlowConsumer stalls one client while the backend pushes events to it
+// and to a second client: the stalled one is cut off without ever blocking
+// the pusher, and the other keeps getting every event promptly.
+func TestSlowConsumer(t *testing.T) {
+	h := newHarness(t, ServerConfig{OutboxFrames: 64, WriteTimeout: time.Minute}, nil)
+	slow := h.helloClient("agent", "slow")
+	slow.readType(TypeEvent) // sync; then it stops reading
+	fast := h.helloClient("agent", "fast")
+	fast.readType(TypeEvent)
+	slowBox := h.be.outbox(t, fsm.AgentKey("slow"))
+	fastBox := h.be.outbox(t, fsm.AgentKey("fast"))
+
+	type got struct {
+		seq uint64
+		err error
+	}
+	events := make(chan got, 16)
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		_ = fast.c.SetReadDeadline(time.Time{}) // nextEvent bounds the waits
+		for {
+			var f Frame
+			err := ReadFrame(fast.br, DefaultMaxFrame, &f)
+			if err != nil {
+				events <- got{err: err}
+				return
+			}
+			if f.T == TypeEvent {
+				events <- got{seq: f.Seq}
+			}
+		}
+	}()
+	nextEvent := func(want uint64) {
+		t.Helper()
+		select {
+		case g := <-events:
+			if g.err != nil || g.seq != want {
+				t.Fatalf("fast client got seq %d (err %v), want %d", g.seq, g.err, want)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatalf("fast client did not get event %d in time while the other client was stalled", want)
+		}
+	}
+
+	payload := bytes.Repeat([]byte("x"), 16<<10)
+	seq := uint64(1000)
+	cutAt := 0
+	for i := 1; i <= 100_000 && cutAt == 0; i++ {
+		seq++
+		ev, err := EncodeEvent(fsm.Event{Seq: seq, Kind: "test", Data: payload})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slowBox.Deliver(ev) {
+			cutAt = i
+		}
+		if !fastBox.Deliver(ev) {
+			t.Fatalf("the fast client was cut off at event %d", i)
+		}
+		nextEvent(seq)
+	}
+	if cutAt == 0 {
+		t.Fatal("the stalled client was never cut off")
+	}
+	t.Logf("stalled client cut off after %d events", cutAt)
+	if slowBox.Deliver([]byte{0, 0, 0, 1, 0x80}) {
+		t.Fatal("Deliver accepted a frame after the cut-off")
+	}
+
+	// The stalled client finds its connection closed once it reads again
+	// (after the frames that made it out, and a bye if it still fit).
+	for _, f := range slow.expectClosed() {
+		if f.T == TypeBye && errCode(f) != fsm.CodeSlowConsumer {
+			t.Fatalf("bye %+v, want slow_consumer", f.Err)
+		}
+	}
+	waitFor(t, "the stalled session to end", func() bool { return h.srv.Sessions() == 1 })
+
+	// The other client is unaffected.
+	for range 10 {
+		seq++
+		ev, _ := EncodeEvent(fsm.Event{Seq: seq, Kind: "test"})
+		if !fastBox.Deliver(ev) {
+			t.Fatal("fast client cut off")
+		}
+		nextEvent(seq)
+	}
+	fast.c.Close()
+	<-events // its reader's error
+	<-readerDone
+}
+
+func TestIdleTimeout(t *testing.T) {
+	const idle = 500 * time.Millisecond
+	h := newHarness(t, ServerConfig{IdleTimeout: idle}, nil)
+	c := h.helloClient("agent", "bob")
+	// Pings keep it open well past the idle timeout...
+	tick := time.NewTicker(idle / 5)
+	defer tick.Stop()
+	for i := range 15 {
+		<-tick.C
+		c.roundTrip(uint64(i + 1))
+	}
+	// ...silence closes it.
+	c.expectBye(fsm.CodeTimeout)
+}
+
+func TestDetachOnDisconnect(t *testing.T) {
+	h := newHarness(t, ServerConfig{}, nil)
+	c := h.helloClient("connector", "fb")
+	c.readType(TypeEvent)
+	h.be.mu.Lock()
+	calls := slices.Clone(h.be.attaches)
+	h.be.mu.Unlock()
+	if want := []attachCall{{fsm.ConnectorKey("fb"), 0, false}}; !slices.Equal(calls, want) {
+		t.Fatalf("Attach calls %v, want %v", calls, want)
+	}
+	c.c.Close()
+	waitFor(t, "detach", func() bool {
+		h.be.mu.Lock()
+		defer h.be.mu.Unlock()
+		return slices.Equal(h.be.detached, []string{fsm.ConnectorKey("fb")})
+	})
+	waitFor(t, "the session to end", func() bool { return h.srv.Sessions() == 0 })
+}
+
+// TestBackendPanic: a panic under one session ends that session only.
+func TestBackendPanic(t *testing.T) {
+	be := newFakeBackend()
+	be.query = func(ctx context.Context, p fsm.Principal, op string, args msgpack.RawMessage) (any, error) {
+		if op == "boom" {
+			panic("backend bug")
+		}
+		return "ok", nil
+	}
+	h := newHarness(t, ServerConfig{}, be)
+	h.panicsWanted = 1
+	healthy := h.helloClient("admin", "")
+	c := h.helloClient("admin", "")
+	c.send(&Frame{T: TypeRequest, ID: 1, Op: "boom"})
+	c.expectBye(fsm.CodeInternal)
+	if res := healthy.call(2, "other", nil, 0); !res.OK {
+		t.Fatalf("healthy client: %+v", res.Err)
+	}
+}
+
+// TestCloseCancelsRequests: requests in flight see their context
+// cancelled when the session ends, and Close waits for them.
+func TestCloseCancelsRequests(t *testing.T) {
+	started := make(chan struct{})
+	be := newFakeBackend()
+	be.submit = func(ctx context.Context, cmd *fsm.Command) (fsm.Result, uint64, error) {
+		close(started)
+		<-ctx.Done()
+		return fsm.Result{}, 0, ctx.Err()
+	}
+	h := newHarness(t, ServerConfig{}, be)
+	c := h.helloClient("admin", "")
+	c.send(&Frame{T: TypeRequest, ID: 1, Op: "noop"})
+	<-started
+	c.c.Close()
+	waitFor(t, "the session to end", func() bool { return h.srv.Sessions() == 0 })
+}
+
+func TestClose(t *testing.T) {
+	h := newHarness(t, ServerConfig{}, nil)
+	a := h.helloClient("admin", "")
+	b := h.helloClient("agent", "bob")
+	b.readType(TypeEvent)
+
+	done := make(chan error, 1)
+	go func() { done <- h.srv.Close() }()
+	a.expectBye(fsm.CodeUnavailable)
+	b.expectBye(fsm.CodeUnavailable)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("Close did not return")
+	}
+	if n := h.srv.Sessions(); n != 0 {
+		t.Fatalf("Sessions() = %d after Close", n)
+	}
+	if err := h.serveResult(); !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve returned %v", err)
+	}
+	if err := h.srv.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.srv.Serve(ln); !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve after Close returned %v", err)
+	}
+}
