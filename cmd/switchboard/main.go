@@ -29,6 +29,7 @@ func commands() []command {
 		{"ctl", "administer a node: create, get, subscribe, status", runCtl},
 		{"agent", "act as an agent from a terminal: watch notifications, join, send, leave, close", runAgent},
 		{"customer", "act as a customer through a channel connector", runCustomer},
+		{"bench", "load-test a running cluster (--addr) or one started in-process (--embedded)", runBench},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			_, err := fmt.Fprintln(stdout, "switchboard", version)
 			return err

@@ -1,0 +1,254 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/transport"
+)
+
+// caseRun is the state of one case while it runs.
+type caseRun struct {
+	cfg    *Config
+	k      Case
+	handle float64 // fraction of requests agents handle (0 in memory)
+	addrs  []string
+	token  string
+	emb    *embedded // nil against a running cluster
+	topo   *topology
+	admin  *transport.Client
+	agents []*agentConn
+	conns  []*transport.Client
+
+	// load is cancelled when the load stops; workers check it between
+	// commands (commands in flight finish under their own timeout).
+	load       context.Context
+	stopLoad   context.CancelFunc
+	measuring  atomic.Bool // inside the measurement window
+	windowFrom time.Time
+	windowTo   time.Time
+
+	cmdLat   *Recorder
+	opLat    map[string]*Recorder // fixed before the load starts
+	notifLat *Recorder
+	acks     ackTable
+
+	committed  atomic.Int64 // commands answered in the window
+	done       atomic.Int64 // commands answered, any time (progress)
+	errs       atomic.Int64
+	errMu      sync.Mutex
+	errSamples []string
+	early      atomic.Int64 // notifications read before their ack
+	connEvents atomic.Int64 // events read by connector connections
+
+	// Expected list events per list: each goes to all its subscribers.
+	listEvents []atomic.Int64
+	opened     atomic.Int64 // requests opened (any time)
+	convs      sync.WaitGroup
+}
+
+func newCaseRun(cfg *Config, k Case) *caseRun {
+	r := &caseRun{cfg: cfg, k: k, handle: cfg.Handle, cmdLat: NewRecorder(), notifLat: NewRecorder(), opLat: map[string]*Recorder{}}
+	if k.Scenario == ScenarioMemory {
+		r.handle = 0 // every request stays open
+	}
+	for _, op := range []string{"noop", "customer_message", "join", "leave", "send", "close"} {
+		r.opLat[op] = NewRecorder()
+	}
+	r.load, r.stopLoad = context.WithCancel(context.Background())
+	return r
+}
+
+// fail counts a failed command and keeps the first few reasons.
+func (r *caseRun) fail(op string, err error) {
+	if r.errs.Add(1) <= 5 {
+		r.errMu.Lock()
+		r.errSamples = append(r.errSamples, fmt.Sprintf("%s: %v", op, err))
+		r.errMu.Unlock()
+	}
+}
+
+// answered records a command's outcome: its latency from start (the time
+// it was due, under a rate) if it succeeded inside the window.
+func (r *caseRun) answered(op string, shard int, start, end time.Time, err error) bool {
+	if err != nil {
+		r.fail(op, err)
+		return false
+	}
+	r.done.Add(1)
+	if r.measuring.Load() {
+		r.committed.Add(1)
+		d := end.Sub(start)
+		r.cmdLat.Record(shard, d)
+		r.opLat[op].Record(shard, d)
+	}
+	return true
+}
+
+// connect dials the admin client.
+func (r *caseRun) connect(ctx context.Context) error {
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := transport.Dial(dctx, transport.ClientConfig{Addrs: r.addrs, Role: "admin", Token: r.token, RequestTimeout: callTimeout})
+	if err != nil {
+		return fmt.Errorf("bench: admin connection: %w", err)
+	}
+	r.admin = c
+	return nil
+}
+
+// dialConnectors opens one connection per connector, each draining (and
+// counting) its own event stream.
+func (r *caseRun) dialConnectors(ctx context.Context) error {
+	t := r.topo
+	r.conns = make([]*transport.Client, len(t.connectors))
+	return parallel(ctx, len(t.connectors), setupConcurrency, func(ctx context.Context, i int) error {
+		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		c, err := transport.Dial(dctx, transport.ClientConfig{
+			Addrs: rotate(r.addrs, i), Role: "connector", User: t.connectors[i], Token: t.connTokens[i],
+			RequestTimeout: callTimeout, EventBuffer: 1 << 14,
+		})
+		if err != nil {
+			return fmt.Errorf("bench: connector %s: %w", t.connectors[i], err)
+		}
+		r.conns[i] = c
+		go func() {
+			for range c.Events() {
+				r.connEvents.Add(1)
+			}
+		}()
+		return nil
+	})
+}
+
+// dialAgents connects every agent (spread over the nodes) and subscribes
+// it to its lists itself.
+func (r *caseRun) dialAgents(ctx context.Context, handler func(*agentConn, *eventHead)) error {
+	t := r.topo
+	r.agents = make([]*agentConn, len(t.agents))
+	return parallel(ctx, len(t.agents), setupConcurrency, func(ctx context.Context, i int) error {
+		a, err := dialAgent(ctx, r.addrs[i%len(r.addrs)], i, t.agents[i], t.agentToks[i], handler)
+		if err != nil {
+			return err
+		}
+		r.agents[i] = a
+		for _, l := range t.agentLists[i] {
+			cctx, cancel := context.WithTimeout(ctx, callTimeout)
+			_, err := a.call(cctx, "subscribe", fsm.SubscribeArgs{List: t.lists[l]})
+			cancel()
+			if err != nil {
+				return fmt.Errorf("bench: agent %s subscribe %s: %w", a.id, t.lists[l], err)
+			}
+		}
+		return nil
+	})
+}
+
+// rotate returns addrs starting at i mod len(addrs), so connections
+// spread over the nodes.
+func rotate(addrs []string, i int) []string {
+	j := i % len(addrs)
+	return append(append([]string(nil), addrs[j:]...), addrs[:j]...)
+}
+
+// close releases the case's connections.
+func (r *caseRun) close() {
+	for _, a := range r.agents {
+		if a != nil {
+			a.close()
+		}
+	}
+	for _, c := range r.conns {
+		if c != nil {
+			c.Close()
+		}
+	}
+	if r.admin != nil {
+		r.admin.Close()
+	}
+}
+
+// agentEvents returns the events all agents have read.
+func (r *caseRun) agentEvents() int64 {
+	var n int64
+	for _, a := range r.agents {
+		if a != nil {
+			n += a.events.Load()
+		}
+	}
+	return n
+}
+
+// expectedListEvents returns the list events agent i must have received.
+func (r *caseRun) expectedListEvents(i int) int64 {
+	var n int64
+	for _, l := range r.topo.agentLists[i] {
+		n += r.listEvents[l].Load()
+	}
+	return n
+}
+
+// settle waits, after the load, for conversations to finish and for every
+// agent to have received every list event it is owed (or for nothing more
+// to arrive for a while).
+func (r *caseRun) settle(ctx context.Context) {
+	convsDone := make(chan struct{})
+	go func() { r.convs.Wait(); close(convsDone) }()
+	select {
+	case <-convsDone:
+	case <-time.After(2 * time.Minute):
+		r.fail("settle", errors.New("conversations still running 2 minutes after the load stopped"))
+	case <-ctx.Done():
+		return
+	}
+	var last int64 = -1
+	quiet := time.Now()
+	for {
+		owed := false
+		for i, a := range r.agents {
+			if a.listEvents.Load() < r.expectedListEvents(i) {
+				owed = true
+				break
+			}
+		}
+		if !owed {
+			return
+		}
+		n := r.agentEvents()
+		if n != last {
+			last, quiet = n, time.Now()
+		}
+		if time.Since(quiet) > 10*time.Second || ctx.Err() != nil {
+			return // the rest is missed
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// correctness totals the agents' counters.
+func (r *caseRun) correctness() Correctness {
+	var c Correctness
+	for i, a := range r.agents {
+		c.Duplicated += a.dups.Load()
+		c.OutOfOrder += a.outOfOrder.Load()
+		got, want := a.listEvents.Load(), r.expectedListEvents(i)
+		c.Expected += want
+		if got < want {
+			c.Missed += want - got
+		} else {
+			c.Unexpected += got - want
+		}
+		select {
+		case <-a.done: // the bench has not closed it yet
+			c.CutOff++
+		default:
+		}
+	}
+	return c
+}

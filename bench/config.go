@@ -1,0 +1,199 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Scenario names.
+const (
+	ScenarioRaw    = "raw"    // no-op commands: the consensus layer's limit
+	ScenarioPull   = "pull"   // customers open requests on lists; agents join and close them
+	ScenarioMixed  = "mixed"  // pull, plus conversation messages both ways
+	ScenarioPush   = "push"   // queues and auto-mode agents (needs fsm push mode)
+	ScenarioMemory = "memory" // open many requests, measure heap per request and snapshot time
+)
+
+// Scenarios lists every scenario name in the order they run.
+var Scenarios = []string{ScenarioRaw, ScenarioPull, ScenarioMixed, ScenarioPush, ScenarioMemory}
+
+// Config is one bench invocation. Every combination of Scenarios,
+// Connectors and GroupCommit is one case; with Embedded each case gets a
+// fresh cluster.
+type Config struct {
+	// Addrs and Token point at a running cluster (the admin token).
+	// Ignored when Embedded > 0.
+	Addrs []string
+	Token string `json:"-"`
+	// Embedded starts a cluster of this many nodes in this process on
+	// loopback (real Raft, BoltDB with fsync, TCP) for each case.
+	Embedded int
+	// DataDir holds the embedded nodes' data (default: a temporary
+	// directory, removed afterwards). Its disk is the one that fsyncs.
+	DataDir string
+
+	Scenarios []string
+	// Connectors are the counts of concurrent connector connections to
+	// try; each is a case.
+	Connectors []int
+	// GroupCommit values to try (embedded only; a running cluster uses
+	// its own setting).
+	GroupCommit []bool
+
+	// Duration is how long each case offers load, after Warmup.
+	Duration time.Duration
+	Warmup   time.Duration
+	// Rate is the customers' request-opening rate (pull, mixed) or the
+	// command rate (raw), per second over all connectors; 0 means as fast
+	// as the connectors can (each has one command in flight).
+	Rate float64
+
+	// Pull topology: Lists lists (one channel each), Agents agents each
+	// subscribed to Subs of them.
+	Lists  int
+	Agents int
+	Subs   int
+	// Handle is the fraction of requests an agent joins and closes (the
+	// rest stay open on their list).
+	Handle float64
+	// LeaveRatio is the fraction of handled requests the agent leaves and
+	// re-joins once before closing (INACTIVE and back).
+	LeaveRatio float64
+	// Messages is how many messages each side sends in a handled
+	// conversation (mixed; pull sends none).
+	Messages int
+	// Think is the agent's pause between its actions on a conversation.
+	Think time.Duration
+
+	// Pad is the size of a raw no-op command's payload in bytes.
+	Pad int
+	// OpenRequests is how many requests the memory scenario opens.
+	OpenRequests int
+
+	// Prefix starts every id the bench creates, so runs against one
+	// cluster do not collide (default: from the start time).
+	Prefix string
+}
+
+// DefaultConfig returns the defaults of `switchboard bench`.
+func DefaultConfig() Config {
+	return Config{
+		Embedded:     1,
+		Scenarios:    []string{ScenarioRaw, ScenarioPull},
+		Connectors:   []int{1, 16, 256},
+		GroupCommit:  []bool{true},
+		Duration:     10 * time.Second,
+		Warmup:       time.Second,
+		Lists:        10,
+		Agents:       100,
+		Subs:         2,
+		Handle:       1,
+		LeaveRatio:   0.1,
+		Messages:     2,
+		Pad:          200,
+		OpenRequests: 100_000,
+	}
+}
+
+// ErrConfig marks a bad Config (a usage error).
+var ErrConfig = errors.New("bench: bad configuration")
+
+func (c *Config) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
+	}
+	if c.Embedded < 0 || c.Embedded > 7 {
+		return bad("--embedded %d: want 1 to 7 nodes (or 0 with --addr)", c.Embedded)
+	}
+	if c.Embedded == 0 && len(c.Addrs) == 0 {
+		return bad("give --addr of a running cluster (with --token) or --embedded N")
+	}
+	if c.Embedded == 0 && c.Token == "" {
+		return bad("--addr needs the cluster's admin --token")
+	}
+	if c.Embedded == 0 && (len(c.GroupCommit) != 1 || !c.GroupCommit[0]) {
+		return bad("--group-commit applies to --embedded clusters only: a running cluster uses its own setting")
+	}
+	if len(c.Scenarios) == 0 {
+		return bad("no scenario")
+	}
+	for _, s := range c.Scenarios {
+		if !slices.Contains(Scenarios, s) {
+			return bad("unknown scenario %q (have %s)", s, strings.Join(Scenarios, ", "))
+		}
+	}
+	if slices.Contains(c.Scenarios, ScenarioMemory) && c.Embedded == 0 {
+		return bad("the memory scenario measures this process: it needs --embedded")
+	}
+	if len(c.Connectors) == 0 || slices.ContainsFunc(c.Connectors, func(n int) bool { return n < 1 || n > 10000 }) {
+		return bad("--connectors %v: want counts from 1 to 10000", c.Connectors)
+	}
+	if len(c.GroupCommit) == 0 {
+		return bad("no --group-commit value")
+	}
+	if c.Duration <= 0 || c.Warmup < 0 {
+		return bad("--duration must be positive and --warmup not negative")
+	}
+	if c.Rate < 0 {
+		return bad("--rate must not be negative")
+	}
+	if c.Lists < 1 || c.Agents < 0 || c.Subs < 1 {
+		return bad("want at least 1 list and 1 subscription per agent")
+	}
+	if c.Subs > c.Lists {
+		c.Subs = c.Lists
+	}
+	if c.Handle < 0 || c.Handle > 1 || c.LeaveRatio < 0 || c.LeaveRatio > 1 {
+		return bad("--handle and --leave are fractions from 0 to 1")
+	}
+	if c.Messages < 0 || c.Think < 0 || c.Pad < 0 || c.OpenRequests < 0 {
+		return bad("negative count or time")
+	}
+	if c.Prefix == "" {
+		c.Prefix = "b" + time.Now().UTC().Format("150405")
+	}
+	return nil
+}
+
+// Case is one measured run: a scenario at one connector count with group
+// commit on or off.
+type Case struct {
+	Scenario    string `json:"scenario"`
+	Connectors  int    `json:"connectors"`
+	GroupCommit *bool  `json:"group_commit,omitempty"` // nil: the running cluster's own setting
+}
+
+func (k Case) String() string {
+	gc := "server"
+	if k.GroupCommit != nil {
+		gc = map[bool]string{true: "on", false: "off"}[*k.GroupCommit]
+	}
+	return fmt.Sprintf("%s C=%d gc=%s", k.Scenario, k.Connectors, gc)
+}
+
+// cases expands the configuration into its cases, in run order. The
+// memory scenario runs once, with the largest connector count.
+func (c *Config) cases() []Case {
+	var out []Case
+	for _, s := range c.Scenarios {
+		gcs := c.GroupCommit
+		conns := c.Connectors
+		if s == ScenarioMemory {
+			gcs = gcs[len(gcs)-1:] // group commit on, when run
+			conns = []int{slices.Max(conns)}
+		}
+		for _, gc := range gcs {
+			for _, n := range conns {
+				k := Case{Scenario: s, Connectors: n}
+				if c.Embedded > 0 {
+					k.GroupCommit = &gc
+				}
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
