@@ -81,10 +81,12 @@ func TestPushIsNotYetAvailable(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	for name, mut := range map[string]func(*Config){
-		"no target":        func(c *Config) { c.Embedded = 0 },
-		"addr no token":    func(c *Config) { c.Embedded, c.Addrs = 0, []string{"x:1"} },
-		"gc off remote":    func(c *Config) { c.Embedded, c.Addrs, c.Token, c.GroupCommit = 0, []string{"x:1"}, "t", []bool{false} },
-		"memory remote":    func(c *Config) { c.Embedded, c.Addrs, c.Token, c.Scenarios = 0, []string{"x:1"}, "t", []string{ScenarioMemory} },
+		"no target":     func(c *Config) { c.Embedded = 0 },
+		"addr no token": func(c *Config) { c.Embedded, c.Addrs = 0, []string{"x:1"} },
+		"gc off remote": func(c *Config) { c.Embedded, c.Addrs, c.Token, c.GroupCommit = 0, []string{"x:1"}, "t", []bool{false} },
+		"memory remote": func(c *Config) {
+			c.Embedded, c.Addrs, c.Token, c.Scenarios = 0, []string{"x:1"}, "t", []string{ScenarioMemory}
+		},
 		"unknown scenario": func(c *Config) { c.Scenarios = []string{"nope"} },
 		"zero connectors":  func(c *Config) { c.Connectors = []int{0} },
 		"handle > 1":       func(c *Config) { c.Handle = 2 },
