@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	crand "crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -87,8 +88,10 @@ type ClientConfig struct {
 	// jittered exponential backoff, resuming the event stream after
 	// LastSeq, and re-sending every call still in flight with its original
 	// id and seq, so that the nodes' idempotency answers a write that had
-	// already committed with its original result. Calls answered no_leader,
-	// timeout or unavailable are retried the same way after retry_ms. The
+	// already committed with its original result. Calls answered
+	// not_leader, no_leader, timeout or unavailable are retried the same
+	// way after retry_ms (a node forwards writes to the leader itself, so
+	// these only say the cluster is between leaders). The
 	// client then only gives up on Close or on a bye whose code retrying
 	// cannot cure (unauthenticated, forbidden, protocol, malformed_frame,
 	// frame_too_large, bad_request, unknown_op).
@@ -104,6 +107,9 @@ type ClientConfig struct {
 	MaxFrame int
 	// Logger receives connection lifecycle messages (default: discarded).
 	Logger *slog.Logger
+	// TLS, if set, dials the nodes over TLS with this configuration (its
+	// RootCAs must hold the CA of the nodes' certificates).
+	TLS *tls.Config
 }
 
 // Event is one notification of the client's stream.
@@ -305,6 +311,8 @@ func (c *Client) CallIndex(ctx context.Context, op string, args, out any) (uint6
 	}
 	if fsm.Commands.LookupName(op) != nil {
 		f.Seq = c.nextSeq.Add(1)
+	} else {
+		f.Linearizable = IsLinearizable(ctx)
 	}
 	cl, err := c.newCall(&f)
 	if err != nil {
@@ -640,7 +648,16 @@ func (c *Client) redial() (*clientConn, int, error) {
 func (c *Client) connect(ctx context.Context, idx int) (*clientConn, error) {
 	addr := c.cfg.Addrs[idx]
 	d := net.Dialer{Timeout: c.cfg.DialTimeout}
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	var (
+		nc  net.Conn
+		err error
+	)
+	if c.cfg.TLS != nil {
+		td := tls.Dialer{NetDialer: &d, Config: c.cfg.TLS}
+		nc, err = td.DialContext(ctx, "tcp", addr)
+	} else {
+		nc, err = d.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -781,7 +798,7 @@ func clientTerminal(err error) bool {
 // sent again with the same seq.
 func clientRetryable(code fsm.Code) bool {
 	switch code {
-	case fsm.CodeNoLeader, fsm.CodeTimeout, fsm.CodeUnavailable:
+	case fsm.CodeNotLeader, fsm.CodeNoLeader, fsm.CodeTimeout, fsm.CodeUnavailable:
 		return true
 	}
 	return false

@@ -53,6 +53,9 @@ type Frame struct {
 
 	// req: idempotency sequence; ev and welcome: event sequence number
 	Seq uint64 `msgpack:"seq,omitempty"`
+	// req of a read op: answer only after confirming the leader's commit
+	// index and applying it (see WithLinearizable).
+	Linearizable bool `msgpack:"linearizable,omitempty"`
 
 	// ev
 	Kind string `msgpack:"kind,omitempty"`
