@@ -1,6 +1,9 @@
 package fsm
 
-import "slices"
+import (
+	"maps"
+	"slices"
+)
 
 // Op numbers of the admin commands. Never renumber.
 const (
@@ -147,6 +150,9 @@ func applyCreateQueue(s *State, _ *Command, a *CreateQueueArgs, _ *events) (any,
 	if err := checkID("id", a.ID); err != nil {
 		return nil, err
 	}
+	if err := checkText("name", a.Name, MaxIDBytes, false); err != nil {
+		return nil, err
+	}
 	if s.Queues[a.ID] != nil {
 		return nil, Errorf(CodeAlreadyExists, "queue %q already exists", a.ID)
 	}
@@ -214,7 +220,9 @@ func applyCreateAgent(s *State, _ *Command, a *CreateAgentArgs, _ *events) (any,
 		return nil, Errorf(CodeBadRequest, "token_hash is required")
 	}
 	var maxes map[string]int
-	for mrd, n := range a.Max {
+	// Sorted: with several bad entries, map order must not pick the error.
+	for _, mrd := range slices.Sorted(maps.Keys(a.Max)) {
+		n := a.Max[mrd]
 		if s.MRDs[mrd] == nil {
 			return nil, Errorf(CodeNotFound, "mrd %q not found", mrd)
 		}
@@ -232,6 +240,9 @@ func applyCreateAgent(s *State, _ *Command, a *CreateAgentArgs, _ *events) (any,
 
 func applyCreateConnector(s *State, _ *Command, a *CreateConnectorArgs, _ *events) (any, *Error) {
 	if err := checkID("id", a.ID); err != nil {
+		return nil, err
+	}
+	if err := checkText("name", a.Name, MaxIDBytes, false); err != nil {
 		return nil, err
 	}
 	if s.Connectors[a.ID] != nil {

@@ -109,14 +109,18 @@ func Errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Msg: fmt.Sprintf(format, args...)}
 }
 
-// CodeOf returns the Code carried by err, CodeOK for nil, and CodeInternal for
-// any error that is not an *Error.
+// CodeOf returns the Code carried by err, CodeOK for nil (including a nil
+// *Error, such as Result.Err of a success), and CodeInternal for any error
+// that is not an *Error.
 func CodeOf(err error) Code {
 	if err == nil {
 		return CodeOK
 	}
 	var e *Error
 	if errors.As(err, &e) {
+		if e == nil {
+			return CodeOK
+		}
 		return e.Code
 	}
 	return CodeInternal

@@ -75,6 +75,11 @@ func (s *State) Query(p Principal, op string, rawArgs []byte) (any, *Error) {
 			return nil, Errorf(CodeBadRequest, "%s: arguments: %v", op, err)
 		}
 	}
+	switch p.Role {
+	case RoleAdmin, RoleAgent, RoleConnector:
+	default:
+		return nil, Errorf(CodeForbidden, "%s may not %s", p.Role, op)
+	}
 	switch op {
 	case QueryView:
 		v, ok := s.View(p.Key())

@@ -3,15 +3,19 @@ package fsm
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // Sink receives the events of every applied entry, in log order, from the
@@ -128,7 +132,9 @@ func (f *FSM) WaitApplied(done <-chan struct{}, index uint64) error {
 func (f *FSM) Read(fn func(s *State, applied uint64)) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	fn(f.state, f.applied.Load())
+	// state.Index, not f.applied: Apply advances applied after releasing
+	// the lock, so applied may still name the entry before this state.
+	fn(f.state, f.state.Index)
 }
 
 // snapshotVersion is the first byte of a snapshot.
@@ -166,16 +172,111 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 }
 
 // Marshal encodes the state for a snapshot: a version byte, then msgpack
-// with sorted map keys (so equal states encode to equal bytes).
+// with every map's entries sorted by key (so equal states encode to equal
+// bytes).
 func (s *State) Marshal() ([]byte, error) {
-	var buf bytes.Buffer
-	buf.WriteByte(snapshotVersion)
-	enc := msgpack.NewEncoder(&buf)
-	enc.SetSortMapKeys(true)
-	if err := enc.Encode(s); err != nil {
+	raw, err := msgpack.Marshal(s)
+	if err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	// msgpack's SetSortMapKeys sorts only map[string]string, map[string]bool
+	// and map[string]any: the state's maps of structs and map[uint64]Result
+	// would come out in Go's random iteration order. Re-order every map.
+	out := make([]byte, 1, len(raw)+1)
+	out[0] = snapshotVersion
+	return appendCanonical(out, raw)
+}
+
+// appendCanonical appends the msgpack value src to dst with the entries of
+// every map, at any depth, ordered by their encoded keys.
+func appendCanonical(dst, src []byte) ([]byte, error) {
+	r := bytes.NewReader(src)
+	c := &canonicalizer{src: src, r: r, dec: msgpack.NewDecoder(r)}
+	return c.value(dst)
+}
+
+type canonicalizer struct {
+	src []byte
+	r   *bytes.Reader // the decoder reads src through it, unbuffered
+	dec *msgpack.Decoder
+}
+
+func (c *canonicalizer) value(dst []byte) ([]byte, error) {
+	code, err := c.dec.PeekCode()
+	if err != nil {
+		return nil, err
+	}
+	isMap := msgpcode.IsFixedMap(code) || code == msgpcode.Map16 || code == msgpcode.Map32
+	isArray := msgpcode.IsFixedArray(code) || code == msgpcode.Array16 || code == msgpcode.Array32
+	if !isMap && !isArray {
+		start := len(c.src) - c.r.Len()
+		if err := c.dec.Skip(); err != nil {
+			return nil, err
+		}
+		return append(dst, c.src[start:len(c.src)-c.r.Len()]...), nil
+	}
+	var n int
+	if isMap {
+		n, err = c.dec.DecodeMapLen()
+	} else {
+		n, err = c.dec.DecodeArrayLen()
+	}
+	if err != nil {
+		return nil, err
+	}
+	dst = appendLen(dst, isMap, n)
+	if !isMap {
+		for range n {
+			if dst, err = c.value(dst); err != nil {
+				return nil, err
+			}
+		}
+		return dst, nil
+	}
+	type entry struct{ start, keyEnd, end int }
+	base := len(dst)
+	entries := make([]entry, n)
+	for i := range entries {
+		e := &entries[i]
+		e.start = len(dst)
+		if dst, err = c.value(dst); err != nil {
+			return nil, err
+		}
+		e.keyEnd = len(dst)
+		if dst, err = c.value(dst); err != nil {
+			return nil, err
+		}
+		e.end = len(dst)
+	}
+	if slices.IsSortedFunc(entries, func(a, b entry) int {
+		return bytes.Compare(dst[a.start:a.keyEnd], dst[b.start:b.keyEnd])
+	}) {
+		return dst, nil
+	}
+	body := slices.Clone(dst[base:])
+	slices.SortFunc(entries, func(a, b entry) int {
+		return bytes.Compare(body[a.start-base:a.keyEnd-base], body[b.start-base:b.keyEnd-base])
+	})
+	dst = dst[:base]
+	for _, e := range entries {
+		dst = append(dst, body[e.start-base:e.end-base]...)
+	}
+	return dst, nil
+}
+
+// appendLen appends a msgpack map or array header for n entries.
+func appendLen(dst []byte, isMap bool, n int) []byte {
+	fixed, c16, c32 := msgpcode.FixedArrayLow, msgpcode.Array16, msgpcode.Array32
+	if isMap {
+		fixed, c16, c32 = msgpcode.FixedMapLow, msgpcode.Map16, msgpcode.Map32
+	}
+	switch {
+	case n < 16:
+		return append(dst, fixed|byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(dst, c16), uint16(n))
+	}
+	return binary.BigEndian.AppendUint32(append(dst, c32), uint32(n))
 }
 
 // ReadState decodes a state written by Marshal.
