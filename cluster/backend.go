@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/base64"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 
 	"github.com/switchboard/switchboard/actors"
@@ -29,6 +31,9 @@ type Service struct {
 	sessions   func() int
 	version    string
 	batch      atomic.Pointer[Batcher] // group commit (batch.go)
+	// The cluster side (forward.go, membership.go): peer connections,
+	// this node's registry entry, timeouts, snapshot streaming.
+	cl *clusterSide
 }
 
 // ServiceConfig configures a Service.
@@ -43,6 +48,14 @@ type ServiceConfig struct {
 	Version string
 	// Batch configures group commit of submitted commands (batch.go).
 	Batch BatchConfig
+	// ClusterToken authenticates node-to-node calls, both ways (default:
+	// AdminToken).
+	ClusterToken string
+	// PeerTLS, if set, is the TLS configuration for dialling other nodes
+	// (with this node's client certificate for mutual TLS).
+	PeerTLS *tls.Config
+	// Logger receives the cluster side's logs (default: discarded).
+	Logger *slog.Logger
 }
 
 // NewService wires a node and its hub into a transport.Backend.
@@ -56,6 +69,7 @@ func NewService(node *Node, hub *actors.Hub, cfg ServiceConfig) *Service {
 		version:    cfg.Version,
 	}
 	s.SetBatch(cfg.Batch)
+	s.cl = newClusterSide(node, cfg)
 	return s
 }
 
@@ -75,22 +89,34 @@ func (s *Service) Authenticate(role fsm.Role, id, token string) (fsm.Principal, 
 		}
 		return fsm.Principal{}, errBadCredentials
 	case fsm.RoleAgent, fsm.RoleConnector:
-		var stored []byte
-		s.node.FSM().Read(func(st *fsm.State, _ uint64) {
-			if role == fsm.RoleAgent {
-				if a := st.Agents[id]; a != nil {
-					stored = a.TokenHash
-				}
-			} else if c := st.Connectors[id]; c != nil {
-				stored = c.TokenHash
-			}
-		})
-		if token != "" && len(stored) == len(sum) && subtle.ConstantTimeCompare(sum[:], stored) == 1 {
+		if token != "" && s.tokenMatches(role, id, sum[:]) {
+			return fsm.Principal{Role: role, ID: id}, nil
+		}
+		// This node may not have applied a credential just created
+		// through another node yet: catch up with the leader's commit
+		// index once (forward.go) and look again.
+		if token != "" && s.catchUpForAuth() && s.tokenMatches(role, id, sum[:]) {
 			return fsm.Principal{Role: role, ID: id}, nil
 		}
 		return fsm.Principal{}, errBadCredentials
 	}
 	return fsm.Principal{}, &fsm.Error{Code: fsm.CodeUnauthenticated, Msg: fmt.Sprintf("unknown role %q", role)}
+}
+
+// tokenMatches reports whether the local state holds sum as the token hash
+// of the agent or connector id.
+func (s *Service) tokenMatches(role fsm.Role, id string, sum []byte) bool {
+	var stored []byte
+	s.node.FSM().Read(func(st *fsm.State, _ uint64) {
+		if role == fsm.RoleAgent {
+			if a := st.Agents[id]; a != nil {
+				stored = a.TokenHash
+			}
+		} else if c := st.Connectors[id]; c != nil {
+			stored = c.TokenHash
+		}
+	})
+	return len(stored) == len(sum) && subtle.ConstantTimeCompare(sum, stored) == 1
 }
 
 // Credential is the result of create_agent and create_connector: the id and
@@ -114,23 +140,30 @@ func (s *Service) Submit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uin
 		token, hash = newToken()
 		a.TokenHash = hash
 	}
-	resp, err := s.propose(ctx, cmd)
+	// Proposed here on the leader, forwarded by a follower; either way
+	// answered once this node has applied it (forward.go).
+	res, index, err := s.commit(ctx, cmd)
 	if err != nil {
-		return fsm.Result{}, 0, err
+		return fsm.Result{}, index, err
 	}
-	if resp.Err != nil {
-		return fsm.Result{}, resp.Index, fmt.Errorf("%w: %v", &fsm.Error{Code: fsm.CodeInternal, Msg: "undecodable command"}, resp.Err)
-	}
-	res := resp.Results[0]
 	if token != "" && res.Err == nil && s.storedHashIs(cmd, hash) {
-		if c, ok := res.Data.(fsm.Created); ok {
-			res.Data = Credential{ID: c.ID, Token: token}
-		}
+		res.Data = Credential{ID: createdID(cmd), Token: token}
 	}
 	// Otherwise this was a retry answered from the idempotency record: the
 	// stored hash is the first attempt's, so this attempt's token would not
 	// log in. The token was shown once, to the first answer.
-	return res, resp.Index, nil
+	return res, index, nil
+}
+
+// createdID is the id a create_agent or create_connector command creates.
+func createdID(cmd *fsm.Command) string {
+	switch a := cmd.Args.(type) {
+	case *fsm.CreateAgentArgs:
+		return a.ID
+	case *fsm.CreateConnectorArgs:
+		return a.ID
+	}
+	return ""
 }
 
 // storedHashIs reports whether the credential the state holds for the
@@ -161,10 +194,23 @@ func newToken() (string, []byte) {
 	return tok, sum[:]
 }
 
-// Query implements transport.Backend: reads served from local state.
-func (s *Service) Query(_ context.Context, p fsm.Principal, op string, args msgpack.RawMessage) (any, error) {
+// Query implements transport.Backend: reads served from local state, after
+// a read barrier when the request asked for a linearizable read
+// (transport.IsLinearizable), and the admin cluster ops (admin_ops.go).
+func (s *Service) Query(ctx context.Context, p fsm.Principal, op string, args msgpack.RawMessage) (any, error) {
 	if op == QueryStatus {
 		return s.Status(), nil
+	}
+	if h := adminOps[op]; h != nil {
+		if p.Role != fsm.RoleAdmin {
+			return nil, fsm.Errorf(fsm.CodeForbidden, "%s may not %s", p.Role, op)
+		}
+		return h(s, ctx, args)
+	}
+	if transport.IsLinearizable(ctx) {
+		if err := s.readBarrier(ctx); err != nil {
+			return nil, err
+		}
 	}
 	var (
 		out  any

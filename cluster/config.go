@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -96,6 +97,9 @@ type Config struct {
 	// be called more than once (New validates the result) and should only
 	// set fields.
 	Tune func(*raft.Config)
+
+	// raftTLS, when set (ServerConfig.TLS), runs Raft over mutual TLS.
+	raftTLS *tls.Config
 }
 
 // withDefaults returns c with every zero field set to its default.

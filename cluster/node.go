@@ -31,6 +31,9 @@ type Node struct {
 	trans  *raft.NetworkTransport
 	store  *raftboltdb.BoltStore
 	closed bool
+	// snaps and existing are set by Open (node_cluster.go reads them).
+	snaps    *raft.FileSnapshotStore
+	existing bool
 }
 
 // New checks cfg and returns a Node over f. It touches neither disk nor
@@ -104,7 +107,11 @@ func (n *Node) Open() (err error) {
 	if err != nil {
 		return err
 	}
-	trans, err = raft.NewTCPTransportWithLogger(bind, advertise, n.cfg.TransportMaxPool, n.cfg.TransportTimeout, hl.Named("transport"))
+	if n.cfg.raftTLS != nil {
+		trans, err = newTLSTransport(bind, advertise, n.cfg, hl.Named("transport"))
+	} else {
+		trans, err = raft.NewTCPTransportWithLogger(bind, advertise, n.cfg.TransportMaxPool, n.cfg.TransportTimeout, hl.Named("transport"))
+	}
 	if err != nil {
 		trans = nil
 		return fmt.Errorf("cluster: open transport on %s: %w", bind, err)
@@ -137,6 +144,7 @@ func (n *Node) Open() (err error) {
 			"dir", n.cfg.DataDir, "addr", trans.LocalAddr())
 	}
 	n.raft, n.trans, n.store = r, trans, store
+	n.snaps, n.existing = snaps, existing
 	return nil
 }
 

@@ -1,0 +1,410 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/switchboard/switchboard/fsm"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Forwarding defaults.
+const (
+	// DefaultNoLeaderWait is how long a write or a linearizable read
+	// waits for a leader before it is answered no_leader.
+	DefaultNoLeaderWait = 3 * time.Second
+	// noLeaderRetry is the retry hint sent with no_leader.
+	noLeaderRetry = 250 * time.Millisecond
+	// forwardBackoffMax caps the pause between forwarding attempts.
+	forwardBackoffMax = 200 * time.Millisecond
+)
+
+// clusterSide is the Service's cluster state: how it reaches the other
+// nodes and who it is in the registry.
+type clusterSide struct {
+	peers        *peers
+	log          *slog.Logger
+	clusterToken string
+	noLeaderWait time.Duration
+	// readyTerm is the last term in which this node, as leader, saw an
+	// entry of its own term commit: from then on its commit index is
+	// current and can serve as a read index.
+	readyTerm atomic.Uint64
+	snaps     snapReader
+	// authSem bounds the authentications catching up with the leader at
+	// once (catchUpForAuth).
+	authSem chan struct{}
+}
+
+func newClusterSide(node *Node, cfg ServiceConfig) *clusterSide {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	token := cfg.ClusterToken
+	if token == "" {
+		token = cfg.AdminToken
+	}
+	return &clusterSide{
+		peers:        newPeers(node.ID(), token, cfg.PeerTLS, logger.With("component", "peers")),
+		log:          logger,
+		clusterToken: token,
+		noLeaderWait: DefaultNoLeaderWait,
+		authSem:      make(chan struct{}, 16),
+	}
+}
+
+// authCatchUpTimeout bounds the read barrier of a failed authentication.
+const authCatchUpTimeout = 2 * time.Second
+
+// catchUpForAuth brings this node up to the leader's commit index (a read
+// barrier) after a credential check failed on local state, so that an
+// agent or connector created through another node a moment ago can log in
+// here. It reports whether it caught up; at most a few run at once, so bad
+// credentials cannot flood the leader.
+func (s *Service) catchUpForAuth() bool {
+	select {
+	case s.cl.authSem <- struct{}{}:
+	default:
+		return false
+	}
+	defer func() { <-s.cl.authSem }()
+	ctx, cancel := context.WithTimeout(context.Background(), authCatchUpTimeout)
+	defer cancel()
+	return s.readBarrier(ctx) == nil
+}
+
+// Self returns this node's registry entry: its id, advertised Raft address
+// and client address.
+func (s *Service) Self() fsm.NodeInfo {
+	return fsm.NodeInfo{ID: s.node.ID(), RaftAddr: s.node.Addr(), ClientAddr: s.clientAddr}
+}
+
+// registered returns the registry entry of node id in local state.
+func (s *Service) registered(id string) (n fsm.NodeInfo, ok bool) {
+	s.node.FSM().Read(func(st *fsm.State, _ uint64) { n, ok = st.Node(id) })
+	return n, ok
+}
+
+// leaderClient returns the leader's id and client address as this node
+// knows them; addr is "" when there is no leader or the registry does not
+// name its client address yet.
+func (s *Service) leaderClient() (id, addr string) {
+	id, _ = s.node.Leader()
+	if id == "" {
+		return "", ""
+	}
+	if id == s.node.ID() {
+		return id, s.clientAddr
+	}
+	n, _ := s.registered(id)
+	return id, n.ClientAddr
+}
+
+// notLeader is the answer of a leader-only node op on a follower: not_leader
+// naming the leader's client address, or no_leader.
+func (s *Service) notLeader(op string) error {
+	id, addr := s.leaderClient()
+	if id == "" || addr == "" {
+		return noLeader(op, noLeaderRetry)
+	}
+	return &hintError{err: failure(op, fsm.CodeNotLeader, fmt.Sprintf("not the leader; leader is %q", id), nil), leader: addr}
+}
+
+// commit commits cmd through the leader: proposed here (through the
+// batcher) when this node leads, forwarded to the leader otherwise. Either
+// way it returns once THIS node has applied the entry, so a read on this
+// node that follows sees the write. Attempts that cannot have applied, or
+// that carry an idempotency seq, are retried until ctx ends (bounded by
+// Config.ApplyTimeout without a deadline); a leaderless stretch longer than
+// the no-leader wait ends with CodeNoLeader and a retry hint.
+func (s *Service) commit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uint64, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.node.cfg.ApplyTimeout)
+		defer cancel()
+	}
+	var (
+		noLeaderSince time.Time
+		backoff       = 5 * time.Millisecond
+		last          error
+	)
+	for {
+		res, index, err, retry := s.commitOnce(ctx, cmd)
+		if !retry {
+			return res, index, err
+		}
+		last = err
+		if fsm.CodeOf(err) == fsm.CodeNoLeader {
+			if noLeaderSince.IsZero() {
+				noLeaderSince = time.Now()
+			} else if time.Since(noLeaderSince) >= s.cl.noLeaderWait {
+				return fsm.Result{}, 0, noLeader("commit", noLeaderRetry)
+			}
+		} else {
+			noLeaderSince = time.Time{}
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			if fsm.CodeOf(last) == fsm.CodeNoLeader {
+				return fsm.Result{}, 0, noLeader("commit", noLeaderRetry)
+			}
+			return fsm.Result{}, 0, failure("commit", fsm.CodeTimeout,
+				fmt.Sprintf("gave up; outcome unknown, retry with the same seq (last attempt: %v)", last), ctx.Err())
+		}
+		backoff = min(2*backoff, forwardBackoffMax)
+	}
+}
+
+// commitOnce makes one attempt. retry says the attempt may be repeated
+// with the same command: it cannot have applied, or the command carries
+// an idempotency seq, so that a repeat is answered with the first result.
+func (s *Service) commitOnce(ctx context.Context, cmd *fsm.Command) (res fsm.Result, index uint64, err error, retry bool) {
+	idempotent := cmd.Seq != 0 && cmd.ClientID != ""
+	if s.node.IsLeader() {
+		resp, err := s.propose(ctx, cmd)
+		if err != nil {
+			switch fsm.CodeOf(err) {
+			case fsm.CodeNotLeader, fsm.CodeNoLeader:
+				// Lost the lead: the entry may still commit under the
+				// next leader, so only an idempotent command is retried.
+				return fsm.Result{}, 0, err, idempotent
+			}
+			return fsm.Result{}, 0, err, false
+		}
+		if resp.Err != nil {
+			return fsm.Result{}, resp.Index, fmt.Errorf("%w: %v", &fsm.Error{Code: fsm.CodeInternal, Msg: "undecodable command"}, resp.Err), false
+		}
+		return resp.Results[0], resp.Index, nil, false
+	}
+
+	id, addr := s.leaderClient()
+	switch {
+	case id == "" || addr == "":
+		return fsm.Result{}, 0, noLeader("commit", noLeaderRetry), true
+	case id == s.node.ID():
+		return fsm.Result{}, 0, errors.New("cluster: became leader; retrying here"), true
+	}
+	cmd.Time = 0 // the leader stamps its own time
+	entry, err := fsm.EncodeEntry(cmd)
+	if err != nil {
+		return fsm.Result{}, 0, failure("forward", fsm.CodeBadRequest, "encode command", err), false
+	}
+	var fr forwardResult
+	err = s.cl.peers.call(ctx, addr, rpcForward, forwardArgs{Entry: entry}, &fr)
+	if err != nil {
+		switch {
+		case errors.Is(err, errPeerUnreachable):
+			// Not sent: nothing happened on the leader.
+			s.cl.log.Debug("forward: leader unreachable", "leader", id, "addr", addr, "err", err)
+			return fsm.Result{}, 0, noLeader("forward", noLeaderRetry), true
+		case ctx.Err() != nil:
+			return fsm.Result{}, 0, failure("forward", fsm.CodeTimeout, "gave up waiting for the leader; outcome unknown, retry with the same seq", ctx.Err()), false
+		case errors.Is(err, errPeerLost):
+			if idempotent {
+				return fsm.Result{}, 0, err, true
+			}
+			return fsm.Result{}, 0, failure("forward", fsm.CodeTimeout, "connection to the leader lost; outcome unknown", err), false
+		}
+		switch fsm.CodeOf(err) {
+		case fsm.CodeNotLeader, fsm.CodeNoLeader, fsm.CodeUnavailable, fsm.CodeTimeout:
+			return fsm.Result{}, 0, err, idempotent || fsm.CodeOf(err) == fsm.CodeNotLeader
+		}
+		return fsm.Result{}, 0, err, false
+	}
+	if len(fr.Results) != 1 {
+		return fsm.Result{}, fr.Index, failure("forward", fsm.CodeInternal, fmt.Sprintf("%d results for one command", len(fr.Results)), nil), false
+	}
+	// Read-your-writes: answer only once this node has applied the entry.
+	if err := s.node.FSM().WaitApplied(ctx.Done(), fr.Index); err != nil {
+		return fsm.Result{}, fr.Index, failure("forward", fsm.CodeTimeout,
+			fmt.Sprintf("committed at index %d but not applied on this node yet; retry with the same seq", fr.Index), ctx.Err()), false
+	}
+	r := fr.Results[0]
+	res = fsm.Result{Err: r.Err}
+	if len(r.Data) > 0 {
+		res.Data = r.Data
+	}
+	return res, fr.Index, nil, false
+}
+
+// handleForward is the leader's side of rpcForward: it commits the
+// follower's commands (through the batcher, so they share entries with
+// everything else) and answers their results and the entry's index.
+func (s *Service) handleForward(ctx context.Context, raw msgpack.RawMessage) (any, error) {
+	var a forwardArgs
+	if err := msgpack.Unmarshal(raw, &a); err != nil {
+		return nil, fsm.Errorf(fsm.CodeBadRequest, "forward: arguments: %v", err)
+	}
+	cmds, err := fsm.DecodeEntry(a.Entry)
+	if err != nil || len(cmds) != 1 {
+		return nil, fsm.Errorf(fsm.CodeBadRequest, "forward: want one encoded command (%v)", err)
+	}
+	if !s.node.IsLeader() {
+		return nil, s.notLeader("forward")
+	}
+	resp, err := s.propose(ctx, cmds[0])
+	if err != nil {
+		return nil, err
+	}
+	if resp.Err != nil {
+		return nil, fmt.Errorf("%w: %v", &fsm.Error{Code: fsm.CodeInternal, Msg: "undecodable command"}, resp.Err)
+	}
+	out := forwardResult{Index: resp.Index, Results: make([]wireResult, len(resp.Results))}
+	for i, r := range resp.Results {
+		out.Results[i].Err = r.Err
+		if r.Data != nil {
+			b, err := msgpack.Marshal(r.Data)
+			if err != nil {
+				return nil, fsm.Errorf(fsm.CodeInternal, "encode result: %v", err)
+			}
+			out.Results[i].Data = b
+		}
+	}
+	return out, nil
+}
+
+// readBarrier makes a linearizable read of local state possible: it waits
+// until this node has applied everything the leader had committed when the
+// read arrived (the read index).
+func (s *Service) readBarrier(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.node.cfg.ApplyTimeout)
+		defer cancel()
+	}
+	var (
+		index         uint64
+		noLeaderSince time.Time
+		backoff       = 5 * time.Millisecond
+	)
+	for {
+		var err error
+		if s.node.IsLeader() {
+			index, err = s.leaderReadIndex(ctx)
+		} else if id, addr := s.leaderClient(); id == "" || addr == "" || id == s.node.ID() {
+			err = noLeader("read index", noLeaderRetry)
+		} else {
+			var r readIndexResult
+			err = s.cl.peers.call(ctx, addr, rpcReadIndex, nil, &r)
+			index = r.Index
+			if errors.Is(err, errPeerUnreachable) || errors.Is(err, errPeerLost) {
+				err = noLeader("read index", noLeaderRetry)
+			}
+		}
+		if err == nil {
+			break
+		}
+		switch fsm.CodeOf(err) {
+		case fsm.CodeNoLeader, fsm.CodeNotLeader:
+		default:
+			if ctx.Err() != nil {
+				return failure("read index", fsm.CodeTimeout, "gave up waiting for the leader", ctx.Err())
+			}
+			return err
+		}
+		if fsm.CodeOf(err) == fsm.CodeNoLeader {
+			if noLeaderSince.IsZero() {
+				noLeaderSince = time.Now()
+			} else if time.Since(noLeaderSince) >= s.cl.noLeaderWait {
+				return noLeader("read index", noLeaderRetry)
+			}
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return noLeader("read index", noLeaderRetry)
+		}
+		backoff = min(2*backoff, forwardBackoffMax)
+	}
+	if err := s.node.WaitIndex(ctx, index); err != nil {
+		return failure("read index", fsm.CodeTimeout, fmt.Sprintf("not caught up with read index %d in time", index), err)
+	}
+	return nil
+}
+
+// leaderReadIndex returns this leader's commit index once it is known to
+// be current: an entry of the leader's own term has committed (a barrier,
+// once per term), and a quorum still follows this leader (VerifyLeader,
+// after reading the index).
+func (s *Service) leaderReadIndex(ctx context.Context) (uint64, error) {
+	r, err := s.node.current("read index")
+	if err != nil {
+		return 0, err
+	}
+	term := r.CurrentTerm()
+	if s.cl.readyTerm.Load() != term {
+		if err := waitFuture(ctx, r.Barrier(time.Until(deadlineOr(ctx, s.node.cfg.ApplyTimeout)))); err != nil {
+			return 0, s.leaderFailure("read index", err)
+		}
+		if r.CurrentTerm() == term {
+			s.cl.readyTerm.Store(term)
+		}
+	}
+	index := r.CommitIndex()
+	if err := waitFuture(ctx, r.VerifyLeader()); err != nil {
+		return 0, s.leaderFailure("read index", err)
+	}
+	if r.CurrentTerm() != term {
+		return 0, s.notLeader("read index")
+	}
+	return index, nil
+}
+
+// leaderFailure maps a Raft error of a leader-only operation: lost
+// leadership becomes not_leader/no_leader with the leader's client address.
+func (s *Service) leaderFailure(op string, err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return s.notLeader(op)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return failure(op, fsm.CodeTimeout, "timed out", err)
+	}
+	return raftFailure(op, err, s.node.Raft().LeaderWithID)
+}
+
+// handleReadIndex is the leader's side of rpcReadIndex.
+func (s *Service) handleReadIndex(ctx context.Context, _ msgpack.RawMessage) (any, error) {
+	if !s.node.IsLeader() {
+		return nil, s.notLeader("read index")
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.node.cfg.ApplyTimeout)
+		defer cancel()
+	}
+	index, err := s.leaderReadIndex(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return readIndexResult{Index: index}, nil
+}
+
+// waitFuture waits for a Raft future or ctx.
+func waitFuture(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// close releases the cluster side: peer connections and an open snapshot.
+func (s *Service) close() {
+	s.cl.peers.Close()
+	s.cl.snaps.close()
+}

@@ -1,0 +1,341 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/transport"
+)
+
+// The in-process HA tests run whole nodes (cluster.Start: Raft on BoltDB,
+// the actors, the client port with node-to-node calls) on loopback. Names
+// carry an "ha" prefix so they stay apart from other test files' helpers.
+
+const haAdminToken = "ha-admin-token"
+
+// haNode is one node of an in-process cluster that can be stopped and
+// started again on the same data dir.
+type haNode struct {
+	t        testing.TB
+	id       string
+	dir      string
+	client   string // client address, fixed across restarts once known
+	raft     string // raft address, fixed across restarts once known
+	srv      *Server
+	tune     func(*ServerConfig)
+	stopOnce sync.Once
+}
+
+// haConfig is a node config sized for a loaded two-core CI machine under
+// -race: elections take a second or so.
+func (n *haNode) config() ServerConfig {
+	cfg := ServerConfig{
+		Raft: Config{
+			NodeID:           n.id,
+			RaftAddr:         n.raft,
+			DataDir:          n.dir,
+			HeartbeatTimeout: 700 * time.Millisecond,
+			ElectionTimeout:  700 * time.Millisecond,
+			Logger:           testLogger(n.t),
+		},
+		ClientAddr: n.client,
+		AdminToken: haAdminToken,
+		Logger:     testLogger(n.t),
+	}
+	if n.tune != nil {
+		n.tune(&cfg)
+	}
+	return cfg
+}
+
+// haFreeAddr returns a loopback address with a port free right now.
+func haFreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func newHANode(t testing.TB, id string, tune func(*ServerConfig)) *haNode {
+	return &haNode{t: t, id: id, dir: filepath.Join(t.TempDir(), id), client: haFreeAddr(t), raft: haFreeAddr(t), tune: tune}
+}
+
+// start starts the node; with bootstrap it returns once it is ready.
+func (n *haNode) start(extra func(*ServerConfig)) {
+	n.t.Helper()
+	cfg := n.config()
+	if extra != nil {
+		extra(&cfg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), leaderWait)
+	defer cancel()
+	srv, err := Start(ctx, cfg)
+	if err != nil {
+		n.t.Fatalf("start %s: %v", n.id, err)
+	}
+	n.srv = srv
+	n.stopOnce = sync.Once{}
+	n.t.Cleanup(n.stop)
+}
+
+func (n *haNode) stop() {
+	n.stopOnce.Do(func() {
+		if n.srv != nil {
+			if err := n.srv.Close(); err != nil {
+				n.t.Logf("stop %s: %v", n.id, err)
+			}
+			n.srv = nil
+		}
+	})
+}
+
+func (n *haNode) waitReady() {
+	n.t.Helper()
+	select {
+	case <-n.srv.Ready():
+	case <-time.After(leaderWait):
+		n.t.Fatalf("%s not ready within %v: %+v", n.id, leaderWait, n.srv.Node.Status())
+	}
+}
+
+// haCluster is a set of nodes; node 0 bootstraps, the others join it.
+type haCluster struct {
+	t     testing.TB
+	nodes []*haNode
+}
+
+func startHACluster(t testing.TB, size int, tune func(*ServerConfig)) *haCluster {
+	t.Helper()
+	c := &haCluster{t: t}
+	for i := range size {
+		c.nodes = append(c.nodes, newHANode(t, "n"+string(rune('1'+i)), tune))
+	}
+	c.nodes[0].start(func(cfg *ServerConfig) { cfg.Raft.Bootstrap = true })
+	for _, n := range c.nodes[1:] {
+		n.start(func(cfg *ServerConfig) { cfg.Join = []string{c.nodes[0].client} })
+	}
+	for _, n := range c.nodes {
+		n.waitReady()
+	}
+	c.waitRegistered()
+	return c
+}
+
+// addrs returns every node's client address, starting with node i's.
+func (c *haCluster) addrs(i int) []string {
+	var out []string
+	for k := range c.nodes {
+		out = append(out, c.nodes[(i+k)%len(c.nodes)].client)
+	}
+	return out
+}
+
+// running returns the nodes that are started.
+func (c *haCluster) running() []*haNode {
+	var out []*haNode
+	for _, n := range c.nodes {
+		if n.srv != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// leader waits until the running nodes agree on a leader and returns it.
+func (c *haCluster) leader() *haNode {
+	c.t.Helper()
+	var l *haNode
+	waitFor(c.t, leaderWait, func() bool {
+		l = nil
+		ids := map[string]bool{}
+		for _, n := range c.running() {
+			id, _ := n.srv.Node.Leader()
+			ids[id] = true
+			if n.srv.Node.IsLeader() {
+				l = n
+			}
+		}
+		return l != nil && len(ids) == 1
+	})
+	return l
+}
+
+// followers returns the running nodes other than the leader.
+func (c *haCluster) followers() []*haNode {
+	l := c.leader()
+	var out []*haNode
+	for _, n := range c.running() {
+		if n != l {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// waitRegistered waits until every running node's registry names every
+// running node at its addresses.
+func (c *haCluster) waitRegistered() {
+	c.t.Helper()
+	waitFor(c.t, leaderWait, func() bool {
+		for _, n := range c.running() {
+			for _, m := range c.running() {
+				got, ok := n.srv.Service.registered(m.id)
+				if !ok || got != m.srv.Service.Self() {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
+// waitConverged waits until every running node has applied the leader's
+// commit index and holds the same state.
+func (c *haCluster) waitConverged() {
+	c.t.Helper()
+	l := c.leader()
+	want := l.srv.Node.Raft().CommitIndex()
+	ctx, cancel := context.WithTimeout(context.Background(), applyWait)
+	defer cancel()
+	for _, n := range c.running() {
+		if err := n.srv.Node.WaitIndex(ctx, want); err != nil {
+			c.t.Fatalf("%s did not reach the leader's commit index %d: %v", n.id, want, err)
+		}
+	}
+	// Background commands (a registration) may still be applying: the
+	// states must become and stay equal.
+	var differ string
+	deadline := time.Now().Add(applyWait)
+	for {
+		differ = ""
+		ref, _ := stateOf(c.t, l.srv.FSM)
+		for _, n := range c.running() {
+			if got, _ := stateOf(c.t, n.srv.FSM); string(got) != string(ref) {
+				differ = n.id
+			}
+		}
+		if differ == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s's state differs from the leader %s's", differ, l.id)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// haDial connects a client to addrs.
+func haDial(t testing.TB, addrs []string, role, user, token string, reconnect bool) *transport.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := transport.Dial(ctx, transport.ClientConfig{
+		Addrs: addrs, Role: role, User: user, Token: token, Reconnect: reconnect,
+		RequestTimeout: 30 * time.Second, DialTimeout: 3 * time.Second,
+	})
+	if err != nil {
+		t.Fatalf("dial %s %s at %v: %v", role, user, addrs, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// haCall performs op and fails the test on error.
+func haCall(t testing.TB, c *transport.Client, op string, args, out any) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	idx, err := c.CallIndex(ctx, op, args, out)
+	if err != nil {
+		t.Fatalf("%s %+v: %v", op, args, err)
+	}
+	return idx
+}
+
+// haCode returns the error code of a call (CodeOK on success).
+func haCode(err error) fsm.Code {
+	var eb *transport.ErrorBody
+	if errors.As(err, &eb) {
+		return eb.Code
+	}
+	if err == nil {
+		return fsm.CodeOK
+	}
+	return fsm.CodeInternal
+}
+
+// haSetup creates a pull-mode domain: MRD social, type fb, list L1,
+// channel C1 on L1, connector fb and the agents, each subscribed to L1.
+// It returns the agents' and the connector's tokens.
+func haSetup(t testing.TB, admin *transport.Client, agents ...string) (map[string]string, string) {
+	t.Helper()
+	haCall(t, admin, "create_mrd", fsm.CreateMRDArgs{ID: "social"}, nil)
+	haCall(t, admin, "create_channel_type", fsm.CreateChannelTypeArgs{ID: "fb", MRD: "social"}, nil)
+	haCall(t, admin, "create_list", fsm.CreateListArgs{ID: "L1"}, nil)
+	haCall(t, admin, "create_channel", fsm.CreateChannelArgs{ID: "C1", Type: "fb", Mode: fsm.ModePull, List: "L1"}, nil)
+	tokens := map[string]string{}
+	for _, a := range agents {
+		var cred Credential
+		haCall(t, admin, "create_agent", fsm.CreateAgentArgs{ID: a}, &cred)
+		if cred.Token == "" {
+			t.Fatalf("create_agent %s: no token in %+v", a, cred)
+		}
+		tokens[a] = cred.Token
+		haCall(t, admin, "subscribe", fsm.SubscribeArgs{Agent: a, List: "L1"}, nil)
+	}
+	var cred Credential
+	haCall(t, admin, "create_connector", fsm.CreateConnectorArgs{ID: "fb", Channels: []string{"C1"}}, &cred)
+	return tokens, cred.Token
+}
+
+// haBackup streams a fresh snapshot of the leader through snapshot_read,
+// as `ctl snapshot save` does.
+func haBackup(t testing.TB, admin *transport.Client) []byte {
+	t.Helper()
+	var (
+		out  []byte
+		args = SnapshotReadArgs{Fresh: true}
+	)
+	for {
+		var ch SnapshotChunk
+		haCall(t, admin, OpSnapshotRead, args, &ch)
+		if ch.Offset != int64(len(out)) {
+			t.Fatalf("chunk at %d, want %d", ch.Offset, len(out))
+		}
+		out = append(out, ch.Data...)
+		if ch.Done {
+			if int64(len(out)) != ch.Size {
+				t.Fatalf("backup of %d bytes, snapshot has %d", len(out), ch.Size)
+			}
+			return out
+		}
+		args = SnapshotReadArgs{ID: ch.ID, Offset: int64(len(out))}
+	}
+}
+
+// haNextEvent returns the client's next event.
+func haNextEvent(t testing.TB, c *transport.Client) transport.Event {
+	t.Helper()
+	select {
+	case ev, ok := <-c.Events():
+		if !ok {
+			t.Fatalf("event stream ended: %v", c.Err())
+		}
+		return ev
+	case <-time.After(30 * time.Second):
+		t.Fatal("no event within 30s")
+	}
+	return transport.Event{}
+}
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
