@@ -19,6 +19,11 @@ import (
 const ctlUsage = `usage: switchboard ctl [--addr A] [--token T] <verb> ...
 
   status                                       node and cluster status
+  cluster status                               every member: state, term, commit/applied index, lag
+  cluster remove NODE                          remove a node from the cluster
+  cluster transfer-leadership [NODE]           hand leadership to NODE (default: the most up-to-date)
+  snapshot take                                snapshot the node connected to now
+  snapshot save FILE                           back up the leader's state to FILE
   create mrd ID [--name N]
   create channel-type ID --mrd M
   create list ID [--name N]
@@ -87,6 +92,10 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return x.call(ctx, "close", fsm.RequestArgs{Request: rest[0]}, nil, "closed %s", rest[0])
 	case "get":
 		return x.get(ctx, rest)
+	case "cluster":
+		return x.cluster(ctx, rest)
+	case "snapshot":
+		return x.snapshot(ctx, rest)
 	}
 	return fmt.Errorf("%w: unknown verb %q\n%s", errUsage, verb, ctlUsage)
 }

@@ -12,7 +12,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/switchboard/switchboard/cluster"
 )
@@ -21,55 +23,149 @@ import (
 // dir, readable by its owner only.
 const adminTokenFile = "admin-token"
 
+// serveFlags are serve's flags; each has an environment variable.
+type serveFlags struct {
+	dataDir, nodeID, clientAddr, raftAddr string
+	advertise, advertiseClient            string
+	adminToken, clusterToken, logLevel    string
+	bootstrap                             bool
+	join                                  string
+	bootstrapExpect, historySize          int
+	snapshotThreshold, trailingLogs       uint64
+	snapshotInterval, heartbeat, election time.Duration
+	restore, tlsCert, tlsKey, tlsCA       string
+	envErr                                error // a malformed environment variable
+}
+
+func (f *serveFlags) register(fs *flag.FlagSet) {
+	str := func(p *string, name, env, def, usage string) {
+		fs.StringVar(p, name, envOr(env, def), usage+" (env "+env+")")
+	}
+	str(&f.dataDir, "data", "SWITCHBOARD_DATA", "data", "data directory")
+	str(&f.nodeID, "node-id", "SWITCHBOARD_NODE_ID", "node1", "this node's id, unique in the cluster and never reused")
+	str(&f.clientAddr, "client-addr", "SWITCHBOARD_CLIENT_ADDR", "127.0.0.1:7400", "address for agents, connectors, ctl and the other nodes")
+	str(&f.advertiseClient, "advertise-client", "SWITCHBOARD_ADVERTISE_CLIENT", "", "client address the other nodes and tools reach this node at (default: --client-addr)")
+	str(&f.raftAddr, "raft-addr", "SWITCHBOARD_RAFT_ADDR", "127.0.0.1:7401", "address for Raft traffic between nodes")
+	str(&f.advertise, "advertise", "SWITCHBOARD_ADVERTISE", "", "Raft address the other nodes dial (default: --raft-addr)")
+	str(&f.adminToken, "admin-token", "SWITCHBOARD_ADMIN_TOKEN", "", "admin token, the same on every node (default: generated once into <data>/admin-token)")
+	str(&f.clusterToken, "cluster-token", "SWITCHBOARD_CLUSTER_TOKEN", "", "node-to-node credential, the same on every node (default: the admin token)")
+	str(&f.logLevel, "log-level", "SWITCHBOARD_LOG_LEVEL", "info", "debug, info, warn or error")
+	str(&f.join, "join", "SWITCHBOARD_JOIN", "", "client addresses of existing nodes to join, comma-separated (retried until it gets in)")
+	str(&f.restore, "restore", "SWITCHBOARD_RESTORE", "", "with --bootstrap and a new data dir: start the new cluster from this backup (ctl snapshot save)")
+	str(&f.tlsCert, "tls-cert", "SWITCHBOARD_TLS_CERT", "", "this node's TLS certificate (PEM): enables TLS for clients and mutual TLS between nodes")
+	str(&f.tlsKey, "tls-key", "SWITCHBOARD_TLS_KEY", "", "the certificate's key (PEM)")
+	str(&f.tlsCA, "tls-ca", "SWITCHBOARD_TLS_CA", "", "the CA that signed every node's certificate (PEM)")
+	fs.BoolVar(&f.bootstrap, "bootstrap", envBool("SWITCHBOARD_BOOTSTRAP", &f.envErr), "start a new cluster with this node as its only voter; others --join it (env SWITCHBOARD_BOOTSTRAP; the default with neither --join nor --bootstrap-expect)")
+	fs.IntVar(&f.bootstrapExpect, "bootstrap-expect", envInt("SWITCHBOARD_BOOTSTRAP_EXPECT", 0, &f.envErr), "form a new cluster once this many nodes, started with --join listing each other, have met (env SWITCHBOARD_BOOTSTRAP_EXPECT)")
+	fs.IntVar(&f.historySize, "history", envInt("SWITCHBOARD_HISTORY", 65536, &f.envErr), "events kept in memory for clients resuming after a reconnect (env SWITCHBOARD_HISTORY)")
+	fs.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", uint64(envInt("SWITCHBOARD_SNAPSHOT_THRESHOLD", cluster.DefaultSnapshotThreshold, &f.envErr)), "log entries since the last snapshot that trigger a new one (env SWITCHBOARD_SNAPSHOT_THRESHOLD)")
+	fs.Uint64Var(&f.trailingLogs, "trailing-logs", uint64(envInt("SWITCHBOARD_TRAILING_LOGS", cluster.DefaultTrailingLogs, &f.envErr)), "log entries kept after a snapshot, so a lagging node catches up without one (env SWITCHBOARD_TRAILING_LOGS)")
+	fs.DurationVar(&f.snapshotInterval, "snapshot-interval", envDuration("SWITCHBOARD_SNAPSHOT_INTERVAL", cluster.DefaultSnapshotInterval, &f.envErr), "how often to check the snapshot threshold (env SWITCHBOARD_SNAPSHOT_INTERVAL)")
+	fs.DurationVar(&f.heartbeat, "heartbeat-timeout", envDuration("SWITCHBOARD_HEARTBEAT_TIMEOUT", cluster.DefaultHeartbeatTimeout, &f.envErr), "how long a follower waits for the leader before an election (env SWITCHBOARD_HEARTBEAT_TIMEOUT)")
+	fs.DurationVar(&f.election, "election-timeout", envDuration("SWITCHBOARD_ELECTION_TIMEOUT", 0, &f.envErr), "how long a candidate waits for votes (default: the heartbeat timeout) (env SWITCHBOARD_ELECTION_TIMEOUT)")
+}
+
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
 	flags.SetOutput(stderr)
-	dataDir := flags.String("data", envOr("SWITCHBOARD_DATA", "data"), "data directory (env SWITCHBOARD_DATA)")
-	nodeID := flags.String("node-id", envOr("SWITCHBOARD_NODE_ID", "node1"), "this node's id (env SWITCHBOARD_NODE_ID)")
-	clientAddr := flags.String("client-addr", envOr("SWITCHBOARD_CLIENT_ADDR", "127.0.0.1:7400"), "address for agents, connectors and ctl (env SWITCHBOARD_CLIENT_ADDR)")
-	raftAddr := flags.String("raft-addr", envOr("SWITCHBOARD_RAFT_ADDR", "127.0.0.1:7401"), "address for Raft traffic between nodes (env SWITCHBOARD_RAFT_ADDR)")
-	adminToken := flags.String("admin-token", os.Getenv("SWITCHBOARD_ADMIN_TOKEN"), "admin token (env SWITCHBOARD_ADMIN_TOKEN; default: generated once into <data>/admin-token)")
-	logLevel := flags.String("log-level", envOr("SWITCHBOARD_LOG_LEVEL", "info"), "debug, info, warn or error")
-	historySize := flags.Int("history", 65536, "events kept in memory for clients resuming after a reconnect")
+	var f serveFlags
+	f.register(flags)
 	if err := flags.Parse(args); err != nil {
 		return err
+	}
+	if f.envErr != nil {
+		return fmt.Errorf("%w: %v", errUsage, f.envErr)
 	}
 	if flags.NArg() > 0 {
 		return fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, flags.Args())
 	}
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return fmt.Errorf("%w: --log-level: %v", errUsage, err)
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
+	join := splitList(f.join)
+	switch {
+	case f.bootstrap && len(join) > 0:
+		return fmt.Errorf("%w: --bootstrap starts a new cluster, --join enters an existing one: pick one", errUsage)
+	case f.bootstrap && f.bootstrapExpect > 0:
+		return fmt.Errorf("%w: --bootstrap and --bootstrap-expect exclude each other", errUsage)
+	case f.bootstrapExpect > 0 && len(join) == 0:
+		return fmt.Errorf("%w: --bootstrap-expect needs --join listing the other nodes' client addresses", errUsage)
+	case f.bootstrapExpect < 0:
+		return fmt.Errorf("%w: --bootstrap-expect %d", errUsage, f.bootstrapExpect)
+	}
+	// Neither joining nor forming a cluster: the embedded single node.
+	bootstrap := f.bootstrap || (len(join) == 0 && f.bootstrapExpect == 0)
+	if f.restore != "" && !bootstrap {
+		return fmt.Errorf("%w: --restore starts a new cluster: use it with --bootstrap", errUsage)
+	}
+	if !bootstrap && f.adminToken == "" && f.clusterToken == "" {
+		return fmt.Errorf("%w: a node that joins or forms a cluster needs the cluster's credential: --cluster-token or --admin-token (env SWITCHBOARD_CLUSTER_TOKEN, SWITCHBOARD_ADMIN_TOKEN)", errUsage)
+	}
+	if (f.tlsCert != "" || f.tlsKey != "" || f.tlsCA != "") && (f.tlsCert == "" || f.tlsKey == "" || f.tlsCA == "") {
+		return fmt.Errorf("%w: TLS needs --tls-cert, --tls-key and --tls-ca together", errUsage)
+	}
+
+	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	token, generated, err := loadAdminToken(*dataDir, *adminToken)
+	token, generated, err := loadAdminToken(f.dataDir, f.adminToken)
 	if err != nil {
 		return err
 	}
-	srv, err := cluster.Start(ctx, cluster.ServerConfig{
+	cfg := cluster.ServerConfig{
 		Raft: cluster.Config{
-			NodeID:    *nodeID,
-			RaftAddr:  *raftAddr,
-			DataDir:   *dataDir,
-			Bootstrap: true,
-			Logger:    logger.With("component", "raft"),
+			NodeID:            f.nodeID,
+			RaftAddr:          f.raftAddr,
+			AdvertiseAddr:     f.advertise,
+			DataDir:           f.dataDir,
+			Bootstrap:         bootstrap,
+			SnapshotThreshold: f.snapshotThreshold,
+			SnapshotInterval:  f.snapshotInterval,
+			TrailingLogs:      f.trailingLogs,
+			HeartbeatTimeout:  f.heartbeat,
+			ElectionTimeout:   f.election,
+			Logger:            logger.With("component", "raft"),
 		},
-		ClientAddr:  *clientAddr,
-		AdminToken:  token,
-		HistorySize: *historySize,
-		Version:     version,
-		Logger:      logger,
-	})
+		ClientAddr:          f.clientAddr,
+		AdvertiseClientAddr: f.advertiseClient,
+		AdminToken:          token,
+		ClusterToken:        f.clusterToken,
+		Join:                join,
+		BootstrapExpect:     f.bootstrapExpect,
+		HistorySize:         f.historySize,
+		Version:             version,
+		Logger:              logger,
+	}
+	if f.tlsCert != "" {
+		cfg.TLS = &cluster.TLSConfig{CertFile: f.tlsCert, KeyFile: f.tlsKey, CAFile: f.tlsCA}
+	}
+	if f.restore != "" {
+		rf, err := os.Open(f.restore)
+		if err != nil {
+			return fmt.Errorf("--restore: %w", err)
+		}
+		defer rf.Close()
+		cfg.Restore = rf
+	}
+	srv, err := cluster.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	abs, _ := filepath.Abs(*dataDir)
-	fmt.Fprintf(stdout, "switchboard %s: node %s serving\n  clients: %s\n  raft:    %s\n  data:    %s\n",
-		version, *nodeID, srv.ClientAddr(), *raftAddr, abs)
+	abs, _ := filepath.Abs(f.dataDir)
+	mode := "single node"
+	switch {
+	case len(join) > 0 && f.bootstrapExpect > 0:
+		mode = fmt.Sprintf("forming a cluster of %d with %s", f.bootstrapExpect, strings.Join(join, ","))
+	case len(join) > 0:
+		mode = "joining " + strings.Join(join, ",")
+	case f.bootstrap:
+		mode = "bootstrapped a new cluster"
+	}
+	fmt.Fprintf(stdout, "switchboard %s: node %s serving (%s)\n  clients: %s\n  raft:    %s\n  data:    %s\n",
+		version, f.nodeID, mode, srv.ClientAddr(), srv.Node.Addr(), abs)
 	if generated {
 		fmt.Fprintf(stdout, "  admin token (shown once, saved in %s): %s\n",
 			filepath.Join(abs, adminTokenFile), token)
@@ -77,6 +173,61 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	<-ctx.Done()
 	logger.Info("shutting down")
 	return srv.Close()
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// envBool, envInt and envDuration read a flag's default from the
+// environment, recording a malformed value in *errp.
+func envBool(name string, errp *error) bool {
+	v := os.Getenv(name)
+	if v == "" {
+		return false
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil && *errp == nil {
+		*errp = fmt.Errorf("%s=%q: %v", name, v, err)
+	}
+	return b
+}
+
+func envInt(name string, def int, errp *error) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		if *errp == nil {
+			*errp = fmt.Errorf("%s=%q: %v", name, v, err)
+		}
+		return def
+	}
+	return n
+}
+
+func envDuration(name string, def time.Duration, errp *error) time.Duration {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		if *errp == nil {
+			*errp = fmt.Errorf("%s=%q: %v", name, v, err)
+		}
+		return def
+	}
+	return d
 }
 
 // loadAdminToken returns the admin token: the given one, else the one saved
