@@ -1,0 +1,454 @@
+package fsm_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"math/rand"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hashicorp/raft"
+
+	. "github.com/switchboard/switchboard/fsm"
+)
+
+// gen makes a random stream of commands: every op, valid and invalid ids,
+// every role, retries, stale and zero sequence numbers, clocks that jump,
+// stall and go back.
+type gen struct {
+	r        *rand.Rand
+	now      int64
+	seqs     map[string]uint64
+	sent     []*Command
+	requests uint64   // requests created so far (read from a replica)
+	open     []string // open requests on L1 (read from a replica)
+}
+
+func newGen(seed int64) *gen {
+	return &gen{r: rand.New(rand.NewSource(seed)), now: t0, seqs: map[string]uint64{}}
+}
+
+func pick[T any](g *gen, xs ...T) T { return xs[g.r.Intn(len(xs))] }
+
+func (g *gen) pick(xs ...string) string { return pick(g, xs...) }
+
+func (g *gen) oneIn(n int) bool { return g.r.Intn(n) == 0 }
+
+func (g *gen) agentID() string {
+	return g.pick("A1", "A2", "A3", "A4", "A5", "A1", "A2", "A4", "A9", "")
+}
+func (g *gen) listID() string { return g.pick("L1", "L1", "L2", "L3", "L9", "", "bad id") }
+func (g *gen) mrdID() string  { return g.pick("social", "chat", "voice", "") }
+func (g *gen) text() string {
+	switch g.r.Intn(60) {
+	case 0:
+		return strings.Repeat("z", MaxTextBytes)
+	case 1:
+		return strings.Repeat("z", MaxTextBytes+1)
+	case 2:
+		return ""
+	case 3:
+		return "bad \xff"
+	}
+	return g.pick("hi", "hello there", "ok", "ünïcode")
+}
+
+// requestID names mostly an open request (the generator peeks at them),
+// sometimes one of the newest (maybe closed), an old one or nothing.
+func (g *gen) requestID() string {
+	switch n := g.r.Intn(20); {
+	case n == 0:
+		return g.pick("", "R0", "nope", "R99999")
+	case n == 1:
+		return fmt.Sprintf("R%d", 1+g.r.Intn(int(g.requests)+1))
+	case n < 6 || len(g.open) == 0:
+		return fmt.Sprintf("R%d", max(1, int(g.requests)-g.r.Intn(3)))
+	}
+	return g.open[g.r.Intn(len(g.open))]
+}
+
+func (g *gen) agentPrincipal() Principal {
+	return Principal{Role: RoleAgent, ID: g.pick("A1", "A1", "A2", "A2", "A3", "A4", "A4", "A5", "A9")}
+}
+
+func (g *gen) connectorPrincipal() Principal {
+	return Principal{Role: RoleConnector, ID: g.pick("fb", "fb", "fb", "fb", "fb", "web", "ghost")}
+}
+
+// actor returns a principal for an agent-or-admin op, and the agent to name.
+func (g *gen) actor() (Principal, string) {
+	switch g.r.Intn(16) {
+	case 0, 1:
+		return admin, g.agentID()
+	case 2:
+		return g.agentPrincipal(), g.agentID() // maybe acting for another
+	case 3:
+		return g.connectorPrincipal(), g.agentID() // forbidden
+	}
+	return g.agentPrincipal(), ""
+}
+
+func (g *gen) tick() int64 {
+	switch n := g.r.Intn(100); {
+	case n < 2:
+		return 0 // unstamped: the state's clock
+	case n < 4:
+		return g.now - int64(g.r.Intn(5e9)) // behind the clock
+	case n < 6:
+		g.now += SessionTTL/2 + int64(g.r.Intn(int(sweepEvery)))
+	default:
+		g.now += int64(g.r.Intn(3e9))
+	}
+	return g.now
+}
+
+func (g *gen) next() *Command {
+	if len(g.sent) > 0 && g.r.Intn(20) == 0 { // a retry, maybe much later
+		old := *g.sent[g.r.Intn(len(g.sent))]
+		old.Time = g.tick()
+		return &old
+	}
+	c := &Command{Time: g.tick()}
+	switch n := g.r.Intn(100); {
+	case n < 25:
+		c.Op, c.By = OpCustomerMessage, fb
+		if g.oneIn(8) {
+			c.By = pick(g, admin, web, Principal{Role: RoleConnector, ID: "ghost"})
+		}
+		a := &CustomerMessageArgs{Channel: "C2", CustomerID: g.pick("u1", "u2", "u3", "u4", "u5", "u6"), CustomerName: "Ursula", Text: g.text()}
+		if g.oneIn(10) {
+			a.Channel = g.pick("W1", "C9", "C3", "")
+		}
+		if g.oneIn(12) {
+			a.CustomerID = g.pick("", "bad id", "\xff", strings.Repeat("u", MaxIDBytes+1))
+		}
+		if g.oneIn(20) {
+			a.CustomerName = g.pick("", "\xff", strings.Repeat("n", MaxIDBytes+1))
+		}
+		c.Args = a
+	case n < 40:
+		by, ag := g.actor()
+		c.Op, c.By, c.Args = OpJoin, by, &RequestArgs{Request: g.requestID(), Agent: ag}
+	case n < 50:
+		by, ag := g.actor()
+		c.Op, c.By, c.Args = OpLeave, by, &RequestArgs{Request: g.requestID(), Agent: ag}
+	case n < 60:
+		by, ag := g.actor()
+		c.Op, c.By, c.Args = OpSend, by, &SendArgs{Request: g.requestID(), Agent: ag, Text: g.text()}
+	case n < 68:
+		by, _ := g.actor()
+		if g.r.Intn(3) == 0 {
+			by = g.connectorPrincipal()
+		}
+		c.Op, c.By, c.Args = OpClose, by, &RequestArgs{Request: g.requestID()}
+	case n < 73:
+		c.Op, c.By = OpRequestAgent, g.connectorPrincipal()
+		if g.r.Intn(2) == 0 {
+			c.Args = &RequestAgentArgs{Request: g.requestID()}
+		} else {
+			c.Args = &RequestAgentArgs{Channel: g.pick("C2", "W1"), CustomerID: g.pick("u1", "u2", "u3", "")}
+		}
+	case n < 80:
+		by, ag := g.actor()
+		c.Op, c.By, c.Args = OpSubscribe, by, &SubscribeArgs{Agent: ag, List: g.listID()}
+	case n < 84:
+		by, ag := g.actor()
+		c.Op, c.By, c.Args = OpUnsubscribe, by, &SubscribeArgs{Agent: ag, List: g.listID()}
+	case n < 87:
+		max := map[string]int{"social": 1 + g.r.Intn(3)}
+		if g.oneIn(4) {
+			max[g.mrdID()] = g.r.Intn(4) - 1
+		}
+		c.Op, c.By, c.Args = OpCreateAgent, admin, &CreateAgentArgs{ID: g.agentID(), Name: g.pick("Dee", "Dee", "Dee", "", "\xff"), Max: max, TokenHash: []byte("h")}
+	case n < 89:
+		c.Op, c.By, c.Args = OpCreateList, admin, &CreateListArgs{ID: g.listID(), Name: "list"}
+	case n < 90:
+		c.Op, c.By, c.Args = OpCreateChannel, admin, &CreateChannelArgs{ID: g.pick("C3", "C4"), Type: g.pick("facebook", "webchat", "nope"), Mode: RoutingMode(g.pick("pull", "push", "")), List: g.listID(), Queue: g.pick("", "Q1")}
+	case n < 91:
+		c.Op, c.By, c.Args = OpCreateConnector, admin, &CreateConnectorArgs{ID: g.pick("fb2", "fb"), Channels: []string{g.pick("C2", "C3", "W1", "C9")}, TokenHash: []byte("h")}
+	case n < 92:
+		c.Op, c.By, c.Args = OpCreateMRD, admin, &CreateMRDArgs{ID: g.mrdID()}
+	case n < 93:
+		c.Op, c.By, c.Args = OpCreateChannelType, admin, &CreateChannelTypeArgs{ID: g.pick("sms", "facebook"), MRD: g.mrdID()}
+	case n < 94:
+		c.Op, c.By, c.Args = OpCreateQueue, admin, &CreateQueueArgs{ID: g.pick("Q1", "Q2"), MRD: g.mrdID(), OfferTimeoutMs: int64(g.r.Intn(3) - 1)}
+	case n < 95:
+		c.Op, c.By, c.Args = OpDeleteList, admin, &IDArgs{ID: g.listID()}
+	case n < 96:
+		c.Op, c.By, c.Args = OpDeleteAgent, admin, &IDArgs{ID: g.pick("A3", "A5", "A9")}
+	case n < 98:
+		c.Op, c.By, c.Args = OpNoop, g.agentPrincipal(), &NoopArgs{}
+	case n < 99:
+		c.Op, c.By, c.Args = Op(90+g.r.Intn(10)), admin, &IDArgs{ID: "x"} // unknown op
+	default:
+		c.Op, c.By, c.Args = OpCreateMRD, Principal{Role: Role(g.r.Intn(6)), ID: "who"}, &CreateMRDArgs{ID: "m"}
+	}
+	// Idempotency key: mostly increasing per client, sometimes none,
+	// sometimes stale.
+	client := g.pick("c1", "c1", "c2", "")
+	key := c.By.Role.String() + c.By.ID + client
+	switch n := g.r.Intn(20); {
+	case n == 0:
+		c.ClientID = client
+	case n == 1 && g.seqs[key] > 2:
+		c.ClientID, c.Seq = client, uint64(g.r.Int63n(int64(g.seqs[key])))+1
+	case n == 2:
+		g.seqs[key] += SessionWindow // a jump: older seqs go stale
+		c.ClientID, c.Seq = client, g.seqs[key]
+	default:
+		g.seqs[key]++
+		c.ClientID, c.Seq = client, g.seqs[key]
+	}
+	g.sent = append(g.sent, c)
+	return c
+}
+
+// setup is the first two log entries: the walkthrough's admin commands.
+func setupEntries() [][]*Command {
+	setup := walkthroughCommands()
+	more := []*Command{
+		cmd(OpCreateAgent, admin, &CreateAgentArgs{ID: "A4", Max: map[string]int{"social": 3}, TokenHash: []byte("h")}),
+		cmd(OpCreateAgent, admin, &CreateAgentArgs{ID: "A5", Max: map[string]int{"social": 1, "chat": 1}, TokenHash: []byte("h")}),
+		cmd(OpSubscribe, admin, &SubscribeArgs{Agent: "A4", List: "L1"}),
+		cmd(OpSubscribe, admin, &SubscribeArgs{Agent: "A5", List: "L1"}),
+	}
+	return [][]*Command{setup[:8], setup[8:], more}
+}
+
+// peek lets the generator aim at requests that exist.
+func (g *gen) peek(s *State) {
+	g.requests = s.NextRequest
+	g.open = nil
+	if l := s.Lists["L1"]; l != nil {
+		g.open = append(g.open, l.Requests...)
+	}
+}
+
+// entry makes the next log entry: one command, or a batch of up to four.
+func (g *gen) entry() []*Command {
+	batch := make([]*Command, 1+g.r.Intn(4)*g.r.Intn(2))
+	for i := range batch {
+		batch[i] = g.next()
+	}
+	return batch
+}
+
+// replica is one way of applying log entries.
+type replica interface {
+	apply(tb testing.TB, index uint64, cmds []*Command) ([]Result, []Event)
+	other(tb testing.TB, index uint64) // a non-command log entry
+	state(tb testing.TB) []byte
+}
+
+// direct applies commands to a State, numbering events as the FSM does.
+type direct struct{ s *State }
+
+func (d *direct) apply(_ testing.TB, index uint64, cmds []*Command) ([]Result, []Event) {
+	d.s.Index = index
+	var results []Result
+	var evs []Event
+	for _, c := range cmds {
+		res, e := d.s.Apply(c)
+		results = append(results, res)
+		evs = append(evs, e...)
+	}
+	for i := range evs {
+		evs[i].Seq = SeqOf(index, i)
+	}
+	return results, evs
+}
+
+func (d *direct) other(_ testing.TB, index uint64) { d.s.Index = index }
+func (d *direct) state(tb testing.TB) []byte       { return marshal(tb, d.s) }
+
+// viaRaft encodes entries and applies them through an FSM.
+type viaRaft struct {
+	f    *FSM
+	sink *recordingSink
+}
+
+func newViaRaft() *viaRaft {
+	sink := &recordingSink{}
+	return &viaRaft{f: NewFSM(sink, nil), sink: sink}
+}
+
+func (v *viaRaft) apply(tb testing.TB, index uint64, cmds []*Command) ([]Result, []Event) {
+	tb.Helper()
+	data, err := EncodeEntry(cmds...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp, ok := v.f.Apply(&raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data}).(*ApplyResponse)
+	if !ok || resp.Err != nil || resp.Index != index {
+		tb.Fatalf("entry %d: response %+v", index, resp)
+	}
+	return resp.Results, v.sink.take(index)
+}
+
+func (v *viaRaft) other(tb testing.TB, index uint64) {
+	if r := v.f.Apply(&raft.Log{Index: index, Term: 1, Type: raft.LogNoop}); r != nil {
+		tb.Fatalf("noop entry answered %v", r)
+	}
+}
+
+func (v *viaRaft) state(tb testing.TB) []byte {
+	var b []byte
+	v.f.Read(func(s *State, _ uint64) { b = marshal(tb, s) })
+	return b
+}
+
+// recordingSink keeps what an FSM publishes.
+type recordingSink struct {
+	mu        sync.Mutex
+	published map[uint64][]Event
+	order     []uint64
+	resets    []uint64
+}
+
+func (r *recordingSink) Publish(index uint64, evs []Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.published == nil {
+		r.published = map[uint64][]Event{}
+	}
+	r.published[index] = evs
+	r.order = append(r.order, index)
+}
+
+func (r *recordingSink) Reset(index uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.resets = append(r.resets, index)
+}
+
+func (r *recordingSink) take(index uint64) []Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	evs := r.published[index]
+	delete(r.published, index)
+	return evs
+}
+
+// restoreViaRaft snapshots f and restores it into a fresh FSM through an
+// in-memory snapshot store.
+func restoreViaRaft(tb testing.TB, f *FSM, index uint64) *viaRaft {
+	tb.Helper()
+	snap, err := f.Snapshot()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	store := raft.NewInmemSnapshotStore()
+	sink, err := store.Create(raft.SnapshotVersionMax, index, 1, raft.Configuration{}, 1, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := snap.Persist(sink); err != nil {
+		tb.Fatal(err)
+	}
+	snap.Release()
+	_, rc, err := store.Open(sink.ID())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	v := newViaRaft()
+	if err := v.f.Restore(rc); err != nil {
+		tb.Fatal(err)
+	}
+	return v
+}
+
+func TestDeterminism(t *testing.T) {
+	steps := 600
+	if testing.Short() || raceEnabled {
+		steps = 200 // single goroutine: the race detector only slows it
+	}
+	var mu sync.Mutex
+	allCodes := map[Code]int{}
+	t.Cleanup(func() {
+		// The streams must have exercised the machine, not just bounced.
+		for _, c := range []Code{CodeOK, CodeNotFound, CodeForbidden, CodeBadRequest, CodeAlreadyExists,
+			CodeNotParticipant, CodeNotSubscribed, CodeAlreadyParticipant, CodeClosed, CodeOverCapacity,
+			CodeUnknownOp, CodeStaleSequence} {
+			if allCodes[c] == 0 {
+				t.Errorf("no command answered %s (answers: %v)", c, allCodes)
+			}
+		}
+	})
+	for _, seed := range []int64{1, 2, 3, 42, 2026} {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			t.Parallel()
+			g := newGen(seed)
+			pending := setupEntries()
+			// Fresh replicas compare exactly (Go values); restored ones by
+			// wire encoding, since a result replayed from a restored session
+			// holds generic maps where the original held structs.
+			fresh := []replica{&direct{NewState()}, &direct{NewState()}, newViaRaft(), newViaRaft()}
+			var restored []replica
+			codes := map[Code]int{}
+			evCount := 0
+			index := uint64(0)
+			for i := range steps {
+				var cmds []*Command
+				if len(pending) > 0 {
+					cmds, pending = pending[0], pending[1:]
+				} else {
+					g.peek(fresh[0].(*direct).s)
+					cmds = g.entry()
+				}
+				if i == steps/2 {
+					st, err := ReadState(bufio.NewReader(bytes.NewReader(fresh[0].state(t))))
+					if err != nil {
+						t.Fatal(err)
+					}
+					restored = []replica{&direct{st}, restoreViaRaft(t, fresh[2].(*viaRaft).f, index)}
+				}
+				if i%7 == 3 { // a non-command entry in between
+					index++
+					for _, r := range append(fresh, restored...) {
+						r.other(t, index)
+					}
+				}
+				index++
+				var wantRes []Result
+				var wantEvs []Event
+				var wantState []byte
+				for j, r := range append(fresh, restored...) {
+					res, evs := r.apply(t, index, cmds)
+					st := r.state(t)
+					if j == 0 {
+						wantRes, wantEvs, wantState = res, evs, st
+						for _, x := range res {
+							codes[CodeOf(x.Err)]++
+						}
+						evCount += len(evs)
+						continue
+					}
+					if j < len(fresh) && !reflect.DeepEqual(res, wantRes) {
+						t.Fatalf("entry %d, replica %d: results differ:\n got  %+v\n want %+v", i, j, res, wantRes)
+					}
+					if j >= len(fresh) && !reflect.DeepEqual(wire(t, res), wire(t, wantRes)) {
+						t.Fatalf("entry %d, restored replica %d: results differ:\n got  %+v\n want %+v", i, j, res, wantRes)
+					}
+					if !reflect.DeepEqual(evs, wantEvs) {
+						t.Fatalf("entry %d, replica %d: events differ:\n got  %+v\n want %+v", i, j, evs, wantEvs)
+					}
+					if !bytes.Equal(st, wantState) {
+						t.Fatalf("entry %d, replica %d: states differ", i, j)
+					}
+				}
+			}
+			if evCount < steps/4 {
+				t.Errorf("only %d events in %d entries", evCount, steps)
+			}
+			t.Logf("%d entries, %d events, answers %v", steps, evCount, codes)
+			mu.Lock()
+			defer mu.Unlock()
+			for c, n := range codes {
+				allCodes[c] += n
+			}
+		})
+	}
+}

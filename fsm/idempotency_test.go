@@ -1,0 +1,256 @@
+package fsm_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"reflect"
+	"slices"
+	"testing"
+
+	. "github.com/switchboard/switchboard/fsm"
+)
+
+func TestRetryReturnsOriginalResultAndAppliesOnce(t *testing.T) {
+	s := walkthrough(t)
+	msg := func() *Command {
+		return keyed("c1", 1, at(t0+1, cmd(OpCustomerMessage, fb, &CustomerMessageArgs{Channel: "C2", CustomerID: "u1", Text: "Hi"})))
+	}
+	first, evs := mustApply(t, s, msg())
+	if len(evs) != 1 {
+		t.Fatalf("first apply: events %s", kinds(evs))
+	}
+	after := marshal(t, s)
+	for range 3 {
+		res, evs := s.Apply(msg())
+		if !reflect.DeepEqual(res, first) {
+			t.Errorf("retry answered %+v, first %+v", res, first)
+		}
+		if len(evs) != 0 {
+			t.Errorf("retry emitted %s", kinds(evs))
+		}
+	}
+	if !bytes.Equal(after, marshal(t, s)) {
+		t.Error("retries changed the state")
+	}
+	if len(s.Requests) != 1 || len(s.Requests["R1"].Transcript) != 1 || s.NextRequest != 1 {
+		t.Errorf("%d requests, transcript %d, next %d: the message applied twice",
+			len(s.Requests), len(s.Requests["R1"].Transcript), s.NextRequest)
+	}
+}
+
+// A retry names the original command; its arguments are not looked at.
+func TestRetryWithOtherArgsStillReturnsOriginal(t *testing.T) {
+	s := walkthrough(t)
+	openR1(t, s)
+	first, _ := mustApply(t, s, keyed("c1", 7, cmd(OpJoin, a1, &RequestArgs{Request: "R1"})))
+	res, evs := s.Apply(keyed("c1", 7, cmd(OpJoin, a1, &RequestArgs{Request: "R9"})))
+	if !reflect.DeepEqual(res, first) || len(evs) != 0 {
+		t.Errorf("retry answered %+v with %d events", res, len(evs))
+	}
+}
+
+// A rejection is a result too: the retry gets the same rejection even if
+// the command would now succeed.
+func TestRetryOfRejectionReturnsRejection(t *testing.T) {
+	s := walkthrough(t)
+	openR1(t, s)
+	join := func(seq uint64) *Command { return keyed("app", seq, cmd(OpJoin, a3, &RequestArgs{Request: "R1"})) }
+	first, _ := s.Apply(join(5))
+	if CodeOf(first.Err) != CodeNotSubscribed {
+		t.Fatalf("join: %v", first.Err)
+	}
+	mustApply(t, s, cmd(OpSubscribe, a3, &SubscribeArgs{List: "L1"}))
+	if res, evs := s.Apply(join(5)); !reflect.DeepEqual(res, first) || len(evs) != 0 {
+		t.Errorf("retry answered %+v with %d events", res, len(evs))
+	}
+	if slices.Contains(s.Requests["R1"].Participants, "A3") {
+		t.Error("the retry joined")
+	}
+	mustApply(t, s, join(6))
+	wantState(t, s, "R1", StateActive, "A3")
+}
+
+func TestIdempotencyKeyIsPrincipalClientAndSeq(t *testing.T) {
+	msg := func(by Principal, client string) *Command {
+		return keyed(client, 1, cmd(OpCustomerMessage, by, &CustomerMessageArgs{Channel: "C2", CustomerID: "u1", Text: "Hi"}))
+	}
+	s := walkthrough(t)
+	mustApply(t, s, msg(fb, "c1"))
+	// Another client of the same connector, same seq: a new command.
+	res, _ := mustApply(t, s, msg(fb, "c2"))
+	if want := (CustomerMessageResult{Request: "R1", State: StateUnread}); res.Data != want {
+		t.Errorf("other client: %+v, want %+v", res.Data, want)
+	}
+	// Another principal with the same client id and seq: a new command.
+	res, _ = mustApply(t, s, msg(admin, "c1"))
+	if want := (CustomerMessageResult{Request: "R1", State: StateUnread}); res.Data != want {
+		t.Errorf("other principal: %+v, want %+v", res.Data, want)
+	}
+	// Agents too: A1 and A2 share a client id and seq.
+	mustApply(t, s, keyed("app", 1, cmd(OpJoin, a1, &RequestArgs{Request: "R1"})))
+	mustApply(t, s, keyed("app", 1, cmd(OpJoin, a2, &RequestArgs{Request: "R1"})))
+	wantState(t, s, "R1", StateActive, "A1", "A2")
+	if n := len(s.Requests["R1"].Transcript); n != 3 {
+		t.Errorf("transcript has %d messages, want 3", n)
+	}
+}
+
+func TestNoKeyNoDeduplication(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		client string
+		seq    uint64
+	}{{"seq 0", "c1", 0}, {"no client id", "", 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := walkthrough(t)
+			for range 2 {
+				mustApply(t, s, keyed(tc.client, tc.seq, cmd(OpCustomerMessage, fb, &CustomerMessageArgs{Channel: "C2", CustomerID: "u1", Text: "Hi"})))
+			}
+			if n := len(s.Requests["R1"].Transcript); n != 2 {
+				t.Errorf("transcript has %d messages, want 2", n)
+			}
+			if len(s.Sessions) != 0 {
+				t.Errorf("sessions recorded: %v", s.Sessions)
+			}
+		})
+	}
+}
+
+// createLists applies create_list X<seq> for each seq as client "w".
+func createLists(t *testing.T, s *State, seqs ...uint64) {
+	t.Helper()
+	for _, seq := range seqs {
+		mustApply(t, s, keyed("w", seq, cmd(OpCreateList, admin, &CreateListArgs{ID: fmt.Sprintf("X%d", seq)})))
+	}
+}
+
+func seqRange(from, to uint64) []uint64 {
+	var out []uint64
+	for i := from; i <= to; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+func TestIdempotencyWindow(t *testing.T) {
+	s := walkthrough(t)
+	createLists(t, s, seqRange(1, 200)...)
+	retry := func(seq uint64) Result {
+		res, evs := s.Apply(keyed("w", seq, cmd(OpCreateList, admin, &CreateListArgs{ID: fmt.Sprintf("X%d", seq)})))
+		if len(evs) != 0 {
+			t.Errorf("retry of %d emitted events", seq)
+		}
+		return res
+	}
+	// The last SessionWindow results are kept: seqs 73..200.
+	for _, seq := range []uint64{200 - SessionWindow + 1, 150, 200} {
+		if res := retry(seq); res.Err != nil || res.Data != (Created{ID: fmt.Sprintf("X%d", seq)}) {
+			t.Errorf("retry of %d: %+v, want the original Created", seq, res)
+		}
+	}
+	before := marshal(t, s)
+	for _, seq := range []uint64{200 - SessionWindow, 1} {
+		if res := retry(seq); CodeOf(res.Err) != CodeStaleSequence {
+			t.Errorf("retry of %d: %+v, want stale_sequence", seq, res)
+		}
+	}
+	if !bytes.Equal(before, marshal(t, s)) {
+		t.Error("a stale retry changed the state")
+	}
+	if n := len(s.Sessions["admin:admin/w"].Results); n != SessionWindow {
+		t.Errorf("session keeps %d results, want %d", n, SessionWindow)
+	}
+}
+
+// A seq inside the window that was never used is a new command, even if it
+// arrives after higher ones.
+func TestOutOfOrderSeqInsideWindowApplies(t *testing.T) {
+	s := walkthrough(t)
+	var seqs []uint64
+	for _, q := range seqRange(1, 200) {
+		if q != 150 {
+			seqs = append(seqs, q)
+		}
+	}
+	createLists(t, s, seqs...)
+	createLists(t, s, 150)
+	if s.Lists["X150"] == nil {
+		t.Error("seq 150 did not apply")
+	}
+}
+
+// Sessions with sparse sequence numbers stay bounded.
+func TestSessionResultsBounded(t *testing.T) {
+	s := walkthrough(t)
+	for i := uint64(1); i <= 2000; i++ {
+		mustApply(t, s, keyed("sparse", i*7, cmd(OpNoop, a1, &NoopArgs{})))
+		mustApply(t, s, keyed("dense", i, cmd(OpNoop, a1, &NoopArgs{})))
+	}
+	for _, client := range []string{"sparse", "dense"} {
+		sess := s.Sessions["agent:A1/"+client]
+		if n := len(sess.Results); n > 2*SessionWindow {
+			t.Errorf("%s session keeps %d results", client, n)
+		}
+	}
+}
+
+func TestSessionsExpireAfterTTL(t *testing.T) {
+	s := walkthrough(t)
+	create := func(client string, when int64) Result {
+		res, _ := s.Apply(keyed(client, 1, at(when, cmd(OpCreateList, admin, &CreateListArgs{ID: "X-" + client}))))
+		return res
+	}
+	tick := func(when int64) { mustApply(t, s, at(when, cmd(OpNoop, fb, &NoopArgs{}))) }
+	has := func(client string) bool {
+		_, ok := s.Sessions["admin:admin/"+client]
+		return ok
+	}
+
+	create("old", t0)
+	create("busy", t0)
+	tick(t0 + SessionTTL/2)
+	if res := create("busy", t0+SessionTTL/2); res.Err != nil { // a retry: keeps the session alive
+		t.Fatalf("retry: %v", res.Err)
+	}
+	tick(t0 + SessionTTL)
+	if !has("old") || !has("busy") {
+		t.Fatal("a session expired before its TTL")
+	}
+	tick(t0 + SessionTTL + sweepEvery)
+	if has("old") {
+		t.Error("a session silent for longer than SessionTTL survived the sweep")
+	}
+	if !has("busy") {
+		t.Error("a session seen within SessionTTL was dropped")
+	}
+	// The expired session's retry is a new command: the list exists now.
+	if res := create("old", t0+SessionTTL+sweepEvery); CodeOf(res.Err) != CodeAlreadyExists {
+		t.Errorf("retry after expiry: %+v, want already_exists", res)
+	}
+	if res := create("busy", t0+SessionTTL+sweepEvery); res.Err != nil || res.Data != (Created{ID: "X-busy"}) {
+		t.Errorf("retry within TTL: %+v, want the original result", res)
+	}
+}
+
+// Sessions are part of the snapshot: a retry on a restored state returns the
+// original result (the same on the wire) without applying again.
+func TestSessionsSurviveSnapshot(t *testing.T) {
+	s := walkthrough(t)
+	msg := keyed("c1", 1, cmd(OpCustomerMessage, fb, &CustomerMessageArgs{Channel: "C2", CustomerID: "u1", Text: "Hi"}))
+	first, _ := mustApply(t, s, msg)
+	restored, err := ReadState(bufio.NewReader(bytes.NewReader(marshal(t, s))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, evs := restored.Apply(msg)
+	if !reflect.DeepEqual(wire(t, res), wire(t, first)) {
+		t.Errorf("retry after restore answered %+v, first %+v", res, first)
+	}
+	if len(evs) != 0 || len(restored.Requests["R1"].Transcript) != 1 {
+		t.Errorf("retry after restore applied again (%d events)", len(evs))
+	}
+	if !bytes.Equal(marshal(t, s), marshal(t, restored)) {
+		t.Error("restored state encodes differently")
+	}
+}

@@ -1,0 +1,243 @@
+package fsm_test
+
+import (
+	"fmt"
+	"reflect"
+	"testing"
+
+	. "github.com/switchboard/switchboard/fsm"
+)
+
+// queryState is the walkthrough with R1 (A1 in it) and R2 (UNREAD) on L1.
+func queryState(t *testing.T) *State {
+	t.Helper()
+	s := walkthrough(t)
+	activeR1(t, s)
+	customerMessage(t, s, "u2", "Hello")
+	return s
+}
+
+func query(t *testing.T, s *State, p Principal, op string, args any) (any, *Error) {
+	t.Helper()
+	var raw []byte
+	if args != nil {
+		raw = mustMsgpack(t, args)
+	}
+	return s.Query(p, op, raw)
+}
+
+func TestQueryAdminListings(t *testing.T) {
+	s := queryState(t)
+	cases := []struct {
+		op   string
+		want any
+	}{
+		{QueryMRDs, []MRD{{ID: "chat", Name: "Chat"}, {ID: "social", Name: "Social"}}},
+		{QueryChannelTypes, []ChannelType{{ID: "facebook", MRD: "social"}, {ID: "webchat", MRD: "chat"}}},
+		{QueryChannels, []Channel{
+			{ID: "C2", Type: "facebook", MRD: "social", Mode: ModePull, List: "L1", Connectors: []string{C("fb")}},
+			{ID: "W1", Type: "webchat", MRD: "chat", Mode: ModePush, Queue: "Q1", Connectors: []string{C("web")}},
+		}},
+		{QueryQueues, []Queue{{ID: "Q1", Name: "Web", MRD: "chat", Priority: 1, OfferTimeoutMs: 30000}}},
+		{QueryLists, []ListInfo{
+			{ID: "L1", Name: "Facebook", Subscribers: []string{"A1", "A2"}, Open: 2},
+			{ID: "L2", Name: "Other", Subscribers: []string{"A3"}, Open: 0},
+		}},
+		{QueryAgents, []AgentInfo{
+			{ID: "A1", Name: "Ann", Max: map[string]int{"social": 2}, Lists: []string{"L1"}, Conversations: []string{"R1"}},
+			{ID: "A2", Name: "Bob", Lists: []string{"L1"}},
+			{ID: "A3", Name: "Cid", Lists: []string{"L2"}},
+		}},
+		{QueryConnectors, []ConnectorInfo{{ID: "fb", Name: "Facebook", Channels: []string{"C2"}}, {ID: "web", Name: "Web", Channels: []string{"W1"}}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.op, func(t *testing.T) {
+			if !IsQuery(tc.op) {
+				t.Errorf("IsQuery(%q) is false", tc.op)
+			}
+			got, err := query(t, s, admin, tc.op, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("\n got  %+v\n want %+v", got, tc.want)
+			}
+			for _, p := range []Principal{a1, fb} {
+				if _, err := query(t, s, p, tc.op, nil); err == nil || err.Code != CodeForbidden {
+					t.Errorf("%s: %v, want forbidden", p.Role, err)
+				}
+			}
+		})
+	}
+}
+
+// Listings are copies: changing one does not change the state.
+func TestQueryResultsDoNotAliasState(t *testing.T) {
+	s := queryState(t)
+	before := marshal(t, s)
+	got, _ := query(t, s, admin, QueryAgents, nil)
+	ag := got.([]AgentInfo)[0]
+	ag.Max["social"] = 99
+	ag.Lists[0] = "changed"
+	ag.Conversations[0] = "changed"
+	got, _ = query(t, s, admin, QueryConnectors, nil)
+	got.([]ConnectorInfo)[0].Channels[0] = "changed"
+	if !reflect.DeepEqual(before, marshal(t, s)) {
+		t.Error("changing a query result changed the state")
+	}
+}
+
+func TestQueryList(t *testing.T) {
+	s := queryState(t)
+	want := s.ListSnapshot(s.Lists["L1"])
+	if len(want.Requests) != 2 || want.Requests[0].ID != "R1" || want.Requests[1].ID != "R2" {
+		t.Fatalf("L1 snapshot %+v", want)
+	}
+	cases := []struct {
+		name string
+		by   Principal
+		list string
+		code Code
+	}{
+		{"admin", admin, "L1", CodeOK},
+		{"subscribed agent", a2, "L1", CodeOK},
+		{"agent not subscribed", a3, "L1", CodeNotSubscribed},
+		{"connector", fb, "L1", CodeForbidden},
+		{"unknown list", admin, "L9", CodeNotFound},
+		{"no list", a1, "", CodeNotFound},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := query(t, s, tc.by, QueryList, QueryArgs{List: tc.list})
+			if CodeOf(err) != tc.code {
+				t.Fatalf("error %v, want %s", err, tc.code)
+			}
+			if tc.code == CodeOK && !reflect.DeepEqual(got, want) {
+				t.Errorf("\n got  %+v\n want %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestQueryRequest(t *testing.T) {
+	s := queryState(t)
+	r1 := s.Requests["R1"]
+	want := ConversationView{Request: r1.Summary(), Transcript: r1.Transcript}
+	cases := []struct {
+		name string
+		by   Principal
+		req  string
+		code Code
+	}{
+		{"admin", admin, "R1", CodeOK},
+		{"participant", a1, "R1", CodeOK},
+		{"subscriber of its list", a2, "R1", CodeOK},
+		{"agent neither", a3, "R1", CodeForbidden},
+		{"agent that does not exist", Principal{Role: RoleAgent, ID: "A9"}, "R1", CodeForbidden},
+		{"connector of its channel", fb, "R1", CodeOK},
+		{"connector of another channel", web, "R1", CodeForbidden},
+		{"unknown request", admin, "R9", CodeNotFound},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := query(t, s, tc.by, QueryRequest, QueryArgs{Request: tc.req})
+			if CodeOf(err) != tc.code {
+				t.Fatalf("error %v, want %s", err, tc.code)
+			}
+			if tc.code == CodeOK && !reflect.DeepEqual(got, want) {
+				t.Errorf("\n got  %+v\n want %+v", got, want)
+			}
+		})
+	}
+	// A closed request stays readable by its participants.
+	mustApply(t, s, cmd(OpClose, a1, &RequestArgs{Request: "R1"}))
+	got, err := query(t, s, a1, QueryRequest, QueryArgs{Request: "R1"})
+	if err != nil || got.(ConversationView).Request.State != StateClosed {
+		t.Errorf("closed request: %+v, %v", got, err)
+	}
+}
+
+func TestQueryView(t *testing.T) {
+	s := queryState(t)
+	got, err := query(t, s, a1, QueryView, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1 := s.Requests["R1"]
+	want := StreamView{
+		Agent:         "A1",
+		Lists:         []ListSnapshot{s.ListSnapshot(s.Lists["L1"])},
+		Conversations: []ConversationView{{Request: r1.Summary(), Transcript: r1.Transcript}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("A1 view\n got  %+v\n want %+v", got, want)
+	}
+	got, err = query(t, s, a3, QueryView, nil)
+	if err != nil || !reflect.DeepEqual(got, StreamView{Agent: "A3", Lists: []ListSnapshot{s.ListSnapshot(s.Lists["L2"])}, Conversations: []ConversationView{}}) {
+		t.Errorf("A3 view %+v, %v", got, err)
+	}
+	for _, p := range []Principal{admin, {Role: RoleAgent, ID: "A9"}, {Role: RoleConnector, ID: "ghost"}} {
+		if _, err := query(t, s, p, QueryView, nil); CodeOf(err) != CodeForbidden {
+			t.Errorf("%s %s: %v, want forbidden", p.Role, p.ID, err)
+		}
+	}
+}
+
+// A connector's view holds the open conversations of its channels, oldest
+// first by request number (R2 before R10).
+func TestQueryConnectorView(t *testing.T) {
+	s := walkthrough(t)
+	for i := 1; i <= 11; i++ {
+		customerMessage(t, s, fmt.Sprintf("u%d", i), "hi")
+	}
+	mustApply(t, s, cmd(OpClose, fb, &RequestArgs{Request: "R5"}))
+	got, err := query(t, s, fb, QueryView, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := got.(StreamView)
+	var ids []string
+	for _, c := range v.Conversations {
+		ids = append(ids, c.Request.ID)
+	}
+	want := []string{"R1", "R2", "R3", "R4", "R6", "R7", "R8", "R9", "R10", "R11"}
+	if v.Connector != "fb" || !reflect.DeepEqual(ids, want) || len(v.Lists) != 0 {
+		t.Errorf("fb view: connector %q, conversations %v, lists %d; want %v", v.Connector, ids, len(v.Lists), want)
+	}
+	got, err = query(t, s, web, QueryView, nil)
+	if err != nil || len(got.(StreamView).Conversations) != 0 {
+		t.Errorf("web view %+v, %v", got, err)
+	}
+}
+
+func TestQueryErrors(t *testing.T) {
+	s := queryState(t)
+	if _, err := s.Query(admin, "create_mrd", nil); CodeOf(err) != CodeUnknownOp {
+		t.Errorf("a command as query: %v", err)
+	}
+	if _, err := s.Query(admin, "get_everything", nil); CodeOf(err) != CodeUnknownOp {
+		t.Errorf("unknown query: %v", err)
+	}
+	if _, err := s.Query(admin, QueryList, []byte{0xc1}); CodeOf(err) != CodeBadRequest {
+		t.Errorf("garbage args: %v", err)
+	}
+	if _, err := s.Query(admin, QueryList, mustMsgpack(t, "L1")); CodeOf(err) != CodeBadRequest {
+		t.Errorf("args of the wrong shape: %v", err)
+	}
+}
+
+// Only admins, agents and connectors read: any other role is refused
+// every query, including the per-entity ones.
+func TestQueryOtherRolesForbidden(t *testing.T) {
+	s := queryState(t)
+	ops := []string{QueryMRDs, QueryChannelTypes, QueryChannels, QueryLists, QueryQueues,
+		QueryAgents, QueryConnectors, QueryList, QueryRequest, QueryView}
+	for _, r := range []Role{RoleNone, RoleSystem, 9} {
+		for _, op := range ops {
+			got, err := query(t, s, Principal{Role: r, ID: "A1"}, op, QueryArgs{List: "L1", Request: "R1"})
+			if CodeOf(err) != CodeForbidden {
+				t.Errorf("%s %s: %+v, %v; want forbidden", r, op, got, err)
+			}
+		}
+	}
+}
