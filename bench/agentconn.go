@@ -16,13 +16,15 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// agentConn is one agent's connection. It reads the event stream itself
-// rather than through transport.Client, for two reasons: the client drops
-// an event whose seq is not above the last one (it would hide a duplicate
-// or out-of-order delivery from the node, which the bench must count), and
-// a thousand agents decoding whole frames would take CPU from the node
-// under test. It parses only an event's seq, kind and, for list events,
-// the request's id and list. Commands go out on the same socket.
+// agentConn is one agent's or connector's connection. It reads the event
+// stream itself rather than through transport.Client, for two reasons: the
+// client drops an event whose seq is not above the last one (it would hide
+// a duplicate or out-of-order delivery from the node, which the bench must
+// count), and a thousand streams decoding whole frames would take CPU from
+// the node under test (in an embedded run they share the machine). It
+// parses only an event's seq, kind and, for list events, the request's id
+// and list. Commands are pipelined on the same socket, as transport.Client
+// does: encoded request frames, answers matched by id.
 type agentConn struct {
 	idx      int
 	id       string
@@ -59,12 +61,13 @@ type eventHead struct {
 	at   time.Time // when the frame was read
 }
 
-// dialAgent connects agent id and starts reading its stream.
-func dialAgent(ctx context.Context, addr string, idx int, id, token string, handler func(*agentConn, *eventHead)) (*agentConn, error) {
+// dialAgent connects principal id of role ("agent" or "connector") and
+// starts reading its stream; handler (if not nil) sees every event.
+func dialAgent(ctx context.Context, addr, role string, idx int, id, token string, handler func(*agentConn, *eventHead)) (*agentConn, error) {
 	d := net.Dialer{Timeout: 10 * time.Second}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("bench: agent %s: %w", id, err)
+		return nil, fmt.Errorf("bench: %s %s: %w", role, id, err)
 	}
 	a := &agentConn{
 		idx: idx, id: id, nc: nc, br: bufio.NewReaderSize(nc, 32<<10),
@@ -72,7 +75,7 @@ func dialAgent(ctx context.Context, addr string, idx int, id, token string, hand
 		pending: map[uint64]chan *transport.Frame{}, done: make(chan struct{}),
 	}
 	hello, err := transport.EncodeFrame(&transport.Frame{T: transport.TypeHello, V: transport.ProtocolVersion,
-		Role: "agent", User: id, Token: token, Client: a.clientID})
+		Role: role, User: id, Token: token, Client: a.clientID})
 	if err == nil {
 		nc.SetDeadline(time.Now().Add(10 * time.Second))
 		_, err = nc.Write(hello)
@@ -89,7 +92,7 @@ func dialAgent(ctx context.Context, addr string, idx int, id, token string, hand
 	}
 	if err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("bench: agent %s hello: %w", id, err)
+		return nil, fmt.Errorf("bench: %s %s hello: %w", role, id, err)
 	}
 	go a.readLoop()
 	return a, nil
@@ -101,8 +104,9 @@ func (a *agentConn) close() {
 	<-a.done
 }
 
-// call sends a write op acting as this agent and waits for its answer.
-func (a *agentConn) call(ctx context.Context, op string, args any) (uint64, error) {
+// call sends a write op as this principal and waits for its answer, whose
+// data it decodes into out (if not nil).
+func (a *agentConn) call(ctx context.Context, op string, args, out any) (uint64, error) {
 	raw, err := msgpack.Marshal(args)
 	if err != nil {
 		return 0, err
@@ -126,7 +130,7 @@ func (a *agentConn) call(ctx context.Context, op string, args any) (uint64, erro
 	_, err = a.nc.Write(b)
 	a.wmu.Unlock()
 	if err != nil {
-		return 0, fmt.Errorf("bench: agent %s: write: %w", a.id, err)
+		return 0, fmt.Errorf("bench: %s: write: %w", a.id, err)
 	}
 	select {
 	case f := <-ch:
@@ -136,9 +140,14 @@ func (a *agentConn) call(ctx context.Context, op string, args any) (uint64, erro
 			}
 			return f.Index, errors.New("response with neither ok nor err")
 		}
+		if out != nil && len(f.Data) > 0 {
+			if err := msgpack.Unmarshal(f.Data, out); err != nil {
+				return f.Index, fmt.Errorf("bench: %s result: %w", op, err)
+			}
+		}
 		return f.Index, nil
 	case <-a.done:
-		return 0, fmt.Errorf("bench: agent %s: connection ended: %w", a.id, a.err)
+		return 0, fmt.Errorf("bench: %s: connection ended: %w", a.id, a.err)
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}

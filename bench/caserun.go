@@ -23,7 +23,7 @@ type caseRun struct {
 	topo   *topology
 	admin  *transport.Client
 	agents []*agentConn
-	conns  []*transport.Client
+	conns  []*agentConn // connectors
 
 	// load is cancelled when the load stops; workers check it between
 	// commands (commands in flight finish under their own timeout).
@@ -44,7 +44,6 @@ type caseRun struct {
 	errMu      sync.Mutex
 	errSamples []string
 	early      atomic.Int64 // notifications read before their ack
-	connEvents atomic.Int64 // events read by connector connections
 
 	// Expected list events per list: each goes to all its subscribers.
 	listEvents []atomic.Int64
@@ -102,28 +101,15 @@ func (r *caseRun) connect(ctx context.Context) error {
 	return nil
 }
 
-// dialConnectors opens one connection per connector, each draining (and
-// counting) its own event stream.
+// dialConnectors opens one connection per connector, spread over the
+// nodes; each reads (and checks) its own event stream.
 func (r *caseRun) dialConnectors(ctx context.Context) error {
 	t := r.topo
-	r.conns = make([]*transport.Client, len(t.connectors))
+	r.conns = make([]*agentConn, len(t.connectors))
 	return parallel(ctx, len(t.connectors), setupConcurrency, func(ctx context.Context, i int) error {
-		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		c, err := transport.Dial(dctx, transport.ClientConfig{
-			Addrs: rotate(r.addrs, i), Role: "connector", User: t.connectors[i], Token: t.connTokens[i],
-			RequestTimeout: callTimeout, EventBuffer: 1 << 14,
-		})
-		if err != nil {
-			return fmt.Errorf("bench: connector %s: %w", t.connectors[i], err)
-		}
+		c, err := dialAgent(ctx, r.addrs[i%len(r.addrs)], "connector", i, t.connectors[i], t.connTokens[i], nil)
 		r.conns[i] = c
-		go func() {
-			for range c.Events() {
-				r.connEvents.Add(1)
-			}
-		}()
-		return nil
+		return err
 	})
 }
 
@@ -133,14 +119,14 @@ func (r *caseRun) dialAgents(ctx context.Context, handler func(*agentConn, *even
 	t := r.topo
 	r.agents = make([]*agentConn, len(t.agents))
 	return parallel(ctx, len(t.agents), setupConcurrency, func(ctx context.Context, i int) error {
-		a, err := dialAgent(ctx, r.addrs[i%len(r.addrs)], i, t.agents[i], t.agentToks[i], handler)
+		a, err := dialAgent(ctx, r.addrs[i%len(r.addrs)], "agent", i, t.agents[i], t.agentToks[i], handler)
 		if err != nil {
 			return err
 		}
 		r.agents[i] = a
 		for _, l := range t.agentLists[i] {
 			cctx, cancel := context.WithTimeout(ctx, callTimeout)
-			_, err := a.call(cctx, "subscribe", fsm.SubscribeArgs{List: t.lists[l]})
+			_, err := a.call(cctx, "subscribe", fsm.SubscribeArgs{List: t.lists[l]}, nil)
 			cancel()
 			if err != nil {
 				return fmt.Errorf("bench: agent %s subscribe %s: %w", a.id, t.lists[l], err)
@@ -148,13 +134,6 @@ func (r *caseRun) dialAgents(ctx context.Context, handler func(*agentConn, *even
 		}
 		return nil
 	})
-}
-
-// rotate returns addrs starting at i mod len(addrs), so connections
-// spread over the nodes.
-func rotate(addrs []string, i int) []string {
-	j := i % len(addrs)
-	return append(append([]string(nil), addrs[j:]...), addrs[:j]...)
 }
 
 // close releases the case's connections.
@@ -166,12 +145,23 @@ func (r *caseRun) close() {
 	}
 	for _, c := range r.conns {
 		if c != nil {
-			c.Close()
+			c.close()
 		}
 	}
 	if r.admin != nil {
 		r.admin.Close()
 	}
+}
+
+// connectorEvents returns the events all connectors have read.
+func (r *caseRun) connectorEvents() int64 {
+	var n int64
+	for _, c := range r.conns {
+		if c != nil {
+			n += c.events.Load()
+		}
+	}
+	return n
 }
 
 // agentEvents returns the events all agents have read.
@@ -246,6 +236,15 @@ func (r *caseRun) correctness() Correctness {
 		}
 		select {
 		case <-a.done: // the bench has not closed it yet
+			c.CutOff++
+		default:
+		}
+	}
+	for _, a := range r.conns {
+		c.Duplicated += a.dups.Load()
+		c.OutOfOrder += a.outOfOrder.Load()
+		select {
+		case <-a.done:
 			c.CutOff++
 		default:
 		}

@@ -40,8 +40,11 @@ type Config struct {
 	// try; each is a case.
 	Connectors []int
 	// GroupCommit values to try (embedded only; a running cluster uses
-	// its own setting).
-	GroupCommit []bool
+	// its own setting), and the group-commit tuning of embedded nodes (0:
+	// cluster's defaults; see cluster.BatchConfig).
+	GroupCommit      []bool
+	BatchMaxInFlight int
+	BatchMaxCommands int
 
 	// Duration is how long each case offers load, after Warmup.
 	Duration time.Duration

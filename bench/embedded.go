@@ -23,10 +23,10 @@ type embedded struct {
 
 // startEmbedded starts an n-node cluster on loopback with its data under
 // parent (a new temporary directory if parent is ""), with group commit
-// set as asked. It is what `switchboard serve` runs, with the default
+// configured as batch. It is what `switchboard serve` runs, with the default
 // Raft configuration: BoltDB log with fsync, BatchApplyCh, MaxAppendEntries
 // 1024.
-func startEmbedded(ctx context.Context, n int, parent string, groupCommit bool) (*embedded, error) {
+func startEmbedded(ctx context.Context, n int, parent string, batch cluster.BatchConfig) (*embedded, error) {
 	if n != 1 {
 		// cluster has no join API yet: a node can only bootstrap a
 		// cluster of its own. Multi-node embedded runs come with it.
@@ -67,7 +67,7 @@ func startEmbedded(ctx context.Context, n int, parent string, groupCommit bool) 
 			e.close()
 			return nil, fmt.Errorf("bench: start node %d: %w", i+1, err)
 		}
-		srv.Service.SetBatch(cluster.BatchConfig{Disabled: !groupCommit})
+		srv.Service.SetBatch(batch)
 		e.servers = append(e.servers, srv)
 	}
 	return e, nil
@@ -80,6 +80,17 @@ func (e *embedded) addrs() []string {
 		out[i] = s.ClientAddr()
 	}
 	return out
+}
+
+// batchStats sums the nodes' group-commit counters.
+func (e *embedded) batchStats() cluster.BatchStats {
+	var st cluster.BatchStats
+	for _, s := range e.servers {
+		b := s.Service.BatchStats()
+		st.Entries += b.Entries
+		st.Commands += b.Commands
+	}
+	return st
 }
 
 // leader returns the node that leads, or nil.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 )
@@ -37,11 +38,19 @@ type CaseResult struct {
 	// Commands is how many commands were answered (committed) in the
 	// window, all ops together; Latency their latency from send (or due
 	// time, under a rate) to answer; Ops the same per op.
-	Commands       int64              `json:"commands"`
-	CommandsPerSec float64            `json:"commands_per_sec"`
-	Latency        Latency            `json:"latency"`
-	Ops            map[string]Latency `json:"ops,omitempty"`
-	RequestsOpened int64              `json:"requests_opened"`
+	Commands       int64   `json:"commands"`
+	CommandsPerSec float64 `json:"commands_per_sec"`
+	// CPUPerCommand is this process's CPU time (user+system) in the
+	// window per command, in microseconds: with --embedded it covers the
+	// node and the bench's own clients, and is less sensitive than
+	// commands/s to other work on the machine.
+	CPUPerCommand float64 `json:"cpu_us_per_command"`
+	// CommandsPerEntry is how many commands each Raft log entry carried
+	// (embedded: from the nodes' group-commit counters; 1 without).
+	CommandsPerEntry float64            `json:"commands_per_entry,omitempty"`
+	Latency          Latency            `json:"latency"`
+	Ops              map[string]Latency `json:"ops,omitempty"`
+	RequestsOpened   int64              `json:"requests_opened"`
 	// Agents connected; Notifications the events they read in the
 	// window, of every kind; NotifLatency is from the customer message's
 	// acknowledgement to each subscribed agent reading request.created
@@ -170,7 +179,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "  raw:      no-op commands with a %d-byte payload\n\n", cfg.Pad)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "case\tload\tcmds/s\t×raw\tp50 ms\tp99 ms\tp999 ms\tmax ms\tp50×raw\tnotif/s\tn-p50 ms\tn-p99 ms\tn-max ms\tmissed\tdup\tooo\terrors\t")
+	fmt.Fprintln(tw, "case\tload\tcmds/s\t×raw\tcpu µs/cmd\tcmd/entry\tp50 ms\tp99 ms\tp999 ms\tmax ms\tp50×raw\tnotif/s\tn-p50 ms\tn-p99 ms\tn-max ms\tmissed\tdup\tooo\terrors\t")
 	for _, c := range r.Cases {
 		if c.Scenario == ScenarioMemory {
 			continue
@@ -184,8 +193,8 @@ func (r *Report) WriteTable(w io.Writer) {
 		if c.Agents > 0 {
 			notif = []string{count(c.NotificationsPerSec), ms(c.NotifLatency.P50), ms(c.NotifLatency.P99), ms(c.NotifLatency.Max)}
 		}
-		fmt.Fprintf(tw, "%s\t%.1f→%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t\n",
-			c.Case.String(), c.LoadBefore, c.LoadAfter, count(c.CommandsPerSec), ratio,
+		fmt.Fprintf(tw, "%s\t%.1f→%.1f\t%s\t%s\t%.0f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t\n",
+			c.Case.String(), c.LoadBefore, c.LoadAfter, count(c.CommandsPerSec), ratio, c.CPUPerCommand, c.CommandsPerEntry,
 			ms(c.Latency.P50), ms(c.Latency.P99), ms(c.Latency.P999), ms(c.Latency.Max), p50r,
 			notif[0], notif[1], notif[2], notif[3],
 			c.Correctness.Missed, c.Correctness.Duplicated, c.Correctness.OutOfOrder, c.Errors)
@@ -308,6 +317,15 @@ func loadAvg() float64 {
 	var l float64
 	fmt.Sscanf(string(b), "%f", &l)
 	return l
+}
+
+// cpuTime returns this process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // rssBytes returns this process's resident set size from /proc/self/status.

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchboard/switchboard/cluster"
 	"github.com/switchboard/switchboard/fsm"
 )
 
@@ -47,7 +48,8 @@ func runCase(ctx context.Context, cfg *Config, k Case, ci int, progress io.Write
 	r := newCaseRun(cfg, k)
 	res = &CaseResult{Case: k, Nodes: cfg.Embedded, LoadBefore: loadAvg()}
 	if cfg.Embedded > 0 {
-		r.emb, err = startEmbedded(ctx, cfg.Embedded, cfg.DataDir, *k.GroupCommit)
+		r.emb, err = startEmbedded(ctx, cfg.Embedded, cfg.DataDir, cluster.BatchConfig{
+			Disabled: !*k.GroupCommit, MaxInFlight: cfg.BatchMaxInFlight, MaxCommands: cfg.BatchMaxCommands})
 		if err != nil {
 			return nil, err
 		}
@@ -110,6 +112,11 @@ func runCase(ctx context.Context, cfg *Config, k Case, ci int, progress io.Write
 	case <-ctx.Done():
 	}
 	r.windowFrom, evFrom = time.Now(), r.agentEvents()
+	cpuFrom := cpuTime()
+	var batchFrom cluster.BatchStats
+	if r.emb != nil {
+		batchFrom = r.emb.batchStats()
+	}
 	r.measuring.Store(true)
 	select {
 	case <-time.After(cfg.Duration):
@@ -117,6 +124,13 @@ func runCase(ctx context.Context, cfg *Config, k Case, ci int, progress io.Write
 	}
 	r.measuring.Store(false)
 	r.windowTo = time.Now()
+	cpu := cpuTime() - cpuFrom
+	if r.emb != nil {
+		b := r.emb.batchStats()
+		if e := b.Entries - batchFrom.Entries; e > 0 {
+			res.CommandsPerEntry = float64(b.Commands-batchFrom.Commands) / float64(e)
+		}
+	}
 	evTo := r.agentEvents()
 	r.stopLoad()
 	<-loadDone
@@ -127,6 +141,9 @@ func runCase(ctx context.Context, cfg *Config, k Case, ci int, progress io.Write
 	res.WindowSeconds = window
 	res.Commands = r.committed.Load()
 	res.CommandsPerSec = float64(res.Commands) / window
+	if res.Commands > 0 {
+		res.CPUPerCommand = float64(cpu.Microseconds()) / float64(res.Commands)
+	}
 	res.Latency = r.cmdLat.Summary()
 	res.Ops = map[string]Latency{}
 	for op, rec := range r.opLat {
@@ -140,7 +157,7 @@ func runCase(ctx context.Context, cfg *Config, k Case, ci int, progress io.Write
 	res.NotificationsPerSec = float64(res.Notifications) / window
 	res.NotifLatency = r.notifLat.Summary()
 	res.NotifBeforeAck = r.early.Load()
-	res.ConnectorEvents = r.connEvents.Load()
+	res.ConnectorEvents = r.connectorEvents()
 	res.Correctness = r.correctness()
 	res.Errors = r.errs.Load()
 	res.ErrorSamples = r.errSamples

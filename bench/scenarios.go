@@ -74,7 +74,7 @@ func (r *caseRun) runRaw() {
 					return
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-				err := c.Noop(ctx, pad)
+				_, err := c.call(ctx, "noop", fsm.NoopArgs{Pad: pad}, nil)
 				cancel()
 				r.answered("noop", w, start, time.Now(), err)
 			}
@@ -97,7 +97,7 @@ func (r *caseRun) runCustomers(limit int64) {
 		go func() {
 			defer wg.Done()
 			l := r.topo.connList[w]
-			channel := r.topo.channels[l]
+			channel := r.topo.channels[w]
 			p := newPacer(r.cfg.Rate, len(r.conns))
 			var recent [8]string
 			nextCustomer := 0
@@ -118,7 +118,8 @@ func (r *caseRun) runCustomers(limit int64) {
 					nextCustomer++
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-				res, err := c.CustomerMessage(ctx, fsm.CustomerMessageArgs{Channel: channel, CustomerID: cust, CustomerName: "Customer " + cust, Text: "Hello, I need help with my order"})
+				var res fsm.CustomerMessageResult
+				_, err := c.call(ctx, "customer_message", fsm.CustomerMessageArgs{Channel: channel, CustomerID: cust, CustomerName: "Customer " + cust, Text: "Hello, I need help with my order"}, &res)
 				cancel()
 				now := time.Now()
 				if r.answered("customer_message", w, start, now, err) && res.Created {
@@ -171,7 +172,7 @@ func (r *caseRun) converse(a *agentConn, l int, req string, n uint64) {
 		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 		defer cancel()
 		start := time.Now()
-		_, err := a.call(ctx, op, args)
+		_, err := a.call(ctx, op, args, nil)
 		if err != nil {
 			err = fmt.Errorf("agent %s on %s: %w", a.id, req, err)
 		}

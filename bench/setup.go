@@ -50,17 +50,19 @@ func parallel(ctx context.Context, n, conc int, fn func(ctx context.Context, i i
 }
 
 // topology is the entities a case creates: an MRD, a channel type, Lists
-// lists with one pull channel each, one connector per connection (on the
-// channel of list i mod Lists) and the agents with their subscriptions.
+// lists, one connector per connection, each with a pull channel of its
+// own on list i mod Lists (so a conversation's events go to one
+// connector session, as with one connector per channel in production),
+// and the agents with their subscriptions.
 type topology struct {
 	prefix     string
 	mrd        string
 	lists      []string
 	listIdx    map[string]int
-	channels   []string
+	channels   []string // one per connector
 	connectors []string
 	connTokens []string
-	connList   []int // list (and channel) index of each connector
+	connList   []int // list index of each connector
 	agents     []string
 	agentToks  []string
 	agentLists [][]int // lists each agent subscribes to
@@ -73,10 +75,10 @@ func newTopology(prefix string, lists, connectors, agents, subsPerAgent int) *to
 		id := fmt.Sprintf("%s-l%d", prefix, i)
 		t.lists = append(t.lists, id)
 		t.listIdx[id] = i
-		t.channels = append(t.channels, fmt.Sprintf("%s-ch%d", prefix, i))
 	}
 	for i := range connectors {
 		t.connectors = append(t.connectors, fmt.Sprintf("%s-cn%d", prefix, i))
+		t.channels = append(t.channels, fmt.Sprintf("%s-ch%d", prefix, i))
 		t.connList = append(t.connList, i%lists)
 	}
 	t.subs = make([][]int, lists)
@@ -108,16 +110,16 @@ func (t *topology) create(ctx context.Context, admin *transport.Client) error {
 		if err := admin.CreateList(ctx, fsm.CreateListArgs{ID: t.lists[i], Name: t.lists[i]}); err != nil {
 			return fmt.Errorf("create list: %w", err)
 		}
-		if err := admin.CreateChannel(ctx, fsm.CreateChannelArgs{ID: t.channels[i], Type: ct, Mode: fsm.ModePull, List: t.lists[i]}); err != nil {
-			return fmt.Errorf("create channel: %w", err)
-		}
 		return nil
 	}); err != nil {
 		return err
 	}
 	t.connTokens = make([]string, len(t.connectors))
 	if err := parallel(cctx, len(t.connectors), setupConcurrency, func(ctx context.Context, i int) error {
-		tok, err := admin.CreateConnector(ctx, fsm.CreateConnectorArgs{ID: t.connectors[i], Channels: []string{t.channels[t.connList[i]]}})
+		if err := admin.CreateChannel(ctx, fsm.CreateChannelArgs{ID: t.channels[i], Type: ct, Mode: fsm.ModePull, List: t.lists[t.connList[i]]}); err != nil {
+			return fmt.Errorf("create channel: %w", err)
+		}
+		tok, err := admin.CreateConnector(ctx, fsm.CreateConnectorArgs{ID: t.connectors[i], Channels: []string{t.channels[i]}})
 		t.connTokens[i] = tok
 		if err != nil {
 			return fmt.Errorf("create connector: %w", err)

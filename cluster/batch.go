@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard/switchboard/fsm"
@@ -64,6 +65,20 @@ type Batcher struct {
 	mu       sync.Mutex
 	queue    []*batchItem
 	inflight int // committers running
+
+	entries, commands atomic.Uint64 // proposed through the batcher
+}
+
+// BatchStats counts what a batcher has proposed: Commands in Entries log
+// entries (commands dropped before proposing not included).
+type BatchStats struct {
+	Entries  uint64
+	Commands uint64
+}
+
+// Stats returns the batcher's counters.
+func (b *Batcher) Stats() BatchStats {
+	return BatchStats{Entries: b.entries.Load(), Commands: b.commands.Load()}
 }
 
 // batchItem is one submitted command waiting for its outcome.
@@ -94,6 +109,8 @@ func (b *Batcher) Config() BatchConfig { return b.cfg }
 // yet, in which case it never will be.
 func (b *Batcher) Propose(ctx context.Context, cmd *fsm.Command) (*fsm.ApplyResponse, error) {
 	if b.cfg.Disabled {
+		b.entries.Add(1)
+		b.commands.Add(1)
 		return b.node.Propose(ctx, cmd)
 	}
 	if cmd == nil {
@@ -196,6 +213,8 @@ func (b *Batcher) commit(batch []*batchItem) {
 	for i, it := range live {
 		cmds[i] = it.cmd
 	}
+	b.entries.Add(1)
+	b.commands.Add(uint64(len(cmds)))
 	resp, err := b.node.Propose(ctx, cmds...)
 	if err != nil {
 		for _, it := range live {
@@ -218,6 +237,9 @@ func (s *Service) SetBatch(cfg BatchConfig) { s.batch.Store(NewBatcher(s.node, c
 
 // Batching returns the service's group-commit configuration.
 func (s *Service) Batching() BatchConfig { return s.batch.Load().Config() }
+
+// BatchStats returns the counters of the service's current batcher.
+func (s *Service) BatchStats() BatchStats { return s.batch.Load().Stats() }
 
 // propose commits one command on this node through the service's batcher.
 func (s *Service) propose(ctx context.Context, cmd *fsm.Command) (*fsm.ApplyResponse, error) {

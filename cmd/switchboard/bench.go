@@ -45,6 +45,8 @@ Flags:
 	scenarios := flags.String("scenario", strings.Join(d.Scenarios, ","), "scenarios to run, comma-separated: raw, pull, mixed, push, memory")
 	connectors := flags.String("connectors", joinInts(d.Connectors), "concurrent connector connections, comma-separated: one case each")
 	groupCommit := flags.String("group-commit", "on", "group commit on the leader: on, off or both (embedded only)")
+	flags.IntVar(&d.BatchMaxInFlight, "batch-inflight", 0, "group commit: log entries committing at once (embedded; 0: the cluster default)")
+	flags.IntVar(&d.BatchMaxCommands, "batch-max", 0, "group commit: most commands in one log entry (embedded; 0: the cluster default)")
 	flags.DurationVar(&d.Duration, "duration", d.Duration, "measured load per case")
 	flags.DurationVar(&d.Warmup, "warmup", d.Warmup, "load before measuring, per case")
 	flags.Float64Var(&d.Rate, "rate", 0, "requests opened (pull, mixed) or commands (raw) per second over all connectors; 0: as fast as possible")
