@@ -305,6 +305,9 @@ func applyDeleteAgent(s *State, _ *Command, a *IDArgs, _ *events) (any, *Error) 
 	if len(ag.Conversations) > 0 {
 		return nil, Errorf(CodeWrongState, "agent %q is in %d conversations", a.ID, len(ag.Conversations))
 	}
+	if err := s.unlinkDeletedAgent(ag); err != nil {
+		return nil, err
+	}
 	key := AgentKey(a.ID)
 	for _, id := range ag.Lists {
 		if l := s.Lists[id]; l != nil {

@@ -28,6 +28,9 @@ type CustomerMessageArgs struct {
 	CustomerID   string `msgpack:"customer_id"`
 	CustomerName string `msgpack:"customer_name"`
 	Text         string `msgpack:"text"`
+	// Priority orders a new push request in its queue (higher first);
+	// ignored for pull channels and for a request already open.
+	Priority int `msgpack:"priority,omitempty"`
 }
 
 // CustomerMessageResult says which request the message went to.
@@ -196,8 +199,8 @@ func applyCustomerMessage(s *State, c *Command, a *CustomerMessageArgs, out *eve
 		out.add(EvConversationMessage, agentKeys(r.Participants), ConversationMessage{Request: r.ID, Message: msg})
 		return CustomerMessageResult{Request: r.ID, State: r.State}, nil
 	}
-	if ch.Mode != ModePull {
-		return nil, Errorf(CodeWrongState, "channel %q routes in %s mode, which this version does not route yet", ch.ID, ch.Mode)
+	if ch.Mode == ModePush {
+		return s.openPushRequest(ch, a, msg, out)
 	}
 	l := s.Lists[ch.List]
 	if l == nil {
@@ -265,6 +268,9 @@ func applyJoin(s *State, c *Command, a *RequestArgs, out *events) (any, *Error) 
 	if r.List != "" && !containsSorted(ag.Lists, r.List) {
 		return nil, Errorf(CodeNotSubscribed, "agent %q is not subscribed to list %q", ag.ID, r.List)
 	}
+	if err := s.checkJoinPush(ag, r); err != nil {
+		return nil, err
+	}
 	if max, ok := ag.Max[r.MRD]; ok && s.load(ag, r.MRD) >= max {
 		return nil, Errorf(CodeOverCapacity, "agent %q is at its maximum of %d in mrd %q", ag.ID, max, r.MRD)
 	}
@@ -305,6 +311,7 @@ func applyLeave(s *State, c *Command, a *RequestArgs, out *events) (any, *Error)
 	}
 	out.add(EvConversationLeft, audience, ParticipantChange{Request: r.ID, Agent: ag.ID, State: r.State, Participants: r.Participants})
 	s.announceUpdate(r, out)
+	s.afterLeave(r, ag, out)
 	return nil, nil
 }
 
@@ -323,6 +330,7 @@ func applyClose(s *State, c *Command, a *RequestArgs, out *events) (any, *Error)
 			return nil, Errorf(CodeNotParticipant, "agent %q is not in request %q", c.By.ID, r.ID)
 		}
 	}
+	s.beforeClose(r, out)
 	audience := s.conversationAudience(r)
 	for _, id := range r.Participants {
 		if ag := s.Agents[id]; ag != nil {
@@ -340,6 +348,7 @@ func applyClose(s *State, c *Command, a *RequestArgs, out *events) (any, *Error)
 		out.add(EvRequestRemoved, l.Subscribers, r.summary())
 	}
 	s.retireClosed(r.ID)
+	s.route(out)
 	return nil, nil
 }
 
@@ -393,10 +402,15 @@ func (s *State) conversationAudience(r *Request) []string {
 	return keys
 }
 
-// load counts the agent's conversations in an MRD.
+// load counts the agent's conversations and pending offers in an MRD.
 func (s *State) load(ag *Agent, mrd string) int {
 	n := 0
 	for _, id := range ag.Conversations {
+		if r := s.Requests[id]; r != nil && r.MRD == mrd {
+			n++
+		}
+	}
+	for _, id := range ag.Offers {
 		if r := s.Requests[id]; r != nil && r.MRD == mrd {
 			n++
 		}

@@ -137,5 +137,6 @@ func newRegistry() *Registry {
 	r := &Registry{byName: map[string]*OpInfo{}}
 	registerAdmin(r)
 	registerPull(r)
+	registerPush(r)
 	return r
 }

@@ -117,6 +117,14 @@ type Queue struct {
 	MRD            string `msgpack:"mrd"`
 	Priority       int    `msgpack:"priority"`
 	OfferTimeoutMs int64  `msgpack:"offer_timeout_ms"`
+	// Push routing (routing.go). Members are the agents who take requests
+	// from the queue, sorted. Waiting holds the queued requests in queue
+	// order (request priority, highest first; then QueuedAt; then id).
+	// Offered holds the queue's requests with a pending routing offer,
+	// sorted.
+	Members []string `msgpack:"members,omitempty"`
+	Waiting []string `msgpack:"waiting,omitempty"`
+	Offered []string `msgpack:"offered,omitempty"`
 }
 
 // Agent is a person who handles requests.
@@ -130,6 +138,20 @@ type Agent struct {
 	Lists []string `msgpack:"lists,omitempty"`
 	// Conversations the agent is in, sorted.
 	Conversations []string `msgpack:"conversations,omitempty"`
+	// Push routing (routing.go). While LoggedIn, the agent is NOT_READY in
+	// every MRD absent from States. Mode "" is AgentModeAuto. Queues the
+	// agent is a member of and requests with a pending offer to it are
+	// sorted ids. ChatRequested is a pull-chat-mode Request Chat not served
+	// yet.
+	LoggedIn        bool                     `msgpack:"logged_in,omitempty"`
+	LoginAt         int64                    `msgpack:"login_at,omitempty"`
+	Mode            AgentMode                `msgpack:"mode,omitempty"`
+	States          map[string]AgentMRDState `msgpack:"states,omitempty"`
+	Queues          []string                 `msgpack:"queues,omitempty"`
+	Offers          []string                 `msgpack:"offers,omitempty"`
+	LastAssignedAt  int64                    `msgpack:"last_assigned_at,omitempty"`
+	ChatRequested   bool                     `msgpack:"chat_requested,omitempty"`
+	ChatRequestedAt int64                    `msgpack:"chat_requested_at,omitempty"`
 }
 
 // Connector is a channel connector: the software that brings customers'
@@ -179,4 +201,15 @@ type Request struct {
 	// AgentRequestedAt is when the customer last asked for an agent while
 	// nobody was in the conversation (0 if never).
 	AgentRequestedAt int64 `msgpack:"agent_requested_at,omitempty"`
+	// Push routing (routing.go). Priority orders the request in its queue
+	// (higher first). QueuedAt is when it last entered its queue (a bounced
+	// offer keeps its place). Queued says it is in Queue's waiting line;
+	// Offer is its one pending offer. Declined are the agents who rejected
+	// or let lapse an offer of it since it was last accepted, sorted: they
+	// get it again only when no one else can.
+	Priority int      `msgpack:"priority,omitempty"`
+	QueuedAt int64    `msgpack:"queued_at,omitempty"`
+	Queued   bool     `msgpack:"queued,omitempty"`
+	Offer    *Offer   `msgpack:"offer,omitempty"`
+	Declined []string `msgpack:"declined,omitempty"`
 }

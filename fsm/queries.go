@@ -50,6 +50,7 @@ type ConnectorInfo struct {
 type QueryArgs struct {
 	List    string `msgpack:"list"`
 	Request string `msgpack:"request"`
+	Queue   string `msgpack:"queue,omitempty"` // get_queue
 }
 
 // IsQuery reports whether op is a query op.
@@ -59,7 +60,7 @@ func IsQuery(op string) bool {
 		QueryAgents, QueryConnectors, QueryList, QueryRequest, QueryView:
 		return true
 	}
-	return false
+	return isPushQuery(op)
 }
 
 // Query answers a read-only op for principal p. Admins may read everything;
@@ -116,6 +117,9 @@ func (s *State) Query(p Principal, op string, rawArgs []byte) (any, *Error) {
 			}
 		}
 		return r.view(), nil
+	}
+	if handled, v, err := s.pushQuery(p, op, a); handled {
+		return v, err
 	}
 	if p.Role != RoleAdmin {
 		return nil, Errorf(CodeForbidden, "%s may not %s", p.Role, op)

@@ -50,6 +50,10 @@ type State struct {
 	// Now is the latest command time seen (monotonic: never goes back).
 	Now       int64 `msgpack:"now"`
 	LastSweep int64 `msgpack:"last_sweep"`
+	// PullPolicy orders requests across queues (routing.go); "" is
+	// PolicyStrictPriority. NextOffer numbers offers.
+	PullPolicy PullPolicy `msgpack:"pull_policy,omitempty"`
+	NextOffer  uint64     `msgpack:"next_offer,omitempty"`
 }
 
 // NewState returns an empty state.

@@ -17,6 +17,9 @@ type StreamView struct {
 	Connector     string             `msgpack:"connector,omitempty"`
 	Lists         []ListSnapshot     `msgpack:"lists"`
 	Conversations []ConversationView `msgpack:"conversations"`
+	// Push is an agent's routing status and pending offers; nil for a
+	// connector and for an agent that has never touched push routing.
+	Push *AgentPushView `msgpack:"push,omitempty"`
 }
 
 // EvSync is the kind of the event that carries a StreamView: sent on a fresh
@@ -43,6 +46,7 @@ func (s *State) View(key string) (StreamView, bool) {
 				v.Conversations = append(v.Conversations, r.view())
 			}
 		}
+		v.Push = s.agentPushView(ag)
 		return v, true
 	}
 	const p = "connector:"

@@ -1,0 +1,813 @@
+package fsm
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// The product's first example: auto mode, max 3. Accepting an offer leads at
+// once to the next while requests wait, up to 3 conversations; a fourth
+// comes only when one ends.
+func TestPushAutoModeMaxThree(t *testing.T) {
+	s := ptWorld(t)
+	ptReady(t, s, "chat", "X")
+	var reqs []string
+	for i := 1; i <= 5; i++ {
+		id, evs := ptArrive(t, s, "WS", fmt.Sprintf("c%d", i), 0)
+		reqs = append(reqs, id)
+		if i == 1 {
+			ptWantKinds(t, evs, "request.queued→connector:cx", "offer.created→agent:X")
+			want := OfferInfo{ID: "O1", Kind: OfferRoute, Agent: "X", Request: s.Requests[id].summary(), Queue: "QS", MRD: "chat", CreatedAt: s.Now, ExpiresAt: s.Now + 30_000*1_000_000}
+			ptEqual(t, "offer.created payload", evs[1].Data, any(want))
+			ptEqual(t, "request.queued payload", evs[0].Data, any(RequestQueued{Request: s.Requests[id].summary(), Queue: "QS", Reason: QueuedArrival}))
+		} else {
+			// X already holds an offer: the console asks for one at a time.
+			ptWantKinds(t, evs, "request.queued→connector:cx")
+		}
+	}
+	ptEqual(t, "offers", ptOffered(s), []string{"R1→X"})
+	for i := 0; i < 3; i++ {
+		evs := ptAccept(t, s, "X", reqs[i])
+		if i < 2 {
+			ptWantKinds(t, evs, "conversation.joined→agent:X,connector:cx", "offer.created→agent:X")
+			ptEqual(t, "next offer", ptOffered(s), []string{reqs[i+1] + "→X"})
+		} else {
+			ptWantKinds(t, evs, "conversation.joined→agent:X,connector:cx")
+			ptEqual(t, "offers at max", ptOffered(s), []string(nil))
+		}
+	}
+	st, _ := s.AgentStatus("X")
+	ptEqual(t, "chat load", st.MRDs[0], AgentMRDStatus{MRD: "chat", State: AgentReady, Since: ptT0, Conversations: 3, Max: 3})
+	ptEqual(t, "still waiting", s.Queues["QS"].Waiting, []string{"R4", "R5"})
+
+	// One conversation ends: the fourth request is offered.
+	_, evs := ptApply(t, s, ptCmd(OpClose, ptAgent("X"), &RequestArgs{Request: "R1"}))
+	ptWantKinds(t, evs, "conversation.closed→agent:X,connector:cx", "offer.created→agent:X")
+	ptEqual(t, "after close", ptOffered(s), []string{"R4→X"})
+}
+
+// The product's second example: pull chat mode, max 3, one chat open:
+// nothing is offered until Request Chat, which yields exactly one.
+func TestPushPullChatModeRequestChat(t *testing.T) {
+	s := ptWorld(t)
+	ptApply(t, s, ptCmd(OpSetAgentMode, ptAgent("X"), &SetAgentModeArgs{Mode: AgentModePull}))
+	ptReady(t, s, "chat", "X")
+	// The open chat: a list request X joined (it counts in MRD chat too).
+	ptApply(t, s, ptCmd(OpCustomerMessage, ptConn, &CustomerMessageArgs{Channel: "FC", CustomerID: "f1", Text: "hi"}))
+	ptApply(t, s, ptCmd(OpJoin, ptAgent("X"), &RequestArgs{Request: "R1"}))
+	for i := 2; i <= 4; i++ {
+		_, evs := ptArrive(t, s, "WS", fmt.Sprintf("c%d", i), 0)
+		ptWantKinds(t, evs, "request.queued→connector:cx")
+	}
+	ptEqual(t, "offers before request_chat", ptOffered(s), []string(nil))
+
+	res, evs := ptApply(t, s, ptCmd(OpRequestChat, ptAgent("X"), &AgentArgs{}))
+	ptWantKinds(t, evs, "offer.created→agent:X")
+	rc := res.Data.(RequestChatResult)
+	if rc.Pending || rc.Offer == nil || rc.Offer.Request.ID != "R2" || rc.Offer.Agent != "X" {
+		t.Fatalf("request_chat result %+v, want an offer of R2", rc)
+	}
+	ptEqual(t, "offers", ptOffered(s), []string{"R2→X"})
+	ptEqual(t, "waiting", s.Queues["QS"].Waiting, []string{"R3", "R4"})
+	if s.Agents["X"].ChatRequested {
+		t.Fatal("the served chat request is still pending")
+	}
+
+	// Accepting does not bring another offer in pull chat mode.
+	evs = ptAccept(t, s, "X", "R2")
+	ptWantKinds(t, evs, "conversation.joined→agent:X,connector:cx")
+	// One more Request Chat fills the third place; a fourth is refused.
+	ptApply(t, s, ptCmd(OpRequestChat, ptAgent("X"), &AgentArgs{}))
+	ptEqual(t, "offers", ptOffered(s), []string{"R3→X"})
+	ptReject(t, s, ptCmd(OpRequestChat, ptAgent("X"), &AgentArgs{}), CodeOverCapacity)
+}
+
+// A Request Chat with nothing waiting stays pending and is served by the
+// next arrival, once.
+func TestPushRequestChatPending(t *testing.T) {
+	s := ptWorld(t)
+	ptApply(t, s, ptCmd(OpSetAgentMode, ptAgent("X"), &SetAgentModeArgs{Mode: AgentModePull}))
+	ptReady(t, s, "chat", "X")
+	res, evs := ptApply(t, s, ptCmd(OpRequestChat, ptAgent("X"), &AgentArgs{}))
+	ptEqual(t, "result", res.Data, any(RequestChatResult{Pending: true}))
+	ptWantKinds(t, evs)
+	ptReject(t, s, ptCmd(OpRequestChat, ptAgent("X"), &AgentArgs{}), CodeWrongState)
+
+	_, evs = ptArrive(t, s, "WV", "c1", 0)
+	ptWantKinds(t, evs, "request.queued→connector:cx", "offer.created→agent:X")
+	_, evs = ptArrive(t, s, "WS", "c2", 0)
+	ptWantKinds(t, evs, "request.queued→connector:cx")
+	ptEqual(t, "offers", ptOffered(s), []string{"R1→X"})
+
+	// Switching to auto mode drops a pending request and routes at once.
+	ptApply(t, s, ptCmd(OpRequestChat, ptAgent("X"), &AgentArgs{}))
+	ptEqual(t, "offers", ptOffered(s), []string{"R1→X", "R2→X"})
+	ptApply(t, s, ptCmd(OpRequestChat, ptAgent("X"), &AgentArgs{}))
+	if !s.Agents["X"].ChatRequested {
+		t.Fatal("chat request not pending")
+	}
+	_, evs = ptApply(t, s, ptCmd(OpSetAgentMode, ptAgent("X"), &SetAgentModeArgs{Mode: AgentModeAuto}))
+	ptWantKinds(t, evs, "agent.mode→agent:X")
+	if s.Agents["X"].ChatRequested {
+		t.Fatal("chat request still pending in auto mode")
+	}
+}
+
+func TestPushOfferTimeout(t *testing.T) {
+	t.Run("re-offered to another agent", func(t *testing.T) {
+		s := ptWorld(t)
+		ptReady(t, s, "chat", "X", "Y")
+		_, _ = ptArrive(t, s, "WS", "c1", 0)
+		ptEqual(t, "offers", ptOffered(s), []string{"R1→X"})
+		lapsed := s.offerInfo(s.Requests["R1"])
+		ptTick(t, s, 30_000)
+		timeout := ptCmd(OpOfferTimeout, ptSystem, &OfferArgs{Request: "R1", OfferID: "O1"})
+		_, evs := ptApply(t, s, timeout)
+		ptWantKinds(t, evs, "offer.withdrawn→agent:X", "agent.state→agent:X", "offer.created→agent:Y")
+		ptEqual(t, "withdrawn", evs[0].Data, any(OfferWithdrawn{Offer: lapsed, Reason: WithdrawTimeout}))
+		ptEqual(t, "agent.state", evs[1].Data, any(AgentStateChange{Agent: "X", MRD: "chat", State: AgentNotReady, Reason: ReasonRingNoAnswer, Since: s.Now}))
+		ptEqual(t, "offers", ptOffered(s), []string{"R1→Y"})
+		ptEqual(t, "X in chat", s.Agents["X"].stateIn("chat"), AgentMRDState{State: AgentNotReady, Reason: ReasonRingNoAnswer, Since: s.Now})
+		ptEqual(t, "declined", s.Requests["R1"].Declined, []string{"X"})
+		// The timer's second shot finds the offer gone.
+		ptReject(t, s, timeout, CodeWrongState)
+	})
+	t.Run("sole agent: queued, back to it when READY again", func(t *testing.T) {
+		s := ptWorld(t)
+		ptReady(t, s, "chat", "X")
+		ptArrive(t, s, "WS", "c1", 0)
+		queuedAt := s.Requests["R1"].QueuedAt
+		ptTick(t, s, 30_000)
+		_, evs := ptApply(t, s, ptCmd(OpOfferTimeout, ptSystem, &OfferArgs{Request: "R1", OfferID: "O1"}))
+		ptWantKinds(t, evs, "offer.withdrawn→agent:X", "agent.state→agent:X")
+		ptEqual(t, "waiting", s.Queues["QS"].Waiting, []string{"R1"})
+		ptEqual(t, "kept its place", s.Requests["R1"].QueuedAt, queuedAt)
+		_, evs = ptApply(t, s, ptCmd(OpSetAgentState, ptAgent("X"), &SetAgentStateArgs{MRD: "chat", State: AgentReady}))
+		ptWantKinds(t, evs, "agent.state→agent:X", "offer.created→agent:X")
+	})
+}
+
+func TestPushRejectGoesToNextAgent(t *testing.T) {
+	s := ptWorld(t)
+	ptReady(t, s, "chat", "X", "Y", "Z")
+	ptArrive(t, s, "WS", "c1", 0)
+	for _, step := range []struct{ by, next string }{{"X", "Y"}, {"Y", "Z"}, {"Z", "X"}} {
+		ptTick(t, s, 1000)
+		_, evs := ptApply(t, s, ptCmd(OpRejectOffer, ptAgent(step.by), &OfferArgs{Request: "R1"}))
+		ptWantKinds(t, evs, "offer.withdrawn→agent:"+step.by, "offer.created→agent:"+step.next)
+		if w := evs[0].Data.(OfferWithdrawn); w.Reason != WithdrawRejected {
+			t.Fatalf("reason %q", w.Reason)
+		}
+		ptEqual(t, "offers after "+step.by+" rejects", ptOffered(s), []string{"R1→" + step.next})
+	}
+	// Everyone declined: the last resort is the longest idle (X, offered
+	// first), and all stay declined until someone accepts.
+	ptEqual(t, "declined", s.Requests["R1"].Declined, []string{"X", "Y", "Z"})
+	ptAccept(t, s, "X", "R1")
+	ptEqual(t, "declined after accept", s.Requests["R1"].Declined, []string(nil))
+
+	t.Run("sole agent gets it back", func(t *testing.T) {
+		s := ptWorld(t)
+		ptReady(t, s, "chat", "X")
+		ptArrive(t, s, "WS", "c1", 0)
+		_, evs := ptApply(t, s, ptCmd(OpRejectOffer, ptAgent("X"), &OfferArgs{Request: "R1", OfferID: "O1"}))
+		ptWantKinds(t, evs, "offer.withdrawn→agent:X", "offer.created→agent:X")
+		ptEqual(t, "offer id", s.Requests["R1"].Offer.ID, "O2")
+		// An answer naming the old offer is stale.
+		ptReject(t, s, ptCmd(OpAcceptOffer, ptAgent("X"), &OfferArgs{Request: "R1", OfferID: "O1"}), CodeWrongState)
+	})
+	t.Run("rejecting agent gets the next request instead", func(t *testing.T) {
+		s := ptWorld(t)
+		ptReady(t, s, "chat", "X")
+		ptArrive(t, s, "WS", "c1", 0)
+		ptArrive(t, s, "WS", "c2", 0)
+		ptApply(t, s, ptCmd(OpRejectOffer, ptAgent("X"), &OfferArgs{Request: "R1"}))
+		ptEqual(t, "offers", ptOffered(s), []string{"R2→X"})
+		ptEqual(t, "waiting", s.Queues["QS"].Waiting, []string{"R1"})
+	})
+}
+
+func TestPushLogoutReroutes(t *testing.T) {
+	for _, by := range []Principal{ptAgent("X"), ptAdmin, ptSystem} {
+		t.Run(by.Role.String(), func(t *testing.T) {
+			s := ptWorld(t)
+			ptReady(t, s, "chat", "X", "Y")
+			ptArrive(t, s, "WS", "c1", 0)
+			ptEqual(t, "offers", ptOffered(s), []string{"R1→X"})
+			args := &AgentArgs{}
+			if by.Role != RoleAgent {
+				args.Agent = "X"
+			}
+			res, evs := ptApply(t, s, ptCmd(OpLogout, by, args))
+			ptWantKinds(t, evs, "offer.withdrawn→agent:X", "agent.state→agent:X", "offer.created→agent:Y")
+			ptEqual(t, "reason", evs[0].Data.(OfferWithdrawn).Reason, WithdrawLoggedOut)
+			ptEqual(t, "agent.state", evs[1].Data, any(AgentStateChange{Agent: "X", State: AgentLoggedOut, Since: s.Now}))
+			ptEqual(t, "offers", ptOffered(s), []string{"R1→Y"})
+			st := res.Data.(AgentStatus)
+			for _, m := range st.MRDs {
+				if m.State != AgentLoggedOut {
+					t.Fatalf("after logout %s is %s", m.MRD, m.State)
+				}
+			}
+			ptReject(t, s, ptCmd(OpLogout, by, args), CodeWrongState)
+		})
+	}
+	t.Run("nobody else: back in the queue at its place", func(t *testing.T) {
+		s := ptWorld(t)
+		ptReady(t, s, "chat", "X")
+		ptArrive(t, s, "WS", "c1", 0)
+		ptTick(t, s, 5)
+		ptArrive(t, s, "WS", "c2", 0)
+		ptApply(t, s, ptCmd(OpLogout, ptAgent("X"), &AgentArgs{}))
+		ptEqual(t, "waiting", s.Queues["QS"].Waiting, []string{"R1", "R2"})
+		ptEqual(t, "declined", s.Requests["R1"].Declined, []string(nil))
+	})
+}
+
+func TestPushNotReadyReturnsOffers(t *testing.T) {
+	s := ptWorld(t)
+	ptReady(t, s, "chat", "X", "Y")
+	ptReady(t, s, "email", "X")
+	ptArrive(t, s, "WS", "c1", 0)
+	ptArrive(t, s, "ME", "m1", 0)
+	ptEqual(t, "offers", ptOffered(s), []string{"R1→X", "R2→X"})
+	_, evs := ptApply(t, s, ptCmd(OpSetAgentState, ptAgent("X"), &SetAgentStateArgs{MRD: "chat", State: AgentNotReady, Reason: "break"}))
+	ptWantKinds(t, evs, "offer.withdrawn→agent:X", "agent.state→agent:X", "offer.created→agent:Y")
+	ptEqual(t, "reason", evs[0].Data.(OfferWithdrawn).Reason, WithdrawNotReady)
+	// The email offer is untouched.
+	ptEqual(t, "offers", ptOffered(s), []string{"R1→Y", "R2→X"})
+	// Same state and reason again: nothing happens.
+	_, evs = ptApply(t, s, ptCmd(OpSetAgentState, ptAgent("X"), &SetAgentStateArgs{MRD: "chat", State: AgentNotReady, Reason: "break"}))
+	ptWantKinds(t, evs)
+}
+
+// Both pull policies on two queues of different priorities (QV 5, QS 1),
+// in pull chat mode and in auto mode.
+func TestPushPullPolicies(t *testing.T) {
+	cases := []struct {
+		policy PullPolicy
+		want   []string
+	}{
+		{"", []string{"R2", "R4", "R1"}}, // the default is strict priority
+		{PolicyStrictPriority, []string{"R2", "R4", "R1"}},
+		{PolicyFirstDue, []string{"R1", "R2", "R3"}},
+	}
+	setup := func(t *testing.T, policy PullPolicy) *State {
+		s := ptWorld(t)
+		if policy != "" {
+			ptApply(t, s, ptCmd(OpSetPullPolicy, ptAdmin, &SetPullPolicyArgs{Policy: policy}))
+		}
+		// QS: R1 (t+0), R3 (t+2); QV: R2 (t+1), R4 (t+3).
+		for i, ch := range []string{"WS", "WV", "WS", "WV"} {
+			ptArrive(t, s, ch, fmt.Sprintf("c%d", i+1), 0)
+			ptTick(t, s, 1000)
+		}
+		return s
+	}
+	for _, tc := range cases {
+		name := string(tc.policy)
+		if name == "" {
+			name = "default"
+		}
+		t.Run(name+"/pull chat mode", func(t *testing.T) {
+			s := setup(t, tc.policy)
+			ptApply(t, s, ptCmd(OpSetAgentMode, ptAgent("X"), &SetAgentModeArgs{Mode: AgentModePull}))
+			ptReady(t, s, "chat", "X")
+			var got []string
+			for range 3 {
+				res, _ := ptApply(t, s, ptCmd(OpRequestChat, ptAgent("X"), &AgentArgs{}))
+				got = append(got, res.Data.(RequestChatResult).Offer.Request.ID)
+			}
+			ptEqual(t, "offer order", got, tc.want)
+			ptReject(t, s, ptCmd(OpRequestChat, ptAgent("X"), &AgentArgs{}), CodeOverCapacity)
+		})
+		t.Run(name+"/auto mode", func(t *testing.T) {
+			s := setup(t, tc.policy)
+			ptReady(t, s, "chat", "X")
+			var got []string
+			for range 3 {
+				id := s.Agents["X"].Offers[0]
+				got = append(got, id)
+				ptAccept(t, s, "X", id)
+			}
+			ptEqual(t, "offer order", got, tc.want)
+		})
+	}
+}
+
+// Within a queue: request priority (highest first), then arrival, then id.
+func TestPushQueueOrder(t *testing.T) {
+	s := ptWorld(t)
+	for i, prio := range []int{0, 2, 0, 2, 1} {
+		ptArrive(t, s, "WS", fmt.Sprintf("c%d", i+1), prio)
+	}
+	ptTick(t, s, 1)
+	ptArrive(t, s, "WS", "c6", 2)
+	ptEqual(t, "waiting", s.Queues["QS"].Waiting, []string{"R2", "R4", "R6", "R5", "R1", "R3"})
+	v, err := s.Query(ptAdmin, QueryQueue, ptMsgpack(t, QueryArgs{Queue: "QS"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	qv := v.(QueueView)
+	ptEqual(t, "view head", qv.Waiting[0], QueuedRequest{Request: s.Requests["R2"].summary(), Priority: 2, QueuedAt: ptT0})
+	ptReady(t, s, "chat", "X")
+	ptEqual(t, "first offer", ptOffered(s), []string{"R2→X"})
+}
+
+// Fair choice: least loaded, then longest since the last assignment, then
+// id.
+func TestPushFairness(t *testing.T) {
+	s := ptWorld(t)
+	ptReady(t, s, "chat", "X", "Y", "Z")
+	arriveAccept := func(customer, want string) string {
+		t.Helper()
+		ptTick(t, s, 1000)
+		id, _ := ptArrive(t, s, "WS", customer, 0)
+		if got := ptOfferee(s, id); got != want {
+			t.Fatalf("%s offered to %q, want %s (offers %v)", id, got, want, ptOffered(s))
+		}
+		ptTick(t, s, 1000)
+		ptAccept(t, s, want, id)
+		return id
+	}
+	arriveAccept("c1", "X") // all equal: id
+	r2 := arriveAccept("c2", "Y")
+	arriveAccept("c3", "Z")
+	ptApply(t, s, ptCmd(OpClose, ptConn, &RequestArgs{Request: r2}))
+	arriveAccept("c4", "Y") // least loaded (0 against 1)
+	arriveAccept("c5", "X") // all at 1: X was assigned longest ago
+	arriveAccept("c6", "Z") // Y and Z at 1, X at 2: Z assigned before Y
+}
+
+func TestPushTransfer(t *testing.T) {
+	setup := func(t *testing.T) *State {
+		s := ptWorld(t)
+		ptReady(t, s, "chat", "X", "Y", "Z")
+		ptArrive(t, s, "WS", "c1", 0)
+		ptAccept(t, s, "X", "R1")
+		return s
+	}
+	t.Run("accepted", func(t *testing.T) {
+		s := setup(t)
+		res, evs := ptApply(t, s, ptCmd(OpTransfer, ptAgent("X"), &TransferArgs{Request: "R1", ToAgent: "Y"}))
+		ptWantKinds(t, evs, "conversation.left→agent:X,connector:cx", "offer.created→agent:Y")
+		info := res.Data.(OfferInfo)
+		if info.Kind != OfferTransfer || info.From != "X" || info.Agent != "Y" || info.Request.State != StateInactive {
+			t.Fatalf("transfer offer %+v", info)
+		}
+		evs = ptAccept(t, s, "Y", "R1")
+		ptWantKinds(t, evs, "conversation.joined→agent:Y,connector:cx")
+		ptEqual(t, "participants", s.Requests["R1"].Participants, []string{"Y"})
+	})
+	t.Run("rejected: to the queue, then to someone else", func(t *testing.T) {
+		s := setup(t)
+		ptApply(t, s, ptCmd(OpTransfer, ptAgent("X"), &TransferArgs{Request: "R1", ToAgent: "Y"}))
+		_, evs := ptApply(t, s, ptCmd(OpRejectOffer, ptAgent("Y"), &OfferArgs{Request: "R1"}))
+		ptWantKinds(t, evs, "offer.withdrawn→agent:Y,agent:X", "request.queued→connector:cx", "offer.created→agent:Z")
+		ptEqual(t, "reason", evs[1].Data.(RequestQueued).Reason, QueuedTransferFailed)
+		ptEqual(t, "declined", s.Requests["R1"].Declined, []string{"X", "Y"})
+	})
+	t.Run("rejections", func(t *testing.T) {
+		s := setup(t)
+		tr := func(by Principal, agent, to string) *Command {
+			return ptCmd(OpTransfer, by, &TransferArgs{Request: "R1", Agent: agent, ToAgent: to})
+		}
+		ptReject(t, s, tr(ptAgent("Y"), "", "Z"), CodeNotParticipant)
+		ptReject(t, s, tr(ptAdmin, "Y", "Z"), CodeNotParticipant)
+		ptReject(t, s, tr(ptAgent("X"), "", ""), CodeBadRequest)
+		ptReject(t, s, tr(ptAgent("X"), "", "nobody"), CodeNotFound)
+		ptReject(t, s, tr(ptAgent("X"), "", "X"), CodeAlreadyParticipant)
+		ptReject(t, s, tr(ptAgent("X"), "Y", "Z"), CodeForbidden)
+		ptReject(t, s, tr(ptConn, "X", "Z"), CodeForbidden)
+		ptReject(t, s, ptCmd(OpTransfer, ptAgent("X"), &TransferArgs{Request: "R9", ToAgent: "Y"}), CodeNotFound)
+		ptApply(t, s, ptCmd(OpLogout, ptAgent("Z"), &AgentArgs{}))
+		ptReject(t, s, tr(ptAgent("X"), "", "Z"), CodeWrongState)
+		ptApply(t, s, ptCmd(OpSetAgentState, ptAgent("Y"), &SetAgentStateArgs{MRD: "chat", State: AgentNotReady}))
+		ptReject(t, s, tr(ptAgent("X"), "", "Y"), CodeWrongState)
+		ptApply(t, s, ptCmd(OpSetAgentState, ptAgent("Y"), &SetAgentStateArgs{MRD: "chat", State: AgentReady}))
+		// Y full of list conversations.
+		for i := range 3 {
+			ptApply(t, s, ptCmd(OpCustomerMessage, ptConn, &CustomerMessageArgs{Channel: "FC", CustomerID: fmt.Sprintf("f%d", i), Text: "hi"}))
+			ptApply(t, s, ptCmd(OpJoin, ptAgent("Y"), &RequestArgs{Request: fmt.Sprintf("R%d", i+2)}))
+		}
+		ptReject(t, s, tr(ptAgent("X"), "", "Y"), CodeOverCapacity)
+		// A pending invitation blocks another offer.
+		ptReady(t, s, "chat", "Z")
+		ptApply(t, s, ptCmd(OpInvite, ptAgent("X"), &TransferArgs{Request: "R1", ToAgent: "Z"}))
+		ptReject(t, s, tr(ptAgent("X"), "", "Z"), CodeWrongState)
+		ptApply(t, s, ptCmd(OpClose, ptConn, &RequestArgs{Request: "R1"}))
+		ptReject(t, s, tr(ptAgent("X"), "", "Z"), CodeClosed)
+	})
+}
+
+func TestPushInvite(t *testing.T) {
+	s := ptWorld(t)
+	ptReady(t, s, "chat", "X", "Y")
+	ptArrive(t, s, "WS", "c1", 0)
+	ptAccept(t, s, "X", "R1")
+	res, evs := ptApply(t, s, ptCmd(OpInvite, ptAgent("X"), &TransferArgs{Request: "R1", ToAgent: "Y"}))
+	ptWantKinds(t, evs, "offer.created→agent:Y")
+	if info := res.Data.(OfferInfo); info.Kind != OfferInvite || info.From != "X" {
+		t.Fatalf("invitation %+v", info)
+	}
+	// The invitation reserves Y's capacity but is not a routing offer, so a
+	// new arrival may still be offered to Y: X and Y both count 1, and Y
+	// has never been assigned anything.
+	ptTick(t, s, 10)
+	ptArrive(t, s, "WS", "c2", 0)
+	ptEqual(t, "offers", ptOffered(s), []string{"R1→Y", "R2→Y"})
+	_, evs = ptApply(t, s, ptCmd(OpRejectOffer, ptAgent("Y"), &OfferArgs{Request: "R1"}))
+	ptWantKinds(t, evs, "offer.withdrawn→agent:Y,agent:X")
+	ptEqual(t, "still X alone", s.Requests["R1"].Participants, []string{"X"})
+	ptApply(t, s, ptCmd(OpInvite, ptAgent("X"), &TransferArgs{Request: "R1", ToAgent: "Y"}))
+	evs = ptAccept(t, s, "Y", "R1")
+	ptWantKinds(t, evs, "conversation.joined→agent:X,agent:Y,connector:cx")
+	ptEqual(t, "conference", s.Requests["R1"].Participants, []string{"X", "Y"})
+	ptReject(t, s, ptCmd(OpInvite, ptAgent("X"), &TransferArgs{Request: "R1", ToAgent: "Y"}), CodeAlreadyParticipant)
+	ptReject(t, s, ptCmd(OpInvite, ptAgent("Z"), &TransferArgs{Request: "R1", ToAgent: "Y"}), CodeNotParticipant)
+}
+
+func TestPushTransferToQueue(t *testing.T) {
+	s := ptWorld(t)
+	ptReady(t, s, "chat", "X", "Y")
+	ptArrive(t, s, "WS", "c1", 0)
+	ptAccept(t, s, "X", "R1")
+	ptReject(t, s, ptCmd(OpTransferToQueue, ptAgent("X"), &TransferToQueueArgs{Request: "R1", Queue: "QE"}), CodeBadRequest)
+	ptReject(t, s, ptCmd(OpTransferToQueue, ptAgent("X"), &TransferToQueueArgs{Request: "R1", Queue: "Q9"}), CodeNotFound)
+	ptReject(t, s, ptCmd(OpTransferToQueue, ptAgent("Y"), &TransferToQueueArgs{Request: "R1", Queue: "QV"}), CodeNotParticipant)
+	ptTick(t, s, 500)
+	_, evs := ptApply(t, s, ptCmd(OpTransferToQueue, ptAgent("X"), &TransferToQueueArgs{Request: "R1", Queue: "QV"}))
+	ptWantKinds(t, evs, "conversation.left→agent:X,connector:cx", "request.queued→connector:cx", "offer.created→agent:Y")
+	r := s.Requests["R1"]
+	if r.Queue != "QV" || r.QueuedAt != s.Now || r.State != StateInactive {
+		t.Fatalf("moved request %+v", r)
+	}
+	ptEqual(t, "declined", r.Declined, []string{"X"})
+	// An admin may move a request still waiting; into its own queue is
+	// refused.
+	ptApply(t, s, ptCmd(OpSetAgentState, ptAgent("Y"), &SetAgentStateArgs{MRD: "chat", State: AgentNotReady}))
+	ptApply(t, s, ptCmd(OpSetAgentState, ptAgent("X"), &SetAgentStateArgs{MRD: "chat", State: AgentNotReady}))
+	ptEqual(t, "queued", s.Queues["QV"].Waiting, []string{"R1"})
+	ptReject(t, s, ptCmd(OpTransferToQueue, ptAdmin, &TransferToQueueArgs{Request: "R1", Queue: "QV"}), CodeWrongState)
+	ptApply(t, s, ptCmd(OpTransferToQueue, ptAdmin, &TransferToQueueArgs{Request: "R1", Queue: "QS"}))
+	ptEqual(t, "moved", []int{len(s.Queues["QV"].Waiting), len(s.Queues["QS"].Waiting)}, []int{0, 1})
+	// A list request is not in push routing.
+	ptApply(t, s, ptCmd(OpCustomerMessage, ptConn, &CustomerMessageArgs{Channel: "FC", CustomerID: "f1", Text: "hi"}))
+	ptApply(t, s, ptCmd(OpJoin, ptAgent("Z"), &RequestArgs{Request: "R2"}))
+	ptReject(t, s, ptCmd(OpTransferToQueue, ptAgent("Z"), &TransferToQueueArgs{Request: "R2", Queue: "QS"}), CodeWrongState)
+}
+
+// Leave and close hooks: the last agent leaving re-queues a push request;
+// closing withdraws its offer or takes it out of the queue; both free
+// capacity.
+func TestPushLeaveAndClose(t *testing.T) {
+	s := ptWorld(t)
+	ptReady(t, s, "chat", "X", "Y")
+	ptArrive(t, s, "WS", "c1", 0)
+	ptAccept(t, s, "X", "R1")
+	_, evs := ptApply(t, s, ptCmd(OpLeave, ptAgent("X"), &RequestArgs{Request: "R1"}))
+	ptWantKinds(t, evs, "conversation.left→agent:X,connector:cx", "request.queued→connector:cx", "offer.created→agent:Y")
+	ptEqual(t, "reason", evs[1].Data.(RequestQueued).Reason, QueuedAgentLeft)
+
+	_, evs = ptApply(t, s, ptCmd(OpClose, ptConn, &RequestArgs{Request: "R1"}))
+	ptWantKinds(t, evs, "offer.withdrawn→agent:Y", "conversation.closed→connector:cx")
+	ptEqual(t, "reason", evs[0].Data.(OfferWithdrawn).Reason, WithdrawClosed)
+
+	ptApply(t, s, ptCmd(OpLogout, ptAgent("X"), &AgentArgs{}))
+	ptApply(t, s, ptCmd(OpLogout, ptAgent("Y"), &AgentArgs{}))
+	ptArrive(t, s, "WS", "c2", 0)
+	_, evs = ptApply(t, s, ptCmd(OpClose, ptConn, &RequestArgs{Request: "R2"}))
+	ptWantKinds(t, evs, "conversation.closed→connector:cx")
+	ptEqual(t, "waiting", len(s.Queues["QS"].Waiting), 0)
+	// The customer writes again: a new request.
+	id, _ := ptArrive(t, s, "WS", "c2", 0)
+	ptEqual(t, "new request", id, "R3")
+}
+
+// Every conversation in the MRD counts against the maximum, list ones too,
+// and offers reserve capacity against list joins.
+func TestPushCapacityAcrossModes(t *testing.T) {
+	s := ptWorld(t)
+	ptReady(t, s, "chat", "X")
+	for i := range 3 {
+		ptApply(t, s, ptCmd(OpCustomerMessage, ptConn, &CustomerMessageArgs{Channel: "FC", CustomerID: fmt.Sprintf("f%d", i), Text: "hi"}))
+		ptApply(t, s, ptCmd(OpJoin, ptAgent("X"), &RequestArgs{Request: fmt.Sprintf("R%d", i+1)}))
+	}
+	ptArrive(t, s, "WS", "c1", 0)
+	ptEqual(t, "no offer at max", ptOffered(s), []string(nil))
+	_, evs := ptApply(t, s, ptCmd(OpLeave, ptAgent("X"), &RequestArgs{Request: "R1"}))
+	ptWantKinds(t, evs, "conversation.left→agent:X,connector:cx", "request.updated→agent:X,agent:Y,agent:Z", "offer.created→agent:X")
+	// X: 2 list conversations + 1 offer = 3: no list join.
+	ptReject(t, s, ptCmd(OpJoin, ptAgent("X"), &RequestArgs{Request: "R1"}), CodeOverCapacity)
+}
+
+func TestPushJoinRules(t *testing.T) {
+	s := ptWorld(t)
+	ptReady(t, s, "chat", "X")
+	ptArrive(t, s, "WS", "c1", 0)
+	ptArrive(t, s, "WS", "c2", 0)
+	ptReject(t, s, ptCmd(OpJoin, ptAgent("X"), &RequestArgs{Request: "R1"}), CodeWrongState) // its own offer
+	ptReject(t, s, ptCmd(OpJoin, ptAgent("Y"), &RequestArgs{Request: "R1"}), CodeWrongState) // offered to X
+	ptReject(t, s, ptCmd(OpJoin, ptAgent("Y"), &RequestArgs{Request: "R2"}), CodeWrongState) // queued
+	ptAccept(t, s, "X", "R1")
+	ptApply(t, s, ptCmd(OpRemoveQueueMember, ptAdmin, &QueueMemberArgs{Agent: "Z", Queue: "QS"}))
+	ptReject(t, s, ptCmd(OpJoin, ptAgent("Z"), &RequestArgs{Request: "R1"}), CodeNotSubscribed)
+	_, evs := ptApply(t, s, ptCmd(OpJoin, ptAgent("Y"), &RequestArgs{Request: "R1"}))
+	ptWantKinds(t, evs, "conversation.joined→agent:X,agent:Y,connector:cx")
+}
+
+func TestPushPendingOffers(t *testing.T) {
+	s := ptWorld(t)
+	ptReady(t, s, "chat", "X", "Y")
+	ptReady(t, s, "email", "X")
+	ptArrive(t, s, "WS", "c1", 0) // 30 s → X
+	ptTick(t, s, 1000)
+	ptArrive(t, s, "WV", "c2", 0) // 10 s → Y
+	ptTick(t, s, 1000)
+	ptArrive(t, s, "ME", "m1", 0) // default 30 s → X
+	var got []string
+	for _, o := range s.PendingOffers() {
+		got = append(got, fmt.Sprintf("%s:%s:%s:%d", o.ID, o.Request.ID, o.Agent, (o.ExpiresAt-ptT0)/1_000_000))
+	}
+	ptEqual(t, "pending", got, []string{"O2:R2:Y:11000", "O1:R1:X:30000", "O3:R3:X:32000"})
+}
+
+func TestPushQueueMembers(t *testing.T) {
+	s := ptWorld(t)
+	ptReady(t, s, "chat", "X", "Y")
+	ptArrive(t, s, "WS", "c1", 0)
+	_, evs := ptApply(t, s, ptCmd(OpRemoveQueueMember, ptAdmin, &QueueMemberArgs{Agent: "X", Queue: "QS"}))
+	ptWantKinds(t, evs, "offer.withdrawn→agent:X", "offer.created→agent:Y")
+	ptEqual(t, "reason", evs[0].Data.(OfferWithdrawn).Reason, WithdrawRemoved)
+	ptEqual(t, "members", s.Queues["QS"].Members, []string{"Y", "Z"})
+	ptEqual(t, "queues", s.Agents["X"].Queues, []string{"QE", "QV"})
+	// A new member is routed to at once.
+	ptApply(t, s, ptCmd(OpLogout, ptAgent("Y"), &AgentArgs{}))
+	ptEqual(t, "queued", s.Queues["QS"].Waiting, []string{"R1"})
+	_, evs = ptApply(t, s, ptCmd(OpAddQueueMember, ptAdmin, &QueueMemberArgs{Agent: "X", Queue: "QS"}))
+	ptWantKinds(t, evs, "offer.created→agent:X")
+	// delete_agent: refused while it holds offers; drops memberships.
+	ptReject(t, s, ptCmd(OpDeleteAgent, ptAdmin, &IDArgs{ID: "X"}), CodeWrongState)
+	ptApply(t, s, ptCmd(OpDeleteAgent, ptAdmin, &IDArgs{ID: "Z"}))
+	ptEqual(t, "members", s.Queues["QV"].Members, []string{"X", "Y"})
+}
+
+// Rejections of the new commands: exact codes, nothing changed.
+func TestPushRejections(t *testing.T) {
+	type rc struct {
+		name string
+		prep func(t *testing.T, s *State)
+		c    *Command
+		code Code
+	}
+	login := func(ids ...string) func(t *testing.T, s *State) {
+		return func(t *testing.T, s *State) {
+			for _, id := range ids {
+				ptApply(t, s, ptCmd(OpLogin, ptAgent(id), &AgentArgs{}))
+			}
+		}
+	}
+	pullReady := func(t *testing.T, s *State) {
+		ptApply(t, s, ptCmd(OpSetAgentMode, ptAgent("X"), &SetAgentModeArgs{Mode: AgentModePull}))
+		ptReady(t, s, "chat", "X")
+	}
+	offered := func(t *testing.T, s *State) {
+		ptReady(t, s, "chat", "X")
+		ptArrive(t, s, "WS", "c1", 0)
+	}
+	x := ptAgent("X")
+	cases := []rc{
+		{"login: unknown agent", nil, ptCmd(OpLogin, ptAdmin, &AgentArgs{Agent: "nobody"}), CodeNotFound},
+		{"login: admin names nobody", nil, ptCmd(OpLogin, ptAdmin, &AgentArgs{}), CodeBadRequest},
+		{"login: for another agent", nil, ptCmd(OpLogin, x, &AgentArgs{Agent: "Y"}), CodeForbidden},
+		{"login: connector", nil, ptCmd(OpLogin, ptConn, &AgentArgs{Agent: "X"}), CodeForbidden},
+		{"login: system", nil, ptCmd(OpLogin, ptSystem, &AgentArgs{Agent: "X"}), CodeForbidden},
+		{"logout: not logged in", nil, ptCmd(OpLogout, x, &AgentArgs{}), CodeWrongState},
+		{"logout: connector", login("X"), ptCmd(OpLogout, ptConn, &AgentArgs{Agent: "X"}), CodeForbidden},
+		{"logout: unknown agent", nil, ptCmd(OpLogout, ptSystem, &AgentArgs{Agent: "nobody"}), CodeNotFound},
+		{"set_agent_state: not logged in", nil, ptCmd(OpSetAgentState, x, &SetAgentStateArgs{MRD: "chat", State: AgentReady}), CodeWrongState},
+		{"set_agent_state: unknown mrd", login("X"), ptCmd(OpSetAgentState, x, &SetAgentStateArgs{MRD: "voice", State: AgentReady}), CodeNotFound},
+		{"set_agent_state: LOGGED_OUT", login("X"), ptCmd(OpSetAgentState, x, &SetAgentStateArgs{MRD: "chat", State: AgentLoggedOut}), CodeBadRequest},
+		{"set_agent_state: unknown state", login("X"), ptCmd(OpSetAgentState, x, &SetAgentStateArgs{MRD: "chat", State: "BUSY"}), CodeBadRequest},
+		{"set_agent_state: READY with reason", login("X"), ptCmd(OpSetAgentState, x, &SetAgentStateArgs{MRD: "chat", State: AgentReady, Reason: "x"}), CodeBadRequest},
+		{"set_agent_state: reason too long", login("X"), ptCmd(OpSetAgentState, x, &SetAgentStateArgs{MRD: "chat", State: AgentNotReady, Reason: strings.Repeat("r", MaxIDBytes+1)}), CodeBadRequest},
+		{"set_agent_state: for another agent", login("X", "Y"), ptCmd(OpSetAgentState, x, &SetAgentStateArgs{Agent: "Y", MRD: "chat", State: AgentReady}), CodeForbidden},
+		{"set_agent_state: system", login("X"), ptCmd(OpSetAgentState, ptSystem, &SetAgentStateArgs{Agent: "X", MRD: "chat", State: AgentReady}), CodeForbidden},
+		{"set_agent_mode: bad mode", nil, ptCmd(OpSetAgentMode, x, &SetAgentModeArgs{Mode: "manual"}), CodeBadRequest},
+		{"set_agent_mode: unknown agent", nil, ptCmd(OpSetAgentMode, ptAdmin, &SetAgentModeArgs{Agent: "nobody", Mode: AgentModePull}), CodeNotFound},
+		{"add_queue_member: agent", nil, ptCmd(OpAddQueueMember, x, &QueueMemberArgs{Agent: "X", Queue: "QE"}), CodeForbidden},
+		{"add_queue_member: unknown agent", nil, ptCmd(OpAddQueueMember, ptAdmin, &QueueMemberArgs{Agent: "nobody", Queue: "QE"}), CodeNotFound},
+		{"add_queue_member: unknown queue", nil, ptCmd(OpAddQueueMember, ptAdmin, &QueueMemberArgs{Agent: "Y", Queue: "Q9"}), CodeNotFound},
+		{"add_queue_member: duplicate", nil, ptCmd(OpAddQueueMember, ptAdmin, &QueueMemberArgs{Agent: "X", Queue: "QE"}), CodeAlreadyExists},
+		{"remove_queue_member: not a member", nil, ptCmd(OpRemoveQueueMember, ptAdmin, &QueueMemberArgs{Agent: "Y", Queue: "QE"}), CodeNotSubscribed},
+		{"remove_queue_member: agent", nil, ptCmd(OpRemoveQueueMember, x, &QueueMemberArgs{Agent: "X", Queue: "QE"}), CodeForbidden},
+		{"set_pull_policy: unknown", nil, ptCmd(OpSetPullPolicy, ptAdmin, &SetPullPolicyArgs{Policy: "random"}), CodeBadRequest},
+		{"set_pull_policy: empty", nil, ptCmd(OpSetPullPolicy, ptAdmin, &SetPullPolicyArgs{}), CodeBadRequest},
+		{"set_pull_policy: agent", nil, ptCmd(OpSetPullPolicy, x, &SetPullPolicyArgs{Policy: PolicyFirstDue}), CodeForbidden},
+		{"request_chat: auto mode", login("X"), ptCmd(OpRequestChat, x, &AgentArgs{}), CodeWrongState},
+		{"request_chat: logged out", func(t *testing.T, s *State) {
+			ptApply(t, s, ptCmd(OpSetAgentMode, x, &SetAgentModeArgs{Mode: AgentModePull}))
+		}, ptCmd(OpRequestChat, x, &AgentArgs{}), CodeWrongState},
+		{"request_chat: not READY", func(t *testing.T, s *State) {
+			ptApply(t, s, ptCmd(OpSetAgentMode, x, &SetAgentModeArgs{Mode: AgentModePull}))
+			ptApply(t, s, ptCmd(OpLogin, x, &AgentArgs{}))
+		}, ptCmd(OpRequestChat, x, &AgentArgs{}), CodeWrongState},
+		{"request_chat: no queue", func(t *testing.T, s *State) {
+			pullReady(t, s)
+			for _, q := range []string{"QE", "QS", "QV"} {
+				ptApply(t, s, ptCmd(OpRemoveQueueMember, ptAdmin, &QueueMemberArgs{Agent: "X", Queue: q}))
+			}
+		}, ptCmd(OpRequestChat, x, &AgentArgs{}), CodeWrongState},
+		{"request_chat: connector", pullReady, ptCmd(OpRequestChat, ptConn, &AgentArgs{Agent: "X"}), CodeForbidden},
+		{"accept_offer: unknown request", login("X"), ptCmd(OpAcceptOffer, x, &OfferArgs{Request: "R1"}), CodeNotFound},
+		{"accept_offer: offered to another", offered, ptCmd(OpAcceptOffer, ptAgent("Y"), &OfferArgs{Request: "R1"}), CodeWrongState},
+		{"accept_offer: wrong offer id", offered, ptCmd(OpAcceptOffer, x, &OfferArgs{Request: "R1", OfferID: "O7"}), CodeWrongState},
+		{"accept_offer: no request", offered, ptCmd(OpAcceptOffer, x, &OfferArgs{}), CodeBadRequest},
+		{"accept_offer: closed", func(t *testing.T, s *State) {
+			offered(t, s)
+			ptApply(t, s, ptCmd(OpClose, ptConn, &RequestArgs{Request: "R1"}))
+		}, ptCmd(OpAcceptOffer, x, &OfferArgs{Request: "R1"}), CodeClosed},
+		{"accept_offer: connector", offered, ptCmd(OpAcceptOffer, ptConn, &OfferArgs{Request: "R1", Agent: "X"}), CodeForbidden},
+		{"accept_offer: after accepting", func(t *testing.T, s *State) {
+			offered(t, s)
+			ptAccept(t, s, "X", "R1")
+		}, ptCmd(OpAcceptOffer, x, &OfferArgs{Request: "R1"}), CodeWrongState},
+		{"reject_offer: offered to another", offered, ptCmd(OpRejectOffer, ptAgent("Y"), &OfferArgs{Request: "R1"}), CodeWrongState},
+		{"reject_offer: admin names nobody", offered, ptCmd(OpRejectOffer, ptAdmin, &OfferArgs{Request: "R1"}), CodeBadRequest},
+		{"offer_timeout: admin", offered, ptCmd(OpOfferTimeout, ptAdmin, &OfferArgs{Request: "R1", OfferID: "O1"}), CodeForbidden},
+		{"offer_timeout: agent", offered, ptCmd(OpOfferTimeout, x, &OfferArgs{Request: "R1", OfferID: "O1"}), CodeForbidden},
+		{"offer_timeout: no offer id", offered, ptCmd(OpOfferTimeout, ptSystem, &OfferArgs{Request: "R1"}), CodeBadRequest},
+		{"offer_timeout: unknown request", offered, ptCmd(OpOfferTimeout, ptSystem, &OfferArgs{Request: "R9", OfferID: "O1"}), CodeNotFound},
+		{"offer_timeout: stale offer", offered, ptCmd(OpOfferTimeout, ptSystem, &OfferArgs{Request: "R1", OfferID: "O2"}), CodeWrongState},
+		{"offer_timeout: accepted", func(t *testing.T, s *State) {
+			offered(t, s)
+			ptAccept(t, s, "X", "R1")
+		}, ptCmd(OpOfferTimeout, ptSystem, &OfferArgs{Request: "R1", OfferID: "O1"}), CodeWrongState},
+		{"offer_timeout: closed", func(t *testing.T, s *State) {
+			offered(t, s)
+			ptApply(t, s, ptCmd(OpClose, ptConn, &RequestArgs{Request: "R1"}))
+		}, ptCmd(OpOfferTimeout, ptSystem, &OfferArgs{Request: "R1", OfferID: "O1"}), CodeWrongState},
+		{"invite: queued request", func(t *testing.T, s *State) {
+			ptReady(t, s, "chat", "Y")
+			ptArrive(t, s, "WS", "c1", 0)
+			ptArrive(t, s, "WS", "c2", 0)
+		}, ptCmd(OpInvite, ptAdmin, &TransferArgs{Request: "R2", ToAgent: "Y"}), CodeWrongState},
+		{"transfer: offered request", offered, ptCmd(OpTransfer, ptAdmin, &TransferArgs{Request: "R1", ToAgent: "Y"}), CodeWrongState},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := ptWorld(t)
+			if tc.prep != nil {
+				tc.prep(t, s)
+			}
+			ptReject(t, s, tc.c, tc.code)
+		})
+	}
+}
+
+// Successful transitions of the agent commands, with their results and
+// events.
+func TestPushAgentCommands(t *testing.T) {
+	s := ptWorld(t)
+	x := ptAgent("X")
+	res, evs := ptApply(t, s, ptCmd(OpLogin, x, &AgentArgs{}))
+	ptWantKinds(t, evs, "agent.state→agent:X")
+	ptEqual(t, "login event", evs[0].Data, any(AgentStateChange{Agent: "X", State: AgentNotReady, Since: ptT0}))
+	want := AgentStatus{Agent: "X", Mode: AgentModeAuto, LoggedIn: true, Queues: []string{"QE", "QS", "QV"}, MRDs: []AgentMRDStatus{
+		{MRD: "chat", State: AgentNotReady, Since: ptT0, Max: 3},
+		{MRD: "email", State: AgentNotReady, Since: ptT0, Max: 1},
+	}}
+	ptEqual(t, "login result", res.Data, any(want))
+	// A second session's login changes nothing.
+	before := ptMarshal(t, s)
+	_, evs = ptApply(t, s, ptCmd(OpLogin, ptAdmin, &AgentArgs{Agent: "X"}))
+	ptWantKinds(t, evs)
+	if !bytes.Equal(before, ptMarshal(t, s)) {
+		t.Fatal("second login changed the state")
+	}
+	ptTick(t, s, 7)
+	res, evs = ptApply(t, s, ptCmd(OpSetAgentState, ptAdmin, &SetAgentStateArgs{Agent: "X", MRD: "email", State: AgentReady}))
+	ptWantKinds(t, evs, "agent.state→agent:X")
+	want.MRDs[1] = AgentMRDStatus{MRD: "email", State: AgentReady, Since: ptT0 + 7_000_000, Max: 1}
+	ptEqual(t, "set state result", res.Data, any(want))
+	res, evs = ptApply(t, s, ptCmd(OpSetAgentMode, x, &SetAgentModeArgs{Mode: AgentModePull}))
+	ptWantKinds(t, evs, "agent.mode→agent:X")
+	ptEqual(t, "mode event", evs[0].Data, any(AgentModeChange{Agent: "X", Mode: AgentModePull}))
+	want.Mode = AgentModePull
+	ptEqual(t, "set mode result", res.Data, any(want))
+	_, evs = ptApply(t, s, ptCmd(OpSetAgentMode, x, &SetAgentModeArgs{Mode: AgentModePull}))
+	ptWantKinds(t, evs)
+	ptApply(t, s, ptCmd(OpSetPullPolicy, ptAdmin, &SetPullPolicyArgs{Policy: PolicyFirstDue}))
+	ptEqual(t, "policy", s.PullPolicy, PolicyFirstDue)
+}
+
+func TestPushQueries(t *testing.T) {
+	s := ptWorld(t)
+	ptReady(t, s, "chat", "X")
+	ptArrive(t, s, "WS", "c1", 0)
+	ptArrive(t, s, "WS", "c2", 1)
+	v, err := s.Query(ptAdmin, QueryQueue, ptMsgpack(t, QueryArgs{Queue: "QS"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	qv := v.(QueueView)
+	ptEqual(t, "members", qv.Members, []string{"X", "Y", "Z"})
+	if len(qv.Waiting) != 1 || qv.Waiting[0].Request.ID != "R2" || len(qv.Offers) != 1 || qv.Offers[0].Request.ID != "R1" {
+		t.Fatalf("queue view %+v", qv)
+	}
+	if _, err := s.Query(ptAgent("X"), QueryQueue, ptMsgpack(t, QueryArgs{Queue: "QS"})); err != nil {
+		t.Fatalf("member read: %v", err)
+	}
+	ptApply(t, s, ptCmd(OpRemoveQueueMember, ptAdmin, &QueueMemberArgs{Agent: "Y", Queue: "QS"}))
+	for _, tc := range []struct {
+		p     Principal
+		op    string
+		queue string
+		code  Code
+	}{
+		{ptAgent("Y"), QueryQueue, "QS", CodeForbidden},
+		{ptConn, QueryQueue, "QS", CodeForbidden},
+		{ptAdmin, QueryQueue, "Q9", CodeNotFound},
+		{ptConn, QueryAgentStates, "", CodeForbidden},
+	} {
+		if _, err := s.Query(tc.p, tc.op, ptMsgpack(t, QueryArgs{Queue: tc.queue})); err == nil || err.Code != tc.code {
+			t.Errorf("%s by %s: %v, want %s", tc.op, tc.p.Role, err, tc.code)
+		}
+	}
+	all, err := s.Query(ptAdmin, QueryAgentStates, nil)
+	if err != nil || len(all.([]AgentStatus)) != 3 {
+		t.Fatalf("agent states %+v %v", all, err)
+	}
+	mine, err := s.Query(ptAgent("X"), QueryAgentStates, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := mine.([]AgentStatus)
+	if len(st) != 1 || st[0].Agent != "X" || st[0].MRDs[0].Offers != 1 {
+		t.Fatalf("own state %+v", st)
+	}
+	// The sync view carries the push status and offers; an agent that never
+	// touched push routing has none.
+	view, _ := s.View(AgentKey("X"))
+	if view.Push == nil || len(view.Push.Offers) != 1 || view.Push.Offers[0].ID != "O1" || !view.Push.Status.LoggedIn {
+		t.Fatalf("X view push %+v", view.Push)
+	}
+	fresh := ptWorld(t)
+	ptApply(t, fresh, ptCmd(OpCreateAgent, ptAdmin, &CreateAgentArgs{ID: "W", TokenHash: []byte("h")}))
+	if view, _ := fresh.View(AgentKey("W")); view.Push != nil {
+		t.Fatalf("untouched agent has push view %+v", view.Push)
+	}
+}
+
+// A snapshot taken mid-routing restores to the same bytes and behaves the
+// same afterwards.
+func TestPushSnapshotRoundTrip(t *testing.T) {
+	s := ptWorld(t)
+	ptReady(t, s, "chat", "X", "Y")
+	ptApply(t, s, ptCmd(OpSetAgentMode, ptAgent("Z"), &SetAgentModeArgs{Mode: AgentModePull}))
+	ptReady(t, s, "chat", "Z")
+	ptApply(t, s, ptCmd(OpRequestChat, ptAgent("Z"), &AgentArgs{}))
+	for i := range 6 {
+		ptArrive(t, s, "WS", fmt.Sprintf("c%d", i), i%3)
+	}
+	ptAccept(t, s, "X", s.Agents["X"].Offers[0])
+	data := ptMarshal(t, s)
+	r, err := ReadState(bufio.NewReader(bytes.NewReader(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(data, ptMarshal(t, r)) {
+		t.Fatal("restored state marshals differently")
+	}
+	if err := ptInvariants(r); err != nil {
+		t.Fatal(err)
+	}
+	next := []*Command{
+		ptCmd(OpRejectOffer, ptAgent("Y"), &OfferArgs{Request: s.Agents["Y"].Offers[0]}),
+		ptCmd(OpLogout, ptAgent("X"), &AgentArgs{}),
+		ptCmd(OpRequestChat, ptAgent("Z"), &AgentArgs{}),
+	}
+	for _, c := range next {
+		r1, e1 := s.Apply(c)
+		r2, e2 := r.Apply(c)
+		ptEqual(t, "result", r2, r1)
+		ptEqual(t, "events", e2, e1)
+	}
+	if !bytes.Equal(ptMarshal(t, s), ptMarshal(t, r)) {
+		t.Fatal("replicas diverged after restore")
+	}
+}
+
+func ptMsgpack(tb ptTB, v any) []byte {
+	tb.Helper()
+	b, err := msgpack.Marshal(v)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}

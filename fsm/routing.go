@@ -1,0 +1,567 @@
+package fsm
+
+import (
+	"cmp"
+	"maps"
+	"slices"
+	"strconv"
+)
+
+// Push routing: the queues, offers, agent states and the route pass.
+//
+// A request on a PUSH channel waits in its queue (Request.Queued, listed in
+// Queue.Waiting) until the route pass offers it to one agent (Request.Offer,
+// listed in Agent.Offers and Queue.Offered). The agent accepts (joins), or
+// rejects, or lets the offer lapse (offer_timeout, proposed by the leader's
+// timer); a returned routing offer goes back to its place in the queue.
+//
+// The route pass runs at the end of every command that can make an agent
+// eligible or a request routable. It takes the queued requests in the pull
+// policy's order and offers each to the best eligible member of its queue:
+//
+//   - eligible: logged in; READY in the queue's MRD; below its maximum there,
+//     counting its conversations in that MRD (pushed or joined from a list)
+//     and its pending offers (of any kind) in that MRD; not already in the
+//     conversation; in auto mode, holding no other routing offer in that MRD
+//     (the console asks for the next chat only once it has answered the
+//     last); in pull chat mode, with a Request Chat pending (served once).
+//   - best: fewest conversations + offers in the MRD, then the longest since
+//     its last assignment (LastAssignedAt: set when a routing offer is made
+//     and when an offer is accepted), then the smallest id.
+//   - agents who declined the request (rejected it or let it lapse) are taken
+//     only when no other agent is eligible: first a pass without them, then a
+//     last-resort pass with them.
+//
+// Offers only consume capacity, so one pass in order is complete: after it,
+// no queued request has an eligible agent. Every choice is made from sorted
+// keys and the state, never from map order or a clock.
+
+// AgentState is an agent's readiness in one MRD.
+type AgentState string
+
+// Agent states.
+const (
+	AgentReady     AgentState = "READY"      // takes offers in the MRD
+	AgentNotReady  AgentState = "NOT_READY"  // logged in, takes no offers (see Reason)
+	AgentLoggedOut AgentState = "LOGGED_OUT" // no session: logged out in every MRD
+)
+
+// ReasonRingNoAnswer is the NOT_READY reason set when an agent lets an offer
+// lapse.
+const ReasonRingNoAnswer = "ring_no_answer"
+
+// AgentMode says how an agent is given push requests.
+type AgentMode string
+
+// Agent modes.
+const (
+	AgentModeAuto AgentMode = "auto" // offered the next request whenever eligible (the default)
+	AgentModePull AgentMode = "pull" // pull chat mode: offered one request per request_chat
+)
+
+// PullPolicy orders the queued requests across queues: it decides which
+// request a free agent gets next, in auto mode as in pull chat mode. Within
+// one queue the order is always request priority (highest first), then
+// arrival (QueuedAt), then request id.
+type PullPolicy string
+
+// Pull policies. The policy is one global setting (set_pull_policy).
+const (
+	// PolicyStrictPriority (the default): the highest-priority queue with a
+	// request the agent may take first (ties: queue id), in queue order.
+	PolicyStrictPriority PullPolicy = "strict_priority"
+	// PolicyFirstDue: across queues, the request that has waited longest
+	// (ties: higher queue priority, then queue id), each queue still giving
+	// up its requests in queue order.
+	PolicyFirstDue PullPolicy = "first_due"
+)
+
+// OfferKind says why an offer was made.
+type OfferKind string
+
+// Offer kinds.
+const (
+	OfferRoute    OfferKind = "route"    // the route pass offers a queued request
+	OfferTransfer OfferKind = "transfer" // an agent (or admin) transfers the conversation to this agent
+	OfferInvite   OfferKind = "invite"   // an agent (or admin) invites this agent into the conversation
+)
+
+// DefaultOfferTimeoutMs is an offer's lifetime when its queue sets none (or
+// the request is on a list); MaxOfferTimeoutMs caps a queue's setting.
+const (
+	DefaultOfferTimeoutMs = int64(30_000)
+	MaxOfferTimeoutMs     = int64(24 * 60 * 60 * 1000)
+)
+
+// Offer is a request's pending offer to one agent. It reserves capacity in
+// the request's MRD until accepted, rejected, timed out or withdrawn.
+type Offer struct {
+	ID        string    `msgpack:"id"`
+	Kind      OfferKind `msgpack:"kind"`
+	Agent     string    `msgpack:"agent"`
+	From      string    `msgpack:"from,omitempty"` // transferring or inviting agent
+	CreatedAt int64     `msgpack:"created_at"`
+	ExpiresAt int64     `msgpack:"expires_at"`
+}
+
+// AgentMRDState is an agent's state in one MRD while logged in.
+type AgentMRDState struct {
+	State  AgentState `msgpack:"state"`
+	Reason string     `msgpack:"reason,omitempty"`
+	Since  int64      `msgpack:"since"`
+}
+
+// Withdrawal reasons (OfferWithdrawn.Reason).
+const (
+	WithdrawRejected    = "rejected"    // the agent rejected it
+	WithdrawTimeout     = "timeout"     // not answered in time
+	WithdrawNotReady    = "not_ready"   // the agent went NOT_READY in the MRD
+	WithdrawLoggedOut   = "logged_out"  // the agent logged out
+	WithdrawClosed      = "closed"      // the request was closed
+	WithdrawTransferred = "transferred" // the request was moved to a queue
+	WithdrawRemoved     = "removed"     // the agent left the offering queue
+)
+
+// Reasons a request enters a queue (RequestQueued.Reason).
+const (
+	QueuedArrival        = "arrival"         // a new request on a push channel
+	QueuedTransfer       = "transfer"        // transfer_to_queue
+	QueuedTransferFailed = "transfer_failed" // a transfer or invitation to an agent was not taken up and nobody is left in the conversation
+	QueuedAgentLeft      = "agent_left"      // the last agent left without closing
+)
+
+func (a *Agent) mode() AgentMode {
+	if a.Mode == "" {
+		return AgentModeAuto
+	}
+	return a.Mode
+}
+
+// stateIn returns the agent's effective state in mrd.
+func (a *Agent) stateIn(mrd string) AgentMRDState {
+	if !a.LoggedIn {
+		return AgentMRDState{State: AgentLoggedOut}
+	}
+	if st, ok := a.States[mrd]; ok {
+		return st
+	}
+	return AgentMRDState{State: AgentNotReady, Since: a.LoginAt}
+}
+
+// hasRouteOffer reports whether the agent holds a routing offer in mrd.
+func (s *State) hasRouteOffer(ag *Agent, mrd string) bool {
+	for _, id := range ag.Offers {
+		if r := s.Requests[id]; r != nil && r.Offer != nil && r.Offer.Kind == OfferRoute && r.MRD == mrd {
+			return true
+		}
+	}
+	return false
+}
+
+// hasCapacity reports whether the agent is below its maximum in mrd,
+// counting conversations and pending offers.
+func (s *State) hasCapacity(ag *Agent, mrd string) bool {
+	max, ok := ag.Max[mrd]
+	return !ok || s.load(ag, mrd) < max
+}
+
+// available reports whether the route pass may offer the agent a request of
+// mrd (the request-independent part of eligibility).
+func (s *State) available(ag *Agent, mrd string) bool {
+	if !ag.LoggedIn || ag.stateIn(mrd).State != AgentReady {
+		return false
+	}
+	switch ag.mode() {
+	case AgentModePull:
+		if !ag.ChatRequested {
+			return false
+		}
+	default:
+		if s.hasRouteOffer(ag, mrd) {
+			return false
+		}
+	}
+	return s.hasCapacity(ag, mrd)
+}
+
+// compareQueued is the order within a queue: priority (highest first), then
+// QueuedAt, then request id.
+func compareQueued(a, b *Request) int {
+	if c := cmp.Compare(b.Priority, a.Priority); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.QueuedAt, b.QueuedAt); c != 0 {
+		return c
+	}
+	return compareRequestIDs(a.ID, b.ID)
+}
+
+// compareOfferIDs orders "O<n>" ids numerically.
+func compareOfferIDs(a, b string) int { return compareRequestIDs(a, b) }
+
+func (s *State) waitingIndex(q *Queue, r *Request) (int, bool) {
+	return slices.BinarySearchFunc(q.Waiting, r, func(id string, t *Request) int {
+		return compareQueued(s.Requests[id], t)
+	})
+}
+
+// putInQueue puts r in its queue's waiting line at its place.
+func (s *State) putInQueue(r *Request) {
+	q := s.Queues[r.Queue]
+	if q == nil || r.Queued {
+		return
+	}
+	i, _ := s.waitingIndex(q, r)
+	q.Waiting = slices.Insert(q.Waiting, i, r.ID)
+	r.Queued = true
+}
+
+// takeFromQueue removes r from its queue's waiting line.
+func (s *State) takeFromQueue(r *Request) {
+	if !r.Queued {
+		return
+	}
+	r.Queued = false
+	q := s.Queues[r.Queue]
+	if q == nil {
+		return
+	}
+	if i, found := s.waitingIndex(q, r); found {
+		q.Waiting = slices.Delete(q.Waiting, i, i+1)
+	}
+}
+
+// enqueue makes r a new arrival in its queue (QueuedAt now) and tells the
+// conversation's audience.
+func (s *State) enqueue(r *Request, reason string, out *events) {
+	r.QueuedAt = s.Now
+	s.putInQueue(r)
+	out.add(EvRequestQueued, s.conversationAudience(r), RequestQueued{Request: r.summary(), Queue: r.Queue, Priority: r.Priority, Reason: reason})
+}
+
+// offerTimeoutMs is the lifetime of an offer of r.
+func (s *State) offerTimeoutMs(r *Request) int64 {
+	ms := DefaultOfferTimeoutMs
+	if q := s.Queues[r.Queue]; q != nil && q.OfferTimeoutMs > 0 {
+		ms = min(q.OfferTimeoutMs, MaxOfferTimeoutMs)
+	}
+	return ms
+}
+
+// makeOffer offers r to ag. A routing offer takes r out of its queue and
+// serves a pending Request Chat.
+func (s *State) makeOffer(r *Request, ag *Agent, kind OfferKind, from string, out *events) *Offer {
+	s.NextOffer++
+	o := &Offer{
+		ID:        "O" + strconv.FormatUint(s.NextOffer, 10),
+		Kind:      kind,
+		Agent:     ag.ID,
+		From:      from,
+		CreatedAt: s.Now,
+		ExpiresAt: s.Now + s.offerTimeoutMs(r)*1_000_000,
+	}
+	if kind == OfferRoute {
+		s.takeFromQueue(r)
+		if q := s.Queues[r.Queue]; q != nil {
+			q.Offered, _ = insertSorted(q.Offered, r.ID)
+		}
+		ag.LastAssignedAt = s.Now
+		if ag.mode() == AgentModePull {
+			ag.ChatRequested, ag.ChatRequestedAt = false, 0
+		}
+	}
+	r.Offer = o
+	ag.Offers, _ = insertSorted(ag.Offers, r.ID)
+	out.add(EvOfferCreated, []string{AgentKey(ag.ID)}, s.offerInfo(r))
+	return o
+}
+
+// clearOffer removes r's offer from the indexes, without events.
+func (s *State) clearOffer(r *Request) *Offer {
+	o := r.Offer
+	if o == nil {
+		return nil
+	}
+	r.Offer = nil
+	if ag := s.Agents[o.Agent]; ag != nil {
+		ag.Offers, _ = removeSorted(ag.Offers, r.ID)
+	}
+	if o.Kind == OfferRoute {
+		if q := s.Queues[r.Queue]; q != nil {
+			q.Offered, _ = removeSorted(q.Offered, r.ID)
+		}
+	}
+	return o
+}
+
+// withdrawOffer removes r's offer and tells the agent (and the transferring
+// or inviting agent) why.
+func (s *State) withdrawOffer(r *Request, reason string, out *events) *Offer {
+	if r.Offer == nil {
+		return nil
+	}
+	info := s.offerInfo(r)
+	o := s.clearOffer(r)
+	to := []string{AgentKey(o.Agent)}
+	if o.From != "" && o.From != o.Agent && s.Agents[o.From] != nil {
+		to = append(to, AgentKey(o.From))
+	}
+	out.add(EvOfferWithdrawn, to, OfferWithdrawn{Offer: info, Reason: reason})
+	return o
+}
+
+// returnOffer withdraws r's offer and puts the request back where it must
+// wait: a routing offer goes back to its place in the queue; a transfer or
+// invitation of a push request nobody is left in goes to its queue as a new
+// arrival. With decline, the agent joins r.Declined. The caller routes.
+func (s *State) returnOffer(r *Request, reason string, decline bool, out *events) {
+	o := s.withdrawOffer(r, reason, out)
+	if o == nil {
+		return
+	}
+	if decline {
+		r.Declined, _ = insertSorted(r.Declined, o.Agent)
+	}
+	switch {
+	case r.Queue == "" || r.State == StateClosed:
+	case o.Kind == OfferRoute:
+		s.putInQueue(r)
+	case len(r.Participants) == 0:
+		s.enqueue(r, QueuedTransferFailed, out)
+	}
+}
+
+// returnAgentOffers returns every offer the agent holds in mrd ("" for every
+// MRD), in request id order.
+func (s *State) returnAgentOffers(ag *Agent, mrd, reason string, out *events) {
+	for _, id := range slices.Clone(ag.Offers) {
+		if r := s.Requests[id]; r != nil && (mrd == "" || r.MRD == mrd) {
+			s.returnOffer(r, reason, false, out)
+		}
+	}
+}
+
+// route offers queued requests to eligible agents (see the file comment) and
+// returns the requests it offered, in order.
+func (s *State) route(out *events) []*Request {
+	var qs []*Queue
+	for _, id := range slices.Sorted(maps.Keys(s.Queues)) {
+		q := s.Queues[id]
+		if len(q.Waiting) > 0 && s.anyAvailable(q) {
+			qs = append(qs, q)
+		}
+	}
+	if len(qs) == 0 {
+		return nil
+	}
+	var offered []*Request
+	exhausted := map[string]bool{}
+	for _, lastResort := range []bool{false, true} {
+		for _, r := range s.waitingOrder(qs) {
+			if !r.Queued || exhausted[r.Queue] {
+				continue
+			}
+			ag, any := s.pickAgent(r, lastResort)
+			if !any {
+				exhausted[r.Queue] = true
+				continue
+			}
+			if ag != nil {
+				s.makeOffer(r, ag, OfferRoute, "", out)
+				offered = append(offered, r)
+			}
+		}
+	}
+	return offered
+}
+
+func (s *State) anyAvailable(q *Queue) bool {
+	for _, id := range q.Members {
+		if ag := s.Agents[id]; ag != nil && s.available(ag, q.MRD) {
+			return true
+		}
+	}
+	return false
+}
+
+// pickAgent returns the best eligible member for r (nil if none), and
+// whether any member of the queue is available at all. Without lastResort,
+// agents who declined r are skipped.
+func (s *State) pickAgent(r *Request, lastResort bool) (best *Agent, anyAvailable bool) {
+	q := s.Queues[r.Queue]
+	if q == nil {
+		return nil, false
+	}
+	bestLoad := 0
+	for _, id := range q.Members {
+		ag := s.Agents[id]
+		if ag == nil || !s.available(ag, q.MRD) {
+			continue
+		}
+		anyAvailable = true
+		if containsSorted(r.Participants, id) || (!lastResort && containsSorted(r.Declined, id)) {
+			continue
+		}
+		load := s.load(ag, q.MRD)
+		if best == nil || load < bestLoad || (load == bestLoad && ag.LastAssignedAt < best.LastAssignedAt) {
+			// Members are sorted, so on a full tie the smaller id stays.
+			best, bestLoad = ag, load
+		}
+	}
+	return best, anyAvailable
+}
+
+// waitingOrder lists the queued requests of qs in the pull policy's order.
+func (s *State) waitingOrder(qs []*Queue) []*Request {
+	n := 0
+	for _, q := range qs {
+		n += len(q.Waiting)
+	}
+	order := make([]*Request, 0, n)
+	if s.PullPolicy == PolicyFirstDue {
+		pos := make([]int, len(qs))
+		for {
+			bi := -1
+			var br *Request
+			for i, q := range qs {
+				if pos[i] >= len(q.Waiting) {
+					continue
+				}
+				r := s.Requests[q.Waiting[pos[i]]]
+				if bi < 0 || r.QueuedAt < br.QueuedAt || (r.QueuedAt == br.QueuedAt && q.Priority > qs[bi].Priority) {
+					bi, br = i, r // qs is sorted by id: a full tie keeps the smaller id
+				}
+			}
+			if bi < 0 {
+				return order
+			}
+			order = append(order, br)
+			pos[bi]++
+		}
+	}
+	sorted := slices.Clone(qs)
+	slices.SortStableFunc(sorted, func(a, b *Queue) int { return cmp.Compare(b.Priority, a.Priority) })
+	for _, q := range sorted {
+		for _, id := range q.Waiting {
+			order = append(order, s.Requests[id])
+		}
+	}
+	return order
+}
+
+// offerInfo describes r's pending offer.
+func (s *State) offerInfo(r *Request) OfferInfo {
+	o := r.Offer
+	return OfferInfo{
+		ID:        o.ID,
+		Kind:      o.Kind,
+		Agent:     o.Agent,
+		From:      o.From,
+		Request:   r.summary(),
+		Queue:     r.Queue,
+		MRD:       r.MRD,
+		Priority:  r.Priority,
+		CreatedAt: o.CreatedAt,
+		ExpiresAt: o.ExpiresAt,
+	}
+}
+
+// PendingOffers returns every pending offer, soonest expiry first (then
+// offer id): what the leader's offer timers need. Each lapsed offer is
+// withdrawn by proposing offer_timeout {request, offer_id} as RoleSystem.
+func (s *State) PendingOffers() []OfferInfo {
+	var out []OfferInfo
+	for _, ag := range s.Agents {
+		for _, id := range ag.Offers {
+			if r := s.Requests[id]; r != nil && r.Offer != nil {
+				out = append(out, s.offerInfo(r))
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b OfferInfo) int {
+		if c := cmp.Compare(a.ExpiresAt, b.ExpiresAt); c != 0 {
+			return c
+		}
+		return compareOfferIDs(a.ID, b.ID)
+	})
+	return out
+}
+
+// setAgentState changes the agent's state in mrd and tells it. Going
+// NOT_READY returns the agent's offers in that MRD. The caller routes.
+func (s *State) setAgentState(ag *Agent, mrd string, st AgentState, reason string, out *events) {
+	if ag.States == nil {
+		ag.States = map[string]AgentMRDState{}
+	}
+	ag.States[mrd] = AgentMRDState{State: st, Reason: reason, Since: s.Now}
+	if st == AgentNotReady {
+		s.returnAgentOffers(ag, mrd, WithdrawNotReady, out)
+	}
+	out.add(EvAgentState, []string{AgentKey(ag.ID)}, AgentStateChange{Agent: ag.ID, MRD: mrd, State: st, Reason: reason, Since: s.Now})
+}
+
+// dropParticipant takes ag out of r (as leave does) and tells the audience.
+func (s *State) dropParticipant(r *Request, ag *Agent, out *events) {
+	audience := s.conversationAudience(r)
+	r.Participants, _ = removeSorted(r.Participants, ag.ID)
+	ag.Conversations, _ = removeSorted(ag.Conversations, r.ID)
+	r.UpdatedAt = s.Now
+	if len(r.Participants) == 0 {
+		r.State = StateInactive
+	}
+	out.add(EvConversationLeft, audience, ParticipantChange{Request: r.ID, Agent: ag.ID, State: r.State, Participants: r.Participants})
+	s.announceUpdate(r, out)
+}
+
+// Hooks called from the pull-mode commands.
+
+// checkJoinPush refuses a join that would bypass push routing: of a push
+// request that is waiting for routing, by an agent not in its queue, or by
+// an agent holding the request's offer (it accepts the offer instead).
+func (s *State) checkJoinPush(ag *Agent, r *Request) *Error {
+	if r.Offer != nil && r.Offer.Agent == ag.ID {
+		return Errorf(CodeWrongState, "agent %q has a pending offer of request %q: accept_offer it", ag.ID, r.ID)
+	}
+	if r.Queue == "" {
+		return nil
+	}
+	if r.Queued || (r.Offer != nil && r.Offer.Kind != OfferInvite) {
+		return Errorf(CodeWrongState, "request %q is waiting for push routing", r.ID)
+	}
+	if !containsSorted(ag.Queues, r.Queue) {
+		return Errorf(CodeNotSubscribed, "agent %q is not a member of queue %q", ag.ID, r.Queue)
+	}
+	return nil
+}
+
+// afterLeave re-queues a push request its last agent left without closing
+// (so no push request is ever stranded), then routes: the leaver has
+// capacity again.
+func (s *State) afterLeave(r *Request, ag *Agent, out *events) {
+	if r.Queue != "" && len(r.Participants) == 0 && !r.Queued && r.Offer == nil {
+		r.Declined, _ = insertSorted(nil, ag.ID)
+		s.enqueue(r, QueuedAgentLeft, out)
+	}
+	s.route(out)
+}
+
+// beforeClose takes a closing request out of push routing: its offer is
+// withdrawn, or it leaves its queue.
+func (s *State) beforeClose(r *Request, out *events) {
+	s.withdrawOffer(r, WithdrawClosed, out)
+	s.takeFromQueue(r)
+}
+
+// unlinkDeletedAgent refuses to delete an agent holding offers (changing
+// nothing); otherwise it drops the agent's queue memberships.
+func (s *State) unlinkDeletedAgent(ag *Agent) *Error {
+	if len(ag.Offers) > 0 {
+		return Errorf(CodeWrongState, "agent %q has %d pending offers", ag.ID, len(ag.Offers))
+	}
+	for _, id := range ag.Queues {
+		if q := s.Queues[id]; q != nil {
+			q.Members, _ = removeSorted(q.Members, ag.ID)
+		}
+	}
+	return nil
+}
