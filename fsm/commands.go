@@ -137,6 +137,7 @@ func newRegistry() *Registry {
 	r := &Registry{byName: map[string]*OpInfo{}}
 	registerAdmin(r)
 	registerPull(r)
+	registerNodes(r)
 	registerPush(r)
 	return r
 }

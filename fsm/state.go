@@ -45,6 +45,10 @@ type State struct {
 	ClosedOrder []string                  `msgpack:"closed_order"`
 	Sessions    map[string]*ClientSession `msgpack:"sessions"`
 	NextRequest uint64                    `msgpack:"next_request"`
+
+	// Nodes is the cluster's node registry (apply_nodes.go), by node id.
+	Nodes map[string]*NodeInfo `msgpack:"nodes,omitempty"`
+
 	// Index is the Raft log index of the last entry applied (set by FSM).
 	Index uint64 `msgpack:"index"`
 	// Now is the latest command time seen (monotonic: never goes back).
