@@ -1,0 +1,647 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/cluster"
+	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/transport"
+)
+
+// The multi-process tests build the real switchboard binary once and run
+// it as separate processes on loopback: real Raft, real BoltDB, real
+// sockets, kill -9.
+
+const (
+	e2eAdminToken   = "e2e-admin-token"
+	e2eClusterToken = "e2e-cluster-token"
+	// e2eWait bounds every wait on a condition (startup, failover,
+	// catch-up) on a slow two-core CI machine.
+	e2eWait = 60 * time.Second
+)
+
+var (
+	e2eBinOnce sync.Once
+	e2eBinDir  string
+	e2eBin     string
+	e2eBinErr  error
+)
+
+// TestMain removes the binary built for the multi-process tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if e2eBinDir != "" {
+		os.RemoveAll(e2eBinDir)
+	}
+	os.Exit(code)
+}
+
+// e2eBinary builds ./cmd/switchboard once per test run and returns its
+// path. SWITCHBOARD_E2E_RACE=1 builds it with the race detector.
+func e2eBinary(t *testing.T) string {
+	t.Helper()
+	e2eBinOnce.Do(func() {
+		e2eBinDir, e2eBinErr = os.MkdirTemp("", "switchboard-e2e-")
+		if e2eBinErr != nil {
+			return
+		}
+		e2eBin = filepath.Join(e2eBinDir, "switchboard")
+		args := []string{"build", "-o", e2eBin}
+		if os.Getenv("SWITCHBOARD_E2E_RACE") == "1" {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, ".")...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			e2eBinErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if e2eBinErr != nil {
+		t.Fatal(e2eBinErr)
+	}
+	return e2eBin
+}
+
+// procNode is one switchboard process, restartable on the same data dir
+// and ports.
+type procNode struct {
+	t      *testing.T
+	id     string
+	client string
+	raft   string
+	dir    string
+	log    string
+	args   []string // extra serve flags
+	cmd    *exec.Cmd
+	exited chan struct{}
+	starts int
+}
+
+// procCluster is three (or more) switchboard processes.
+type procCluster struct {
+	t     *testing.T
+	nodes []*procNode
+	extra []string
+}
+
+// startProcCluster starts size nodes that form a cluster with
+// --bootstrap-expect, each listing all of them in --join.
+func startProcCluster(t *testing.T, size int, extra ...string) *procCluster {
+	t.Helper()
+	e2eBinary(t)
+	c := &procCluster{t: t, extra: extra}
+	root := t.TempDir()
+	for i := range size {
+		id := fmt.Sprintf("node%d", i+1)
+		c.nodes = append(c.nodes, &procNode{t: t, id: id, client: freeAddr(t), raft: freeAddr(t),
+			dir: filepath.Join(root, id), log: filepath.Join(root, id+".log")})
+	}
+	var all []string
+	for _, n := range c.nodes {
+		all = append(all, n.client)
+	}
+	for _, n := range c.nodes {
+		n.args = append([]string{"--bootstrap-expect", fmt.Sprint(size), "--join", strings.Join(all, ",")}, extra...)
+		n.start()
+	}
+	t.Cleanup(func() {
+		for _, n := range c.nodes {
+			n.kill()
+		}
+		if t.Failed() {
+			for _, n := range c.nodes {
+				n.dumpLog(40)
+			}
+		}
+	})
+	c.waitHealthy(e2eWait)
+	return c
+}
+
+// start runs the node's process; it does not wait for it to be ready.
+func (n *procNode) start() {
+	n.t.Helper()
+	lf, err := os.OpenFile(n.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.starts++
+	fmt.Fprintf(lf, "=== start %d of %s\n", n.starts, n.id)
+	args := append([]string{"serve", "--node-id", n.id, "--data", n.dir, "--client-addr", n.client,
+		"--raft-addr", n.raft, "--log-level", "info"}, n.args...)
+	cmd := exec.Command(e2eBin, args...)
+	cmd.Env = append(os.Environ(), "SWITCHBOARD_ADMIN_TOKEN="+e2eAdminToken, "SWITCHBOARD_CLUSTER_TOKEN="+e2eClusterToken)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		n.t.Fatalf("start %s: %v", n.id, err)
+	}
+	n.cmd = cmd
+	exited := make(chan struct{})
+	n.exited = exited
+	go func() {
+		_ = cmd.Wait()
+		lf.Close()
+		close(exited)
+	}()
+}
+
+// kill sends SIGKILL (kill -9) and waits for the process to be gone.
+func (n *procNode) kill() {
+	if n.cmd == nil {
+		return
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGKILL)
+	<-n.exited
+	n.cmd = nil
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (n *procNode) stop() {
+	n.t.Helper()
+	if n.cmd == nil {
+		return
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.exited:
+	case <-time.After(30 * time.Second):
+		n.t.Errorf("%s did not stop within 30s of SIGTERM; killing it", n.id)
+		n.kill()
+	}
+	n.cmd = nil
+}
+
+func (n *procNode) running() bool { return n.cmd != nil }
+
+func (n *procNode) dumpLog(lines int) {
+	b, err := os.ReadFile(n.log)
+	if err != nil {
+		return
+	}
+	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	n.t.Logf("--- last %d log lines of %s ---\n%s", lines, n.id, strings.Join(all[max(0, len(all)-lines):], "\n"))
+}
+
+// status asks the node for its status; an error if it does not serve.
+func (n *procNode) status(ctx context.Context) (transport.NodeStatus, error) {
+	var st transport.NodeStatus
+	c, err := transport.Dial(ctx, transport.ClientConfig{Addrs: []string{n.client}, Role: "admin", Token: e2eAdminToken,
+		DialTimeout: 2 * time.Second, RequestTimeout: 5 * time.Second, PingInterval: -1})
+	if err != nil {
+		return st, err
+	}
+	defer c.Close()
+	err = c.Call(ctx, cluster.QueryStatus, nil, &st)
+	return st, err
+}
+
+// waitHealthy waits until every running node serves clients and they all
+// name the same leader, and returns that leader.
+func (c *procCluster) waitHealthy(timeout time.Duration) *procNode {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		leader, why := c.healthy()
+		if leader != nil {
+			return leader
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("cluster not healthy within %v: %s", timeout, why)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (c *procCluster) healthy() (*procNode, string) {
+	var leader string
+	for _, n := range c.nodes {
+		if !n.running() {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		st, err := n.status(ctx)
+		cancel()
+		switch {
+		case err != nil:
+			return nil, fmt.Sprintf("%s: %v", n.id, err)
+		case st.Leader == "":
+			return nil, n.id + " knows no leader"
+		case leader != "" && st.Leader != leader:
+			return nil, fmt.Sprintf("%s says the leader is %s, others %s", n.id, st.Leader, leader)
+		}
+		leader = st.Leader
+	}
+	for _, n := range c.nodes {
+		if n.id == leader && n.running() {
+			return n, ""
+		}
+	}
+	return nil, "the leader " + leader + " is not running"
+}
+
+// addrs returns the client addresses of every node, starting with n's.
+func (c *procCluster) addrs(first *procNode) []string {
+	i := slices.Index(c.nodes, first)
+	var out []string
+	for k := range c.nodes {
+		out = append(out, c.nodes[(i+k)%len(c.nodes)].client)
+	}
+	return out
+}
+
+// waitCaughtUp waits until n has applied the leader's commit index.
+func (c *procCluster) waitCaughtUp(n *procNode, timeout time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		leader, _ := c.healthy()
+		if leader != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			lst, err1 := leader.status(ctx)
+			st, err2 := n.status(ctx)
+			cancel()
+			if err1 == nil && err2 == nil && st.AppliedIndex > 0 && st.CommitIndex >= lst.CommitIndex && lst.CommitIndex > 0 &&
+				st.LastLogIndex >= lst.CommitIndex {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%s did not catch up within %v", n.id, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// e2eDial connects a client with failover to addrs.
+func e2eDial(t *testing.T, addrs []string, role, user, token string) *transport.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := transport.Dial(ctx, transport.ClientConfig{
+		Addrs: addrs, Role: role, User: user, Token: token, Reconnect: true,
+		DialTimeout: 2 * time.Second, RequestTimeout: 30 * time.Second, PingInterval: time.Second,
+	})
+	if err != nil {
+		t.Fatalf("dial %s %s: %v", role, user, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func e2eCall(t *testing.T, c *transport.Client, op string, args, out any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Call(ctx, op, args, out); err != nil {
+		t.Fatalf("%s %+v: %v", op, args, err)
+	}
+}
+
+// e2eSetup creates the pull-mode domain the scenarios use: list L1 on
+// channel C1, connector fb, and the agents subscribed to L1.
+func e2eSetup(t *testing.T, admin *transport.Client, agents []string) (map[string]string, string) {
+	t.Helper()
+	e2eCall(t, admin, "create_mrd", fsm.CreateMRDArgs{ID: "social"}, nil)
+	e2eCall(t, admin, "create_channel_type", fsm.CreateChannelTypeArgs{ID: "facebook", MRD: "social"}, nil)
+	e2eCall(t, admin, "create_list", fsm.CreateListArgs{ID: "L1"}, nil)
+	e2eCall(t, admin, "create_channel", fsm.CreateChannelArgs{ID: "C1", Type: "facebook", Mode: fsm.ModePull, List: "L1"}, nil)
+	tokens := map[string]string{}
+	for _, a := range agents {
+		var cred cluster.Credential
+		e2eCall(t, admin, "create_agent", fsm.CreateAgentArgs{ID: a}, &cred)
+		tokens[a] = cred.Token
+		e2eCall(t, admin, "subscribe", fsm.SubscribeArgs{Agent: a, List: "L1"}, nil)
+	}
+	var cred cluster.Credential
+	e2eCall(t, admin, "create_connector", fsm.CreateConnectorArgs{ID: "fb", Channels: []string{"C1"}}, &cred)
+	return tokens, cred.Token
+}
+
+// ack is one write a writer sent: its customer, the outcome and when.
+type ack struct {
+	customer string
+	request  string // "" unless acknowledged
+	err      error  // nil when acknowledged
+	at       time.Time
+}
+
+// writers are clients that stream customer_message commands (each to a
+// new customer, so each opens one request) until stopped.
+type writers struct {
+	mu    sync.Mutex
+	acks  []ack
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	count int
+}
+
+func startWriters(t *testing.T, c *procCluster, token string, n int, pause time.Duration) *writers {
+	w := &writers{stop: make(chan struct{}), count: n}
+	for i := range n {
+		cl := e2eDial(t, c.addrs(c.nodes[i%len(c.nodes)]), "connector", "fb", token)
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			for k := 0; ; k++ {
+				select {
+				case <-w.stop:
+					return
+				default:
+				}
+				cust := fmt.Sprintf("w%d-%d", i, k)
+				ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+				var r fsm.CustomerMessageResult
+				err := cl.Call(ctx, "customer_message", fsm.CustomerMessageArgs{Channel: "C1", CustomerID: cust, Text: "hello " + cust}, &r)
+				cancel()
+				a := ack{customer: cust, err: err, at: time.Now()}
+				if err == nil {
+					a.request = r.Request
+				}
+				w.mu.Lock()
+				w.acks = append(w.acks, a)
+				w.mu.Unlock()
+				if pause > 0 {
+					time.Sleep(pause)
+				}
+			}
+		}()
+	}
+	return w
+}
+
+// halt stops the writers and returns every outcome.
+func (w *writers) halt() []ack {
+	close(w.stop)
+	w.wg.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.acks)
+}
+
+// snapshot returns the outcomes so far.
+func (w *writers) snapshot() []ack {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.acks)
+}
+
+// watcher is an agent watching L1: it keeps its current view of L1 (from
+// the last sync, then request.created events) and checks that events
+// arrive in seq order, each once.
+type watcher struct {
+	name   string
+	client *transport.Client
+
+	mu       sync.Mutex
+	lastSeq  uint64
+	syncs    int
+	ids      map[string]bool      // L1's requests as this agent knows them
+	arrived  map[string]time.Time // when each request.created arrived
+	created  map[string]int64     // request id → created_at (leader time)
+	problems []string
+	events   int
+}
+
+func watch(name string, c *transport.Client) *watcher {
+	w := &watcher{name: name, client: c, ids: map[string]bool{}, arrived: map[string]time.Time{}, created: map[string]int64{}}
+	go func() {
+		for ev := range c.Events() {
+			w.take(ev)
+		}
+	}()
+	return w
+}
+
+func (w *watcher) take(ev transport.Event) {
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.events++
+	if ev.Kind == fsm.EvSync {
+		var v fsm.StreamView
+		if err := ev.Decode(&v); err != nil {
+			w.problems = append(w.problems, fmt.Sprintf("sync %d: %v", ev.Seq, err))
+			return
+		}
+		w.syncs++
+		w.lastSeq = ev.Seq
+		clear(w.ids)
+		for _, l := range v.Lists {
+			if l.List == "L1" {
+				for _, r := range l.Requests {
+					w.ids[r.ID] = true
+					w.created[r.ID] = r.CreatedAt
+				}
+			}
+		}
+		return
+	}
+	if ev.Seq <= w.lastSeq {
+		w.problems = append(w.problems, fmt.Sprintf("event %d (%s) after %d: duplicate or out of order", ev.Seq, ev.Kind, w.lastSeq))
+		return
+	}
+	w.lastSeq = ev.Seq
+	switch ev.Kind {
+	case fsm.EvRequestCreated:
+		var s fsm.RequestSummary
+		if err := ev.Decode(&s); err != nil {
+			w.problems = append(w.problems, fmt.Sprintf("event %d: %v", ev.Seq, err))
+			return
+		}
+		if w.ids[s.ID] {
+			w.problems = append(w.problems, fmt.Sprintf("request.created %s twice (seq %d)", s.ID, ev.Seq))
+		}
+		w.ids[s.ID] = true
+		w.arrived[s.ID] = now
+		w.created[s.ID] = s.CreatedAt
+	case fsm.EvListSubscribed:
+		var l fsm.ListSnapshot
+		if err := ev.Decode(&l); err == nil && l.List == "L1" {
+			clear(w.ids)
+			for _, r := range l.Requests {
+				w.ids[r.ID] = true
+			}
+		}
+	}
+}
+
+// has reports whether the watcher knows every one of ids.
+func (w *watcher) has(ids []string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, id := range ids {
+		if !w.ids[id] {
+			return false
+		}
+	}
+	return true
+}
+
+// resumedAt returns when the watcher received its first request.created
+// for a request the leader stamped after t0.
+func (w *watcher) resumedAt(t0 time.Time) (time.Time, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var first time.Time
+	for id, at := range w.arrived {
+		if w.created[id] > t0.UnixNano() && (first.IsZero() || at.Before(first)) {
+			first = at
+		}
+	}
+	return first, !first.IsZero()
+}
+
+func (w *watcher) syncCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.syncs
+}
+
+func (w *watcher) known() map[string]bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[string]bool, len(w.ids))
+	for id := range w.ids {
+		out[id] = true
+	}
+	return out
+}
+
+// listL1 reads L1 with a linearizable read: request id → summary.
+func listL1(t *testing.T, admin *transport.Client) map[string]fsm.RequestSummary {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(transport.WithLinearizable(context.Background()), 30*time.Second)
+	defer cancel()
+	var snap fsm.ListSnapshot
+	if err := admin.Call(ctx, fsm.QueryList, fsm.QueryArgs{List: "L1"}, &snap); err != nil {
+		t.Fatalf("get_list L1: %v", err)
+	}
+	out := make(map[string]fsm.RequestSummary, len(snap.Requests))
+	for _, r := range snap.Requests {
+		out[r.ID] = r
+	}
+	return out
+}
+
+// checkExactlyOnce checks every outcome against L1: each acknowledged
+// write opened exactly one request, with exactly its one message; a write
+// whose outcome was unknown applied at most once; nothing else is there.
+func checkExactlyOnce(t *testing.T, admin *transport.Client, acks []ack, l1 map[string]fsm.RequestSummary) (acked int) {
+	t.Helper()
+	byCustomer := map[string][]string{}
+	for id, r := range l1 {
+		byCustomer[r.Customer.ID] = append(byCustomer[r.Customer.ID], id)
+	}
+	sent := map[string]bool{}
+	var toCheck []string
+	for _, a := range acks {
+		sent[a.customer] = true
+		reqs := byCustomer[a.customer]
+		switch {
+		case a.err == nil:
+			acked++
+			if len(reqs) != 1 || reqs[0] != a.request {
+				t.Errorf("acknowledged write for %s (request %s): L1 holds %v", a.customer, a.request, reqs)
+				continue
+			}
+			toCheck = append(toCheck, a.request)
+		case len(reqs) > 1:
+			t.Errorf("write for %s with unknown outcome (%v) applied %d times: %v", a.customer, a.err, len(reqs), reqs)
+		case len(reqs) == 1:
+			toCheck = append(toCheck, reqs[0])
+		}
+	}
+	for cust, reqs := range byCustomer {
+		if !sent[cust] {
+			t.Errorf("L1 holds requests %v of customer %s that nobody wrote for", reqs, cust)
+		}
+	}
+	// A write applied twice would have added a second message.
+	var (
+		mu   sync.Mutex
+		bad  []string
+		wg   sync.WaitGroup
+		work = make(chan string)
+	)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range work {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				var v fsm.ConversationView
+				err := admin.Call(ctx, fsm.QueryRequest, fsm.QueryArgs{Request: id}, &v)
+				cancel()
+				if err != nil || len(v.Transcript) != 1 {
+					mu.Lock()
+					bad = append(bad, fmt.Sprintf("%s: %d messages, err %v", id, len(v.Transcript), err))
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, id := range toCheck {
+		work <- id
+	}
+	close(work)
+	wg.Wait()
+	sort.Strings(bad)
+	for _, b := range bad[:min(len(bad), 10)] {
+		t.Errorf("request %s", b)
+	}
+	return acked
+}
+
+// checkWatchers checks that every agent ends with exactly L1's requests
+// and saw no duplicate or out-of-order event.
+func checkWatchers(t *testing.T, ws []*watcher, l1 map[string]fsm.RequestSummary, wantSyncs int) {
+	t.Helper()
+	ids := make([]string, 0, len(l1))
+	for id := range l1 {
+		ids = append(ids, id)
+	}
+	deadline := time.Now().Add(e2eWait)
+	for _, w := range ws {
+		for !w.has(ids) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		known := w.known()
+		var missing, extra []string
+		for id := range l1 {
+			if !known[id] {
+				missing = append(missing, id)
+			}
+		}
+		for id := range known {
+			if _, ok := l1[id]; !ok {
+				extra = append(extra, id)
+			}
+		}
+		w.mu.Lock()
+		problems, syncs, events := slices.Clone(w.problems), w.syncs, w.events
+		w.mu.Unlock()
+		if len(missing) > 0 || len(extra) > 0 {
+			t.Errorf("agent %s: %d requests missing (e.g. %v), %d unknown to L1 (e.g. %v)", w.name,
+				len(missing), missing[:min(3, len(missing))], len(extra), extra[:min(3, len(extra))])
+		}
+		for _, p := range problems[:min(len(problems), 10)] {
+			t.Errorf("agent %s: %s", w.name, p)
+		}
+		if wantSyncs >= 0 && syncs != wantSyncs {
+			t.Errorf("agent %s: %d syncs, want %d (the history should cover every resume)", w.name, syncs, wantSyncs)
+		}
+		t.Logf("agent %s: %d events, %d syncs, on %s at the end", w.name, events, syncs, w.client.Welcome().Node)
+	}
+}

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/transport"
+)
+
+// soak reports whether the long variants run (SWITCHBOARD_SOAK=1).
+func soak() bool { return os.Getenv("SWITCHBOARD_SOAK") == "1" }
+
+// e2eSnapshotFlags make the nodes snapshot and compact often, so that a
+// wiped node catches up by snapshot install.
+var e2eSnapshotFlags = []string{"--snapshot-threshold", "500", "--trailing-logs", "200", "--snapshot-interval", "1s"}
+
+// failover is what one leader kill measured.
+type failover struct {
+	firstStamp  time.Duration // kill → first command stamped by the new leader
+	firstAck    time.Duration // kill → first such command acknowledged to its client
+	agentsAlive time.Duration // kill → every agent received an event of the new leader
+}
+
+// killScenario runs, on a healthy cluster: the domain, three agents
+// watching L1 from the leader, four writers streaming commands through all
+// nodes; then kill -9 of the leader. It returns once the new leader has
+// committed commands and every agent has resumed on another node, with the
+// writers still running.
+func killScenario(t *testing.T, c *procCluster) (admin *transport.Client, ws []*watcher, w *writers, killed *procNode, t0 time.Time) {
+	t.Helper()
+	leader := c.waitHealthy(e2eWait)
+	admin = e2eDial(t, c.addrs(leader), "admin", "", e2eAdminToken)
+	agents := []string{"a1", "a2", "a3"}
+	tokens, fbToken := e2eSetup(t, admin, agents)
+	for _, a := range agents {
+		cl := e2eDial(t, c.addrs(leader), "agent", a, tokens[a])
+		ws = append(ws, watch(a, cl))
+	}
+	waitUntil(t, "agents synced", func() bool {
+		for _, x := range ws {
+			if x.syncCount() == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	w = startWriters(t, c, fbToken, 4, 2*time.Millisecond)
+	waitUntil(t, "warm-up writes", func() bool { return countAcked(w.snapshot()) >= 300 })
+
+	killed = leader
+	t0 = time.Now()
+	killed.kill()
+	t.Logf("killed the leader %s (kill -9) after %d acknowledged writes", killed.id, countAcked(w.snapshot()))
+	newLeader := c.waitHealthy(e2eWait)
+	t.Logf("new leader %s", newLeader.id)
+	waitUntil(t, "every agent resumed", func() bool {
+		for _, x := range ws {
+			if _, ok := x.resumedAt(t0); !ok {
+				return false
+			}
+		}
+		return true
+	})
+	for _, x := range ws {
+		if node := x.client.Welcome().Node; node == killed.id {
+			t.Errorf("agent %s still on the killed node %s", x.name, node)
+		}
+	}
+	return admin, ws, w, killed, t0
+}
+
+// measure computes the failover figures from the outcomes and L1.
+func measure(t *testing.T, t0 time.Time, acks []ack, l1 map[string]fsm.RequestSummary, ws []*watcher) failover {
+	var m failover
+	for _, r := range l1 {
+		if d := time.Duration(r.CreatedAt - t0.UnixNano()); d > 0 && (m.firstStamp == 0 || d < m.firstStamp) {
+			m.firstStamp = d
+		}
+	}
+	for _, a := range acks {
+		if r, ok := l1[a.request]; ok && a.err == nil && r.CreatedAt > t0.UnixNano() {
+			if d := a.at.Sub(t0); m.firstAck == 0 || d < m.firstAck {
+				m.firstAck = d
+			}
+		}
+	}
+	for _, x := range ws {
+		if at, ok := x.resumedAt(t0); ok && at.Sub(t0) > m.agentsAlive {
+			m.agentsAlive = at.Sub(t0)
+		}
+	}
+	t.Logf("failover: kill -9 of the leader → first command stamped by the new leader %v, first acknowledged %v; all %d agents resumed %v",
+		m.firstStamp.Round(time.Millisecond), m.firstAck.Round(time.Millisecond), len(ws), m.agentsAlive.Round(time.Millisecond))
+	return m
+}
+
+// TestClusterKillLeaderE2E: three switchboard processes; four writers and
+// three agents watching a list; kill -9 of the leader. A new leader takes
+// over, every acknowledged write is present exactly once, every agent
+// resumes on another node and receives every event exactly once and in
+// order; the killed node restarts on its data dir and catches up, and a
+// wiped node rejoins (by snapshot install).
+func TestClusterKillLeaderE2E(t *testing.T) {
+	c := startProcCluster(t, 3, e2eSnapshotFlags...)
+	admin, ws, w, killed, t0 := killScenario(t, c)
+
+	// The killed node restarts with its data dir and catches up.
+	waitUntil(t, "writes after the failover", func() bool { return countAcked(w.snapshot()) >= 800 })
+	killed.start()
+	c.waitCaughtUp(killed, e2eWait)
+	t.Logf("%s restarted and caught up", killed.id)
+
+	// A follower loses its data dir and rejoins under the same id.
+	leader := c.waitHealthy(e2eWait)
+	var wiped *procNode
+	for _, n := range c.nodes {
+		if n != leader && n != killed {
+			wiped = n
+		}
+	}
+	wiped.kill()
+	if err := os.RemoveAll(wiped.dir); err != nil {
+		t.Fatal(err)
+	}
+	before := countAcked(w.snapshot())
+	waitUntil(t, "writes with a node down", func() bool { return countAcked(w.snapshot()) >= before+300 })
+	wiped.start()
+	c.waitCaughtUp(wiped, e2eWait)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	st, err := wiped.status(ctx)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s wiped, rejoined and caught up (applied %d, last snapshot %d)", wiped.id, st.AppliedIndex, st.LastSnapshotIndex)
+	if soak() {
+		time.Sleep(20 * time.Second)
+	}
+
+	acks := w.halt()
+	l1 := listL1(t, admin)
+	n := checkExactlyOnce(t, admin, acks, l1)
+	t.Logf("%d writes acknowledged, %d outcomes unknown, %d requests on L1", n, len(acks)-n, len(l1))
+	checkWatchers(t, ws, l1, 1)
+	checkNodesAgree(t, c, len(l1))
+	measure(t, t0, acks, l1, ws)
+}
+
+// TestClusterRollingRestartE2E: each of three nodes in turn stops
+// (SIGTERM: a leader hands over first) and starts again on its data dir
+// while writers and agents keep going; nothing is lost or repeated.
+func TestClusterRollingRestartE2E(t *testing.T) {
+	c := startProcCluster(t, 3)
+	leader := c.waitHealthy(e2eWait)
+	admin := e2eDial(t, c.addrs(leader), "admin", "", e2eAdminToken)
+	agents := []string{"a1", "a2", "a3"}
+	tokens, fbToken := e2eSetup(t, admin, agents)
+	var ws []*watcher
+	for i, a := range agents {
+		ws = append(ws, watch(a, e2eDial(t, c.addrs(c.nodes[i]), "agent", a, tokens[a])))
+	}
+	w := startWriters(t, c, fbToken, 4, 2*time.Millisecond)
+	rounds := 1
+	if soak() {
+		rounds = 3
+	}
+	for round := range rounds {
+		// Followers first, the leader last: one handoff per round.
+		order := slices.Clone(c.nodes)
+		l := c.waitHealthy(e2eWait)
+		slices.SortStableFunc(order, func(a, b *procNode) int {
+			switch {
+			case a == l:
+				return 1
+			case b == l:
+				return -1
+			}
+			return 0
+		})
+		for _, n := range order {
+			before := countAcked(w.snapshot())
+			waitUntil(t, "writes before the restart", func() bool { return countAcked(w.snapshot()) >= before+200 })
+			n.stop()
+			t.Logf("round %d: stopped %s", round+1, n.id)
+			n.start()
+			c.waitCaughtUp(n, e2eWait)
+			c.waitHealthy(e2eWait)
+			t.Logf("round %d: %s back and caught up", round+1, n.id)
+		}
+	}
+	before := countAcked(w.snapshot())
+	waitUntil(t, "writes after the restarts", func() bool { return countAcked(w.snapshot()) >= before+200 })
+	acks := w.halt()
+	l1 := listL1(t, admin)
+	n := checkExactlyOnce(t, admin, acks, l1)
+	t.Logf("%d writes acknowledged, %d outcomes unknown, %d requests on L1", n, len(acks)-n, len(l1))
+	checkWatchers(t, ws, l1, -1)
+	checkNodesAgree(t, c, len(l1))
+}
+
+// TestClusterFailoverTimingE2E measures leader failover over several runs
+// and logs the medians. It runs only with SWITCHBOARD_FAILOVER_RUNS=N:
+//
+//	SWITCHBOARD_FAILOVER_RUNS=5 go test -run TestClusterFailoverTimingE2E -v ./cmd/switchboard
+func TestClusterFailoverTimingE2E(t *testing.T) {
+	runs, _ := strconv.Atoi(os.Getenv("SWITCHBOARD_FAILOVER_RUNS"))
+	if runs <= 0 {
+		t.Skip("set SWITCHBOARD_FAILOVER_RUNS=N to measure failover N times")
+	}
+	var stamps, acksT, agents []time.Duration
+	for i := range runs {
+		t.Run(fmt.Sprintf("run%d", i+1), func(t *testing.T) {
+			c := startProcCluster(t, 3)
+			admin, ws, w, _, t0 := killScenario(t, c)
+			acks := w.halt()
+			l1 := listL1(t, admin)
+			m := measure(t, t0, acks, l1, ws)
+			stamps, acksT, agents = append(stamps, m.firstStamp), append(acksT, m.firstAck), append(agents, m.agentsAlive)
+		})
+	}
+	med := func(ds []time.Duration) time.Duration {
+		s := slices.Clone(ds)
+		slices.Sort(s)
+		return s[len(s)/2].Round(time.Millisecond)
+	}
+	t.Logf("failover over %d runs (median): first command stamped by the new leader %v, first acknowledged %v, all agents resumed %v",
+		runs, med(stamps), med(acksT), med(agents))
+	t.Logf("  stamped: %v\n  acknowledged: %v\n  agents resumed: %v", stamps, acksT, agents)
+}
+
+// checkNodesAgree reads L1 with a linearizable read on every node.
+func checkNodesAgree(t *testing.T, c *procCluster, want int) {
+	t.Helper()
+	for _, n := range c.nodes {
+		if !n.running() {
+			continue
+		}
+		cl := e2eDial(t, []string{n.client}, "admin", "", e2eAdminToken)
+		if got := len(listL1(t, cl)); got != want {
+			t.Errorf("%s holds %d requests on L1, want %d", n.id, got, want)
+		}
+		cl.Close()
+	}
+}
+
+func countAcked(acks []ack) int {
+	n := 0
+	for _, a := range acks {
+		if a.err == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// waitUntil polls cond until it holds, failing the test after e2eWait.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(e2eWait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, e2eWait)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
