@@ -62,8 +62,26 @@ type eventHead struct {
 }
 
 // dialAgent connects principal id of role ("agent" or "connector") and
-// starts reading its stream; handler (if not nil) sees every event.
+// starts reading its stream; handler (if not nil) sees every event. A node
+// that has not applied the principal's creation yet (a follower a moment
+// behind the leader) refuses the hello: that is retried for a while.
 func dialAgent(ctx context.Context, addr, role string, idx int, id, token string, handler func(*agentConn, *eventHead)) (*agentConn, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		a, err := dialAgentOnce(ctx, addr, role, idx, id, token, handler)
+		var eb *transport.ErrorBody
+		if err == nil || !errors.As(err, &eb) || eb.Code != fsm.CodeUnauthenticated || time.Now().After(deadline) {
+			return a, err
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, err
+		}
+	}
+}
+
+func dialAgentOnce(ctx context.Context, addr, role string, idx int, id, token string, handler func(*agentConn, *eventHead)) (*agentConn, error) {
 	d := net.Dialer{Timeout: 10 * time.Second}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -85,7 +103,10 @@ func dialAgent(ctx context.Context, addr, role string, idx int, id, token string
 		err = transport.ReadFrame(a.br, transport.DefaultClientMaxFrame, &f)
 	}
 	if err == nil && f.T != transport.TypeWelcome {
-		err = fmt.Errorf("answered hello with %q: %v", f.T, f.Err)
+		err = fmt.Errorf("answered hello with %q", f.T)
+		if f.Err != nil {
+			err = fmt.Errorf("answered hello with %q: %w", f.T, f.Err)
+		}
 	}
 	if err == nil {
 		err = nc.SetDeadline(time.Time{})

@@ -68,6 +68,38 @@ func TestShortPullRunIsCorrect(t *testing.T) {
 	}
 }
 
+// TestShortPullRunOnThreeNodesIsCorrect is the same check on a three-node
+// cluster: agents and connectors are spread over the nodes, so commands are
+// forwarded to the leader and every node's event stream is checked.
+func TestShortPullRunOnThreeNodesIsCorrect(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three nodes: not in -short")
+	}
+	cfg := DefaultConfig()
+	cfg.Embedded = 3
+	cfg.DataDir = t.TempDir()
+	cfg.Scenarios = []string{ScenarioPull}
+	cfg.Connectors = []int{6}
+	cfg.Duration = 2 * time.Second
+	cfg.Warmup = 200 * time.Millisecond
+	cfg.Lists, cfg.Agents, cfg.Subs = 3, 12, 2
+	cfg.LeaveRatio = 0.3
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var progress bytes.Buffer
+	rep, err := Run(ctx, cfg, &progress)
+	if err != nil {
+		t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
+	}
+	var table bytes.Buffer
+	rep.WriteTable(&table)
+	t.Log(table.String())
+	c := rep.Cases[0]
+	if rep.Failed() || c.Commands == 0 || c.Correctness.Expected == 0 || c.Nodes != 3 {
+		t.Fatalf("3 nodes: failed %v, %d commands, %d list events owed", rep.Failed(), c.Commands, c.Correctness.Expected)
+	}
+}
+
 func TestPushIsNotYetAvailable(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
@@ -82,6 +114,7 @@ func TestPushIsNotYetAvailable(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	for name, mut := range map[string]func(*Config){
 		"no target":     func(c *Config) { c.Embedded = 0 },
+		"8 nodes":       func(c *Config) { c.Embedded = 8 },
 		"addr no token": func(c *Config) { c.Embedded, c.Addrs = 0, []string{"x:1"} },
 		"gc off remote": func(c *Config) { c.Embedded, c.Addrs, c.Token, c.GroupCommit = 0, []string{"x:1"}, "t", []bool{false} },
 		"memory remote": func(c *Config) {

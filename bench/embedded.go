@@ -27,31 +27,25 @@ type embedded struct {
 // Raft configuration: BoltDB log with fsync, BatchApplyCh, MaxAppendEntries
 // 1024.
 func startEmbedded(ctx context.Context, n int, parent string, batch cluster.BatchConfig) (*embedded, error) {
-	if n != 1 {
-		// cluster has no join API yet: a node can only bootstrap a
-		// cluster of its own. Multi-node embedded runs come with it.
-		return nil, fmt.Errorf("%w: --embedded %d: this build of cluster can only bootstrap single-node clusters (no join yet); use --embedded 1, or --addr with a running cluster", ErrConfig, n)
-	}
 	e := &embedded{token: rand.Text()}
 	var err error
 	if parent == "" {
 		e.dir, err = os.MkdirTemp("", "switchboard-bench-*")
-		e.rmDir = true
 	} else {
 		e.dir, err = os.MkdirTemp(parent, "bench-*")
-		e.rmDir = true
 	}
 	if err != nil {
 		return nil, fmt.Errorf("bench: data dir: %w", err)
 	}
+	e.rmDir = true
+	// Node 1 bootstraps; the others join it, as `serve --join` does.
 	for i := range n {
 		raftAddr, err := freePort()
 		if err != nil {
 			e.close()
 			return nil, err
 		}
-		sctx, cancel := context.WithTimeout(ctx, time.Minute)
-		srv, err := cluster.Start(sctx, cluster.ServerConfig{
+		cfg := cluster.ServerConfig{
 			Raft: cluster.Config{
 				NodeID:    fmt.Sprintf("node%d", i+1),
 				RaftAddr:  raftAddr,
@@ -61,7 +55,12 @@ func startEmbedded(ctx context.Context, n int, parent string, batch cluster.Batc
 			ClientAddr: "127.0.0.1:0",
 			AdminToken: e.token,
 			Version:    "bench",
-		})
+		}
+		if i > 0 {
+			cfg.Join = []string{e.servers[0].ClientAddr()}
+		}
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		srv, err := cluster.Start(sctx, cfg)
 		cancel()
 		if err != nil {
 			e.close()
@@ -70,14 +69,60 @@ func startEmbedded(ctx context.Context, n int, parent string, batch cluster.Batc
 		srv.Service.SetBatch(batch)
 		e.servers = append(e.servers, srv)
 	}
+	if err := e.waitFormed(ctx, n); err != nil {
+		e.close()
+		return nil, err
+	}
 	return e, nil
 }
 
-// addrs returns the nodes' client addresses.
+// waitFormed waits until every node is ready and sees all n voters and a
+// leader.
+func (e *embedded) waitFormed(ctx context.Context, n int) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for _, s := range e.servers {
+		select {
+		case <-s.Ready():
+		case <-time.After(time.Until(deadline)):
+			return fmt.Errorf("bench: node %s not ready: %+v", s.Node.ID(), s.Node.Status())
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	for {
+		formed := true
+		for _, s := range e.servers {
+			st := s.Node.Status()
+			if st.LeaderID == "" || len(st.Members) != n {
+				formed = false
+			}
+		}
+		if formed {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bench: the %d nodes did not form one cluster in time: %+v", n, e.servers[0].Node.Status())
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// addrs returns the nodes' client addresses, the leader's first: the
+// admin connection goes to the leader, and the connections of connectors
+// and agents are spread over every node (i mod n).
 func (e *embedded) addrs() []string {
-	out := make([]string, len(e.servers))
-	for i, s := range e.servers {
-		out[i] = s.ClientAddr()
+	var out []string
+	if l := e.leader(); l != nil {
+		out = append(out, l.ClientAddr())
+	}
+	for _, s := range e.servers {
+		if len(out) == 0 || s.ClientAddr() != out[0] {
+			out = append(out, s.ClientAddr())
+		}
 	}
 	return out
 }
