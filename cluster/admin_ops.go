@@ -221,8 +221,11 @@ func (s *Service) clusterStatus(ctx context.Context, _ msgpack.RawMessage) (any,
 	}
 	for i := range out.Nodes {
 		cn := &out.Nodes[i]
-		if cn.Status != nil && out.CommitIndex > cn.Status.AppliedIndex {
-			cn.Lag = out.CommitIndex - cn.Status.AppliedIndex
+		if cn.Status != nil {
+			applied := max(cn.Status.AppliedIndex, cn.Status.RaftAppliedIndex)
+			if out.CommitIndex > applied {
+				cn.Lag = out.CommitIndex - applied
+			}
 		}
 	}
 	slices.SortFunc(out.Nodes, func(a, b transport.ClusterNode) int {

@@ -247,6 +247,9 @@ func (s *Service) Status() transport.NodeStatus {
 		LastSnapshotIndex: st.LastSnapshotIndex,
 		Version:           s.version,
 	}
+	if r := s.node.Raft(); r != nil {
+		ns.RaftAppliedIndex = r.AppliedIndex()
+	}
 	for _, m := range st.Members {
 		ns.Members = append(ns.Members, transport.Member{ID: m.ID, RaftAddr: m.Address, Suffrage: m.Suffrage, Leader: m.ID == st.LeaderID})
 	}

@@ -24,6 +24,11 @@
 //     over loopback; every one can be overridden in Config, and Config.Tune
 //     gets the last word on the raft.Config.
 //
-// Joining, removing and forwarding to the leader build on Node.Raft and
-// Node.Leader in later work.
+// On top of Node, Service (the transport.Backend) makes a node of a cluster:
+// followers forward writes to the leader over node-to-node sessions on the
+// leader's client port and answer once they have applied them themselves;
+// linearizable reads use a read index; nodes join, form (bootstrap-expect)
+// and leave the cluster; a replicated node registry maps Raft ids to client
+// addresses; Start assembles it all. DESIGN.md in this directory has the
+// whole picture.
 package cluster

@@ -21,7 +21,7 @@ const (
 	// noLeaderRetry is the retry hint sent with no_leader.
 	noLeaderRetry = 250 * time.Millisecond
 	// forwardBackoffMax caps the pause between forwarding attempts.
-	forwardBackoffMax = 200 * time.Millisecond
+	forwardBackoffMax = 50 * time.Millisecond
 )
 
 // clusterSide is the Service's cluster state: how it reaches the other

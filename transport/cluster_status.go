@@ -21,6 +21,7 @@ type ClusterNode struct {
 	Reachable bool        `msgpack:"reachable"`
 	Error     string      `msgpack:"error,omitempty"`
 	Status    *NodeStatus `msgpack:"status,omitempty"`
-	// Lag is the leader's commit index minus this node's applied index.
+	// Lag is the leader's commit index minus the last entry this node has
+	// applied (NodeStatus.RaftAppliedIndex).
 	Lag uint64 `msgpack:"lag"`
 }

@@ -17,6 +17,11 @@ type NodeStatus struct {
 	Members           []Member `msgpack:"members"`
 	Sessions          int      `msgpack:"sessions"` // open client connections on this node
 	Version           string   `msgpack:"version"`
+
+	// RaftAppliedIndex counts every entry Raft has applied, including the
+	// no-ops and configuration changes that never reach the state:
+	// CommitIndex minus it is how far this node lags.
+	RaftAppliedIndex uint64 `msgpack:"raft_applied_index"`
 }
 
 // Member is one voter or non-voter of the Raft configuration.
