@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ var e2eSnapshotFlags = []string{"--snapshot-threshold", "500", "--trailing-logs"
 type failover struct {
 	firstStamp  time.Duration // kill → first command stamped by the new leader
 	firstAck    time.Duration // kill → first such command acknowledged to its client
+	reconnected time.Duration // kill → every agent connected to another node
 	agentsAlive time.Duration // kill → every agent received an event of the new leader
 }
 
@@ -32,7 +34,7 @@ type failover struct {
 // nodes; then kill -9 of the leader. It returns once the new leader has
 // committed commands and every agent has resumed on another node, with the
 // writers still running.
-func killScenario(t *testing.T, c *procCluster) (admin *transport.Client, ws []*watcher, w *writers, killed *procNode, t0 time.Time) {
+func killScenario(t *testing.T, c *procCluster) (admin *transport.Client, ws []*watcher, w *writers, killed *procNode, t0 time.Time, reconnected time.Duration) {
 	t.Helper()
 	leader := c.waitHealthy(e2eWait)
 	admin = e2eDial(t, c.addrs(leader), "admin", "", e2eAdminToken)
@@ -56,6 +58,23 @@ func killScenario(t *testing.T, c *procCluster) (admin *transport.Client, ws []*
 	killed = leader
 	t0 = time.Now()
 	killed.kill()
+	moved := make(chan time.Duration, 1)
+	go func() {
+		for time.Since(t0) < e2eWait {
+			all := true
+			for _, x := range ws {
+				if x.client.Welcome().Node == killed.id {
+					all = false
+				}
+			}
+			if all {
+				moved <- time.Since(t0)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+		moved <- 0
+	}()
 	t.Logf("killed the leader %s (kill -9) after %d acknowledged writes", killed.id, countAcked(w.snapshot()))
 	newLeader := c.waitHealthy(e2eWait)
 	t.Logf("new leader %s", newLeader.id)
@@ -67,17 +86,18 @@ func killScenario(t *testing.T, c *procCluster) (admin *transport.Client, ws []*
 		}
 		return true
 	})
+	reconnected = <-moved
 	for _, x := range ws {
 		if node := x.client.Welcome().Node; node == killed.id {
 			t.Errorf("agent %s still on the killed node %s", x.name, node)
 		}
 	}
-	return admin, ws, w, killed, t0
+	return admin, ws, w, killed, t0, reconnected
 }
 
 // measure computes the failover figures from the outcomes and L1.
-func measure(t *testing.T, t0 time.Time, acks []ack, l1 map[string]fsm.RequestSummary, ws []*watcher) failover {
-	var m failover
+func measure(t *testing.T, t0 time.Time, reconnected time.Duration, acks []ack, l1 map[string]fsm.RequestSummary, ws []*watcher) failover {
+	m := failover{reconnected: reconnected}
 	for _, r := range l1 {
 		if d := time.Duration(r.CreatedAt - t0.UnixNano()); d > 0 && (m.firstStamp == 0 || d < m.firstStamp) {
 			m.firstStamp = d
@@ -95,8 +115,9 @@ func measure(t *testing.T, t0 time.Time, acks []ack, l1 map[string]fsm.RequestSu
 			m.agentsAlive = at.Sub(t0)
 		}
 	}
-	t.Logf("failover: kill -9 of the leader → first command stamped by the new leader %v, first acknowledged %v; all %d agents resumed %v",
-		m.firstStamp.Round(time.Millisecond), m.firstAck.Round(time.Millisecond), len(ws), m.agentsAlive.Round(time.Millisecond))
+	t.Logf("failover: kill -9 of the leader → first command stamped by the new leader %v, first acknowledged %v; all %d agents reconnected to another node %v, received the new leader's first events %v",
+		m.firstStamp.Round(time.Millisecond), m.firstAck.Round(time.Millisecond), len(ws),
+		m.reconnected.Round(time.Millisecond), m.agentsAlive.Round(time.Millisecond))
 	return m
 }
 
@@ -108,7 +129,7 @@ func measure(t *testing.T, t0 time.Time, acks []ack, l1 map[string]fsm.RequestSu
 // wiped node rejoins (by snapshot install).
 func TestClusterKillLeaderE2E(t *testing.T) {
 	c := startProcCluster(t, 3, e2eSnapshotFlags...)
-	admin, ws, w, killed, t0 := killScenario(t, c)
+	admin, ws, w, killed, t0, reconnected := killScenario(t, c)
 
 	// The killed node restarts with its data dir and catches up.
 	waitUntil(t, "writes after the failover", func() bool { return countAcked(w.snapshot()) >= 800 })
@@ -149,7 +170,7 @@ func TestClusterKillLeaderE2E(t *testing.T) {
 	t.Logf("%d writes acknowledged, %d outcomes unknown, %d requests on L1", n, len(acks)-n, len(l1))
 	checkWatchers(t, ws, l1, 1)
 	checkNodesAgree(t, c, len(l1))
-	measure(t, t0, acks, l1, ws)
+	measure(t, t0, reconnected, acks, l1, ws)
 }
 
 // TestClusterRollingRestartE2E: each of three nodes in turn stops
@@ -208,30 +229,38 @@ func TestClusterRollingRestartE2E(t *testing.T) {
 // and logs the medians. It runs only with SWITCHBOARD_FAILOVER_RUNS=N:
 //
 //	SWITCHBOARD_FAILOVER_RUNS=5 go test -run TestClusterFailoverTimingE2E -v ./cmd/switchboard
+//
+// SWITCHBOARD_FAILOVER_FLAGS adds serve flags, e.g. "--heartbeat-timeout
+// 500ms".
 func TestClusterFailoverTimingE2E(t *testing.T) {
 	runs, _ := strconv.Atoi(os.Getenv("SWITCHBOARD_FAILOVER_RUNS"))
 	if runs <= 0 {
 		t.Skip("set SWITCHBOARD_FAILOVER_RUNS=N to measure failover N times")
 	}
-	var stamps, acksT, agents []time.Duration
+	flags := strings.Fields(os.Getenv("SWITCHBOARD_FAILOVER_FLAGS"))
+	var stamps, acksT, moved, agents []time.Duration
 	for i := range runs {
 		t.Run(fmt.Sprintf("run%d", i+1), func(t *testing.T) {
-			c := startProcCluster(t, 3)
-			admin, ws, w, _, t0 := killScenario(t, c)
+			c := startProcCluster(t, 3, flags...)
+			admin, ws, w, _, t0, reconnected := killScenario(t, c)
 			acks := w.halt()
 			l1 := listL1(t, admin)
-			m := measure(t, t0, acks, l1, ws)
-			stamps, acksT, agents = append(stamps, m.firstStamp), append(acksT, m.firstAck), append(agents, m.agentsAlive)
+			m := measure(t, t0, reconnected, acks, l1, ws)
+			stamps, acksT = append(stamps, m.firstStamp), append(acksT, m.firstAck)
+			moved, agents = append(moved, m.reconnected), append(agents, m.agentsAlive)
 		})
+	}
+	if len(stamps) == 0 {
+		return
 	}
 	med := func(ds []time.Duration) time.Duration {
 		s := slices.Clone(ds)
 		slices.Sort(s)
 		return s[len(s)/2].Round(time.Millisecond)
 	}
-	t.Logf("failover over %d runs (median): first command stamped by the new leader %v, first acknowledged %v, all agents resumed %v",
-		runs, med(stamps), med(acksT), med(agents))
-	t.Logf("  stamped: %v\n  acknowledged: %v\n  agents resumed: %v", stamps, acksT, agents)
+	t.Logf("failover over %d runs (median), serve flags %q: first command stamped by the new leader %v, first acknowledged %v; all agents reconnected %v, received the new leader's first events %v",
+		len(stamps), flags, med(stamps), med(acksT), med(moved), med(agents))
+	t.Logf("  stamped: %v\n  acknowledged: %v\n  reconnected: %v\n  resumed: %v", stamps, acksT, moved, agents)
 }
 
 // checkNodesAgree reads L1 with a linearizable read on every node.
