@@ -68,6 +68,7 @@ type agent struct {
 	hub      *Hub
 	key      string
 	sessions []*session
+	grace    graceState // the logout grace (grace.go)
 }
 
 // Receive implements actor.Receiver.
@@ -85,11 +86,17 @@ func (a *agent) Receive(c *actor.Context) {
 	case *entry:
 		a.publish(m)
 	case attachMsg:
+		a.sessionOpened()
 		a.attach(m)
 	case detachMsg:
 		a.sessions = removeSession(a.sessions, m.s)
+		a.sessionClosed(c)
 	case resyncMsg:
 		a.resync()
+	case graceDue:
+		a.graceExpired(m)
+	case actor.Stopped:
+		a.stopGrace()
 	}
 }
 

@@ -59,6 +59,35 @@ type Config struct {
 	// QueryTimeout bounds ListView and Conversation (DefaultQueryTimeout
 	// if zero).
 	QueryTimeout time.Duration
+
+	// The commands this node issues itself (timers.go, grace.go). With
+	// Submit and PendingOffers set, the hub runs the offer timers while
+	// SetLeader says this node leads; with Submit set, it logs out agents
+	// whose last session here stayed closed for LogoutGrace.
+
+	// Submit commits a command of this node (RoleSystem) through the
+	// node's write path: proposed on the leader, forwarded by a follower
+	// (cluster.Service.Submit). A business failure is in Result.Err. It is
+	// called from its own goroutine with a bounded context.
+	Submit func(ctx context.Context, cmd *fsm.Command) (fsm.Result, error)
+	// IsLeader reports whether this node leads right now; an offer timer
+	// that fires proposes only if it does (nil: trust SetLeader alone).
+	IsLeader func() bool
+	// PendingOffers returns every pending offer (fsm.State.PendingOffers)
+	// and the log index the state reflects, read under the FSM's read
+	// lock. Called from the timer actor on gaining leadership and after a
+	// Reset.
+	PendingOffers func() (offers []fsm.OfferInfo, index uint64)
+	// AgentLoggedIn reports whether the agent is logged in in local state
+	// (nil: assume it is; the FSM refuses a logout of a logged-out agent).
+	AgentLoggedIn func(agent string) bool
+	// LogoutGrace is how long an agent whose last session on this node
+	// closed may take to reconnect before this node proposes its logout
+	// (DefaultLogoutGrace if zero; negative turns it off).
+	LogoutGrace time.Duration
+	// NodeID names this node in the commands it issues (principal
+	// "node:<NodeID>", role system).
+	NodeID string
 }
 
 // Hub fans the FSM's events out to this node's sessions and keeps the
@@ -76,6 +105,13 @@ type Hub struct {
 	lists   map[string]*actor.PID // by list id; kept until Close
 	convs   map[string]*actor.PID // by request id; dropped on close/reset
 	spawned uint64                // numbers conversation actor incarnations
+	timers  *actor.PID            // the offer timers (timers.go); nil if off
+
+	// ctx bounds the commands the hub submits (system.go); cancelled by
+	// Close, which then waits for jobs.
+	ctx    context.Context
+	cancel context.CancelFunc
+	jobs   sync.WaitGroup
 }
 
 var _ fsm.Sink = (*Hub)(nil)
@@ -104,7 +140,11 @@ func NewHub(cfg Config) (*Hub, error) {
 	if err != nil {
 		return nil, fmt.Errorf("actors: start engine: %w", err)
 	}
-	return &Hub{
+	if cfg.LogoutGrace == 0 {
+		cfg.LogoutGrace = DefaultLogoutGrace
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &Hub{
 		cfg:    cfg,
 		log:    cfg.Logger,
 		engine: e,
@@ -112,7 +152,11 @@ func NewHub(cfg Config) (*Hub, error) {
 		agents: map[string]*actor.PID{},
 		lists:  map[string]*actor.PID{},
 		convs:  map[string]*actor.PID{},
-	}, nil
+		ctx:    ctx,
+		cancel: cancel,
+	}
+	h.startTimers()
+	return h, nil
 }
 
 // spawn starts an actor whose producer always returns the same receiver,
@@ -170,6 +214,7 @@ func (h *Hub) Publish(index uint64, evs []fsm.Event) {
 		if block[i].frame != nil {
 			h.routeView(evs[i])
 		}
+		h.routeTimers(evs[i])
 	}
 }
 
@@ -196,6 +241,9 @@ func (h *Hub) Reset(index uint64) {
 		h.engine.Poison(pid)
 	}
 	clear(h.convs)
+	if h.timers != nil {
+		h.engine.Send(h.timers, timersReset{})
+	}
 }
 
 // Attach starts delivering key's events to out. With resume and a since
@@ -247,8 +295,15 @@ func (h *Hub) Close() {
 		}
 		clear(m)
 	}
+	if h.timers != nil {
+		pids = append(pids, h.timers)
+		h.timers = nil
+	}
 	h.hist.reset(0)
 	h.mu.Unlock()
+	// No job starts once closed is set; the running ones see ctx end.
+	h.cancel()
+	h.jobs.Wait()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

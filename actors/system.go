@@ -1,0 +1,67 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/switchboard/switchboard/fsm"
+)
+
+// Defaults of the commands the node issues itself.
+const (
+	// DefaultLogoutGrace is how long an agent's last session on a node may
+	// stay closed before that node logs the agent out.
+	DefaultLogoutGrace = 30 * time.Second
+	// systemSubmitTimeout bounds one submitted command.
+	systemSubmitTimeout = 10 * time.Second
+)
+
+// system is the principal of the commands this node issues.
+func (h *Hub) system() fsm.Principal {
+	id := "node"
+	if h.cfg.NodeID != "" {
+		id = "node:" + h.cfg.NodeID
+	}
+	return fsm.Principal{Role: fsm.RoleSystem, ID: id}
+}
+
+// submit commits cmd through Config.Submit in its own goroutine (an actor
+// never waits on Raft) and calls done, if not nil, with the outcome. It
+// reports false, doing nothing, when there is no Submit or the hub is
+// closed.
+func (h *Hub) submit(cmd *fsm.Command, done func(fsm.Result, error)) bool {
+	if h.cfg.Submit == nil {
+		return false
+	}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return false
+	}
+	h.jobs.Add(1)
+	h.mu.Unlock()
+	go func() {
+		defer h.jobs.Done()
+		var (
+			res fsm.Result
+			err error
+		)
+		func() {
+			defer func() {
+				if v := recover(); v != nil {
+					err = fmt.Errorf("actors: Submit panicked: %v", v)
+					h.log.Error("Submit panicked", "panic", v, "stack", string(debug.Stack()))
+				}
+			}()
+			ctx, cancel := context.WithTimeout(h.ctx, systemSubmitTimeout)
+			defer cancel()
+			res, err = h.cfg.Submit(ctx, cmd)
+		}()
+		if done != nil {
+			done(res, err)
+		}
+	}()
+	return true
+}

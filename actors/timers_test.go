@@ -1,0 +1,402 @@
+package actors
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/switchboard/switchboard/fsm"
+)
+
+// sysNode is a real fsm.FSM feeding a Hub whose Submit applies the hub's
+// own commands as the next log entries, with real leader time, and records
+// them. Names are prefixed sys to stay clear of the other test helpers.
+type sysNode struct {
+	t   *testing.T
+	fsm *fsm.FSM
+	hub *Hub
+
+	mu        sync.Mutex // serialises entries
+	index     uint64
+	submitted []string // "op agent/request offer", in order
+	leader    bool
+	refuse    int // Submit fails (no commit) this many times
+}
+
+var sysAdmin = fsm.Principal{Role: fsm.RoleAdmin, ID: "root"}
+
+func newSysNode(t *testing.T, grace time.Duration) *sysNode {
+	t.Helper()
+	n := &sysNode{t: t, fsm: fsm.NewFSM(nil, slog.New(slog.DiscardHandler)), leader: true}
+	h, err := NewHub(Config{
+		Encode: testEncode,
+		View: func(key string) (v fsm.StreamView, index uint64, ok bool) {
+			n.fsm.Read(func(s *fsm.State, _ uint64) {
+				v, ok = s.View(key)
+				index = s.Index
+			})
+			return v, index, ok
+		},
+		Submit: n.submit,
+		IsLeader: func() bool {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			return n.leader
+		},
+		PendingOffers: func() (o []fsm.OfferInfo, index uint64) {
+			n.fsm.Read(func(s *fsm.State, _ uint64) {
+				o = s.PendingOffers()
+				index = s.Index
+			})
+			return o, index
+		},
+		AgentLoggedIn: func(id string) (in bool) {
+			n.fsm.Read(func(s *fsm.State, _ uint64) {
+				if ag := s.Agents[id]; ag != nil {
+					in = ag.LoggedIn
+				}
+			})
+			return in
+		},
+		LogoutGrace: grace,
+		NodeID:      "n1",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	n.hub = h
+	n.fsm.SetSink(h)
+	return n
+}
+
+// commit applies cmd as the next entry and returns its result.
+func (n *sysNode) commit(cmd *fsm.Command) fsm.Result {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.index++
+	cmd.Time = time.Now().UnixNano()
+	data, err := fsm.EncodeEntry(cmd)
+	if err != nil {
+		panic(err)
+	}
+	resp := n.fsm.Apply(&raft.Log{Type: raft.LogCommand, Index: n.index, Data: data}).(*fsm.ApplyResponse)
+	if resp.Err != nil {
+		panic(resp.Err)
+	}
+	return resp.Results[0]
+}
+
+func (n *sysNode) submit(_ context.Context, cmd *fsm.Command) (fsm.Result, error) {
+	n.mu.Lock()
+	desc := fmt.Sprintf("%d by %s", cmd.Op, cmd.By.ID)
+	switch a := cmd.Args.(type) {
+	case *fsm.OfferArgs:
+		desc = fmt.Sprintf("offer_timeout %s %s", a.Request, a.OfferID)
+	case *fsm.AgentArgs:
+		desc = "logout " + a.Agent
+	}
+	if cmd.By.Role != fsm.RoleSystem || cmd.By.ID != "node:n1" {
+		desc += fmt.Sprintf(" by %v", cmd.By)
+	}
+	n.submitted = append(n.submitted, desc)
+	if n.refuse > 0 {
+		n.refuse--
+		n.mu.Unlock()
+		return fsm.Result{}, &fsm.Error{Code: fsm.CodeNoLeader, Msg: "no leader (test)"}
+	}
+	n.mu.Unlock()
+	return n.commit(cmd), nil
+}
+
+// do applies a command and fails the test on a business error.
+func (n *sysNode) do(by fsm.Principal, op fsm.Op, args any) any {
+	n.t.Helper()
+	res := n.commit(&fsm.Command{Op: op, By: by, Args: args})
+	if res.Err != nil {
+		n.t.Fatalf("op %d %+v: %v", op, args, res.Err)
+	}
+	return res.Data
+}
+
+func (n *sysNode) proposed() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.submitted)
+}
+
+func (n *sysNode) setLeader(leader bool) {
+	n.mu.Lock()
+	n.leader = leader
+	n.mu.Unlock()
+	n.hub.SetLeader(leader)
+}
+
+// world: MRD chat, queue Q (offers last timeout), push channel W, agents
+// A and B (max 3) in Q, logged in and READY.
+func (n *sysNode) world(timeout time.Duration) {
+	n.t.Helper()
+	n.do(sysAdmin, fsm.OpCreateMRD, &fsm.CreateMRDArgs{ID: "chat"})
+	n.do(sysAdmin, fsm.OpCreateChannelType, &fsm.CreateChannelTypeArgs{ID: "web", MRD: "chat"})
+	n.do(sysAdmin, fsm.OpCreateQueue, &fsm.CreateQueueArgs{ID: "Q", MRD: "chat", OfferTimeoutMs: timeout.Milliseconds()})
+	n.do(sysAdmin, fsm.OpCreateChannel, &fsm.CreateChannelArgs{ID: "W", Type: "web", Mode: fsm.ModePush, Queue: "Q"})
+	for _, id := range []string{"A", "B"} {
+		n.do(sysAdmin, fsm.OpCreateAgent, &fsm.CreateAgentArgs{ID: id, Max: map[string]int{"chat": 3}, TokenHash: []byte("h")})
+		n.do(sysAdmin, fsm.OpAddQueueMember, &fsm.QueueMemberArgs{Agent: id, Queue: "Q"})
+	}
+}
+
+func (n *sysNode) ready(id string) {
+	n.t.Helper()
+	n.do(sysAdmin, fsm.OpLogin, &fsm.AgentArgs{Agent: id})
+	n.do(sysAdmin, fsm.OpSetAgentState, &fsm.SetAgentStateArgs{Agent: id, MRD: "chat", State: fsm.AgentReady})
+}
+
+func (n *sysNode) arrive(customer string) string {
+	n.t.Helper()
+	res := n.do(sysAdmin, fsm.OpCustomerMessage, &fsm.CustomerMessageArgs{Channel: "W", CustomerID: customer, Text: "hi"})
+	return res.(fsm.CustomerMessageResult).Request
+}
+
+// offerOf returns the pending offer of request r: its id and agent.
+func (n *sysNode) offerOf(r string) (id, agent string) {
+	n.fsm.Read(func(s *fsm.State, _ uint64) {
+		if rq := s.Requests[r]; rq != nil && rq.Offer != nil {
+			id, agent = rq.Offer.ID, rq.Offer.Agent
+		}
+	})
+	return id, agent
+}
+
+func (n *sysNode) stateOf(agent string) (st fsm.AgentState, reason string) {
+	n.fsm.Read(func(s *fsm.State, _ uint64) {
+		as, _ := s.AgentStatus(agent)
+		for _, m := range as.MRDs {
+			if m.MRD == "chat" {
+				st, reason = m.State, m.Reason
+			}
+		}
+	})
+	return st, reason
+}
+
+func (n *sysNode) armed() string {
+	n.t.Helper()
+	a, err := n.hub.ArmedOffers()
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	var parts []string
+	for _, o := range a {
+		parts = append(parts, o.Request+"/"+o.Offer+"/"+o.Agent)
+	}
+	return strings.Join(parts, " ")
+}
+
+func sysWait(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// The leader's timer withdraws a lapsed offer by proposing offer_timeout:
+// the request goes to the other agent and the lapsing one is NOT_READY.
+func TestOfferTimerProposesTimeoutOnLeader(t *testing.T) {
+	n := newSysNode(t, -1)
+	n.setLeader(true)
+	n.world(150 * time.Millisecond)
+	n.ready("A")
+	r := n.arrive("c1")
+	o1, ag := n.offerOf(r)
+	if ag != "A" {
+		t.Fatalf("offered to %q, want A", ag)
+	}
+	sysWait(t, "the timer to arm", func() bool { return n.armed() == r+"/"+o1+"/A" })
+	n.ready("B")
+	sysWait(t, "re-offer to B", func() bool { _, ag := n.offerOf(r); return ag == "B" })
+	if st, why := n.stateOf("A"); st != fsm.AgentNotReady || why != fsm.ReasonRingNoAnswer {
+		t.Fatalf("A is %s (%s), want NOT_READY ring_no_answer", st, why)
+	}
+	if got := n.proposed(); len(got) == 0 || got[0] != "offer_timeout "+r+" "+o1 {
+		t.Fatalf("proposed %q, want offer_timeout %s %s first", got, r, o1)
+	}
+}
+
+// Accepting, rejecting or closing ends an offer's timer; a re-offer arms
+// a new one.
+func TestOfferTimerDisarmedOnAnswer(t *testing.T) {
+	n := newSysNode(t, -1)
+	n.setLeader(true)
+	n.world(time.Hour)
+	n.ready("A")
+	r1 := n.arrive("c1")
+	o1, _ := n.offerOf(r1)
+	sysWait(t, "the timer", func() bool { return n.armed() == r1+"/"+o1+"/A" })
+	n.do(fsm.Principal{Role: fsm.RoleAgent, ID: "A"}, fsm.OpAcceptOffer, &fsm.OfferArgs{Request: r1})
+	sysWait(t, "accept to disarm", func() bool { return n.armed() == "" })
+
+	r2 := n.arrive("c2")
+	o2, _ := n.offerOf(r2)
+	sysWait(t, "the second timer", func() bool { return n.armed() == r2+"/"+o2+"/A" })
+	// Rejected with nobody else READY: offered to A again, a new timer.
+	n.do(fsm.Principal{Role: fsm.RoleAgent, ID: "A"}, fsm.OpRejectOffer, &fsm.OfferArgs{Request: r2})
+	o3, ag := n.offerOf(r2)
+	if o3 == o2 || ag != "A" {
+		t.Fatalf("after reject: offer %q to %q", o3, ag)
+	}
+	sysWait(t, "the re-offer's timer", func() bool { return n.armed() == r2+"/"+o3+"/A" })
+	n.do(sysAdmin, fsm.OpClose, &fsm.RequestArgs{Request: r2})
+	sysWait(t, "close to disarm", func() bool { return n.armed() == "" })
+	if got := n.proposed(); len(got) != 0 {
+		t.Fatalf("proposed %q", got)
+	}
+}
+
+// A follower arms nothing and proposes nothing; on gaining the lead it
+// arms every pending offer, and a lapsed one fires at once. Losing the lead
+// stops the timers.
+func TestOfferTimersFollowLeadership(t *testing.T) {
+	n := newSysNode(t, -1)
+	n.leader = false
+	n.world(100 * time.Millisecond)
+	n.ready("A")
+	r1 := n.arrive("c1")
+	o1, _ := n.offerOf(r1)
+	time.Sleep(250 * time.Millisecond) // past the expiry, as a follower
+	if got := n.proposed(); len(got) != 0 || n.armed() != "" {
+		t.Fatalf("a follower proposed %q, armed %q", got, n.armed())
+	}
+	n.setLeader(true)
+	sysWait(t, "the lapsed offer to be withdrawn", func() bool { id, _ := n.offerOf(r1); return id == "" })
+	if got, want := n.proposed(), []string{"offer_timeout " + r1 + " " + o1}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("proposed %q, want %q", got, want)
+	}
+
+	// A longer offer, then leadership lost before it lapses.
+	n.do(sysAdmin, fsm.OpSetAgentState, &fsm.SetAgentStateArgs{Agent: "A", MRD: "chat", State: fsm.AgentReady})
+	sysWait(t, "re-offer to A", func() bool { _, ag := n.offerOf(r1); return ag == "A" })
+	o2, _ := n.offerOf(r1)
+	sysWait(t, "the new timer", func() bool { return n.armed() == r1+"/"+o2+"/A" })
+	n.setLeader(false)
+	sysWait(t, "timers stopped", func() bool { return n.armed() == "" })
+	time.Sleep(250 * time.Millisecond)
+	if got := n.proposed(); len(got) != 1 {
+		t.Fatalf("proposed %q after losing the lead", got)
+	}
+	if id, _ := n.offerOf(r1); id != o2 {
+		t.Fatalf("offer %q, want %q still pending", id, o2)
+	}
+}
+
+// A timer racing the answer is refused by the FSM (wrong_state); an
+// offer_timeout that could not commit is retried while still leading.
+func TestOfferTimerRetriesAndRaces(t *testing.T) {
+	n := newSysNode(t, -1)
+	n.setLeader(true)
+	n.refuse = 1
+	n.world(50 * time.Millisecond)
+	n.ready("A")
+	r := n.arrive("c1")
+	o1, _ := n.offerOf(r)
+	sysWait(t, "the retried timeout to apply", func() bool { id, _ := n.offerOf(r); return id == "" })
+	want := []string{"offer_timeout " + r + " " + o1, "offer_timeout " + r + " " + o1}
+	if got := n.proposed(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("proposed %q, want %q", got, want)
+	}
+	// A stale offer_timeout changes nothing.
+	res := n.commit(&fsm.Command{Op: fsm.OpOfferTimeout, By: fsm.Principal{Role: fsm.RoleSystem, ID: "x"}, Args: &fsm.OfferArgs{Request: r, OfferID: o1}})
+	if fsm.CodeOf(res.Err) != fsm.CodeWrongState {
+		t.Fatalf("stale offer_timeout: %v, want wrong_state", res.Err)
+	}
+}
+
+// After a snapshot install the leader's timers follow the new state: an
+// offer the snapshot does not hold loses its timer, one it holds is armed.
+func TestOfferTimersFollowRestore(t *testing.T) {
+	n := newSysNode(t, -1)
+	n.setLeader(true)
+	n.world(time.Hour)
+	n.ready("A")
+	r1 := n.arrive("c1")
+	o1, _ := n.offerOf(r1)
+	var before []byte
+	n.fsm.Read(func(s *fsm.State, _ uint64) {
+		var err error
+		if before, err = s.Marshal(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	n.do(fsm.Principal{Role: fsm.RoleAgent, ID: "A"}, fsm.OpAcceptOffer, &fsm.OfferArgs{Request: r1})
+	r2 := n.arrive("c2")
+	o2, _ := n.offerOf(r2)
+	sysWait(t, "the second timer", func() bool { return n.armed() == r2+"/"+o2+"/A" })
+	if err := n.fsm.Restore(io.NopCloser(bytes.NewReader(before))); err != nil {
+		t.Fatal(err)
+	}
+	sysWait(t, "the timers of the restored state", func() bool { return n.armed() == r1+"/"+o1+"/A" })
+}
+
+// An agent whose last session closes is logged out after the grace unless
+// a session comes back in time; its pending offer goes to another agent.
+func TestLogoutGrace(t *testing.T) {
+	n := newSysNode(t, 150*time.Millisecond)
+	n.leader = false // the grace logs out through Submit whoever leads
+	n.world(time.Hour)
+	n.ready("A")
+	key := fsm.AgentKey("A")
+
+	// Reconnecting within the grace keeps A logged in.
+	detach := n.hub.Attach(key, 0, false, &outbox{})
+	detach()
+	time.Sleep(50 * time.Millisecond)
+	detach2 := n.hub.Attach(key, 0, false, &outbox{})
+	time.Sleep(300 * time.Millisecond)
+	if got := n.proposed(); len(got) != 0 {
+		t.Fatalf("proposed %q while a session was back", got)
+	}
+	// Two sessions, one closes: still one attached.
+	detach3 := n.hub.Attach(key, 0, false, &outbox{})
+	detach3()
+	time.Sleep(300 * time.Millisecond)
+	if got := n.proposed(); len(got) != 0 {
+		t.Fatalf("proposed %q with a session still attached", got)
+	}
+
+	// A holds an offer when its last session closes: after the grace it is
+	// logged out and B gets the request.
+	r := n.arrive("c1")
+	if _, ag := n.offerOf(r); ag != "A" {
+		t.Fatalf("offered to %q, want A", ag)
+	}
+	n.ready("B")
+	detach2()
+	sysWait(t, "A logged out", func() bool { st, _ := n.stateOf("A"); return st == fsm.AgentLoggedOut })
+	if _, ag := n.offerOf(r); ag != "B" {
+		t.Fatalf("after A's logout the offer is with %q, want B", ag)
+	}
+	if got, want := n.proposed(), []string{"logout A"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("proposed %q, want %q", got, want)
+	}
+
+	// An agent not logged in is not logged out; a connector has no grace.
+	for _, key := range []string{fsm.AgentKey("A"), fsm.ConnectorKey("cx")} {
+		n.hub.Attach(key, 0, false, &outbox{})()
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := n.proposed(); len(got) != 1 {
+		t.Fatalf("proposed %q", got)
+	}
+}
