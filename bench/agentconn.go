@@ -58,6 +58,7 @@ type eventHead struct {
 	// For request.* events: the request's number (R<n>) and list.
 	req  uint64
 	list []byte
+	data []byte    // the msgpack payload (aliases the read buffer too)
 	at   time.Time // when the frame was read
 }
 
@@ -201,7 +202,7 @@ func (a *agentConn) readLoop() {
 		switch f.T {
 		case transport.TypeEvent:
 			// parseEvent declined an unusual encoding: take it the slow way.
-			ev := eventHead{seq: f.Seq, kind: []byte(f.Kind), at: time.Now()}
+			ev := eventHead{seq: f.Seq, kind: []byte(f.Kind), data: f.Data, at: time.Now()}
 			ev.req, ev.list = requestOf(f.Data)
 			a.onEvent(&ev)
 		case transport.TypeResponse:

@@ -17,7 +17,7 @@ func TestShortPullRunIsCorrect(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Embedded = 1
 	cfg.DataDir = t.TempDir()
-	cfg.Scenarios = []string{ScenarioRaw, ScenarioPull, ScenarioMixed, ScenarioMemory}
+	cfg.Scenarios = []string{ScenarioRaw, ScenarioPull, ScenarioMixed, ScenarioPush, ScenarioMemory}
 	cfg.Connectors = []int{4}
 	cfg.GroupCommit = []bool{false, true}
 	cfg.Duration = 2 * time.Second
@@ -51,6 +51,9 @@ func TestShortPullRunIsCorrect(t *testing.T) {
 		}
 		if c.Correctness.Expected == 0 || c.RequestsOpened == 0 {
 			t.Errorf("%s: nothing was checked: %d list events owed, %d requests", c.Case, c.Correctness.Expected, c.RequestsOpened)
+		}
+		if c.Scenario == ScenarioPush && c.Correctness.Expected != c.RequestsOpened {
+			t.Errorf("push: %d requests owed an offer, %d opened", c.Correctness.Expected, c.RequestsOpened)
 		}
 		if c.Scenario != ScenarioMemory && (c.Notifications == 0 || c.NotifLatency.Count == 0) {
 			t.Errorf("%s: no notification measured", c.Case)
@@ -97,17 +100,6 @@ func TestShortPullRunOnThreeNodesIsCorrect(t *testing.T) {
 	c := rep.Cases[0]
 	if rep.Failed() || c.Commands == 0 || c.Correctness.Expected == 0 || c.Nodes != 3 {
 		t.Fatalf("3 nodes: failed %v, %d commands, %d list events owed", rep.Failed(), c.Commands, c.Correctness.Expected)
-	}
-}
-
-func TestPushIsNotYetAvailable(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.Scenarios = []string{ScenarioPush}
-	cfg.Connectors = []int{1}
-	_, err := Run(context.Background(), cfg, &bytes.Buffer{})
-	if err == nil || !strings.Contains(err.Error(), "not available yet") {
-		t.Fatalf("push: %v, want a clear not-yet error", err)
 	}
 }
 

@@ -48,6 +48,7 @@ type caseRun struct {
 	// Expected list events per list: each goes to all its subscribers.
 	listEvents []atomic.Int64
 	opened     atomic.Int64 // requests opened (any time)
+	closed     atomic.Int64 // requests closed by their agent (push)
 	convs      sync.WaitGroup
 }
 
@@ -56,7 +57,7 @@ func newCaseRun(cfg *Config, k Case) *caseRun {
 	if k.Scenario == ScenarioMemory {
 		r.handle = 0 // every request stays open
 	}
-	for _, op := range []string{"noop", "customer_message", "join", "leave", "send", "close"} {
+	for _, op := range []string{"noop", "customer_message", "join", "leave", "send", "close", "accept_offer"} {
 		r.opLat[op] = NewRecorder()
 	}
 	r.load, r.stopLoad = context.WithCancel(context.Background())
@@ -124,6 +125,25 @@ func (r *caseRun) dialAgents(ctx context.Context, handler func(*agentConn, *even
 			return err
 		}
 		r.agents[i] = a
+		if t.push {
+			// Log in and be READY in the MRD: the route pass then offers
+			// queued requests (auto mode is the default).
+			for _, step := range []struct {
+				op   string
+				args any
+			}{
+				{"login", fsm.AgentArgs{}},
+				{"set_agent_state", fsm.SetAgentStateArgs{MRD: t.mrd, State: fsm.AgentReady}},
+			} {
+				cctx, cancel := context.WithTimeout(ctx, callTimeout)
+				_, err := a.call(cctx, step.op, step.args, nil)
+				cancel()
+				if err != nil {
+					return fmt.Errorf("bench: agent %s %s: %w", a.id, step.op, err)
+				}
+			}
+			return nil
+		}
 		for _, l := range t.agentLists[i] {
 			cctx, cancel := context.WithTimeout(ctx, callTimeout)
 			_, err := a.call(cctx, "subscribe", fsm.SubscribeArgs{List: t.lists[l]}, nil)
@@ -200,6 +220,24 @@ func (r *caseRun) settle(ctx context.Context) {
 	var last int64 = -1
 	quiet := time.Now()
 	for {
+		if r.k.Scenario == ScenarioPush {
+			// Every request opened must be offered, accepted and closed;
+			// conversations still start as capacity frees.
+			n := r.closed.Load()
+			if n >= r.opened.Load() {
+				r.convs.Wait()
+				return
+			}
+			if n != last {
+				last, quiet = n, time.Now()
+			}
+			if time.Since(quiet) > 10*time.Second || ctx.Err() != nil {
+				r.convs.Wait()
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
 		owed := false
 		for i, a := range r.agents {
 			if a.listEvents.Load() < r.expectedListEvents(i) {
@@ -227,18 +265,26 @@ func (r *caseRun) correctness() Correctness {
 	for i, a := range r.agents {
 		c.Duplicated += a.dups.Load()
 		c.OutOfOrder += a.outOfOrder.Load()
-		got, want := a.listEvents.Load(), r.expectedListEvents(i)
-		c.Expected += want
-		if got < want {
-			c.Missed += want - got
-		} else {
-			c.Unexpected += got - want
+		if r.k.Scenario != ScenarioPush {
+			got, want := a.listEvents.Load(), r.expectedListEvents(i)
+			c.Expected += want
+			if got < want {
+				c.Missed += want - got
+			} else {
+				c.Unexpected += got - want
+			}
 		}
 		select {
 		case <-a.done: // the bench has not closed it yet
 			c.CutOff++
 		default:
 		}
+	}
+	if r.k.Scenario == ScenarioPush {
+		// Push owes each request one offer taken to the end: one never
+		// closed was never offered (or its offer lost).
+		c.Expected = r.opened.Load()
+		c.Missed = max(c.Expected-r.closed.Load(), 0)
 	}
 	for _, a := range r.conns {
 		c.Duplicated += a.dups.Load()

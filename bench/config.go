@@ -13,7 +13,7 @@ const (
 	ScenarioRaw    = "raw"    // no-op commands: the consensus layer's limit
 	ScenarioPull   = "pull"   // customers open requests on lists; agents join and close them
 	ScenarioMixed  = "mixed"  // pull, plus conversation messages both ways
-	ScenarioPush   = "push"   // queues and auto-mode agents (needs fsm push mode)
+	ScenarioPush   = "push"   // customers queue requests; auto-mode agents accept offers and close
 	ScenarioMemory = "memory" // open many requests, measure heap per request and snapshot time
 )
 
@@ -54,8 +54,8 @@ type Config struct {
 	// as the connectors can (each has one command in flight).
 	Rate float64
 
-	// Pull topology: Lists lists (one channel each), Agents agents each
-	// subscribed to Subs of them.
+	// Topology: Lists lists (push: queues), Agents agents each subscribed
+	// to (push: a member of) Subs of them.
 	Lists  int
 	Agents int
 	Subs   int
@@ -68,8 +68,12 @@ type Config struct {
 	// Messages is how many messages each side sends in a handled
 	// conversation (mixed; pull sends none).
 	Messages int
-	// Think is the agent's pause between its actions on a conversation.
+	// Think is the agent's pause between its actions on a conversation
+	// (in push, before accepting an offer and before closing).
 	Think time.Duration
+	// MaxPerAgent is each agent's capacity in push (its maximum of
+	// concurrent conversations in the MRD).
+	MaxPerAgent int
 
 	// Pad is the size of a raw no-op command's payload in bytes.
 	Pad int
@@ -96,6 +100,7 @@ func DefaultConfig() Config {
 		Handle:       1,
 		LeaveRatio:   0.1,
 		Messages:     2,
+		MaxPerAgent:  3,
 		Pad:          200,
 		OpenRequests: 100_000,
 	}
@@ -151,6 +156,9 @@ func (c *Config) validate() error {
 	}
 	if c.Handle < 0 || c.Handle > 1 || c.LeaveRatio < 0 || c.LeaveRatio > 1 {
 		return bad("--handle and --leave are fractions from 0 to 1")
+	}
+	if c.MaxPerAgent < 1 {
+		return bad("--max must be at least 1")
 	}
 	if c.Messages < 0 || c.Think < 0 || c.Pad < 0 || c.OpenRequests < 0 {
 		return bad("negative count or time")

@@ -26,9 +26,6 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	}
 	rep := &Report{Config: cfg, Machine: describeMachine(), Started: time.Now()}
 	for ci, k := range cfg.cases() {
-		if k.Scenario == ScenarioPush {
-			return rep, pushNotYet()
-		}
 		res, err := runCase(ctx, &cfg, k, ci, progress)
 		if err != nil {
 			return rep, fmt.Errorf("%s: %w", k, err)
@@ -77,6 +74,7 @@ func runCase(ctx context.Context, cfg *Config, k Case, ci int, progress io.Write
 	}
 	fmt.Fprintf(progress, "%s: setting up %d lists, %d connectors, %d agents...\n", k, lists, k.Connectors, agents)
 	r.topo = newTopology(fmt.Sprintf("%s-%d", cfg.Prefix, ci), lists, k.Connectors, agents, cfg.Subs)
+	r.topo.push, r.topo.max = k.Scenario == ScenarioPush, cfg.MaxPerAgent
 	r.listEvents = make([]atomic.Int64, lists)
 	if err := r.topo.create(ctx, r.admin); err != nil {
 		return nil, err
@@ -84,7 +82,11 @@ func runCase(ctx context.Context, cfg *Config, k Case, ci int, progress io.Write
 	if k.Scenario == ScenarioMemory {
 		return r.runMemory(ctx, res, progress)
 	}
-	if err := r.dialAgents(ctx, r.onAgentEvent); err != nil {
+	handler := r.onAgentEvent
+	if k.Scenario == ScenarioPush {
+		handler = r.onPushEvent
+	}
+	if err := r.dialAgents(ctx, handler); err != nil {
 		return nil, err
 	}
 	if err := r.dialConnectors(ctx); err != nil {

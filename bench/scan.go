@@ -120,6 +120,7 @@ func parseEvent(p []byte) (ev eventHead, ok bool) {
 			if k != n-1 || !haveT || !haveSeq || ev.kind == nil {
 				return ev, false // nothing after data can be skipped here
 			}
+			ev.data = s.b[s.i:]
 			if isListEvent(ev.kind) {
 				ev.req, ev.list = s.summary()
 			}

@@ -2,25 +2,14 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/switchboard/switchboard/fsm"
+	"github.com/vmihailenco/msgpack/v5"
 )
-
-// errPushNotYet is the push scenario's answer until it is built.
-var errPushNotYet = errors.New("bench: the push scenario is not available yet")
-
-// pushNotYet explains why the push scenario cannot run.
-func pushNotYet() error {
-	if fsm.Commands.LookupName("accept_offer") == nil {
-		return fmt.Errorf("%w: this build's fsm does not route push channels (queues, offers, auto-mode agents); run raw, pull or mixed", errPushNotYet)
-	}
-	return fmt.Errorf("%w: fsm routes push channels now, but the bench does not drive them yet (queues, auto-mode agents, offers accepted after a think time); run raw, pull or mixed", errPushNotYet)
-}
 
 // pacer spaces one worker's commands at rate per second; due returns when
 // the i'th command is due (now, without a rate).
@@ -203,4 +192,61 @@ func (r *caseRun) converse(a *agentConn, l int, req string, n uint64) {
 	if step("close", ref) {
 		r.listEvents[l].Add(1) // request.removed
 	}
+}
+
+// onPushEvent is the agents' handler in push: an offer is accepted after
+// the think time, and the conversation closed after another. The offer's
+// notification latency is from the customer message's acknowledgement to
+// the offered agent reading offer.created.
+func (r *caseRun) onPushEvent(a *agentConn, ev *eventHead) {
+	if fsm.EventKind(ev.kind) != fsm.EvOfferCreated {
+		return
+	}
+	var offer struct {
+		ID      string `msgpack:"id"`
+		Request struct {
+			ID string `msgpack:"id"`
+		} `msgpack:"request"`
+	}
+	if err := msgpack.Unmarshal(ev.data, &offer); err != nil {
+		r.fail("offer.created", fmt.Errorf("agent %s: %w", a.id, err))
+		return
+	}
+	if r.measuring.Load() {
+		if ack, ok := r.acks.get(requestNumber([]byte(offer.Request.ID))); ok && ev.at.After(ack) {
+			r.notifLat.Record(a.idx, ev.at.Sub(ack))
+		} else {
+			r.notifLat.Record(a.idx, 0)
+			r.early.Add(1)
+		}
+	}
+	r.convs.Add(1)
+	go r.serveOffer(a, offer.Request.ID, offer.ID)
+}
+
+// serveOffer accepts an offer and closes the conversation.
+func (r *caseRun) serveOffer(a *agentConn, req, offerID string) {
+	defer r.convs.Done()
+	for _, st := range []struct {
+		op   string
+		args any
+	}{
+		{"accept_offer", fsm.OfferArgs{Request: req, OfferID: offerID}},
+		{"close", fsm.RequestArgs{Request: req}},
+	} {
+		if r.cfg.Think > 0 {
+			time.Sleep(r.cfg.Think)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		start := time.Now()
+		_, err := a.call(ctx, st.op, st.args, nil)
+		cancel()
+		if err != nil {
+			err = fmt.Errorf("agent %s on %s: %w", a.id, req, err)
+		}
+		if !r.answered(st.op, a.idx, start, time.Now(), err) {
+			return
+		}
+	}
+	r.closed.Add(1)
 }

@@ -55,6 +55,10 @@ func parallel(ctx context.Context, n, conc int, fn func(ctx context.Context, i i
 // connector session, as with one connector per channel in production),
 // and the agents with their subscriptions.
 type topology struct {
+	// push: the "lists" are push queues, channels route in push mode,
+	// agents are members of their queues (agentLists) with capacity max.
+	push       bool
+	max        int
 	prefix     string
 	mrd        string
 	lists      []string
@@ -107,6 +111,12 @@ func (t *topology) create(ctx context.Context, admin *transport.Client) error {
 		return fmt.Errorf("create channel type: %w", err)
 	}
 	if err := parallel(cctx, len(t.lists), setupConcurrency, func(ctx context.Context, i int) error {
+		if t.push {
+			if err := admin.CreateQueue(ctx, fsm.CreateQueueArgs{ID: t.lists[i], Name: t.lists[i], MRD: t.mrd, OfferTimeoutMs: 60_000}); err != nil {
+				return fmt.Errorf("create queue: %w", err)
+			}
+			return nil
+		}
 		if err := admin.CreateList(ctx, fsm.CreateListArgs{ID: t.lists[i], Name: t.lists[i]}); err != nil {
 			return fmt.Errorf("create list: %w", err)
 		}
@@ -116,7 +126,11 @@ func (t *topology) create(ctx context.Context, admin *transport.Client) error {
 	}
 	t.connTokens = make([]string, len(t.connectors))
 	if err := parallel(cctx, len(t.connectors), setupConcurrency, func(ctx context.Context, i int) error {
-		if err := admin.CreateChannel(ctx, fsm.CreateChannelArgs{ID: t.channels[i], Type: ct, Mode: fsm.ModePull, List: t.lists[t.connList[i]]}); err != nil {
+		ch := fsm.CreateChannelArgs{ID: t.channels[i], Type: ct, Mode: fsm.ModePull, List: t.lists[t.connList[i]]}
+		if t.push {
+			ch.Mode, ch.List, ch.Queue = fsm.ModePush, "", t.lists[t.connList[i]]
+		}
+		if err := admin.CreateChannel(ctx, ch); err != nil {
 			return fmt.Errorf("create channel: %w", err)
 		}
 		tok, err := admin.CreateConnector(ctx, fsm.CreateConnectorArgs{ID: t.connectors[i], Channels: []string{t.channels[i]}})
@@ -130,10 +144,21 @@ func (t *topology) create(ctx context.Context, admin *transport.Client) error {
 	}
 	t.agentToks = make([]string, len(t.agents))
 	return parallel(cctx, len(t.agents), setupConcurrency, func(ctx context.Context, i int) error {
-		tok, err := admin.CreateAgent(ctx, fsm.CreateAgentArgs{ID: t.agents[i], Name: t.agents[i]})
+		a := fsm.CreateAgentArgs{ID: t.agents[i], Name: t.agents[i]}
+		if t.push {
+			a.Max = map[string]int{t.mrd: t.max}
+		}
+		tok, err := admin.CreateAgent(ctx, a)
 		t.agentToks[i] = tok
 		if err != nil {
 			return fmt.Errorf("create agent: %w", err)
+		}
+		if t.push {
+			for _, q := range t.agentLists[i] {
+				if err := admin.Call(ctx, "add_queue_member", fsm.QueueMemberArgs{Agent: t.agents[i], Queue: t.lists[q]}, nil); err != nil {
+					return fmt.Errorf("add queue member: %w", err)
+				}
+			}
 		}
 		return nil
 	})

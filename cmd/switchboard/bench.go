@@ -31,8 +31,9 @@ each case runs on a fresh cluster started in this process.
 Scenarios: raw (no-op commands: the consensus layer's limit), pull
 (customers open requests on lists, subscribed agents are notified, one of
 them joins and closes each), mixed (pull plus messages both ways), push
-(not yet), memory (open --open-requests requests; memory per request and
-per agent, snapshot time).
+(customers queue requests, auto-mode agents of capacity --max are offered
+them, accept after --think and close), memory (open --open-requests
+requests; memory per request and per agent, snapshot time).
 
 Flags:
 `)
@@ -50,13 +51,14 @@ Flags:
 	flags.DurationVar(&d.Duration, "duration", d.Duration, "measured load per case")
 	flags.DurationVar(&d.Warmup, "warmup", d.Warmup, "load before measuring, per case")
 	flags.Float64Var(&d.Rate, "rate", 0, "requests opened (pull, mixed) or commands (raw) per second over all connectors; 0: as fast as possible")
-	flags.IntVar(&d.Lists, "lists", d.Lists, "lists (one pull channel each)")
+	flags.IntVar(&d.Lists, "lists", d.Lists, "lists (push: queues); each connector has a channel on list i mod lists")
 	flags.IntVar(&d.Agents, "agents", d.Agents, "agents connected")
-	flags.IntVar(&d.Subs, "subs", d.Subs, "lists each agent subscribes to")
+	flags.IntVar(&d.Subs, "subs", d.Subs, "lists each agent subscribes to (push: queues it is a member of)")
 	flags.Float64Var(&d.Handle, "handle", d.Handle, "fraction of requests an agent joins and closes")
 	flags.Float64Var(&d.LeaveRatio, "leave", d.LeaveRatio, "fraction of handled requests left and re-joined once before closing")
 	flags.IntVar(&d.Messages, "messages", d.Messages, "messages each way per conversation (mixed)")
-	flags.DurationVar(&d.Think, "think", 0, "agent pause before each action on a conversation")
+	flags.DurationVar(&d.Think, "think", 0, "agent pause before each action on a conversation (push: before accepting and before closing)")
+	flags.IntVar(&d.MaxPerAgent, "max", d.MaxPerAgent, "push: each agent's maximum of concurrent conversations")
 	flags.IntVar(&d.Pad, "pad", d.Pad, "payload bytes of a raw no-op command")
 	flags.IntVar(&d.OpenRequests, "open-requests", d.OpenRequests, "requests the memory scenario opens")
 	flags.StringVar(&d.Prefix, "prefix", "", "prefix of every id the bench creates (default: from the time)")
