@@ -54,6 +54,10 @@ type ServerConfig struct {
 	Transport transport.ServerConfig
 	// HistorySize is how many events the node keeps for resume.
 	HistorySize int
+	// LogoutGrace is how long an agent whose last session on this node
+	// closed may take to reconnect before the node logs it out
+	// (actors.DefaultLogoutGrace if zero; negative: never).
+	LogoutGrace time.Duration
 	// Version is reported in status.
 	Version string
 	Logger  *slog.Logger
@@ -111,7 +115,8 @@ func Start(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		cfg.Raft.raftTLS = tlsCfg.raft
 	}
 	f := fsm.NewFSM(nil, logger.With("component", "fsm"))
-	hub, err := actors.NewHub(actors.Config{
+	var hooks systemHooks // offer timers and logout grace (system_hooks.go)
+	hub, err := actors.NewHub(hooks.configure(actors.Config{
 		HistorySize: cfg.HistorySize,
 		Encode:      transport.EncodeEvent,
 		View: func(key string) (v fsm.StreamView, index uint64, ok bool) {
@@ -122,7 +127,7 @@ func Start(ctx context.Context, cfg ServerConfig) (*Server, error) {
 			return v, index, ok
 		},
 		Logger: logger.With("component", "actors"),
-	})
+	}, f, cfg.Raft.NodeID, cfg.LogoutGrace))
 	if err != nil {
 		return nil, fmt.Errorf("start actors: %w", err)
 	}
@@ -136,6 +141,7 @@ func Start(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		hub.Close()
 		return nil, fmt.Errorf("open node: %w", err)
 	}
+	hooks.node.Store(node)
 	existing := node.HasState()
 	if cfg.Restore != nil && existing {
 		_ = node.Close()
@@ -183,6 +189,7 @@ func Start(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	split := newSplitListener(inner, hello, logger.With("component", "listener"), ns.serve)
 	ts := transport.NewServer(svc, tcfg)
 	svc.SetSessions(ts.Sessions)
+	hooks.svc.Store(svc)
 	bg, cancel := context.WithCancel(context.Background())
 	s := &Server{Node: node, FSM: f, Hub: hub, Service: svc, Transport: ts, ln: split, nodes: ns,
 		log: logger, serveErr: make(chan error, 1), ready: make(chan struct{}), cancel: cancel}
@@ -223,10 +230,14 @@ func Start(ctx context.Context, cfg ServerConfig) (*Server, error) {
 			}
 		}()
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		svc.Maintain(bg)
+	}()
+	go func() {
+		defer s.wg.Done()
+		node.WatchLeadership(bg, hub.SetLeader) // the leader's offer timers
 	}()
 	return s, nil
 }
