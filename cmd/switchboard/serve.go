@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard/switchboard/actors"
 	"github.com/switchboard/switchboard/cluster"
 )
 
@@ -33,6 +34,7 @@ type serveFlags struct {
 	bootstrapExpect, historySize          int
 	snapshotThreshold, trailingLogs       uint64
 	snapshotInterval, heartbeat, election time.Duration
+	logoutGrace                           time.Duration
 	restore, tlsCert, tlsKey, tlsCA       string
 	envErr                                error // a malformed environment variable
 }
@@ -62,6 +64,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.Uint64Var(&f.trailingLogs, "trailing-logs", uint64(envInt("SWITCHBOARD_TRAILING_LOGS", cluster.DefaultTrailingLogs, &f.envErr)), "log entries kept after a snapshot, so a lagging node catches up without one (env SWITCHBOARD_TRAILING_LOGS)")
 	fs.DurationVar(&f.snapshotInterval, "snapshot-interval", envDuration("SWITCHBOARD_SNAPSHOT_INTERVAL", cluster.DefaultSnapshotInterval, &f.envErr), "how often to check the snapshot threshold (env SWITCHBOARD_SNAPSHOT_INTERVAL)")
 	fs.DurationVar(&f.heartbeat, "heartbeat-timeout", envDuration("SWITCHBOARD_HEARTBEAT_TIMEOUT", cluster.DefaultHeartbeatTimeout, &f.envErr), "how long a follower waits for the leader before an election (env SWITCHBOARD_HEARTBEAT_TIMEOUT)")
+	fs.DurationVar(&f.logoutGrace, "logout-grace", envDuration("SWITCHBOARD_LOGOUT_GRACE", actors.DefaultLogoutGrace, &f.envErr), "how long an agent whose last session on this node closed may take to reconnect before the node logs it out; negative: never (env SWITCHBOARD_LOGOUT_GRACE)")
 	fs.DurationVar(&f.election, "election-timeout", envDuration("SWITCHBOARD_ELECTION_TIMEOUT", 0, &f.envErr), "how long a candidate waits for votes (default: the heartbeat timeout) (env SWITCHBOARD_ELECTION_TIMEOUT)")
 }
 
@@ -136,6 +139,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Join:                join,
 		BootstrapExpect:     f.bootstrapExpect,
 		HistorySize:         f.historySize,
+		LogoutGrace:         f.logoutGrace,
 		Version:             version,
 		Logger:              logger,
 	}
