@@ -117,7 +117,33 @@ func dialAgentOnce(ctx context.Context, addr, role string, idx int, id, token st
 		return nil, fmt.Errorf("bench: %s %s hello: %w", role, id, err)
 	}
 	go a.readLoop()
+	go a.keepalive()
 	return a, nil
+}
+
+// pingInterval keeps an otherwise silent connection (an agent that only
+// listens) inside the node's idle timeout, as transport.Client does.
+const pingInterval = 20 * time.Second
+
+// keepalive pings the node until the connection ends.
+func (a *agentConn) keepalive() {
+	t := time.NewTicker(pingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.done:
+			return
+		case <-t.C:
+		}
+		b, err := transport.EncodeFrame(&transport.Frame{T: transport.TypePing, ID: a.nextID.Add(1)})
+		if err != nil {
+			continue
+		}
+		a.wmu.Lock()
+		a.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		_, _ = a.nc.Write(b) // a failure shows in the read loop
+		a.wmu.Unlock()
+	}
 }
 
 // close ends the connection and waits for the read loop.
