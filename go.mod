@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/DataDog/gostackparse v0.7.0 // indirect
 	github.com/HdrHistogram/hdrhistogram-go v1.1.2
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/anthdm/hollywood v1.0.5 // indirect
 	github.com/armon/go-metrics v0.4.1 // indirect
 	github.com/boltdb/bolt v1.3.1 // indirect

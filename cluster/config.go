@@ -92,6 +92,12 @@ type Config struct {
 	// adapter). Nil discards them.
 	Logger *slog.Logger
 
+	// StreamLayer, if set, wraps the TCP stream layer (listener and
+	// dialer) that the Raft transport runs over, e.g. to inject network
+	// faults in tests. Nil leaves raft's TCP transport unchanged. It is
+	// not used when Raft runs over TLS.
+	StreamLayer func(raft.StreamLayer) raft.StreamLayer
+
 	// Tune, if set, is called last on the raft.Config built from the
 	// fields above, to change anything else (e.g. BatchApplyCh). It may
 	// be called more than once (New validates the result) and should only

@@ -110,7 +110,7 @@ func (n *Node) Open() (err error) {
 	if n.cfg.raftTLS != nil {
 		trans, err = newTLSTransport(bind, advertise, n.cfg, hl.Named("transport"))
 	} else {
-		trans, err = raft.NewTCPTransportWithLogger(bind, advertise, n.cfg.TransportMaxPool, n.cfg.TransportTimeout, hl.Named("transport"))
+		trans, err = newRaftTransport(&n.cfg, bind, advertise, hl.Named("transport"))
 	}
 	if err != nil {
 		trans = nil
