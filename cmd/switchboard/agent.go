@@ -63,7 +63,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		switch f[0] {
 		case "help":
-			say("%s", agentHelp)
+			say("%s\n%s", agentHelp, agentPushHelp)
 			return nil
 		case "subscribe", "unsubscribe":
 			if err := need(2); err != nil {
@@ -113,6 +113,9 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				say("  %s", formatMessage(m))
 			}
 			return nil
+		}
+		if handled, err := agentPushCommand(cctx, c, say, f); handled {
+			return err
 		}
 		return fmt.Errorf("unknown command %q; type 'help'", f[0])
 	})
@@ -199,6 +202,9 @@ func describeEvent(ev transport.Event) string {
 			return head + " " + describeView(v)
 		}
 	}
+	if s, ok := describePushEvent(ev, head); ok {
+		return s
+	}
 	return head
 }
 
@@ -230,6 +236,9 @@ func describeView(v fsm.StreamView) string {
 	}
 	for _, c := range v.Conversations {
 		b.WriteString("\n  in " + describeSummary(c.Request))
+	}
+	if v.Push != nil {
+		b.WriteString("\n  " + describePushView(*v.Push))
 	}
 	return b.String()
 }

@@ -36,7 +36,8 @@ const ctlUsage = `usage: switchboard ctl [--addr A] [--token T] <verb> ...
   get mrds|channel-types|channels|lists|queues|agents|connectors
   get list ID                                  the list's open requests
   get request ID                               a request and its transcript
-  close REQUEST                                close a request as admin`
+  close REQUEST                                close a request as admin
+` + ctlPushUsage
 
 // ctl is one admin session: a connection and where to print.
 type ctl struct {
@@ -96,6 +97,10 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return x.cluster(ctx, rest)
 	case "snapshot":
 		return x.snapshot(ctx, rest)
+	case "queue":
+		return x.queue(ctx, rest)
+	case "pull-policy":
+		return x.pullPolicy(ctx, rest)
 	}
 	return fmt.Errorf("%w: unknown verb %q\n%s", errUsage, verb, ctlUsage)
 }
@@ -213,6 +218,9 @@ func (x *ctl) get(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return fmt.Errorf("%w: get WHAT", errUsage)
 	}
+	if handled, err := x.getPush(ctx, args); handled {
+		return err
+	}
 	switch {
 	case args[0] == "list" && len(args) == 2:
 		var snap fsm.ListSnapshot
@@ -233,7 +241,7 @@ func (x *ctl) get(ctx context.Context, args []string) error {
 		}
 		return nil
 	case len(args) != 1:
-		return fmt.Errorf("%w: get mrds|channel-types|channels|lists|queues|agents|connectors|list ID|request ID", errUsage)
+		return fmt.Errorf("%w: get mrds|channel-types|channels|lists|queues|agents|connectors|agent-states|list ID|request ID|queue ID", errUsage)
 	}
 	switch args[0] {
 	case "mrds":

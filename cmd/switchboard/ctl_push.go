@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/switchboard/switchboard/fsm"
+)
+
+// ctlPushUsage lists the push-routing verbs of ctl.
+const ctlPushUsage = `  queue add-member QUEUE AGENT | queue remove-member QUEUE AGENT
+  pull-policy strict_priority|first_due        how free agents pick among their queues
+  get queue ID                                 a queue's members, waiting requests and offers
+  get agent-states                             every agent's login, mode, state, load per MRD`
+
+// queue runs "queue add-member|remove-member QUEUE AGENT".
+func (x *ctl) queue(ctx context.Context, args []string) error {
+	if len(args) != 3 || (args[0] != "add-member" && args[0] != "remove-member") {
+		return fmt.Errorf("%w: queue add-member|remove-member QUEUE AGENT", errUsage)
+	}
+	a := fsm.QueueMemberArgs{Queue: args[1], Agent: args[2]}
+	if args[0] == "add-member" {
+		return x.call(ctx, "add_queue_member", a, nil, "added %s to queue %s", a.Agent, a.Queue)
+	}
+	return x.call(ctx, "remove_queue_member", a, nil, "removed %s from queue %s", a.Agent, a.Queue)
+}
+
+// pullPolicy runs "pull-policy POLICY".
+func (x *ctl) pullPolicy(ctx context.Context, args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("%w: pull-policy %s|%s", errUsage, fsm.PolicyStrictPriority, fsm.PolicyFirstDue)
+	}
+	return x.call(ctx, "set_pull_policy", fsm.SetPullPolicyArgs{Policy: fsm.PullPolicy(args[0])}, nil, "pull policy: %s", args[0])
+}
+
+// getPush answers "get queue ID" and "get agent-states"; handled is false
+// for anything else.
+func (x *ctl) getPush(ctx context.Context, args []string) (handled bool, err error) {
+	switch {
+	case len(args) == 2 && args[0] == "queue":
+		var v fsm.QueueView
+		if err := x.call(ctx, fsm.QueryQueue, fsm.QueryArgs{Queue: args[1]}, &v, ""); err != nil {
+			return true, err
+		}
+		x.queueView(v)
+		return true, nil
+	case len(args) == 1 && args[0] == "agent-states":
+		var v []fsm.AgentStatus
+		if err := x.call(ctx, fsm.QueryAgentStates, nil, &v, ""); err != nil {
+			return true, err
+		}
+		x.agentStates(v)
+		return true, nil
+	}
+	return false, nil
+}
+
+func (x *ctl) queueView(v fsm.QueueView) {
+	fmt.Fprintf(x.out, "queue %s", v.ID)
+	if v.Name != "" {
+		fmt.Fprintf(x.out, " (%s)", v.Name)
+	}
+	fmt.Fprintf(x.out, ": mrd %s, priority %d, offer timeout %s\nmembers: %s\n\n", v.MRD, v.Priority,
+		time.Duration(v.OfferTimeoutMs)*time.Millisecond, dash(strings.Join(v.Members, ",")))
+	x.table("WAITING\tPRIORITY\tQUEUED\tCUSTOMER\tDECLINED BY\tPREVIEW", func(w io.Writer) {
+		for _, q := range v.Waiting {
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\n", q.Request.ID, q.Priority, time.Unix(0, q.QueuedAt).Format(time.DateTime),
+				customerName(q.Request.Customer), dash(strings.Join(q.Declined, ",")), clip(q.Request.Preview, 40))
+		}
+	})
+	fmt.Fprintln(x.out)
+	x.table("OFFERED\tOFFER\tKIND\tTO\tEXPIRES", func(w io.Writer) {
+		for _, o := range v.Offers {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", o.Request.ID, o.ID, o.Kind, o.Agent, time.Unix(0, o.ExpiresAt).Format(time.TimeOnly))
+		}
+	})
+}
+
+func (x *ctl) agentStates(v []fsm.AgentStatus) {
+	x.table("AGENT\tLOGGED IN\tMODE\tMRD\tSTATE\tREASON\tCHATS\tOFFERS\tMAX\tQUEUES", func(w io.Writer) {
+		for _, a := range v {
+			mode := string(a.Mode)
+			if a.ChatRequested {
+				mode += " (chat requested)"
+			}
+			for _, m := range a.MRDs {
+				max := "-"
+				if m.Max > 0 {
+					max = fmt.Sprint(m.Max)
+				}
+				fmt.Fprintf(w, "%s\t%v\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", a.Agent, a.LoggedIn, mode, m.MRD, m.State,
+					dash(m.Reason), m.Conversations, m.Offers, max, dash(strings.Join(a.Queues, ",")))
+			}
+		}
+	})
+}
