@@ -21,8 +21,10 @@ const (
 	membershipTimeout = 10 * time.Second
 	// joinBackoffMax caps the pause between join attempts.
 	joinBackoffMax = 5 * time.Second
-	// maintainEvery is how often a node checks its registry entry.
+	// maintainEvery is how often a node checks its registry entry;
+	// maintainSoon while the entry is not right yet.
 	maintainEvery = time.Second
+	maintainSoon  = 100 * time.Millisecond
 )
 
 // systemPrincipal is the principal of commands a node proposes itself.
@@ -428,41 +430,44 @@ func (s *Service) gatherInfo(ctx context.Context, addrs []string) []nodeInfo {
 // change, a restart with a wiped data dir), and the leader drops the
 // entries of nodes that are no longer members.
 func (s *Service) Maintain(ctx context.Context) {
-	t := time.NewTicker(maintainEvery)
-	defer t.Stop()
 	for {
-		s.maintainOnce(ctx)
-		select {
-		case <-ctx.Done():
+		wait := maintainEvery
+		if !s.maintainOnce(ctx) {
+			wait = maintainSoon
+		}
+		if sleepCtx(ctx, wait) != nil {
 			return
-		case <-t.C:
 		}
 	}
 }
 
-func (s *Service) maintainOnce(ctx context.Context) {
+// maintainOnce makes one pass; it reports whether this node's own entry
+// is right (or it is not a member).
+func (s *Service) maintainOnce(ctx context.Context) bool {
 	if id, _ := s.node.Leader(); id == "" {
-		return
+		return false
 	}
 	servers, err := s.configuration()
 	if err != nil {
-		return
+		return false
 	}
 	self := s.Self()
 	member := slices.ContainsFunc(servers, func(srv raft.Server) bool { return string(srv.ID) == self.ID })
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	ok := true
 	if member {
-		if have, ok := s.registered(self.ID); !ok || have != self {
+		if have, found := s.registered(self.ID); !found || have != self {
 			if err := s.register(cctx, self); err != nil {
 				s.cl.log.Debug("registering this node", "err", err)
+				ok = false
 			} else {
 				s.cl.log.Info("registered this node", "raft_addr", self.RaftAddr, "client_addr", self.ClientAddr)
 			}
 		}
 	}
 	if !s.node.IsLeader() {
-		return
+		return ok
 	}
 	var stale []string
 	s.node.FSM().Read(func(st *fsm.State, _ uint64) {
@@ -475,10 +480,11 @@ func (s *Service) maintainOnce(ctx context.Context) {
 	for _, id := range stale {
 		if err := s.deregister(cctx, id); err != nil {
 			s.cl.log.Debug("dropping a stale registry entry", "id", id, "err", err)
-			return
+			return ok
 		}
 		s.cl.log.Info("dropped the registry entry of a former member", "id", id)
 	}
+	return ok
 }
 
 // sleepCtx sleeps d or until ctx ends.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -297,5 +299,113 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("%s: not within %v", what, e2eWait)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ctlRun runs `switchboard ctl` against addrs and returns its output.
+func ctlRun(t *testing.T, addrs []string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(e2eBinary(t), append([]string{"ctl", "--addr", strings.Join(addrs, ","), "--token", e2eAdminToken}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("ctl %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// TestClusterCtlBackupRestoreE2E: the ctl cluster verbs against real
+// processes, then a backup with `ctl snapshot save` restored into a new
+// cluster with `serve --bootstrap --restore`, where the old agent token
+// still logs in and a second node joins.
+func TestClusterCtlBackupRestoreE2E(t *testing.T) {
+	c := startProcCluster(t, 3)
+	leader := c.waitHealthy(e2eWait)
+	all := c.addrs(leader)
+	admin := e2eDial(t, all, "admin", "", e2eAdminToken)
+	tokens, _ := e2eSetup(t, admin, []string{"a1"})
+
+	// Every member registers its client address once it is in.
+	var out string
+	waitUntil(t, "every member in cluster status", func() bool {
+		out = ctlRun(t, all, "cluster", "status")
+		for _, n := range c.nodes {
+			if !strings.Contains(out, n.id) || !strings.Contains(out, n.client) || strings.Contains(out, "unreachable") {
+				return false
+			}
+		}
+		return true
+	})
+	if !strings.Contains(out, "leader "+leader.id) {
+		t.Fatalf("cluster status does not name the leader %s:\n%s", leader.id, out)
+	}
+	var target *procNode
+	for _, n := range c.nodes {
+		if n != leader {
+			target = n
+		}
+	}
+	out = ctlRun(t, all, "cluster", "transfer-leadership", target.id)
+	if !strings.Contains(out, "to "+target.id) {
+		t.Fatalf("transfer-leadership: %s", out)
+	}
+	if l := c.waitHealthy(e2eWait); l != target {
+		t.Fatalf("leader %s after the transfer, want %s", l.id, target.id)
+	}
+	out = ctlRun(t, all, "snapshot", "take")
+	if !strings.Contains(out, "snapshot") {
+		t.Fatalf("snapshot take: %s", out)
+	}
+	backup := filepath.Join(t.TempDir(), "backup.snap")
+	out = ctlRun(t, all, "snapshot", "save", backup)
+	if !strings.Contains(out, "saved snapshot") {
+		t.Fatalf("snapshot save: %s", out)
+	}
+	// Remove a follower; the other two carry on.
+	var gone *procNode
+	for _, n := range c.nodes {
+		if n != target && gone == nil {
+			gone = n
+		}
+	}
+	ctlRun(t, all, "cluster", "remove", gone.id)
+	gone.stop()
+	if out := ctlRun(t, c.addrs(target), "cluster", "status"); strings.Contains(out, gone.id) || !strings.Contains(out, "2 members") {
+		t.Fatalf("after removing %s:\n%s", gone.id, out)
+	}
+	ctlRun(t, c.addrs(target), "create", "list", "after-backup")
+
+	// A new cluster from the backup: one node bootstraps from it, one joins.
+	root := t.TempDir()
+	n1 := &procNode{t: t, id: "r1", client: freeAddr(t), raft: freeAddr(t), dir: filepath.Join(root, "r1"), log: filepath.Join(root, "r1.log"),
+		args: []string{"--bootstrap", "--restore", backup}}
+	n2 := &procNode{t: t, id: "r2", client: freeAddr(t), raft: freeAddr(t), dir: filepath.Join(root, "r2"), log: filepath.Join(root, "r2.log")}
+	n2.args = []string{"--join", n1.client}
+	r := &procCluster{t: t, nodes: []*procNode{n1, n2}}
+	t.Cleanup(func() {
+		for _, n := range r.nodes {
+			n.kill()
+		}
+		if t.Failed() {
+			for _, n := range r.nodes {
+				n.dumpLog(40)
+			}
+		}
+	})
+	n1.start()
+	r.waitHealthy(e2eWait)
+	n2.start()
+	r.waitCaughtUp(n2, e2eWait)
+	out = ctlRun(t, []string{n2.client}, "get", "lists")
+	if !strings.Contains(out, "L1") || strings.Contains(out, "after-backup") {
+		t.Fatalf("lists of the restored cluster:\n%s", out)
+	}
+	if out := ctlRun(t, []string{n2.client}, "cluster", "status"); !strings.Contains(out, "2 members") || strings.Contains(out, "node1") {
+		t.Fatalf("restored cluster status:\n%s", out)
+	}
+	a := e2eDial(t, []string{n2.client}, "agent", "a1", tokens["a1"])
+	var v fsm.StreamView
+	e2eCall(t, a, fsm.QueryView, nil, &v)
+	if len(v.Lists) != 1 || v.Lists[0].List != "L1" {
+		t.Fatalf("a1's view in the restored cluster: %+v", v)
 	}
 }
