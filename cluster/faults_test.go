@@ -31,9 +31,12 @@ const (
 	opDeadline      = 20 * time.Second // one client operation, retries included
 	// checkerDeadline is shorter, so that some checker writes straddling a
 	// failover end with an unknown outcome, as a real client's would.
-	checkerDeadline  = 3 * time.Second
-	progressWait     = 45 * time.Second // the cluster makes progress after a fault
-	convergenceWait  = 60 * time.Second
+	checkerDeadline = 3 * time.Second
+	// Generous bounds on waits that normally take a second or two: CI may
+	// run these beside other packages' multi-process tests.
+	electionWait     = 60 * time.Second // a leader that a majority follows
+	progressWait     = 90 * time.Second // the cluster makes progress after a fault
+	convergenceWait  = 90 * time.Second
 	clientPauseMin   = 2 * time.Millisecond // pacing between a client's operations
 	clientPauseRange = 15 * time.Millisecond
 )
@@ -99,14 +102,14 @@ func newTestCluster(t testing.TB, n int, tune func(i int, cfg *Config)) *testClu
 		c.batchers = append(c.batchers, NewBatcher(node, BatchConfig{}))
 		c.svcs = append(c.svcs, NewService(node, nil, ServiceConfig{}))
 	}
-	c.waitFor(leaderWait, "node 0 to lead its one-node cluster", c.nodes[0].IsLeader)
+	c.waitFor(electionWait, "node 0 to lead its one-node cluster", c.nodes[0].IsLeader)
 	for i := 1; i < n; i++ {
-		f := c.nodes[0].Raft().AddVoter(raft.ServerID(nodeID(i)), raft.ServerAddress(c.nodes[i].Addr()), 0, leaderWait)
+		f := c.nodes[0].Raft().AddVoter(raft.ServerID(nodeID(i)), raft.ServerAddress(c.nodes[i].Addr()), 0, electionWait)
 		if err := f.Error(); err != nil {
 			t.Fatalf("add voter %s: %v", nodeID(i), err)
 		}
 	}
-	c.waitFor(leaderWait, fmt.Sprintf("every node to see %d voters and a leader", n), func() bool {
+	c.waitFor(electionWait, fmt.Sprintf("every node to see %d voters and a leader", n), func() bool {
 		for _, node := range c.nodes {
 			if st := node.Status(); len(st.Members) != n || st.LeaderID == "" {
 				return false
@@ -183,7 +186,7 @@ func (c *testCluster) agreedLeader() int {
 func (c *testCluster) Leader() int {
 	c.t.Helper()
 	leader := -1
-	c.waitFor(leaderWait, "a leader that a majority follows", func() bool {
+	c.waitFor(electionWait, "a leader that a majority follows", func() bool {
 		leader = c.agreedLeader()
 		return leader >= 0
 	})
@@ -194,7 +197,7 @@ func (c *testCluster) Leader() int {
 func (c *testCluster) WaitForNewLeader(old int) int {
 	c.t.Helper()
 	leader := -1
-	c.waitFor(leaderWait, fmt.Sprintf("a leader other than node %d", old), func() bool {
+	c.waitFor(electionWait, fmt.Sprintf("a leader other than node %d", old), func() bool {
 		leader = c.agreedLeader()
 		return leader >= 0 && leader != old
 	})
@@ -515,7 +518,7 @@ func setupFixture(t testing.TB, c *testCluster, nReq int) fixture {
 		}))
 		fx.requests = append(fx.requests, requestOf(res.Data))
 	}
-	c.waitFor(applyWait, "every node to apply the fixture", func() bool {
+	c.waitFor(convergenceWait, "every node to apply the fixture", func() bool {
 		for _, n := range c.nodes {
 			if n.FSM().Applied() < cl.lastIndex {
 				return false
@@ -737,7 +740,7 @@ func (w *workload) do(cl *testClient, n int, in linInput) {
 func (w *workload) waitAcks(n int64, why string) {
 	w.t.Helper()
 	target := w.acks.Load() + n
-	w.c.waitFor(progressWait, fmt.Sprintf("%d acknowledged writes (%s)", n, why), func() bool {
+	w.c.waitFor(progressWait, fmt.Sprintf("%d acknowledged writes (%s; %s)", n, why, w.c.net.Stats()), func() bool {
 		return w.acks.Load() >= target
 	})
 }
@@ -850,7 +853,7 @@ func TestClusterIsolateLeader(t *testing.T) {
 	c.Isolate(old)
 	leader := c.WaitForNewLeader(old)
 	t.Logf("node %d took over from isolated node %d in %v", leader, old, time.Since(start))
-	c.waitFor(leaderWait, "the isolated leader to step down", func() bool { return !c.nodes[old].IsLeader() })
+	c.waitFor(electionWait, "the isolated leader to step down", func() bool { return !c.nodes[old].IsLeader() })
 	w.waitAcks(100, "with the old leader cut off")
 
 	c.Heal()
@@ -912,7 +915,7 @@ func TestClusterSplitMinorityMajority(t *testing.T) {
 			t.Fatalf("new leader %d is not in the majority %v", leader, majority)
 		}
 		t.Logf("node %d took over from node %d in %v", leader, old, time.Since(start))
-		c.waitFor(leaderWait, "the minority to have no leader", func() bool {
+		c.waitFor(electionWait, "the minority to have no leader", func() bool {
 			return !c.nodes[minority[0]].IsLeader() && !c.nodes[minority[1]].IsLeader()
 		})
 		w.waitAcks(100, "with the minority cut off")
