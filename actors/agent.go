@@ -95,6 +95,8 @@ func (a *agent) Receive(c *actor.Context) {
 		a.resync()
 	case graceDue:
 		a.graceExpired(m)
+	case attachedQuery:
+		c.Respond(a.grace.attached)
 	case actor.Stopped:
 		a.stopGrace()
 	}

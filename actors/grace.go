@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -15,9 +17,10 @@ import (
 // follower that is forwarded to the leader — if local state says the agent
 // is logged in; the FSM returns the agent's pending offers to their queues.
 //
-// The count is this node's: an agent with sessions on two nodes that
-// closes the one here is logged out by this node, and an agent whose node
-// dies is not logged out by anyone (its timer died with the node).
+// The count is this node's. Before proposing, the node asks the others
+// (Config.ConnectedElsewhere) whether the agent has a session there — a
+// client that reconnected to another node keeps its login. An agent whose
+// node dies is not logged out by anyone: its timer died with the node.
 
 // graceDue is the grace timer of incarnation gen firing.
 type graceDue struct{ gen uint64 }
@@ -73,9 +76,17 @@ func (a *agent) graceExpired(m graceDue) {
 	if h.cfg.AgentLoggedIn != nil && !h.cfg.AgentLoggedIn(id) {
 		return
 	}
+	if h.cfg.Submit == nil {
+		return
+	}
 	log := h.log.With("agent", id, "grace", h.cfg.LogoutGrace)
 	cmd := &fsm.Command{Op: fsm.OpLogout, By: h.system(), Args: &fsm.AgentArgs{Agent: id}}
-	h.submit(cmd, func(res fsm.Result, err error) {
+	h.job(func(ctx context.Context) {
+		if h.cfg.ConnectedElsewhere != nil && h.cfg.ConnectedElsewhere(ctx, id) {
+			log.Debug("not logging out an agent connected to another node")
+			return
+		}
+		res, err := h.cfg.Submit(ctx, cmd)
 		switch {
 		case err != nil:
 			log.Warn("could not log out an agent with no session", "err", err)
@@ -85,4 +96,25 @@ func (a *agent) graceExpired(m graceDue) {
 			log.Info("logged out an agent whose last session closed")
 		}
 	})
+}
+
+// attachedQuery asks an agent actor how many sessions are attached.
+type attachedQuery struct{}
+
+// AgentSessions returns how many sessions of agent id are attached on
+// this node.
+func (h *Hub) AgentSessions(id string) (int, error) {
+	pid, err := h.lookup(h.agents, fsm.AgentKey(id))
+	if errors.Is(err, ErrNoView) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	res, err := h.ask(pid, attachedQuery{})
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.(int)
+	return n, nil
 }

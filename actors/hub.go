@@ -81,6 +81,9 @@ type Config struct {
 	// AgentLoggedIn reports whether the agent is logged in in local state
 	// (nil: assume it is; the FSM refuses a logout of a logged-out agent).
 	AgentLoggedIn func(agent string) bool
+	// ConnectedElsewhere reports whether the agent has a session on
+	// another node; if so the grace does not log it out (nil: never).
+	ConnectedElsewhere func(ctx context.Context, agent string) bool
 	// LogoutGrace is how long an agent whose last session on this node
 	// closed may take to reconnect before this node proposes its logout
 	// (DefaultLogoutGrace if zero; negative turns it off).

@@ -2,7 +2,6 @@ package actors
 
 import (
 	"context"
-	"fmt"
 	"runtime/debug"
 	"time"
 
@@ -35,6 +34,19 @@ func (h *Hub) submit(cmd *fsm.Command, done func(fsm.Result, error)) bool {
 	if h.cfg.Submit == nil {
 		return false
 	}
+	return h.job(func(ctx context.Context) {
+		res, err := h.cfg.Submit(ctx, cmd)
+		if done != nil {
+			done(res, err)
+		}
+	})
+}
+
+// job runs fn in its own goroutine with a context bounded by
+// systemSubmitTimeout and cancelled by Close, which waits for it. A panic
+// in fn is logged. It reports false, doing nothing, once the hub is
+// closed.
+func (h *Hub) job(fn func(ctx context.Context)) bool {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -44,24 +56,14 @@ func (h *Hub) submit(cmd *fsm.Command, done func(fsm.Result, error)) bool {
 	h.mu.Unlock()
 	go func() {
 		defer h.jobs.Done()
-		var (
-			res fsm.Result
-			err error
-		)
-		func() {
-			defer func() {
-				if v := recover(); v != nil {
-					err = fmt.Errorf("actors: Submit panicked: %v", v)
-					h.log.Error("Submit panicked", "panic", v, "stack", string(debug.Stack()))
-				}
-			}()
-			ctx, cancel := context.WithTimeout(h.ctx, systemSubmitTimeout)
-			defer cancel()
-			res, err = h.cfg.Submit(ctx, cmd)
+		defer func() {
+			if v := recover(); v != nil {
+				h.log.Error("system job panicked", "panic", v, "stack", string(debug.Stack()))
+			}
 		}()
-		if done != nil {
-			done(res, err)
-		}
+		ctx, cancel := context.WithTimeout(h.ctx, systemSubmitTimeout)
+		defer cancel()
+		fn(ctx)
 	}()
 	return true
 }

@@ -28,7 +28,9 @@ type sysNode struct {
 	index     uint64
 	submitted []string // "op agent/request offer", in order
 	leader    bool
-	refuse    int // Submit fails (no commit) this many times
+	refuse    int  // Submit fails (no commit) this many times
+	elsewhere bool // ConnectedElsewhere's answer
+	asked     int  // ConnectedElsewhere calls
 }
 
 var sysAdmin = fsm.Principal{Role: fsm.RoleAdmin, ID: "root"}
@@ -65,6 +67,12 @@ func newSysNode(t *testing.T, grace time.Duration) *sysNode {
 				}
 			})
 			return in
+		},
+		ConnectedElsewhere: func(context.Context, string) bool {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			n.asked++
+			return n.elsewhere
 		},
 		LogoutGrace: grace,
 		NodeID:      "n1",
@@ -212,6 +220,16 @@ func sysWait(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// sysHolds checks cond stays true for d: how an absence is asserted.
+func sysHolds(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if !cond() {
+			t.Fatalf("%s: no longer true", what)
+		}
+	}
+}
+
 // The leader's timer withdraws a lapsed offer by proposing offer_timeout:
 // the request goes to the other agent and the lapsing one is NOT_READY.
 func TestOfferTimerProposesTimeoutOnLeader(t *testing.T) {
@@ -275,10 +293,9 @@ func TestOfferTimersFollowLeadership(t *testing.T) {
 	n.ready("A")
 	r1 := n.arrive("c1")
 	o1, _ := n.offerOf(r1)
-	time.Sleep(250 * time.Millisecond) // past the expiry, as a follower
-	if got := n.proposed(); len(got) != 0 || n.armed() != "" {
-		t.Fatalf("a follower proposed %q, armed %q", got, n.armed())
-	}
+	sysHolds(t, 250*time.Millisecond, "a follower proposes nothing, past the expiry", func() bool {
+		return len(n.proposed()) == 0 && n.armed() == ""
+	})
 	n.setLeader(true)
 	sysWait(t, "the lapsed offer to be withdrawn", func() bool { id, _ := n.offerOf(r1); return id == "" })
 	if got, want := n.proposed(), []string{"offer_timeout " + r1 + " " + o1}; fmt.Sprint(got) != fmt.Sprint(want) {
@@ -292,10 +309,7 @@ func TestOfferTimersFollowLeadership(t *testing.T) {
 	sysWait(t, "the new timer", func() bool { return n.armed() == r1+"/"+o2+"/A" })
 	n.setLeader(false)
 	sysWait(t, "timers stopped", func() bool { return n.armed() == "" })
-	time.Sleep(250 * time.Millisecond)
-	if got := n.proposed(); len(got) != 1 {
-		t.Fatalf("proposed %q after losing the lead", got)
-	}
+	sysHolds(t, 250*time.Millisecond, "nothing proposed after losing the lead", func() bool { return len(n.proposed()) == 1 })
 	if id, _ := n.offerOf(r1); id != o2 {
 		t.Fatalf("offer %q, want %q still pending", id, o2)
 	}
@@ -358,21 +372,39 @@ func TestLogoutGrace(t *testing.T) {
 	n.ready("A")
 	key := fsm.AgentKey("A")
 
+	// Connected to another node: the grace passes without a logout.
+	n.mu.Lock()
+	n.elsewhere = true
+	n.mu.Unlock()
+	n.hub.Attach(key, 0, false, &outbox{})()
+	sysWait(t, "the grace to ask the other nodes", func() bool {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return n.asked == 1
+	})
+	n.mu.Lock()
+	n.elsewhere = false
+	n.mu.Unlock()
+	if got := n.proposed(); len(got) != 0 {
+		t.Fatalf("proposed %q for an agent connected elsewhere", got)
+	}
+
 	// Reconnecting within the grace keeps A logged in.
 	detach := n.hub.Attach(key, 0, false, &outbox{})
 	detach()
-	time.Sleep(50 * time.Millisecond)
 	detach2 := n.hub.Attach(key, 0, false, &outbox{})
-	time.Sleep(300 * time.Millisecond)
-	if got := n.proposed(); len(got) != 0 {
-		t.Fatalf("proposed %q while a session was back", got)
-	}
+	nothing := func() bool { return len(n.proposed()) == 0 }
+	sysHolds(t, 300*time.Millisecond, "no proposal while a session is back", nothing)
 	// Two sessions, one closes: still one attached.
 	detach3 := n.hub.Attach(key, 0, false, &outbox{})
 	detach3()
-	time.Sleep(300 * time.Millisecond)
-	if got := n.proposed(); len(got) != 0 {
-		t.Fatalf("proposed %q with a session still attached", got)
+	sysHolds(t, 300*time.Millisecond, "no proposal with a session still attached", nothing)
+
+	if got, err := n.hub.AgentSessions("A"); err != nil || got != 1 {
+		t.Fatalf("AgentSessions(A) = %d, %v; want 1", got, err)
+	}
+	if got, err := n.hub.AgentSessions("nobody"); err != nil || got != 0 {
+		t.Fatalf("AgentSessions(nobody) = %d, %v; want 0", got, err)
 	}
 
 	// A holds an offer when its last session closes: after the grace it is
@@ -395,8 +427,5 @@ func TestLogoutGrace(t *testing.T) {
 	for _, key := range []string{fsm.AgentKey("A"), fsm.ConnectorKey("cx")} {
 		n.hub.Attach(key, 0, false, &outbox{})()
 	}
-	time.Sleep(300 * time.Millisecond)
-	if got := n.proposed(); len(got) != 1 {
-		t.Fatalf("proposed %q", got)
-	}
+	sysHolds(t, 300*time.Millisecond, "nothing more proposed", func() bool { return len(n.proposed()) == 1 })
 }

@@ -53,9 +53,18 @@ func TestHAOfferTimerAndLogoutGraceAcrossNodes(t *testing.T) {
 		haCall(t, sess[a], "login", fsm.AgentArgs{}, nil)
 		haCall(t, sess[a], "set_agent_state", fsm.SetAgentStateArgs{MRD: "chat", State: fsm.AgentReady}, nil)
 	}
-	// C's session closes on f2: after the grace f2 logs C out, through the
-	// leader.
+	// C reconnected to f1 while its session on f2 closes: f2 finds C on f1
+	// and keeps the login.
+	c1 := haDial(t, []string{f1.client}, "agent", "C", tokens["C"], false)
 	sess["C"].Close()
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if _, in := pushHAStatus(l, "C"); !in {
+			t.Fatal("C logged out while connected to another node")
+		}
+	}
+	// C's last session (on f1) closes: after the grace f1 logs C out,
+	// through the leader.
+	c1.Close()
 	waitFor(t, applyWait, func() bool { _, in := pushHAStatus(l, "C"); return !in })
 
 	// A request is offered to A under the first leader...

@@ -35,6 +35,10 @@ func (h *systemHooks) configure(c actors.Config, f *fsm.FSM, nodeID string, grac
 		})
 		return offers, index
 	}
+	c.ConnectedElsewhere = func(ctx context.Context, agent string) bool {
+		svc := h.svc.Load()
+		return svc != nil && svc.connectedElsewhere(ctx, agent)
+	}
 	c.AgentLoggedIn = func(agent string) (in bool) {
 		f.Read(func(st *fsm.State, _ uint64) {
 			if ag := st.Agents[agent]; ag != nil {

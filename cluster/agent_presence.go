@@ -1,0 +1,85 @@
+package cluster
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/switchboard/switchboard/fsm"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Agent presence across nodes, for the logout grace: before a node logs out
+// an agent whose last session on it closed, it asks the other registered
+// nodes whether the agent has a session there (a client that reconnected
+// to another node keeps its login). A node that does not answer in time
+// counts as having none: if it is down, its sessions are gone too.
+
+// rpcAgentSessions asks a node how many sessions an agent has on it.
+const rpcAgentSessions = "agent_sessions"
+
+// presenceTimeout bounds the whole round of questions.
+const presenceTimeout = 2 * time.Second
+
+type agentSessionsArgs struct {
+	Agent string `msgpack:"agent"`
+}
+
+type agentSessionsResult struct {
+	Sessions int `msgpack:"sessions"`
+}
+
+func init() {
+	if nodeHandlers[rpcAgentSessions] != nil {
+		panic("cluster: node op " + rpcAgentSessions + " registered twice")
+	}
+	nodeHandlers[rpcAgentSessions] = (*Service).handleAgentSessions
+}
+
+// handleAgentSessions answers rpcAgentSessions from this node's hub.
+func (s *Service) handleAgentSessions(_ context.Context, raw msgpack.RawMessage) (any, error) {
+	var a agentSessionsArgs
+	if err := msgpack.Unmarshal(raw, &a); err != nil || a.Agent == "" {
+		return nil, fsm.Errorf(fsm.CodeBadRequest, "agent_sessions: want {agent}")
+	}
+	n, err := s.hub.AgentSessions(a.Agent)
+	if err != nil {
+		return nil, fsm.Errorf(fsm.CodeUnavailable, "agent_sessions: %v", err)
+	}
+	return agentSessionsResult{Sessions: n}, nil
+}
+
+// connectedElsewhere reports whether any other registered node says agent
+// has a session on it.
+func (s *Service) connectedElsewhere(ctx context.Context, agent string) bool {
+	var nodes []fsm.NodeInfo
+	s.node.FSM().Read(func(st *fsm.State, _ uint64) { nodes = st.NodeList() })
+	ctx, cancel := context.WithTimeout(ctx, presenceTimeout)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		found bool
+	)
+	for _, n := range nodes {
+		if n.ID == s.node.ID() || n.ClientAddr == "" {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var r agentSessionsResult
+			if err := s.cl.peers.call(ctx, n.ClientAddr, rpcAgentSessions, agentSessionsArgs{Agent: agent}, &r); err != nil {
+				s.cl.log.Debug("asking a node for an agent's sessions", "node", n.ID, "agent", agent, "err", err)
+				return
+			}
+			if r.Sessions > 0 {
+				mu.Lock()
+				found = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return found
+}
