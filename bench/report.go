@@ -176,7 +176,13 @@ func (r *Report) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "  load:     %v per case after %v warm-up; rate %s\n", cfg.Duration, cfg.Warmup, rate)
 	fmt.Fprintf(w, "  pull:     %d lists (one channel each), %d agents × %d lists, handle %.0f%% (leave+rejoin %.0f%%), %d messages each way in mixed, think %v\n",
 		cfg.Lists, cfg.Agents, cfg.Subs, cfg.Handle*100, cfg.LeaveRatio*100, cfg.Messages, cfg.Think)
-	fmt.Fprintf(w, "  raw:      no-op commands with a %d-byte payload\n\n", cfg.Pad)
+	fmt.Fprintf(w, "  push:     %d queues, agents of capacity %d in %d queues each, accepting and closing after %v\n", cfg.Lists, cfg.MaxPerAgent, cfg.Subs, cfg.Think)
+	fmt.Fprintf(w, "  raw:      no-op commands with a %d-byte payload\n", cfg.Pad)
+	cpu := "this process (nodes and bench clients)"
+	if cfg.Embedded == 0 {
+		cpu = "this bench process only (the cluster's own CPU is not seen)"
+	}
+	fmt.Fprintf(w, "  columns:  cpu µs/cmd = CPU time of %s per command; cmd/entry = commands per Raft entry; n-* = notification latency from the customer message's ack\n\n", cpu)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "case\tload\tcmds/s\t×raw\tcpu µs/cmd\tcmd/entry\tp50 ms\tp99 ms\tp999 ms\tmax ms\tp50×raw\tnotif/s\tn-p50 ms\tn-p99 ms\tn-max ms\tmissed\tdup\tooo\terrors\t")
@@ -193,8 +199,12 @@ func (r *Report) WriteTable(w io.Writer) {
 		if c.Agents > 0 {
 			notif = []string{count(c.NotificationsPerSec), ms(c.NotifLatency.P50), ms(c.NotifLatency.P99), ms(c.NotifLatency.Max)}
 		}
-		fmt.Fprintf(tw, "%s\t%.1f→%.1f\t%s\t%s\t%.0f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t\n",
-			c.Case.String(), c.LoadBefore, c.LoadAfter, count(c.CommandsPerSec), ratio, c.CPUPerCommand, c.CommandsPerEntry,
+		perEntry := "-"
+		if c.CommandsPerEntry > 0 {
+			perEntry = fmt.Sprintf("%.1f", c.CommandsPerEntry)
+		}
+		fmt.Fprintf(tw, "%s\t%.1f→%.1f\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t\n",
+			c.Case.String(), c.LoadBefore, c.LoadAfter, count(c.CommandsPerSec), ratio, c.CPUPerCommand, perEntry,
 			ms(c.Latency.P50), ms(c.Latency.P99), ms(c.Latency.P999), ms(c.Latency.Max), p50r,
 			notif[0], notif[1], notif[2], notif[3],
 			c.Correctness.Missed, c.Correctness.Duplicated, c.Correctness.OutOfOrder, c.Errors)
