@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -55,7 +56,29 @@ func (h *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	if h.name != "" {
 		args = append([]any{"logger", h.name}, args...)
 	}
-	h.base.Log(ctx, sl, msg, args...)
+	h.base.Log(ctx, sl, msg, renderFormats(args)...)
+}
+
+// renderFormats expands hclog.Fmt values (raft logs e.g. its servers with
+// hclog.Fmt("%+v", servers)), which slog would otherwise print as the raw
+// format string and arguments.
+func renderFormats(args []any) []any {
+	out := args
+	for i, a := range args {
+		f, ok := a.(hclog.Format)
+		if !ok || len(f) == 0 {
+			continue
+		}
+		format, ok := f[0].(string)
+		if !ok {
+			continue
+		}
+		if &out[0] == &args[0] {
+			out = append([]any(nil), args...) // never write into the caller's slice
+		}
+		out[i] = fmt.Sprintf(format, f[1:]...)
+	}
+	return out
 }
 
 func (h *hclogAdapter) Trace(msg string, args ...any) { h.Log(hclog.Trace, msg, args...) }

@@ -62,3 +62,16 @@ func TestHCLogAdapter(t *testing.T) {
 		}
 	}
 }
+
+func TestHCLogAdapterRendersFmt(t *testing.T) {
+	var buf bytes.Buffer
+	h := newHCLogger(slog.New(slog.NewTextHandler(&buf, nil)), "")
+	args := []any{"servers", hclog.Fmt("%+v", []int{1, 2})}
+	h.Info("initial configuration", args...)
+	if got := buf.String(); !strings.Contains(got, "servers=\"[1 2]\"") {
+		t.Fatalf("log line %q does not render the hclog.Fmt value", got)
+	}
+	if _, ok := args[1].(hclog.Format); !ok {
+		t.Fatal("the caller's args were modified")
+	}
+}
