@@ -33,4 +33,14 @@
 // FSM holds the truth. A panicking agent actor is restarted with its state
 // kept, and because hollywood dropped the message that panicked, every
 // session of that key is re-synced.
+//
+// # Commands the node issues itself
+//
+// Two timers change replicated state, always by proposing a command
+// through Config.Submit (role system), never by touching state: while the
+// node leads, the timer actor (timers.go) proposes offer_timeout for each
+// offer that lapses; and an agent actor whose last session closed proposes
+// logout once the logout grace passes with no session back anywhere
+// (grace.go). The FSM decides: a command that lost a race is refused and
+// changes nothing.
 package actors

@@ -146,7 +146,8 @@ type openRequest struct {
 }
 
 // list is the actor of one list: this node's live view of the requests
-// open on it. Offer and wait-time timers will hang here.
+// open on it. Wait-time timers will hang here (offer timers are the
+// timer actor's, timers.go).
 type list struct {
 	hub  *Hub
 	id   string
@@ -229,7 +230,7 @@ type (
 )
 
 // conversation is the actor of one open conversation: its participants and
-// last activity. Offer and idle timers will hang here. It stops itself
+// last activity. Idle timers will hang here. It stops itself
 // after conversation.closed.
 type conversation struct {
 	hub          *Hub
