@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,12 +40,12 @@ type caseRun struct {
 	notifLat *Recorder
 	acks     ackTable
 
-	committed  atomic.Int64 // commands answered in the window
-	done       atomic.Int64 // commands answered, any time (progress)
-	errs       atomic.Int64
-	errMu      sync.Mutex
-	errSamples []string
-	early      atomic.Int64 // notifications read before their ack
+	committed atomic.Int64 // commands answered in the window
+	done      atomic.Int64 // commands answered, any time (progress)
+	errs      atomic.Int64
+	errMu     sync.Mutex
+	errKinds  map[string]int64 // error text → count
+	early     atomic.Int64     // notifications read before their ack
 
 	// Expected list events per list: each goes to all its subscribers.
 	listEvents []atomic.Int64
@@ -64,13 +66,40 @@ func newCaseRun(cfg *Config, k Case) *caseRun {
 	return r
 }
 
-// fail counts a failed command and keeps the first few reasons.
+// fail counts a failed command and, by kind, why: the op and the error
+// with request ids and agent names taken out (at most maxErrorKinds kinds).
 func (r *caseRun) fail(op string, err error) {
-	if r.errs.Add(1) <= 5 {
-		r.errMu.Lock()
-		r.errSamples = append(r.errSamples, fmt.Sprintf("%s: %v", op, err))
-		r.errMu.Unlock()
+	r.errs.Add(1)
+	kind := op + ": " + errorKind(err.Error())
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	if r.errKinds == nil {
+		r.errKinds = map[string]int64{}
 	}
+	if _, ok := r.errKinds[kind]; ok || len(r.errKinds) < maxErrorKinds {
+		r.errKinds[kind]++
+	}
+}
+
+const maxErrorKinds = 20
+
+// errorKinds returns a copy of the error counts.
+func (r *caseRun) errorKinds() map[string]int64 {
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	if len(r.errKinds) == 0 {
+		return nil
+	}
+	return maps.Clone(r.errKinds)
+}
+
+// errorKind drops the "agent X on R123: " prefix the bench adds, so that
+// errors of one kind count together.
+func errorKind(msg string) string {
+	if i := strings.Index(msg, ": "); i >= 0 && strings.HasPrefix(msg, "agent ") {
+		return msg[i+2:]
+	}
+	return msg
 }
 
 // answered records a command's outcome: its latency from start (the time

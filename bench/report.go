@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -64,8 +66,9 @@ type CaseResult struct {
 	ConnectorEvents     int64       `json:"connector_events"`
 	Correctness         Correctness `json:"correctness"`
 	Errors              int64       `json:"errors"`
-	ErrorSamples        []string    `json:"error_samples,omitempty"`
-	Memory              *Memory     `json:"memory,omitempty"`
+	// ErrorKinds counts the errors by op and message.
+	ErrorKinds map[string]int64 `json:"error_kinds,omitempty"`
+	Memory     *Memory          `json:"memory,omitempty"`
 	// VsRaw compares with the raw case at the same connector count
 	// (group commit off if that was run).
 	VsRaw *Ratio `json:"vs_raw,omitempty"`
@@ -222,10 +225,10 @@ func (r *Report) WriteTable(w io.Writer) {
 		}
 	}
 	for _, c := range r.Cases {
-		if len(c.ErrorSamples) > 0 || !c.Correctness.OK() {
+		if len(c.ErrorKinds) > 0 || !c.Correctness.OK() {
 			fmt.Fprintf(w, "\n%s: %d errors, correctness %+v\n", c.Case.String(), c.Errors, c.Correctness)
-			for _, s := range c.ErrorSamples {
-				fmt.Fprintf(w, "  %s\n", s)
+			for _, k := range slices.Sorted(maps.Keys(c.ErrorKinds)) {
+				fmt.Fprintf(w, "  %6d × %s\n", c.ErrorKinds[k], k)
 			}
 		}
 	}

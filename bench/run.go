@@ -162,7 +162,7 @@ func runCase(ctx context.Context, cfg *Config, k Case, ci int, progress io.Write
 	res.ConnectorEvents = r.connectorEvents()
 	res.Correctness = r.correctness()
 	res.Errors = r.errs.Load()
-	res.ErrorSamples = r.errSamples
+	res.ErrorKinds = r.errorKinds()
 	if r.emb != nil {
 		res.Memory = measureMemory()
 	}
@@ -298,7 +298,7 @@ func (r *caseRun) runMemory(ctx context.Context, res *CaseResult, progress io.Wr
 	res.NotifLatency = r.notifLat.Summary()
 	res.Correctness = r.correctness()
 	res.Errors = r.errs.Load()
-	res.ErrorSamples = r.errSamples
+	res.ErrorKinds = r.errorKinds()
 	res.LoadAfter = loadAvg()
 	return res, nil
 }
