@@ -132,7 +132,13 @@ func (s *State) Query(p Principal, op string, rawArgs []byte) (any, *Error) {
 	case QueryChannels:
 		return sortedValues(s.Channels, func(c *Channel) Channel { return *c }), nil
 	case QueryQueues:
-		return sortedValues(s.Queues, func(q *Queue) Queue { return *q }), nil
+		return sortedValues(s.Queues, func(q *Queue) Queue {
+			// The answer outlives the read lock: no slice of the state
+			// (Waiting is edited in place) may leak into it.
+			c := *q
+			c.Members, c.Waiting, c.Offered = slices.Clone(q.Members), slices.Clone(q.Waiting), slices.Clone(q.Offered)
+			return c
+		}), nil
 	case QueryLists:
 		return sortedValues(s.Lists, func(l *List) ListInfo {
 			subs := make([]string, 0, len(l.Subscribers))
