@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -40,15 +39,13 @@ func startEmbedded(ctx context.Context, n int, parent string, batch cluster.Batc
 	e.rmDir = true
 	// Node 1 bootstraps; the others join it, as `serve --join` does.
 	for i := range n {
-		raftAddr, err := freePort()
-		if err != nil {
-			e.close()
-			return nil, err
-		}
+		// Port 0 everywhere: the node binds a free port itself and
+		// advertises what it bound, so no port is picked, released and
+		// then lost to another process (tests run packages in parallel).
 		cfg := cluster.ServerConfig{
 			Raft: cluster.Config{
 				NodeID:    fmt.Sprintf("node%d", i+1),
-				RaftAddr:  raftAddr,
+				RaftAddr:  "127.0.0.1:0",
 				DataDir:   filepath.Join(e.dir, fmt.Sprintf("node%d", i+1)),
 				Bootstrap: i == 0,
 			},
@@ -157,14 +154,4 @@ func (e *embedded) close() error {
 		errs = append(errs, os.RemoveAll(e.dir))
 	}
 	return errors.Join(errs...)
-}
-
-// freePort returns a loopback address with a port free right now.
-func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("bench: find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
