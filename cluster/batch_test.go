@@ -156,13 +156,66 @@ func TestBatcherDropsCommandsWhoseCallerGaveUp(t *testing.T) {
 	if err := <-errc; !errors.Is(err, ErrTimeout) {
 		t.Fatalf("cancelled caller got %v, want CodeTimeout", err)
 	}
-	answers := proposeAll(t, b, release, []*fsm.Command{createMRD("kept")})
-	if answers[0].err != nil {
-		t.Fatal(answers[0].err)
+	// The abandoned command stays queued until the committer drops it.
+	keptErr := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), applyWait)
+		defer cancel()
+		_, err := b.Propose(ctx, createMRD("kept"))
+		keptErr <- err
+	}()
+	waitFor(t, applyWait, func() bool { return queued(b) == 2 })
+	release()
+	if err := <-keptErr; err != nil {
+		t.Fatal(err)
 	}
 	f.Read(func(s *fsm.State, _ uint64) {
 		if s.MRDs["gone"] != nil || s.MRDs["kept"] == nil {
 			t.Errorf("MRDs %v: want kept and not gone (its caller gave up before it was proposed)", s.MRDs)
+		}
+	})
+}
+
+func TestBatcherConcurrentCommittersKeepResults(t *testing.T) {
+	f := fsm.NewFSM(nil, nil)
+	n := openLeader(t, testConfig(t, t.TempDir()), f)
+	b := NewBatcher(n, BatchConfig{MaxInFlight: 3, MaxCommands: 8})
+	const cmds = 200
+	var wg sync.WaitGroup
+	entries := make([]uint64, cmds)
+	for i := range cmds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), applyWait)
+			defer cancel()
+			resp, err := b.Propose(ctx, createMRD(fmt.Sprintf("m%d", i)))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if r := resp.Results[0]; r.Err != nil || r.Data != (fsm.Created{ID: fmt.Sprintf("m%d", i)}) {
+				t.Errorf("command %d got %+v", i, r)
+			}
+			entries[i] = resp.Index
+		}()
+	}
+	wg.Wait()
+	per := map[uint64]int{}
+	for _, e := range entries {
+		per[e]++
+	}
+	for e, k := range per {
+		if k > 8 {
+			t.Errorf("entry %d carries %d commands, limit 8", e, k)
+		}
+	}
+	if st := b.Stats(); st.Commands != cmds || st.Entries != uint64(len(per)) {
+		t.Errorf("stats %+v, want %d commands in %d entries", st, cmds, len(per))
+	}
+	f.Read(func(s *fsm.State, _ uint64) {
+		if len(s.MRDs) != cmds {
+			t.Errorf("%d MRDs, want %d", len(s.MRDs), cmds)
 		}
 	})
 }
