@@ -51,7 +51,9 @@ type caseRun struct {
 	listEvents []atomic.Int64
 	opened     atomic.Int64 // requests opened (any time)
 	closed     atomic.Int64 // requests closed by their agent (push)
-	convs      sync.WaitGroup
+	// convs counts conversations in progress. Not a WaitGroup: in push,
+	// offers keep starting conversations while settle waits.
+	convs atomic.Int64
 }
 
 func newCaseRun(cfg *Config, k Case) *caseRun {
@@ -233,17 +235,25 @@ func (r *caseRun) expectedListEvents(i int) int64 {
 	return n
 }
 
+// waitConversations waits until no conversation is in progress, for at
+// most limit; false if some still are.
+func (r *caseRun) waitConversations(ctx context.Context, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for r.convs.Load() > 0 {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
 // settle waits, after the load, for conversations to finish and for every
 // agent to have received every list event it is owed (or for nothing more
 // to arrive for a while).
 func (r *caseRun) settle(ctx context.Context) {
-	convsDone := make(chan struct{})
-	go func() { r.convs.Wait(); close(convsDone) }()
-	select {
-	case <-convsDone:
-	case <-time.After(2 * time.Minute):
+	if !r.waitConversations(ctx, 2*time.Minute) {
 		r.fail("settle", errors.New("conversations still running 2 minutes after the load stopped"))
-	case <-ctx.Done():
 		return
 	}
 	var last int64 = -1
@@ -254,14 +264,14 @@ func (r *caseRun) settle(ctx context.Context) {
 			// conversations still start as capacity frees.
 			n := r.closed.Load()
 			if n >= r.opened.Load() {
-				r.convs.Wait()
+				r.waitConversations(ctx, time.Minute)
 				return
 			}
 			if n != last {
 				last, quiet = n, time.Now()
 			}
 			if time.Since(quiet) > 10*time.Second || ctx.Err() != nil {
-				r.convs.Wait()
+				r.waitConversations(ctx, time.Minute)
 				return
 			}
 			time.Sleep(20 * time.Millisecond)

@@ -153,7 +153,7 @@ func (r *caseRun) onAgentEvent(a *agentConn, ev *eventHead) {
 // converse is an agent handling one request: join, (mixed) send messages,
 // sometimes leave and join again, close.
 func (r *caseRun) converse(a *agentConn, l int, req string, n uint64) {
-	defer r.convs.Done()
+	defer r.convs.Add(-1)
 	step := func(op string, args any) bool {
 		if r.cfg.Think > 0 {
 			time.Sleep(r.cfg.Think)
@@ -226,7 +226,7 @@ func (r *caseRun) onPushEvent(a *agentConn, ev *eventHead) {
 
 // serveOffer accepts an offer and closes the conversation.
 func (r *caseRun) serveOffer(a *agentConn, req, offerID string) {
-	defer r.convs.Done()
+	defer r.convs.Add(-1)
 	for _, st := range []struct {
 		op   string
 		args any
