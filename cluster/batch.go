@@ -165,14 +165,15 @@ func (b *Batcher) commitLoop() {
 	}
 }
 
-// linger waits up to Linger for the queue to fill a whole batch.
+// linger waits up to Linger for the queue to fill a whole batch. An empty
+// queue ends it at once, so that the committer gives its slot back.
 func (b *Batcher) linger() {
 	deadline := time.Now().Add(b.cfg.Linger)
 	for {
 		b.mu.Lock()
-		full := len(b.queue) >= b.cfg.MaxCommands
+		n := len(b.queue)
 		b.mu.Unlock()
-		if full || !time.Now().Before(deadline) {
+		if n == 0 || n >= b.cfg.MaxCommands || !time.Now().Before(deadline) {
 			return
 		}
 		time.Sleep(min(time.Until(deadline), 100*time.Microsecond))

@@ -220,6 +220,44 @@ func TestBatcherConcurrentCommittersKeepResults(t *testing.T) {
 	})
 }
 
+func TestBatcherLingerFillsAnEntry(t *testing.T) {
+	n := openLeader(t, testConfig(t, t.TempDir()), fsm.NewFSM(nil, nil))
+	// A long linger that a full batch cuts short: the first command waits
+	// for the other two, and all three share one entry.
+	b := NewBatcher(n, BatchConfig{MaxInFlight: 1, MaxCommands: 3, Linger: time.Minute})
+	var wg sync.WaitGroup
+	idx := make([]uint64, 3)
+	start := time.Now()
+	for i := range idx {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), applyWait)
+			defer cancel()
+			resp, err := b.Propose(ctx, createMRD(fmt.Sprintf("m%d", i)))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			idx[i] = resp.Index
+		}()
+	}
+	wg.Wait()
+	if idx[0] != idx[1] || idx[1] != idx[2] {
+		t.Fatalf("indexes %v: want one entry", idx)
+	}
+	if d := time.Since(start); d > applyWait {
+		t.Fatalf("took %v: a full batch must end the linger", d)
+	}
+	// The committer gave its slot back at once (an empty queue ends the
+	// linger): the next command is proposed by a new one.
+	waitFor(t, applyWait, func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.inflight == 0
+	})
+}
+
 func TestBatcherDisabledProposesEachCommandAlone(t *testing.T) {
 	n := openLeader(t, testConfig(t, t.TempDir()), fsm.NewFSM(nil, nil))
 	b := NewBatcher(n, BatchConfig{Disabled: true})
