@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/transport"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -236,6 +237,20 @@ func (s *Service) commitOnce(ctx context.Context, cmd *fsm.Command) (res fsm.Res
 	return res, fr.Index, nil, false
 }
 
+// checkForwardedEntry vets a forwarded log entry (a kind byte, then msgpack)
+// with the frame decoder's declared-length and nesting guard: the entry
+// travels as opaque bytes, so the frame check did not look inside it, and
+// msgpack sizes its buffers from declared lengths.
+func checkForwardedEntry(entry []byte) error {
+	if len(entry) < 2 {
+		return fsm.Errorf(fsm.CodeBadRequest, "forward: empty entry")
+	}
+	if err := transport.CheckMsgpack(entry[1:]); err != nil {
+		return fsm.Errorf(fsm.CodeBadRequest, "forward: entry: %v", err)
+	}
+	return nil
+}
+
 // handleForward is the leader's side of rpcForward: it commits the
 // follower's commands (through the batcher, so they share entries with
 // everything else) and answers their results and the entry's index.
@@ -243,6 +258,9 @@ func (s *Service) handleForward(ctx context.Context, raw msgpack.RawMessage) (an
 	var a forwardArgs
 	if err := msgpack.Unmarshal(raw, &a); err != nil {
 		return nil, fsm.Errorf(fsm.CodeBadRequest, "forward: arguments: %v", err)
+	}
+	if err := checkForwardedEntry(a.Entry); err != nil {
+		return nil, err
 	}
 	cmds, err := fsm.DecodeEntry(a.Entry)
 	if err != nil || len(cmds) != 1 {

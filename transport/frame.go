@@ -198,3 +198,8 @@ func msgpackHeader(c byte, rest []byte) (head, body, elems int, ok bool) {
 	}
 	return 0, 0, 0, false // 0xc1
 }
+
+// CheckMsgpack applies the same declared-length and nesting check that
+// DecodeFrame does to a msgpack value carried inside a frame as opaque
+// bytes (e.g. a forwarded log entry), before anything decodes it.
+func CheckMsgpack(b []byte) error { return checkMsgpack(b) }
