@@ -301,7 +301,7 @@ func TestFacebookWalkthroughEndToEnd(t *testing.T) {
 	}
 	// Both subscribers see the list go ACTIVE with the first joiner, then
 	// with both; the first joiner also hears the second join.
-	waitFor(t, func() bool { return recs["alice"].count() >= 6 && recs["bob"].count() >= 6 })
+	waitUntil(t, "both agents see both joins", func() bool { return recs["alice"].count() >= 6 && recs["bob"].count() >= 6 })
 	first, second := "alice", "bob"
 	if recs["bob"].lines(3)[0] == "conversation.joined "+r1+" bob ACTIVE" {
 		first, second = "bob", "alice"
@@ -387,16 +387,5 @@ func TestFacebookWalkthroughEndToEnd(t *testing.T) {
 		if r.dups != 0 || r.back != 0 {
 			t.Errorf("%s: %d duplicate and %d out-of-order events", id, r.dups, r.back)
 		}
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 15s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
