@@ -135,7 +135,7 @@ func (p *peers) dial(ctx context.Context, addr string) (*peerConn, error) {
 	deadline, _ := dctx.Deadline()
 	_ = nc.SetDeadline(deadline)
 	pc := &peerConn{addr: addr, nc: nc, br: bufio.NewReaderSize(nc, 64<<10),
-		w:       &frameWriter{c: nc, bw: bufio.NewWriterSize(nc, 32<<10)},
+		w:       newFrameWriter(nc),
 		pending: map[uint64]chan *transport.Frame{}, broken: make(chan struct{})}
 	if err := pc.w.write(&transport.Frame{T: transport.TypeHello, V: transport.ProtocolVersion,
 		Role: RoleNode, User: p.self, Token: p.token}); err != nil {

@@ -94,7 +94,7 @@ func (ns *nodeServer) serve(c net.Conn, hello *transport.Frame, br *bufio.Reader
 		ns.wg.Done()
 	}()
 
-	w := &frameWriter{c: c, bw: bufio.NewWriterSize(c, 32<<10)}
+	w := newFrameWriter(c)
 	if err := ns.authenticate(c, hello); err != nil {
 		ns.log.Warn("node session refused", "remote", c.RemoteAddr().String(), "peer", hello.User, "err", err)
 		_ = w.write(&transport.Frame{T: transport.TypeBye, Err: wireError(err)})
@@ -206,30 +206,4 @@ func (ns *nodeServer) Close() {
 	ns.mu.Unlock()
 	ns.cancel()
 	ns.wg.Wait()
-}
-
-// frameWriter writes whole frames to a connection, one at a time.
-type frameWriter struct {
-	mu  sync.Mutex
-	c   net.Conn
-	bw  *bufio.Writer
-	buf []byte
-}
-
-func (w *frameWriter) write(f *transport.Frame) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	b, err := transport.AppendFrame(w.buf[:0], f)
-	if err != nil {
-		return err
-	}
-	w.buf = b
-	if cap(w.buf) > 1<<20 {
-		w.buf = nil
-	}
-	_ = w.c.SetWriteDeadline(time.Now().Add(nodeWriteTimeout))
-	if _, err := w.bw.Write(b); err != nil {
-		return err
-	}
-	return w.bw.Flush()
 }
