@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 
@@ -95,21 +94,23 @@ func NewErrorBody(err error) *ErrorBody {
 }
 
 // AppendFrame appends the encoded frame (4-byte big-endian length, then the
-// msgpack payload) to dst.
+// msgpack payload) to dst. A Frame is written by the hand-written encoder
+// (codec.go); any other value goes through msgpack's reflection encoder.
 func AppendFrame(dst []byte, v any) ([]byte, error) {
-	start := len(dst)
-	dst = append(dst, 0, 0, 0, 0)
-	buf := bytes.NewBuffer(dst)
-	enc := msgpack.GetEncoder()
-	defer msgpack.PutEncoder(enc)
-	enc.Reset(buf)
-	enc.UseCompactInts(true)
-	if err := enc.Encode(v); err != nil {
-		return dst[:start], err
+	var f *Frame
+	switch x := v.(type) {
+	case *Frame:
+		f = x
+	case Frame:
+		f = &x
 	}
-	out := buf.Bytes()
-	binary.BigEndian.PutUint32(out[start:], uint32(len(out)-start-4))
-	return out, nil
+	if f == nil {
+		return appendFrameReflect(dst, v)
+	}
+	start := len(dst)
+	dst = appendFramePayload(append(dst, 0, 0, 0, 0), f)
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	return dst, nil
 }
 
 // EncodeFrame returns v encoded as one complete frame.
@@ -124,7 +125,13 @@ type eventFrame struct {
 }
 
 // EncodeEvent encodes an event as one complete "ev" frame. The bytes are the
-// same for every recipient, so a node encodes each event once.
+// same for every recipient, so a node encodes each event once. They are
+// those of eventFrame through msgpack's reflection encoder, written by hand
+// (appendEvent).
 func EncodeEvent(ev fsm.Event) ([]byte, error) {
-	return EncodeFrame(eventFrame{T: TypeEvent, Seq: ev.Seq, Kind: string(ev.Kind), Data: ev.Data})
+	return appendEvent(make([]byte, 0, eventFrameSizeHint), &ev)
 }
+
+// eventFrameSizeHint is the initial buffer of an event frame: most events
+// (a request summary) fit.
+const eventFrameSizeHint = 256
