@@ -2,8 +2,14 @@ package fsm
 
 import (
 	"bytes"
+	"encoding"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"reflect"
+	"strings"
+	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -26,46 +32,41 @@ const (
 // ErrUndecodable means a log entry could not be decoded at all.
 var ErrUndecodable = errors.New("fsm: undecodable log entry")
 
-// EncodeEntry encodes commands as one log entry.
+// EncodeEntry encodes commands as one log entry. The bytes are written by
+// hand (codec_append.go): they are exactly those msgpack's reflection
+// encoder wrote (testdata/entry_v1.bin and the tests hold them to it), without
+// its per-command allocations.
 func EncodeEntry(cmds ...*Command) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.WriteByte(EntryCommands)
-	enc := msgpack.NewEncoder(&buf)
-	enc.UseCompactInts(true)
-	if err := enc.EncodeArrayLen(len(cmds)); err != nil {
-		return nil, err
-	}
+	sb := entryScratches.Get().(*entryScratch)
+	b := append(sb.b[:0], EntryCommands)
+	b = entryAppendArrayLen(b, len(cmds))
+	var err error
 	for _, c := range cmds {
-		if err := encodeCommand(enc, c); err != nil {
-			return nil, err
+		if b, err = entryAppendCommand(b, c); err != nil {
+			break
 		}
 	}
-	return buf.Bytes(), nil
+	var out []byte
+	if err == nil {
+		out = append(make([]byte, 0, len(b)), b...)
+	}
+	if cap(b) <= maxEntryScratch {
+		sb.b = b
+		entryScratches.Put(sb)
+	}
+	return out, err
 }
 
-func encodeCommand(enc *msgpack.Encoder, c *Command) error {
-	if err := enc.EncodeArrayLen(7); err != nil {
-		return err
-	}
-	if err := enc.EncodeUint8(uint8(c.Op)); err != nil {
-		return err
-	}
-	if err := enc.EncodeUint8(uint8(c.By.Role)); err != nil {
-		return err
-	}
-	if err := enc.EncodeString(c.By.ID); err != nil {
-		return err
-	}
-	if err := enc.EncodeString(c.ClientID); err != nil {
-		return err
-	}
-	if err := enc.EncodeUint64(c.Seq); err != nil {
-		return err
-	}
-	if err := enc.EncodeInt64(c.Time); err != nil {
-		return err
-	}
-	return enc.Encode(c.Args)
+// entryAppendCommand appends c as the array [op uint8, role uint8, by_id,
+// client_id, seq uint64, time int64, args], each in the fixed width the
+// format has always used.
+func entryAppendCommand(b []byte, c *Command) ([]byte, error) {
+	b = append(b, 0x97, 0xcc, byte(c.Op), 0xcc, byte(c.By.Role))
+	b = entryAppendStr(b, c.By.ID)
+	b = entryAppendStr(b, c.ClientID)
+	b = binary.BigEndian.AppendUint64(append(b, 0xcf), c.Seq)
+	b = binary.BigEndian.AppendUint64(append(b, 0xd3), uint64(c.Time))
+	return entryAppendArgs(b, c.Args)
 }
 
 // DecodeEntry decodes a log entry. Commands whose op this version does not
@@ -141,4 +142,315 @@ func decodeCommand(dec *msgpack.Decoder) (*Command, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// entryScratch is a reusable encoding buffer; EncodeEntry returns an exact-size
+// copy of what it wrote there.
+type entryScratch struct{ b []byte }
+
+// maxEntryScratch bounds the buffers kept for reuse.
+const maxEntryScratch = 1 << 20
+
+var entryScratches = sync.Pool{New: func() any { return &entryScratch{b: make([]byte, 0, 4096)} }}
+
+// entryAppendStr appends s as a msgpack str, in the smallest encoding.
+func entryAppendStr(b []byte, s string) []byte {
+	switch n := len(s); {
+	case n < 32:
+		b = append(b, 0xa0|byte(n))
+	case n < 256:
+		b = append(b, 0xd9, byte(n))
+	case n <= math.MaxUint16:
+		b = append(b, 0xda, byte(n>>8), byte(n))
+	default:
+		b = append(b, 0xdb, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(b, s...)
+}
+
+// entryAppendUint appends n in the smallest msgpack encoding (UseCompactInts).
+func entryAppendUint(b []byte, n uint64) []byte {
+	switch {
+	case n <= math.MaxInt8:
+		return append(b, byte(n))
+	case n <= math.MaxUint8:
+		return append(b, 0xcc, byte(n))
+	case n <= math.MaxUint16:
+		return append(b, 0xcd, byte(n>>8), byte(n))
+	case n <= math.MaxUint32:
+		return append(b, 0xce, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 0xcf), n)
+}
+
+// entryAppendInt appends n in the smallest msgpack encoding (UseCompactInts).
+func entryAppendInt(b []byte, n int64) []byte {
+	switch {
+	case n >= 0:
+		return entryAppendUint(b, uint64(n))
+	case n >= -32:
+		return append(b, byte(n))
+	case n >= math.MinInt8:
+		return append(b, 0xd0, byte(n))
+	case n >= math.MinInt16:
+		return append(b, 0xd1, byte(n>>8), byte(n))
+	case n >= math.MinInt32:
+		return append(b, 0xd2, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 0xd3), uint64(n))
+}
+
+func entryAppendArrayLen(b []byte, n int) []byte {
+	switch {
+	case n < 16:
+		return append(b, 0x90|byte(n))
+	case n <= math.MaxUint16:
+		return append(b, 0xdc, byte(n>>8), byte(n))
+	}
+	return append(b, 0xdd, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+}
+
+func entryAppendMapLen(b []byte, n int) []byte {
+	switch {
+	case n < 16:
+		return append(b, 0x80|byte(n))
+	case n <= math.MaxUint16:
+		return append(b, 0xde, byte(n>>8), byte(n))
+	}
+	return append(b, 0xdf, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+}
+
+// Arguments are encoded as msgpack's reflection encoder encodes a pointer to
+// a struct (a map of the fields in declaration order, omitempty fields left
+// out when empty), from a plan computed once per type: msgpack itself
+// builds the list of non-empty fields anew, on the heap, for every value of
+// a type with an omitempty field. Strings, integers, booleans and byte
+// slices are written here; any other field goes through msgpack's encoder.
+// A type the plan cannot describe exactly (custom encoders, embedded or
+// oddly tagged fields...) is encoded by msgpack whole.
+
+// argKind is how a field is written.
+type argKind uint8
+
+const (
+	argOther argKind = iota // msgpack's encoder
+	argString
+	argInt
+	argUint
+	argBool
+	argBytes
+)
+
+type argField struct {
+	key       string // the field's name as a msgpack str
+	index     int
+	kind      argKind
+	omitEmpty bool
+}
+
+// argPlan is nil for a type msgpack must encode itself.
+type argPlan struct{ fields []argField }
+
+var argPlans sync.Map // reflect.Type (pointer to struct) → *argPlan
+
+var (
+	argCustomEncoderType   = reflect.TypeFor[msgpack.CustomEncoder]()
+	argMarshalerType       = reflect.TypeFor[msgpack.Marshaler]()
+	argBinaryMarshalerType = reflect.TypeFor[encoding.BinaryMarshaler]()
+	argTextMarshalerType   = reflect.TypeFor[encoding.TextMarshaler]()
+	argIsZeroerType        = reflect.TypeFor[interface{ IsZero() bool }]()
+)
+
+// argCustomEncoded reports whether msgpack encodes t (or an addressable t)
+// with a method of its own.
+func argCustomEncoded(t reflect.Type) bool {
+	for _, x := range [...]reflect.Type{t, reflect.PointerTo(t)} {
+		if x.Implements(argCustomEncoderType) || x.Implements(argMarshalerType) ||
+			x.Implements(argBinaryMarshalerType) || x.Implements(argTextMarshalerType) {
+			return true
+		}
+	}
+	return false
+}
+
+func argPlanFor(pt reflect.Type) *argPlan {
+	if p, ok := argPlans.Load(pt); ok {
+		return p.(*argPlan)
+	}
+	p := makeArgPlan(pt)
+	argPlans.Store(pt, p)
+	return p
+}
+
+func makeArgPlan(pt reflect.Type) *argPlan {
+	if pt.Kind() != reflect.Pointer || pt.Elem().Kind() != reflect.Struct || argCustomEncoded(pt.Elem()) {
+		return nil
+	}
+	st := pt.Elem()
+	p := &argPlan{}
+	for i := range st.NumField() {
+		sf := st.Field(i)
+		if sf.Anonymous || sf.Name == "_msgpack" {
+			return nil
+		}
+		if !sf.IsExported() {
+			continue // msgpack skips them too
+		}
+		tag, ok := sf.Tag.Lookup("msgpack")
+		if !ok {
+			return nil
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "" || name == "-" || (opts != "" && opts != "omitempty") {
+			return nil
+		}
+		f := argField{key: string(entryAppendStr(nil, name)), index: i, omitEmpty: opts == "omitempty"}
+		t := sf.Type
+		if !argCustomEncoded(t) {
+			switch t.Kind() {
+			case reflect.String:
+				f.kind = argString
+			case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+				f.kind = argInt
+			case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+				f.kind = argUint
+			case reflect.Bool:
+				f.kind = argBool
+			case reflect.Slice:
+				if t.Elem() == reflect.TypeFor[byte]() {
+					f.kind = argBytes
+				}
+			}
+		}
+		if f.omitEmpty {
+			// Emptiness as msgpack decides it, for the kinds it decides
+			// simply.
+			if t.Implements(argIsZeroerType) {
+				return nil
+			}
+			switch t.Kind() {
+			case reflect.Map, reflect.Slice, reflect.Array, reflect.Pointer, reflect.Float32, reflect.Float64:
+			default:
+				if f.kind == argOther {
+					return nil
+				}
+			}
+		}
+		p.fields = append(p.fields, f)
+	}
+	return p
+}
+
+// argEmpty is msgpack's omitempty test for the kinds a plan admits.
+func argEmpty(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.String, reflect.Map, reflect.Slice, reflect.Array:
+		return v.Len() == 0
+	case reflect.Bool:
+		return !v.Bool()
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return v.Int() == 0
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return v.Uint() == 0
+	case reflect.Float32, reflect.Float64:
+		return v.Float() == 0
+	case reflect.Pointer:
+		return v.IsNil()
+	}
+	return false
+}
+
+// entryAppendArgs appends args as msgpack.Encoder.Encode (compact ints) would.
+func entryAppendArgs(b []byte, args any) ([]byte, error) {
+	if args == nil {
+		return append(b, 0xc0), nil
+	}
+	rv := reflect.ValueOf(args)
+	var p *argPlan
+	if rv.Kind() == reflect.Pointer && !rv.IsNil() {
+		p = argPlanFor(rv.Type())
+	}
+	if p == nil {
+		return entryAppendEncoded(b, rv)
+	}
+	sv := rv.Elem()
+	n := 0
+	for i := range p.fields {
+		if !p.fields[i].omitEmpty || !argEmpty(sv.Field(p.fields[i].index)) {
+			n++
+		}
+	}
+	b = entryAppendMapLen(b, n)
+	for i := range p.fields {
+		f := &p.fields[i]
+		fv := sv.Field(f.index)
+		if f.omitEmpty && argEmpty(fv) {
+			continue
+		}
+		b = append(b, f.key...)
+		switch f.kind {
+		case argString:
+			b = entryAppendStr(b, fv.String())
+		case argInt:
+			b = entryAppendInt(b, fv.Int())
+		case argUint:
+			b = entryAppendUint(b, fv.Uint())
+		case argBool:
+			if fv.Bool() {
+				b = append(b, 0xc3)
+			} else {
+				b = append(b, 0xc2)
+			}
+		case argBytes:
+			if fv.IsNil() {
+				b = append(b, 0xc0)
+				break
+			}
+			bs := fv.Bytes()
+			switch n := len(bs); {
+			case n < 256:
+				b = append(b, 0xc4, byte(n))
+			case n <= math.MaxUint16:
+				b = append(b, 0xc5, byte(n>>8), byte(n))
+			default:
+				b = append(b, 0xc6, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+			}
+			b = append(b, bs...)
+		default:
+			var err error
+			if b, err = entryAppendEncoded(b, fv); err != nil {
+				return b, err
+			}
+		}
+	}
+	return b, nil
+}
+
+// entryWriter lets a msgpack encoder append to a byte slice.
+type entryWriter struct{ b []byte }
+
+func (w *entryWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
+func (w *entryWriter) WriteByte(c byte) error      { w.b = append(w.b, c); return nil }
+
+type entryValueEncoder struct {
+	w   entryWriter
+	enc *msgpack.Encoder
+}
+
+var entryValueEncoders = sync.Pool{New: func() any {
+	ve := &entryValueEncoder{enc: msgpack.NewEncoder(nil)}
+	ve.enc.Reset(&ve.w)
+	ve.enc.UseCompactInts(true)
+	return ve
+}}
+
+// entryAppendEncoded appends v encoded by msgpack's encoder (compact ints).
+func entryAppendEncoded(b []byte, v reflect.Value) ([]byte, error) {
+	ve := entryValueEncoders.Get().(*entryValueEncoder)
+	ve.w.b = b
+	err := ve.enc.EncodeValue(v)
+	b = ve.w.b
+	ve.w.b = nil
+	entryValueEncoders.Put(ve)
+	return b, err
 }
