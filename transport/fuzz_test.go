@@ -73,7 +73,8 @@ func FuzzReadFrame(f *testing.F) {
 	})
 }
 
-// checkFraming reads every frame of data with a small limit.
+// checkFraming reads every frame of data with a small limit, and holds the
+// hand-written codec to the reflection codec on each.
 func checkFraming(t *testing.T, data []byte) {
 	const max = 64
 	r := bytes.NewReader(data)
@@ -90,6 +91,8 @@ func checkFraming(t *testing.T, data []byte) {
 		if len(p) == 0 || len(p) > max {
 			t.Fatalf("ReadFramePayload returned %d bytes, limit %d", len(p), max)
 		}
+		// The hand-written decoder agrees with the reflection decoder.
+		checkDecodeSame(t, p)
 		var fr Frame
 		if err := DecodeFrame(p, &fr); err != nil {
 			if fsm.CodeOf(err) != fsm.CodeMalformedFrame {
@@ -107,6 +110,9 @@ func checkFraming(t *testing.T, data []byte) {
 		var again Frame
 		if err := DecodeFrame(enc[4:], &again); err != nil || again.T != fr.T {
 			t.Fatalf("a re-encoded frame does not decode: %v", err)
+		}
+		if want, _ := appendFrameReflect(nil, &fr); !bytes.Equal(enc, want) {
+			t.Fatalf("EncodeFrame(%+v)\n got  % x\n want % x", fr, enc, want)
 		}
 	}
 }
