@@ -11,7 +11,8 @@ import (
 
 // session is one attached stream of a recipient key on this node.
 type session struct {
-	out Outbox
+	out   Outbox
+	batch BatchOutbox // out, if it takes several frames at once
 	// lastSeq is the seq of the last event delivered (or reflected by the
 	// last sync). Only the agent actor reads or writes it.
 	lastSeq uint64
@@ -50,7 +51,42 @@ func (s *session) deliver(frame []byte) (ok bool, why string) {
 	return true, ""
 }
 
-// Messages of the agent actor (besides *entry, a published event).
+// deliverAll hands frames to the outbox in one go if it takes batches, in
+// order one by one otherwise. Like deliver, it returns false when the
+// session must be dropped.
+func (s *session) deliverAll(frames [][]byte) (ok bool, why string) {
+	if len(frames) == 1 {
+		return s.deliver(frames[0])
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.detached {
+		return false, ""
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			s.detached = true
+			ok, why = false, fmt.Sprintf("outbox panicked: %v", v)
+		}
+	}()
+	if s.batch != nil {
+		ok = s.batch.DeliverBatch(frames)
+	} else {
+		ok = true
+		for _, f := range frames {
+			if ok = s.out.Deliver(f); !ok {
+				break
+			}
+		}
+	}
+	if !ok {
+		s.detached = true
+		return false, "slow consumer: outbox full"
+	}
+	return true, ""
+}
+
+// Messages of the agent actor (besides *delivery, published events).
 type (
 	attachMsg struct {
 		s      *session
@@ -83,7 +119,7 @@ func (a *agent) Receive(c *actor.Context) {
 		}
 	}()
 	switch m := c.Message().(type) {
-	case *entry:
+	case *delivery:
 		a.publish(m)
 	case attachMsg:
 		a.sessionOpened()
@@ -102,11 +138,12 @@ func (a *agent) Receive(c *actor.Context) {
 	}
 }
 
-// publish delivers a live event to every session that has not seen it.
-func (a *agent) publish(e *entry) {
+// publish delivers live events to every session, each the ones it has
+// not seen, in one go.
+func (a *agent) publish(d *delivery) {
 	kept := a.sessions[:0]
 	for _, s := range a.sessions {
-		if a.offer(s, e) {
+		if a.offer(s, d.entries, d.frames) {
 			kept = append(kept, s)
 		}
 	}
@@ -114,17 +151,30 @@ func (a *agent) publish(e *entry) {
 	a.sessions = kept
 }
 
-// offer delivers e to s unless s has already seen it. It returns false if
-// s must be dropped.
-func (a *agent) offer(s *session, e *entry) bool {
-	if e.seq <= s.lastSeq {
+// offer delivers to s those of entries (the key's, in seq order) it has
+// not seen yet, in one go. frames are the entries' frames, or nil to take
+// them from the entries. It returns false if s must be dropped.
+func (a *agent) offer(s *session, entries []*entry, frames [][]byte) bool {
+	i := 0
+	for i < len(entries) && entries[i].seq <= s.lastSeq {
+		i++
+	}
+	if i == len(entries) {
 		return true
 	}
-	if ok, why := s.deliver(e.frame); !ok {
+	if frames != nil {
+		frames = frames[i:]
+	} else {
+		frames = make([][]byte, 0, len(entries)-i)
+		for _, e := range entries[i:] {
+			frames = append(frames, e.frame)
+		}
+	}
+	if ok, why := s.deliverAll(frames); !ok {
 		a.dropped(why)
 		return false
 	}
-	s.lastSeq = e.seq
+	s.lastSeq = entries[len(entries)-1].seq
 	return true
 }
 
@@ -134,14 +184,16 @@ func (a *agent) dropped(why string) {
 	}
 }
 
-// catchUp offers s the key's entries, in order. False if s was dropped.
+// catchUp offers s the key's entries among entries (in seq order), in one
+// go. False if s was dropped.
 func (a *agent) catchUp(s *session, entries []*entry) bool {
+	var mine []*entry
 	for _, e := range entries {
-		if e.isFor(a.key) && !a.offer(s, e) {
-			return false
+		if e.isFor(a.key) {
+			mine = append(mine, e)
 		}
 	}
-	return true
+	return a.offer(s, mine, nil)
 }
 
 // attach starts a session: a replay from its cursor when the history

@@ -38,9 +38,10 @@ func decodeFrame(b []byte) frame {
 // 0 it refuses every frame past the limit'th.
 type outbox struct {
 	mu     sync.Mutex
-	frames []frame
-	calls  int
-	limit  int
+	frames  []frame
+	calls   int
+	limit   int
+	batches []int // sizes of the DeliverBatch calls (batchOutbox)
 }
 
 func (o *outbox) Deliver(b []byte) bool {
@@ -52,6 +53,32 @@ func (o *outbox) Deliver(b []byte) bool {
 	}
 	o.frames = append(o.frames, decodeFrame(b))
 	return true
+}
+
+// batchOutbox is an outbox that also takes frames in batches.
+type batchOutbox struct{ *outbox }
+
+var _ BatchOutbox = batchOutbox{}
+
+func (o batchOutbox) DeliverBatch(bs [][]byte) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.calls++
+	o.batches = append(o.batches, len(bs))
+	if o.limit > 0 && len(o.frames)+len(bs) > o.limit {
+		return false
+	}
+	for _, b := range bs {
+		o.frames = append(o.frames, decodeFrame(b))
+	}
+	return true
+}
+
+// batchSizes returns the sizes of the batches DeliverBatch took.
+func (o *outbox) batchSizes() []int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.batches)
 }
 
 func (o *outbox) got() []frame {
@@ -234,3 +261,12 @@ const (
 	keyB = "agent:b"
 	keyC = "agent:c"
 )
+
+// settle waits until the hub's fan-out has handled everything Publish and
+// Reset queued before the call.
+func settle(t testing.TB, h *Hub) {
+	t.Helper()
+	if err := h.awaitFanOut(); err != nil {
+		t.Fatalf("waiting for the fan-out: %v", err)
+	}
+}

@@ -23,10 +23,22 @@ type Outbox interface {
 	Deliver(frame []byte) bool
 }
 
+// BatchOutbox is an Outbox that also takes several frames at once, so
+// that frames delivered together can leave in one write. The hub uses
+// DeliverBatch when the session's outbox has it.
+type BatchOutbox interface {
+	Outbox
+	// DeliverBatch queues frames, in order, without blocking; like
+	// Deliver it returns false (and the session is cut off) when they do
+	// not fit. It must not keep frames (the slice) after it returns.
+	DeliverBatch(frames [][]byte) bool
+}
+
 // Defaults for Config's zero fields.
 const (
 	DefaultHistorySize  = 65536
 	DefaultQueryTimeout = 2 * time.Second
+	DefaultPublishQueue = 4096
 )
 
 // Errors returned by the hub's queries.
@@ -59,6 +71,12 @@ type Config struct {
 	// QueryTimeout bounds ListView and Conversation (DefaultQueryTimeout
 	// if zero).
 	QueryTimeout time.Duration
+	// PublishQueue bounds how many log entries (and resets) Publish and
+	// Reset queue for the hub's fan-out goroutine (DefaultPublishQueue if
+	// zero). When the fan-out falls that far behind, Publish waits for
+	// room: the apply goroutine slows down rather than memory growing
+	// without bound.
+	PublishQueue int
 
 	// The commands this node issues itself (timers.go, grace.go). With
 	// Submit and PendingOffers set, the hub runs the offer timers while
@@ -110,6 +128,13 @@ type Hub struct {
 	spawned uint64                // numbers conversation actor incarnations
 	timers  *actor.PID            // the offer timers (timers.go); nil if off
 
+	// queue carries Publish's entries and Reset's resets, in log order, to
+	// the fan-out goroutine (publish.go); done is closed by Close, and
+	// loopDone when that goroutine has returned.
+	queue    chan pubItem
+	done     chan struct{}
+	loopDone chan struct{}
+
 	// ctx bounds the commands the hub submits (system.go); cancelled by
 	// Close, which then waits for jobs.
 	ctx    context.Context
@@ -136,6 +161,9 @@ func NewHub(cfg Config) (*Hub, error) {
 	if cfg.QueryTimeout <= 0 {
 		cfg.QueryTimeout = DefaultQueryTimeout
 	}
+	if cfg.PublishQueue <= 0 {
+		cfg.PublishQueue = DefaultPublishQueue
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -148,17 +176,21 @@ func NewHub(cfg Config) (*Hub, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Hub{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		engine: e,
-		hist:   newHistory(cfg.HistorySize),
-		agents: map[string]*actor.PID{},
-		lists:  map[string]*actor.PID{},
-		convs:  map[string]*actor.PID{},
-		ctx:    ctx,
-		cancel: cancel,
+		cfg:      cfg,
+		log:      cfg.Logger,
+		engine:   e,
+		hist:     newHistory(cfg.HistorySize),
+		agents:   map[string]*actor.PID{},
+		lists:    map[string]*actor.PID{},
+		convs:    map[string]*actor.PID{},
+		ctx:      ctx,
+		cancel:   cancel,
+		queue:    make(chan pubItem, cfg.PublishQueue),
+		done:     make(chan struct{}),
+		loopDone: make(chan struct{}),
 	}
 	h.startTimers()
+	go h.fanOutLoop()
 	return h, nil
 }
 
@@ -175,58 +207,32 @@ func (h *Hub) spawn(r actor.Receiver, kind, id string) *actor.PID {
 }
 
 // Publish hands over the events of log entry index, in log order. It
-// encodes each event once, appends it to the history and queues it to the
-// agent actor of each recipient that has one, then to its list or
-// conversation actor. It never waits for a session. It implements
-// fsm.Sink.
+// queues them for the hub's fan-out goroutine (publish.go) and returns; it
+// waits only when PublishQueue entries are already queued. The fan-out
+// encodes each event once, appends it to the history, sends each agent
+// actor one message with all of its events, then feeds the list and
+// conversation actors. It never waits for a session. It implements
+// fsm.Sink. evs must not be changed after the call.
 func (h *Hub) Publish(index uint64, evs []fsm.Event) {
 	if len(evs) == 0 {
 		return
 	}
-	block := make([]entry, len(evs))
-	for i := range evs {
-		frame, err := h.cfg.Encode(evs[i])
-		if err != nil {
-			// Nobody can receive an event that does not encode; the
-			// others of the entry still go out.
-			h.log.Error("cannot encode event; it is not delivered",
-				"index", index, "seq", evs[i].Seq, "kind", evs[i].Kind, "err", err)
-			continue
-		}
-		block[i] = entry{seq: evs[i].Seq, to: evs[i].To, frame: frame}
-	}
-
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		return
-	}
-	for i := range block {
-		e := &block[i]
-		if e.frame == nil {
-			continue
-		}
-		h.hist.push(e)
-		for _, key := range e.to {
-			if pid := h.agents[key]; pid != nil {
-				h.engine.Send(pid, e)
-			}
-		}
-	}
-	for i := range evs {
-		if block[i].frame != nil {
-			h.routeView(evs[i])
-		}
-		h.routeTimers(evs[i])
-	}
+	h.enqueue(pubItem{index: index, evs: evs})
 }
 
 // Reset says the state was replaced by a snapshot at index: it clears the
 // history (a cursor at or before the snapshot can no longer resume), and
 // every attached session gets a fresh sync computed after the reset. List
 // views are cleared and conversation actors stopped; they are rebuilt from
-// later events and from the syncs. It implements fsm.Sink.
+// later events and from the syncs. It goes through Publish's queue, so it
+// takes effect after the entries published before it and before those
+// published after. It implements fsm.Sink.
 func (h *Hub) Reset(index uint64) {
+	h.enqueue(pubItem{index: index, reset: true})
+}
+
+// reset is Reset, run by the fan-out goroutine.
+func (h *Hub) reset(index uint64) {
 	seq := syncSeq(index)
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -259,6 +265,7 @@ func (h *Hub) Reset(index uint64) {
 // nothing is delivered to the session and that is logged.
 func (h *Hub) Attach(key string, since uint64, resume bool, out Outbox) (detach func()) {
 	s := &session{out: out}
+	s.batch, _ = out.(BatchOutbox)
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -282,7 +289,8 @@ func (h *Hub) Attach(key string, since uint64, resume bool, out Outbox) (detach 
 }
 
 // Close stops every actor, waiting a bounded time for them to finish, and
-// makes the hub inert: Publish and Reset do nothing, Attach delivers
+// makes the hub inert: Publish and Reset do nothing (what they queued
+// before is dropped), Attach delivers
 // nothing and the queries return ErrClosed. Sessions get nothing more.
 func (h *Hub) Close() {
 	h.mu.Lock()
@@ -304,6 +312,10 @@ func (h *Hub) Close() {
 	}
 	h.hist.reset(0)
 	h.mu.Unlock()
+	// The fan-out goroutine drops what is still queued; Publish and Reset
+	// no longer wait for room.
+	close(h.done)
+	<-h.loopDone
 	// No job starts once closed is set; the running ones see ctx end.
 	h.cancel()
 	h.jobs.Wait()

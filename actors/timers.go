@@ -83,6 +83,9 @@ func (h *Hub) SetLeader(leader bool) {
 
 // ArmedOffers returns the offer timers this node holds, by request id.
 func (h *Hub) ArmedOffers() ([]ArmedOffer, error) {
+	if err := h.awaitFanOut(); err != nil {
+		return nil, err
+	}
 	h.mu.Lock()
 	pid, closed := h.timers, h.closed
 	h.mu.Unlock()

@@ -90,6 +90,9 @@ func (h *Hub) seedLists(seq uint64, lists []fsm.ListSnapshot) {
 // oldest UNREAD request, 0 if none. The view is built from the events this
 // node applied; it returns ErrNoView for a list no event has named yet.
 func (h *Hub) ListView(list string) (open int, oldestUnreadAt int64, err error) {
+	if err := h.awaitFanOut(); err != nil {
+		return 0, 0, err
+	}
 	pid, err := h.lookup(h.lists, list)
 	if err != nil {
 		return 0, 0, err
@@ -110,6 +113,9 @@ func (h *Hub) ListView(list string) (open int, oldestUnreadAt int64, err error) 
 // time) of its last activity, 0 if none seen. It returns ErrNoView for a
 // request with no conversation event seen, or closed.
 func (h *Hub) Conversation(request string) (participants []string, lastActivity int64, err error) {
+	if err := h.awaitFanOut(); err != nil {
+		return nil, 0, err
+	}
 	pid, err := h.lookup(h.convs, request)
 	if err != nil {
 		return nil, 0, err

@@ -109,6 +109,7 @@ func TestListSeededBySync(t *testing.T) {
 	}
 	t.Cleanup(h.Close)
 	h.Reset(30)
+	settle(t, h)
 	view = fsm.StreamView{Agent: "a", Lists: []fsm.ListSnapshot{{List: "L1", Requests: []fsm.RequestSummary{
 		summary("R1", fsm.StateUnread, 100, 100), summary("R2", fsm.StateActive, 90, 120, "b"),
 	}}}}
@@ -122,6 +123,7 @@ func TestListSeededBySync(t *testing.T) {
 
 	// A later event applies on top; a stale seed is ignored.
 	h.Publish(31, []fsm.Event{{Seq: fsm.SeqOf(31, 0), Kind: fsm.EvRequestRemoved, To: []string{keyA}, Data: summary("R1", fsm.StateClosed, 100, 130)}})
+	settle(t, h)
 	h.seedLists(syncSeq(30), view.Lists)
 	if n, oldest, err := h.ListView("L1"); err != nil || n != 1 || oldest != 0 {
 		t.Fatalf("ListView = %d, %d, %v; want 1, 0", n, oldest, err)

@@ -160,6 +160,35 @@ func (s *session) Deliver(frame []byte) bool {
 	return true
 }
 
+// DeliverBatch queues frames, in order, without blocking, so that they
+// leave in one write. It is Deliver for several frames: when they do not
+// all fit in the queue the session is cut off with CodeSlowConsumer and it
+// returns false. It does not keep frames (the slice).
+func (s *session) DeliverBatch(frames [][]byte) bool {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return false
+	}
+	if s.queued+len(frames) > s.srv.cfg.OutboxFrames {
+		n := s.queued
+		s.mu.Unlock()
+		s.stop(byeBody(fsm.CodeSlowConsumer, "outbound queue full (%d frames): reconnect and resume from the last event received", n), true)
+		return false
+	}
+	first := len(s.pending) == 0
+	s.pending = append(s.pending, frames...)
+	s.queued += len(frames)
+	s.mu.Unlock()
+	if first {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
 // send encodes v as a frame and queues it.
 func (s *session) send(v any) bool {
 	b, err := EncodeFrame(v)
