@@ -37,7 +37,7 @@ func decodeFrame(b []byte) frame {
 // outbox is a fake session outbox recording what it accepts. With limit >
 // 0 it refuses every frame past the limit'th.
 type outbox struct {
-	mu     sync.Mutex
+	mu      sync.Mutex
 	frames  []frame
 	calls   int
 	limit   int
