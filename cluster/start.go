@@ -55,8 +55,10 @@ type ServerConfig struct {
 	// HistorySize is how many events the node keeps for resume.
 	HistorySize int
 	// LogoutGrace is how long an agent whose last session on this node
-	// closed may take to reconnect before the node logs it out
-	// (actors.DefaultLogoutGrace if zero; negative: never).
+	// closed may take to reconnect before the node logs it out; while
+	// leading, the node also logs out agents no node has had a session of
+	// for as long (orphans.go) (actors.DefaultLogoutGrace if zero;
+	// negative: never).
 	LogoutGrace time.Duration
 	// Version is reported in status.
 	Version string
@@ -230,10 +232,18 @@ func Start(ctx context.Context, cfg ServerConfig) (*Server, error) {
 			}
 		}()
 	}
-	s.wg.Add(2)
+	grace := cfg.LogoutGrace
+	if grace == 0 {
+		grace = actors.DefaultLogoutGrace
+	}
+	s.wg.Add(3)
 	go func() {
 		defer s.wg.Done()
 		svc.Maintain(bg)
+	}()
+	go func() {
+		defer s.wg.Done()
+		svc.SweepOrphans(bg, grace) // logins whose node died (orphans.go)
 	}()
 	go func() {
 		defer s.wg.Done()

@@ -1,0 +1,216 @@
+package cluster
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/switchboard/switchboard/fsm"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Orphaned logins. A node logs out an agent whose last session on it
+// closed and stayed closed for the logout grace (actors/grace.go). That
+// node must live to do so: if it dies, or is cut off, with agents
+// connected, nobody would ever log them out, and the router would keep
+// offering chats to consoles that are gone. So the leader also sweeps:
+// every few seconds it asks every registered node which logged-in agents
+// have a session there, and logs out those no node has reported for a
+// whole grace. A node that does not answer counts as having no sessions.
+
+// rpcAgentsPresent asks a node which of a list of agents have a session
+// on it.
+const rpcAgentsPresent = "agents_present"
+
+// Bounds of the sweep's period: a quarter of the grace, within these.
+const (
+	minSweepEvery = 250 * time.Millisecond
+	maxSweepEvery = 10 * time.Second
+)
+
+type agentsPresentArgs struct {
+	Agents []string `msgpack:"agents"`
+}
+
+type agentsPresentResult struct {
+	Present []string `msgpack:"present"`
+}
+
+func init() {
+	if nodeHandlers[rpcAgentsPresent] != nil {
+		panic("cluster: node op " + rpcAgentsPresent + " registered twice")
+	}
+	nodeHandlers[rpcAgentsPresent] = (*Service).handleAgentsPresent
+}
+
+// handleAgentsPresent answers rpcAgentsPresent from this node's hub.
+func (s *Service) handleAgentsPresent(ctx context.Context, raw msgpack.RawMessage) (any, error) {
+	var a agentsPresentArgs
+	if err := msgpack.Unmarshal(raw, &a); err != nil {
+		return nil, fsm.Errorf(fsm.CodeBadRequest, "agents_present: want {agents}")
+	}
+	present, err := s.localPresent(ctx, a.Agents)
+	if err != nil {
+		return nil, fsm.Errorf(fsm.CodeUnavailable, "agents_present: %v", err)
+	}
+	return agentsPresentResult{Present: present}, nil
+}
+
+// localPresent returns the agents of ids with a session on this node.
+func (s *Service) localPresent(ctx context.Context, ids []string) ([]string, error) {
+	var present []string
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		n, err := s.hub.AgentSessions(id)
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			present = append(present, id)
+		}
+	}
+	return present, nil
+}
+
+// loggedInAgents returns the ids of the agents logged in, sorted.
+func (s *Service) loggedInAgents() []string {
+	var ids []string
+	s.node.FSM().Read(func(st *fsm.State, _ uint64) {
+		for id, ag := range st.Agents {
+			if ag.LoggedIn {
+				ids = append(ids, id)
+			}
+		}
+	})
+	slices.Sort(ids)
+	return ids
+}
+
+// presentAnywhere asks this node and every other registered node which of
+// ids have a session, and returns their union. A node that fails to
+// answer within presenceTimeout counts as having none.
+func (s *Service) presentAnywhere(ctx context.Context, ids []string) map[string]bool {
+	var nodes []fsm.NodeInfo
+	s.node.FSM().Read(func(st *fsm.State, _ uint64) { nodes = st.NodeList() })
+	ctx, cancel := context.WithTimeout(ctx, presenceTimeout)
+	defer cancel()
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		present = map[string]bool{}
+	)
+	add := func(ps []string) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, id := range ps {
+			present[id] = true
+		}
+	}
+	if ps, err := s.localPresent(ctx, ids); err == nil {
+		add(ps)
+	}
+	for _, n := range nodes {
+		if n.ID == s.node.ID() || n.ClientAddr == "" {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var r agentsPresentResult
+			if err := s.cl.peers.call(ctx, n.ClientAddr, rpcAgentsPresent, agentsPresentArgs{Agents: ids}, &r); err != nil {
+				s.cl.log.Debug("asking a node which agents it has", "node", n.ID, "err", err)
+				return
+			}
+			add(r.Present)
+		}()
+	}
+	wg.Wait()
+	return present
+}
+
+// orphanSweeper is the leader's bookkeeping of logged-in agents no node
+// has reported a session for. Its clock is the caller's: since is when an
+// agent was first found absent, cleared when it is seen again, when it
+// logs out, and whenever this node stops leading.
+type orphanSweeper struct {
+	grace time.Duration
+	since map[string]time.Time
+}
+
+// observe records one sweep at now of the logged-in agents and those of
+// them present somewhere, and returns the agents absent for at least the
+// grace, sorted.
+func (o *orphanSweeper) observe(now time.Time, loggedIn []string, present map[string]bool) []string {
+	if o.since == nil {
+		o.since = map[string]time.Time{}
+	}
+	var due []string
+	in := make(map[string]bool, len(loggedIn))
+	for _, id := range loggedIn {
+		in[id] = true
+		if present[id] {
+			delete(o.since, id)
+			continue
+		}
+		first, seen := o.since[id]
+		if !seen {
+			o.since[id] = now
+			continue
+		}
+		if now.Sub(first) >= o.grace {
+			due = append(due, id)
+		}
+	}
+	for id := range o.since {
+		if !in[id] {
+			delete(o.since, id)
+		}
+	}
+	slices.Sort(due)
+	return due
+}
+
+// reset forgets every absence (this node stopped leading).
+func (o *orphanSweeper) reset() { clear(o.since) }
+
+// SweepOrphans runs the leader's sweep of orphaned logins until ctx ends;
+// grace is the logout grace (not positive: it returns at once).
+func (s *Service) SweepOrphans(ctx context.Context, grace time.Duration) {
+	if grace <= 0 {
+		return
+	}
+	every := min(max(grace/4, minSweepEvery), maxSweepEvery)
+	o := &orphanSweeper{grace: grace}
+	for sleepCtx(ctx, every) == nil {
+		if !s.node.IsLeader() {
+			o.reset()
+			continue
+		}
+		ids := s.loggedInAgents()
+		due := o.observe(time.Now(), ids, s.presentAnywhere(ctx, ids))
+		for _, id := range due {
+			s.logoutOrphan(ctx, id, grace)
+		}
+	}
+}
+
+// logoutOrphan logs out an agent no node has a session of.
+func (s *Service) logoutOrphan(ctx context.Context, agent string, grace time.Duration) {
+	log := s.cl.log.With("agent", agent, "grace", grace)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cmd := &fsm.Command{Op: fsm.OpLogout, By: fsm.Principal{Role: fsm.RoleSystem, ID: "node:" + s.node.ID()},
+		Args: &fsm.AgentArgs{Agent: agent}}
+	res, _, err := s.Submit(ctx, cmd)
+	switch {
+	case err != nil:
+		log.Warn("could not log out an agent no node has a session of", "err", err)
+	case res.Err != nil:
+		log.Debug("logout of an orphaned agent refused", "err", res.Err)
+	default:
+		log.Info("logged out an agent no node has had a session of for the grace")
+	}
+}
