@@ -220,14 +220,17 @@ func entryAppendMapLen(b []byte, n int) []byte {
 	return append(b, 0xdf, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 }
 
-// Arguments are encoded as msgpack's reflection encoder encodes a pointer to
-// a struct (a map of the fields in declaration order, omitempty fields left
-// out when empty), from a plan computed once per type: msgpack itself
-// builds the list of non-empty fields anew, on the heap, for every value of
-// a type with an omitempty field. Strings, integers, booleans and byte
-// slices are written here; any other field goes through msgpack's encoder.
-// A type the plan cannot describe exactly (custom encoders, embedded or
-// oddly tagged fields...) is encoded by msgpack whole.
+// Arguments (and, through AppendMsgpack, event payloads) are encoded as
+// msgpack's reflection encoder encodes a struct (a map of the fields in
+// declaration order, omitempty fields left out when empty), from a plan
+// computed once per type: msgpack itself builds the list of non-empty fields
+// anew, on the heap, for every value of a type with an omitempty field.
+// Strings, integers, booleans, byte and string slices, and structs (and
+// slices of structs) the plan describes are written here; any other field
+// goes through msgpack's encoder. A type the plan cannot describe exactly
+// (custom encoders, embedded or oddly tagged fields...) is encoded by
+// msgpack whole. (Types registered with msgpack.RegisterExt are not
+// detected: none is, in this module.)
 
 // argKind is how a field is written.
 type argKind uint8
@@ -239,6 +242,9 @@ const (
 	argUint
 	argBool
 	argBytes
+	argStrings     // []string
+	argStruct      // a struct with a plan (sub)
+	argStructSlice // a slice of structs with a plan (sub)
 )
 
 type argField struct {
@@ -246,12 +252,14 @@ type argField struct {
 	index     int
 	kind      argKind
 	omitEmpty bool
+	sub       *argPlan
 }
 
 // argPlan is nil for a type msgpack must encode itself.
 type argPlan struct{ fields []argField }
 
-var argPlans sync.Map // reflect.Type (pointer to struct) → *argPlan
+// argPlans maps a struct type to its *argPlan (nil if none).
+var argPlans sync.Map
 
 var (
 	argCustomEncoderType   = reflect.TypeFor[msgpack.CustomEncoder]()
@@ -273,20 +281,20 @@ func argCustomEncoded(t reflect.Type) bool {
 	return false
 }
 
-func argPlanFor(pt reflect.Type) *argPlan {
-	if p, ok := argPlans.Load(pt); ok {
+// argPlanFor returns the plan of struct type st, or nil.
+func argPlanFor(st reflect.Type) *argPlan {
+	if p, ok := argPlans.Load(st); ok {
 		return p.(*argPlan)
 	}
-	p := makeArgPlan(pt)
-	argPlans.Store(pt, p)
+	p := makeArgPlan(st, 0)
+	argPlans.Store(st, p)
 	return p
 }
 
-func makeArgPlan(pt reflect.Type) *argPlan {
-	if pt.Kind() != reflect.Pointer || pt.Elem().Kind() != reflect.Struct || argCustomEncoded(pt.Elem()) {
+func makeArgPlan(st reflect.Type, depth int) *argPlan {
+	if st.Kind() != reflect.Struct || argCustomEncoded(st) || depth > 8 {
 		return nil
 	}
-	st := pt.Elem()
 	p := &argPlan{}
 	for i := range st.NumField() {
 		sf := st.Field(i)
@@ -317,8 +325,21 @@ func makeArgPlan(pt reflect.Type) *argPlan {
 			case reflect.Bool:
 				f.kind = argBool
 			case reflect.Slice:
-				if t.Elem() == reflect.TypeFor[byte]() {
+				switch e := t.Elem(); {
+				case e == reflect.TypeFor[byte]():
 					f.kind = argBytes
+				case e == reflect.TypeFor[string]():
+					f.kind = argStrings
+				case e.Kind() == reflect.Struct && !argCustomEncoded(e):
+					if f.sub = makeArgPlan(e, depth+1); f.sub != nil {
+						f.kind = argStructSlice
+					}
+				}
+			case reflect.Struct:
+				if !f.omitEmpty {
+					if f.sub = makeArgPlan(t, depth+1); f.sub != nil {
+						f.kind = argStruct
+					}
 				}
 			}
 		}
@@ -360,20 +381,36 @@ func argEmpty(v reflect.Value) bool {
 	return false
 }
 
-// entryAppendArgs appends args as msgpack.Encoder.Encode (compact ints) would.
-func entryAppendArgs(b []byte, args any) ([]byte, error) {
-	if args == nil {
+// AppendMsgpack appends v encoded exactly as msgpack's reflection encoder
+// with UseCompactInts writes it, without the allocations it makes for
+// structs with omitempty fields. Log entries (command arguments) and event
+// payloads are written with it.
+func AppendMsgpack(b []byte, v any) ([]byte, error) {
+	if v == nil {
 		return append(b, 0xc0), nil
 	}
-	rv := reflect.ValueOf(args)
-	var p *argPlan
-	if rv.Kind() == reflect.Pointer && !rv.IsNil() {
-		p = argPlanFor(rv.Type())
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Pointer:
+		if rv.IsNil() || rv.Type().Elem().Kind() != reflect.Struct {
+			break
+		}
+		if p := argPlanFor(rv.Type().Elem()); p != nil {
+			return appendPlanned(b, p, rv.Elem())
+		}
+	case reflect.Struct:
+		if p := argPlanFor(rv.Type()); p != nil {
+			return appendPlanned(b, p, rv)
+		}
 	}
-	if p == nil {
-		return entryAppendEncoded(b, rv)
-	}
-	sv := rv.Elem()
+	return entryAppendEncoded(b, rv)
+}
+
+// entryAppendArgs appends a command's arguments.
+func entryAppendArgs(b []byte, args any) ([]byte, error) { return AppendMsgpack(b, args) }
+
+// appendPlanned appends struct sv by its plan p.
+func appendPlanned(b []byte, p *argPlan, sv reflect.Value) ([]byte, error) {
 	n := 0
 	for i := range p.fields {
 		if !p.fields[i].omitEmpty || !argEmpty(sv.Field(p.fields[i].index)) {
@@ -416,6 +453,32 @@ func entryAppendArgs(b []byte, args any) ([]byte, error) {
 				b = append(b, 0xc6, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 			}
 			b = append(b, bs...)
+		case argStrings:
+			if fv.IsNil() {
+				b = append(b, 0xc0)
+				break
+			}
+			b = entryAppendArrayLen(b, fv.Len())
+			for j := range fv.Len() {
+				b = entryAppendStr(b, fv.Index(j).String())
+			}
+		case argStruct:
+			var err error
+			if b, err = appendPlanned(b, f.sub, fv); err != nil {
+				return b, err
+			}
+		case argStructSlice:
+			if fv.IsNil() {
+				b = append(b, 0xc0)
+				break
+			}
+			b = entryAppendArrayLen(b, fv.Len())
+			for j := range fv.Len() {
+				var err error
+				if b, err = appendPlanned(b, f.sub, fv.Index(j)); err != nil {
+					return b, err
+				}
+			}
 		default:
 			var err error
 			if b, err = entryAppendEncoded(b, fv); err != nil {

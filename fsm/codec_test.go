@@ -594,3 +594,42 @@ func TestEncodeEntryAllocations(t *testing.T) {
 		t.Errorf("EncodeEntry of %d commands: %v allocations, want 1", len(cmds), n)
 	}
 }
+
+// TestAppendMsgpackSameBytes: AppendMsgpack writes what msgpack's encoder
+// (compact ints) writes, for every payload type of the package, by value
+// and by pointer, randomly filled, and for the odd test types.
+func TestAppendMsgpackSameBytes(t *testing.T) {
+	types := []reflect.Type{}
+	for _, v := range []any{RequestSummary{}, ListSnapshot{}, ListRef{}, ParticipantChange{}, ConversationMessage{},
+		ConversationClosed{}, OfferInfo{}, OfferWithdrawn{}, AgentStateChange{}, AgentModeChange{}, RequestQueued{},
+		Customer{}, Message{}, ConversationView{}, StreamView{}, ListInfo{}, AgentInfo{}, ConnectorInfo{}, QueueView{},
+		QueuedRequest{}, AgentPushView{}, Created{}, NodeInfo{}, RegisterNodeResult{}, CustomerMessageResult{},
+		RequestAgentResult{}, JoinResult{}, AgentStatus{}, AgentMRDStatus{}, RequestChatResult{}, Offer{}, AgentMRDState{},
+		argsOdd{}, argsPlain{}, argsEmbedded{}, argsCustom{}, argsMarshal{}} {
+		types = append(types, reflect.TypeOf(v))
+	}
+	for _, info := range Commands.Ops() {
+		types = append(types, info.Args)
+	}
+	reference := func(v any) ([]byte, error) {
+		var buf bytes.Buffer
+		enc := msgpack.NewEncoder(&buf)
+		enc.UseCompactInts(true)
+		err := enc.Encode(v)
+		return buf.Bytes(), err
+	}
+	rapid.Check(t, func(rt *rapid.T) {
+		typ := rapid.SampledFrom(types).Draw(rt, "type")
+		pv := reflect.New(typ)
+		fillValue(rt, pv.Elem(), "v")
+		v := pv.Interface()
+		if rapid.Bool().Draw(rt, "by value") {
+			v = pv.Elem().Interface()
+		}
+		want, errWant := reference(v)
+		got, errGot := AppendMsgpack([]byte("pre"), v)
+		if (errGot == nil) != (errWant == nil) || (errWant == nil && !bytes.Equal(got[3:], want)) || string(got[:3]) != "pre" {
+			rt.Fatalf("AppendMsgpack(%#v) = % x, %v\nwant % x, %v", v, got, errGot, want, errWant)
+		}
+	})
+}
