@@ -3,7 +3,6 @@ package transport
 import (
 	"encoding/binary"
 	"math"
-	"sync"
 
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/vmihailenco/msgpack/v5"
@@ -202,34 +201,10 @@ func (w *appendWriter) WriteString(s string) (int, error) {
 	return len(s), nil
 }
 
-// valueEncoder is a pooled msgpack encoder writing to an appendWriter, for
-// the nested values (event data) that are Go values, not raw msgpack.
-type valueEncoder struct {
-	w   appendWriter
-	enc *msgpack.Encoder
-}
-
-var valueEncoders = sync.Pool{New: func() any {
-	ve := &valueEncoder{enc: msgpack.NewEncoder(nil)}
-	ve.enc.Reset(&ve.w)
-	ve.enc.UseCompactInts(true)
-	return ve
-}}
-
-// appendValue appends v encoded by msgpack (compact ints) to b.
-func appendValue(b []byte, v any) ([]byte, error) {
-	ve := valueEncoders.Get().(*valueEncoder)
-	ve.w.b = b
-	err := ve.enc.Encode(v)
-	b = ve.w.b
-	ve.w.b = nil
-	valueEncoders.Put(ve)
-	return b, err
-}
-
 // appendEvent appends the complete "ev" frame of ev: the map {t, seq, kind,
-// data} (eventFrame, no field omitted) with data encoded by msgpack, or
-// copied as is when it is already msgpack.
+// data} (eventFrame, no field omitted) with data encoded as msgpack's
+// encoder does (fsm.AppendMsgpack), or copied as is when it is already
+// msgpack.
 func appendEvent(b []byte, ev *fsm.Event) ([]byte, error) {
 	start := len(b)
 	b = append(b, 0, 0, 0, 0)
@@ -241,7 +216,7 @@ func appendEvent(b []byte, ev *fsm.Event) ([]byte, error) {
 		b = append(b, raw...) // already msgpack: copied, as msgpack's encoder does
 	} else {
 		var err error
-		if b, err = appendValue(b, ev.Data); err != nil {
+		if b, err = fsm.AppendMsgpack(b, ev.Data); err != nil {
 			return b[:start], err
 		}
 	}

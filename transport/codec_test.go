@@ -518,8 +518,9 @@ func FuzzDecodeFrameDifferential(f *testing.F) {
 }
 
 // The hot paths stay allocation-free, or nearly: a response frame is
-// appended to a reused buffer without allocating, and a request decodes
-// with one allocation (its args, copied out of the reused payload buffer).
+// appended to a reused buffer without allocating, a request decodes with
+// one allocation (its args, copied out of the reused payload buffer), and
+// an event is encoded into the one buffer it returns.
 func TestFrameCodecAllocations(t *testing.T) {
 	if testing.CoverMode() != "" || raceEnabled {
 		t.Skip("allocation counts differ under coverage and the race detector")
@@ -534,5 +535,10 @@ func TestFrameCodecAllocations(t *testing.T) {
 	var f Frame
 	if n := testing.AllocsPerRun(100, func() { _ = DecodeFrame(req[4:], &f) }); n > 1 {
 		t.Errorf("DecodeFrame of a request: %v allocations, want 1", n)
+	}
+	ev := fsm.Event{Seq: 1 << 40, Kind: fsm.EvRequestCreated, Data: fsm.RequestSummary{ID: "R1", Channel: "webchat", List: "support",
+		Customer: fsm.Customer{ID: "c-42"}, Participants: []string{"a1"}, Preview: "hello"}}
+	if n := testing.AllocsPerRun(100, func() { _, _ = EncodeEvent(ev) }); n > 1 {
+		t.Errorf("EncodeEvent of a request summary: %v allocations, want 1 (the frame)", n)
 	}
 }
