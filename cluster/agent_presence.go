@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -52,15 +53,29 @@ func (s *Service) handleAgentSessions(_ context.Context, raw msgpack.RawMessage)
 // connectedElsewhere reports whether any other registered node says agent
 // has a session on it.
 func (s *Service) connectedElsewhere(ctx context.Context, agent string) bool {
+	found := false
+	askPeers(s, ctx, rpcAgentSessions, agentSessionsArgs{Agent: agent}, func(r agentSessionsResult) {
+		found = found || r.Sessions > 0
+	})
+	return found
+}
+
+// askPeers calls op with args on every other registered node, all at once
+// and within presenceTimeout, and hands each answer to got (one call at a
+// time). It reports false if a node answered with an error (it is up but
+// could not tell, or does not know op); a node that cannot be reached, or
+// does not answer in time, is skipped as if it had nothing to tell: if it
+// is down, its sessions are gone too.
+func askPeers[R any](s *Service, ctx context.Context, op string, args any, got func(R)) (conclusive bool) {
 	var nodes []fsm.NodeInfo
 	s.node.FSM().Read(func(st *fsm.State, _ uint64) { nodes = st.NodeList() })
 	ctx, cancel := context.WithTimeout(ctx, presenceTimeout)
 	defer cancel()
 	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		found bool
+		wg sync.WaitGroup
+		mu sync.Mutex
 	)
+	conclusive = true
 	for _, n := range nodes {
 		if n.ID == s.node.ID() || n.ClientAddr == "" {
 			continue
@@ -68,18 +83,22 @@ func (s *Service) connectedElsewhere(ctx context.Context, agent string) bool {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var r agentSessionsResult
-			if err := s.cl.peers.call(ctx, n.ClientAddr, rpcAgentSessions, agentSessionsArgs{Agent: agent}, &r); err != nil {
-				s.cl.log.Debug("asking a node for an agent's sessions", "node", n.ID, "agent", agent, "err", err)
-				return
-			}
-			if r.Sessions > 0 {
-				mu.Lock()
-				found = true
-				mu.Unlock()
+			var r R
+			err := s.cl.peers.call(ctx, n.ClientAddr, op, args, &r)
+			mu.Lock()
+			defer mu.Unlock()
+			var answered *fsm.Error
+			switch {
+			case err == nil:
+				got(r)
+			case errors.As(err, &answered):
+				s.cl.log.Debug("a node could not answer", "op", op, "node", n.ID, "err", err)
+				conclusive = false
+			default:
+				s.cl.log.Debug("a node did not answer", "op", op, "node", n.ID, "err", err)
 			}
 		}()
 	}
 	wg.Wait()
-	return found
+	return conclusive
 }

@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/switchboard/switchboard/fsm"
@@ -90,45 +89,23 @@ func (s *Service) loggedInAgents() []string {
 }
 
 // presentAnywhere asks this node and every other registered node which of
-// ids have a session, and returns their union. A node that fails to
-// answer within presenceTimeout counts as having none.
-func (s *Service) presentAnywhere(ctx context.Context, ids []string) map[string]bool {
-	var nodes []fsm.NodeInfo
-	s.node.FSM().Read(func(st *fsm.State, _ uint64) { nodes = st.NodeList() })
-	ctx, cancel := context.WithTimeout(ctx, presenceTimeout)
-	defer cancel()
-	var (
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		present = map[string]bool{}
-	)
+// ids have a session, and returns their union. It reports false if the
+// answer is incomplete because a node answered with an error (askPeers);
+// a node that cannot be reached counts as having no sessions.
+func (s *Service) presentAnywhere(ctx context.Context, ids []string) (present map[string]bool, conclusive bool) {
+	present = map[string]bool{}
+	local, err := s.localPresent(ctx, ids)
+	if err != nil {
+		return nil, false
+	}
 	add := func(ps []string) {
-		mu.Lock()
-		defer mu.Unlock()
 		for _, id := range ps {
 			present[id] = true
 		}
 	}
-	if ps, err := s.localPresent(ctx, ids); err == nil {
-		add(ps)
-	}
-	for _, n := range nodes {
-		if n.ID == s.node.ID() || n.ClientAddr == "" {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var r agentsPresentResult
-			if err := s.cl.peers.call(ctx, n.ClientAddr, rpcAgentsPresent, agentsPresentArgs{Agents: ids}, &r); err != nil {
-				s.cl.log.Debug("asking a node which agents it has", "node", n.ID, "err", err)
-				return
-			}
-			add(r.Present)
-		}()
-	}
-	wg.Wait()
-	return present
+	add(local)
+	conclusive = askPeers(s, ctx, rpcAgentsPresent, agentsPresentArgs{Agents: ids}, func(r agentsPresentResult) { add(r.Present) })
+	return present, conclusive
 }
 
 // orphanSweeper is the leader's bookkeeping of logged-in agents no node
@@ -190,7 +167,13 @@ func (s *Service) SweepOrphans(ctx context.Context, grace time.Duration) {
 			continue
 		}
 		ids := s.loggedInAgents()
-		due := o.observe(time.Now(), ids, s.presentAnywhere(ctx, ids))
+		present, conclusive := s.presentAnywhere(ctx, ids)
+		if !conclusive {
+			// A node that is up could not say (or is of a version without
+			// agents_present, in a rolling upgrade): count nobody absent.
+			continue
+		}
+		due := o.observe(time.Now(), ids, present)
 		for _, id := range due {
 			s.logoutOrphan(ctx, id, grace)
 		}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -84,6 +85,18 @@ func TestHAOrphanedLoginLoggedOutByLeaderWhenNodeDies(t *testing.T) {
 	holdLoggedIn(t, l, 2*grace, "Y")
 	if _, in := pushHAStatus(f2, "X"); in {
 		t.Fatal("the live follower still has X logged in")
+	}
+
+	// With f1 down, the leader's question is still conclusive (f1 counts
+	// as having nobody); a node that answers with an error is not.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	present, conclusive := l.srv.Service.presentAnywhere(ctx, []string{"X", "Y"})
+	if !conclusive || present["X"] || !present["Y"] {
+		t.Fatalf("presentAnywhere = %v, %v; want Y alone, conclusive", present, conclusive)
+	}
+	if askPeers(l.srv.Service, ctx, "no_such_op", nil, func(struct{}) {}) {
+		t.Fatal("a round where a live node answered with an error counted as conclusive")
 	}
 }
 
