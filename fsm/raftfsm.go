@@ -173,18 +173,13 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 
 // Marshal encodes the state for a snapshot: a version byte, then msgpack
 // with every map's entries sorted by key (so equal states encode to equal
-// bytes).
+// bytes). The encoding is written by hand (snapshot_encode.go); it is the
+// bytes msgpack.Marshal and appendCanonical gave, without their reflection
+// and re-sorting.
 func (s *State) Marshal() ([]byte, error) {
-	raw, err := msgpack.Marshal(s)
-	if err != nil {
-		return nil, err
-	}
-	// msgpack's SetSortMapKeys sorts only map[string]string, map[string]bool
-	// and map[string]any: the state's maps of structs and map[uint64]Result
-	// would come out in Go's random iteration order. Re-order every map.
-	out := make([]byte, 1, len(raw)+1)
+	out := make([]byte, 1, s.encodedSizeHint())
 	out[0] = snapshotVersion
-	return appendCanonical(out, raw)
+	return appendState(out, s), nil
 }
 
 // appendCanonical appends the msgpack value src to dst with the entries of
@@ -279,8 +274,11 @@ func appendLen(dst []byte, isMap bool, n int) []byte {
 	return binary.BigEndian.AppendUint32(append(dst, c32), uint32(n))
 }
 
-// ReadState decodes a state written by Marshal.
-func ReadState(r *bufio.Reader) (*State, error) {
+// ReadState decodes a state written by Marshal. The snapshot is read whole
+// and its structure checked (checkMsgpack) before msgpack decodes it, so a
+// corrupt or hostile snapshot is an error, not a panic or an allocation
+// out of proportion to its size.
+func ReadState(r *bufio.Reader) (st *State, err error) {
 	v, err := r.ReadByte()
 	if err != nil {
 		return nil, fmt.Errorf("fsm: read snapshot: %w", err)
@@ -288,8 +286,20 @@ func ReadState(r *bufio.Reader) (*State, error) {
 	if v != snapshotVersion {
 		return nil, fmt.Errorf("fsm: snapshot version %d, want %d", v, snapshotVersion)
 	}
-	st := NewState()
-	if err := msgpack.NewDecoder(r).Decode(st); err != nil {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("fsm: read snapshot: %w", err)
+	}
+	if err := checkMsgpack(data, maxSnapshotDepth); err != nil {
+		return nil, fmt.Errorf("fsm: decode snapshot: %w", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			st, err = nil, fmt.Errorf("fsm: decode snapshot: %v", p)
+		}
+	}()
+	st = NewState()
+	if err := msgpack.NewDecoder(bytes.NewReader(data)).Decode(st); err != nil {
 		return nil, fmt.Errorf("fsm: decode snapshot: %w", err)
 	}
 	st.fillNil()

@@ -1,0 +1,159 @@
+package fsm_test
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"strconv"
+	"testing"
+
+	"github.com/hashicorp/raft"
+
+	. "github.com/switchboard/switchboard/fsm"
+)
+
+// BenchmarkSnapshot measures a Raft snapshot of a large state built through
+// FSM.Apply (group-committed entries of 256 commands, as a node applies
+// them): Snapshot (what runs on Raft's FSM goroutine, under the FSM lock),
+// Persist into memory, and Restore. The state has SNAPSHOT_BENCH_N open
+// requests (default 200,000; 20,000 with -short), each with a one-message
+// transcript, spread over 10 lists with 20 subscribed agents each; 1 in 50
+// requests has an agent in it; connectors use idempotency keys, so client
+// sessions hold full windows of results. For the 1M figure:
+//
+//	SNAPSHOT_BENCH_N=1000000 go test -run '^$' -bench BenchmarkSnapshot -benchtime 1x ./fsm/
+func BenchmarkSnapshot(b *testing.B) {
+	n := 200_000
+	if testing.Short() {
+		n = 20_000
+	}
+	if v := os.Getenv("SNAPSHOT_BENCH_N"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			b.Fatalf("SNAPSHOT_BENCH_N: %v", err)
+		}
+	}
+	f := bigFSM(b, n)
+	var size int
+	b.Run("snapshot+persist", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			snap, err := f.Snapshot()
+			if err != nil {
+				b.Fatal(err)
+			}
+			sink := &memSink{}
+			if err := snap.Persist(sink); err != nil {
+				b.Fatal(err)
+			}
+			snap.Release()
+			size = sink.Len()
+		}
+		b.SetBytes(int64(size))
+	})
+	b.Run("snapshot", func(b *testing.B) {
+		// Only the part that holds the FSM lock and Raft's FSM goroutine.
+		b.ReportAllocs()
+		for b.Loop() {
+			snap, err := f.Snapshot()
+			if err != nil {
+				b.Fatal(err)
+			}
+			snap.Release()
+		}
+	})
+	snap, err := f.Snapshot()
+	if err != nil {
+		b.Fatal(err)
+	}
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		b.Fatal(err)
+	}
+	data := sink.Bytes()
+	b.Run("restore", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			g := NewFSM(nil, nil)
+			if err := g.Restore(io.NopCloser(bytes.NewReader(data))); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// bigFSM applies, through FSM.Apply, the setup of 10 lists (one pull
+// channel each, one connector for all), 200 agents (20 per list), then n
+// customer messages from distinct customers, round robin over the
+// channels, with an agent joining every 50th request.
+func bigFSM(tb testing.TB, n int) *FSM {
+	tb.Helper()
+	f := NewFSM(nil, nil)
+	var index uint64
+	now := t0
+	var batch []*Command
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		data, err := EncodeEntry(batch...)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		index++
+		resp := f.Apply(&raft.Log{Index: index, Type: raft.LogCommand, Data: data}).(*ApplyResponse)
+		for i, r := range resp.Results {
+			if r.Err != nil {
+				tb.Fatalf("entry %d command %d (op %d): %v", index, i, batch[i].Op, r.Err)
+			}
+		}
+		batch = batch[:0]
+	}
+	add := func(c *Command) {
+		now++
+		c.Time = now
+		batch = append(batch, c)
+		if len(batch) == 256 {
+			flush()
+		}
+	}
+	const lists, perList = 10, 20
+	tok := []byte("0123456789abcdef0123456789abcdef")
+	add(cmd(OpCreateMRD, admin, &CreateMRDArgs{ID: "chat", Name: "Chat"}))
+	add(cmd(OpCreateChannelType, admin, &CreateChannelTypeArgs{ID: "web", MRD: "chat"}))
+	chans := make([]string, lists)
+	for l := range lists {
+		ls := "L" + strconv.Itoa(l)
+		chans[l] = "C" + strconv.Itoa(l)
+		add(cmd(OpCreateList, admin, &CreateListArgs{ID: ls, Name: "List " + ls}))
+		add(cmd(OpCreateChannel, admin, &CreateChannelArgs{ID: chans[l], Type: "web", Mode: ModePull, List: ls}))
+	}
+	add(cmd(OpCreateConnector, admin, &CreateConnectorArgs{ID: "web", Name: "Web", Channels: chans, TokenHash: tok}))
+	for l := range lists {
+		for a := range perList {
+			id := "A" + strconv.Itoa(l*perList+a)
+			add(cmd(OpCreateAgent, admin, &CreateAgentArgs{ID: id, Name: "Agent " + id, Max: map[string]int{"chat": 1 << 20}, TokenHash: tok}))
+			add(cmd(OpSubscribe, admin, &SubscribeArgs{Agent: id, List: "L" + strconv.Itoa(l)}))
+		}
+	}
+	flush()
+	conn := Principal{Role: RoleConnector, ID: "web"}
+	var seq uint64
+	for i := range n {
+		l := i % lists
+		seq++
+		add(keyed("web-"+strconv.Itoa(l), seq, cmd(OpCustomerMessage, conn, &CustomerMessageArgs{
+			Channel: chans[l], CustomerID: "cust-" + strconv.Itoa(i), CustomerName: "Customer " + strconv.Itoa(i),
+			Text: "Hello, I need help with my order number " + strconv.Itoa(i)})))
+		if i%50 == 49 {
+			flush() // the request id is assigned on apply
+			var id string
+			f.Read(func(s *State, _ uint64) { id = "R" + strconv.FormatUint(s.NextRequest, 10) })
+			ag := "A" + strconv.Itoa(l*perList+(i/50)%perList)
+			add(cmd(OpJoin, Principal{Role: RoleAgent, ID: ag}, &RequestArgs{Request: id}))
+		}
+	}
+	flush()
+	return f
+}
