@@ -109,42 +109,7 @@ func BenchmarkApply(b *testing.B) {
 	// MaxClosedKept closes) a full window of closed requests, as on a node
 	// that has run for a while.
 	perRequest := func(name string, joined bool, op fsm.Op, args func(req string) any) {
-		b.Run(name, func(b *testing.B) {
-			s := benchState(b)
-			cycle := func(timed bool, i int) {
-				agent := "a" + strconv.Itoa(i%benchSubscribers)
-				req := "R" + strconv.Itoa(open(b, s, 1))
-				if joined {
-					agentDo(b, s, agent, fsm.OpJoin, &fsm.RequestArgs{Request: req})
-				}
-				cmd := &fsm.Command{Op: op, By: fsm.Principal{Role: fsm.RoleAgent, ID: agent}, Time: s.Now + 1, Args: args(req)}
-				if timed {
-					b.StartTimer()
-				}
-				res, _ := s.Apply(cmd)
-				if timed {
-					b.StopTimer()
-				}
-				if res.Err != nil {
-					b.Fatal(res.Err)
-				}
-				if op != fsm.OpClose {
-					if op == fsm.OpLeave {
-						agentDo(b, s, agent, fsm.OpJoin, &fsm.RequestArgs{Request: req})
-					}
-					agentDo(b, s, agent, fsm.OpClose, &fsm.RequestArgs{Request: req})
-				}
-			}
-			for i := range fsm.MaxClosedKept {
-				cycle(false, i)
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.StopTimer()
-			for i := range b.N {
-				cycle(true, i)
-			}
-		})
+		perRequestBacklog(b, name, 0, joined, op, args)
 	}
 	ref := func(req string) any { return &fsm.RequestArgs{Request: req} }
 	perRequest("join", false, fsm.OpJoin, ref)
@@ -152,6 +117,53 @@ func BenchmarkApply(b *testing.B) {
 	perRequest("close", true, fsm.OpClose, ref)
 	perRequest("send", true, fsm.OpSend, func(req string) any {
 		return &fsm.SendArgs{Request: req, Text: "Thanks for waiting, let me check that for you"}
+	})
+	// Closing the newest of 100,000 open requests on the list: the cost
+	// of finding and removing it among the list's requests.
+	perRequestBacklog(b, "close/100k_open", 100_000, true, fsm.OpClose, ref)
+}
+
+// perRequestBacklog runs one of BenchmarkApply's per-request benchmarks
+// on a state that first gets backlog open requests on the list.
+func perRequestBacklog(b *testing.B, name string, backlog int, joined bool, op fsm.Op, args func(req string) any) {
+	b.Run(name, func(b *testing.B) {
+		s := benchState(b)
+		if backlog > 0 {
+			open(b, s, backlog)
+		}
+		cycle := func(timed bool, i int) {
+			agent := "a" + strconv.Itoa(i%benchSubscribers)
+			req := "R" + strconv.Itoa(open(b, s, 1))
+			if joined {
+				agentDo(b, s, agent, fsm.OpJoin, &fsm.RequestArgs{Request: req})
+			}
+			cmd := &fsm.Command{Op: op, By: fsm.Principal{Role: fsm.RoleAgent, ID: agent}, Time: s.Now + 1, Args: args(req)}
+			if timed {
+				b.StartTimer()
+			}
+			res, _ := s.Apply(cmd)
+			if timed {
+				b.StopTimer()
+			}
+			if res.Err != nil {
+				b.Fatal(res.Err)
+			}
+			if op != fsm.OpClose {
+				if op == fsm.OpLeave {
+					agentDo(b, s, agent, fsm.OpJoin, &fsm.RequestArgs{Request: req})
+				}
+				agentDo(b, s, agent, fsm.OpClose, &fsm.RequestArgs{Request: req})
+			}
+		}
+		for i := range fsm.MaxClosedKept {
+			cycle(false, i)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.StopTimer()
+		for i := range b.N {
+			cycle(true, i)
+		}
 	})
 }
 

@@ -342,9 +342,7 @@ func applyClose(s *State, c *Command, a *RequestArgs, out *events) (any, *Error)
 	delete(s.Open, openKey(r.Channel, r.Customer.ID))
 	out.add(EvConversationClosed, audience, ConversationClosed{Request: r.ID, By: c.By})
 	if l := s.Lists[r.List]; l != nil {
-		if i := slices.Index(l.Requests, r.ID); i >= 0 {
-			l.Requests = slices.Delete(l.Requests, i, i+1)
-		}
+		l.Requests = removeListed(l.Requests, r.ID)
 		out.add(EvRequestRemoved, l.Subscribers, r.summary())
 	}
 	s.retireClosed(r.ID)
@@ -375,14 +373,34 @@ func applySend(s *State, c *Command, a *SendArgs, out *events) (any, *Error) {
 }
 
 // retireClosed keeps a closed request queryable until MaxClosedKept newer
-// ones have closed, then forgets it.
+// ones have closed, then forgets it. ClosedOrder is a queue: the oldest id
+// leaves by re-slicing past it (O(1)); append moves the live ids to a new
+// array when the old one's tail is used up, i.e. once per few thousand
+// closes. Its contents, and so the snapshot, are as before.
 func (s *State) retireClosed(id string) {
 	s.ClosedOrder = append(s.ClosedOrder, id)
 	if len(s.ClosedOrder) > MaxClosedKept {
 		old := s.ClosedOrder[0]
-		s.ClosedOrder = slices.Delete(s.ClosedOrder, 0, 1)
+		s.ClosedOrder[0] = "" // the array outlives the id
+		s.ClosedOrder = s.ClosedOrder[1:]
 		delete(s.Requests, old)
 	}
+}
+
+// removeListed removes id from a list's open requests, keeping their
+// order. Requests join a list only when created (applyCustomerMessage), and
+// request ids grow, so a list is in id order ("R" + a counter: shorter
+// first, then bytewise): binary search finds id in O(log n), with a linear
+// scan as the fallback should a list ever not be in that order. Removal
+// shifts the tail down (one memmove).
+func removeListed(ids []string, id string) []string {
+	i, found := slices.BinarySearchFunc(ids, id, keyCompare)
+	if !found {
+		if i = slices.Index(ids, id); i < 0 {
+			return ids
+		}
+	}
+	return slices.Delete(ids, i, i+1)
 }
 
 // announceUpdate tells the request's list subscribers of its new state.
