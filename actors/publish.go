@@ -266,9 +266,15 @@ func sameSlice(a, b []string) bool {
 // ran on the apply goroutine.
 func (h *Hub) awaitFanOut() error {
 	b := make(chan struct{})
-	h.enqueue(pubItem{barrier: b})
 	t := time.NewTimer(h.cfg.QueryTimeout)
 	defer t.Stop()
+	select {
+	case h.queue <- pubItem{barrier: b}:
+	case <-h.done:
+		return ErrClosed
+	case <-t.C:
+		return fmt.Errorf("%w: the fan-out queue is full", ErrTimeout)
+	}
 	select {
 	case <-b:
 		return nil
