@@ -270,7 +270,7 @@ func applyCreateConnector(s *State, _ *Command, a *CreateConnectorArgs, _ *event
 	return Created{ID: a.ID}, nil
 }
 
-func applyDeleteList(s *State, _ *Command, a *IDArgs, _ *events) (any, *Error) {
+func applyDeleteList(s *State, _ *Command, a *IDArgs, out *events) (any, *Error) {
 	l := s.Lists[a.ID]
 	if l == nil {
 		return nil, Errorf(CodeNotFound, "list %q not found", a.ID)
@@ -292,6 +292,10 @@ func applyDeleteList(s *State, _ *Command, a *IDArgs, _ *events) (any, *Error) {
 		if ag := s.Agents[agentIDOf(key)]; ag != nil {
 			ag.Lists, _ = removeSorted(ag.Lists, a.ID)
 		}
+	}
+	if len(l.Subscribers) > 0 {
+		// Subscribers' consoles drop the list as on their own unsubscribe.
+		out.add(EvListUnsubscribed, slices.Clone(l.Subscribers), ListRef{List: l.ID})
 	}
 	delete(s.Lists, a.ID)
 	return nil, nil

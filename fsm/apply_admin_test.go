@@ -281,8 +281,11 @@ func TestDeleteList(t *testing.T) {
 	mk := func(id string) *Command { return cmd(OpDeleteList, admin, &IDArgs{ID: id}) }
 	cases := []applyCase{
 		{name: "deletes and unsubscribes its agents", c: mk("L2"), check: func(t *testing.T, s *State, res Result, evs []Event) {
-			if res.Data != nil || len(evs) != 0 {
-				t.Errorf("result %+v events %s", res.Data, kinds(evs))
+			if res.Data != nil || len(evs) != 1 || evs[0].Kind != EvListUnsubscribed {
+				t.Fatalf("result %+v events %s, want one list.unsubscribed", res.Data, kinds(evs))
+			}
+			if ref, ok := evs[0].Data.(ListRef); !ok || ref.List != "L2" || !slices.Equal(evs[0].To, []string{AgentKey("A3")}) {
+				t.Errorf("event %+v to %v, want L2 to A3", evs[0].Data, evs[0].To)
 			}
 			if s.Lists["L2"] != nil {
 				t.Error("L2 still exists")
