@@ -141,7 +141,10 @@ func (f *FSM) Read(fn func(s *State, applied uint64)) {
 const snapshotVersion byte = 1
 
 // Snapshot implements raft.FSM. It encodes the state under the read lock so
-// the capture is consistent; Persist only writes the bytes.
+// the capture is consistent; Persist only writes the bytes. (Encoding in
+// Persist, outside the lock, would need a copy or an immutable state: Apply
+// changes requests, agents and lists in place.) The hand encoder makes this
+// about 1.5 s of CPU for a million open requests.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()

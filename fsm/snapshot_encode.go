@@ -366,18 +366,39 @@ func keyCompare(a, b string) int {
 }
 
 // entry is a map entry, for encoding a map in key order without looking
-// every key up again.
+// every key up again. hi and lo hold the key's first 16 bytes (big-endian,
+// zero-padded): with the length they order nearly every pair of keys
+// (request ids, open-request keys) without reading the strings, whose
+// bytes are scattered over the heap. On a state of a million requests the
+// sort was otherwise bound by cache misses.
 type entry[V any] struct {
-	k string
-	v V
+	hi, lo uint64
+	k      string
+	v      V
 }
 
 func sortedEntries[V any](m map[string]V) []entry[V] {
 	es := make([]entry[V], 0, len(m))
 	for k, v := range m {
-		es = append(es, entry[V]{k, v})
+		var p [16]byte
+		copy(p[:], k)
+		es = append(es, entry[V]{binary.BigEndian.Uint64(p[:8]), binary.BigEndian.Uint64(p[8:]), k, v})
 	}
-	slices.SortFunc(es, func(a, b entry[V]) int { return keyCompare(a.k, b.k) })
+	slices.SortFunc(es, func(a, b entry[V]) int {
+		if c := cmp.Compare(len(a.k), len(b.k)); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.hi, b.hi); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.lo, b.lo); c != 0 {
+			return c
+		}
+		if len(a.k) <= 16 {
+			return 0
+		}
+		return strings.Compare(a.k[16:], b.k[16:])
+	})
 	return es
 }
 
