@@ -254,3 +254,39 @@ func TestSessionsSurviveSnapshot(t *testing.T) {
 		t.Error("restored state encodes differently")
 	}
 }
+
+// Sessions are bounded in number, not only by age: past MaxSessions the
+// least recently seen are dropped, the same ones on every replica.
+func TestSessionsBoundedInNumber(t *testing.T) {
+	run := func() *State {
+		s := walkthrough(t)
+		for i := range MaxSessions + 1 {
+			// A few share an instant, so ties are broken by key.
+			when := t0 + int64(i/4)
+			mustApply(t, s, keyed(fmt.Sprintf("c%06d", i), 1, at(when, cmd(OpNoop, a1, &NoopArgs{}))))
+		}
+		return s
+	}
+	s := run()
+	if n := len(s.Sessions); n != MaxSessions*9/10 {
+		t.Fatalf("%d sessions after %d clients, want %d", n, MaxSessions+1, MaxSessions*9/10)
+	}
+	dropped := MaxSessions + 1 - len(s.Sessions)
+	for _, i := range []int{0, dropped - 1, dropped, MaxSessions} {
+		_, kept := s.Sessions[fmt.Sprintf("agent:A1/c%06d", i)]
+		if want := i >= dropped; kept != want {
+			t.Errorf("client c%06d kept = %v, want %v (the %d least recently seen go)", i, kept, want, dropped)
+		}
+	}
+	// A dropped client's retry is a new command; a kept one's is not.
+	if res, evs := s.Apply(keyed("c000000", 1, at(t0+MaxSessions, cmd(OpNoop, a1, &NoopArgs{})))); res.Err != nil || len(s.Sessions) != MaxSessions*9/10+1 {
+		t.Fatalf("retry of a dropped client: %+v %v, %d sessions", res, evs, len(s.Sessions))
+	}
+	if !bytes.Equal(marshal(t, s), marshal(t, func() *State {
+		r := run()
+		r.Apply(keyed("c000000", 1, at(t0+MaxSessions, cmd(OpNoop, a1, &NoopArgs{}))))
+		return r
+	}())) {
+		t.Error("two replicas fed the same commands hold different sessions")
+	}
+}

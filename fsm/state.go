@@ -1,7 +1,10 @@
 package fsm
 
 import (
+	"cmp"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // Result is the outcome of one command: Err is nil on success, and Data holds
@@ -17,6 +20,11 @@ const (
 	SessionWindow     = 128
 	SessionTTL        = int64(60 * 60 * 1e9)
 	sessionSweepEvery = int64(60 * 1e9)
+	// MaxSessions bounds the client sessions kept, whatever their age: a
+	// client that opened a new client id per command would otherwise grow
+	// the state for a whole SessionTTL. Past it, the least recently seen
+	// tenth is dropped (their retries then apply as new commands).
+	MaxSessions = 65536
 	// MaxClosedKept bounds how many closed requests stay queryable.
 	MaxClosedKept = 10000
 )
@@ -100,6 +108,9 @@ func (s *State) Apply(c *Command) (Result, []Event) {
 			s.Sessions[key] = sess
 		}
 		sess.LastSeen = s.Now
+		if len(s.Sessions) > MaxSessions {
+			s.trimSessions(key)
+		}
 		if r, ok := sess.Results[c.Seq]; ok {
 			return r, nil
 		}
@@ -149,6 +160,32 @@ func (s *State) sweepSessions() {
 		if s.Now-sess.LastSeen > SessionTTL {
 			delete(s.Sessions, k)
 		}
+	}
+}
+
+// trimSessions drops the least recently seen sessions (ties: the smaller
+// key first, so map order cannot leak into the state) down to nine tenths
+// of MaxSessions, never keep's. It runs once per MaxSessions/10 new
+// sessions at most, so its sort is cheap per command.
+func (s *State) trimSessions(keep string) {
+	type aged struct {
+		key  string
+		seen int64
+	}
+	all := make([]aged, 0, len(s.Sessions))
+	for k, sess := range s.Sessions {
+		if k != keep {
+			all = append(all, aged{k, sess.LastSeen})
+		}
+	}
+	slices.SortFunc(all, func(a, b aged) int {
+		if c := cmp.Compare(a.seen, b.seen); c != 0 {
+			return c
+		}
+		return strings.Compare(a.key, b.key)
+	})
+	for _, a := range all[:len(s.Sessions)-MaxSessions*9/10] {
+		delete(s.Sessions, a.key)
 	}
 }
 
