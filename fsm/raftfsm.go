@@ -278,7 +278,7 @@ func appendLen(dst []byte, isMap bool, n int) []byte {
 }
 
 // ReadState decodes a state written by Marshal. The snapshot is read whole
-// and its structure checked (checkMsgpack) before msgpack decodes it, so a
+// and its structure checked (CheckMsgpack) before msgpack decodes it, so a
 // corrupt or hostile snapshot is an error, not a panic or an allocation
 // out of proportion to its size.
 func ReadState(r *bufio.Reader) (st *State, err error) {
@@ -293,8 +293,10 @@ func ReadState(r *bufio.Reader) (st *State, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("fsm: read snapshot: %w", err)
 	}
-	if err := checkMsgpack(data, maxSnapshotDepth); err != nil {
+	if n, err := CheckMsgpack(data, maxSnapshotDepth); err != nil {
 		return nil, fmt.Errorf("fsm: decode snapshot: %w", err)
+	} else if n != len(data) {
+		return nil, fmt.Errorf("fsm: decode snapshot: %d bytes after the state", len(data)-n)
 	}
 	defer func() {
 		if p := recover(); p != nil {

@@ -303,32 +303,9 @@ func readRaw(b []byte, i int) (raw []byte, next int, ok bool) {
 
 // skipValue returns where the msgpack value at i ends.
 func skipValue(b []byte, i int) (int, bool) {
-	for pending := 1; pending > 0; pending-- {
-		if i >= len(b) {
-			return 0, false
-		}
-		c := b[i]
-		var head, body, elems int
-		switch {
-		case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
-			head = 1
-		case c >= 0xa0 && c <= 0xbf:
-			head, body = 1, int(c&0x1f)
-		case c >= 0x90 && c <= 0x9f:
-			head, elems = 1, int(c&0x0f)
-		case c >= 0x80 && c <= 0x8f:
-			head, elems = 1, 2*int(c&0x0f)
-		default:
-			var ok bool
-			if head, body, elems, ok = msgpackHeader(c, b[i+1:]); !ok {
-				return 0, false
-			}
-		}
-		if head+body > len(b)-i || elems > len(b)-i-head-body {
-			return 0, false
-		}
-		i += head + body
-		pending += elems
+	if i >= len(b) {
+		return 0, false
 	}
-	return i, true
+	n, err := fsm.CheckMsgpack(b[i:], maxNesting)
+	return i + n, err == nil
 }
