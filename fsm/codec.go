@@ -83,12 +83,30 @@ func DecodeEntry(data []byte) ([]*Command, error) {
 		}
 		return nil, fmt.Errorf("%w: kind %d", ErrUndecodable, data[0])
 	}
-	dec := msgpack.NewDecoder(bytes.NewReader(data[1:]))
+	// Every declared length fits in the entry and nesting is bounded, so
+	// that neither decoder below allocates more than the entry's length
+	// justifies (msgpack trusts declared lengths).
+	short, err := checkEntryValue(data[1:], maxEntryDepth)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUndecodable, err)
+	}
+	cmds, fallback, err := decodeEntryFast(data[1:], short)
+	if !fallback {
+		return cmds, err
+	}
+	return decodeEntryReflect(data[1:])
+}
+
+// decodeEntryReflect decodes the commands array b with msgpack's reflection
+// decoder: the decoder of entries whose envelope decodeEntryFast leaves to
+// it, and the reference the fast decoder is held to.
+func decodeEntryReflect(b []byte) ([]*Command, error) {
+	dec := msgpack.NewDecoder(bytes.NewReader(b))
 	n, err := dec.DecodeArrayLen()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUndecodable, err)
 	}
-	if n < 0 || n > len(data) {
+	if n < 0 || n > len(b)+1 {
 		return nil, fmt.Errorf("%w: %d commands", ErrUndecodable, n)
 	}
 	cmds := make([]*Command, 0, n)

@@ -208,8 +208,10 @@ func TestUnknownOpEntry(t *testing.T) {
 }
 
 // The fuzz target: DecodeEntry never panics, fails only with ErrUndecodable,
-// and whatever decodes re-encodes to the same commands and applies (to a
-// state holding the walkthrough) without panic, identically on two states.
+// decodes (or fails) exactly as msgpack's reflection decoder does
+// (checkDecodeSame), and whatever decodes re-encodes to the same commands
+// and applies (to a state holding the walkthrough) without panic,
+// identically on two states.
 func FuzzDecodeEntry(f *testing.F) {
 	for _, seed := range fuzzSeeds(f) {
 		f.Add(seed)
@@ -221,6 +223,7 @@ func FuzzDecodeEntry(f *testing.F) {
 	mustApply(f, base, cmd(OpJoin, a1, &RequestArgs{Request: "R1"}))
 	baseBytes := marshal(f, base)
 	f.Fuzz(func(t *testing.T, data []byte) {
+		checkDecodeSame(t, data)
 		cmds, err := DecodeEntry(data)
 		if err != nil {
 			if !errors.Is(err, ErrUndecodable) {

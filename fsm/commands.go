@@ -3,8 +3,6 @@ package fsm
 import (
 	"fmt"
 	"reflect"
-
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Op is a command type. Its number is the type byte in the Raft log and must
@@ -53,6 +51,8 @@ type OpInfo struct {
 	// Roles that may send it.
 	allowed roleMask
 	apply   func(s *State, c *Command, out *events) (any, *Error)
+	// dec is the decoding plan of Args, nil if msgpack decodes them.
+	dec *argDecPlan
 }
 
 // Allowed reports whether role r may send this op.
@@ -92,6 +92,7 @@ func register[A any](r *Registry, op Op, name string, allowed roleMask, fn func(
 			return fn(s, c, a, out)
 		},
 	}
+	info.dec = argDecPlanFor(info.Args)
 	r.byOp[op] = info
 	r.byName[name] = info
 }
@@ -113,7 +114,8 @@ func (r *Registry) Ops() []*OpInfo {
 	return out
 }
 
-// DecodeArgs decodes msgpack-encoded arguments for op name into its struct.
+// DecodeArgs decodes msgpack-encoded arguments for op name into its struct,
+// exactly as msgpack.Unmarshal does (codec_decode.go).
 // An empty raw value decodes to the zero struct.
 func (r *Registry) DecodeArgs(name string, raw []byte) (*OpInfo, any, *Error) {
 	info := r.byName[name]
@@ -122,7 +124,8 @@ func (r *Registry) DecodeArgs(name string, raw []byte) (*OpInfo, any, *Error) {
 	}
 	args := info.NewArgs()
 	if len(raw) > 0 {
-		if err := msgpack.Unmarshal(raw, args); err != nil {
+		var err error
+		if args, err = decodeArgsValue(raw, info, args); err != nil {
 			return info, nil, Errorf(CodeBadRequest, "%s: arguments: %v", name, err)
 		}
 	}

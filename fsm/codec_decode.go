@@ -1,0 +1,670 @@
+package fsm
+
+import (
+	"bytes"
+	"encoding"
+	"encoding/binary"
+	"fmt"
+	"reflect"
+	"sync"
+	"unsafe"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// The hand-written decoder of log entries and command arguments, the mirror
+// of the encoder's plans (codec.go). It decodes what EncodeEntry writes and
+// anything else whose every value is of its own msgpack family (a str for a
+// string, an integer for an integer, true/false for a bool, a bin or nil
+// for []byte...), exactly as msgpack's reflection decoder would; for
+// anything else (nil where a string is expected, a bin string, a float,
+// duplicate keys, a struct sent as an array, a type with a decoder method
+// of its own...) it gives up and msgpack's reflection decoder decides, on
+// the same bytes: the whole entry if its envelope is unusual, the one
+// command's arguments otherwise. So every input gets the result (value or
+// error) it got before, and followers of any version decode alike. Unknown
+// keys are skipped, as msgpack does; integers are converted (and truncated
+// into smaller fields) as msgpack converts them.
+
+// maxEntryDepth bounds the nesting of a log entry: the entry, a command,
+// its arguments, a field holding a struct, a map or a slice, and room for
+// the arguments of newer versions.
+const maxEntryDepth = 32
+
+// checkEntryValue checks that b starts with one well-formed msgpack value whose
+// every declared length fits in the bytes that follow it, nested at most
+// maxDepth deep, as checkMsgpack does, but allows bytes after it (msgpack's
+// decoder never looked at them). It also returns the total length of the
+// short strings (and bins) in it: an upper bound for the decoder's arena.
+// It does not recurse, and allocates nothing for up to 16 levels.
+func checkEntryValue(b []byte, maxDepth int) (short int, err error) {
+	var stack [16]int
+	open := stack[:0]
+	pending := 1
+	i := 0
+	for pending > 0 {
+		for len(open) > 0 && open[len(open)-1] == 0 {
+			open = open[:len(open)-1]
+		}
+		if len(open) > 0 {
+			open[len(open)-1]--
+		}
+		pending--
+		if i >= len(b) {
+			return 0, fmt.Errorf("truncated")
+		}
+		head, body, elems, ok := edSizes(b[i:])
+		if !ok {
+			return 0, fmt.Errorf("bad or truncated header 0x%02x at %d", b[i], i)
+		}
+		i += head
+		if body > len(b)-i {
+			return 0, fmt.Errorf("value at %d declares %d bytes, %d left", i-head, body, len(b)-i)
+		}
+		if body <= edShortString {
+			short += body
+		}
+		i += body
+		if elems > 0 {
+			if elems > len(b)-i-pending {
+				return 0, fmt.Errorf("container at %d declares %d values, %d bytes left", i-head, elems, len(b)-i)
+			}
+			pending += elems
+			if len(open) == maxDepth {
+				return 0, fmt.Errorf("nested deeper than %d", maxDepth)
+			}
+			open = append(open, elems)
+		}
+	}
+	return short, nil
+}
+
+// Strings decoded from an entry are real Go strings (Raft owns and may
+// reuse the entry's bytes), but the short ones are not allocated one by one:
+// they are copied into an arena, in chunks of at most edArenaChunk bytes (so
+// a string the state keeps pins at most that much), never larger than the
+// short strings left in the input justify.
+const (
+	edShortString = 64
+	edArenaChunk  = 4096
+)
+
+type edArena struct {
+	buf  []byte // the current chunk; never written below len
+	left int    // bound on the short-string bytes still to come
+}
+
+func (a *edArena) str(p []byte) string {
+	n := len(p)
+	switch {
+	case n == 0:
+		return ""
+	case n > edShortString:
+		return string(p)
+	}
+	if cap(a.buf)-len(a.buf) < n {
+		a.buf = make([]byte, 0, min(max(a.left, n), edArenaChunk))
+	}
+	off := len(a.buf)
+	a.buf = append(a.buf, p...)
+	a.left -= n
+	return unsafe.String(&a.buf[off], n)
+}
+
+// The readers below take the input and an offset, and return the value, the
+// offset after it and whether it is of the expected family and lies within
+// b. They never allocate.
+
+// edStr reads a str (not nil, not bin).
+func edStr(b []byte, i int) ([]byte, int, bool) {
+	if i >= len(b) {
+		return nil, i, false
+	}
+	c := b[i]
+	var n, h int
+	switch {
+	case c >= 0xa0 && c <= 0xbf:
+		n, h = int(c&0x1f), 1
+	case c == 0xd9 && i+2 <= len(b):
+		n, h = int(b[i+1]), 2
+	case c == 0xda && i+3 <= len(b):
+		n, h = int(binary.BigEndian.Uint16(b[i+1:])), 3
+	case c == 0xdb && i+5 <= len(b):
+		n, h = int(binary.BigEndian.Uint32(b[i+1:])), 5
+	default:
+		return nil, i, false
+	}
+	i += h
+	if n > len(b)-i {
+		return nil, i, false
+	}
+	return b[i : i+n], i + n, true
+}
+
+// edNum reads an integer (or nil) as msgpack's DecodeUint64 and
+// DecodeInt64 do: the 64 bits, sign-extended from signed encodings.
+func edNum(b []byte, i int) (uint64, int, bool) {
+	if i >= len(b) {
+		return 0, i, false
+	}
+	c := b[i]
+	if c <= 0x7f || c >= 0xe0 {
+		return uint64(int8(c)), i + 1, true
+	}
+	var w int
+	switch c {
+	case 0xc0:
+		return 0, i + 1, true
+	case 0xcc, 0xd0:
+		w = 1
+	case 0xcd, 0xd1:
+		w = 2
+	case 0xce, 0xd2:
+		w = 4
+	case 0xcf, 0xd3:
+		w = 8
+	default:
+		return 0, i, false
+	}
+	if w > len(b)-i-1 {
+		return 0, i, false
+	}
+	p := b[i+1:]
+	switch c {
+	case 0xcc:
+		return uint64(p[0]), i + 2, true
+	case 0xd0:
+		return uint64(int8(p[0])), i + 2, true
+	case 0xcd:
+		return uint64(binary.BigEndian.Uint16(p)), i + 3, true
+	case 0xd1:
+		return uint64(int16(binary.BigEndian.Uint16(p))), i + 3, true
+	case 0xce:
+		return uint64(binary.BigEndian.Uint32(p)), i + 5, true
+	case 0xd2:
+		return uint64(int32(binary.BigEndian.Uint32(p))), i + 5, true
+	}
+	return binary.BigEndian.Uint64(p), i + 9, true
+}
+
+// edLen reads an array (map false) or map (map true) header; nil is -1.
+func edLen(b []byte, i int, isMap bool) (int, int, bool) {
+	if i >= len(b) {
+		return 0, i, false
+	}
+	c := b[i]
+	fix, l16, l32 := byte(0x90), byte(0xdc), byte(0xdd)
+	if isMap {
+		fix, l16, l32 = 0x80, 0xde, 0xdf
+	}
+	switch {
+	case c == 0xc0:
+		return -1, i + 1, true
+	case c&0xf0 == fix:
+		return int(c & 0x0f), i + 1, true
+	case c == l16 && i+3 <= len(b):
+		return int(binary.BigEndian.Uint16(b[i+1:])), i + 3, true
+	case c == l32 && i+5 <= len(b):
+		return int(binary.BigEndian.Uint32(b[i+1:])), i + 5, true
+	}
+	return 0, i, false
+}
+
+// edSkip skips one well-formed value, without recursion.
+func edSkip(b []byte, i int) (int, bool) {
+	pending := 1
+	for pending > 0 {
+		pending--
+		if i >= len(b) {
+			return i, false
+		}
+		head, body, elems, ok := edSizes(b[i:])
+		if !ok || body > len(b)-i-head || elems > len(b)-i-head-body {
+			return i, false
+		}
+		i += head + body
+		pending += elems
+	}
+	return i, true
+}
+
+// argDecField is how one field of an argument struct is decoded.
+type argDecField struct {
+	name string
+	off  uintptr
+	kind argKind // argString, argInt, argUint, argBool, argBytes, argStrings, argStruct or argOther
+	size uintptr // of integers
+	typ  reflect.Type
+	sub  *argDecPlan
+}
+
+// argDecPlan is nil for a type msgpack must decode itself.
+type argDecPlan struct {
+	typ    reflect.Type
+	fields []argDecField
+}
+
+var argDecPlans sync.Map // reflect.Type → *argDecPlan
+
+var (
+	argCustomDecoderType     = reflect.TypeFor[msgpack.CustomDecoder]()
+	argUnmarshalerType       = reflect.TypeFor[msgpack.Unmarshaler]()
+	argBinaryUnmarshalerType = reflect.TypeFor[encoding.BinaryUnmarshaler]()
+	argTextUnmarshalerType   = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
+
+// argCustomDecoded reports whether msgpack decodes t (or an addressable t)
+// with a method of its own.
+func argCustomDecoded(t reflect.Type) bool {
+	for _, x := range [...]reflect.Type{t, reflect.PointerTo(t)} {
+		if x.Implements(argCustomDecoderType) || x.Implements(argUnmarshalerType) ||
+			x.Implements(argBinaryUnmarshalerType) || x.Implements(argTextUnmarshalerType) {
+			return true
+		}
+	}
+	return false
+}
+
+func argDecPlanFor(st reflect.Type) *argDecPlan {
+	if p, ok := argDecPlans.Load(st); ok {
+		return p.(*argDecPlan)
+	}
+	p := makeArgDecPlan(st)
+	argDecPlans.Store(st, p)
+	return p
+}
+
+// makeArgDecPlan derives the decoding plan of struct st from its encoding
+// plan: the same fields under the same names, which are the fields msgpack
+// decodes.
+func makeArgDecPlan(st reflect.Type) *argDecPlan {
+	ep := argPlanFor(st)
+	if ep == nil || argCustomDecoded(st) {
+		return nil
+	}
+	p := &argDecPlan{typ: st}
+	for _, ef := range ep.fields {
+		sf := st.Field(ef.index)
+		name, _, _ := bytes.Cut([]byte(sf.Tag.Get("msgpack")), []byte(","))
+		f := argDecField{name: string(name), off: sf.Offset, kind: ef.kind, size: sf.Type.Size(), typ: sf.Type}
+		switch {
+		case argCustomDecoded(sf.Type):
+			f.kind = argOther
+		case f.kind == argStruct:
+			if f.sub = argDecPlanFor(sf.Type); f.sub == nil {
+				f.kind = argOther
+			}
+		case f.kind == argStructSlice:
+			f.kind = argOther
+		}
+		p.fields = append(p.fields, f)
+	}
+	if len(p.fields) > 64 {
+		return nil // the duplicate check holds 64
+	}
+	return p
+}
+
+// decodeArgsPlanned decodes the map at b[i:] into the struct at base by plan
+// p. It reports false (leaving the struct in any state) for anything it
+// does not decode exactly as msgpack would; the caller then lets msgpack
+// decode a fresh value.
+func decodeArgsPlanned(b []byte, i int, p *argDecPlan, base unsafe.Pointer, a *edArena) (int, bool) {
+	n, i, ok := edLen(b, i, true)
+	if !ok || n < 0 || n > len(b)-i {
+		return i, false
+	}
+	var seen uint64
+	for range n {
+		var key []byte
+		if key, i, ok = edStr(b, i); !ok {
+			return i, false
+		}
+		var f *argDecField
+		for k := range p.fields {
+			if p.fields[k].name == string(key) {
+				f = &p.fields[k]
+				if seen&(1<<k) != 0 {
+					return i, false // a duplicate: msgpack decodes it over the first
+				}
+				seen |= 1 << k
+				break
+			}
+		}
+		if f == nil {
+			if i, ok = edSkip(b, i); !ok {
+				return i, false
+			}
+			continue
+		}
+		ptr := unsafe.Add(base, f.off)
+		switch f.kind {
+		case argString:
+			var s []byte
+			if s, i, ok = edStr(b, i); !ok {
+				return i, false
+			}
+			*(*string)(ptr) = a.str(s)
+		case argInt, argUint:
+			var u uint64
+			if u, i, ok = edNum(b, i); !ok {
+				return i, false
+			}
+			switch f.size { // truncated, as reflect's SetInt and SetUint do
+			case 1:
+				*(*uint8)(ptr) = uint8(u)
+			case 2:
+				*(*uint16)(ptr) = uint16(u)
+			case 4:
+				*(*uint32)(ptr) = uint32(u)
+			case 8:
+				*(*uint64)(ptr) = u
+			default:
+				return i, false
+			}
+		case argBool:
+			if i >= len(b) || (b[i] != 0xc2 && b[i] != 0xc3) {
+				return i, false
+			}
+			*(*bool)(ptr) = b[i] == 0xc3
+			i++
+		case argBytes:
+			if i >= len(b) {
+				return i, false
+			}
+			var m, h int
+			switch c := b[i]; {
+			case c == 0xc0:
+				i++
+				continue // stays nil
+			case c == 0xc4 && i+2 <= len(b):
+				m, h = int(b[i+1]), 2
+			case c == 0xc5 && i+3 <= len(b):
+				m, h = int(binary.BigEndian.Uint16(b[i+1:])), 3
+			case c == 0xc6 && i+5 <= len(b):
+				m, h = int(binary.BigEndian.Uint32(b[i+1:])), 5
+			default:
+				return i, false
+			}
+			i += h
+			if m > len(b)-i {
+				return i, false
+			}
+			bs := make([]byte, m) // msgpack's: empty but not nil for a bin of 0
+			copy(bs, b[i:i+m])
+			*(*[]byte)(ptr) = bs
+			i += m
+		case argStrings:
+			var m int
+			if m, i, ok = edLen(b, i, false); !ok || m > len(b)-i {
+				return i, false
+			}
+			if m < 0 {
+				continue // nil: stays nil
+			}
+			ss := make([]string, m)
+			for k := range ss {
+				var s []byte
+				if s, i, ok = edStr(b, i); !ok {
+					return i, false
+				}
+				ss[k] = a.str(s)
+			}
+			*(*[]string)(ptr) = ss
+		case argStruct:
+			if i, ok = decodeArgsPlanned(b, i, f.sub, ptr, a); !ok {
+				return i, false
+			}
+		default:
+			end, ok := edSkip(b, i)
+			if !ok {
+				return i, false
+			}
+			if decodeArgReflect(b[i:end], reflect.NewAt(f.typ, ptr).Interface()) != nil {
+				return i, false
+			}
+			i = end
+		}
+	}
+	return i, true
+}
+
+// decodeArgReflect decodes b into v (a pointer) with msgpack's reflection
+// decoder, as DecodeEntry always has.
+func decodeArgReflect(b []byte, v any) error {
+	dec := msgpack.GetDecoder()
+	var r bytes.Reader
+	r.Reset(b)
+	dec.Reset(&r)
+	err := dec.Decode(v)
+	msgpack.PutDecoder(dec)
+	return err
+}
+
+// decodeArgs decodes the arguments at b[i:] (a whole value, checked) into a
+// fresh value of t at ptr, by plan p (argDecPlanFor(t)), and returns the offset after them.
+func decodeCommandArgs(b []byte, i int, t reflect.Type, p *argDecPlan, ptr unsafe.Pointer, a *edArena) (int, error) {
+	if p != nil {
+		if j, ok := decodeArgsPlanned(b, i, p, ptr, a); ok {
+			return j, nil
+		}
+	}
+	end, ok := edSkip(b, i)
+	if !ok {
+		return i, fmt.Errorf("malformed arguments")
+	}
+	v := reflect.NewAt(t, ptr)
+	v.Elem().SetZero()
+	return end, decodeArgReflect(b[i:end], v.Interface())
+}
+
+// entryOpSlab holds the arguments of one op in an entry.
+type entryOpSlab struct {
+	info    *OpInfo
+	n, used int
+	base    unsafe.Pointer
+}
+
+// entryDecScratch holds where each command's arguments start, between the
+// two passes of decodeEntryFast.
+type entryDecScratch struct{ args []int }
+
+var entryDecScratches = sync.Pool{New: func() any { return &entryDecScratch{} }}
+
+// decodeEntryFast decodes the commands array at b (checked by checkEntry);
+// fallback is true if msgpack must decode the entry instead.
+//
+// Allocations: the []*Command, one []Command for all of them, one slice of
+// arguments per op that occurs, the arena's chunks, and []byte and []string
+// fields. Commands and arguments of one entry share memory: none outlives
+// the apply of its entry in the state (arguments are read, not kept).
+func decodeEntryFast(b []byte, short int) (cmds []*Command, fallback bool, err error) {
+	n, i, ok := edLen(b, 0, false)
+	if !ok || n < 0 {
+		return nil, true, nil
+	}
+	if n > len(b)+1 { // as it always was: the entry's length, kind byte included
+		return nil, false, fmt.Errorf("%w: %d commands", ErrUndecodable, n)
+	}
+	sc := entryDecScratches.Get().(*entryDecScratch)
+	defer func() {
+		if cap(sc.args) <= 1<<16 {
+			entryDecScratches.Put(sc)
+		}
+	}()
+	sc.args = sc.args[:0]
+	a := edArena{left: short}
+	slab := make([]Command, n)
+	cmds = make([]*Command, n)
+	var slabs [8]entryOpSlab // the ops of the entry, usually one or two
+	ops := slabs[:0]
+	for k := range slab {
+		c := &slab[k]
+		cmds[k] = c
+		if i >= len(b) || b[i] != 0x97 {
+			return nil, true, nil
+		}
+		var u uint64
+		if u, i, ok = edNum(b, i+1); !ok {
+			return nil, true, nil
+		}
+		c.Op = Op(u)
+		if u, i, ok = edNum(b, i); !ok {
+			return nil, true, nil
+		}
+		c.By.Role = Role(u)
+		var s []byte
+		if s, i, ok = edStr(b, i); !ok {
+			return nil, true, nil
+		}
+		if k > 0 && slab[k-1].By.ID == string(s) {
+			c.By.ID = slab[k-1].By.ID
+		} else {
+			c.By.ID = a.str(s)
+		}
+		if s, i, ok = edStr(b, i); !ok {
+			return nil, true, nil
+		}
+		if k > 0 && slab[k-1].ClientID == string(s) {
+			c.ClientID = slab[k-1].ClientID
+		} else {
+			c.ClientID = a.str(s)
+		}
+		if c.Seq, i, ok = edNum(b, i); !ok {
+			return nil, true, nil
+		}
+		if u, i, ok = edNum(b, i); !ok {
+			return nil, true, nil
+		}
+		c.Time = int64(u)
+		sc.args = append(sc.args, i)
+		if i, ok = edSkip(b, i); !ok {
+			return nil, true, nil
+		}
+		if info := Commands.Lookup(c.Op); info != nil {
+			j := 0
+			for j < len(ops) && ops[j].info != info {
+				j++
+			}
+			if j == len(ops) {
+				ops = append(ops, entryOpSlab{info: info})
+			}
+			ops[j].n++
+		}
+	}
+	// The arguments, each op's in one slice of its struct.
+	for k := range slab {
+		info := Commands.Lookup(slab[k].Op)
+		if info == nil {
+			continue // unknown op: arguments skipped, Args nil
+		}
+		j := 0
+		for ops[j].info != info {
+			j++
+		}
+		o := &ops[j]
+		if o.base == nil {
+			if o.n == 1 {
+				o.base = reflect.New(info.Args).UnsafePointer()
+			} else {
+				o.base = reflect.MakeSlice(reflect.SliceOf(info.Args), o.n, o.n).UnsafePointer()
+			}
+		}
+		ptr := unsafe.Add(o.base, uintptr(o.used)*info.Args.Size())
+		o.used++
+		if _, err := decodeCommandArgs(b, sc.args[k], info.Args, info.dec, ptr, &a); err != nil {
+			return nil, false, fmt.Errorf("%w: command %d: %v", ErrUndecodable, k, err)
+		}
+		slab[k].Args = reflect.NewAt(info.Args, ptr).Interface()
+	}
+	return cmds, false, nil
+}
+
+// decodeArgsValue decodes raw (a client's arguments, unchecked) into args,
+// a pointer to a zero struct of info.Args, exactly as msgpack.Unmarshal does;
+// it returns args or a fresh value decoded by msgpack. Short strings share
+// one allocation of at most len(raw) bytes.
+func decodeArgsValue(raw []byte, info *OpInfo, args any) (any, error) {
+	if p := info.dec; p != nil {
+		a := edArena{left: len(raw)}
+		if _, ok := decodeArgsPlanned(raw, 0, p, reflect.ValueOf(args).UnsafePointer(), &a); ok {
+			return args, nil
+		}
+		args = info.NewArgs()
+	}
+	return args, msgpack.Unmarshal(raw, args)
+}
+
+// edSizes decodes the header at the start of b (non-empty): its
+// length, the payload bytes that follow it and the values it contains
+// (twice the entries for a map). ok is false for the unused code 0xc1 and a
+// cut header.
+func edSizes(b []byte) (head, body, elems int, ok bool) {
+	c := b[0]
+	switch {
+	case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
+		return 1, 0, 0, true // fixint, nil, bool
+	case c >= 0xa0 && c <= 0xbf:
+		return 1, int(c & 0x1f), 0, true // fixstr
+	case c >= 0x90 && c <= 0x9f:
+		return 1, 0, int(c & 0x0f), true // fixarray
+	case c >= 0x80 && c <= 0x8f:
+		return 1, 0, 2 * int(c&0x0f), true // fixmap
+	}
+	size := func(n int) (int, bool) { // big-endian length in b[1:1+n]
+		if len(b) < 1+n {
+			return 0, false
+		}
+		switch n {
+		case 1:
+			return int(b[1]), true
+		case 2:
+			return int(binary.BigEndian.Uint16(b[1:])), true
+		}
+		return int(binary.BigEndian.Uint32(b[1:])), true
+	}
+	var n int
+	switch c {
+	case 0xcc, 0xd0: // uint8, int8
+		return 1, 1, 0, true
+	case 0xcd, 0xd1: // uint16, int16
+		return 1, 2, 0, true
+	case 0xca, 0xce, 0xd2: // float32, uint32, int32
+		return 1, 4, 0, true
+	case 0xcb, 0xcf, 0xd3: // float64, uint64, int64
+		return 1, 8, 0, true
+	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8: // fixext 1..16: type byte, data
+		return 1, 1 + 1<<(c-0xd4), 0, true
+	case 0xc4, 0xd9: // bin8, str8
+		n, ok = size(1)
+		return 2, n, 0, ok
+	case 0xc5, 0xda: // bin16, str16
+		n, ok = size(2)
+		return 3, n, 0, ok
+	case 0xc6, 0xdb: // bin32, str32
+		n, ok = size(4)
+		return 5, n, 0, ok
+	case 0xc7: // ext8: length, type, data
+		n, ok = size(1)
+		return 2, n + 1, 0, ok
+	case 0xc8: // ext16
+		n, ok = size(2)
+		return 3, n + 1, 0, ok
+	case 0xc9: // ext32
+		n, ok = size(4)
+		return 5, n + 1, 0, ok
+	case 0xdc: // array16
+		n, ok = size(2)
+		return 3, 0, n, ok
+	case 0xdd: // array32
+		n, ok = size(4)
+		return 5, 0, n, ok
+	case 0xde: // map16
+		n, ok = size(2)
+		return 3, 0, 2 * n, ok
+	case 0xdf: // map32
+		n, ok = size(4)
+		return 5, 0, 2 * n, ok
+	}
+	return 0, 0, 0, false // 0xc1
+}
