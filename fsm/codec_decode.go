@@ -53,9 +53,17 @@ func checkEntryValue(b []byte, maxDepth int) (short int, err error) {
 		if i >= len(b) {
 			return 0, fmt.Errorf("truncated")
 		}
-		head, body, elems, ok := edSizes(b[i:])
-		if !ok {
-			return 0, fmt.Errorf("bad or truncated header 0x%02x at %d", b[i], i)
+		var head, body, elems int
+		switch c := b[i]; {
+		case c <= 0x7f || c >= 0xe0 || c == 0xc2 || c == 0xc3: // the usual ones inline
+			head = 1
+		case c >= 0xa0 && c <= 0xbf:
+			head, body = 1, int(c&0x1f)
+		default:
+			var ok bool
+			if head, body, elems, ok = edSizes(b[i:]); !ok {
+				return 0, fmt.Errorf("bad or truncated header 0x%02x at %d", b[i], i)
+			}
 		}
 		i += head
 		if body > len(b)-i {
@@ -218,8 +226,20 @@ func edSkip(b []byte, i int) (int, bool) {
 		if i >= len(b) {
 			return i, false
 		}
-		head, body, elems, ok := edSizes(b[i:])
-		if !ok || body > len(b)-i-head || elems > len(b)-i-head-body {
+		var head, body, elems int
+		switch c := b[i]; {
+		case c <= 0x7f || c >= 0xe0 || c == 0xc2 || c == 0xc3: // the usual ones inline
+			head = 1
+		case c >= 0xa0 && c <= 0xbf:
+			head, body = 1, int(c&0x1f)
+		default:
+			var ok bool
+			head, body, elems, ok = edSizes(b[i:])
+			if !ok {
+				return i, false
+			}
+		}
+		if body > len(b)-i-head || elems > len(b)-i-head-body {
 			return i, false
 		}
 		i += head + body
@@ -315,13 +335,21 @@ func decodeArgsPlanned(b []byte, i int, p *argDecPlan, base unsafe.Pointer, a *e
 		return i, false
 	}
 	var seen uint64
+	next := 0
 	for range n {
 		var key []byte
 		if key, i, ok = edStr(b, i); !ok {
 			return i, false
 		}
+		// Keys usually come in the fields' order: the search starts after
+		// the last one found.
 		var f *argDecField
-		for k := range p.fields {
+		for range p.fields {
+			if next == len(p.fields) {
+				next = 0
+			}
+			k := next
+			next++
 			if p.fields[k].name == string(key) {
 				f = &p.fields[k]
 				if seen&(1<<k) != 0 {
@@ -611,6 +639,12 @@ func edSizes(b []byte) (head, body, elems int, ok bool) {
 	case c >= 0x80 && c <= 0x8f:
 		return 1, 0, 2 * int(c&0x0f), true // fixmap
 	}
+	return edSizesLong(b)
+}
+
+// edSizesLong is edSizes for the headers of more than one byte.
+func edSizesLong(b []byte) (head, body, elems int, ok bool) {
+	c := b[0]
 	size := func(n int) (int, bool) { // big-endian length in b[1:1+n]
 		if len(b) < 1+n {
 			return 0, false
