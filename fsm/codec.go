@@ -91,11 +91,11 @@ func DecodeEntry(data []byte) ([]*Command, error) {
 	// Every declared length fits in the entry and nesting is bounded, so
 	// that neither decoder below allocates more than the entry's length
 	// justifies (msgpack trusts declared lengths).
-	short, err := checkEntryValue(data[1:], maxEntryDepth)
-	if err != nil {
+	// Bytes after the value are allowed: msgpack's decoder never read them.
+	if _, err := CheckMsgpack(data[1:], maxEntryDepth); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUndecodable, err)
 	}
-	cmds, fallback, err := decodeEntryFast(data[1:], short)
+	cmds, fallback, err := decodeEntryFast(data[1:])
 	if !fallback {
 		return cmds, err
 	}

@@ -31,74 +31,17 @@ import (
 // the arguments of newer versions.
 const maxEntryDepth = 32
 
-// checkEntryValue checks that b starts with one well-formed msgpack value whose
-// every declared length fits in the bytes that follow it, nested at most
-// maxDepth deep, as checkMsgpack does, but allows bytes after it (msgpack's
-// decoder never looked at them). It also returns the total length of the
-// short strings (and bins) in it: an upper bound for the decoder's arena.
-// It does not recurse, and allocates nothing for up to 16 levels.
-func checkEntryValue(b []byte, maxDepth int) (short int, err error) {
-	var stack [16]int
-	open := stack[:0]
-	pending := 1
-	i := 0
-	for pending > 0 {
-		for len(open) > 0 && open[len(open)-1] == 0 {
-			open = open[:len(open)-1]
-		}
-		if len(open) > 0 {
-			open[len(open)-1]--
-		}
-		pending--
-		if i >= len(b) {
-			return 0, fmt.Errorf("truncated")
-		}
-		var head, body, elems int
-		switch c := b[i]; {
-		case c <= 0x7f || c >= 0xe0 || c == 0xc2 || c == 0xc3: // the usual ones inline
-			head = 1
-		case c >= 0xa0 && c <= 0xbf:
-			head, body = 1, int(c&0x1f)
-		default:
-			var ok bool
-			if head, body, elems, ok = edSizes(b[i:]); !ok {
-				return 0, fmt.Errorf("bad or truncated header 0x%02x at %d", b[i], i)
-			}
-		}
-		i += head
-		if body > len(b)-i {
-			return 0, fmt.Errorf("value at %d declares %d bytes, %d left", i-head, body, len(b)-i)
-		}
-		if body <= edShortString {
-			short += body
-		}
-		i += body
-		if elems > 0 {
-			if elems > len(b)-i-pending {
-				return 0, fmt.Errorf("container at %d declares %d values, %d bytes left", i-head, elems, len(b)-i)
-			}
-			pending += elems
-			if len(open) == maxDepth {
-				return 0, fmt.Errorf("nested deeper than %d", maxDepth)
-			}
-			open = append(open, elems)
-		}
-	}
-	return short, nil
-}
-
 // Strings decoded from an entry are real Go strings (Raft owns and may
 // reuse the entry's bytes), but the short ones are not allocated one by one:
-// they are copied into an arena, in chunks of at most edArenaChunk bytes (so
-// a string the state keeps pins at most that much), never larger than the
-// short strings left in the input justify.
-const (
-	edShortString = 64
-	edArenaChunk  = 4096
-)
+// each command's are copied into one chunk no larger than the command's
+// encoding. The state may keep some of a command's strings (a customer id,
+// a message), which then keep that chunk alive: never more than the bytes
+// of their own command, so memory cannot grow with what other commands of
+// the entry carried.
+const edShortString = 64
 
 type edArena struct {
-	buf  []byte // the current chunk; never written below len
+	buf  []byte // the command's chunk; never written below len
 	left int    // bound on the short-string bytes still to come
 }
 
@@ -111,7 +54,7 @@ func (a *edArena) str(p []byte) string {
 		return string(p)
 	}
 	if cap(a.buf)-len(a.buf) < n {
-		a.buf = make([]byte, 0, min(max(a.left, n), edArenaChunk))
+		a.buf = make([]byte, 0, max(a.left, n))
 	}
 	off := len(a.buf)
 	a.buf = append(a.buf, p...)
@@ -220,32 +163,11 @@ func edLen(b []byte, i int, isMap bool) (int, int, bool) {
 
 // edSkip skips one well-formed value, without recursion.
 func edSkip(b []byte, i int) (int, bool) {
-	pending := 1
-	for pending > 0 {
-		pending--
-		if i >= len(b) {
-			return i, false
-		}
-		var head, body, elems int
-		switch c := b[i]; {
-		case c <= 0x7f || c >= 0xe0 || c == 0xc2 || c == 0xc3: // the usual ones inline
-			head = 1
-		case c >= 0xa0 && c <= 0xbf:
-			head, body = 1, int(c&0x1f)
-		default:
-			var ok bool
-			head, body, elems, ok = edSizes(b[i:])
-			if !ok {
-				return i, false
-			}
-		}
-		if body > len(b)-i-head || elems > len(b)-i-head-body {
-			return i, false
-		}
-		i += head + body
-		pending += elems
+	if i >= len(b) {
+		return i, false
 	}
-	return i, true
+	n, err := CheckMsgpack(b[i:], maxEntryDepth)
+	return i + n, err == nil
 }
 
 // argDecField is how one field of an argument struct is decoded.
@@ -506,7 +428,7 @@ var entryDecScratches = sync.Pool{New: func() any { return &entryDecScratch{} }}
 // arguments per op that occurs, the arena's chunks, and []byte and []string
 // fields. Commands and arguments of one entry share memory: none outlives
 // the apply of its entry in the state (arguments are read, not kept).
-func decodeEntryFast(b []byte, short int) (cmds []*Command, fallback bool, err error) {
+func decodeEntryFast(b []byte) (cmds []*Command, fallback bool, err error) {
 	n, i, ok := edLen(b, 0, false)
 	if !ok || n < 0 {
 		return nil, true, nil
@@ -521,7 +443,7 @@ func decodeEntryFast(b []byte, short int) (cmds []*Command, fallback bool, err e
 		}
 	}()
 	sc.args = sc.args[:0]
-	a := edArena{left: short}
+	arenas := make([]edArena, n) // one per command
 	slab := make([]Command, n)
 	cmds = make([]*Command, n)
 	var slabs [8]entryOpSlab // the ops of the entry, usually one or two
@@ -532,6 +454,12 @@ func decodeEntryFast(b []byte, short int) (cmds []*Command, fallback bool, err e
 		if i >= len(b) || b[i] != 0x97 {
 			return nil, true, nil
 		}
+		end, ok := edSkip(b, i)
+		if !ok {
+			return nil, true, nil
+		}
+		a := &arenas[k]
+		a.left = end - i
 		var u uint64
 		if u, i, ok = edNum(b, i+1); !ok {
 			return nil, true, nil
@@ -600,7 +528,7 @@ func decodeEntryFast(b []byte, short int) (cmds []*Command, fallback bool, err e
 		}
 		ptr := unsafe.Add(o.base, uintptr(o.used)*info.Args.Size())
 		o.used++
-		if _, err := decodeCommandArgs(b, sc.args[k], info.Args, info.dec, ptr, &a); err != nil {
+		if _, err := decodeCommandArgs(b, sc.args[k], info.Args, info.dec, ptr, &arenas[k]); err != nil {
 			return nil, false, fmt.Errorf("%w: command %d: %v", ErrUndecodable, k, err)
 		}
 		slab[k].Args = reflect.NewAt(info.Args, ptr).Interface()
@@ -621,84 +549,4 @@ func decodeArgsValue(raw []byte, info *OpInfo, args any) (any, error) {
 		args = info.NewArgs()
 	}
 	return args, msgpack.Unmarshal(raw, args)
-}
-
-// edSizes decodes the header at the start of b (non-empty): its
-// length, the payload bytes that follow it and the values it contains
-// (twice the entries for a map). ok is false for the unused code 0xc1 and a
-// cut header.
-func edSizes(b []byte) (head, body, elems int, ok bool) {
-	c := b[0]
-	switch {
-	case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
-		return 1, 0, 0, true // fixint, nil, bool
-	case c >= 0xa0 && c <= 0xbf:
-		return 1, int(c & 0x1f), 0, true // fixstr
-	case c >= 0x90 && c <= 0x9f:
-		return 1, 0, int(c & 0x0f), true // fixarray
-	case c >= 0x80 && c <= 0x8f:
-		return 1, 0, 2 * int(c&0x0f), true // fixmap
-	}
-	return edSizesLong(b)
-}
-
-// edSizesLong is edSizes for the headers of more than one byte.
-func edSizesLong(b []byte) (head, body, elems int, ok bool) {
-	c := b[0]
-	size := func(n int) (int, bool) { // big-endian length in b[1:1+n]
-		if len(b) < 1+n {
-			return 0, false
-		}
-		switch n {
-		case 1:
-			return int(b[1]), true
-		case 2:
-			return int(binary.BigEndian.Uint16(b[1:])), true
-		}
-		return int(binary.BigEndian.Uint32(b[1:])), true
-	}
-	var n int
-	switch c {
-	case 0xcc, 0xd0: // uint8, int8
-		return 1, 1, 0, true
-	case 0xcd, 0xd1: // uint16, int16
-		return 1, 2, 0, true
-	case 0xca, 0xce, 0xd2: // float32, uint32, int32
-		return 1, 4, 0, true
-	case 0xcb, 0xcf, 0xd3: // float64, uint64, int64
-		return 1, 8, 0, true
-	case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8: // fixext 1..16: type byte, data
-		return 1, 1 + 1<<(c-0xd4), 0, true
-	case 0xc4, 0xd9: // bin8, str8
-		n, ok = size(1)
-		return 2, n, 0, ok
-	case 0xc5, 0xda: // bin16, str16
-		n, ok = size(2)
-		return 3, n, 0, ok
-	case 0xc6, 0xdb: // bin32, str32
-		n, ok = size(4)
-		return 5, n, 0, ok
-	case 0xc7: // ext8: length, type, data
-		n, ok = size(1)
-		return 2, n + 1, 0, ok
-	case 0xc8: // ext16
-		n, ok = size(2)
-		return 3, n + 1, 0, ok
-	case 0xc9: // ext32
-		n, ok = size(4)
-		return 5, n + 1, 0, ok
-	case 0xdc: // array16
-		n, ok = size(2)
-		return 3, 0, n, ok
-	case 0xdd: // array32
-		n, ok = size(4)
-		return 5, 0, n, ok
-	case 0xde: // map16
-		n, ok = size(2)
-		return 3, 0, 2 * n, ok
-	case 0xdf: // map32
-		n, ok = size(4)
-		return 5, 0, 2 * n, ok
-	}
-	return 0, 0, 0, false // 0xc1
 }
