@@ -185,8 +185,15 @@ func (b *lockedBuffer) String() string {
 // the test ends.
 func newTestHub(t testing.TB, f *fakeFSM, historySize int) *Hub {
 	t.Helper()
+	return newTestHubGap(t, f, historySize, 0)
+}
+
+// newTestHubGap is newTestHub with Config.InlineGap.
+func newTestHubGap(t testing.TB, f *fakeFSM, historySize int, inlineGap time.Duration) *Hub {
+	t.Helper()
 	logs := &lockedBuffer{}
 	h, err := NewHub(Config{
+		InlineGap:   inlineGap,
 		HistorySize: historySize,
 		Encode:      testEncode,
 		View:        f.View,

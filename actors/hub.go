@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
@@ -39,6 +40,7 @@ const (
 	DefaultHistorySize  = 65536
 	DefaultQueryTimeout = 2 * time.Second
 	DefaultPublishQueue = 4096
+	DefaultInlineGap    = 20 * time.Millisecond
 )
 
 // Errors returned by the hub's queries.
@@ -77,6 +79,13 @@ type Config struct {
 	// room: the apply goroutine slows down rather than memory growing
 	// without bound.
 	PublishQueue int
+	// InlineGap: when entries come on average at least this far apart
+	// and the fan-out has nothing queued, Publish fans out on the
+	// caller's goroutine (DefaultInlineGap if zero; negative:
+	// never). A quiet node then gets notifications out before the
+	// command's answer, as the apply goroutine has time to spare; under
+	// load the fan-out runs on its own goroutine, and merges entries.
+	InlineGap time.Duration
 
 	// The commands this node issues itself (timers.go, grace.go). With
 	// Submit and PendingOffers set, the hub runs the offer timers while
@@ -134,6 +143,14 @@ type Hub struct {
 	queue    chan pubItem
 	done     chan struct{}
 	loopDone chan struct{}
+	// fanMu is held while fanning out, by the goroutine or by an inline
+	// Publish; queued counts items enqueued and not yet fanned out;
+	// lastPub is when Publish was last called (unix nanoseconds), gap the
+	// moving average of the time between calls.
+	fanMu   sync.Mutex
+	queued  atomic.Int64
+	lastPub atomic.Int64
+	gap     atomic.Int64
 
 	// ctx bounds the commands the hub submits (system.go); cancelled by
 	// Close, which then waits for jobs.
@@ -163,6 +180,9 @@ func NewHub(cfg Config) (*Hub, error) {
 	}
 	if cfg.PublishQueue <= 0 {
 		cfg.PublishQueue = DefaultPublishQueue
+	}
+	if cfg.InlineGap == 0 {
+		cfg.InlineGap = DefaultInlineGap
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -208,13 +228,28 @@ func (h *Hub) spawn(r actor.Receiver, kind, id string) *actor.PID {
 
 // Publish hands over the events of log entry index, in log order. It
 // queues them for the hub's fan-out goroutine (publish.go) and returns; it
-// waits only when PublishQueue entries are already queued. The fan-out
+// waits only when PublishQueue entries are already queued. On a quiet
+// node (see Config.InlineGap) it fans out itself instead. The fan-out
 // encodes each event once, appends it to the history, sends each agent
 // actor one message with all of its events, then feeds the list and
 // conversation actors. It never waits for a session. It implements
 // fsm.Sink. evs must not be changed after the call.
 func (h *Hub) Publish(index uint64, evs []fsm.Event) {
 	if len(evs) == 0 {
+		return
+	}
+	// gap is a moving average of the time between entries (1/8 weight
+	// to the newest): a burst after a lull, or an fsync stall, does not
+	// flip a busy node inline.
+	now := time.Now().UnixNano()
+	prev := h.lastPub.Swap(now)
+	gap := h.gap.Load()
+	gap += (now - prev - gap) / 8
+	if prev == 0 {
+		gap = math.MaxInt64 / 2
+	}
+	h.gap.Store(gap)
+	if h.cfg.InlineGap > 0 && gap >= int64(h.cfg.InlineGap) && h.inline(index, evs) {
 		return
 	}
 	h.enqueue(pubItem{index: index, evs: evs})

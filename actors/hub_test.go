@@ -51,26 +51,30 @@ func TestExactlyOnceInOrderUnderConcurrentAttach(t *testing.T) {
 	if testing.Short() {
 		rounds = 5
 	}
-	for _, size := range []int{1 << 16, 8} {
-		t.Run(fmt.Sprintf("history=%d", size), func(t *testing.T) {
-			syncedResumes := 0
-			for round := range rounds {
-				syncedResumes += raceAttach(t, size, uint64(round))
-			}
-			if size == 1<<16 && syncedResumes > 0 {
-				t.Fatalf("%d resumed sessions got a sync although the history covered them", syncedResumes)
-			}
-			t.Logf("resumed sessions that fell behind the history and got a sync: %d", syncedResumes)
-		})
+	// Every entry fanned out inline (when nothing is queued), or every
+	// entry through the fan-out goroutine's queue.
+	for _, gap := range []time.Duration{time.Nanosecond, -1} {
+		for _, size := range []int{1 << 16, 8} {
+			t.Run(fmt.Sprintf("inline-gap=%v/history=%d", gap, size), func(t *testing.T) {
+				syncedResumes := 0
+				for round := range rounds {
+					syncedResumes += raceAttach(t, size, gap, uint64(round))
+				}
+				if size == 1<<16 && syncedResumes > 0 {
+					t.Fatalf("%d resumed sessions got a sync although the history covered them", syncedResumes)
+				}
+				t.Logf("resumed sessions that fell behind the history and got a sync: %d", syncedResumes)
+			})
+		}
 	}
 }
 
-func raceAttach(t *testing.T, historySize int, seed uint64) (syncedResumes int) {
+func raceAttach(t *testing.T, historySize int, inlineGap time.Duration, seed uint64) (syncedResumes int) {
 	t.Helper()
 	keys := []string{keyA, keyB, keyC}
 	rng := rand.New(rand.NewPCG(seed, 42))
 	f := &fakeFSM{}
-	h := newTestHub(t, f, historySize)
+	h := newTestHubGap(t, f, historySize, inlineGap)
 
 	const warmup, entries = 10, 200
 	// The publisher's plan is drawn up front (the rng is not goroutine-safe).

@@ -62,6 +62,23 @@ func newDelivery(entries []*entry) *delivery {
 	return &delivery{entries: entries, frames: frames}
 }
 
+// inline fans out entry index on the caller's goroutine if nothing is
+// queued or being fanned out, and reports whether it did. Nothing can
+// overtake it: the items queued before it were done (queued is 0), and
+// the goroutine takes fanMu before fanning out anything queued after.
+func (h *Hub) inline(index uint64, evs []fsm.Event) bool {
+	if h.queued.Load() != 0 {
+		return false
+	}
+	h.fanMu.Lock()
+	defer h.fanMu.Unlock()
+	if h.queued.Load() != 0 {
+		return false
+	}
+	h.publish([]pubItem{{index: index, evs: evs}})
+	return true
+}
+
 // enqueue queues it for the fan-out goroutine, waiting for room if the
 // queue is full, unless the hub is closed.
 func (h *Hub) enqueue(it pubItem) {
@@ -70,6 +87,7 @@ func (h *Hub) enqueue(it pubItem) {
 		return
 	default:
 	}
+	h.queued.Add(1)
 	select {
 	case h.queue <- it:
 	case <-h.done:
@@ -98,6 +116,7 @@ func (h *Hub) fanOutLoop() {
 				break more
 			}
 		}
+		h.fanMu.Lock()
 		last := &run[len(run)-1]
 		if last.ordered() {
 			h.publish(run[:len(run)-1])
@@ -110,6 +129,8 @@ func (h *Hub) fanOutLoop() {
 		} else {
 			h.publish(run)
 		}
+		h.queued.Add(-int64(len(run)))
+		h.fanMu.Unlock()
 		clear(run)
 		run = run[:0]
 	}
@@ -268,11 +289,13 @@ func (h *Hub) awaitFanOut() error {
 	b := make(chan struct{})
 	t := time.NewTimer(h.cfg.QueryTimeout)
 	defer t.Stop()
+	h.queued.Add(1)
 	select {
 	case h.queue <- pubItem{barrier: b}:
 	case <-h.done:
 		return ErrClosed
 	case <-t.C:
+		h.queued.Add(-1)
 		return fmt.Errorf("%w: the fan-out queue is full", ErrTimeout)
 	}
 	select {

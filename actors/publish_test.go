@@ -100,6 +100,7 @@ func TestPublishWaitsForRoomUntilClose(t *testing.T) {
 	f := &fakeFSM{}
 	h, err := NewHub(Config{
 		PublishQueue: 1,
+		InlineGap:    -1, // always through the queue
 		View:         f.View,
 		Logger:       slog.New(slog.DiscardHandler),
 		Encode: func(ev fsm.Event) ([]byte, error) {
