@@ -19,7 +19,10 @@ import (
 )
 
 // Sink receives the events of every applied entry, in log order, from the
-// Raft apply goroutine. It must not block.
+// Raft apply goroutine, which every commit waits for: it should hand them
+// off rather than deliver them, and may block only to push back on a
+// consumer that has fallen far behind (actors.Hub queues up to
+// Config.PublishQueue entries, then waits).
 type Sink interface {
 	// Publish hands over the events of log entry index (Seq already set).
 	Publish(index uint64, evs []Event)
