@@ -32,12 +32,12 @@ import (
 const maxEntryDepth = 32
 
 // Strings decoded from an entry are real Go strings (Raft owns and may
-// reuse the entry's bytes), but the short ones are not allocated one by one:
-// each command's are copied into one chunk no larger than the command's
-// encoding. The state may keep some of a command's strings (a customer id,
-// a message), which then keep that chunk alive: never more than the bytes
-// of their own command, so memory cannot grow with what other commands of
-// the entry carried.
+// reuse the entry's bytes), but the short ones are not allocated one by
+// one: each command's arguments' are copied into one chunk of exactly their
+// total length. The state may keep some of them (a customer id, a message),
+// which then keep that chunk alive: never more than the short strings of
+// their own command's arguments, so memory cannot grow with what other
+// commands of the entry carried.
 const edShortString = 64
 
 type edArena struct {
@@ -417,7 +417,10 @@ type entryOpSlab struct {
 
 // entryDecScratch holds where each command's arguments start, between the
 // two passes of decodeEntryFast.
-type entryDecScratch struct{ args []int }
+type entryDecScratch struct {
+	args []int       // where each command's arguments start
+	env  [][2][]byte // each command's by id and client id, undecoded
+}
 
 var entryDecScratches = sync.Pool{New: func() any { return &entryDecScratch{} }}
 
@@ -439,11 +442,13 @@ func decodeEntryFast(b []byte) (cmds []*Command, fallback bool, err error) {
 	sc := entryDecScratches.Get().(*entryDecScratch)
 	defer func() {
 		if cap(sc.args) <= 1<<16 {
+			clear(sc.env) // no reference to b stays behind
 			entryDecScratches.Put(sc)
 		}
 	}()
-	sc.args = sc.args[:0]
-	arenas := make([]edArena, n) // one per command
+	sc.args, sc.env = sc.args[:0], sc.env[:0]
+	arenas := make([]edArena, n) // one per command, for its arguments
+	envBytes := 0                // the short by ids and client ids
 	slab := make([]Command, n)
 	cmds = make([]*Command, n)
 	var slabs [8]entryOpSlab // the ops of the entry, usually one or two
@@ -454,12 +459,6 @@ func decodeEntryFast(b []byte) (cmds []*Command, fallback bool, err error) {
 		if i >= len(b) || b[i] != 0x97 {
 			return nil, true, nil
 		}
-		end, ok := edSkip(b, i)
-		if !ok {
-			return nil, true, nil
-		}
-		a := &arenas[k]
-		a.left = end - i
 		var u uint64
 		if u, i, ok = edNum(b, i+1); !ok {
 			return nil, true, nil
@@ -469,23 +468,16 @@ func decodeEntryFast(b []byte) (cmds []*Command, fallback bool, err error) {
 			return nil, true, nil
 		}
 		c.By.Role = Role(u)
-		var s []byte
-		if s, i, ok = edStr(b, i); !ok {
-			return nil, true, nil
+		var env [2][]byte
+		for e := range env {
+			if env[e], i, ok = edStr(b, i); !ok {
+				return nil, true, nil
+			}
+			if len(env[e]) <= edShortString {
+				envBytes += len(env[e])
+			}
 		}
-		if k > 0 && slab[k-1].By.ID == string(s) {
-			c.By.ID = slab[k-1].By.ID
-		} else {
-			c.By.ID = a.str(s)
-		}
-		if s, i, ok = edStr(b, i); !ok {
-			return nil, true, nil
-		}
-		if k > 0 && slab[k-1].ClientID == string(s) {
-			c.ClientID = slab[k-1].ClientID
-		} else {
-			c.ClientID = a.str(s)
-		}
+		sc.env = append(sc.env, env)
 		if c.Seq, i, ok = edNum(b, i); !ok {
 			return nil, true, nil
 		}
@@ -494,9 +486,12 @@ func decodeEntryFast(b []byte) (cmds []*Command, fallback bool, err error) {
 		}
 		c.Time = int64(u)
 		sc.args = append(sc.args, i)
-		if i, ok = edSkip(b, i); !ok {
+		argLen, argShort, err := walkMsgpack(b[i:], maxEntryDepth, edShortString)
+		if err != nil {
 			return nil, true, nil
 		}
+		i += argLen
+		arenas[k].left = argShort
 		if info := Commands.Lookup(c.Op); info != nil {
 			j := 0
 			for j < len(ops) && ops[j].info != info {
@@ -508,7 +503,26 @@ func decodeEntryFast(b []byte) (cmds []*Command, fallback bool, err error) {
 			ops[j].n++
 		}
 	}
-	// The arguments, each op's in one slice of its struct.
+	// By ids and client ids share one chunk: the state does not keep them
+	// (it keeps its own agents' and connectors' ids), so it is dropped with
+	// the entry's commands. A command from the same principal or client as
+	// the one before shares its strings.
+	envArena := edArena{left: envBytes}
+	for k := range slab {
+		c, env := &slab[k], sc.env[k]
+		if k > 0 && slab[k-1].By.ID == string(env[0]) {
+			c.By.ID = slab[k-1].By.ID
+		} else {
+			c.By.ID = envArena.str(env[0])
+		}
+		if k > 0 && slab[k-1].ClientID == string(env[1]) {
+			c.ClientID = slab[k-1].ClientID
+		} else {
+			c.ClientID = envArena.str(env[1])
+		}
+	}
+	// The arguments, each op's in one slice of its struct; each command's
+	// short strings in a chunk of their own.
 	for k := range slab {
 		info := Commands.Lookup(slab[k].Op)
 		if info == nil {

@@ -23,6 +23,14 @@ const maxSnapshotDepth = 32
 // It is the one guard in front of every decoder of untrusted msgpack: client
 // frames (transport), forwarded log entries (cluster) and snapshots.
 func CheckMsgpack(b []byte, maxDepth int) (n int, err error) {
+	n, _, err = walkMsgpack(b, maxDepth, -1)
+	return n, err
+}
+
+// walkMsgpack is CheckMsgpack that also returns the total length of the
+// strings and binaries of at most shortMax bytes in the value: what a
+// decoder copying those into one buffer needs.
+func walkMsgpack(b []byte, maxDepth, shortMax int) (n, short int, err error) {
 	// open holds how many values each open array or map still holds;
 	// pending is their sum (plus the top-level value while unread). Every
 	// value takes at least one byte, so pending never exceeds what is left.
@@ -38,7 +46,7 @@ func CheckMsgpack(b []byte, maxDepth int) (n int, err error) {
 		}
 		pending--
 		if i >= len(b) {
-			return 0, errors.New("truncated")
+			return 0, 0, errors.New("truncated")
 		}
 		var head, body, elems int
 		switch c := b[i]; { // the fix types inline: they are most values
@@ -46,29 +54,35 @@ func CheckMsgpack(b []byte, maxDepth int) (n int, err error) {
 			head = 1
 		case c >= 0xa0 && c <= 0xbf:
 			head, body = 1, int(c&0x1f)
+			if body <= shortMax {
+				short += body
+			}
 		default:
 			var ok bool
 			if head, body, elems, ok = msgpackSizes(b[i:]); !ok {
-				return 0, fmt.Errorf("bad or truncated header 0x%02x at %d", c, i)
+				return 0, 0, fmt.Errorf("bad or truncated header 0x%02x at %d", c, i)
+			}
+			if (c >= 0xd9 && c <= 0xdb || c >= 0xc4 && c <= 0xc6) && body <= shortMax {
+				short += body // str8/16/32, bin8/16/32
 			}
 		}
 		i += head
 		if body > len(b)-i {
-			return 0, fmt.Errorf("value at %d declares %d bytes, %d left", i-head, body, len(b)-i)
+			return 0, 0, fmt.Errorf("value at %d declares %d bytes, %d left", i-head, body, len(b)-i)
 		}
 		i += body
 		if elems > 0 {
 			if elems > len(b)-i-pending {
-				return 0, fmt.Errorf("container at %d declares %d values, %d bytes left", i-head, elems, len(b)-i)
+				return 0, 0, fmt.Errorf("container at %d declares %d values, %d bytes left", i-head, elems, len(b)-i)
 			}
 			pending += elems
 			if len(open) == maxDepth {
-				return 0, fmt.Errorf("nested deeper than %d", maxDepth)
+				return 0, 0, fmt.Errorf("nested deeper than %d", maxDepth)
 			}
 			open = append(open, elems)
 		}
 	}
-	return i, nil
+	return i, short, nil
 }
 
 // MsgpackHeader decodes the header of the msgpack value at the start of b
