@@ -222,9 +222,16 @@ func NewHub(cfg Config) (*Hub, error) {
 func (h *Hub) spawn(r actor.Receiver, kind, id string) *actor.PID {
 	return h.engine.Spawn(func() actor.Receiver { return r }, kind,
 		actor.WithID(id),
+		actor.WithInboxSize(actorInbox),
 		actor.WithRestartDelay(0),
 		actor.WithMaxRestarts(math.MaxInt32))
 }
+
+// actorInbox is the initial inbox of every actor the hub spawns. Hollywood's
+// default (1,024 envelopes, 24 KiB) was allocated for each conversation of
+// each request and each agent; the inbox doubles when it fills, and
+// mostly holds one or two messages.
+const actorInbox = 16
 
 // Publish hands over the events of log entry index, in log order. It
 // queues them for the hub's fan-out goroutine (publish.go) and returns; it
