@@ -2,6 +2,7 @@ package actors
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/switchboard/switchboard/fsm"
@@ -229,7 +230,16 @@ func groupByRecipient(ents []*entry) []group {
 	case 0:
 		return nil
 	case 1:
-		return []group{{keys: sets[0], d: newDelivery(ents)}}
+		mine := ents
+		if slices.Contains(setOf, -1) { // events addressed to nobody
+			mine = nil
+			for i, e := range ents {
+				if setOf[i] >= 0 {
+					mine = append(mine, e)
+				}
+			}
+		}
+		return []group{{keys: sets[0], d: newDelivery(mine)}}
 	}
 	masks := map[string]uint64{}
 	for j, set := range sets {

@@ -187,3 +187,22 @@ func TestResetKeepsItsPlaceAmongEntries(t *testing.T) {
 		t.Fatalf("after the sync got %v, want %v", rest, f.want(keyA, sync.seq))
 	}
 }
+
+// TestGroupByRecipientSkipsUnaddressed: an event addressed to nobody goes
+// to nobody, also when every other event of the run shares one recipient
+// list.
+func TestGroupByRecipientSkipsUnaddressed(t *testing.T) {
+	to := []string{"k0", "k1"}
+	ents := []*entry{
+		{seq: 1, to: to, frame: []byte{1}},
+		{seq: 2, frame: []byte{2}},
+		{seq: 3, to: to, frame: []byte{3}},
+	}
+	for _, g := range groupByRecipient(ents) {
+		for _, e := range g.d.entries {
+			if len(e.to) == 0 {
+				t.Fatalf("%v get event %d, addressed to nobody", g.keys, e.seq)
+			}
+		}
+	}
+}
