@@ -54,6 +54,9 @@ func (s *session) deliver(frame []byte) (ok bool, why string) {
 // deliverAll hands frames to the outbox in one go if it takes batches, in
 // order one by one otherwise. Like deliver, it returns false when the
 // session must be dropped.
+// maxBatch bounds the frames handed to an outbox in one DeliverBatch.
+const maxBatch = 256
+
 func (s *session) deliverAll(frames [][]byte) (ok bool, why string) {
 	if len(frames) == 1 {
 		return s.deliver(frames[0])
@@ -70,7 +73,16 @@ func (s *session) deliverAll(frames [][]byte) (ok bool, why string) {
 		}
 	}()
 	if s.batch != nil {
-		ok = s.batch.DeliverBatch(frames)
+		// A resume's replay can be longer than the whole outbox: hand it
+		// over in slices, so the session's writer drains between them as
+		// it does between single frames, instead of a batch the outbox can
+		// never take cutting the session off at every resume.
+		ok = true
+		for len(frames) > 0 && ok {
+			n := min(len(frames), maxBatch)
+			ok = s.batch.DeliverBatch(frames[:n])
+			frames = frames[n:]
+		}
 	} else {
 		ok = true
 		for _, f := range frames {

@@ -488,3 +488,27 @@ func TestNewHubValidates(t *testing.T) {
 		t.Fatal("negative HistorySize: want an error")
 	}
 }
+
+// TestLongReplayReachesABatchingOutboxInSlices: a resume whose replay is
+// longer than maxBatch is handed to a batching outbox in slices of at most
+// maxBatch frames, so an outbox that could never take the whole replay at
+// once (a session bounded in frames) still gets all of it, in order.
+func TestLongReplayReachesABatchingOutboxInSlices(t *testing.T) {
+	f := &fakeFSM{}
+	h := newTestHub(t, f, 0)
+	n := uint64(3*maxBatch + 7)
+	for i := uint64(1); i <= n; i++ {
+		f.publish(h, i, []string{keyA})
+	}
+	settle(t, h)
+	o := &outbox{}
+	h.Attach(keyA, s0(0), true, batchOutbox{o})
+	if got := seqs(waitFrames(t, o, int(n))); !slices.Equal(got, seqRange(1, n)) {
+		t.Fatalf("replay of %d: got %d frames, first %v", n, len(got), got[:min(len(got), 5)])
+	}
+	for _, b := range o.batchSizes() {
+		if b > maxBatch {
+			t.Fatalf("a batch of %d frames, more than %d: %v", b, maxBatch, o.batchSizes())
+		}
+	}
+}

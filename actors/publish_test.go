@@ -15,8 +15,25 @@ import (
 // reach a session that takes batches in a single DeliverBatch, in order,
 // without the events for other keys.
 func TestEntryReachesSessionInOneBatch(t *testing.T) {
-	f := &fakeFSM{}
-	h := newTestHub(t, f, 0)
+	forEachFanOut(t, testEntryReachesSessionInOneBatch)
+}
+
+// forEachFanOut runs test with a hub that fans out on the publisher's
+// goroutine while entries come slowly (the default) and with one that
+// always goes through the queue.
+func forEachFanOut(t *testing.T, test func(t *testing.T, h *Hub, f *fakeFSM)) {
+	for _, tc := range []struct {
+		name string
+		gap  time.Duration
+	}{{"inline-when-slow", 0}, {"queued", -1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeFSM{}
+			test(t, newTestHubGap(t, f, 0, tc.gap), f)
+		})
+	}
+}
+
+func testEntryReachesSessionInOneBatch(t *testing.T, h *Hub, f *fakeFSM) {
 	o := &outbox{}
 	h.Attach(keyA, 0, true, batchOutbox{o})
 	fence(t, f, h, 1, keyA, o)
@@ -159,8 +176,10 @@ func TestPublishWaitsForRoomUntilClose(t *testing.T) {
 // Publish, so a session sees the entries before it, then the sync, then
 // the entries after it, whatever the fan-out's pace.
 func TestResetKeepsItsPlaceAmongEntries(t *testing.T) {
-	f := &fakeFSM{}
-	h := newTestHub(t, f, 0)
+	forEachFanOut(t, testResetKeepsItsPlaceAmongEntries)
+}
+
+func testResetKeepsItsPlaceAmongEntries(t *testing.T, h *Hub, f *fakeFSM) {
 	o := &outbox{}
 	h.Attach(keyA, 0, true, batchOutbox{o})
 	fence(t, f, h, 1, keyA, o)

@@ -56,7 +56,9 @@ func (w *frameWriter) write(f *transport.Frame) error {
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.buf = append(w.buf, enc...)
+	if w.err == nil {
+		w.buf = append(w.buf, enc...)
+	}
 	if cap(enc) <= maxKeptWriteBuf {
 		*bp = enc[:0]
 		w.bufs.Put(bp)

@@ -439,6 +439,13 @@ func decodeEntryFast(b []byte) (cmds []*Command, fallback bool, err error) {
 	if n > len(b)+1 { // as it always was: the entry's length, kind byte included
 		return nil, false, fmt.Errorf("%w: %d commands", ErrUndecodable, n)
 	}
+	if n > (len(b)-i)/8 {
+		// A command takes at least 8 bytes (an array of 7 values): this
+		// entry is cut short, and the reflection decoder, which allocates
+		// as it goes, finds where. Allocating n commands up front here
+		// would cost ~150 bytes per byte of a hostile entry.
+		return nil, true, nil
+	}
 	sc := entryDecScratches.Get().(*entryDecScratch)
 	defer func() {
 		if cap(sc.args) <= 1<<16 {

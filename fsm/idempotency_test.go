@@ -289,4 +289,13 @@ func TestSessionsBoundedInNumber(t *testing.T) {
 	}())) {
 		t.Error("two replicas fed the same commands hold different sessions")
 	}
+	// A kept client's retry is answered from its session: the original
+	// no-op's result, not the join it now names (which would fail).
+	kept := keyed(fmt.Sprintf("c%06d", MaxSessions), 1, at(t0+MaxSessions, cmd(OpJoin, a1, &RequestArgs{Request: "R404"})))
+	if res, evs := s.Apply(kept); res.Err != nil || len(evs) != 0 {
+		t.Errorf("retry of a kept client: %+v %v, want the original no-op's result", res, evs)
+	}
+	if res, _ := s.Apply(keyed("fresh", 1, at(t0+MaxSessions, cmd(OpJoin, a1, &RequestArgs{Request: "R404"})))); CodeOf(res.Err) != CodeNotFound {
+		t.Errorf("the same join from a new client: %+v, want not_found (the check above could not fail)", res)
+	}
 }
