@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/switchboard/switchboard/internal/msgp"
 	"math"
 	"reflect"
 	"strings"
@@ -39,7 +40,7 @@ var ErrUndecodable = errors.New("fsm: undecodable log entry")
 func EncodeEntry(cmds ...*Command) ([]byte, error) {
 	sb := entryScratches.Get().(*entryScratch)
 	b := append(sb.b[:0], EntryCommands)
-	b = entryAppendArrayLen(b, len(cmds))
+	b = msgp.AppendArrayLen(b, len(cmds))
 	var err error
 	for _, c := range cmds {
 		if b, err = entryAppendCommand(b, c); err != nil {
@@ -62,8 +63,8 @@ func EncodeEntry(cmds ...*Command) ([]byte, error) {
 // format has always used.
 func entryAppendCommand(b []byte, c *Command) ([]byte, error) {
 	b = append(b, 0x97, 0xcc, byte(c.Op), 0xcc, byte(c.By.Role))
-	b = entryAppendStr(b, c.By.ID)
-	b = entryAppendStr(b, c.ClientID)
+	b = msgp.AppendStr(b, c.By.ID)
+	b = msgp.AppendStr(b, c.ClientID)
 	b = binary.BigEndian.AppendUint64(append(b, 0xcf), c.Seq)
 	b = binary.BigEndian.AppendUint64(append(b, 0xd3), uint64(c.Time))
 	return entryAppendArgs(b, c.Args)
@@ -176,73 +177,6 @@ const maxEntryScratch = 1 << 20
 
 var entryScratches = sync.Pool{New: func() any { return &entryScratch{b: make([]byte, 0, 4096)} }}
 
-// entryAppendStr appends s as a msgpack str, in the smallest encoding.
-func entryAppendStr(b []byte, s string) []byte {
-	switch n := len(s); {
-	case n < 32:
-		b = append(b, 0xa0|byte(n))
-	case n < 256:
-		b = append(b, 0xd9, byte(n))
-	case n <= math.MaxUint16:
-		b = append(b, 0xda, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0xdb, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	return append(b, s...)
-}
-
-// entryAppendUint appends n in the smallest msgpack encoding (UseCompactInts).
-func entryAppendUint(b []byte, n uint64) []byte {
-	switch {
-	case n <= math.MaxInt8:
-		return append(b, byte(n))
-	case n <= math.MaxUint8:
-		return append(b, 0xcc, byte(n))
-	case n <= math.MaxUint16:
-		return append(b, 0xcd, byte(n>>8), byte(n))
-	case n <= math.MaxUint32:
-		return append(b, 0xce, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	return binary.BigEndian.AppendUint64(append(b, 0xcf), n)
-}
-
-// entryAppendInt appends n in the smallest msgpack encoding (UseCompactInts).
-func entryAppendInt(b []byte, n int64) []byte {
-	switch {
-	case n >= 0:
-		return entryAppendUint(b, uint64(n))
-	case n >= -32:
-		return append(b, byte(n))
-	case n >= math.MinInt8:
-		return append(b, 0xd0, byte(n))
-	case n >= math.MinInt16:
-		return append(b, 0xd1, byte(n>>8), byte(n))
-	case n >= math.MinInt32:
-		return append(b, 0xd2, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	return binary.BigEndian.AppendUint64(append(b, 0xd3), uint64(n))
-}
-
-func entryAppendArrayLen(b []byte, n int) []byte {
-	switch {
-	case n < 16:
-		return append(b, 0x90|byte(n))
-	case n <= math.MaxUint16:
-		return append(b, 0xdc, byte(n>>8), byte(n))
-	}
-	return append(b, 0xdd, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-}
-
-func entryAppendMapLen(b []byte, n int) []byte {
-	switch {
-	case n < 16:
-		return append(b, 0x80|byte(n))
-	case n <= math.MaxUint16:
-		return append(b, 0xde, byte(n>>8), byte(n))
-	}
-	return append(b, 0xdf, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-}
-
 // Arguments (and, through AppendMsgpack, event payloads) are encoded as
 // msgpack's reflection encoder encodes a struct (a map of the fields in
 // declaration order, omitempty fields left out when empty), from a plan
@@ -335,7 +269,7 @@ func makeArgPlan(st reflect.Type, depth int) *argPlan {
 		if name == "" || name == "-" || (opts != "" && opts != "omitempty") {
 			return nil
 		}
-		f := argField{key: string(entryAppendStr(nil, name)), index: i, omitEmpty: opts == "omitempty"}
+		f := argField{key: string(msgp.AppendStr(nil, name)), index: i, omitEmpty: opts == "omitempty"}
 		t := sf.Type
 		if !argCustomEncoded(t) {
 			switch t.Kind() {
@@ -440,7 +374,7 @@ func appendPlanned(b []byte, p *argPlan, sv reflect.Value) ([]byte, error) {
 			n++
 		}
 	}
-	b = entryAppendMapLen(b, n)
+	b = msgp.AppendMapLen(b, n)
 	for i := range p.fields {
 		f := &p.fields[i]
 		fv := sv.Field(f.index)
@@ -450,11 +384,11 @@ func appendPlanned(b []byte, p *argPlan, sv reflect.Value) ([]byte, error) {
 		b = append(b, f.key...)
 		switch f.kind {
 		case argString:
-			b = entryAppendStr(b, fv.String())
+			b = msgp.AppendStr(b, fv.String())
 		case argInt:
-			b = entryAppendInt(b, fv.Int())
+			b = msgp.AppendInt(b, fv.Int())
 		case argUint:
-			b = entryAppendUint(b, fv.Uint())
+			b = msgp.AppendUint(b, fv.Uint())
 		case argBool:
 			if fv.Bool() {
 				b = append(b, 0xc3)
@@ -481,9 +415,9 @@ func appendPlanned(b []byte, p *argPlan, sv reflect.Value) ([]byte, error) {
 				b = append(b, 0xc0)
 				break
 			}
-			b = entryAppendArrayLen(b, fv.Len())
+			b = msgp.AppendArrayLen(b, fv.Len())
 			for j := range fv.Len() {
-				b = entryAppendStr(b, fv.Index(j).String())
+				b = msgp.AppendStr(b, fv.Index(j).String())
 			}
 		case argStruct:
 			var err error
@@ -495,7 +429,7 @@ func appendPlanned(b []byte, p *argPlan, sv reflect.Value) ([]byte, error) {
 				b = append(b, 0xc0)
 				break
 			}
-			b = entryAppendArrayLen(b, fv.Len())
+			b = msgp.AppendArrayLen(b, fv.Len())
 			for j := range fv.Len() {
 				var err error
 				if b, err = appendPlanned(b, f.sub, fv.Index(j)); err != nil {

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"github.com/switchboard/switchboard/internal/msgp"
 	"reflect"
 	"strings"
 	"testing"
@@ -89,12 +90,12 @@ func randomArgs(rt *rapid.T, t reflect.Type) []byte {
 		return rapid.SampledFrom(msgpackSnippets).Draw(rt, "value")
 	}
 	n := rapid.IntRange(0, 6).Draw(rt, "n")
-	b := entryAppendMapLen(nil, n)
+	b := msgp.AppendMapLen(nil, n)
 	for range n {
 		if rapid.IntRange(0, 20).Draw(rt, "key not a str") == 0 {
 			b = append(b, rapid.SampledFrom(msgpackSnippets).Draw(rt, "key")...)
 		} else {
-			b = entryAppendStr(b, rapid.SampledFrom(keys).Draw(rt, "key"))
+			b = msgp.AppendStr(b, rapid.SampledFrom(keys).Draw(rt, "key"))
 		}
 		b = append(b, rapid.SampledFrom(msgpackSnippets).Draw(rt, "value")...)
 	}

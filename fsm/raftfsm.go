@@ -3,12 +3,11 @@ package fsm
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/switchboard/switchboard/internal/msgp"
 	"io"
 	"log/slog"
-	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -225,7 +224,11 @@ func (c *canonicalizer) value(dst []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	dst = appendLen(dst, isMap, n)
+	if isMap {
+		dst = msgp.AppendMapLen(dst, n)
+	} else {
+		dst = msgp.AppendArrayLen(dst, n)
+	}
 	if !isMap {
 		for range n {
 			if dst, err = c.value(dst); err != nil {
@@ -263,21 +266,6 @@ func (c *canonicalizer) value(dst []byte) ([]byte, error) {
 		dst = append(dst, body[e.start-base:e.end-base]...)
 	}
 	return dst, nil
-}
-
-// appendLen appends a msgpack map or array header for n entries.
-func appendLen(dst []byte, isMap bool, n int) []byte {
-	fixed, c16, c32 := msgpcode.FixedArrayLow, msgpcode.Array16, msgpcode.Array32
-	if isMap {
-		fixed, c16, c32 = msgpcode.FixedMapLow, msgpcode.Map16, msgpcode.Map32
-	}
-	switch {
-	case n < 16:
-		return append(dst, fixed|byte(n))
-	case n <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(dst, c16), uint16(n))
-	}
-	return binary.BigEndian.AppendUint32(append(dst, c32), uint32(n))
 }
 
 // ReadState decodes a state written by Marshal. The snapshot is read whole

@@ -2,7 +2,7 @@ package transport
 
 import (
 	"encoding/binary"
-	"math"
+	"github.com/switchboard/switchboard/internal/msgp"
 
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/vmihailenco/msgpack/v5"
@@ -16,72 +16,6 @@ import (
 // differential tests in codec_test.go and FuzzDecodeFrameDifferential hold
 // them to it): same keys, same order, same omissions, same integer widths.
 
-// appendStr appends s as a msgpack str, in the smallest encoding.
-func appendStr(b []byte, s string) []byte {
-	switch n := len(s); {
-	case n < 32:
-		b = append(b, 0xa0|byte(n))
-	case n < 256:
-		b = append(b, 0xd9, byte(n))
-	case n <= math.MaxUint16:
-		b = append(b, 0xda, byte(n>>8), byte(n))
-	default:
-		b = append(b, 0xdb, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	return append(b, s...)
-}
-
-// appendUint appends n in the smallest msgpack encoding (the encoder's
-// UseCompactInts).
-func appendUint(b []byte, n uint64) []byte {
-	switch {
-	case n <= math.MaxInt8:
-		return append(b, byte(n))
-	case n <= math.MaxUint8:
-		return append(b, 0xcc, byte(n))
-	case n <= math.MaxUint16:
-		return append(b, 0xcd, byte(n>>8), byte(n))
-	case n <= math.MaxUint32:
-		return append(b, 0xce, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	return binary.BigEndian.AppendUint64(append(b, 0xcf), n)
-}
-
-// appendInt appends n in the smallest msgpack encoding.
-func appendInt(b []byte, n int64) []byte {
-	switch {
-	case n >= 0:
-		return appendUint(b, uint64(n))
-	case n >= -32:
-		return append(b, byte(n))
-	case n >= math.MinInt8:
-		return append(b, 0xd0, byte(n))
-	case n >= math.MinInt16:
-		return append(b, 0xd1, byte(n>>8), byte(n))
-	case n >= math.MinInt32:
-		return append(b, 0xd2, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	return binary.BigEndian.AppendUint64(append(b, 0xd3), uint64(n))
-}
-
-// appendMapLen appends a msgpack map header of n entries.
-func appendMapLen(b []byte, n int) []byte {
-	switch {
-	case n < 16:
-		return append(b, 0x80|byte(n))
-	case n <= math.MaxUint16:
-		return append(b, 0xde, byte(n>>8), byte(n))
-	}
-	return append(b, 0xdf, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-}
-
-func appendBool(b []byte, v bool) []byte {
-	if v {
-		return append(b, 0xc3)
-	}
-	return append(b, 0xc2)
-}
-
 // appendFramePayload appends f's msgpack map: the fields in declaration
 // order, every omitempty field left out when zero, as the reflection
 // encoder writes them.
@@ -94,37 +28,37 @@ func appendFramePayload(b []byte, f *Frame) []byte {
 			n++
 		}
 	}
-	b = appendMapLen(b, n)
-	b = appendStr(append(b, 0xa1, 't'), f.T)
+	b = msgp.AppendMapLen(b, n)
+	b = msgp.AppendStr(append(b, 0xa1, 't'), f.T)
 	if f.V != 0 {
-		b = appendInt(append(b, 0xa1, 'v'), int64(f.V))
+		b = msgp.AppendInt(append(b, 0xa1, 'v'), int64(f.V))
 	}
 	if f.Role != "" {
-		b = appendStr(append(b, "\xa4role"...), f.Role)
+		b = msgp.AppendStr(append(b, "\xa4role"...), f.Role)
 	}
 	if f.User != "" {
-		b = appendStr(append(b, "\xa4user"...), f.User)
+		b = msgp.AppendStr(append(b, "\xa4user"...), f.User)
 	}
 	if f.Token != "" {
-		b = appendStr(append(b, "\xa5token"...), f.Token)
+		b = msgp.AppendStr(append(b, "\xa5token"...), f.Token)
 	}
 	if f.Client != "" {
-		b = appendStr(append(b, "\xa6client"...), f.Client)
+		b = msgp.AppendStr(append(b, "\xa6client"...), f.Client)
 	}
 	if f.Since != nil {
-		b = appendUint(append(b, "\xa5since"...), *f.Since)
+		b = msgp.AppendUint(append(b, "\xa5since"...), *f.Since)
 	}
 	if f.Node != "" {
-		b = appendStr(append(b, "\xa4node"...), f.Node)
+		b = msgp.AppendStr(append(b, "\xa4node"...), f.Node)
 	}
 	if f.MaxFrame != 0 {
-		b = appendInt(append(b, "\xa9max_frame"...), int64(f.MaxFrame))
+		b = msgp.AppendInt(append(b, "\xa9max_frame"...), int64(f.MaxFrame))
 	}
 	if f.ID != 0 {
-		b = appendUint(append(b, "\xa2id"...), f.ID)
+		b = msgp.AppendUint(append(b, "\xa2id"...), f.ID)
 	}
 	if f.Op != "" {
-		b = appendStr(append(b, "\xa2op"...), f.Op)
+		b = msgp.AppendStr(append(b, "\xa2op"...), f.Op)
 	}
 	if len(f.Args) != 0 {
 		b = append(append(b, "\xa4args"...), f.Args...)
@@ -136,19 +70,19 @@ func appendFramePayload(b []byte, f *Frame) []byte {
 		b = append(append(b, "\xa4data"...), f.Data...)
 	}
 	if f.Index != 0 {
-		b = appendUint(append(b, "\xa5index"...), f.Index)
+		b = msgp.AppendUint(append(b, "\xa5index"...), f.Index)
 	}
 	if f.Err != nil {
 		b = appendErrorBody(append(b, "\xa3err"...), f.Err)
 	}
 	if f.Seq != 0 {
-		b = appendUint(append(b, "\xa3seq"...), f.Seq)
+		b = msgp.AppendUint(append(b, "\xa3seq"...), f.Seq)
 	}
 	if f.Linearizable {
 		b = append(b, "\xaclinearizable\xc3"...)
 	}
 	if f.Kind != "" {
-		b = appendStr(append(b, "\xa4kind"...), f.Kind)
+		b = msgp.AppendStr(append(b, "\xa4kind"...), f.Kind)
 	}
 	return b
 }
@@ -161,15 +95,15 @@ func appendErrorBody(b []byte, e *ErrorBody) []byte {
 	if e.RetryMs != 0 {
 		n++
 	}
-	b = appendMapLen(b, n)
-	b = appendUint(append(b, "\xa4code"...), uint64(e.Code))
-	b = appendStr(append(b, "\xa4name"...), e.Name)
-	b = appendStr(append(b, "\xa3msg"...), e.Msg)
+	b = msgp.AppendMapLen(b, n)
+	b = msgp.AppendUint(append(b, "\xa4code"...), uint64(e.Code))
+	b = msgp.AppendStr(append(b, "\xa4name"...), e.Name)
+	b = msgp.AppendStr(append(b, "\xa3msg"...), e.Msg)
 	if e.Leader != "" {
-		b = appendStr(append(b, "\xa6leader"...), e.Leader)
+		b = msgp.AppendStr(append(b, "\xa6leader"...), e.Leader)
 	}
 	if e.RetryMs != 0 {
-		b = appendInt(append(b, "\xa8retry_ms"...), int64(e.RetryMs))
+		b = msgp.AppendInt(append(b, "\xa8retry_ms"...), int64(e.RetryMs))
 	}
 	return b
 }
@@ -209,8 +143,8 @@ func appendEvent(b []byte, ev *fsm.Event) ([]byte, error) {
 	start := len(b)
 	b = append(b, 0, 0, 0, 0)
 	b = append(b, "\x84\xa1t\xa2ev\xa3seq"...)
-	b = appendUint(b, ev.Seq)
-	b = appendStr(append(b, "\xa4kind"...), string(ev.Kind))
+	b = msgp.AppendUint(b, ev.Seq)
+	b = msgp.AppendStr(append(b, "\xa4kind"...), string(ev.Kind))
 	b = append(b, "\xa4data"...)
 	if raw, ok := ev.Data.(msgpack.RawMessage); ok && raw != nil {
 		b = append(b, raw...) // already msgpack: copied, as msgpack's encoder does

@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"fmt"
+	"github.com/switchboard/switchboard/internal/msgp"
 	"math"
 	"reflect"
 	"strings"
@@ -366,7 +367,7 @@ func oddPayloads() map[string][]byte {
 		}
 		return b
 	}
-	s := func(x string) []byte { return appendStr(nil, x) }
+	s := func(x string) []byte { return msgp.AppendStr(nil, x) }
 	return map[string][]byte{
 		"empty map":             {0x80},
 		"nil":                   {0xc0},
@@ -476,7 +477,7 @@ func TestDecodeFrameSameAsReflectRapid(t *testing.T) {
 			key := rapid.SampledFrom([]string{"t", "id", "op", "args", "since", "ok", "zz", "data", "err", "v"}).Draw(rt, "key")
 			if p[0] >= 0x80 && p[0] < 0x8f {
 				p[0]++
-				p = append(appendStr(p, key), extra...)
+				p = append(msgp.AppendStr(p, key), extra...)
 			}
 		case 3: // random bytes
 			p = rapid.SliceOfN(rapid.Byte(), 0, 40).Draw(rt, "bytes")
