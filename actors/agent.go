@@ -30,37 +30,19 @@ func (s *session) detach() {
 	s.mu.Unlock()
 }
 
-// deliver hands frame to the outbox. It returns false when the session
-// must be dropped, with the reason ("" when it was detached).
-func (s *session) deliver(frame []byte) (ok bool, why string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.detached {
-		return false, ""
-	}
-	defer func() {
-		if v := recover(); v != nil {
-			s.detached = true
-			ok, why = false, fmt.Sprintf("outbox panicked: %v", v)
-		}
-	}()
-	if !s.out.Deliver(frame) {
-		s.detached = true
-		return false, "slow consumer: outbox full"
-	}
-	return true, ""
-}
-
-// deliverAll hands frames to the outbox in one go if it takes batches, in
-// order one by one otherwise. Like deliver, it returns false when the
-// session must be dropped.
 // maxBatch bounds the frames handed to an outbox in one DeliverBatch.
 const maxBatch = 256
 
+// deliver hands one frame to the outbox, as deliverAll.
+func (s *session) deliver(frame []byte) (ok bool, why string) {
+	return s.deliverAll([][]byte{frame})
+}
+
+// deliverAll hands frames to the outbox, in order: in batches of at most
+// maxBatch if it takes batches, one by one otherwise. It returns false
+// when the session must be dropped, with the reason ("" when it was
+// detached).
 func (s *session) deliverAll(frames [][]byte) (ok bool, why string) {
-	if len(frames) == 1 {
-		return s.deliver(frames[0])
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.detached {

@@ -136,28 +136,7 @@ func (s *session) guard(what string, fn func()) {
 // the session is cut off with CodeSlowConsumer and Deliver returns false; it
 // also returns false once the session has stopped for any reason.
 func (s *session) Deliver(frame []byte) bool {
-	s.mu.Lock()
-	if s.stopped {
-		s.mu.Unlock()
-		return false
-	}
-	if s.queued >= s.srv.cfg.OutboxFrames {
-		n := s.queued
-		s.mu.Unlock()
-		s.stop(byeBody(fsm.CodeSlowConsumer, "outbound queue full (%d frames): reconnect and resume from the last event received", n), true)
-		return false
-	}
-	s.pending = append(s.pending, frame)
-	s.queued++
-	first := len(s.pending) == 1
-	s.mu.Unlock()
-	if first {
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
-	}
-	return true
+	return s.DeliverBatch([][]byte{frame})
 }
 
 // DeliverBatch queues frames, in order, without blocking, so that they
