@@ -5,6 +5,7 @@ import (
 	"encoding"
 	"encoding/binary"
 	"fmt"
+	"github.com/switchboard/switchboard/internal/msgp"
 	"reflect"
 	"sync"
 	"unsafe"
@@ -66,99 +67,24 @@ func (a *edArena) str(p []byte) string {
 // offset after it and whether it is of the expected family and lies within
 // b. They never allocate.
 
-// edStr reads a str (not nil, not bin).
-func edStr(b []byte, i int) ([]byte, int, bool) {
-	if i >= len(b) {
-		return nil, i, false
-	}
-	c := b[i]
-	var n, h int
-	switch {
-	case c >= 0xa0 && c <= 0xbf:
-		n, h = int(c&0x1f), 1
-	case c == 0xd9 && i+2 <= len(b):
-		n, h = int(b[i+1]), 2
-	case c == 0xda && i+3 <= len(b):
-		n, h = int(binary.BigEndian.Uint16(b[i+1:])), 3
-	case c == 0xdb && i+5 <= len(b):
-		n, h = int(binary.BigEndian.Uint32(b[i+1:])), 5
-	default:
-		return nil, i, false
-	}
-	i += h
-	if n > len(b)-i {
-		return nil, i, false
-	}
-	return b[i : i+n], i + n, true
-}
-
-// edNum reads an integer (or nil) as msgpack's DecodeUint64 and
+// edNum reads an integer (or nil, as 0) as msgpack's DecodeUint64 and
 // DecodeInt64 do: the 64 bits, sign-extended from signed encodings.
 func edNum(b []byte, i int) (uint64, int, bool) {
-	if i >= len(b) {
-		return 0, i, false
-	}
-	c := b[i]
-	if c <= 0x7f || c >= 0xe0 {
-		return uint64(int8(c)), i + 1, true
-	}
-	var w int
-	switch c {
-	case 0xc0:
+	if i < len(b) && b[i] == 0xc0 {
 		return 0, i + 1, true
-	case 0xcc, 0xd0:
-		w = 1
-	case 0xcd, 0xd1:
-		w = 2
-	case 0xce, 0xd2:
-		w = 4
-	case 0xcf, 0xd3:
-		w = 8
-	default:
-		return 0, i, false
 	}
-	if w > len(b)-i-1 {
-		return 0, i, false
-	}
-	p := b[i+1:]
-	switch c {
-	case 0xcc:
-		return uint64(p[0]), i + 2, true
-	case 0xd0:
-		return uint64(int8(p[0])), i + 2, true
-	case 0xcd:
-		return uint64(binary.BigEndian.Uint16(p)), i + 3, true
-	case 0xd1:
-		return uint64(int16(binary.BigEndian.Uint16(p))), i + 3, true
-	case 0xce:
-		return uint64(binary.BigEndian.Uint32(p)), i + 5, true
-	case 0xd2:
-		return uint64(int32(binary.BigEndian.Uint32(p))), i + 5, true
-	}
-	return binary.BigEndian.Uint64(p), i + 9, true
+	return msgp.ReadInt(b, i)
 }
 
-// edLen reads an array (map false) or map (map true) header; nil is -1.
+// edLen reads an array (isMap false) or map header; nil is -1.
 func edLen(b []byte, i int, isMap bool) (int, int, bool) {
-	if i >= len(b) {
-		return 0, i, false
-	}
-	c := b[i]
-	fix, l16, l32 := byte(0x90), byte(0xdc), byte(0xdd)
-	if isMap {
-		fix, l16, l32 = 0x80, 0xde, 0xdf
-	}
 	switch {
-	case c == 0xc0:
+	case i < len(b) && b[i] == 0xc0:
 		return -1, i + 1, true
-	case c&0xf0 == fix:
-		return int(c & 0x0f), i + 1, true
-	case c == l16 && i+3 <= len(b):
-		return int(binary.BigEndian.Uint16(b[i+1:])), i + 3, true
-	case c == l32 && i+5 <= len(b):
-		return int(binary.BigEndian.Uint32(b[i+1:])), i + 5, true
+	case isMap:
+		return msgp.ReadMapLen(b, i)
 	}
-	return 0, i, false
+	return msgp.ReadArrayLen(b, i)
 }
 
 // edSkip skips one well-formed value, without recursion.
@@ -260,7 +186,7 @@ func decodeArgsPlanned(b []byte, i int, p *argDecPlan, base unsafe.Pointer, a *e
 	next := 0
 	for range n {
 		var key []byte
-		if key, i, ok = edStr(b, i); !ok {
+		if key, i, ok = msgp.ReadStr(b, i); !ok {
 			return i, false
 		}
 		// Keys usually come in the fields' order: the search starts after
@@ -291,7 +217,7 @@ func decodeArgsPlanned(b []byte, i int, p *argDecPlan, base unsafe.Pointer, a *e
 		switch f.kind {
 		case argString:
 			var s []byte
-			if s, i, ok = edStr(b, i); !ok {
+			if s, i, ok = msgp.ReadStr(b, i); !ok {
 				return i, false
 			}
 			*(*string)(ptr) = a.str(s)
@@ -355,7 +281,7 @@ func decodeArgsPlanned(b []byte, i int, p *argDecPlan, base unsafe.Pointer, a *e
 			ss := make([]string, m)
 			for k := range ss {
 				var s []byte
-				if s, i, ok = edStr(b, i); !ok {
+				if s, i, ok = msgp.ReadStr(b, i); !ok {
 					return i, false
 				}
 				ss[k] = a.str(s)
@@ -477,7 +403,7 @@ func decodeEntryFast(b []byte) (cmds []*Command, fallback bool, err error) {
 		c.By.Role = Role(u)
 		var env [2][]byte
 		for e := range env {
-			if env[e], i, ok = edStr(b, i); !ok {
+			if env[e], i, ok = msgp.ReadStr(b, i); !ok {
 				return nil, true, nil
 			}
 			if len(env[e]) <= edShortString {

@@ -1,7 +1,7 @@
 package transport
 
 import (
-	"encoding/binary"
+	"github.com/switchboard/switchboard/internal/msgp"
 
 	"github.com/switchboard/switchboard/fsm"
 )
@@ -17,31 +17,31 @@ import (
 // skipped, as msgpack does. b must have passed checkMsgpack: the value's
 // declared lengths fit in b (every read is still bounds-checked).
 func decodeFrameFast(b []byte, f *Frame) bool {
-	n, i, ok := mapHeader(b, 0)
+	n, i, ok := msgp.ReadMapLen(b, 0)
 	if !ok {
 		return false
 	}
 	for range n {
 		var key []byte
-		if key, i, ok = readStr(b, i); !ok {
+		if key, i, ok = msgp.ReadStr(b, i); !ok {
 			return false
 		}
 		switch string(key) {
 		case "t":
 			var s []byte
-			if s, i, ok = readStr(b, i); !ok {
+			if s, i, ok = msgp.ReadStr(b, i); !ok {
 				return false
 			}
 			f.T = frameType(s)
 		case "v":
 			var u uint64
-			if u, i, ok = readInt(b, i); !ok {
+			if u, i, ok = msgp.ReadInt(b, i); !ok {
 				return false
 			}
 			f.V = int(int64(u))
 		case "role":
 			var s []byte
-			if s, i, ok = readStr(b, i); !ok {
+			if s, i, ok = msgp.ReadStr(b, i); !ok {
 				return false
 			}
 			f.Role = roleName(s)
@@ -59,7 +59,7 @@ func decodeFrameFast(b []byte, f *Frame) bool {
 			}
 		case "since":
 			var u uint64
-			if u, i, ok = readInt(b, i); !ok {
+			if u, i, ok = msgp.ReadInt(b, i); !ok {
 				return false
 			}
 			if f.Since == nil {
@@ -72,17 +72,17 @@ func decodeFrameFast(b []byte, f *Frame) bool {
 			}
 		case "max_frame":
 			var u uint64
-			if u, i, ok = readInt(b, i); !ok {
+			if u, i, ok = msgp.ReadInt(b, i); !ok {
 				return false
 			}
 			f.MaxFrame = int(int64(u))
 		case "id":
-			if f.ID, i, ok = readInt(b, i); !ok {
+			if f.ID, i, ok = msgp.ReadInt(b, i); !ok {
 				return false
 			}
 		case "op":
 			var s []byte
-			if s, i, ok = readStr(b, i); !ok {
+			if s, i, ok = msgp.ReadStr(b, i); !ok {
 				return false
 			}
 			f.Op = opName(s)
@@ -91,7 +91,7 @@ func decodeFrameFast(b []byte, f *Frame) bool {
 				return false
 			}
 		case "ok":
-			if f.OK, i, ok = readBool(b, i); !ok {
+			if f.OK, i, ok = msgp.ReadBool(b, i); !ok {
 				return false
 			}
 		case "data":
@@ -99,15 +99,15 @@ func decodeFrameFast(b []byte, f *Frame) bool {
 				return false
 			}
 		case "index":
-			if f.Index, i, ok = readInt(b, i); !ok {
+			if f.Index, i, ok = msgp.ReadInt(b, i); !ok {
 				return false
 			}
 		case "seq":
-			if f.Seq, i, ok = readInt(b, i); !ok {
+			if f.Seq, i, ok = msgp.ReadInt(b, i); !ok {
 				return false
 			}
 		case "linearizable":
-			if f.Linearizable, i, ok = readBool(b, i); !ok {
+			if f.Linearizable, i, ok = msgp.ReadBool(b, i); !ok {
 				return false
 			}
 		case "kind":
@@ -172,119 +172,13 @@ func opName(s []byte) string {
 	return string(s)
 }
 
-// mapHeader reads a map header at i: its number of pairs and where the
-// first key starts.
-func mapHeader(b []byte, i int) (n, next int, ok bool) {
-	if i >= len(b) {
-		return 0, 0, false
-	}
-	c := b[i]
-	switch {
-	case c >= 0x80 && c <= 0x8f:
-		return int(c & 0x0f), i + 1, true
-	case c == 0xde && i+3 <= len(b):
-		return int(binary.BigEndian.Uint16(b[i+1:])), i + 3, true
-	case c == 0xdf && i+5 <= len(b):
-		return int(binary.BigEndian.Uint32(b[i+1:])), i + 5, true
-	}
-	return 0, 0, false
-}
-
-// readStr reads a msgpack str (not bin, not nil) at i, returning its bytes
-// (aliasing b).
-func readStr(b []byte, i int) (s []byte, next int, ok bool) {
-	if i >= len(b) {
-		return nil, 0, false
-	}
-	c := b[i]
-	var n, head int
-	switch {
-	case c >= 0xa0 && c <= 0xbf:
-		n, head = int(c&0x1f), 1
-	case c == 0xd9 && i+2 <= len(b):
-		n, head = int(b[i+1]), 2
-	case c == 0xda && i+3 <= len(b):
-		n, head = int(binary.BigEndian.Uint16(b[i+1:])), 3
-	case c == 0xdb && i+5 <= len(b):
-		n, head = int(binary.BigEndian.Uint32(b[i+1:])), 5
-	default:
-		return nil, 0, false
-	}
-	start := i + head
-	if n > len(b)-start {
-		return nil, 0, false
-	}
-	return b[start : start+n], start + n, true
-}
-
 // readString is readStr into a new string.
 func readString(b []byte, i int) (string, int, bool) {
-	s, next, ok := readStr(b, i)
+	s, next, ok := msgp.ReadStr(b, i)
 	if !ok {
 		return "", 0, false
 	}
 	return string(s), next, true
-}
-
-// readInt reads any msgpack integer at i as the 64 bits msgpack's decoder
-// gives it: signed values sign-extended, so that uint64(x) and int64(x)
-// are what DecodeUint64 and DecodeInt64 return.
-func readInt(b []byte, i int) (v uint64, next int, ok bool) {
-	if i >= len(b) {
-		return 0, 0, false
-	}
-	c := b[i]
-	if c <= 0x7f || c >= 0xe0 {
-		return uint64(int64(int8(c))), i + 1, true
-	}
-	var size int
-	switch c {
-	case 0xcc, 0xd0:
-		size = 1
-	case 0xcd, 0xd1:
-		size = 2
-	case 0xce, 0xd2:
-		size = 4
-	case 0xcf, 0xd3:
-		size = 8
-	default:
-		return 0, 0, false
-	}
-	if size > len(b)-i-1 {
-		return 0, 0, false
-	}
-	p := b[i+1 : i+1+size]
-	switch c {
-	case 0xcc:
-		v = uint64(p[0])
-	case 0xd0:
-		v = uint64(int64(int8(p[0])))
-	case 0xcd:
-		v = uint64(binary.BigEndian.Uint16(p))
-	case 0xd1:
-		v = uint64(int64(int16(binary.BigEndian.Uint16(p))))
-	case 0xce:
-		v = uint64(binary.BigEndian.Uint32(p))
-	case 0xd2:
-		v = uint64(int64(int32(binary.BigEndian.Uint32(p))))
-	default: // 0xcf, 0xd3
-		v = binary.BigEndian.Uint64(p)
-	}
-	return v, i + 1 + size, true
-}
-
-// readBool reads msgpack true or false at i.
-func readBool(b []byte, i int) (v bool, next int, ok bool) {
-	if i >= len(b) {
-		return false, 0, false
-	}
-	switch b[i] {
-	case 0xc2:
-		return false, i + 1, true
-	case 0xc3:
-		return true, i + 1, true
-	}
-	return false, 0, false
 }
 
 // readRaw returns a copy of the msgpack value at i (not nil), as
