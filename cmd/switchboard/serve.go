@@ -64,7 +64,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.Uint64Var(&f.trailingLogs, "trailing-logs", uint64(envInt("SWITCHBOARD_TRAILING_LOGS", cluster.DefaultTrailingLogs, &f.envErr)), "log entries kept after a snapshot, so a lagging node catches up without one (env SWITCHBOARD_TRAILING_LOGS)")
 	fs.DurationVar(&f.snapshotInterval, "snapshot-interval", envDuration("SWITCHBOARD_SNAPSHOT_INTERVAL", cluster.DefaultSnapshotInterval, &f.envErr), "how often to check the snapshot threshold (env SWITCHBOARD_SNAPSHOT_INTERVAL)")
 	fs.DurationVar(&f.heartbeat, "heartbeat-timeout", envDuration("SWITCHBOARD_HEARTBEAT_TIMEOUT", cluster.DefaultHeartbeatTimeout, &f.envErr), "how long a follower waits for the leader before an election (env SWITCHBOARD_HEARTBEAT_TIMEOUT)")
-	fs.DurationVar(&f.logoutGrace, "logout-grace", envDuration("SWITCHBOARD_LOGOUT_GRACE", actors.DefaultLogoutGrace, &f.envErr), "how long an agent whose last session on this node closed may take to reconnect before the node logs it out; negative: never (env SWITCHBOARD_LOGOUT_GRACE)")
+	fs.DurationVar(&f.logoutGrace, "logout-grace", envDuration("SWITCHBOARD_LOGOUT_GRACE", actors.DefaultLogoutGrace, &f.envErr), "how long an agent whose last session on this node closed may take to reconnect before the node logs it out (the leader also logs out agents no node has had a session of for as long, e.g. after their node died); negative: never (env SWITCHBOARD_LOGOUT_GRACE)")
 	fs.DurationVar(&f.election, "election-timeout", envDuration("SWITCHBOARD_ELECTION_TIMEOUT", 0, &f.envErr), "how long a candidate waits for votes (default: the heartbeat timeout) (env SWITCHBOARD_ELECTION_TIMEOUT)")
 }
 
