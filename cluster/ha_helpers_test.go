@@ -62,9 +62,12 @@ func haFreeAddr(t testing.TB) string {
 	t.Helper()
 	// Ports from below the kernel's ephemeral range (32768+ here), so an
 	// outgoing connection elsewhere on the machine cannot take the port
-	// between this check and the node binding it.
+	// between this check and the node binding it; and from a range of this
+	// package's own (cmd/switchboard tests use 26000-31999; go test runs packages at once), so that a
+	// node killed and restarted on its port does not find it taken by
+	// another package's test.
 	for try := 0; try < 100; try++ {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(6000))
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			continue
@@ -72,7 +75,7 @@ func haFreeAddr(t testing.TB) string {
 		ln.Close()
 		return addr
 	}
-	t.Fatal("no free port in 20000-31999")
+	t.Fatal("no free port in 20000-25999")
 	return ""
 }
 
