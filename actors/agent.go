@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/anthdm/hollywood/actor"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
 
@@ -271,7 +272,7 @@ func (a *agent) sync() (frame []byte, seq uint64, ok bool) {
 		return nil, 0, false
 	}
 	seq = syncSeq(index)
-	frame, err = a.hub.cfg.Encode(fsm.Event{Seq: seq, Kind: fsm.EvSync, To: []string{a.key}, Data: view})
+	frame, err = a.hub.cfg.Encode(fsm.Event{Seq: seq, Kind: api.EvSync, To: []string{a.key}, Data: view})
 	if err != nil {
 		a.hub.log.Error("cannot encode sync event; delivering nothing", "key", a.key, "seq", seq, "err", err)
 		return nil, 0, false
@@ -281,7 +282,7 @@ func (a *agent) sync() (frame []byte, seq uint64, ok bool) {
 }
 
 // view calls Config.View, turning a panic into an error.
-func (a *agent) view() (view fsm.StreamView, index uint64, ok bool, err error) {
+func (a *agent) view() (view api.StreamView, index uint64, ok bool, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("View panicked: %v", v)

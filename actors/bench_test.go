@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
 
@@ -37,7 +38,7 @@ func BenchmarkFanout(b *testing.B) {
 			start := time.Now()
 			for i := range b.N {
 				index := uint64(i + 1)
-				h.Publish(index, []fsm.Event{{Seq: fsm.SeqOf(index, 0), Kind: fsm.EvRequestUpdated, To: to}})
+				h.Publish(index, []fsm.Event{{Seq: api.SeqOf(index, 0), Kind: api.EvRequestUpdated, To: to}})
 			}
 			want := int64(b.N) * sessions
 			waitFor(b, time.Minute, func() bool { return delivered.Load() >= want }, says("%d deliveries (have %d)", want, delivered.Load()))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
 
@@ -25,7 +26,7 @@ func newNode(t *testing.T) *node {
 	n := &node{t: t, fsm: fsm.NewFSM(nil, slog.New(slog.DiscardHandler))}
 	h, err := NewHub(Config{
 		Encode: testEncode,
-		View: func(key string) (v fsm.StreamView, index uint64, ok bool) {
+		View: func(key string) (v api.StreamView, index uint64, ok bool) {
 			n.fsm.Read(func(s *fsm.State, _ uint64) {
 				v, ok = s.View(key)
 				index = s.Index
@@ -44,10 +45,10 @@ func newNode(t *testing.T) *node {
 
 // apply commits one command as the next log entry and fails on a
 // business error.
-func (n *node) apply(role fsm.Role, by string, op fsm.Op, args any) any {
+func (n *node) apply(role api.Role, by string, op fsm.Op, args any) any {
 	n.t.Helper()
 	n.index++
-	data, err := fsm.EncodeEntry(&fsm.Command{Op: op, By: fsm.Principal{Role: role, ID: by}, Time: int64(n.index) * 1000, Args: args})
+	data, err := fsm.EncodeEntry(&fsm.Command{Op: op, By: api.Principal{Role: role, ID: by}, Time: int64(n.index) * 1000, Args: args})
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -59,20 +60,20 @@ func (n *node) apply(role fsm.Role, by string, op fsm.Op, args any) any {
 }
 
 func (n *node) setup() {
-	admin := fsm.RoleAdmin
-	n.apply(admin, "root", fsm.OpCreateMRD, &fsm.CreateMRDArgs{ID: "chat", Name: "Chat"})
-	n.apply(admin, "root", fsm.OpCreateChannelType, &fsm.CreateChannelTypeArgs{ID: "web", MRD: "chat"})
-	n.apply(admin, "root", fsm.OpCreateList, &fsm.CreateListArgs{ID: "L1", Name: "Sales"})
-	n.apply(admin, "root", fsm.OpCreateChannel, &fsm.CreateChannelArgs{ID: "site", Type: "web", Mode: fsm.ModePull, List: "L1"})
-	n.apply(admin, "root", fsm.OpCreateAgent, &fsm.CreateAgentArgs{ID: "alice", Name: "Alice", TokenHash: []byte{1}})
-	n.apply(admin, "root", fsm.OpCreateAgent, &fsm.CreateAgentArgs{ID: "bob", Name: "Bob", TokenHash: []byte{1}})
-	n.apply(admin, "root", fsm.OpCreateConnector, &fsm.CreateConnectorArgs{ID: "web1", Channels: []string{"site"}, TokenHash: []byte{1}})
-	n.apply(fsm.RoleAgent, "alice", fsm.OpSubscribe, &fsm.SubscribeArgs{List: "L1"})
-	n.apply(fsm.RoleAgent, "bob", fsm.OpSubscribe, &fsm.SubscribeArgs{List: "L1"})
+	admin := api.RoleAdmin
+	n.apply(admin, "root", fsm.OpCreateMRD, &api.CreateMRDArgs{ID: "chat", Name: "Chat"})
+	n.apply(admin, "root", fsm.OpCreateChannelType, &api.CreateChannelTypeArgs{ID: "web", MRD: "chat"})
+	n.apply(admin, "root", fsm.OpCreateList, &api.CreateListArgs{ID: "L1", Name: "Sales"})
+	n.apply(admin, "root", fsm.OpCreateChannel, &api.CreateChannelArgs{ID: "site", Type: "web", Mode: api.ModePull, List: "L1"})
+	n.apply(admin, "root", fsm.OpCreateAgent, &api.CreateAgentArgs{ID: "alice", Name: "Alice", TokenHash: []byte{1}})
+	n.apply(admin, "root", fsm.OpCreateAgent, &api.CreateAgentArgs{ID: "bob", Name: "Bob", TokenHash: []byte{1}})
+	n.apply(admin, "root", fsm.OpCreateConnector, &api.CreateConnectorArgs{ID: "web1", Channels: []string{"site"}, TokenHash: []byte{1}})
+	n.apply(api.RoleAgent, "alice", fsm.OpSubscribe, &api.SubscribeArgs{List: "L1"})
+	n.apply(api.RoleAgent, "bob", fsm.OpSubscribe, &api.SubscribeArgs{List: "L1"})
 }
 
-func kinds(fs []frame) []fsm.EventKind {
-	out := make([]fsm.EventKind, len(fs))
+func kinds(fs []frame) []api.EventKind {
+	out := make([]api.EventKind, len(fs))
 	for i, f := range fs {
 		out[i] = f.kind
 	}
@@ -86,19 +87,19 @@ func TestWithRealFSM(t *testing.T) {
 	n := newNode(t)
 	n.setup()
 	alice, bob := &outbox{}, &outbox{}
-	n.hub.Attach(fsm.AgentKey("alice"), 0, false, alice)
-	n.hub.Attach(fsm.AgentKey("bob"), 0, false, bob)
+	n.hub.Attach(api.AgentKey("alice"), 0, false, alice)
+	n.hub.Attach(api.AgentKey("bob"), 0, false, bob)
 	waitFrames(t, alice, 1)
 	waitFrames(t, bob, 1)
 
-	res := n.apply(fsm.RoleConnector, "web1", fsm.OpCustomerMessage, &fsm.CustomerMessageArgs{Channel: "site", CustomerID: "cust", Text: "hello"})
-	req := res.(fsm.CustomerMessageResult).Request
+	res := n.apply(api.RoleConnector, "web1", fsm.OpCustomerMessage, &api.CustomerMessageArgs{Channel: "site", CustomerID: "cust", Text: "hello"})
+	req := res.(api.CustomerMessageResult).Request
 	created := int64(n.index) * 1000
 	if open, oldest, err := n.hub.ListView("L1"); err != nil || open != 1 || oldest != created {
 		t.Fatalf("ListView = %d, %d, %v; want 1, %d", open, oldest, err, created)
 	}
-	n.apply(fsm.RoleAgent, "alice", fsm.OpJoin, &fsm.RequestArgs{Request: req})
-	n.apply(fsm.RoleAgent, "alice", fsm.OpSend, &fsm.SendArgs{Request: req, Text: "how can I help?"})
+	n.apply(api.RoleAgent, "alice", fsm.OpJoin, &api.RequestArgs{Request: req})
+	n.apply(api.RoleAgent, "alice", fsm.OpSend, &api.SendArgs{Request: req, Text: "how can I help?"})
 	sent := int64(n.index) * 1000
 	if parts, last, err := n.hub.Conversation(req); err != nil || !slices.Equal(parts, []string{"alice"}) || last != sent {
 		t.Fatalf("Conversation = %v, %d, %v; want [alice], %d", parts, last, err, sent)
@@ -106,14 +107,14 @@ func TestWithRealFSM(t *testing.T) {
 	if open, oldest, err := n.hub.ListView("L1"); err != nil || open != 1 || oldest != 0 {
 		t.Fatalf("ListView after join = %d, %d, %v; want 1 open, none unread", open, oldest, err)
 	}
-	n.apply(fsm.RoleAgent, "alice", fsm.OpClose, &fsm.RequestArgs{Request: req})
+	n.apply(api.RoleAgent, "alice", fsm.OpClose, &api.RequestArgs{Request: req})
 	if open, _, err := n.hub.ListView("L1"); err != nil || open != 0 {
 		t.Fatalf("ListView after close = %d, %v; want 0", open, err)
 	}
 
-	wantAlice := []fsm.EventKind{fsm.EvSync, fsm.EvRequestCreated, fsm.EvConversationJoined, fsm.EvRequestUpdated,
-		fsm.EvConversationMessage, fsm.EvConversationClosed, fsm.EvRequestRemoved}
-	wantBob := []fsm.EventKind{fsm.EvSync, fsm.EvRequestCreated, fsm.EvRequestUpdated, fsm.EvRequestRemoved}
+	wantAlice := []api.EventKind{api.EvSync, api.EvRequestCreated, api.EvConversationJoined, api.EvRequestUpdated,
+		api.EvConversationMessage, api.EvConversationClosed, api.EvRequestRemoved}
+	wantBob := []api.EventKind{api.EvSync, api.EvRequestCreated, api.EvRequestUpdated, api.EvRequestRemoved}
 	if got := kinds(waitFrames(t, alice, len(wantAlice))); !slices.Equal(got, wantAlice) {
 		t.Fatalf("alice got %v, want %v", got, wantAlice)
 	}
@@ -128,7 +129,7 @@ func TestWithRealFSM(t *testing.T) {
 func TestRestoreResyncsAndSeedsLists(t *testing.T) {
 	src := newNode(t)
 	src.setup()
-	src.apply(fsm.RoleConnector, "web1", fsm.OpCustomerMessage, &fsm.CustomerMessageArgs{Channel: "site", CustomerID: "cust", Text: "hello"})
+	src.apply(api.RoleConnector, "web1", fsm.OpCustomerMessage, &api.CustomerMessageArgs{Channel: "site", CustomerID: "cust", Text: "hello"})
 	created := int64(src.index) * 1000
 	var snap []byte
 	src.fsm.Read(func(s *fsm.State, _ uint64) {
@@ -141,13 +142,13 @@ func TestRestoreResyncsAndSeedsLists(t *testing.T) {
 	dst := newNode(t)
 	dst.setup() // same first entries: its own history
 	alice := &outbox{}
-	dst.hub.Attach(fsm.AgentKey("alice"), 0, false, alice)
+	dst.hub.Attach(api.AgentKey("alice"), 0, false, alice)
 	waitFrames(t, alice, 1)
 	if err := dst.fsm.Restore(io.NopCloser(bytes.NewReader(snap))); err != nil {
 		t.Fatal(err)
 	}
 	got := waitFrames(t, alice, 2)
-	if got[1] != (frame{syncSeq(src.index), fsm.EvSync}) {
+	if got[1] != (frame{syncSeq(src.index), api.EvSync}) {
 		t.Fatalf("after restore: got %v, want a sync at %d", got, src.index)
 	}
 	waitFor(t, 5*time.Second, func() bool {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
 
@@ -46,7 +47,7 @@ func (a *agent) sessionClosed(c *actor.Context) {
 	if a.grace.attached > 0 {
 		return
 	}
-	id, ok := strings.CutPrefix(a.key, fsm.AgentKey(""))
+	id, ok := strings.CutPrefix(a.key, api.AgentKey(""))
 	if !ok || id == "" || a.hub.cfg.Submit == nil || a.hub.cfg.LogoutGrace < 0 {
 		return
 	}
@@ -71,7 +72,7 @@ func (a *agent) graceExpired(m graceDue) {
 		return
 	}
 	a.grace.timer = nil
-	id, _ := strings.CutPrefix(a.key, fsm.AgentKey(""))
+	id, _ := strings.CutPrefix(a.key, api.AgentKey(""))
 	h := a.hub
 	if h.cfg.AgentLoggedIn != nil && !h.cfg.AgentLoggedIn(id) {
 		return
@@ -80,7 +81,7 @@ func (a *agent) graceExpired(m graceDue) {
 		return
 	}
 	log := h.log.With("agent", id, "grace", h.cfg.LogoutGrace)
-	cmd := &fsm.Command{Op: fsm.OpLogout, By: h.system(), Args: &fsm.AgentArgs{Agent: id}}
+	cmd := &fsm.Command{Op: fsm.OpLogout, By: h.system(), Args: &api.AgentArgs{Agent: id}}
 	h.job(func(ctx context.Context) {
 		if h.cfg.ConnectedElsewhere != nil && h.cfg.ConnectedElsewhere(ctx, id) {
 			log.Debug("not logging out an agent connected to another node")
@@ -104,7 +105,7 @@ type attachedQuery struct{}
 // AgentSessions returns how many sessions of agent id are attached on
 // this node.
 func (h *Hub) AgentSessions(id string) (int, error) {
-	pid, err := h.lookup(h.agents, fsm.AgentKey(id))
+	pid, err := h.lookup(h.agents, api.AgentKey(id))
 	if errors.Is(err, ErrNoView) {
 		return 0, nil
 	}

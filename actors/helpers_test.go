@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
 
@@ -23,15 +24,15 @@ func testEncode(ev fsm.Event) ([]byte, error) {
 // frame is a decoded testEncode frame.
 type frame struct {
 	seq  uint64
-	kind fsm.EventKind
+	kind api.EventKind
 }
 
 func (f frame) String() string {
-	return fmt.Sprintf("%d.%d/%s", fsm.IndexOf(f.seq), f.seq&(1<<fsm.SeqShift-1), f.kind)
+	return fmt.Sprintf("%d.%d/%s", api.IndexOf(f.seq), f.seq&(1<<api.SeqShift-1), f.kind)
 }
 
 func decodeFrame(b []byte) frame {
-	return frame{seq: binary.BigEndian.Uint64(b), kind: fsm.EventKind(b[8:])}
+	return frame{seq: binary.BigEndian.Uint64(b), kind: api.EventKind(b[8:])}
 }
 
 // outbox is a fake session outbox recording what it accepts. With limit >
@@ -118,13 +119,13 @@ type logged struct {
 	to  []string
 }
 
-func (f *fakeFSM) View(key string) (fsm.StreamView, uint64, bool) {
+func (f *fakeFSM) View(key string) (api.StreamView, uint64, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.unknown[key] {
-		return fsm.StreamView{}, 0, false
+		return api.StreamView{}, 0, false
 	}
-	return fsm.StreamView{Agent: key}, f.index - min(f.lag, f.index), true
+	return api.StreamView{Agent: key}, f.index - min(f.lag, f.index), true
 }
 
 // publish applies entry index with one event per recipient list, numbering
@@ -134,7 +135,7 @@ func (f *fakeFSM) publish(h *Hub, index uint64, tos ...[]string) []fsm.Event {
 	f.mu.Lock()
 	f.index = index
 	for i, to := range tos {
-		evs[i] = fsm.Event{Seq: fsm.SeqOf(index, i), Kind: fsm.EvConversationMessage, To: to}
+		evs[i] = fsm.Event{Seq: api.SeqOf(index, i), Kind: api.EvConversationMessage, To: to}
 		f.log = append(f.log, logged{seq: evs[i].Seq, to: to})
 	}
 	f.mu.Unlock()
@@ -252,7 +253,7 @@ func seqs(fs []frame) []uint64 {
 }
 
 // s0 is the seq of the first event of entry index.
-func s0(index uint64) uint64 { return fsm.SeqOf(index, 0) }
+func s0(index uint64) uint64 { return api.SeqOf(index, 0) }
 
 // seqRange returns the first-event seqs of entries from..to.
 func seqRange(from, to uint64) []uint64 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
 
@@ -67,7 +68,7 @@ type Config struct {
 	// that view reflects (fsm.State.Index, read under the FSM's read lock);
 	// ok is false if the key names nobody. Required. It is called from
 	// actor goroutines, never under the hub's lock.
-	View func(key string) (view fsm.StreamView, index uint64, ok bool)
+	View func(key string) (view api.StreamView, index uint64, ok bool)
 	// Logger receives the hub's logs (discarded if nil).
 	Logger *slog.Logger
 	// QueryTimeout bounds ListView and Conversation (DefaultQueryTimeout
@@ -104,7 +105,7 @@ type Config struct {
 	// and the log index the state reflects, read under the FSM's read
 	// lock. Called from the timer actor on gaining leadership and after a
 	// Reset.
-	PendingOffers func() (offers []fsm.OfferInfo, index uint64)
+	PendingOffers func() (offers []api.OfferInfo, index uint64)
 	// AgentLoggedIn reports whether the agent is logged in in local state
 	// (nil: assume it is; the FSM refuses a logout of a logged-out agent).
 	AgentLoggedIn func(agent string) bool
@@ -387,7 +388,7 @@ func (h *Hub) replay(seq uint64) (entries []*entry, ok bool) {
 
 // syncSeq is the seq of a sync reflecting log index: after every event of
 // that entry and before every event of the next.
-func syncSeq(index uint64) uint64 { return fsm.SeqOf(index, 1<<fsm.SeqShift-1) }
+func syncSeq(index uint64) uint64 { return api.SeqOf(index, 1<<api.SeqShift-1) }
 
 // ask sends a query to pid and waits for its answer.
 func (h *Hub) ask(pid *actor.PID, q any) (any, error) {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/api"
 )
 
 // fence publishes entry index to key alone and waits until o received it
@@ -28,7 +28,7 @@ func fence(t *testing.T, f *fakeFSM, h *Hub, index uint64, key string, o *outbox
 func checkStream(t *testing.T, f *fakeFSM, key string, resume bool, since uint64, got []frame) (synced bool) {
 	t.Helper()
 	start := since
-	if len(got) > 0 && got[0].kind == fsm.EvSync {
+	if len(got) > 0 && got[0].kind == api.EvSync {
 		synced = true
 		start = got[0].seq
 		got = got[1:]
@@ -217,7 +217,7 @@ func TestCursorOlderThanHistoryGetsSync(t *testing.T) {
 	o := &outbox{}
 	h.Attach(keyA, s0(2), true, o)
 	got := waitFrames(t, o, 3)
-	want := []frame{{syncSeq(8), fsm.EvSync}, {s0(9), fsm.EvConversationMessage}, {s0(10), fsm.EvConversationMessage}}
+	want := []frame{{syncSeq(8), api.EvSync}, {s0(9), api.EvConversationMessage}, {s0(10), api.EvConversationMessage}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
@@ -244,7 +244,7 @@ func TestFreshAttachGetsSyncFirst(t *testing.T) {
 	}
 	o := &outbox{}
 	h.Attach(keyA, 0, false, o)
-	if got := waitFrames(t, o, 1); got[0] != (frame{syncSeq(3), fsm.EvSync}) {
+	if got := waitFrames(t, o, 1); got[0] != (frame{syncSeq(3), api.EvSync}) {
 		t.Fatalf("got %v, want the sync at 3", got)
 	}
 	f.publish(h, 4, []string{keyA})
@@ -289,7 +289,7 @@ func TestResetResyncsEverySession(t *testing.T) {
 	}
 	f.reset(h, 50)
 	for _, o := range []*outbox{a1, a2, b} {
-		if got := waitFrames(t, o, 4); got[3] != (frame{syncSeq(50), fsm.EvSync}) {
+		if got := waitFrames(t, o, 4); got[3] != (frame{syncSeq(50), api.EvSync}) {
 			t.Fatalf("after reset: got %v, want a sync at 50", got)
 		}
 	}
@@ -301,7 +301,7 @@ func TestResetResyncsEverySession(t *testing.T) {
 	}
 	o := &outbox{}
 	h.Attach(keyA, s0(3), true, o)
-	if got := waitFrames(t, o, 1); got[0] != (frame{syncSeq(51), fsm.EvSync}) {
+	if got := waitFrames(t, o, 1); got[0] != (frame{syncSeq(51), api.EvSync}) {
 		t.Fatalf("cursor before the snapshot: got %v, want a sync", got)
 	}
 	// A cursor after the snapshot resumes from the new history.

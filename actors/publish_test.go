@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
 
@@ -133,7 +134,7 @@ func TestPublishWaitsForRoomUntilClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := func(i uint64) []fsm.Event {
-		return []fsm.Event{{Seq: s0(i), Kind: fsm.EvConversationMessage, To: []string{keyA}}}
+		return []fsm.Event{{Seq: s0(i), Kind: api.EvConversationMessage, To: []string{keyA}}}
 	}
 	h.Publish(1, ev(1))
 	select {
@@ -199,7 +200,7 @@ func testResetKeepsItsPlaceAmongEntries(t *testing.T, h *Hub, f *fakeFSM) {
 	// The sync reflects the state when the actor read it: at the snapshot
 	// or already past entry 11; the events after it follow.
 	sync := got[5]
-	if sync.kind != fsm.EvSync || sync.seq < syncSeq(10) {
+	if sync.kind != api.EvSync || sync.seq < syncSeq(10) {
 		t.Fatalf("got %v, want a sync at 10 or later after entry 5", got)
 	}
 	if rest := seqs(got[6:]); !slices.Equal(rest, f.want(keyA, sync.seq)) {

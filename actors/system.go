@@ -5,6 +5,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
 
@@ -18,12 +19,12 @@ const (
 )
 
 // system is the principal of the commands this node issues.
-func (h *Hub) system() fsm.Principal {
+func (h *Hub) system() api.Principal {
 	id := "node"
 	if h.cfg.NodeID != "" {
 		id = "node:" + h.cfg.NodeID
 	}
-	return fsm.Principal{Role: fsm.RoleSystem, ID: id}
+	return api.Principal{Role: api.RoleSystem, ID: id}
 }
 
 // submit commits cmd through Config.Submit in its own goroutine (an actor

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/anthdm/hollywood/actor"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
 
@@ -110,7 +111,7 @@ func (h *Hub) routeTimers(ev fsm.Event) {
 		return
 	}
 	switch ev.Kind {
-	case fsm.EvOfferCreated, fsm.EvOfferWithdrawn, fsm.EvConversationJoined, fsm.EvConversationClosed:
+	case api.EvOfferCreated, api.EvOfferWithdrawn, api.EvConversationJoined, api.EvConversationClosed:
 		h.engine.Send(h.timers, ev)
 	}
 }
@@ -167,25 +168,25 @@ func (t *offerTimers) scan() {
 
 func (t *offerTimers) apply(ev fsm.Event) {
 	switch ev.Kind {
-	case fsm.EvOfferCreated:
-		if o, ok := payload[fsm.OfferInfo](ev.Data); ok {
+	case api.EvOfferCreated:
+		if o, ok := payload[api.OfferInfo](ev.Data); ok {
 			t.arm(o)
 		}
-	case fsm.EvOfferWithdrawn:
-		if w, ok := payload[fsm.OfferWithdrawn](ev.Data); ok {
+	case api.EvOfferWithdrawn:
+		if w, ok := payload[api.OfferWithdrawn](ev.Data); ok {
 			if a := t.armed[w.Offer.Request.ID]; a != nil && a.Offer == w.Offer.ID {
 				t.disarm(w.Offer.Request.ID)
 			}
 		}
-	case fsm.EvConversationJoined:
+	case api.EvConversationJoined:
 		// An accepted offer ends with its agent joining.
-		if pc, ok := payload[fsm.ParticipantChange](ev.Data); ok {
+		if pc, ok := payload[api.ParticipantChange](ev.Data); ok {
 			if a := t.armed[pc.Request]; a != nil && a.Agent == pc.Agent {
 				t.disarm(pc.Request)
 			}
 		}
-	case fsm.EvConversationClosed:
-		if cl, ok := payload[fsm.ConversationClosed](ev.Data); ok {
+	case api.EvConversationClosed:
+		if cl, ok := payload[api.ConversationClosed](ev.Data); ok {
 			t.disarm(cl.Request)
 		}
 	}
@@ -193,7 +194,7 @@ func (t *offerTimers) apply(ev fsm.Event) {
 
 // arm sets the timer of offer o, replacing one of an older offer of the
 // same request.
-func (t *offerTimers) arm(o fsm.OfferInfo) {
+func (t *offerTimers) arm(o api.OfferInfo) {
 	req := o.Request.ID
 	if req == "" || o.ID == "" {
 		return
@@ -243,7 +244,7 @@ func (t *offerTimers) due(m offerDue) {
 		return
 	}
 	e, pid := t.hub.engine, t.self
-	cmd := &fsm.Command{Op: fsm.OpOfferTimeout, By: t.hub.system(), Args: &fsm.OfferArgs{Request: m.request, OfferID: m.offer}}
+	cmd := &fsm.Command{Op: fsm.OpOfferTimeout, By: t.hub.system(), Args: &api.OfferArgs{Request: m.request, OfferID: m.offer}}
 	if !t.hub.submit(cmd, func(res fsm.Result, err error) {
 		e.Send(pid, offerDone{request: m.request, offer: m.offer, res: res, err: err})
 	}) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
 
@@ -33,14 +34,14 @@ type sysNode struct {
 	asked     int  // ConnectedElsewhere calls
 }
 
-var sysAdmin = fsm.Principal{Role: fsm.RoleAdmin, ID: "root"}
+var sysAdmin = api.Principal{Role: api.RoleAdmin, ID: "root"}
 
 func newSysNode(t *testing.T, grace time.Duration) *sysNode {
 	t.Helper()
 	n := &sysNode{t: t, fsm: fsm.NewFSM(nil, slog.New(slog.DiscardHandler)), leader: true}
 	h, err := NewHub(Config{
 		Encode: testEncode,
-		View: func(key string) (v fsm.StreamView, index uint64, ok bool) {
+		View: func(key string) (v api.StreamView, index uint64, ok bool) {
 			n.fsm.Read(func(s *fsm.State, _ uint64) {
 				v, ok = s.View(key)
 				index = s.Index
@@ -53,7 +54,7 @@ func newSysNode(t *testing.T, grace time.Duration) *sysNode {
 			defer n.mu.Unlock()
 			return n.leader
 		},
-		PendingOffers: func() (o []fsm.OfferInfo, index uint64) {
+		PendingOffers: func() (o []api.OfferInfo, index uint64) {
 			n.fsm.Read(func(s *fsm.State, _ uint64) {
 				o = s.PendingOffers()
 				index = s.Index
@@ -107,26 +108,26 @@ func (n *sysNode) submit(_ context.Context, cmd *fsm.Command) (fsm.Result, error
 	n.mu.Lock()
 	desc := fmt.Sprintf("%d by %s", cmd.Op, cmd.By.ID)
 	switch a := cmd.Args.(type) {
-	case *fsm.OfferArgs:
+	case *api.OfferArgs:
 		desc = fmt.Sprintf("offer_timeout %s %s", a.Request, a.OfferID)
-	case *fsm.AgentArgs:
+	case *api.AgentArgs:
 		desc = "logout " + a.Agent
 	}
-	if cmd.By.Role != fsm.RoleSystem || cmd.By.ID != "node:n1" {
+	if cmd.By.Role != api.RoleSystem || cmd.By.ID != "node:n1" {
 		desc += fmt.Sprintf(" by %v", cmd.By)
 	}
 	n.submitted = append(n.submitted, desc)
 	if n.refuse > 0 {
 		n.refuse--
 		n.mu.Unlock()
-		return fsm.Result{}, &fsm.Error{Code: fsm.CodeNoLeader, Msg: "no leader (test)"}
+		return fsm.Result{}, &api.Error{Code: api.CodeNoLeader, Msg: "no leader (test)"}
 	}
 	n.mu.Unlock()
 	return n.commit(cmd), nil
 }
 
 // do applies a command and fails the test on a business error.
-func (n *sysNode) do(by fsm.Principal, op fsm.Op, args any) any {
+func (n *sysNode) do(by api.Principal, op fsm.Op, args any) any {
 	n.t.Helper()
 	res := n.commit(&fsm.Command{Op: op, By: by, Args: args})
 	if res.Err != nil {
@@ -152,26 +153,26 @@ func (n *sysNode) setLeader(leader bool) {
 // A and B (max 3) in Q, logged in and READY.
 func (n *sysNode) world(timeout time.Duration) {
 	n.t.Helper()
-	n.do(sysAdmin, fsm.OpCreateMRD, &fsm.CreateMRDArgs{ID: "chat"})
-	n.do(sysAdmin, fsm.OpCreateChannelType, &fsm.CreateChannelTypeArgs{ID: "web", MRD: "chat"})
-	n.do(sysAdmin, fsm.OpCreateQueue, &fsm.CreateQueueArgs{ID: "Q", MRD: "chat", OfferTimeoutMs: timeout.Milliseconds()})
-	n.do(sysAdmin, fsm.OpCreateChannel, &fsm.CreateChannelArgs{ID: "W", Type: "web", Mode: fsm.ModePush, Queue: "Q"})
+	n.do(sysAdmin, fsm.OpCreateMRD, &api.CreateMRDArgs{ID: "chat"})
+	n.do(sysAdmin, fsm.OpCreateChannelType, &api.CreateChannelTypeArgs{ID: "web", MRD: "chat"})
+	n.do(sysAdmin, fsm.OpCreateQueue, &api.CreateQueueArgs{ID: "Q", MRD: "chat", OfferTimeoutMs: timeout.Milliseconds()})
+	n.do(sysAdmin, fsm.OpCreateChannel, &api.CreateChannelArgs{ID: "W", Type: "web", Mode: api.ModePush, Queue: "Q"})
 	for _, id := range []string{"A", "B"} {
-		n.do(sysAdmin, fsm.OpCreateAgent, &fsm.CreateAgentArgs{ID: id, Max: map[string]int{"chat": 3}, TokenHash: []byte("h")})
-		n.do(sysAdmin, fsm.OpAddQueueMember, &fsm.QueueMemberArgs{Agent: id, Queue: "Q"})
+		n.do(sysAdmin, fsm.OpCreateAgent, &api.CreateAgentArgs{ID: id, Max: map[string]int{"chat": 3}, TokenHash: []byte("h")})
+		n.do(sysAdmin, fsm.OpAddQueueMember, &api.QueueMemberArgs{Agent: id, Queue: "Q"})
 	}
 }
 
 func (n *sysNode) ready(id string) {
 	n.t.Helper()
-	n.do(sysAdmin, fsm.OpLogin, &fsm.AgentArgs{Agent: id})
-	n.do(sysAdmin, fsm.OpSetAgentState, &fsm.SetAgentStateArgs{Agent: id, MRD: "chat", State: fsm.AgentReady})
+	n.do(sysAdmin, fsm.OpLogin, &api.AgentArgs{Agent: id})
+	n.do(sysAdmin, fsm.OpSetAgentState, &api.SetAgentStateArgs{Agent: id, MRD: "chat", State: api.AgentReady})
 }
 
 func (n *sysNode) arrive(customer string) string {
 	n.t.Helper()
-	res := n.do(sysAdmin, fsm.OpCustomerMessage, &fsm.CustomerMessageArgs{Channel: "W", CustomerID: customer, Text: "hi"})
-	return res.(fsm.CustomerMessageResult).Request
+	res := n.do(sysAdmin, fsm.OpCustomerMessage, &api.CustomerMessageArgs{Channel: "W", CustomerID: customer, Text: "hi"})
+	return res.(api.CustomerMessageResult).Request
 }
 
 // offerOf returns the pending offer of request r: its id and agent.
@@ -184,7 +185,7 @@ func (n *sysNode) offerOf(r string) (id, agent string) {
 	return id, agent
 }
 
-func (n *sysNode) stateOf(agent string) (st fsm.AgentState, reason string) {
+func (n *sysNode) stateOf(agent string) (st api.AgentState, reason string) {
 	n.fsm.Read(func(s *fsm.State, _ uint64) {
 		as, _ := s.AgentStatus(agent)
 		for _, m := range as.MRDs {
@@ -245,7 +246,7 @@ func TestOfferTimerProposesTimeoutOnLeader(t *testing.T) {
 	sysWait(t, "the timer to arm", func() bool { return n.armed() == r+"/"+o1+"/A" })
 	n.ready("B")
 	sysWait(t, "re-offer to B", func() bool { _, ag := n.offerOf(r); return ag == "B" })
-	if st, why := n.stateOf("A"); st != fsm.AgentNotReady || why != fsm.ReasonRingNoAnswer {
+	if st, why := n.stateOf("A"); st != api.AgentNotReady || why != api.ReasonRingNoAnswer {
 		t.Fatalf("A is %s (%s), want NOT_READY ring_no_answer", st, why)
 	}
 	if got := n.proposed(); len(got) == 0 || got[0] != "offer_timeout "+r+" "+o1 {
@@ -263,20 +264,20 @@ func TestOfferTimerDisarmedOnAnswer(t *testing.T) {
 	r1 := n.arrive("c1")
 	o1, _ := n.offerOf(r1)
 	sysWait(t, "the timer", func() bool { return n.armed() == r1+"/"+o1+"/A" })
-	n.do(fsm.Principal{Role: fsm.RoleAgent, ID: "A"}, fsm.OpAcceptOffer, &fsm.OfferArgs{Request: r1})
+	n.do(api.Principal{Role: api.RoleAgent, ID: "A"}, fsm.OpAcceptOffer, &api.OfferArgs{Request: r1})
 	sysWait(t, "accept to disarm", func() bool { return n.armed() == "" })
 
 	r2 := n.arrive("c2")
 	o2, _ := n.offerOf(r2)
 	sysWait(t, "the second timer", func() bool { return n.armed() == r2+"/"+o2+"/A" })
 	// Rejected with nobody else READY: offered to A again, a new timer.
-	n.do(fsm.Principal{Role: fsm.RoleAgent, ID: "A"}, fsm.OpRejectOffer, &fsm.OfferArgs{Request: r2})
+	n.do(api.Principal{Role: api.RoleAgent, ID: "A"}, fsm.OpRejectOffer, &api.OfferArgs{Request: r2})
 	o3, ag := n.offerOf(r2)
 	if o3 == o2 || ag != "A" {
 		t.Fatalf("after reject: offer %q to %q", o3, ag)
 	}
 	sysWait(t, "the re-offer's timer", func() bool { return n.armed() == r2+"/"+o3+"/A" })
-	n.do(sysAdmin, fsm.OpClose, &fsm.RequestArgs{Request: r2})
+	n.do(sysAdmin, fsm.OpClose, &api.RequestArgs{Request: r2})
 	sysWait(t, "close to disarm", func() bool { return n.armed() == "" })
 	if got := n.proposed(); len(got) != 0 {
 		t.Fatalf("proposed %q", got)
@@ -303,7 +304,7 @@ func TestOfferTimersFollowLeadership(t *testing.T) {
 	}
 
 	// A longer offer, then leadership lost before it lapses.
-	n.do(sysAdmin, fsm.OpSetAgentState, &fsm.SetAgentStateArgs{Agent: "A", MRD: "chat", State: fsm.AgentReady})
+	n.do(sysAdmin, fsm.OpSetAgentState, &api.SetAgentStateArgs{Agent: "A", MRD: "chat", State: api.AgentReady})
 	sysWait(t, "re-offer to A", func() bool { _, ag := n.offerOf(r1); return ag == "A" })
 	o2, _ := n.offerOf(r1)
 	sysWait(t, "the new timer", func() bool { return n.armed() == r1+"/"+o2+"/A" })
@@ -331,8 +332,8 @@ func TestOfferTimerRetriesAndRaces(t *testing.T) {
 		t.Fatalf("proposed %q, want %q", got, want)
 	}
 	// A stale offer_timeout changes nothing.
-	res := n.commit(&fsm.Command{Op: fsm.OpOfferTimeout, By: fsm.Principal{Role: fsm.RoleSystem, ID: "x"}, Args: &fsm.OfferArgs{Request: r, OfferID: o1}})
-	if fsm.CodeOf(res.Err) != fsm.CodeWrongState {
+	res := n.commit(&fsm.Command{Op: fsm.OpOfferTimeout, By: api.Principal{Role: api.RoleSystem, ID: "x"}, Args: &api.OfferArgs{Request: r, OfferID: o1}})
+	if api.CodeOf(res.Err) != api.CodeWrongState {
 		t.Fatalf("stale offer_timeout: %v, want wrong_state", res.Err)
 	}
 }
@@ -353,7 +354,7 @@ func TestOfferTimersFollowRestore(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	n.do(fsm.Principal{Role: fsm.RoleAgent, ID: "A"}, fsm.OpAcceptOffer, &fsm.OfferArgs{Request: r1})
+	n.do(api.Principal{Role: api.RoleAgent, ID: "A"}, fsm.OpAcceptOffer, &api.OfferArgs{Request: r1})
 	r2 := n.arrive("c2")
 	o2, _ := n.offerOf(r2)
 	sysWait(t, "the second timer", func() bool { return n.armed() == r2+"/"+o2+"/A" })
@@ -370,7 +371,7 @@ func TestLogoutGrace(t *testing.T) {
 	n.leader = false // the grace logs out through Submit whoever leads
 	n.world(time.Hour)
 	n.ready("A")
-	key := fsm.AgentKey("A")
+	key := api.AgentKey("A")
 
 	// Connected to another node: the grace passes without a logout.
 	n.mu.Lock()
@@ -415,7 +416,7 @@ func TestLogoutGrace(t *testing.T) {
 	}
 	n.ready("B")
 	detach2()
-	sysWait(t, "A logged out", func() bool { st, _ := n.stateOf("A"); return st == fsm.AgentLoggedOut })
+	sysWait(t, "A logged out", func() bool { st, _ := n.stateOf("A"); return st == api.AgentLoggedOut })
 	if _, ag := n.offerOf(r); ag != "B" {
 		t.Fatalf("after A's logout the offer is with %q, want B", ag)
 	}
@@ -424,7 +425,7 @@ func TestLogoutGrace(t *testing.T) {
 	}
 
 	// An agent not logged in is not logged out; a connector has no grace.
-	for _, key := range []string{fsm.AgentKey("A"), fsm.ConnectorKey("cx")} {
+	for _, key := range []string{api.AgentKey("A"), api.ConnectorKey("cx")} {
 		n.hub.Attach(key, 0, false, &outbox{})()
 	}
 	sysHolds(t, 300*time.Millisecond, "nothing more proposed", func() bool { return len(n.proposed()) == 1 })

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/anthdm/hollywood/actor"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
 
@@ -15,8 +16,8 @@ import (
 // event went to its recipients.
 func (h *Hub) routeView(ev fsm.Event) {
 	switch ev.Kind {
-	case fsm.EvRequestCreated, fsm.EvRequestUpdated, fsm.EvRequestRemoved:
-		sum, ok := payload[fsm.RequestSummary](ev.Data)
+	case api.EvRequestCreated, api.EvRequestUpdated, api.EvRequestRemoved:
+		sum, ok := payload[api.RequestSummary](ev.Data)
 		if !ok {
 			break
 		}
@@ -28,15 +29,15 @@ func (h *Hub) routeView(ev fsm.Event) {
 		if pid := h.convs[sum.ID]; pid != nil {
 			h.engine.Send(pid, ev)
 		}
-	case fsm.EvListSubscribed:
-		if snap, ok := payload[fsm.ListSnapshot](ev.Data); ok && snap.List != "" {
+	case api.EvListSubscribed:
+		if snap, ok := payload[api.ListSnapshot](ev.Data); ok && snap.List != "" {
 			h.engine.Send(h.listActor(snap.List), ev)
 		}
-	case fsm.EvListUnsubscribed:
-		if ref, ok := payload[fsm.ListRef](ev.Data); ok && ref.List != "" {
+	case api.EvListUnsubscribed:
+		if ref, ok := payload[api.ListRef](ev.Data); ok && ref.List != "" {
 			h.engine.Send(h.listActor(ref.List), ev)
 		}
-	case fsm.EvConversationJoined, fsm.EvConversationLeft, fsm.EvConversationMessage, fsm.EvConversationClosed:
+	case api.EvConversationJoined, api.EvConversationLeft, api.EvConversationMessage, api.EvConversationClosed:
 		id := conversationOf(ev)
 		if id == "" {
 			break
@@ -48,7 +49,7 @@ func (h *Hub) routeView(ev fsm.Event) {
 			h.convs[id] = pid
 		}
 		h.engine.Send(pid, ev)
-		if ev.Kind == fsm.EvConversationClosed {
+		if ev.Kind == api.EvConversationClosed {
 			// The actor stops itself once it has processed this.
 			delete(h.convs, id)
 		}
@@ -69,7 +70,7 @@ func (h *Hub) listActor(id string) *actor.PID {
 // actors: a list actor that has not seen anything newer takes the
 // snapshot as its view. This is how list views recover after a restart
 // or Reset.
-func (h *Hub) seedLists(seq uint64, lists []fsm.ListSnapshot) {
+func (h *Hub) seedLists(seq uint64, lists []api.ListSnapshot) {
 	if len(lists) == 0 {
 		return
 	}
@@ -135,7 +136,7 @@ func (h *Hub) Conversation(request string) (participants []string, lastActivity 
 type (
 	listSeed struct {
 		seq  uint64
-		snap *fsm.ListSnapshot
+		snap *api.ListSnapshot
 	}
 	// listReset clears the view: the state was replaced at seq.
 	listReset struct{ seq uint64 }
@@ -147,7 +148,7 @@ type (
 )
 
 type openRequest struct {
-	state     fsm.RequestState
+	state     api.RequestState
 	createdAt int64
 }
 
@@ -188,29 +189,29 @@ func (l *list) Receive(c *actor.Context) {
 
 func (l *list) apply(ev fsm.Event) {
 	switch ev.Kind {
-	case fsm.EvRequestCreated, fsm.EvRequestUpdated:
-		if sum, ok := payload[fsm.RequestSummary](ev.Data); ok {
-			if sum.State == fsm.StateClosed {
+	case api.EvRequestCreated, api.EvRequestUpdated:
+		if sum, ok := payload[api.RequestSummary](ev.Data); ok {
+			if sum.State == api.StateClosed {
 				delete(l.open, sum.ID)
 			} else {
 				l.open[sum.ID] = openRequest{state: sum.State, createdAt: sum.CreatedAt}
 			}
 		}
-	case fsm.EvRequestRemoved:
-		if sum, ok := payload[fsm.RequestSummary](ev.Data); ok {
+	case api.EvRequestRemoved:
+		if sum, ok := payload[api.RequestSummary](ev.Data); ok {
 			delete(l.open, sum.ID)
 		}
-	case fsm.EvListSubscribed:
-		if snap, ok := payload[fsm.ListSnapshot](ev.Data); ok {
+	case api.EvListSubscribed:
+		if snap, ok := payload[api.ListSnapshot](ev.Data); ok {
 			l.replace(snap.Requests)
 		}
 	}
 }
 
-func (l *list) replace(reqs []fsm.RequestSummary) {
+func (l *list) replace(reqs []api.RequestSummary) {
 	clear(l.open)
 	for _, r := range reqs {
-		if r.State != fsm.StateClosed {
+		if r.State != api.StateClosed {
 			l.open[r.ID] = openRequest{state: r.State, createdAt: r.CreatedAt}
 		}
 	}
@@ -219,7 +220,7 @@ func (l *list) replace(reqs []fsm.RequestSummary) {
 func (l *list) reply() listReply {
 	r := listReply{open: len(l.open)}
 	for _, o := range l.open {
-		if o.state == fsm.StateUnread && (r.oldestUnreadAt == 0 || o.createdAt < r.oldestUnreadAt) {
+		if o.state == api.StateUnread && (r.oldestUnreadAt == 0 || o.createdAt < r.oldestUnreadAt) {
 			r.oldestUnreadAt = o.createdAt
 		}
 	}
@@ -251,7 +252,7 @@ func (cv *conversation) Receive(c *actor.Context) {
 	switch m := c.Message().(type) {
 	case fsm.Event:
 		cv.apply(m)
-		if m.Kind == fsm.EvConversationClosed {
+		if m.Kind == api.EvConversationClosed {
 			c.Engine().Poison(c.PID())
 		}
 	case conversationQuery:
@@ -261,19 +262,19 @@ func (cv *conversation) Receive(c *actor.Context) {
 
 func (cv *conversation) apply(ev fsm.Event) {
 	switch ev.Kind {
-	case fsm.EvConversationJoined, fsm.EvConversationLeft:
-		if pc, ok := payload[fsm.ParticipantChange](ev.Data); ok {
+	case api.EvConversationJoined, api.EvConversationLeft:
+		if pc, ok := payload[api.ParticipantChange](ev.Data); ok {
 			cv.participants = pc.Participants
 		}
-	case fsm.EvConversationMessage:
-		if msg, ok := payload[fsm.ConversationMessage](ev.Data); ok {
+	case api.EvConversationMessage:
+		if msg, ok := payload[api.ConversationMessage](ev.Data); ok {
 			cv.lastActivity = max(cv.lastActivity, msg.Message.At)
 		}
 		// A message goes to the participants (and connectors): the only
 		// source of them for an actor spawned mid-conversation.
 		cv.participants = agentsIn(ev.To)
-	case fsm.EvRequestCreated, fsm.EvRequestUpdated, fsm.EvRequestRemoved:
-		if sum, ok := payload[fsm.RequestSummary](ev.Data); ok {
+	case api.EvRequestCreated, api.EvRequestUpdated, api.EvRequestRemoved:
+		if sum, ok := payload[api.RequestSummary](ev.Data); ok {
 			cv.lastActivity = max(cv.lastActivity, sum.UpdatedAt)
 		}
 	}
@@ -294,14 +295,14 @@ func agentsIn(keys []string) []string {
 // conversationOf returns the request id a conversation event is about.
 func conversationOf(ev fsm.Event) string {
 	switch ev.Kind {
-	case fsm.EvConversationJoined, fsm.EvConversationLeft:
-		pc, _ := payload[fsm.ParticipantChange](ev.Data)
+	case api.EvConversationJoined, api.EvConversationLeft:
+		pc, _ := payload[api.ParticipantChange](ev.Data)
 		return pc.Request
-	case fsm.EvConversationMessage:
-		m, _ := payload[fsm.ConversationMessage](ev.Data)
+	case api.EvConversationMessage:
+		m, _ := payload[api.ConversationMessage](ev.Data)
 		return m.Request
-	case fsm.EvConversationClosed:
-		cl, _ := payload[fsm.ConversationClosed](ev.Data)
+	case api.EvConversationClosed:
+		cl, _ := payload[api.ConversationClosed](ev.Data)
 		return cl.Request
 	}
 	return ""

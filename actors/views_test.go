@@ -6,11 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
 
-func summary(id string, st fsm.RequestState, created, updated int64, parts ...string) fsm.RequestSummary {
-	return fsm.RequestSummary{ID: id, List: "L1", State: st, CreatedAt: created, UpdatedAt: updated, Participants: parts}
+func summary(id string, st api.RequestState, created, updated int64, parts ...string) api.RequestSummary {
+	return api.RequestSummary{ID: id, List: "L1", State: st, CreatedAt: created, UpdatedAt: updated, Participants: parts}
 }
 
 func TestListViewAndConversationFollowEvents(t *testing.T) {
@@ -19,7 +20,7 @@ func TestListViewAndConversationFollowEvents(t *testing.T) {
 	subs := []string{keyA, keyB}
 	pub := func(index uint64, evs ...fsm.Event) {
 		for i := range evs {
-			evs[i].Seq = fsm.SeqOf(index, i)
+			evs[i].Seq = api.SeqOf(index, i)
 		}
 		h.Publish(index, evs)
 	}
@@ -41,33 +42,33 @@ func TestListViewAndConversationFollowEvents(t *testing.T) {
 	if _, _, err := h.ListView("L1"); !errors.Is(err, ErrNoView) {
 		t.Fatalf("ListView before any event: %v, want ErrNoView", err)
 	}
-	pub(1, fsm.Event{Kind: fsm.EvRequestCreated, To: subs, Data: summary("R1", fsm.StateUnread, 100, 100)})
-	pub(2, fsm.Event{Kind: fsm.EvRequestCreated, To: subs, Data: summary("R2", fsm.StateUnread, 200, 200)})
+	pub(1, fsm.Event{Kind: api.EvRequestCreated, To: subs, Data: summary("R1", api.StateUnread, 100, 100)})
+	pub(2, fsm.Event{Kind: api.EvRequestCreated, To: subs, Data: summary("R2", api.StateUnread, 200, 200)})
 	wantList(2, 100)
 
 	// a joins R1: R1 turns ACTIVE, R2 is now the oldest unread.
 	pub(3,
-		fsm.Event{Kind: fsm.EvConversationJoined, To: []string{keyA, "connector:c"},
-			Data: fsm.ParticipantChange{Request: "R1", Agent: "a", State: fsm.StateActive, Participants: []string{"a"}}},
-		fsm.Event{Kind: fsm.EvRequestUpdated, To: subs, Data: summary("R1", fsm.StateActive, 100, 150, "a")})
+		fsm.Event{Kind: api.EvConversationJoined, To: []string{keyA, "connector:c"},
+			Data: api.ParticipantChange{Request: "R1", Agent: "a", State: api.StateActive, Participants: []string{"a"}}},
+		fsm.Event{Kind: api.EvRequestUpdated, To: subs, Data: summary("R1", api.StateActive, 100, 150, "a")})
 	wantList(2, 200)
 	wantConv("R1", []string{"a"}, 150)
 
 	// A message is activity; pointers to payloads are understood too.
-	pub(4, fsm.Event{Kind: fsm.EvConversationMessage, To: []string{keyA, "connector:c"},
-		Data: &fsm.ConversationMessage{Request: "R1", Message: fsm.Message{Text: "hi", At: 300}}})
+	pub(4, fsm.Event{Kind: api.EvConversationMessage, To: []string{keyA, "connector:c"},
+		Data: &api.ConversationMessage{Request: "R1", Message: api.Message{Text: "hi", At: 300}}})
 	wantConv("R1", []string{"a"}, 300)
 
 	// A conversation first seen through a message learns its
 	// participants from the recipients.
-	pub(5, fsm.Event{Kind: fsm.EvConversationMessage, To: []string{keyB, keyA},
-		Data: fsm.ConversationMessage{Request: "R9", Message: fsm.Message{At: 310}}})
+	pub(5, fsm.Event{Kind: api.EvConversationMessage, To: []string{keyB, keyA},
+		Data: api.ConversationMessage{Request: "R9", Message: api.Message{At: 310}}})
 	wantConv("R9", []string{"a", "b"}, 310)
 
 	// R1 closes: it leaves the list and its actor stops.
 	pub(6,
-		fsm.Event{Kind: fsm.EvConversationClosed, To: []string{keyA}, Data: fsm.ConversationClosed{Request: "R1"}},
-		fsm.Event{Kind: fsm.EvRequestRemoved, To: subs, Data: summary("R1", fsm.StateClosed, 100, 400)})
+		fsm.Event{Kind: api.EvConversationClosed, To: []string{keyA}, Data: api.ConversationClosed{Request: "R1"}},
+		fsm.Event{Kind: api.EvRequestRemoved, To: subs, Data: summary("R1", api.StateClosed, 100, 400)})
 	wantList(1, 200)
 	if _, _, err := h.Conversation("R1"); !errors.Is(err, ErrNoView) {
 		t.Fatalf("Conversation of a closed request: %v, want ErrNoView", err)
@@ -76,8 +77,8 @@ func TestListViewAndConversationFollowEvents(t *testing.T) {
 		says("the closed conversation's actor to stop"))
 
 	// list.subscribed carries the whole list: it replaces the view.
-	pub(7, fsm.Event{Kind: fsm.EvListSubscribed, To: []string{keyC}, Data: fsm.ListSnapshot{List: "L1", Requests: []fsm.RequestSummary{
-		summary("R2", fsm.StateUnread, 200, 200), summary("R3", fsm.StateInactive, 50, 60),
+	pub(7, fsm.Event{Kind: api.EvListSubscribed, To: []string{keyC}, Data: api.ListSnapshot{List: "L1", Requests: []api.RequestSummary{
+		summary("R2", api.StateUnread, 200, 200), summary("R3", api.StateInactive, 50, 60),
 	}}})
 	wantList(2, 200)
 
@@ -96,11 +97,11 @@ func TestListViewAndConversationFollowEvents(t *testing.T) {
 // a node that restored a snapshot knows its lists once an agent attaches;
 // an older snapshot never overwrites a newer view.
 func TestListSeededBySync(t *testing.T) {
-	var view fsm.StreamView
+	var view api.StreamView
 	index := uint64(30)
 	h, err := NewHub(Config{
 		Encode: testEncode,
-		View: func(key string) (fsm.StreamView, uint64, bool) {
+		View: func(key string) (api.StreamView, uint64, bool) {
 			return view, index, true
 		},
 	})
@@ -110,8 +111,8 @@ func TestListSeededBySync(t *testing.T) {
 	t.Cleanup(h.Close)
 	h.Reset(30)
 	settle(t, h)
-	view = fsm.StreamView{Agent: "a", Lists: []fsm.ListSnapshot{{List: "L1", Requests: []fsm.RequestSummary{
-		summary("R1", fsm.StateUnread, 100, 100), summary("R2", fsm.StateActive, 90, 120, "b"),
+	view = api.StreamView{Agent: "a", Lists: []api.ListSnapshot{{List: "L1", Requests: []api.RequestSummary{
+		summary("R1", api.StateUnread, 100, 100), summary("R2", api.StateActive, 90, 120, "b"),
 	}}}}
 	o := &outbox{}
 	h.Attach(keyA, 0, false, o)
@@ -122,7 +123,7 @@ func TestListSeededBySync(t *testing.T) {
 	}, says("the sync to seed L1"))
 
 	// A later event applies on top; a stale seed is ignored.
-	h.Publish(31, []fsm.Event{{Seq: fsm.SeqOf(31, 0), Kind: fsm.EvRequestRemoved, To: []string{keyA}, Data: summary("R1", fsm.StateClosed, 100, 130)}})
+	h.Publish(31, []fsm.Event{{Seq: api.SeqOf(31, 0), Kind: api.EvRequestRemoved, To: []string{keyA}, Data: summary("R1", api.StateClosed, 100, 130)}})
 	settle(t, h)
 	h.seedLists(syncSeq(30), view.Lists)
 	if n, oldest, err := h.ListView("L1"); err != nil || n != 1 || oldest != 0 {

@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/transport"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -71,7 +71,7 @@ func dialAgent(ctx context.Context, addr, role string, idx int, id, token string
 	for {
 		a, err := dialAgentOnce(ctx, addr, role, idx, id, token, handler)
 		var eb *transport.ErrorBody
-		if err == nil || !errors.As(err, &eb) || eb.Code != fsm.CodeUnauthenticated || time.Now().After(deadline) {
+		if err == nil || !errors.As(err, &eb) || eb.Code != api.CodeUnauthenticated || time.Now().After(deadline) {
 			return a, err
 		}
 		select {
@@ -273,8 +273,8 @@ func (a *agentConn) onEvent(ev *eventHead) {
 }
 
 func isListEvent(kind []byte) bool {
-	k := fsm.EventKind(kind)
-	return k == fsm.EvRequestCreated || k == fsm.EvRequestUpdated || k == fsm.EvRequestRemoved
+	k := api.EventKind(kind)
+	return k == api.EvRequestCreated || k == api.EvRequestUpdated || k == api.EvRequestRemoved
 }
 
 // requestOf reads a request summary's id number and list from msgpack data

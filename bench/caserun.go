@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/transport"
 )
 
@@ -163,8 +163,8 @@ func (r *caseRun) dialAgents(ctx context.Context, handler func(*agentConn, *even
 				op   string
 				args any
 			}{
-				{"login", fsm.AgentArgs{}},
-				{"set_agent_state", fsm.SetAgentStateArgs{MRD: t.mrd, State: fsm.AgentReady}},
+				{"login", api.AgentArgs{}},
+				{"set_agent_state", api.SetAgentStateArgs{MRD: t.mrd, State: api.AgentReady}},
 			} {
 				cctx, cancel := context.WithTimeout(ctx, callTimeout)
 				_, err := a.call(cctx, step.op, step.args, nil)
@@ -177,7 +177,7 @@ func (r *caseRun) dialAgents(ctx context.Context, handler func(*agentConn, *even
 		}
 		for _, l := range t.agentLists[i] {
 			cctx, cancel := context.WithTimeout(ctx, callTimeout)
-			_, err := a.call(cctx, "subscribe", fsm.SubscribeArgs{List: t.lists[l]}, nil)
+			_, err := a.call(cctx, "subscribe", api.SubscribeArgs{List: t.lists[l]}, nil)
 			cancel()
 			if err != nil {
 				return fmt.Errorf("bench: agent %s subscribe %s: %w", a.id, t.lists[l], err)

@@ -3,16 +3,17 @@ package bench
 import (
 	"testing"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/switchboard/switchboard/transport"
 )
 
 func TestParseEventReadsWhatTheNodeEncodes(t *testing.T) {
-	sum := fsm.RequestSummary{ID: "R123456", Channel: "ch1", List: "l7", State: fsm.StateUnread, Participants: []string{}}
+	sum := api.RequestSummary{ID: "R123456", Channel: "ch1", List: "l7", State: api.StateUnread, Participants: []string{}}
 	for _, ev := range []fsm.Event{
-		{Seq: fsm.SeqOf(99, 3), Kind: fsm.EvRequestCreated, Data: sum},
-		{Seq: fsm.SeqOf(1<<40, 0), Kind: fsm.EvRequestRemoved, Data: sum},
-		{Seq: 5, Kind: fsm.EvConversationJoined, Data: fsm.ParticipantChange{Request: "R1", Agent: "a"}},
+		{Seq: api.SeqOf(99, 3), Kind: api.EvRequestCreated, Data: sum},
+		{Seq: api.SeqOf(1<<40, 0), Kind: api.EvRequestRemoved, Data: sum},
+		{Seq: 5, Kind: api.EvConversationJoined, Data: api.ParticipantChange{Request: "R1", Agent: "a"}},
 	} {
 		frame, err := transport.EncodeEvent(ev)
 		if err != nil {

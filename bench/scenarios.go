@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/api"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -63,7 +63,7 @@ func (r *caseRun) runRaw() {
 					return
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-				_, err := c.call(ctx, "noop", fsm.NoopArgs{Pad: pad}, nil)
+				_, err := c.call(ctx, "noop", api.NoopArgs{Pad: pad}, nil)
 				cancel()
 				r.answered("noop", w, start, time.Now(), err)
 			}
@@ -107,8 +107,8 @@ func (r *caseRun) runCustomers(limit int64) {
 					nextCustomer++
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-				var res fsm.CustomerMessageResult
-				_, err := c.call(ctx, "customer_message", fsm.CustomerMessageArgs{Channel: channel, CustomerID: cust, CustomerName: "Customer " + cust, Text: "Hello, I need help with my order"}, &res)
+				var res api.CustomerMessageResult
+				_, err := c.call(ctx, "customer_message", api.CustomerMessageArgs{Channel: channel, CustomerID: cust, CustomerName: "Customer " + cust, Text: "Hello, I need help with my order"}, &res)
 				cancel()
 				now := time.Now()
 				if r.answered("customer_message", w, start, now, err) && res.Created {
@@ -128,7 +128,7 @@ func (r *caseRun) runCustomers(limit int64) {
 // notification latency of request.created and sends the owner of a
 // handled request into its conversation.
 func (r *caseRun) onAgentEvent(a *agentConn, ev *eventHead) {
-	if fsm.EventKind(ev.kind) != fsm.EvRequestCreated || ev.req == 0 {
+	if api.EventKind(ev.kind) != api.EvRequestCreated || ev.req == 0 {
 		return
 	}
 	if r.measuring.Load() {
@@ -167,14 +167,14 @@ func (r *caseRun) converse(a *agentConn, l int, req string, n uint64) {
 		}
 		return r.answered(op, a.idx, start, time.Now(), err)
 	}
-	ref := fsm.RequestArgs{Request: req}
+	ref := api.RequestArgs{Request: req}
 	if !step("join", ref) {
 		return
 	}
 	r.listEvents[l].Add(1) // request.updated
 	if r.k.Scenario == ScenarioMixed {
 		for range r.cfg.Messages {
-			if !step("send", fsm.SendArgs{Request: req, Text: "Thanks for waiting, let me check that for you"}) {
+			if !step("send", api.SendArgs{Request: req, Text: "Thanks for waiting, let me check that for you"}) {
 				return
 			}
 		}
@@ -199,7 +199,7 @@ func (r *caseRun) converse(a *agentConn, l int, req string, n uint64) {
 // notification latency is from the customer message's acknowledgement to
 // the offered agent reading offer.created.
 func (r *caseRun) onPushEvent(a *agentConn, ev *eventHead) {
-	if fsm.EventKind(ev.kind) != fsm.EvOfferCreated {
+	if api.EventKind(ev.kind) != api.EvOfferCreated {
 		return
 	}
 	var offer struct {
@@ -231,8 +231,8 @@ func (r *caseRun) serveOffer(a *agentConn, req, offerID string) {
 		op   string
 		args any
 	}{
-		{"accept_offer", fsm.OfferArgs{Request: req, OfferID: offerID}},
-		{"close", fsm.RequestArgs{Request: req}},
+		{"accept_offer", api.OfferArgs{Request: req, OfferID: offerID}},
+		{"close", api.RequestArgs{Request: req}},
 	} {
 		if r.cfg.Think > 0 {
 			time.Sleep(r.cfg.Think)

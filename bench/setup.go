@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/transport"
 )
 
@@ -104,20 +104,20 @@ func (t *topology) create(ctx context.Context, admin *transport.Client) error {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	ct := t.prefix + "-ct"
-	if err := admin.CreateMRD(cctx, fsm.CreateMRDArgs{ID: t.mrd, Name: "bench"}); err != nil {
+	if err := admin.CreateMRD(cctx, api.CreateMRDArgs{ID: t.mrd, Name: "bench"}); err != nil {
 		return fmt.Errorf("create mrd: %w", err)
 	}
-	if err := admin.CreateChannelType(cctx, fsm.CreateChannelTypeArgs{ID: ct, MRD: t.mrd}); err != nil {
+	if err := admin.CreateChannelType(cctx, api.CreateChannelTypeArgs{ID: ct, MRD: t.mrd}); err != nil {
 		return fmt.Errorf("create channel type: %w", err)
 	}
 	if err := parallel(cctx, len(t.lists), setupConcurrency, func(ctx context.Context, i int) error {
 		if t.push {
-			if err := admin.CreateQueue(ctx, fsm.CreateQueueArgs{ID: t.lists[i], Name: t.lists[i], MRD: t.mrd, OfferTimeoutMs: 60_000}); err != nil {
+			if err := admin.CreateQueue(ctx, api.CreateQueueArgs{ID: t.lists[i], Name: t.lists[i], MRD: t.mrd, OfferTimeoutMs: 60_000}); err != nil {
 				return fmt.Errorf("create queue: %w", err)
 			}
 			return nil
 		}
-		if err := admin.CreateList(ctx, fsm.CreateListArgs{ID: t.lists[i], Name: t.lists[i]}); err != nil {
+		if err := admin.CreateList(ctx, api.CreateListArgs{ID: t.lists[i], Name: t.lists[i]}); err != nil {
 			return fmt.Errorf("create list: %w", err)
 		}
 		return nil
@@ -126,14 +126,14 @@ func (t *topology) create(ctx context.Context, admin *transport.Client) error {
 	}
 	t.connTokens = make([]string, len(t.connectors))
 	if err := parallel(cctx, len(t.connectors), setupConcurrency, func(ctx context.Context, i int) error {
-		ch := fsm.CreateChannelArgs{ID: t.channels[i], Type: ct, Mode: fsm.ModePull, List: t.lists[t.connList[i]]}
+		ch := api.CreateChannelArgs{ID: t.channels[i], Type: ct, Mode: api.ModePull, List: t.lists[t.connList[i]]}
 		if t.push {
-			ch.Mode, ch.List, ch.Queue = fsm.ModePush, "", t.lists[t.connList[i]]
+			ch.Mode, ch.List, ch.Queue = api.ModePush, "", t.lists[t.connList[i]]
 		}
 		if err := admin.CreateChannel(ctx, ch); err != nil {
 			return fmt.Errorf("create channel: %w", err)
 		}
-		tok, err := admin.CreateConnector(ctx, fsm.CreateConnectorArgs{ID: t.connectors[i], Channels: []string{t.channels[i]}})
+		tok, err := admin.CreateConnector(ctx, api.CreateConnectorArgs{ID: t.connectors[i], Channels: []string{t.channels[i]}})
 		t.connTokens[i] = tok
 		if err != nil {
 			return fmt.Errorf("create connector: %w", err)
@@ -144,7 +144,7 @@ func (t *topology) create(ctx context.Context, admin *transport.Client) error {
 	}
 	t.agentToks = make([]string, len(t.agents))
 	return parallel(cctx, len(t.agents), setupConcurrency, func(ctx context.Context, i int) error {
-		a := fsm.CreateAgentArgs{ID: t.agents[i], Name: t.agents[i]}
+		a := api.CreateAgentArgs{ID: t.agents[i], Name: t.agents[i]}
 		if t.push {
 			a.Max = map[string]int{t.mrd: t.max}
 		}
@@ -155,7 +155,7 @@ func (t *topology) create(ctx context.Context, admin *transport.Client) error {
 		}
 		if t.push {
 			for _, q := range t.agentLists[i] {
-				if err := admin.Call(ctx, "add_queue_member", fsm.QueueMemberArgs{Agent: t.agents[i], Queue: t.lists[q]}, nil); err != nil {
+				if err := admin.Call(ctx, "add_queue_member", api.QueueMemberArgs{Agent: t.agents[i], Queue: t.lists[q]}, nil); err != nil {
 					return fmt.Errorf("add queue member: %w", err)
 				}
 			}

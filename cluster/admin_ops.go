@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/transport"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -84,7 +84,7 @@ func (s *Service) handleSnapshotRead(_ context.Context, raw msgpack.RawMessage) 
 	var a SnapshotReadArgs
 	if len(raw) > 0 {
 		if err := msgpack.Unmarshal(raw, &a); err != nil {
-			return nil, fsm.Errorf(fsm.CodeBadRequest, "snapshot_read: arguments: %v", err)
+			return nil, api.Errorf(api.CodeBadRequest, "snapshot_read: arguments: %v", err)
 		}
 	}
 	if !s.node.IsLeader() {
@@ -106,12 +106,12 @@ func (s *Service) handleSnapshotRead(_ context.Context, raw msgpack.RawMessage) 
 			return nil, err
 		}
 		if !ok {
-			return nil, fsm.Errorf(fsm.CodeNotFound, "no snapshot on the leader yet")
+			return nil, api.Errorf(api.CodeNotFound, "no snapshot on the leader yet")
 		}
 		a.ID, a.Offset = m.ID, 0
 	}
 	if a.Offset < 0 {
-		return nil, fsm.Errorf(fsm.CodeBadRequest, "snapshot_read: negative offset")
+		return nil, api.Errorf(api.CodeBadRequest, "snapshot_read: negative offset")
 	}
 	return s.cl.snaps.read(s.node, a.ID, a.Offset)
 }
@@ -132,11 +132,11 @@ func (r *snapReader) read(n *Node, id string, off int64) (*SnapshotChunk, error)
 		r.closeLocked()
 		meta, rc, err := n.OpenSnapshot(id)
 		if err != nil {
-			return nil, fsm.Errorf(fsm.CodeNotFound, "snapshot %s: %v", id, err)
+			return nil, api.Errorf(api.CodeNotFound, "snapshot %s: %v", id, err)
 		}
 		if off > meta.Size {
 			rc.Close()
-			return nil, fsm.Errorf(fsm.CodeBadRequest, "offset %d past the snapshot's %d bytes", off, meta.Size)
+			return nil, api.Errorf(api.CodeBadRequest, "offset %d past the snapshot's %d bytes", off, meta.Size)
 		}
 		if _, err := io.CopyN(io.Discard, rc, off); err != nil {
 			rc.Close()

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -41,11 +42,11 @@ func init() {
 func (s *Service) handleAgentSessions(_ context.Context, raw msgpack.RawMessage) (any, error) {
 	var a agentSessionsArgs
 	if err := msgpack.Unmarshal(raw, &a); err != nil || a.Agent == "" {
-		return nil, fsm.Errorf(fsm.CodeBadRequest, "agent_sessions: want {agent}")
+		return nil, api.Errorf(api.CodeBadRequest, "agent_sessions: want {agent}")
 	}
 	n, err := s.hub.AgentSessions(a.Agent)
 	if err != nil {
-		return nil, fsm.Errorf(fsm.CodeUnavailable, "agent_sessions: %v", err)
+		return nil, api.Errorf(api.CodeUnavailable, "agent_sessions: %v", err)
 	}
 	return agentSessionsResult{Sessions: n}, nil
 }
@@ -87,7 +88,7 @@ func askPeers[R any](s *Service, ctx context.Context, op string, args any, got f
 			err := s.cl.peers.call(ctx, n.ClientAddr, op, args, &r)
 			mu.Lock()
 			defer mu.Unlock()
-			var answered *fsm.Error
+			var answered *api.Error
 			switch {
 			case err == nil:
 				got(r)

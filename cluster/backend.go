@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/switchboard/switchboard/actors"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/switchboard/switchboard/transport"
 	"github.com/vmihailenco/msgpack/v5"
@@ -76,39 +77,39 @@ func NewService(node *Node, hub *actors.Hub, cfg ServiceConfig) *Service {
 // SetSessions sets the function that reports open client connections.
 func (s *Service) SetSessions(f func() int) { s.sessions = f }
 
-var errBadCredentials = &fsm.Error{Code: fsm.CodeUnauthenticated, Msg: "unknown principal or bad token"}
+var errBadCredentials = &api.Error{Code: api.CodeUnauthenticated, Msg: "unknown principal or bad token"}
 
 // Authenticate implements transport.Backend. Tokens are compared by their
 // SHA-256 in constant time; an unknown id and a wrong token look the same.
-func (s *Service) Authenticate(role fsm.Role, id, token string) (fsm.Principal, error) {
+func (s *Service) Authenticate(role api.Role, id, token string) (api.Principal, error) {
 	sum := sha256.Sum256([]byte(token))
 	switch role {
-	case fsm.RoleAdmin:
+	case api.RoleAdmin:
 		if token != "" && subtle.ConstantTimeCompare(sum[:], s.adminHash[:]) == 1 {
-			return fsm.Principal{Role: fsm.RoleAdmin, ID: "admin"}, nil
+			return api.Principal{Role: api.RoleAdmin, ID: "admin"}, nil
 		}
-		return fsm.Principal{}, errBadCredentials
-	case fsm.RoleAgent, fsm.RoleConnector:
+		return api.Principal{}, errBadCredentials
+	case api.RoleAgent, api.RoleConnector:
 		if token != "" && s.tokenMatches(role, id, sum[:]) {
-			return fsm.Principal{Role: role, ID: id}, nil
+			return api.Principal{Role: role, ID: id}, nil
 		}
 		// This node may not have applied a credential just created
 		// through another node yet: catch up with the leader's commit
 		// index once (forward.go) and look again.
 		if token != "" && s.catchUpForAuth() && s.tokenMatches(role, id, sum[:]) {
-			return fsm.Principal{Role: role, ID: id}, nil
+			return api.Principal{Role: role, ID: id}, nil
 		}
-		return fsm.Principal{}, errBadCredentials
+		return api.Principal{}, errBadCredentials
 	}
-	return fsm.Principal{}, &fsm.Error{Code: fsm.CodeUnauthenticated, Msg: fmt.Sprintf("unknown role %q", role)}
+	return api.Principal{}, &api.Error{Code: api.CodeUnauthenticated, Msg: fmt.Sprintf("unknown role %q", role)}
 }
 
 // tokenMatches reports whether the local state holds sum as the token hash
 // of the agent or connector id.
-func (s *Service) tokenMatches(role fsm.Role, id string, sum []byte) bool {
+func (s *Service) tokenMatches(role api.Role, id string, sum []byte) bool {
 	var stored []byte
 	s.node.FSM().Read(func(st *fsm.State, _ uint64) {
-		if role == fsm.RoleAgent {
+		if role == api.RoleAgent {
 			if a := st.Agents[id]; a != nil {
 				stored = a.TokenHash
 			}
@@ -133,10 +134,10 @@ func (s *Service) Submit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uin
 		hash  []byte
 	)
 	switch a := cmd.Args.(type) {
-	case *fsm.CreateAgentArgs:
+	case *api.CreateAgentArgs:
 		token, hash = newToken()
 		a.TokenHash = hash
-	case *fsm.CreateConnectorArgs:
+	case *api.CreateConnectorArgs:
 		token, hash = newToken()
 		a.TokenHash = hash
 	}
@@ -158,9 +159,9 @@ func (s *Service) Submit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uin
 // createdID is the id a create_agent or create_connector command creates.
 func createdID(cmd *fsm.Command) string {
 	switch a := cmd.Args.(type) {
-	case *fsm.CreateAgentArgs:
+	case *api.CreateAgentArgs:
 		return a.ID
-	case *fsm.CreateConnectorArgs:
+	case *api.CreateConnectorArgs:
 		return a.ID
 	}
 	return ""
@@ -172,11 +173,11 @@ func (s *Service) storedHashIs(cmd *fsm.Command, hash []byte) bool {
 	var stored []byte
 	s.node.FSM().Read(func(st *fsm.State, _ uint64) {
 		switch a := cmd.Args.(type) {
-		case *fsm.CreateAgentArgs:
+		case *api.CreateAgentArgs:
 			if ag := st.Agents[a.ID]; ag != nil {
 				stored = ag.TokenHash
 			}
-		case *fsm.CreateConnectorArgs:
+		case *api.CreateConnectorArgs:
 			if c := st.Connectors[a.ID]; c != nil {
 				stored = c.TokenHash
 			}
@@ -197,13 +198,13 @@ func newToken() (string, []byte) {
 // Query implements transport.Backend: reads served from local state, after
 // a read barrier when the request asked for a linearizable read
 // (transport.IsLinearizable), and the admin cluster ops (admin_ops.go).
-func (s *Service) Query(ctx context.Context, p fsm.Principal, op string, args msgpack.RawMessage) (any, error) {
+func (s *Service) Query(ctx context.Context, p api.Principal, op string, args msgpack.RawMessage) (any, error) {
 	if op == QueryStatus {
 		return s.Status(), nil
 	}
 	if h := adminOps[op]; h != nil {
-		if p.Role != fsm.RoleAdmin {
-			return nil, fsm.Errorf(fsm.CodeForbidden, "%s may not %s", p.Role, op)
+		if p.Role != api.RoleAdmin {
+			return nil, api.Errorf(api.CodeForbidden, "%s may not %s", p.Role, op)
 		}
 		return h(s, ctx, args)
 	}
@@ -214,7 +215,7 @@ func (s *Service) Query(ctx context.Context, p fsm.Principal, op string, args ms
 	}
 	var (
 		out  any
-		qerr *fsm.Error
+		qerr *api.Error
 	)
 	s.node.FSM().Read(func(st *fsm.State, _ uint64) {
 		out, qerr = st.Query(p, op, args)

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
 
@@ -117,10 +118,10 @@ func (b *Batcher) Propose(ctx context.Context, cmd *fsm.Command) (*fsm.ApplyResp
 		return b.node.Propose(ctx, cmd)
 	}
 	if cmd == nil {
-		return nil, failure("propose", fsm.CodeBadRequest, "nil command", nil)
+		return nil, failure("propose", api.CodeBadRequest, "nil command", nil)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, failure("propose", fsm.CodeTimeout, "context done before proposing; not applied", err)
+		return nil, failure("propose", api.CodeTimeout, "context done before proposing; not applied", err)
 	}
 	it := &batchItem{ctx: ctx, cmd: cmd, done: make(chan batchOutcome, 1)}
 	b.mu.Lock()
@@ -137,7 +138,7 @@ func (b *Batcher) Propose(ctx context.Context, cmd *fsm.Command) (*fsm.ApplyResp
 	case out := <-it.done:
 		return out.resp, out.err
 	case <-ctx.Done():
-		return nil, failure("propose", fsm.CodeTimeout, "gave up waiting for commit; outcome unknown", ctx.Err())
+		return nil, failure("propose", api.CodeTimeout, "gave up waiting for commit; outcome unknown", ctx.Err())
 	}
 }
 
@@ -191,7 +192,7 @@ func (b *Batcher) commit(batch []*batchItem) {
 	)
 	for _, it := range batch {
 		if err := it.ctx.Err(); err != nil {
-			it.done <- batchOutcome{err: failure("propose", fsm.CodeTimeout, "context done before proposing; not applied", err)}
+			it.done <- batchOutcome{err: failure("propose", api.CodeTimeout, "context done before proposing; not applied", err)}
 			continue
 		}
 		live = append(live, it)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
 
@@ -73,7 +74,7 @@ func TestBatcherGroupsQueuedCommandsIntoEntries(t *testing.T) {
 		if len(a.resp.Results) != 1 {
 			t.Fatalf("command %d: %d results, want its own one", i, len(a.resp.Results))
 		}
-		if r := a.resp.Results[0]; r.Err != nil || r.Data != (fsm.Created{ID: fmt.Sprintf("m%d", i)}) {
+		if r := a.resp.Results[0]; r.Err != nil || r.Data != (api.Created{ID: fmt.Sprintf("m%d", i)}) {
 			t.Fatalf("command %d: result %+v, want its own Created", i, r)
 		}
 		entries[a.resp.Index] = append(entries[a.resp.Index], i)
@@ -103,7 +104,7 @@ func TestBatcherKeepsPerCommandResultsAndIdempotency(t *testing.T) {
 		createMRD("a"), // fails alone: already exists
 		withSeq(createMRD("b"), "c1", 7),
 		withSeq(createMRD("b"), "c1", 7), // a retry in the same entry
-		admin(fsm.OpCreateChannelType, &fsm.CreateChannelTypeArgs{ID: "t", MRD: "nope"}),
+		admin(fsm.OpCreateChannelType, &api.CreateChannelTypeArgs{ID: "t", MRD: "nope"}),
 		createMRD("c"),
 	}
 	answers := proposeAll(t, b, holdBatcher(b), cmds)
@@ -116,19 +117,19 @@ func TestBatcherKeepsPerCommandResultsAndIdempotency(t *testing.T) {
 			t.Fatalf("command %d committed at %d, command 0 at %d: want one entry", i, a.resp.Index, index)
 		}
 	}
-	code := func(i int) fsm.Code {
+	code := func(i int) api.Code {
 		if e := answers[i].resp.Results[0].Err; e != nil {
 			return e.Code
 		}
-		return fsm.CodeOK
+		return api.CodeOK
 	}
-	if code(0) != fsm.CodeOK || code(1) != fsm.CodeAlreadyExists || code(4) != fsm.CodeNotFound || code(5) != fsm.CodeOK {
+	if code(0) != api.CodeOK || code(1) != api.CodeAlreadyExists || code(4) != api.CodeNotFound || code(5) != api.CodeOK {
 		t.Fatalf("codes %v %v %v %v, want ok already_exists not_found ok", code(0), code(1), code(4), code(5))
 	}
 	// The retry is answered from the idempotency record: the same success,
 	// not already_exists.
 	for _, i := range []int{2, 3} {
-		if r := answers[i].resp.Results[0]; r.Err != nil || r.Data != (fsm.Created{ID: "b"}) {
+		if r := answers[i].resp.Results[0]; r.Err != nil || r.Data != (api.Created{ID: "b"}) {
 			t.Fatalf("command %d (client c1 seq 7): %+v, want Created b", i, r)
 		}
 	}
@@ -194,7 +195,7 @@ func TestBatcherConcurrentCommittersKeepResults(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			if r := resp.Results[0]; r.Err != nil || r.Data != (fsm.Created{ID: fmt.Sprintf("m%d", i)}) {
+			if r := resp.Results[0]; r.Err != nil || r.Data != (api.Created{ID: fmt.Sprintf("m%d", i)}) {
 				t.Errorf("command %d got %+v", i, r)
 			}
 			entries[i] = resp.Index
@@ -365,7 +366,7 @@ func BenchmarkSubmit(b *testing.B) {
 				s := NewService(n, nil, ServiceConfig{AdminToken: "x", Batch: BatchConfig{Disabled: !on}})
 				pad := make([]byte, 200)
 				submit := func() bool {
-					cmd := &fsm.Command{Op: fsm.OpNoop, By: fsm.Principal{Role: fsm.RoleAdmin, ID: "admin"}, Args: &fsm.NoopArgs{Pad: pad}}
+					cmd := &fsm.Command{Op: fsm.OpNoop, By: api.Principal{Role: api.RoleAdmin, ID: "admin"}, Args: &api.NoopArgs{Pad: pad}}
 					if _, _, err := s.Submit(context.Background(), cmd); err != nil {
 						b.Error(err)
 						return false

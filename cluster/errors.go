@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"github.com/hashicorp/raft"
-	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/api"
 )
 
 // Sentinel errors for errors.Is. Each is an *fsm.Error, and fsm.Error.Is
@@ -15,14 +15,14 @@ import (
 var (
 	// ErrNotLeader: this node is not the leader; a *LeaderError in the
 	// chain names the leader.
-	ErrNotLeader = &fsm.Error{Code: fsm.CodeNotLeader, Msg: "not the leader"}
+	ErrNotLeader = &api.Error{Code: api.CodeNotLeader, Msg: "not the leader"}
 	// ErrNoLeader: no leader is known right now; retry shortly.
-	ErrNoLeader = &fsm.Error{Code: fsm.CodeNoLeader, Msg: "no leader"}
+	ErrNoLeader = &api.Error{Code: api.CodeNoLeader, Msg: "no leader"}
 	// ErrUnavailable: the node is not open, is shutting down or closed.
-	ErrUnavailable = &fsm.Error{Code: fsm.CodeUnavailable, Msg: "node unavailable"}
+	ErrUnavailable = &api.Error{Code: api.CodeUnavailable, Msg: "node unavailable"}
 	// ErrTimeout: the wait ended before the outcome was known; the
 	// command may still apply, so retry with the same ClientID and Seq.
-	ErrTimeout = &fsm.Error{Code: fsm.CodeTimeout, Msg: "timed out"}
+	ErrTimeout = &api.Error{Code: api.CodeTimeout, Msg: "timed out"}
 )
 
 // LeaderError is returned when this node cannot commit because it is not the
@@ -44,20 +44,20 @@ func newLeaderError(cause error, id raft.ServerID, addr raft.ServerAddress) *Lea
 }
 
 // Code returns CodeNotLeader when a leader is known, CodeNoLeader otherwise.
-func (e *LeaderError) Code() fsm.Code {
+func (e *LeaderError) Code() api.Code {
 	if e.LeaderAddr == "" {
-		return fsm.CodeNoLeader
+		return api.CodeNoLeader
 	}
-	return fsm.CodeNotLeader
+	return api.CodeNotLeader
 }
 
 // FSMError returns the wire form of the error: a code and a message naming
 // the leader and its Raft address.
-func (e *LeaderError) FSMError() *fsm.Error {
+func (e *LeaderError) FSMError() *api.Error {
 	if e.LeaderAddr == "" {
-		return fsm.Errorf(fsm.CodeNoLeader, "no leader known")
+		return api.Errorf(api.CodeNoLeader, "no leader known")
 	}
-	return fsm.Errorf(fsm.CodeNotLeader, "not the leader; leader is %q at %s", e.LeaderID, e.LeaderAddr)
+	return api.Errorf(api.CodeNotLeader, "not the leader; leader is %q at %s", e.LeaderID, e.LeaderAddr)
 }
 
 // Error returns the wire message (naming the leader) and the Raft cause.
@@ -89,8 +89,8 @@ func LeaderHint(err error) (id, addr string) {
 
 // failure wraps cause (which may be nil) under an *fsm.Error with code and
 // msg, so both errors.Is(err, cause) and errors.As(err, **fsm.Error) work.
-func failure(op string, code fsm.Code, msg string, cause error) error {
-	fe := &fsm.Error{Code: code, Msg: msg}
+func failure(op string, code api.Code, msg string, cause error) error {
+	fe := &api.Error{Code: code, Msg: msg}
 	if cause == nil {
 		return fmt.Errorf("cluster: %s: %w", op, fe)
 	}
@@ -110,14 +110,14 @@ func raftFailure(op string, err error, leader func() (raft.ServerAddress, raft.S
 		addr, id := leader()
 		return fmt.Errorf("cluster: %s: %w", op, newLeaderError(err, id, addr))
 	case errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, raft.ErrTransportShutdown):
-		return failure(op, fsm.CodeUnavailable, "raft is shut down", err)
+		return failure(op, api.CodeUnavailable, "raft is shut down", err)
 	case errors.Is(err, raft.ErrAbortedByRestore):
-		return failure(op, fsm.CodeUnavailable, "aborted by a snapshot restore; not applied, retry", err)
+		return failure(op, api.CodeUnavailable, "aborted by a snapshot restore; not applied, retry", err)
 	case errors.Is(err, raft.ErrEnqueueTimeout):
-		return failure(op, fsm.CodeTimeout, "timed out queueing the command; not applied, retry", err)
+		return failure(op, api.CodeTimeout, "timed out queueing the command; not applied, retry", err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return failure(op, fsm.CodeTimeout, "gave up waiting; outcome unknown", err)
+		return failure(op, api.CodeTimeout, "gave up waiting; outcome unknown", err)
 	default:
-		return failure(op, fsm.CodeInternal, "raft failed", err)
+		return failure(op, api.CodeInternal, "raft failed", err)
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/raft"
-	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/api"
 )
 
 func TestRaftFailure(t *testing.T) {
@@ -18,22 +18,22 @@ func TestRaftFailure(t *testing.T) {
 		name     string
 		cause    error
 		leader   func() (raft.ServerAddress, raft.ServerID)
-		code     fsm.Code
+		code     api.Code
 		sentinel error
 	}{
-		{"not leader, leader known", raft.ErrNotLeader, known, fsm.CodeNotLeader, ErrNotLeader},
-		{"not leader, none known", raft.ErrNotLeader, none, fsm.CodeNoLeader, ErrNoLeader},
-		{"leadership lost", raft.ErrLeadershipLost, known, fsm.CodeNotLeader, ErrNotLeader},
-		{"transfer in progress", raft.ErrLeadershipTransferInProgress, none, fsm.CodeNoLeader, ErrNoLeader},
-		{"shutdown", raft.ErrRaftShutdown, known, fsm.CodeUnavailable, ErrUnavailable},
-		{"aborted by restore", raft.ErrAbortedByRestore, known, fsm.CodeUnavailable, ErrUnavailable},
-		{"enqueue timeout", raft.ErrEnqueueTimeout, known, fsm.CodeTimeout, ErrTimeout},
-		{"deadline", context.DeadlineExceeded, known, fsm.CodeTimeout, ErrTimeout},
-		{"other", other, known, fsm.CodeInternal, &fsm.Error{Code: fsm.CodeInternal}},
+		{"not leader, leader known", raft.ErrNotLeader, known, api.CodeNotLeader, ErrNotLeader},
+		{"not leader, none known", raft.ErrNotLeader, none, api.CodeNoLeader, ErrNoLeader},
+		{"leadership lost", raft.ErrLeadershipLost, known, api.CodeNotLeader, ErrNotLeader},
+		{"transfer in progress", raft.ErrLeadershipTransferInProgress, none, api.CodeNoLeader, ErrNoLeader},
+		{"shutdown", raft.ErrRaftShutdown, known, api.CodeUnavailable, ErrUnavailable},
+		{"aborted by restore", raft.ErrAbortedByRestore, known, api.CodeUnavailable, ErrUnavailable},
+		{"enqueue timeout", raft.ErrEnqueueTimeout, known, api.CodeTimeout, ErrTimeout},
+		{"deadline", context.DeadlineExceeded, known, api.CodeTimeout, ErrTimeout},
+		{"other", other, known, api.CodeInternal, &api.Error{Code: api.CodeInternal}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := raftFailure("propose", tc.cause, tc.leader)
-			if got := fsm.CodeOf(err); got != tc.code {
+			if got := api.CodeOf(err); got != tc.code {
 				t.Fatalf("code %v, want %v (%v)", got, tc.code, err)
 			}
 			if !errors.Is(err, tc.sentinel) {
@@ -42,12 +42,12 @@ func TestRaftFailure(t *testing.T) {
 			if !errors.Is(err, tc.cause) {
 				t.Errorf("errors.Is(%v, cause) = false", err)
 			}
-			var fe *fsm.Error
+			var fe *api.Error
 			if !errors.As(err, &fe) || fe.Code != tc.code {
 				t.Errorf("errors.As *fsm.Error = %v", fe)
 			}
 			id, addr := LeaderHint(err)
-			if tc.code == fsm.CodeNotLeader {
+			if tc.code == api.CodeNotLeader {
 				if id != "n2" || addr != "10.0.0.2:7401" {
 					t.Errorf("LeaderHint = %q, %q", id, addr)
 				}

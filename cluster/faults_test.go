@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
 
@@ -257,7 +258,7 @@ func (c *testCluster) WaitConverged() *fsm.State {
 	cl := newTestClient(c, "converge", 0)
 	ctx, cancel := context.WithTimeout(context.Background(), convergenceWait)
 	defer cancel()
-	res, ok, err := cl.commit(ctx, admin(fsm.OpNoop, &fsm.NoopArgs{}))
+	res, ok, err := cl.commit(ctx, admin(fsm.OpNoop, &api.NoopArgs{}))
 	if err != nil || !ok || res.Err != nil {
 		c.t.Fatalf("no-op through the leader: ok %v, err %v, result %v; cluster: %s", ok, err, res.Err, c.describe())
 	}
@@ -429,10 +430,10 @@ func (cl *testClient) commit(ctx context.Context, cmd *fsm.Command) (res fsm.Res
 			cl.lastIndex = resp.Index
 			return resp.Results[0], true, nil
 		}
-		switch fsm.CodeOf(err) {
-		case fsm.CodeNotLeader, fsm.CodeNoLeader:
+		switch api.CodeOf(err) {
+		case api.CodeNotLeader, api.CodeNoLeader:
 			cl.follow(err)
-		case fsm.CodeTimeout, fsm.CodeUnavailable:
+		case api.CodeTimeout, api.CodeUnavailable:
 			cl.other()
 		default:
 			return fsm.Result{}, false, err
@@ -502,18 +503,18 @@ type fixture struct {
 func setupFixture(t testing.TB, c *testCluster, nReq int) fixture {
 	t.Helper()
 	cl := newTestClient(c, "setup", 1)
-	cl.mustCommit(admin(fsm.OpCreateMRD, &fsm.CreateMRDArgs{ID: "chat"}))
-	cl.mustCommit(admin(fsm.OpCreateChannelType, &fsm.CreateChannelTypeArgs{ID: "webchat", MRD: "chat"}))
-	cl.mustCommit(admin(fsm.OpCreateList, &fsm.CreateListArgs{ID: fixtureList}))
-	cl.mustCommit(admin(fsm.OpCreateList, &fsm.CreateListArgs{ID: membersList}))
-	cl.mustCommit(admin(fsm.OpCreateChannel, &fsm.CreateChannelArgs{ID: fixtureChannel, Type: "webchat", Mode: fsm.ModePull, List: fixtureList}))
+	cl.mustCommit(admin(fsm.OpCreateMRD, &api.CreateMRDArgs{ID: "chat"}))
+	cl.mustCommit(admin(fsm.OpCreateChannelType, &api.CreateChannelTypeArgs{ID: "webchat", MRD: "chat"}))
+	cl.mustCommit(admin(fsm.OpCreateList, &api.CreateListArgs{ID: fixtureList}))
+	cl.mustCommit(admin(fsm.OpCreateList, &api.CreateListArgs{ID: membersList}))
+	cl.mustCommit(admin(fsm.OpCreateChannel, &api.CreateChannelArgs{ID: fixtureChannel, Type: "webchat", Mode: api.ModePull, List: fixtureList}))
 	for _, a := range fixtureAgents {
-		cl.mustCommit(admin(fsm.OpCreateAgent, &fsm.CreateAgentArgs{ID: a, TokenHash: []byte{1}}))
-		cl.mustCommit(admin(fsm.OpSubscribe, &fsm.SubscribeArgs{Agent: a, List: fixtureList}))
+		cl.mustCommit(admin(fsm.OpCreateAgent, &api.CreateAgentArgs{ID: a, TokenHash: []byte{1}}))
+		cl.mustCommit(admin(fsm.OpSubscribe, &api.SubscribeArgs{Agent: a, List: fixtureList}))
 	}
 	var fx fixture
 	for i := range nReq {
-		res := cl.mustCommit(admin(fsm.OpCustomerMessage, &fsm.CustomerMessageArgs{
+		res := cl.mustCommit(admin(fsm.OpCustomerMessage, &api.CustomerMessageArgs{
 			Channel: fixtureChannel, CustomerID: fmt.Sprintf("seed-%d", i), Text: fmt.Sprintf("seed text %d", i),
 		}))
 		fx.requests = append(fx.requests, requestOf(res.Data))
@@ -534,9 +535,9 @@ func setupFixture(t testing.TB, c *testCluster, nReq int) fixture {
 // answered from an idempotency session restored from a snapshot.
 func requestOf(data any) string {
 	switch d := data.(type) {
-	case fsm.CustomerMessageResult:
+	case api.CustomerMessageResult:
 		return d.Request
-	case *fsm.CustomerMessageResult:
+	case *api.CustomerMessageResult:
 		return d.Request
 	case map[string]any:
 		s, _ := d["request"].(string)
@@ -628,12 +629,12 @@ func (w *workload) runWriter(cl *testClient, n int) {
 		ctx, cancel := context.WithTimeout(w.ctx, opDeadline)
 		if k%3 == 0 {
 			id := fmt.Sprintf("wl-%d-%d", n, k)
-			res, ok, err := cl.commit(ctx, admin(fsm.OpCreateList, &fsm.CreateListArgs{ID: id}))
+			res, ok, err := cl.commit(ctx, admin(fsm.OpCreateList, &api.CreateListArgs{ID: id}))
 			w.recordList(id, res, ok, err)
 		} else {
 			m := &sentMessage{customer: fmt.Sprintf("cw-%d-%d", n, k/3)}
 			text := fmt.Sprintf("text-%d-%d", n, k)
-			res, ok, err := cl.commit(ctx, admin(fsm.OpCustomerMessage, &fsm.CustomerMessageArgs{
+			res, ok, err := cl.commit(ctx, admin(fsm.OpCustomerMessage, &api.CustomerMessageArgs{
 				Channel: fixtureChannel, CustomerID: m.customer, Text: text,
 			}))
 			w.recordMessage(text, m, res, ok, err)

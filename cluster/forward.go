@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/switchboard/switchboard/transport"
 	"github.com/vmihailenco/msgpack/v5"
@@ -114,7 +115,7 @@ func (s *Service) notLeader(op string) error {
 	if id == "" || addr == "" {
 		return noLeader(op, noLeaderRetry)
 	}
-	return &hintError{err: failure(op, fsm.CodeNotLeader, fmt.Sprintf("not the leader; leader is %q", id), nil), leader: addr}
+	return &hintError{err: failure(op, api.CodeNotLeader, fmt.Sprintf("not the leader; leader is %q", id), nil), leader: addr}
 }
 
 // commit commits cmd through the leader: proposed here (through the
@@ -141,7 +142,7 @@ func (s *Service) commit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uin
 			return res, index, err
 		}
 		last = err
-		if fsm.CodeOf(err) == fsm.CodeNoLeader {
+		if api.CodeOf(err) == api.CodeNoLeader {
 			if noLeaderSince.IsZero() {
 				noLeaderSince = time.Now()
 			} else if time.Since(noLeaderSince) >= s.cl.noLeaderWait {
@@ -155,10 +156,10 @@ func (s *Service) commit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uin
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			if fsm.CodeOf(last) == fsm.CodeNoLeader {
+			if api.CodeOf(last) == api.CodeNoLeader {
 				return fsm.Result{}, 0, noLeader("commit", noLeaderRetry)
 			}
-			return fsm.Result{}, 0, failure("commit", fsm.CodeTimeout,
+			return fsm.Result{}, 0, failure("commit", api.CodeTimeout,
 				fmt.Sprintf("gave up; outcome unknown, retry with the same seq (last attempt: %v)", last), ctx.Err())
 		}
 		backoff = min(2*backoff, forwardBackoffMax)
@@ -173,8 +174,8 @@ func (s *Service) commitOnce(ctx context.Context, cmd *fsm.Command) (res fsm.Res
 	if s.node.IsLeader() {
 		resp, err := s.propose(ctx, cmd)
 		if err != nil {
-			switch fsm.CodeOf(err) {
-			case fsm.CodeNotLeader, fsm.CodeNoLeader:
+			switch api.CodeOf(err) {
+			case api.CodeNotLeader, api.CodeNoLeader:
 				// Lost the lead: the entry may still commit under the
 				// next leader, so only an idempotent command is retried.
 				return fsm.Result{}, 0, err, idempotent
@@ -182,7 +183,7 @@ func (s *Service) commitOnce(ctx context.Context, cmd *fsm.Command) (res fsm.Res
 			return fsm.Result{}, 0, err, false
 		}
 		if resp.Err != nil {
-			return fsm.Result{}, resp.Index, fmt.Errorf("%w: %v", &fsm.Error{Code: fsm.CodeInternal, Msg: "undecodable command"}, resp.Err), false
+			return fsm.Result{}, resp.Index, fmt.Errorf("%w: %v", &api.Error{Code: api.CodeInternal, Msg: "undecodable command"}, resp.Err), false
 		}
 		return resp.Results[0], resp.Index, nil, false
 	}
@@ -197,7 +198,7 @@ func (s *Service) commitOnce(ctx context.Context, cmd *fsm.Command) (res fsm.Res
 	cmd.Time = 0 // the leader stamps its own time
 	entry, err := fsm.EncodeEntry(cmd)
 	if err != nil {
-		return fsm.Result{}, 0, failure("forward", fsm.CodeBadRequest, "encode command", err), false
+		return fsm.Result{}, 0, failure("forward", api.CodeBadRequest, "encode command", err), false
 	}
 	var fr forwardResult
 	err = s.cl.peers.call(ctx, addr, rpcForward, forwardArgs{Entry: entry}, &fr)
@@ -208,25 +209,25 @@ func (s *Service) commitOnce(ctx context.Context, cmd *fsm.Command) (res fsm.Res
 			s.cl.log.Debug("forward: leader unreachable", "leader", id, "addr", addr, "err", err)
 			return fsm.Result{}, 0, noLeader("forward", noLeaderRetry), true
 		case ctx.Err() != nil:
-			return fsm.Result{}, 0, failure("forward", fsm.CodeTimeout, "gave up waiting for the leader; outcome unknown, retry with the same seq", ctx.Err()), false
+			return fsm.Result{}, 0, failure("forward", api.CodeTimeout, "gave up waiting for the leader; outcome unknown, retry with the same seq", ctx.Err()), false
 		case errors.Is(err, errPeerLost):
 			if idempotent {
 				return fsm.Result{}, 0, err, true
 			}
-			return fsm.Result{}, 0, failure("forward", fsm.CodeTimeout, "connection to the leader lost; outcome unknown", err), false
+			return fsm.Result{}, 0, failure("forward", api.CodeTimeout, "connection to the leader lost; outcome unknown", err), false
 		}
-		switch fsm.CodeOf(err) {
-		case fsm.CodeNotLeader, fsm.CodeNoLeader, fsm.CodeUnavailable, fsm.CodeTimeout:
-			return fsm.Result{}, 0, err, idempotent || fsm.CodeOf(err) == fsm.CodeNotLeader
+		switch api.CodeOf(err) {
+		case api.CodeNotLeader, api.CodeNoLeader, api.CodeUnavailable, api.CodeTimeout:
+			return fsm.Result{}, 0, err, idempotent || api.CodeOf(err) == api.CodeNotLeader
 		}
 		return fsm.Result{}, 0, err, false
 	}
 	if len(fr.Results) != 1 {
-		return fsm.Result{}, fr.Index, failure("forward", fsm.CodeInternal, fmt.Sprintf("%d results for one command", len(fr.Results)), nil), false
+		return fsm.Result{}, fr.Index, failure("forward", api.CodeInternal, fmt.Sprintf("%d results for one command", len(fr.Results)), nil), false
 	}
 	// Read-your-writes: answer only once this node has applied the entry.
 	if err := s.node.FSM().WaitApplied(ctx.Done(), fr.Index); err != nil {
-		return fsm.Result{}, fr.Index, failure("forward", fsm.CodeTimeout,
+		return fsm.Result{}, fr.Index, failure("forward", api.CodeTimeout,
 			fmt.Sprintf("committed at index %d but not applied on this node yet; retry with the same seq", fr.Index), ctx.Err()), false
 	}
 	r := fr.Results[0]
@@ -243,10 +244,10 @@ func (s *Service) commitOnce(ctx context.Context, cmd *fsm.Command) (res fsm.Res
 // msgpack sizes its buffers from declared lengths.
 func checkForwardedEntry(entry []byte) error {
 	if len(entry) < 2 {
-		return fsm.Errorf(fsm.CodeBadRequest, "forward: empty entry")
+		return api.Errorf(api.CodeBadRequest, "forward: empty entry")
 	}
 	if err := transport.CheckMsgpack(entry[1:]); err != nil {
-		return fsm.Errorf(fsm.CodeBadRequest, "forward: entry: %v", err)
+		return api.Errorf(api.CodeBadRequest, "forward: entry: %v", err)
 	}
 	return nil
 }
@@ -257,14 +258,14 @@ func checkForwardedEntry(entry []byte) error {
 func (s *Service) handleForward(ctx context.Context, raw msgpack.RawMessage) (any, error) {
 	var a forwardArgs
 	if err := msgpack.Unmarshal(raw, &a); err != nil {
-		return nil, fsm.Errorf(fsm.CodeBadRequest, "forward: arguments: %v", err)
+		return nil, api.Errorf(api.CodeBadRequest, "forward: arguments: %v", err)
 	}
 	if err := checkForwardedEntry(a.Entry); err != nil {
 		return nil, err
 	}
 	cmds, err := fsm.DecodeEntry(a.Entry)
 	if err != nil || len(cmds) != 1 {
-		return nil, fsm.Errorf(fsm.CodeBadRequest, "forward: want one encoded command (%v)", err)
+		return nil, api.Errorf(api.CodeBadRequest, "forward: want one encoded command (%v)", err)
 	}
 	if !s.node.IsLeader() {
 		return nil, s.notLeader("forward")
@@ -274,7 +275,7 @@ func (s *Service) handleForward(ctx context.Context, raw msgpack.RawMessage) (an
 		return nil, err
 	}
 	if resp.Err != nil {
-		return nil, fmt.Errorf("%w: %v", &fsm.Error{Code: fsm.CodeInternal, Msg: "undecodable command"}, resp.Err)
+		return nil, fmt.Errorf("%w: %v", &api.Error{Code: api.CodeInternal, Msg: "undecodable command"}, resp.Err)
 	}
 	out := forwardResult{Index: resp.Index, Results: make([]wireResult, len(resp.Results))}
 	for i, r := range resp.Results {
@@ -282,7 +283,7 @@ func (s *Service) handleForward(ctx context.Context, raw msgpack.RawMessage) (an
 		if r.Data != nil {
 			b, err := msgpack.Marshal(r.Data)
 			if err != nil {
-				return nil, fsm.Errorf(fsm.CodeInternal, "encode result: %v", err)
+				return nil, api.Errorf(api.CodeInternal, "encode result: %v", err)
 			}
 			out.Results[i].Data = b
 		}
@@ -321,15 +322,15 @@ func (s *Service) readBarrier(ctx context.Context) error {
 		if err == nil {
 			break
 		}
-		switch fsm.CodeOf(err) {
-		case fsm.CodeNoLeader, fsm.CodeNotLeader:
+		switch api.CodeOf(err) {
+		case api.CodeNoLeader, api.CodeNotLeader:
 		default:
 			if ctx.Err() != nil {
-				return failure("read index", fsm.CodeTimeout, "gave up waiting for the leader", ctx.Err())
+				return failure("read index", api.CodeTimeout, "gave up waiting for the leader", ctx.Err())
 			}
 			return err
 		}
-		if fsm.CodeOf(err) == fsm.CodeNoLeader {
+		if api.CodeOf(err) == api.CodeNoLeader {
 			if noLeaderSince.IsZero() {
 				noLeaderSince = time.Now()
 			} else if time.Since(noLeaderSince) >= s.cl.noLeaderWait {
@@ -346,7 +347,7 @@ func (s *Service) readBarrier(ctx context.Context) error {
 		backoff = min(2*backoff, forwardBackoffMax)
 	}
 	if err := s.node.WaitIndex(ctx, index); err != nil {
-		return failure("read index", fsm.CodeTimeout, fmt.Sprintf("not caught up with read index %d in time", index), err)
+		return failure("read index", api.CodeTimeout, fmt.Sprintf("not caught up with read index %d in time", index), err)
 	}
 	return nil
 }
@@ -387,7 +388,7 @@ func (s *Service) leaderFailure(op string, err error) error {
 		errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		return s.notLeader(op)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return failure(op, fsm.CodeTimeout, "timed out", err)
+		return failure(op, api.CodeTimeout, "timed out", err)
 	}
 	return raftFailure(op, err, s.node.Raft().LeaderWithID)
 }

@@ -3,11 +3,12 @@ package cluster
 import (
 	"testing"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
 
 func TestCheckForwardedEntryRefusesInflatedLengths(t *testing.T) {
-	good, err := fsm.EncodeEntry(&fsm.Command{Op: fsm.OpCreateMRD, By: fsm.Principal{Role: fsm.RoleAdmin}, Args: &fsm.CreateMRDArgs{ID: "social"}})
+	good, err := fsm.EncodeEntry(&fsm.Command{Op: fsm.OpCreateMRD, By: api.Principal{Role: api.RoleAdmin}, Args: &api.CreateMRDArgs{ID: "social"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,7 +22,7 @@ func TestCheckForwardedEntryRefusesInflatedLengths(t *testing.T) {
 		"nesting too deep": append([]byte{fsm.EntryCommands}, repeat(0x91, 200)...),
 	}
 	for name, entry := range bad {
-		if err := checkForwardedEntry(entry); fsm.CodeOf(err) != fsm.CodeBadRequest {
+		if err := checkForwardedEntry(entry); api.CodeOf(err) != api.CodeBadRequest {
 			t.Errorf("%s: got %v, want bad_request", name, err)
 		}
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/transport"
 )
 
@@ -276,15 +276,15 @@ func haCall(t testing.TB, c *transport.Client, op string, args, out any) uint64 
 }
 
 // haCode returns the error code of a call (CodeOK on success).
-func haCode(err error) fsm.Code {
+func haCode(err error) api.Code {
 	var eb *transport.ErrorBody
 	if errors.As(err, &eb) {
 		return eb.Code
 	}
 	if err == nil {
-		return fsm.CodeOK
+		return api.CodeOK
 	}
-	return fsm.CodeInternal
+	return api.CodeInternal
 }
 
 // haSetup creates a pull-mode domain: MRD social, type fb, list L1,
@@ -292,22 +292,22 @@ func haCode(err error) fsm.Code {
 // It returns the agents' and the connector's tokens.
 func haSetup(t testing.TB, admin *transport.Client, agents ...string) (map[string]string, string) {
 	t.Helper()
-	haCall(t, admin, "create_mrd", fsm.CreateMRDArgs{ID: "social"}, nil)
-	haCall(t, admin, "create_channel_type", fsm.CreateChannelTypeArgs{ID: "fb", MRD: "social"}, nil)
-	haCall(t, admin, "create_list", fsm.CreateListArgs{ID: "L1"}, nil)
-	haCall(t, admin, "create_channel", fsm.CreateChannelArgs{ID: "C1", Type: "fb", Mode: fsm.ModePull, List: "L1"}, nil)
+	haCall(t, admin, "create_mrd", api.CreateMRDArgs{ID: "social"}, nil)
+	haCall(t, admin, "create_channel_type", api.CreateChannelTypeArgs{ID: "fb", MRD: "social"}, nil)
+	haCall(t, admin, "create_list", api.CreateListArgs{ID: "L1"}, nil)
+	haCall(t, admin, "create_channel", api.CreateChannelArgs{ID: "C1", Type: "fb", Mode: api.ModePull, List: "L1"}, nil)
 	tokens := map[string]string{}
 	for _, a := range agents {
 		var cred Credential
-		haCall(t, admin, "create_agent", fsm.CreateAgentArgs{ID: a}, &cred)
+		haCall(t, admin, "create_agent", api.CreateAgentArgs{ID: a}, &cred)
 		if cred.Token == "" {
 			t.Fatalf("create_agent %s: no token in %+v", a, cred)
 		}
 		tokens[a] = cred.Token
-		haCall(t, admin, "subscribe", fsm.SubscribeArgs{Agent: a, List: "L1"}, nil)
+		haCall(t, admin, "subscribe", api.SubscribeArgs{Agent: a, List: "L1"}, nil)
 	}
 	var cred Credential
-	haCall(t, admin, "create_connector", fsm.CreateConnectorArgs{ID: "fb", Channels: []string{"C1"}}, &cred)
+	haCall(t, admin, "create_connector", api.CreateConnectorArgs{ID: "fb", Channels: []string{"C1"}}, &cred)
 	return tokens, cred.Token
 }
 

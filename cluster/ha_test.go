@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/switchboard/switchboard/transport"
 )
@@ -24,14 +25,14 @@ func TestHAForwardingReadYourWrites(t *testing.T) {
 	admin := haDial(t, []string{f[0].client}, "admin", "", haAdminToken, false)
 	for i := range 20 {
 		id := fmt.Sprintf("X%d", i)
-		idx := haCall(t, admin, "create_list", fsm.CreateListArgs{ID: id}, nil)
+		idx := haCall(t, admin, "create_list", api.CreateListArgs{ID: id}, nil)
 		if idx == 0 {
 			t.Fatalf("create_list through a follower: no index")
 		}
 		// Read-your-writes on the follower that answered.
-		var lists []fsm.ListInfo
-		haCall(t, admin, fsm.QueryLists, nil, &lists)
-		if !slices.ContainsFunc(lists, func(l fsm.ListInfo) bool { return l.ID == id }) {
+		var lists []api.ListInfo
+		haCall(t, admin, api.QueryLists, nil, &lists)
+		if !slices.ContainsFunc(lists, func(l api.ListInfo) bool { return l.ID == id }) {
 			t.Fatalf("follower %s answered create_list %s (index %d) but does not list it (applied %d)",
 				f[0].id, id, idx, f[0].srv.FSM.Applied())
 		}
@@ -40,8 +41,8 @@ func TestHAForwardingReadYourWrites(t *testing.T) {
 	other := haDial(t, []string{f[1].client}, "admin", "", haAdminToken, false)
 	ctx, cancel := context.WithTimeout(transport.WithLinearizable(context.Background()), 20*time.Second)
 	defer cancel()
-	var lists []fsm.ListInfo
-	if err := other.Call(ctx, fsm.QueryLists, nil, &lists); err != nil {
+	var lists []api.ListInfo
+	if err := other.Call(ctx, api.QueryLists, nil, &lists); err != nil {
 		t.Fatalf("linearizable read on %s: %v", f[1].id, err)
 	}
 	if len(lists) != 20 || lists[19].ID != "X9" {
@@ -52,20 +53,20 @@ func TestHAForwardingReadYourWrites(t *testing.T) {
 	tokens, _ := haSetup(t, admin, "alice")
 	for _, n := range c.nodes {
 		a := haDial(t, []string{n.client}, "agent", "alice", tokens["alice"], false)
-		var v fsm.StreamView
-		haCall(t, a, fsm.QueryView, nil, &v)
+		var v api.StreamView
+		haCall(t, a, api.QueryView, nil, &v)
 		if v.Agent != "alice" {
 			t.Fatalf("alice's view on %s: %+v", n.id, v)
 		}
 	}
 	// A business error keeps its code through the forward.
-	err := admin.Call(context.Background(), "create_list", fsm.CreateListArgs{ID: "X0"}, nil)
-	if haCode(err) != fsm.CodeAlreadyExists {
+	err := admin.Call(context.Background(), "create_list", api.CreateListArgs{ID: "X0"}, nil)
+	if haCode(err) != api.CodeAlreadyExists {
 		t.Fatalf("duplicate create through a follower: %v, want already_exists", err)
 	}
 	// Only nodes may change the registry.
 	err = admin.Call(context.Background(), "register_node", fsm.RegisterNodeArgs{Node: fsm.NodeInfo{ID: "x", RaftAddr: "h:1", ClientAddr: "h:2"}}, nil)
-	if haCode(err) != fsm.CodeForbidden {
+	if haCode(err) != api.CodeForbidden {
 		t.Fatalf("register_node by an admin: %v, want forbidden", err)
 	}
 	c.waitConverged()
@@ -119,7 +120,7 @@ func TestHAJoinIsIdempotentAndReplaces(t *testing.T) {
 		}
 	}
 	admin := haDial(t, []string{n3.client}, "admin", "", haAdminToken, false)
-	haCall(t, admin, "create_list", fsm.CreateListArgs{ID: "after-rejoin"}, nil)
+	haCall(t, admin, "create_list", api.CreateListArgs{ID: "after-rejoin"}, nil)
 	c.waitConverged()
 }
 
@@ -129,7 +130,7 @@ func TestHANoLeaderIsATypedError(t *testing.T) {
 	c := startHACluster(t, 3, nil)
 	f := c.followers()
 	admin := haDial(t, []string{f[0].client}, "admin", "", haAdminToken, false)
-	haCall(t, admin, "create_list", fsm.CreateListArgs{ID: "L1"}, nil)
+	haCall(t, admin, "create_list", api.CreateListArgs{ID: "L1"}, nil)
 	for _, n := range c.nodes {
 		if n != f[0] {
 			n.stop()
@@ -139,21 +140,21 @@ func TestHANoLeaderIsATypedError(t *testing.T) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := admin.Call(ctx, "create_list", fsm.CreateListArgs{ID: "L2"}, nil)
+	err := admin.Call(ctx, "create_list", api.CreateListArgs{ID: "L2"}, nil)
 	var eb *transport.ErrorBody
-	if !errors.As(err, &eb) || eb.Code != fsm.CodeNoLeader || eb.RetryMs <= 0 {
+	if !errors.As(err, &eb) || eb.Code != api.CodeNoLeader || eb.RetryMs <= 0 {
 		t.Fatalf("write without a quorum: %v, want no_leader with retry_ms", err)
 	}
 	if d := time.Since(start); d > 2*DefaultNoLeaderWait+time.Second {
 		t.Fatalf("no_leader took %v", d)
 	}
 	// A linearizable read says the same; a local read still answers.
-	err = admin.Call(transport.WithLinearizable(ctx), fsm.QueryLists, nil, nil)
-	if haCode(err) != fsm.CodeNoLeader {
+	err = admin.Call(transport.WithLinearizable(ctx), api.QueryLists, nil, nil)
+	if haCode(err) != api.CodeNoLeader {
 		t.Fatalf("linearizable read without a quorum: %v, want no_leader", err)
 	}
-	var lists []fsm.ListInfo
-	haCall(t, admin, fsm.QueryLists, nil, &lists)
+	var lists []api.ListInfo
+	haCall(t, admin, api.QueryLists, nil, &lists)
 	if len(lists) != 1 {
 		t.Fatalf("local read: %+v", lists)
 	}
@@ -193,11 +194,11 @@ func TestHAFailoverResumesOnAnotherNode(t *testing.T) {
 				}
 				first := lastSeq == 0
 				lastSeq = ev.Seq
-				if ev.Kind == fsm.EvSync && !first {
+				if ev.Kind == api.EvSync && !first {
 					t.Fatalf("unexpected sync at seq %d: the history covers the cursor", ev.Seq)
 				}
-				if ev.Kind == fsm.EvRequestCreated {
-					var s fsm.RequestSummary
+				if ev.Kind == api.EvRequestCreated {
+					var s api.RequestSummary
 					if err := ev.Decode(&s); err != nil {
 						t.Fatal(err)
 					}
@@ -209,8 +210,8 @@ func TestHAFailoverResumesOnAnotherNode(t *testing.T) {
 		}
 	}
 	send := func(i int) string {
-		var r fsm.CustomerMessageResult
-		haCall(t, fb, "customer_message", fsm.CustomerMessageArgs{Channel: "C1", CustomerID: fmt.Sprintf("cust%d", i), Text: "hi"}, &r)
+		var r api.CustomerMessageResult
+		haCall(t, fb, "customer_message", api.CustomerMessageArgs{Channel: "C1", CustomerID: fmt.Sprintf("cust%d", i), Text: "hi"}, &r)
 		return r.Request
 	}
 	var sent []string
@@ -251,7 +252,7 @@ func TestHACatchUpBySnapshotAndRestoreResync(t *testing.T) {
 	down := f[1]
 	down.stop()
 	for i := range 200 {
-		haCall(t, admin, "create_list", fsm.CreateListArgs{ID: fmt.Sprintf("X%d", i)}, nil)
+		haCall(t, admin, "create_list", api.CreateListArgs{ID: fmt.Sprintf("X%d", i)}, nil)
 	}
 	if err := l.srv.Node.Snapshot(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
 		t.Fatal(err)
@@ -272,15 +273,15 @@ func TestHACatchUpBySnapshotAndRestoreResync(t *testing.T) {
 	for i := range c.nodes {
 		a := haDial(t, []string{c.nodes[i].client}, "agent", "alice", tokens["alice"], false)
 		ev := haNextEvent(t, a)
-		if ev.Kind != fsm.EvSync {
+		if ev.Kind != api.EvSync {
 			t.Fatalf("first event %s", ev.Kind)
 		}
 		agents = append(agents, a)
 	}
-	haCall(t, admin, "create_list", fsm.CreateListArgs{ID: "L2"}, nil)
-	haCall(t, admin, "subscribe", fsm.SubscribeArgs{Agent: "alice", List: "L2"}, nil)
+	haCall(t, admin, "create_list", api.CreateListArgs{ID: "L2"}, nil)
+	haCall(t, admin, "subscribe", api.SubscribeArgs{Agent: "alice", List: "L2"}, nil)
 	for _, a := range agents {
-		if ev := haNextEvent(t, a); ev.Kind != fsm.EvListSubscribed {
+		if ev := haNextEvent(t, a); ev.Kind != api.EvListSubscribed {
 			t.Fatalf("want list.subscribed, got %s", ev.Kind)
 		}
 	}
@@ -289,10 +290,10 @@ func TestHACatchUpBySnapshotAndRestoreResync(t *testing.T) {
 	}
 	for i, a := range agents {
 		ev := haNextEvent(t, a)
-		if ev.Kind != fsm.EvSync {
+		if ev.Kind != api.EvSync {
 			t.Fatalf("agent on %s after the restore: %s, want sync", c.nodes[i].id, ev.Kind)
 		}
-		var v fsm.StreamView
+		var v api.StreamView
 		if err := ev.Decode(&v); err != nil {
 			t.Fatal(err)
 		}
@@ -340,9 +341,9 @@ func TestHAMembershipOps(t *testing.T) {
 	})
 	victim.stop()
 	// The two left still commit.
-	haCall(t, admin, "create_list", fsm.CreateListArgs{ID: "after-remove"}, nil)
+	haCall(t, admin, "create_list", api.CreateListArgs{ID: "after-remove"}, nil)
 	err := admin.Call(context.Background(), OpClusterRemove, NodeIDArgs{Node: "nobody"}, nil)
-	if haCode(err) != fsm.CodeNotFound {
+	if haCode(err) != api.CodeNotFound {
 		t.Fatalf("removing a non-member: %v", err)
 	}
 	agentLike := haDial(t, []string{f[0].client}, "admin", "", haAdminToken, false)
@@ -375,6 +376,6 @@ func TestHABootstrapExpect(t *testing.T) {
 		}
 	}
 	admin := haDial(t, all, "admin", "", haAdminToken, true)
-	haCall(t, admin, "create_list", fsm.CreateListArgs{ID: "L1"}, nil)
+	haCall(t, admin, "create_list", api.CreateListArgs{ID: "L1"}, nil)
 	c.waitConverged()
 }

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/transport"
 )
 
@@ -94,7 +94,7 @@ func TestHATLS(t *testing.T) {
 		t.Fatalf("dial over TLS: %v", err)
 	}
 	defer admin.Close()
-	haCall(t, admin, "create_list", fsm.CreateListArgs{ID: "L1"}, nil)
+	haCall(t, admin, "create_list", api.CreateListArgs{ID: "L1"}, nil)
 	var cs transport.ClusterStatus
 	haCall(t, admin, QueryClusterStatus, nil, &cs)
 	for _, n := range cs.Nodes {
@@ -117,7 +117,7 @@ func TestHATLS(t *testing.T) {
 	if err := transport.ReadFrame(bufio.NewReader(tc), 1<<20, &fr); err != nil {
 		t.Fatal(err)
 	}
-	if fr.T != transport.TypeBye || fr.Err == nil || fr.Err.Code != fsm.CodeUnauthenticated {
+	if fr.T != transport.TypeBye || fr.Err == nil || fr.Err.Code != api.CodeUnauthenticated {
 		t.Fatalf("node hello without a certificate: %+v", fr)
 	}
 

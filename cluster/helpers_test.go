@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
 
@@ -106,12 +107,12 @@ func openLeader(t testing.TB, cfg Config, f *fsm.FSM) *Node {
 
 // admin returns an admin command.
 func admin(op fsm.Op, args any) *fsm.Command {
-	return &fsm.Command{Op: op, By: fsm.Principal{Role: fsm.RoleAdmin, ID: "admin"}, Args: args}
+	return &fsm.Command{Op: op, By: api.Principal{Role: api.RoleAdmin, ID: "admin"}, Args: args}
 }
 
 // createMRD returns an admin command creating MRD id.
 func createMRD(id string) *fsm.Command {
-	return admin(fsm.OpCreateMRD, &fsm.CreateMRDArgs{ID: id})
+	return admin(fsm.OpCreateMRD, &api.CreateMRDArgs{ID: id})
 }
 
 // propose proposes cmds and fails the test on a commit error.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
 
@@ -61,15 +62,15 @@ func listKey(id string) string { return "list:" + id }
 func (in linInput) command() *fsm.Command {
 	switch in.Kind {
 	case opJoin:
-		return admin(fsm.OpJoin, &fsm.RequestArgs{Request: in.Key, Agent: in.Agent})
+		return admin(fsm.OpJoin, &api.RequestArgs{Request: in.Key, Agent: in.Agent})
 	case opLeave:
-		return admin(fsm.OpLeave, &fsm.RequestArgs{Request: in.Key, Agent: in.Agent})
+		return admin(fsm.OpLeave, &api.RequestArgs{Request: in.Key, Agent: in.Agent})
 	case opClose:
-		return admin(fsm.OpClose, &fsm.RequestArgs{Request: in.Key})
+		return admin(fsm.OpClose, &api.RequestArgs{Request: in.Key})
 	case opSubscribe:
-		return admin(fsm.OpSubscribe, &fsm.SubscribeArgs{Agent: in.Agent, List: strings.TrimPrefix(in.Key, "list:")})
+		return admin(fsm.OpSubscribe, &api.SubscribeArgs{Agent: in.Agent, List: strings.TrimPrefix(in.Key, "list:")})
 	case opUnsubscribe:
-		return admin(fsm.OpUnsubscribe, &fsm.SubscribeArgs{Agent: in.Agent, List: strings.TrimPrefix(in.Key, "list:")})
+		return admin(fsm.OpUnsubscribe, &api.SubscribeArgs{Agent: in.Agent, List: strings.TrimPrefix(in.Key, "list:")})
 	}
 	panic(fmt.Sprintf("no command for %v", in))
 }
@@ -79,8 +80,8 @@ func (in linInput) command() *fsm.Command {
 // never learnt.
 type linOutput struct {
 	Unknown bool
-	Code    fsm.Code
-	State   fsm.RequestState // request reads
+	Code    api.Code
+	State   api.RequestState // request reads
 	Members string           // reads: participants or subscribers, sorted, comma-separated
 }
 
@@ -91,7 +92,7 @@ func (o linOutput) String() string {
 	if o.State != "" || o.Members != "" {
 		return fmt.Sprintf("%s[%s]", o.State, o.Members)
 	}
-	if o.Code == fsm.CodeOK {
+	if o.Code == api.CodeOK {
 		return "ok"
 	}
 	return fmt.Sprintf("code %d", o.Code)
@@ -121,9 +122,9 @@ func observe(s *fsm.State, in linInput) linOutput {
 }
 
 // resultCode is the code of a command's result.
-func resultCode(r fsm.Result) fsm.Code {
+func resultCode(r fsm.Result) api.Code {
 	if r.Err == nil {
-		return fsm.CodeOK
+		return api.CodeOK
 	}
 	return r.Err.Code
 }
@@ -131,7 +132,7 @@ func resultCode(r fsm.Result) fsm.Code {
 // linState is the model's state of one key: a request's state and
 // participants, or a list's subscribers (State unused). It is comparable.
 type linState struct {
-	State   fsm.RequestState
+	State   api.RequestState
 	Members string // sorted, comma-separated
 }
 
@@ -160,44 +161,44 @@ func (s linState) without(a string) string {
 // system gives.
 func step(s linState, in linInput) (linState, linOutput) {
 	if s.State == "" && !strings.HasPrefix(in.Key, "list:") {
-		s.State = fsm.StateUnread // every request starts as a fresh one
+		s.State = api.StateUnread // every request starts as a fresh one
 	}
 	switch in.Kind {
 	case opRead, opListRead:
 		return s, linOutput{State: s.State, Members: s.Members}
 	case opJoin:
 		switch {
-		case s.State == fsm.StateClosed:
-			return s, linOutput{Code: fsm.CodeClosed}
+		case s.State == api.StateClosed:
+			return s, linOutput{Code: api.CodeClosed}
 		case s.has(in.Agent):
-			return s, linOutput{Code: fsm.CodeAlreadyParticipant}
+			return s, linOutput{Code: api.CodeAlreadyParticipant}
 		}
-		return linState{State: fsm.StateActive, Members: s.with(in.Agent)}, linOutput{}
+		return linState{State: api.StateActive, Members: s.with(in.Agent)}, linOutput{}
 	case opLeave:
 		switch {
-		case s.State == fsm.StateClosed:
-			return s, linOutput{Code: fsm.CodeClosed}
+		case s.State == api.StateClosed:
+			return s, linOutput{Code: api.CodeClosed}
 		case !s.has(in.Agent):
-			return s, linOutput{Code: fsm.CodeNotParticipant}
+			return s, linOutput{Code: api.CodeNotParticipant}
 		}
 		next := linState{State: s.State, Members: s.without(in.Agent)}
 		if next.Members == "" {
-			next.State = fsm.StateInactive
+			next.State = api.StateInactive
 		}
 		return next, linOutput{}
 	case opClose:
-		if s.State == fsm.StateClosed {
-			return s, linOutput{Code: fsm.CodeClosed}
+		if s.State == api.StateClosed {
+			return s, linOutput{Code: api.CodeClosed}
 		}
-		return linState{State: fsm.StateClosed, Members: s.Members}, linOutput{}
+		return linState{State: api.StateClosed, Members: s.Members}, linOutput{}
 	case opSubscribe:
 		if s.has(in.Agent) {
-			return s, linOutput{Code: fsm.CodeAlreadyExists}
+			return s, linOutput{Code: api.CodeAlreadyExists}
 		}
 		return linState{Members: s.with(in.Agent)}, linOutput{}
 	case opUnsubscribe:
 		if !s.has(in.Agent) {
-			return s, linOutput{Code: fsm.CodeNotSubscribed}
+			return s, linOutput{Code: api.CodeNotSubscribed}
 		}
 		return linState{Members: s.without(in.Agent)}, linOutput{}
 	}
@@ -379,8 +380,8 @@ func TestLinearizabilityModel(t *testing.T) {
 	unsub := linInput{Kind: opUnsubscribe, Key: "list:L", Agent: "a1"}
 	lread := linInput{Kind: opListRead, Key: "list:L"}
 	ok := linOutput{}
-	unread := linOutput{State: fsm.StateUnread}
-	active1 := linOutput{State: fsm.StateActive, Members: "a1"}
+	unread := linOutput{State: api.StateUnread}
+	active1 := linOutput{State: api.StateActive, Members: "a1"}
 	unk := linOutput{Unknown: true}
 	op := func(client int, in linInput, call int64, out linOutput, ret int64) porcupine.Operation {
 		return porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret}
@@ -394,10 +395,10 @@ func TestLinearizabilityModel(t *testing.T) {
 			op(0, join("a1"), 0, ok, 10),
 			op(0, join("a2"), 11, ok, 20),
 			op(1, leave("a1"), 21, ok, 30),
-			op(1, read, 31, linOutput{State: fsm.StateActive, Members: "a2"}, 40),
+			op(1, read, 31, linOutput{State: api.StateActive, Members: "a2"}, 40),
 			op(0, leave("a2"), 41, ok, 50),
-			op(1, read, 51, linOutput{State: fsm.StateInactive}, 60),
-			op(0, leave("a2"), 61, linOutput{Code: fsm.CodeNotParticipant}, 70),
+			op(1, read, 51, linOutput{State: api.StateInactive}, 60),
+			op(0, leave("a2"), 61, linOutput{Code: api.CodeNotParticipant}, 70),
 		}, porcupine.Ok},
 		{"concurrent read sees the old state", []porcupine.Operation{
 			op(0, join("a1"), 0, ok, 100),
@@ -486,7 +487,7 @@ func TestStaleFollowerReadNotLinearizable(t *testing.T) {
 	var stale linOutput
 	c.nodes[f].FSM().Read(func(s *fsm.State, _ uint64) { stale = observe(s, read) })
 	staleOp := porcupine.Operation{ClientId: 1, Input: read, Call: call, Output: stale, Return: h.now()}
-	if stale.State != fsm.StateUnread {
+	if stale.State != api.StateUnread {
 		t.Fatalf("cut-off follower reads %v; the test needs it stale", stale)
 	}
 	if got, _ := checkHistory(append(h.operations(), staleOp)); got != porcupine.Illegal {

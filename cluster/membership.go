@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -28,8 +29,8 @@ const (
 )
 
 // systemPrincipal is the principal of commands a node proposes itself.
-func (s *Service) systemPrincipal() fsm.Principal {
-	return fsm.Principal{Role: fsm.RoleSystem, ID: "node:" + s.node.ID()}
+func (s *Service) systemPrincipal() api.Principal {
+	return api.Principal{Role: api.RoleSystem, ID: "node:" + s.node.ID()}
 }
 
 // configuration returns the latest Raft configuration.
@@ -63,10 +64,10 @@ func (s *Service) handleInfo(context.Context, msgpack.RawMessage) (any, error) {
 func (s *Service) handleJoin(ctx context.Context, raw msgpack.RawMessage) (any, error) {
 	var n fsm.NodeInfo
 	if err := msgpack.Unmarshal(raw, &n); err != nil {
-		return nil, fsm.Errorf(fsm.CodeBadRequest, "join: arguments: %v", err)
+		return nil, api.Errorf(api.CodeBadRequest, "join: arguments: %v", err)
 	}
 	if n.ID == "" || n.RaftAddr == "" || n.ClientAddr == "" {
-		return nil, fsm.Errorf(fsm.CodeBadRequest, "join: id, raft_addr and client_addr are required")
+		return nil, api.Errorf(api.CodeBadRequest, "join: id, raft_addr and client_addr are required")
 	}
 	if !s.node.IsLeader() {
 		return nil, s.notLeader("join")
@@ -99,7 +100,7 @@ func (s *Service) addVoter(ctx context.Context, n fsm.NodeInfo) error {
 			present = srv.Suffrage == raft.Voter
 		case sameID || sameAddr:
 			if string(srv.ID) == s.node.ID() {
-				return fsm.Errorf(fsm.CodeBadRequest, "join: %s at %s would replace the leader itself (%s at %s); transfer leadership first",
+				return api.Errorf(api.CodeBadRequest, "join: %s at %s would replace the leader itself (%s at %s); transfer leadership first",
 					n.ID, n.RaftAddr, srv.ID, srv.Address)
 			}
 			s.cl.log.Info("join: replacing server", "old_id", srv.ID, "old_addr", srv.Address, "id", n.ID, "addr", n.RaftAddr)
@@ -152,10 +153,10 @@ func (s *Service) deregister(ctx context.Context, id string) error {
 func (s *Service) handleRemove(ctx context.Context, raw msgpack.RawMessage) (any, error) {
 	var a NodeIDArgs
 	if err := msgpack.Unmarshal(raw, &a); err != nil {
-		return nil, fsm.Errorf(fsm.CodeBadRequest, "remove: arguments: %v", err)
+		return nil, api.Errorf(api.CodeBadRequest, "remove: arguments: %v", err)
 	}
 	if a.Node == "" {
-		return nil, fsm.Errorf(fsm.CodeBadRequest, "remove: node is required")
+		return nil, api.Errorf(api.CodeBadRequest, "remove: node is required")
 	}
 	if !s.node.IsLeader() {
 		return nil, s.notLeader("remove")
@@ -165,7 +166,7 @@ func (s *Service) handleRemove(ctx context.Context, raw msgpack.RawMessage) (any
 		return nil, err
 	}
 	if !slices.ContainsFunc(servers, func(srv raft.Server) bool { return string(srv.ID) == a.Node }) {
-		return nil, fsm.Errorf(fsm.CodeNotFound, "node %q is not a member", a.Node)
+		return nil, api.Errorf(api.CodeNotFound, "node %q is not a member", a.Node)
 	}
 	// Registry first: once removed, a leader removing itself can no longer
 	// commit anything.
@@ -190,7 +191,7 @@ func (s *Service) handleTransfer(ctx context.Context, raw msgpack.RawMessage) (a
 	var a NodeIDArgs
 	if len(raw) > 0 {
 		if err := msgpack.Unmarshal(raw, &a); err != nil {
-			return nil, fsm.Errorf(fsm.CodeBadRequest, "transfer: arguments: %v", err)
+			return nil, api.Errorf(api.CodeBadRequest, "transfer: arguments: %v", err)
 		}
 	}
 	if !s.node.IsLeader() {
@@ -214,7 +215,7 @@ func (s *Service) handleTransfer(ctx context.Context, raw msgpack.RawMessage) (a
 		}
 		i := slices.IndexFunc(servers, func(srv raft.Server) bool { return string(srv.ID) == a.Node })
 		if i < 0 || servers[i].Suffrage != raft.Voter {
-			return nil, fsm.Errorf(fsm.CodeNotFound, "node %q is not a voter", a.Node)
+			return nil, api.Errorf(api.CodeNotFound, "node %q is not a voter", a.Node)
 		}
 		f = r.LeadershipTransferToServer(servers[i].ID, servers[i].Address)
 	}
@@ -262,7 +263,7 @@ func (s *Service) leaderCall(ctx context.Context, op string, args, out any) erro
 				}
 				return msgpack.Unmarshal(b, out)
 			}
-			if c := fsm.CodeOf(err); c != fsm.CodeNotLeader && c != fsm.CodeNoLeader {
+			if c := api.CodeOf(err); c != api.CodeNotLeader && c != api.CodeNoLeader {
 				return err
 			}
 		} else if id, addr := s.leaderClient(); id != "" && addr != "" && id != s.node.ID() {
@@ -271,9 +272,9 @@ func (s *Service) leaderCall(ctx context.Context, op string, args, out any) erro
 			case err == nil:
 				return nil
 			case errors.Is(err, errPeerLost):
-				return failure(op, fsm.CodeTimeout, "connection to the leader lost; outcome unknown", err)
+				return failure(op, api.CodeTimeout, "connection to the leader lost; outcome unknown", err)
 			case errors.Is(err, errPeerUnreachable):
-			case fsm.CodeOf(err) == fsm.CodeNotLeader || fsm.CodeOf(err) == fsm.CodeNoLeader:
+			case api.CodeOf(err) == api.CodeNotLeader || api.CodeOf(err) == api.CodeNoLeader:
 			default:
 				return err
 			}
@@ -316,7 +317,7 @@ func (s *Service) JoinCluster(ctx context.Context, addrs []string) error {
 				s.cl.log.Info("joined the cluster", "via", addr, "attempts", attempt)
 				return nil
 			}
-			if c := fsm.CodeOf(err); c == fsm.CodeUnauthenticated || c == fsm.CodeBadRequest {
+			if c := api.CodeOf(err); c == api.CodeUnauthenticated || c == api.CodeBadRequest {
 				return fmt.Errorf("cluster: join via %s: %w", addr, err)
 			}
 			last = err

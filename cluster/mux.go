@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/transport"
 )
 
@@ -121,7 +121,7 @@ func (l *splitListener) route(c net.Conn) {
 func (l *splitListener) refuse(c net.Conn) {
 	defer c.Close()
 	b, err := transport.EncodeFrame(&transport.Frame{T: transport.TypeBye, Err: &transport.ErrorBody{
-		Code: fsm.CodeUnavailable, Name: fsm.CodeUnavailable.String(),
+		Code: api.CodeUnavailable, Name: api.CodeUnavailable.String(),
 		Msg:     "node starting: not caught up with the cluster yet; try another node",
 		RetryMs: 500,
 	}})

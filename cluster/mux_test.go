@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/transport"
 )
 
@@ -60,7 +60,7 @@ func TestSplitListenerRoutes(t *testing.T) {
 	// Not ready: a client is told to go elsewhere.
 	c := dialSend(frame(&transport.Frame{T: transport.TypeHello, V: 1, Role: "admin", Token: "x"}))
 	var bye transport.Frame
-	if err := transport.ReadFrame(c, 1<<20, &bye); err != nil || bye.T != transport.TypeBye || bye.Err.Code != fsm.CodeUnavailable || bye.Err.RetryMs == 0 {
+	if err := transport.ReadFrame(c, 1<<20, &bye); err != nil || bye.T != transport.TypeBye || bye.Err.Code != api.CodeUnavailable || bye.Err.RetryMs == 0 {
 		t.Fatalf("client before ready: %+v %v", bye, err)
 	}
 	c.Close()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 	"go.etcd.io/bbolt"
 )
@@ -63,7 +64,7 @@ func (n *Node) Open() (err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
-		return failure("open", fsm.CodeUnavailable, "node closed", nil)
+		return failure("open", api.CodeUnavailable, "node closed", nil)
 	}
 	if n.raft != nil {
 		return errors.New("cluster: open: already open")
@@ -188,11 +189,11 @@ func (n *Node) current(op string) (*raft.Raft, error) {
 	defer n.mu.RUnlock()
 	switch {
 	case n.closed:
-		return nil, failure(op, fsm.CodeUnavailable, "node closed", nil)
+		return nil, failure(op, api.CodeUnavailable, "node closed", nil)
 	case n.raft == nil:
-		return nil, failure(op, fsm.CodeUnavailable, "node not open", nil)
+		return nil, failure(op, api.CodeUnavailable, "node not open", nil)
 	case n.raft.State() == raft.Shutdown:
-		return nil, failure(op, fsm.CodeUnavailable, "raft is shut down", raft.ErrRaftShutdown)
+		return nil, failure(op, api.CodeUnavailable, "raft is shut down", raft.ErrRaftShutdown)
 	}
 	return n.raft, nil
 }
@@ -254,7 +255,7 @@ func (n *Node) WaitForLeader(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return failure("wait for leader", fsm.CodeNoLeader, "no leader elected", ctx.Err())
+			return failure("wait for leader", api.CodeNoLeader, "no leader elected", ctx.Err())
 		case <-tick.C:
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
 
@@ -49,7 +50,7 @@ func (n *Node) LatestSnapshot() (SnapshotMeta, bool, error) {
 	snaps := n.snaps
 	n.mu.RUnlock()
 	if snaps == nil {
-		return SnapshotMeta{}, false, failure("snapshot", fsm.CodeUnavailable, "node not open", nil)
+		return SnapshotMeta{}, false, failure("snapshot", api.CodeUnavailable, "node not open", nil)
 	}
 	list, err := snaps.List()
 	if err != nil {
@@ -68,7 +69,7 @@ func (n *Node) OpenSnapshot(id string) (SnapshotMeta, io.ReadCloser, error) {
 	snaps := n.snaps
 	n.mu.RUnlock()
 	if snaps == nil {
-		return SnapshotMeta{}, nil, failure("snapshot", fsm.CodeUnavailable, "node not open", nil)
+		return SnapshotMeta{}, nil, failure("snapshot", api.CodeUnavailable, "node not open", nil)
 	}
 	m, rc, err := snaps.Open(id)
 	if err != nil {
@@ -88,7 +89,7 @@ func (n *Node) TakeSnapshot() (SnapshotMeta, error) {
 		return SnapshotMeta{}, err
 	}
 	if !ok {
-		return SnapshotMeta{}, failure("snapshot", fsm.CodeWrongState, "nothing applied yet: no snapshot", nil)
+		return SnapshotMeta{}, failure("snapshot", api.CodeWrongState, "nothing applied yet: no snapshot", nil)
 	}
 	return m, nil
 }
@@ -164,7 +165,7 @@ func (n *Node) lastCommand(index uint64) (uint64, error) {
 	store := n.store
 	n.mu.RUnlock()
 	if store == nil {
-		return 0, failure("wait for index", fsm.CodeUnavailable, "node not open", nil)
+		return 0, failure("wait for index", api.CodeUnavailable, "node not open", nil)
 	}
 	first, err := store.FirstIndex()
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
 
@@ -44,7 +45,7 @@ func TestBootstrapProposeAndReject(t *testing.T) {
 	if cmd.Time < before {
 		t.Fatalf("Time = %d, want stamped at or after %d", cmd.Time, before)
 	}
-	if c, ok := resp.Results[0].Data.(fsm.Created); !ok || c.ID != "social" {
+	if c, ok := resp.Results[0].Data.(api.Created); !ok || c.ID != "social" {
 		t.Fatalf("Data = %#v, want Created{social}", resp.Results[0].Data)
 	}
 	if n.FSM().Applied() < resp.Index {
@@ -61,8 +62,8 @@ func TestBootstrapProposeAndReject(t *testing.T) {
 
 	// A business failure is a result, not a Go error.
 	dup := propose(t, n, createMRD("social"))
-	if got := dup.Results[0].Err; got == nil || got.Code != fsm.CodeAlreadyExists {
-		t.Fatalf("duplicate create: Err = %v, want %v", got, fsm.CodeAlreadyExists)
+	if got := dup.Results[0].Err; got == nil || got.Code != api.CodeAlreadyExists {
+		t.Fatalf("duplicate create: Err = %v, want %v", got, api.CodeAlreadyExists)
 	}
 	if dup.Index <= resp.Index {
 		t.Fatalf("duplicate entry index %d, want > %d", dup.Index, resp.Index)
@@ -90,7 +91,7 @@ func TestProposeGroupCommit(t *testing.T) {
 	resp := propose(t, n, cmds...)
 	for i, r := range resp.Results {
 		switch {
-		case i == 150 && (r.Err == nil || r.Err.Code != fsm.CodeAlreadyExists):
+		case i == 150 && (r.Err == nil || r.Err.Code != api.CodeAlreadyExists):
 			t.Errorf("result %d: Err = %v, want already_exists", i, r.Err)
 		case i != 150 && r.Err != nil:
 			t.Errorf("result %d: %v", i, r.Err)
@@ -152,8 +153,8 @@ func someCommands(prefix string) []*fsm.Command {
 	mrd := prefix + "-social"
 	cmds := []*fsm.Command{
 		createMRD(mrd),
-		admin(fsm.OpCreateChannelType, &fsm.CreateChannelTypeArgs{ID: prefix + "-facebook", MRD: mrd}),
-		admin(fsm.OpCreateList, &fsm.CreateListArgs{ID: prefix + "-vip", Name: "VIP"}),
+		admin(fsm.OpCreateChannelType, &api.CreateChannelTypeArgs{ID: prefix + "-facebook", MRD: mrd}),
+		admin(fsm.OpCreateList, &api.CreateListArgs{ID: prefix + "-vip", Name: "VIP"}),
 		createMRD(mrd), // rejected: its result is remembered in the session
 	}
 	for i, c := range cmds {
@@ -197,7 +198,7 @@ func TestRestartRecoversState(t *testing.T) {
 		t.Fatalf("snapshot restored with no snapshot taken: %v", r)
 	}
 	// Recovered for real: old ids are taken, new commands apply.
-	if e := propose(t, n2, createMRD("a-social")).Results[0].Err; e == nil || e.Code != fsm.CodeAlreadyExists {
+	if e := propose(t, n2, createMRD("a-social")).Results[0].Err; e == nil || e.Code != api.CodeAlreadyExists {
 		t.Fatalf("re-create after restart: Err = %v, want already_exists", e)
 	}
 	mustOK(t, propose(t, n2, createMRD("after-restart")))
@@ -233,7 +234,7 @@ func TestRestartRecoversState(t *testing.T) {
 		t.Fatalf("LastSnapshotIndex %d after restart, want %d", st.LastSnapshotIndex, snapIndex)
 	}
 	mustOK(t, propose(t, n3, createMRD("after-snapshot")))
-	if e := propose(t, n3, createMRD("c-social")).Results[0].Err; e == nil || e.Code != fsm.CodeAlreadyExists {
+	if e := propose(t, n3, createMRD("c-social")).Results[0].Err; e == nil || e.Code != api.CodeAlreadyExists {
 		t.Fatalf("re-create after snapshot restart: Err = %v, want already_exists", e)
 	}
 }
@@ -271,7 +272,7 @@ func TestClosedNode(t *testing.T) {
 	}
 
 	_, err = n.Propose(ctx, createMRD("x"))
-	if fsm.CodeOf(err) != fsm.CodeUnavailable || !errors.Is(err, ErrUnavailable) {
+	if api.CodeOf(err) != api.CodeUnavailable || !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Propose after Close: %v, want unavailable", err)
 	}
 	if err := n.Snapshot(); !errors.Is(err, ErrUnavailable) {
@@ -326,7 +327,7 @@ func TestProposeContextDone(t *testing.T) {
 			if took := time.Since(start); took > time.Second {
 				t.Errorf("Propose took %v with a done context", took)
 			}
-			if resp != nil || fsm.CodeOf(err) != fsm.CodeTimeout || !errors.Is(err, ErrTimeout) || !errors.Is(err, tc.cause) {
+			if resp != nil || api.CodeOf(err) != api.CodeTimeout || !errors.Is(err, ErrTimeout) || !errors.Is(err, tc.cause) {
 				t.Fatalf("Propose = %v, %v; want a timeout wrapping %v", resp, err, tc.cause)
 			}
 		})
@@ -351,7 +352,7 @@ func TestNoLeaderWithoutBootstrap(t *testing.T) {
 	}
 
 	_, err = n.Propose(context.Background(), createMRD("x"))
-	if fsm.CodeOf(err) != fsm.CodeNoLeader || !errors.Is(err, ErrNoLeader) || !errors.Is(err, raft.ErrNotLeader) {
+	if api.CodeOf(err) != api.CodeNoLeader || !errors.Is(err, ErrNoLeader) || !errors.Is(err, raft.ErrNotLeader) {
 		t.Fatalf("Propose: %v, want no_leader", err)
 	}
 	if id, addr := LeaderHint(err); id != "" || addr != "" {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -47,11 +48,11 @@ func init() {
 func (s *Service) handleAgentsPresent(ctx context.Context, raw msgpack.RawMessage) (any, error) {
 	var a agentsPresentArgs
 	if err := msgpack.Unmarshal(raw, &a); err != nil {
-		return nil, fsm.Errorf(fsm.CodeBadRequest, "agents_present: want {agents}")
+		return nil, api.Errorf(api.CodeBadRequest, "agents_present: want {agents}")
 	}
 	present, err := s.localPresent(ctx, a.Agents)
 	if err != nil {
-		return nil, fsm.Errorf(fsm.CodeUnavailable, "agents_present: %v", err)
+		return nil, api.Errorf(api.CodeUnavailable, "agents_present: %v", err)
 	}
 	return agentsPresentResult{Present: present}, nil
 }
@@ -185,8 +186,8 @@ func (s *Service) logoutOrphan(ctx context.Context, agent string, grace time.Dur
 	log := s.cl.log.With("agent", agent, "grace", grace)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	cmd := &fsm.Command{Op: fsm.OpLogout, By: fsm.Principal{Role: fsm.RoleSystem, ID: "node:" + s.node.ID()},
-		Args: &fsm.AgentArgs{Agent: agent}}
+	cmd := &fsm.Command{Op: fsm.OpLogout, By: api.Principal{Role: api.RoleSystem, ID: "node:" + s.node.ID()},
+		Args: &api.AgentArgs{Agent: agent}}
 	res, _, err := s.Submit(ctx, cmd)
 	switch {
 	case err != nil:

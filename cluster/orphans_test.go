@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/transport"
 )
 
@@ -55,11 +55,11 @@ func TestHAOrphanedLoginLoggedOutByLeaderWhenNodeDies(t *testing.T) {
 	li := slices.Index(c.nodes, l)
 	f1, f2 := c.nodes[(li+1)%3], c.nodes[(li+2)%3]
 	admin := haDial(t, c.addrs(li), "admin", "", haAdminToken, true)
-	haCall(t, admin, "create_mrd", fsm.CreateMRDArgs{ID: "chat"}, nil)
+	haCall(t, admin, "create_mrd", api.CreateMRDArgs{ID: "chat"}, nil)
 	tokens := map[string]string{}
 	for _, a := range []string{"X", "Y"} {
 		var cred Credential
-		haCall(t, admin, "create_agent", fsm.CreateAgentArgs{ID: a, Max: map[string]int{"chat": 3}}, &cred)
+		haCall(t, admin, "create_agent", api.CreateAgentArgs{ID: a, Max: map[string]int{"chat": 3}}, &cred)
 		tokens[a] = cred.Token
 	}
 	sess := map[string]*transport.Client{
@@ -67,7 +67,7 @@ func TestHAOrphanedLoginLoggedOutByLeaderWhenNodeDies(t *testing.T) {
 		"Y": haDial(t, []string{f2.client}, "agent", "Y", tokens["Y"], false),
 	}
 	for _, a := range []string{"X", "Y"} {
-		haCall(t, sess[a], "login", fsm.AgentArgs{}, nil)
+		haCall(t, sess[a], "login", api.AgentArgs{}, nil)
 	}
 	// Both stay logged in while connected, over several sweeps.
 	holdLoggedIn(t, l, 2*grace, "X", "Y")

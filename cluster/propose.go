@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
 
@@ -25,11 +26,11 @@ import (
 // bounded by Config.ApplyTimeout.
 func (n *Node) Propose(ctx context.Context, cmds ...*fsm.Command) (*fsm.ApplyResponse, error) {
 	if len(cmds) == 0 {
-		return nil, failure("propose", fsm.CodeBadRequest, "no commands", nil)
+		return nil, failure("propose", api.CodeBadRequest, "no commands", nil)
 	}
 	for i, c := range cmds {
 		if c == nil {
-			return nil, failure("propose", fsm.CodeBadRequest, fmt.Sprintf("command %d is nil", i), nil)
+			return nil, failure("propose", api.CodeBadRequest, fmt.Sprintf("command %d is nil", i), nil)
 		}
 	}
 	r, err := n.current("propose")
@@ -37,7 +38,7 @@ func (n *Node) Propose(ctx context.Context, cmds ...*fsm.Command) (*fsm.ApplyRes
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, failure("propose", fsm.CodeTimeout, "context done before proposing; not applied", err)
+		return nil, failure("propose", api.CodeTimeout, "context done before proposing; not applied", err)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -53,12 +54,12 @@ func (n *Node) Propose(ctx context.Context, cmds ...*fsm.Command) (*fsm.ApplyRes
 	}
 	data, err := fsm.EncodeEntry(cmds...)
 	if err != nil {
-		return nil, failure("propose", fsm.CodeBadRequest, "encode commands", err)
+		return nil, failure("propose", api.CodeBadRequest, "encode commands", err)
 	}
 	deadline, _ := ctx.Deadline()
 	enqueue := time.Until(deadline)
 	if enqueue <= 0 {
-		return nil, failure("propose", fsm.CodeTimeout, "deadline passed before proposing; not applied", context.DeadlineExceeded)
+		return nil, failure("propose", api.CodeTimeout, "deadline passed before proposing; not applied", context.DeadlineExceeded)
 	}
 
 	// raft.Apply may block up to the enqueue timeout, and its future until
@@ -85,9 +86,9 @@ func (n *Node) Propose(ctx context.Context, cmds ...*fsm.Command) (*fsm.ApplyRes
 	select {
 	case out = <-done:
 	case <-ctx.Done():
-		return nil, failure("propose", fsm.CodeTimeout, "gave up waiting for commit; outcome unknown", ctx.Err())
+		return nil, failure("propose", api.CodeTimeout, "gave up waiting for commit; outcome unknown", ctx.Err())
 	case <-n.stop:
-		return nil, failure("propose", fsm.CodeUnavailable, "node closed while waiting for commit; outcome unknown", raft.ErrRaftShutdown)
+		return nil, failure("propose", api.CodeUnavailable, "node closed while waiting for commit; outcome unknown", raft.ErrRaftShutdown)
 	}
 	if out.err != nil {
 		return nil, raftFailure("propose", out.err, r.LeaderWithID)
@@ -95,11 +96,11 @@ func (n *Node) Propose(ctx context.Context, cmds ...*fsm.Command) (*fsm.ApplyRes
 	resp, ok := out.resp.(*fsm.ApplyResponse)
 	switch {
 	case !ok || resp == nil:
-		return nil, failure("propose", fsm.CodeInternal, fmt.Sprintf("unexpected FSM response %T", out.resp), nil)
+		return nil, failure("propose", api.CodeInternal, fmt.Sprintf("unexpected FSM response %T", out.resp), nil)
 	case resp.Err != nil:
-		return nil, failure("propose", fsm.CodeInternal, fmt.Sprintf("entry %d not applied", resp.Index), resp.Err)
+		return nil, failure("propose", api.CodeInternal, fmt.Sprintf("entry %d not applied", resp.Index), resp.Err)
 	case len(resp.Results) != len(cmds):
-		return nil, failure("propose", fsm.CodeInternal,
+		return nil, failure("propose", api.CodeInternal,
 			fmt.Sprintf("entry %d: %d results for %d commands", resp.Index, len(resp.Results), len(cmds)), nil)
 	}
 	return resp, nil

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/transport"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -55,7 +55,7 @@ type forwardResult struct {
 }
 
 type wireResult struct {
-	Err  *fsm.Error         `msgpack:"err,omitempty"`
+	Err  *api.Error         `msgpack:"err,omitempty"`
 	Data msgpack.RawMessage `msgpack:"data,omitempty"`
 }
 
@@ -113,13 +113,13 @@ func (e *hintError) RetryAfter() time.Duration { return e.after }
 // noLeader is the error of a call that found no leader: CodeNoLeader with a
 // retry hint, so clients come back instead of hanging.
 func noLeader(op string, after time.Duration) error {
-	return &hintError{err: failure(op, fsm.CodeNoLeader, "no leader right now; retry", nil), after: after}
+	return &hintError{err: failure(op, api.CodeNoLeader, "no leader right now; retry", nil), after: after}
 }
 
 // remoteError turns the error body of a peer's answer into an error with
 // the same code and hints.
 func remoteError(peer string, b *transport.ErrorBody) error {
-	fe := &fsm.Error{Code: b.Code, Msg: b.Msg}
+	fe := &api.Error{Code: b.Code, Msg: b.Msg}
 	return &hintError{
 		err:    fmt.Errorf("cluster: peer %s: %w", peer, fe),
 		leader: b.Leader,
@@ -129,7 +129,7 @@ func remoteError(peer string, b *transport.ErrorBody) error {
 
 // wireError is the error body a node RPC answer carries for err.
 func wireError(err error) *transport.ErrorBody {
-	code := fsm.CodeOf(err)
+	code := api.CodeOf(err)
 	b := &transport.ErrorBody{Code: code, Name: code.String(), Msg: err.Error()}
 	var la interface{ LeaderAddr() string }
 	if errors.As(err, &la) {

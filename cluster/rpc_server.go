@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/transport"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -141,7 +141,7 @@ func (ns *nodeServer) serve(c net.Conn, hello *transport.Frame, br *bufio.Reader
 		case transport.TypePong:
 		default:
 			_ = w.write(&transport.Frame{T: transport.TypeBye, Err: &transport.ErrorBody{
-				Code: fsm.CodeProtocol, Name: fsm.CodeProtocol.String(), Msg: fmt.Sprintf("unexpected %q frame", f.T)}})
+				Code: api.CodeProtocol, Name: api.CodeProtocol.String(), Msg: fmt.Sprintf("unexpected %q frame", f.T)}})
 			return
 		}
 	}
@@ -151,16 +151,16 @@ func (ns *nodeServer) serve(c net.Conn, hello *transport.Frame, br *bufio.Reader
 // and, when required, a verified TLS client certificate.
 func (ns *nodeServer) authenticate(c net.Conn, hello *transport.Frame) error {
 	if hello.V != transport.ProtocolVersion {
-		return &fsm.Error{Code: fsm.CodeProtocol, Msg: fmt.Sprintf("protocol version %d not supported", hello.V)}
+		return &api.Error{Code: api.CodeProtocol, Msg: fmt.Sprintf("protocol version %d not supported", hello.V)}
 	}
 	sum := sha256.Sum256([]byte(hello.Token))
 	if hello.Token == "" || subtle.ConstantTimeCompare(sum[:], ns.tokenHash[:]) != 1 {
-		return &fsm.Error{Code: fsm.CodeUnauthenticated, Msg: "bad cluster token"}
+		return &api.Error{Code: api.CodeUnauthenticated, Msg: "bad cluster token"}
 	}
 	if ns.requireCert {
 		tc, ok := c.(*tls.Conn)
 		if !ok || len(tc.ConnectionState().VerifiedChains) == 0 {
-			return &fsm.Error{Code: fsm.CodeUnauthenticated, Msg: "a node must present a certificate signed by the cluster CA"}
+			return &api.Error{Code: api.CodeUnauthenticated, Msg: "a node must present a certificate signed by the cluster CA"}
 		}
 	}
 	return nil
@@ -172,13 +172,13 @@ func (ns *nodeServer) call(ctx context.Context, log *slog.Logger, f *transport.F
 		if v := recover(); v != nil {
 			log.Error("panic in node call", "op", f.Op, "panic", v, "stack", string(debug.Stack()))
 			res = &transport.Frame{T: transport.TypeResponse, ID: f.ID, Err: &transport.ErrorBody{
-				Code: fsm.CodeInternal, Name: fsm.CodeInternal.String(), Msg: "internal error"}}
+				Code: api.CodeInternal, Name: api.CodeInternal.String(), Msg: "internal error"}}
 		}
 	}()
 	h := nodeHandlers[f.Op]
 	if h == nil {
 		return &transport.Frame{T: transport.TypeResponse, ID: f.ID, Err: &transport.ErrorBody{
-			Code: fsm.CodeUnknownOp, Name: fsm.CodeUnknownOp.String(), Msg: fmt.Sprintf("unknown node op %q", f.Op)}}
+			Code: api.CodeUnknownOp, Name: api.CodeUnknownOp.String(), Msg: fmt.Sprintf("unknown node op %q", f.Op)}}
 	}
 	data, err := h(ns.svc, ctx, f.Args)
 	if err != nil {
@@ -189,7 +189,7 @@ func (ns *nodeServer) call(ctx context.Context, log *slog.Logger, f *transport.F
 		raw, err := msgpack.Marshal(data)
 		if err != nil {
 			return &transport.Frame{T: transport.TypeResponse, ID: f.ID, Err: wireError(
-				&fsm.Error{Code: fsm.CodeInternal, Msg: fmt.Sprintf("encode result: %v", err)})}
+				&api.Error{Code: api.CodeInternal, Msg: fmt.Sprintf("encode result: %v", err)})}
 		}
 		out.Data = raw
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/actors"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/switchboard/switchboard/transport"
 )
@@ -121,7 +122,7 @@ func Start(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	hub, err := actors.NewHub(hooks.configure(actors.Config{
 		HistorySize: cfg.HistorySize,
 		Encode:      transport.EncodeEvent,
-		View: func(key string) (v fsm.StreamView, index uint64, ok bool) {
+		View: func(key string) (v api.StreamView, index uint64, ok bool) {
 			f.Read(func(st *fsm.State, _ uint64) {
 				v, ok = st.View(key)
 				index = st.Index
@@ -288,19 +289,19 @@ func (s *Server) waitReady(ctx context.Context) error {
 					return nil
 				}
 				if ctx.Err() != nil {
-					return failure("wait until ready", fsm.CodeNoLeader, "no leader elected", ctx.Err())
+					return failure("wait until ready", api.CodeNoLeader, "no leader elected", ctx.Err())
 				}
 			} else if ci := r.CommitIndex(); ci > 0 {
 				if err := s.Node.WaitIndex(ctx, ci); err == nil {
 					return nil
 				}
 				if ctx.Err() != nil {
-					return failure("wait until ready", fsm.CodeTimeout, "not caught up", ctx.Err())
+					return failure("wait until ready", api.CodeTimeout, "not caught up", ctx.Err())
 				}
 			}
 		}
 		if err := sleepCtx(ctx, defaultLeaderPollInterval); err != nil {
-			return failure("wait until ready", fsm.CodeNoLeader, "no leader elected", err)
+			return failure("wait until ready", api.CodeNoLeader, "no leader elected", err)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/actors"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
 
@@ -28,7 +29,7 @@ func (h *systemHooks) configure(c actors.Config, f *fsm.FSM, nodeID string, grac
 		n := h.node.Load()
 		return n != nil && n.IsLeader()
 	}
-	c.PendingOffers = func() (offers []fsm.OfferInfo, index uint64) {
+	c.PendingOffers = func() (offers []api.OfferInfo, index uint64) {
 		f.Read(func(st *fsm.State, _ uint64) {
 			offers = st.PendingOffers()
 			index = st.Index
@@ -55,7 +56,7 @@ func (h *systemHooks) configure(c actors.Config, f *fsm.FSM, nodeID string, grac
 func (h *systemHooks) submit(ctx context.Context, cmd *fsm.Command) (fsm.Result, error) {
 	svc := h.svc.Load()
 	if svc == nil {
-		return fsm.Result{}, failure("submit", fsm.CodeUnavailable, "node starting", nil)
+		return fsm.Result{}, failure("submit", api.CodeUnavailable, "node starting", nil)
 	}
 	res, _, err := svc.Submit(ctx, cmd)
 	return res, err

@@ -3,6 +3,8 @@ package fsm
 import (
 	"maps"
 	"slices"
+
+	"github.com/switchboard/switchboard/api"
 )
 
 // Op numbers of the admin commands. Never renumber.
@@ -19,77 +21,8 @@ const (
 	OpNoop              Op = 10
 )
 
-// CreateMRDArgs creates a media routing domain.
-type CreateMRDArgs struct {
-	ID   string `msgpack:"id"`
-	Name string `msgpack:"name"`
-}
-
-// CreateChannelTypeArgs creates a channel type within an MRD.
-type CreateChannelTypeArgs struct {
-	ID  string `msgpack:"id"`
-	MRD string `msgpack:"mrd"`
-}
-
-// CreateListArgs creates a list.
-type CreateListArgs struct {
-	ID   string `msgpack:"id"`
-	Name string `msgpack:"name"`
-}
-
-// CreateQueueArgs creates a push-mode queue.
-type CreateQueueArgs struct {
-	ID             string `msgpack:"id"`
-	Name           string `msgpack:"name"`
-	MRD            string `msgpack:"mrd"`
-	Priority       int    `msgpack:"priority"`
-	OfferTimeoutMs int64  `msgpack:"offer_timeout_ms"`
-}
-
-// CreateChannelArgs creates a channel: Mode pull needs List, push needs Queue.
-type CreateChannelArgs struct {
-	ID    string      `msgpack:"id"`
-	Type  string      `msgpack:"type"`
-	Mode  RoutingMode `msgpack:"mode"`
-	List  string      `msgpack:"list"`
-	Queue string      `msgpack:"queue"`
-}
-
-// CreateAgentArgs creates an agent. TokenHash is set by the node (the
-// SHA-256 of a token it generated); a client-sent value is overwritten.
-type CreateAgentArgs struct {
-	ID        string         `msgpack:"id"`
-	Name      string         `msgpack:"name"`
-	Max       map[string]int `msgpack:"max"`
-	TokenHash []byte         `msgpack:"token_hash"`
-}
-
-// CreateConnectorArgs creates a channel connector allowed on Channels.
-// TokenHash is set by the node, as for agents.
-type CreateConnectorArgs struct {
-	ID        string   `msgpack:"id"`
-	Name      string   `msgpack:"name"`
-	Channels  []string `msgpack:"channels"`
-	TokenHash []byte   `msgpack:"token_hash"`
-}
-
-// IDArgs names one entity.
-type IDArgs struct {
-	ID string `msgpack:"id"`
-}
-
-// NoopArgs is the payload of a no-op command (the bench baseline).
-type NoopArgs struct {
-	Pad []byte `msgpack:"pad,omitempty"`
-}
-
-// Created is the result of a create command.
-type Created struct {
-	ID string `msgpack:"id"`
-}
-
 func registerAdmin(r *Registry) {
-	admin := roles(RoleAdmin)
+	admin := roles(api.RoleAdmin)
 	register(r, OpCreateMRD, "create_mrd", admin, applyCreateMRD)
 	register(r, OpCreateChannelType, "create_channel_type", admin, applyCreateChannelType)
 	register(r, OpCreateList, "create_list", admin, applyCreateList)
@@ -99,135 +32,135 @@ func registerAdmin(r *Registry) {
 	register(r, OpCreateConnector, "create_connector", admin, applyCreateConnector)
 	register(r, OpDeleteList, "delete_list", admin, applyDeleteList)
 	register(r, OpDeleteAgent, "delete_agent", admin, applyDeleteAgent)
-	register(r, OpNoop, "noop", roles(RoleAdmin, RoleAgent, RoleConnector), applyNoop)
+	register(r, OpNoop, "noop", roles(api.RoleAdmin, api.RoleAgent, api.RoleConnector), applyNoop)
 }
 
-func applyNoop(*State, *Command, *NoopArgs, *events) (any, *Error) { return nil, nil }
+func applyNoop(*State, *Command, *api.NoopArgs, *events) (any, *api.Error) { return nil, nil }
 
-func applyCreateMRD(s *State, _ *Command, a *CreateMRDArgs, _ *events) (any, *Error) {
+func applyCreateMRD(s *State, _ *Command, a *api.CreateMRDArgs, _ *events) (any, *api.Error) {
 	if err := checkID("id", a.ID); err != nil {
 		return nil, err
 	}
-	if err := checkText("name", a.Name, MaxIDBytes, false); err != nil {
+	if err := checkText("name", a.Name, api.MaxIDBytes, false); err != nil {
 		return nil, err
 	}
 	if s.MRDs[a.ID] != nil {
-		return nil, Errorf(CodeAlreadyExists, "mrd %q already exists", a.ID)
+		return nil, api.Errorf(api.CodeAlreadyExists, "mrd %q already exists", a.ID)
 	}
-	s.MRDs[a.ID] = &MRD{ID: a.ID, Name: a.Name}
-	return Created{ID: a.ID}, nil
+	s.MRDs[a.ID] = &api.MRD{ID: a.ID, Name: a.Name}
+	return api.Created{ID: a.ID}, nil
 }
 
-func applyCreateChannelType(s *State, _ *Command, a *CreateChannelTypeArgs, _ *events) (any, *Error) {
+func applyCreateChannelType(s *State, _ *Command, a *api.CreateChannelTypeArgs, _ *events) (any, *api.Error) {
 	if err := checkID("id", a.ID); err != nil {
 		return nil, err
 	}
 	if s.ChannelTypes[a.ID] != nil {
-		return nil, Errorf(CodeAlreadyExists, "channel type %q already exists", a.ID)
+		return nil, api.Errorf(api.CodeAlreadyExists, "channel type %q already exists", a.ID)
 	}
 	if s.MRDs[a.MRD] == nil {
-		return nil, Errorf(CodeNotFound, "mrd %q not found", a.MRD)
+		return nil, api.Errorf(api.CodeNotFound, "mrd %q not found", a.MRD)
 	}
-	s.ChannelTypes[a.ID] = &ChannelType{ID: a.ID, MRD: a.MRD}
-	return Created{ID: a.ID}, nil
+	s.ChannelTypes[a.ID] = &api.ChannelType{ID: a.ID, MRD: a.MRD}
+	return api.Created{ID: a.ID}, nil
 }
 
-func applyCreateList(s *State, _ *Command, a *CreateListArgs, _ *events) (any, *Error) {
+func applyCreateList(s *State, _ *Command, a *api.CreateListArgs, _ *events) (any, *api.Error) {
 	if err := checkID("id", a.ID); err != nil {
 		return nil, err
 	}
-	if err := checkText("name", a.Name, MaxIDBytes, false); err != nil {
+	if err := checkText("name", a.Name, api.MaxIDBytes, false); err != nil {
 		return nil, err
 	}
 	if s.Lists[a.ID] != nil {
-		return nil, Errorf(CodeAlreadyExists, "list %q already exists", a.ID)
+		return nil, api.Errorf(api.CodeAlreadyExists, "list %q already exists", a.ID)
 	}
 	s.Lists[a.ID] = &List{ID: a.ID, Name: a.Name}
-	return Created{ID: a.ID}, nil
+	return api.Created{ID: a.ID}, nil
 }
 
-func applyCreateQueue(s *State, _ *Command, a *CreateQueueArgs, _ *events) (any, *Error) {
+func applyCreateQueue(s *State, _ *Command, a *api.CreateQueueArgs, _ *events) (any, *api.Error) {
 	if err := checkID("id", a.ID); err != nil {
 		return nil, err
 	}
-	if err := checkText("name", a.Name, MaxIDBytes, false); err != nil {
+	if err := checkText("name", a.Name, api.MaxIDBytes, false); err != nil {
 		return nil, err
 	}
 	if s.Queues[a.ID] != nil {
-		return nil, Errorf(CodeAlreadyExists, "queue %q already exists", a.ID)
+		return nil, api.Errorf(api.CodeAlreadyExists, "queue %q already exists", a.ID)
 	}
 	if s.MRDs[a.MRD] == nil {
-		return nil, Errorf(CodeNotFound, "mrd %q not found", a.MRD)
+		return nil, api.Errorf(api.CodeNotFound, "mrd %q not found", a.MRD)
 	}
 	if a.OfferTimeoutMs < 0 {
-		return nil, Errorf(CodeBadRequest, "offer_timeout_ms must not be negative")
+		return nil, api.Errorf(api.CodeBadRequest, "offer_timeout_ms must not be negative")
 	}
-	s.Queues[a.ID] = &Queue{ID: a.ID, Name: a.Name, MRD: a.MRD, Priority: a.Priority, OfferTimeoutMs: a.OfferTimeoutMs}
-	return Created{ID: a.ID}, nil
+	s.Queues[a.ID] = &api.Queue{ID: a.ID, Name: a.Name, MRD: a.MRD, Priority: a.Priority, OfferTimeoutMs: a.OfferTimeoutMs}
+	return api.Created{ID: a.ID}, nil
 }
 
-func applyCreateChannel(s *State, _ *Command, a *CreateChannelArgs, _ *events) (any, *Error) {
+func applyCreateChannel(s *State, _ *Command, a *api.CreateChannelArgs, _ *events) (any, *api.Error) {
 	if err := checkID("id", a.ID); err != nil {
 		return nil, err
 	}
 	if s.Channels[a.ID] != nil {
-		return nil, Errorf(CodeAlreadyExists, "channel %q already exists", a.ID)
+		return nil, api.Errorf(api.CodeAlreadyExists, "channel %q already exists", a.ID)
 	}
 	ct := s.ChannelTypes[a.Type]
 	if ct == nil {
-		return nil, Errorf(CodeNotFound, "channel type %q not found", a.Type)
+		return nil, api.Errorf(api.CodeNotFound, "channel type %q not found", a.Type)
 	}
-	ch := &Channel{ID: a.ID, Type: a.Type, MRD: ct.MRD, Mode: a.Mode}
+	ch := &api.Channel{ID: a.ID, Type: a.Type, MRD: ct.MRD, Mode: a.Mode}
 	switch a.Mode {
-	case ModePull:
+	case api.ModePull:
 		if a.Queue != "" {
-			return nil, Errorf(CodeBadRequest, "a pull channel maps to a list, not a queue")
+			return nil, api.Errorf(api.CodeBadRequest, "a pull channel maps to a list, not a queue")
 		}
 		if s.Lists[a.List] == nil {
-			return nil, Errorf(CodeNotFound, "list %q not found", a.List)
+			return nil, api.Errorf(api.CodeNotFound, "list %q not found", a.List)
 		}
 		ch.List = a.List
-	case ModePush:
+	case api.ModePush:
 		if a.List != "" {
-			return nil, Errorf(CodeBadRequest, "a push channel maps to a queue, not a list")
+			return nil, api.Errorf(api.CodeBadRequest, "a push channel maps to a queue, not a list")
 		}
 		q := s.Queues[a.Queue]
 		if q == nil {
-			return nil, Errorf(CodeNotFound, "queue %q not found", a.Queue)
+			return nil, api.Errorf(api.CodeNotFound, "queue %q not found", a.Queue)
 		}
 		if q.MRD != ct.MRD {
-			return nil, Errorf(CodeBadRequest, "queue %q is in mrd %q, channel type %q in %q", q.ID, q.MRD, ct.ID, ct.MRD)
+			return nil, api.Errorf(api.CodeBadRequest, "queue %q is in mrd %q, channel type %q in %q", q.ID, q.MRD, ct.ID, ct.MRD)
 		}
 		ch.Queue = a.Queue
 	default:
-		return nil, Errorf(CodeBadRequest, "mode must be %q or %q, not %q", ModePull, ModePush, a.Mode)
+		return nil, api.Errorf(api.CodeBadRequest, "mode must be %q or %q, not %q", api.ModePull, api.ModePush, a.Mode)
 	}
 	s.Channels[a.ID] = ch
-	return Created{ID: a.ID}, nil
+	return api.Created{ID: a.ID}, nil
 }
 
-func applyCreateAgent(s *State, _ *Command, a *CreateAgentArgs, _ *events) (any, *Error) {
+func applyCreateAgent(s *State, _ *Command, a *api.CreateAgentArgs, _ *events) (any, *api.Error) {
 	if err := checkID("id", a.ID); err != nil {
 		return nil, err
 	}
-	if err := checkText("name", a.Name, MaxIDBytes, false); err != nil {
+	if err := checkText("name", a.Name, api.MaxIDBytes, false); err != nil {
 		return nil, err
 	}
 	if s.Agents[a.ID] != nil {
-		return nil, Errorf(CodeAlreadyExists, "agent %q already exists", a.ID)
+		return nil, api.Errorf(api.CodeAlreadyExists, "agent %q already exists", a.ID)
 	}
 	if len(a.TokenHash) == 0 {
-		return nil, Errorf(CodeBadRequest, "token_hash is required")
+		return nil, api.Errorf(api.CodeBadRequest, "token_hash is required")
 	}
 	var maxes map[string]int
 	// Sorted: with several bad entries, map order must not pick the error.
 	for _, mrd := range slices.Sorted(maps.Keys(a.Max)) {
 		n := a.Max[mrd]
 		if s.MRDs[mrd] == nil {
-			return nil, Errorf(CodeNotFound, "mrd %q not found", mrd)
+			return nil, api.Errorf(api.CodeNotFound, "mrd %q not found", mrd)
 		}
 		if n < 1 {
-			return nil, Errorf(CodeBadRequest, "max for mrd %q must be at least 1", mrd)
+			return nil, api.Errorf(api.CodeBadRequest, "max for mrd %q must be at least 1", mrd)
 		}
 		if maxes == nil {
 			maxes = map[string]int{}
@@ -235,48 +168,48 @@ func applyCreateAgent(s *State, _ *Command, a *CreateAgentArgs, _ *events) (any,
 		maxes[mrd] = n
 	}
 	s.Agents[a.ID] = &Agent{ID: a.ID, Name: a.Name, TokenHash: slices.Clone(a.TokenHash), Max: maxes}
-	return Created{ID: a.ID}, nil
+	return api.Created{ID: a.ID}, nil
 }
 
-func applyCreateConnector(s *State, _ *Command, a *CreateConnectorArgs, _ *events) (any, *Error) {
+func applyCreateConnector(s *State, _ *Command, a *api.CreateConnectorArgs, _ *events) (any, *api.Error) {
 	if err := checkID("id", a.ID); err != nil {
 		return nil, err
 	}
-	if err := checkText("name", a.Name, MaxIDBytes, false); err != nil {
+	if err := checkText("name", a.Name, api.MaxIDBytes, false); err != nil {
 		return nil, err
 	}
 	if s.Connectors[a.ID] != nil {
-		return nil, Errorf(CodeAlreadyExists, "connector %q already exists", a.ID)
+		return nil, api.Errorf(api.CodeAlreadyExists, "connector %q already exists", a.ID)
 	}
 	if len(a.TokenHash) == 0 {
-		return nil, Errorf(CodeBadRequest, "token_hash is required")
+		return nil, api.Errorf(api.CodeBadRequest, "token_hash is required")
 	}
 	if len(a.Channels) == 0 {
-		return nil, Errorf(CodeBadRequest, "channels is required")
+		return nil, api.Errorf(api.CodeBadRequest, "channels is required")
 	}
 	var chans []string
 	for _, id := range a.Channels {
 		if s.Channels[id] == nil {
-			return nil, Errorf(CodeNotFound, "channel %q not found", id)
+			return nil, api.Errorf(api.CodeNotFound, "channel %q not found", id)
 		}
 		chans, _ = insertSorted(chans, id)
 	}
-	key := ConnectorKey(a.ID)
+	key := api.ConnectorKey(a.ID)
 	for _, id := range chans {
 		ch := s.Channels[id]
 		ch.Connectors, _ = insertSorted(ch.Connectors, key)
 	}
 	s.Connectors[a.ID] = &Connector{ID: a.ID, Name: a.Name, TokenHash: slices.Clone(a.TokenHash), Channels: chans}
-	return Created{ID: a.ID}, nil
+	return api.Created{ID: a.ID}, nil
 }
 
-func applyDeleteList(s *State, _ *Command, a *IDArgs, out *events) (any, *Error) {
+func applyDeleteList(s *State, _ *Command, a *api.IDArgs, out *events) (any, *api.Error) {
 	l := s.Lists[a.ID]
 	if l == nil {
-		return nil, Errorf(CodeNotFound, "list %q not found", a.ID)
+		return nil, api.Errorf(api.CodeNotFound, "list %q not found", a.ID)
 	}
 	if len(l.Requests) > 0 {
-		return nil, Errorf(CodeWrongState, "list %q has %d open requests", a.ID, len(l.Requests))
+		return nil, api.Errorf(api.CodeWrongState, "list %q has %d open requests", a.ID, len(l.Requests))
 	}
 	var users []string
 	for _, ch := range s.Channels {
@@ -286,7 +219,7 @@ func applyDeleteList(s *State, _ *Command, a *IDArgs, out *events) (any, *Error)
 	}
 	if len(users) > 0 {
 		slices.Sort(users) // map order must not reach the result
-		return nil, Errorf(CodeWrongState, "list %q is used by channels %v", a.ID, users)
+		return nil, api.Errorf(api.CodeWrongState, "list %q is used by channels %v", a.ID, users)
 	}
 	for _, key := range l.Subscribers {
 		if ag := s.Agents[agentIDOf(key)]; ag != nil {
@@ -295,24 +228,24 @@ func applyDeleteList(s *State, _ *Command, a *IDArgs, out *events) (any, *Error)
 	}
 	if len(l.Subscribers) > 0 {
 		// Subscribers' consoles drop the list as on their own unsubscribe.
-		out.add(EvListUnsubscribed, slices.Clone(l.Subscribers), ListRef{List: l.ID})
+		out.add(api.EvListUnsubscribed, slices.Clone(l.Subscribers), api.ListRef{List: l.ID})
 	}
 	delete(s.Lists, a.ID)
 	return nil, nil
 }
 
-func applyDeleteAgent(s *State, _ *Command, a *IDArgs, _ *events) (any, *Error) {
+func applyDeleteAgent(s *State, _ *Command, a *api.IDArgs, _ *events) (any, *api.Error) {
 	ag := s.Agents[a.ID]
 	if ag == nil {
-		return nil, Errorf(CodeNotFound, "agent %q not found", a.ID)
+		return nil, api.Errorf(api.CodeNotFound, "agent %q not found", a.ID)
 	}
 	if len(ag.Conversations) > 0 {
-		return nil, Errorf(CodeWrongState, "agent %q is in %d conversations", a.ID, len(ag.Conversations))
+		return nil, api.Errorf(api.CodeWrongState, "agent %q is in %d conversations", a.ID, len(ag.Conversations))
 	}
 	if err := s.unlinkDeletedAgent(ag); err != nil {
 		return nil, err
 	}
-	key := AgentKey(a.ID)
+	key := api.AgentKey(a.ID)
 	for _, id := range ag.Lists {
 		if l := s.Lists[id]; l != nil {
 			l.Subscribers, _ = removeSorted(l.Subscribers, key)

@@ -7,13 +7,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchboard/switchboard/api"
 	. "github.com/switchboard/switchboard/fsm"
 )
 
 // badIDs are identifiers checkID must refuse with CodeBadRequest.
 var badIDs = map[string]string{
 	"empty":          "",
-	"oversized":      strings.Repeat("x", MaxIDBytes+1),
+	"oversized":      strings.Repeat("x", api.MaxIDBytes+1),
 	"space":          "a b",
 	"slash":          "a/b",
 	"nul":            "a\x00b",
@@ -26,7 +27,7 @@ var badIDs = map[string]string{
 
 // badNames are free-text names (limit MaxIDBytes) that must be refused.
 var badNames = map[string]string{
-	"oversized":     strings.Repeat("n", MaxIDBytes+1),
+	"oversized":     strings.Repeat("n", api.MaxIDBytes+1),
 	"invalid UTF-8": "Ann\xc3",
 }
 
@@ -34,7 +35,7 @@ var badNames = map[string]string{
 func badIDCases(prefix string, mk func(id string) *Command) []applyCase {
 	var cs []applyCase
 	for _, name := range slices.Sorted(maps.Keys(badIDs)) {
-		cs = append(cs, applyCase{name: prefix + " " + name, c: mk(badIDs[name]), code: CodeBadRequest})
+		cs = append(cs, applyCase{name: prefix + " " + name, c: mk(badIDs[name]), code: api.CodeBadRequest})
 	}
 	return cs
 }
@@ -42,16 +43,16 @@ func badIDCases(prefix string, mk func(id string) *Command) []applyCase {
 func badNameCases(prefix string, mk func(name string) *Command) []applyCase {
 	var cs []applyCase
 	for _, name := range slices.Sorted(maps.Keys(badNames)) {
-		cs = append(cs, applyCase{name: prefix + " " + name, c: mk(badNames[name]), code: CodeBadRequest})
+		cs = append(cs, applyCase{name: prefix + " " + name, c: mk(badNames[name]), code: api.CodeBadRequest})
 	}
 	return cs
 }
 
 // forbiddenCases makes one CodeForbidden case per role in rs.
-func forbiddenCases(mk func(by Principal) *Command, rs ...Principal) []applyCase {
+func forbiddenCases(mk func(by api.Principal) *Command, rs ...api.Principal) []applyCase {
 	var cs []applyCase
 	for _, p := range rs {
-		cs = append(cs, applyCase{name: "forbidden for " + p.Role.String(), c: mk(p), code: CodeForbidden})
+		cs = append(cs, applyCase{name: "forbidden for " + p.Role.String(), c: mk(p), code: api.CodeForbidden})
 	}
 	return cs
 }
@@ -59,7 +60,7 @@ func forbiddenCases(mk func(by Principal) *Command, rs ...Principal) []applyCase
 func created(id string) func(t *testing.T, s *State, res Result, evs []Event) {
 	return func(t *testing.T, s *State, res Result, evs []Event) {
 		t.Helper()
-		if res.Data != (Created{ID: id}) {
+		if res.Data != (api.Created{ID: id}) {
 			t.Errorf("result %+v, want Created{%s}", res.Data, id)
 		}
 		if len(evs) != 0 {
@@ -69,52 +70,54 @@ func created(id string) func(t *testing.T, s *State, res Result, evs []Event) {
 }
 
 func TestCreateMRD(t *testing.T) {
-	mk := func(id string) *Command { return cmd(OpCreateMRD, admin, &CreateMRDArgs{ID: id, Name: "Email"}) }
+	mk := func(id string) *Command { return cmd(OpCreateMRD, admin, &api.CreateMRDArgs{ID: id, Name: "Email"}) }
 	cases := []applyCase{
 		{name: "creates", c: mk("email"), check: func(t *testing.T, s *State, res Result, evs []Event) {
 			created("email")(t, s, res, evs)
-			if got := s.MRDs["email"]; !reflect.DeepEqual(got, &MRD{ID: "email", Name: "Email"}) {
+			if got := s.MRDs["email"]; !reflect.DeepEqual(got, &api.MRD{ID: "email", Name: "Email"}) {
 				t.Errorf("mrd %+v", got)
 			}
 		}},
-		{name: "longest id", c: mk(strings.Repeat("m", MaxIDBytes)), check: created(strings.Repeat("m", MaxIDBytes))},
+		{name: "longest id", c: mk(strings.Repeat("m", api.MaxIDBytes)), check: created(strings.Repeat("m", api.MaxIDBytes))},
 		{name: "id of every allowed character", c: mk("aZ09._-:@"), check: created("aZ09._-:@")},
-		{name: "duplicate", c: mk("social"), code: CodeAlreadyExists},
+		{name: "duplicate", c: mk("social"), code: api.CodeAlreadyExists},
 	}
 	cases = append(cases, badIDCases("id", mk)...)
 	cases = append(cases, badNameCases("name", func(n string) *Command {
-		return cmd(OpCreateMRD, admin, &CreateMRDArgs{ID: "email", Name: n})
+		return cmd(OpCreateMRD, admin, &api.CreateMRDArgs{ID: "email", Name: n})
 	})...)
-	cases = append(cases, forbiddenCases(func(p Principal) *Command {
-		return cmd(OpCreateMRD, p, &CreateMRDArgs{ID: "email"})
+	cases = append(cases, forbiddenCases(func(p api.Principal) *Command {
+		return cmd(OpCreateMRD, p, &api.CreateMRDArgs{ID: "email"})
 	}, a1, fb)...)
 	runCases(t, cases)
 }
 
 func TestCreateChannelType(t *testing.T) {
 	mk := func(id, mrd string) *Command {
-		return cmd(OpCreateChannelType, admin, &CreateChannelTypeArgs{ID: id, MRD: mrd})
+		return cmd(OpCreateChannelType, admin, &api.CreateChannelTypeArgs{ID: id, MRD: mrd})
 	}
 	cases := []applyCase{
 		{name: "creates", c: mk("whatsapp", "social"), check: func(t *testing.T, s *State, res Result, evs []Event) {
 			created("whatsapp")(t, s, res, evs)
-			if got := s.ChannelTypes["whatsapp"]; !reflect.DeepEqual(got, &ChannelType{ID: "whatsapp", MRD: "social"}) {
+			if got := s.ChannelTypes["whatsapp"]; !reflect.DeepEqual(got, &api.ChannelType{ID: "whatsapp", MRD: "social"}) {
 				t.Errorf("channel type %+v", got)
 			}
 		}},
-		{name: "duplicate", c: mk("facebook", "social"), code: CodeAlreadyExists},
-		{name: "unknown mrd", c: mk("whatsapp", "voice"), code: CodeNotFound},
-		{name: "no mrd", c: mk("whatsapp", ""), code: CodeNotFound},
+		{name: "duplicate", c: mk("facebook", "social"), code: api.CodeAlreadyExists},
+		{name: "unknown mrd", c: mk("whatsapp", "voice"), code: api.CodeNotFound},
+		{name: "no mrd", c: mk("whatsapp", ""), code: api.CodeNotFound},
 	}
 	cases = append(cases, badIDCases("id", func(id string) *Command { return mk(id, "social") })...)
-	cases = append(cases, forbiddenCases(func(p Principal) *Command {
-		return cmd(OpCreateChannelType, p, &CreateChannelTypeArgs{ID: "whatsapp", MRD: "social"})
+	cases = append(cases, forbiddenCases(func(p api.Principal) *Command {
+		return cmd(OpCreateChannelType, p, &api.CreateChannelTypeArgs{ID: "whatsapp", MRD: "social"})
 	}, a1, fb)...)
 	runCases(t, cases)
 }
 
 func TestCreateList(t *testing.T) {
-	mk := func(id, name string) *Command { return cmd(OpCreateList, admin, &CreateListArgs{ID: id, Name: name}) }
+	mk := func(id, name string) *Command {
+		return cmd(OpCreateList, admin, &api.CreateListArgs{ID: id, Name: name})
+	}
 	cases := []applyCase{
 		{name: "creates", c: mk("L3", "Third"), check: func(t *testing.T, s *State, res Result, evs []Event) {
 			created("L3")(t, s, res, evs)
@@ -122,102 +125,102 @@ func TestCreateList(t *testing.T) {
 				t.Errorf("list %+v", got)
 			}
 		}},
-		{name: "duplicate", c: mk("L1", "again"), code: CodeAlreadyExists},
+		{name: "duplicate", c: mk("L1", "again"), code: api.CodeAlreadyExists},
 	}
 	cases = append(cases, badIDCases("id", func(id string) *Command { return mk(id, "x") })...)
 	cases = append(cases, badNameCases("name", func(n string) *Command { return mk("L3", n) })...)
-	cases = append(cases, forbiddenCases(func(p Principal) *Command {
-		return cmd(OpCreateList, p, &CreateListArgs{ID: "L3"})
+	cases = append(cases, forbiddenCases(func(p api.Principal) *Command {
+		return cmd(OpCreateList, p, &api.CreateListArgs{ID: "L3"})
 	}, a1, fb)...)
 	runCases(t, cases)
 }
 
 func TestCreateQueue(t *testing.T) {
-	mk := func(a CreateQueueArgs) *Command { return cmd(OpCreateQueue, admin, &a) }
+	mk := func(a api.CreateQueueArgs) *Command { return cmd(OpCreateQueue, admin, &a) }
 	cases := []applyCase{
-		{name: "creates", c: mk(CreateQueueArgs{ID: "Q2", Name: "VIP", MRD: "chat", Priority: 9, OfferTimeoutMs: 15000}), check: func(t *testing.T, s *State, res Result, evs []Event) {
+		{name: "creates", c: mk(api.CreateQueueArgs{ID: "Q2", Name: "VIP", MRD: "chat", Priority: 9, OfferTimeoutMs: 15000}), check: func(t *testing.T, s *State, res Result, evs []Event) {
 			created("Q2")(t, s, res, evs)
-			want := &Queue{ID: "Q2", Name: "VIP", MRD: "chat", Priority: 9, OfferTimeoutMs: 15000}
+			want := &api.Queue{ID: "Q2", Name: "VIP", MRD: "chat", Priority: 9, OfferTimeoutMs: 15000}
 			if got := s.Queues["Q2"]; !reflect.DeepEqual(got, want) {
 				t.Errorf("queue %+v", got)
 			}
 		}},
-		{name: "duplicate", c: mk(CreateQueueArgs{ID: "Q1", MRD: "chat"}), code: CodeAlreadyExists},
-		{name: "unknown mrd", c: mk(CreateQueueArgs{ID: "Q2", MRD: "voice"}), code: CodeNotFound},
-		{name: "negative offer timeout", c: mk(CreateQueueArgs{ID: "Q2", MRD: "chat", OfferTimeoutMs: -1}), code: CodeBadRequest},
+		{name: "duplicate", c: mk(api.CreateQueueArgs{ID: "Q1", MRD: "chat"}), code: api.CodeAlreadyExists},
+		{name: "unknown mrd", c: mk(api.CreateQueueArgs{ID: "Q2", MRD: "voice"}), code: api.CodeNotFound},
+		{name: "negative offer timeout", c: mk(api.CreateQueueArgs{ID: "Q2", MRD: "chat", OfferTimeoutMs: -1}), code: api.CodeBadRequest},
 	}
-	cases = append(cases, badIDCases("id", func(id string) *Command { return mk(CreateQueueArgs{ID: id, MRD: "chat"}) })...)
-	cases = append(cases, badNameCases("name", func(n string) *Command { return mk(CreateQueueArgs{ID: "Q2", Name: n, MRD: "chat"}) })...)
-	cases = append(cases, forbiddenCases(func(p Principal) *Command {
-		return cmd(OpCreateQueue, p, &CreateQueueArgs{ID: "Q2", MRD: "chat"})
+	cases = append(cases, badIDCases("id", func(id string) *Command { return mk(api.CreateQueueArgs{ID: id, MRD: "chat"}) })...)
+	cases = append(cases, badNameCases("name", func(n string) *Command { return mk(api.CreateQueueArgs{ID: "Q2", Name: n, MRD: "chat"}) })...)
+	cases = append(cases, forbiddenCases(func(p api.Principal) *Command {
+		return cmd(OpCreateQueue, p, &api.CreateQueueArgs{ID: "Q2", MRD: "chat"})
 	}, a1, fb)...)
 	runCases(t, cases)
 }
 
 func TestCreateChannel(t *testing.T) {
-	mk := func(a CreateChannelArgs) *Command { return cmd(OpCreateChannel, admin, &a) }
+	mk := func(a api.CreateChannelArgs) *Command { return cmd(OpCreateChannel, admin, &a) }
 	cases := []applyCase{
-		{name: "pull on a list", c: mk(CreateChannelArgs{ID: "C3", Type: "facebook", Mode: ModePull, List: "L2"}), check: func(t *testing.T, s *State, res Result, evs []Event) {
+		{name: "pull on a list", c: mk(api.CreateChannelArgs{ID: "C3", Type: "facebook", Mode: api.ModePull, List: "L2"}), check: func(t *testing.T, s *State, res Result, evs []Event) {
 			created("C3")(t, s, res, evs)
-			want := &Channel{ID: "C3", Type: "facebook", MRD: "social", Mode: ModePull, List: "L2"}
+			want := &api.Channel{ID: "C3", Type: "facebook", MRD: "social", Mode: api.ModePull, List: "L2"}
 			if got := s.Channels["C3"]; !reflect.DeepEqual(got, want) {
 				t.Errorf("channel %+v", got)
 			}
 		}},
-		{name: "push on a queue", c: mk(CreateChannelArgs{ID: "W2", Type: "webchat", Mode: ModePush, Queue: "Q1"}), check: func(t *testing.T, s *State, res Result, evs []Event) {
+		{name: "push on a queue", c: mk(api.CreateChannelArgs{ID: "W2", Type: "webchat", Mode: api.ModePush, Queue: "Q1"}), check: func(t *testing.T, s *State, res Result, evs []Event) {
 			created("W2")(t, s, res, evs)
-			want := &Channel{ID: "W2", Type: "webchat", MRD: "chat", Mode: ModePush, Queue: "Q1"}
+			want := &api.Channel{ID: "W2", Type: "webchat", MRD: "chat", Mode: api.ModePush, Queue: "Q1"}
 			if got := s.Channels["W2"]; !reflect.DeepEqual(got, want) {
 				t.Errorf("channel %+v", got)
 			}
 		}},
-		{name: "duplicate", c: mk(CreateChannelArgs{ID: "C2", Type: "facebook", Mode: ModePull, List: "L1"}), code: CodeAlreadyExists},
-		{name: "unknown type", c: mk(CreateChannelArgs{ID: "C3", Type: "telegram", Mode: ModePull, List: "L1"}), code: CodeNotFound},
-		{name: "pull naming a queue", c: mk(CreateChannelArgs{ID: "C3", Type: "facebook", Mode: ModePull, List: "L1", Queue: "Q1"}), code: CodeBadRequest},
-		{name: "pull on unknown list", c: mk(CreateChannelArgs{ID: "C3", Type: "facebook", Mode: ModePull, List: "L9"}), code: CodeNotFound},
-		{name: "pull without list", c: mk(CreateChannelArgs{ID: "C3", Type: "facebook", Mode: ModePull}), code: CodeNotFound},
-		{name: "push naming a list", c: mk(CreateChannelArgs{ID: "W2", Type: "webchat", Mode: ModePush, Queue: "Q1", List: "L1"}), code: CodeBadRequest},
-		{name: "push on unknown queue", c: mk(CreateChannelArgs{ID: "W2", Type: "webchat", Mode: ModePush, Queue: "Q9"}), code: CodeNotFound},
-		{name: "push on a queue of another mrd", c: mk(CreateChannelArgs{ID: "F2", Type: "facebook", Mode: ModePush, Queue: "Q1"}), code: CodeBadRequest},
-		{name: "no mode", c: mk(CreateChannelArgs{ID: "C3", Type: "facebook", List: "L1"}), code: CodeBadRequest},
-		{name: "unknown mode", c: mk(CreateChannelArgs{ID: "C3", Type: "facebook", Mode: "PULL", List: "L1"}), code: CodeBadRequest},
+		{name: "duplicate", c: mk(api.CreateChannelArgs{ID: "C2", Type: "facebook", Mode: api.ModePull, List: "L1"}), code: api.CodeAlreadyExists},
+		{name: "unknown type", c: mk(api.CreateChannelArgs{ID: "C3", Type: "telegram", Mode: api.ModePull, List: "L1"}), code: api.CodeNotFound},
+		{name: "pull naming a queue", c: mk(api.CreateChannelArgs{ID: "C3", Type: "facebook", Mode: api.ModePull, List: "L1", Queue: "Q1"}), code: api.CodeBadRequest},
+		{name: "pull on unknown list", c: mk(api.CreateChannelArgs{ID: "C3", Type: "facebook", Mode: api.ModePull, List: "L9"}), code: api.CodeNotFound},
+		{name: "pull without list", c: mk(api.CreateChannelArgs{ID: "C3", Type: "facebook", Mode: api.ModePull}), code: api.CodeNotFound},
+		{name: "push naming a list", c: mk(api.CreateChannelArgs{ID: "W2", Type: "webchat", Mode: api.ModePush, Queue: "Q1", List: "L1"}), code: api.CodeBadRequest},
+		{name: "push on unknown queue", c: mk(api.CreateChannelArgs{ID: "W2", Type: "webchat", Mode: api.ModePush, Queue: "Q9"}), code: api.CodeNotFound},
+		{name: "push on a queue of another mrd", c: mk(api.CreateChannelArgs{ID: "F2", Type: "facebook", Mode: api.ModePush, Queue: "Q1"}), code: api.CodeBadRequest},
+		{name: "no mode", c: mk(api.CreateChannelArgs{ID: "C3", Type: "facebook", List: "L1"}), code: api.CodeBadRequest},
+		{name: "unknown mode", c: mk(api.CreateChannelArgs{ID: "C3", Type: "facebook", Mode: "PULL", List: "L1"}), code: api.CodeBadRequest},
 	}
 	cases = append(cases, badIDCases("id", func(id string) *Command {
-		return mk(CreateChannelArgs{ID: id, Type: "facebook", Mode: ModePull, List: "L1"})
+		return mk(api.CreateChannelArgs{ID: id, Type: "facebook", Mode: api.ModePull, List: "L1"})
 	})...)
-	cases = append(cases, forbiddenCases(func(p Principal) *Command {
-		return cmd(OpCreateChannel, p, &CreateChannelArgs{ID: "C3", Type: "facebook", Mode: ModePull, List: "L1"})
+	cases = append(cases, forbiddenCases(func(p api.Principal) *Command {
+		return cmd(OpCreateChannel, p, &api.CreateChannelArgs{ID: "C3", Type: "facebook", Mode: api.ModePull, List: "L1"})
 	}, a1, fb)...)
 	runCases(t, cases)
 }
 
 func TestCreateAgent(t *testing.T) {
 	tok := []byte("h")
-	mk := func(a CreateAgentArgs) *Command { return cmd(OpCreateAgent, admin, &a) }
+	mk := func(a api.CreateAgentArgs) *Command { return cmd(OpCreateAgent, admin, &a) }
 	cases := []applyCase{
-		{name: "creates", c: mk(CreateAgentArgs{ID: "A9", Name: "Zoe", Max: map[string]int{"social": 3, "chat": 1}, TokenHash: tok}), check: func(t *testing.T, s *State, res Result, evs []Event) {
+		{name: "creates", c: mk(api.CreateAgentArgs{ID: "A9", Name: "Zoe", Max: map[string]int{"social": 3, "chat": 1}, TokenHash: tok}), check: func(t *testing.T, s *State, res Result, evs []Event) {
 			created("A9")(t, s, res, evs)
 			want := &Agent{ID: "A9", Name: "Zoe", TokenHash: tok, Max: map[string]int{"social": 3, "chat": 1}}
 			if got := s.Agents["A9"]; !reflect.DeepEqual(got, want) {
 				t.Errorf("agent %+v", got)
 			}
 		}},
-		{name: "without max is unlimited", c: mk(CreateAgentArgs{ID: "A9", TokenHash: tok}), check: func(t *testing.T, s *State, res Result, evs []Event) {
+		{name: "without max is unlimited", c: mk(api.CreateAgentArgs{ID: "A9", TokenHash: tok}), check: func(t *testing.T, s *State, res Result, evs []Event) {
 			created("A9")(t, s, res, evs)
 			if s.Agents["A9"].Max != nil {
 				t.Errorf("max %v, want nil", s.Agents["A9"].Max)
 			}
 		}},
-		{name: "duplicate", c: mk(CreateAgentArgs{ID: "A1", TokenHash: tok}), code: CodeAlreadyExists},
-		{name: "no token hash", c: mk(CreateAgentArgs{ID: "A9"}), code: CodeBadRequest},
-		{name: "max of unknown mrd", c: mk(CreateAgentArgs{ID: "A9", TokenHash: tok, Max: map[string]int{"voice": 1}}), code: CodeNotFound},
-		{name: "max of zero", c: mk(CreateAgentArgs{ID: "A9", TokenHash: tok, Max: map[string]int{"chat": 0}}), code: CodeBadRequest},
-		{name: "negative max", c: mk(CreateAgentArgs{ID: "A9", TokenHash: tok, Max: map[string]int{"chat": -2}}), code: CodeBadRequest},
+		{name: "duplicate", c: mk(api.CreateAgentArgs{ID: "A1", TokenHash: tok}), code: api.CodeAlreadyExists},
+		{name: "no token hash", c: mk(api.CreateAgentArgs{ID: "A9"}), code: api.CodeBadRequest},
+		{name: "max of unknown mrd", c: mk(api.CreateAgentArgs{ID: "A9", TokenHash: tok, Max: map[string]int{"voice": 1}}), code: api.CodeNotFound},
+		{name: "max of zero", c: mk(api.CreateAgentArgs{ID: "A9", TokenHash: tok, Max: map[string]int{"chat": 0}}), code: api.CodeBadRequest},
+		{name: "negative max", c: mk(api.CreateAgentArgs{ID: "A9", TokenHash: tok, Max: map[string]int{"chat": -2}}), code: api.CodeBadRequest},
 	}
-	cases = append(cases, badIDCases("id", func(id string) *Command { return mk(CreateAgentArgs{ID: id, TokenHash: tok}) })...)
-	cases = append(cases, badNameCases("name", func(n string) *Command { return mk(CreateAgentArgs{ID: "A9", Name: n, TokenHash: tok}) })...)
-	cases = append(cases, forbiddenCases(func(p Principal) *Command {
-		return cmd(OpCreateAgent, p, &CreateAgentArgs{ID: "A9", TokenHash: tok})
+	cases = append(cases, badIDCases("id", func(id string) *Command { return mk(api.CreateAgentArgs{ID: id, TokenHash: tok}) })...)
+	cases = append(cases, badNameCases("name", func(n string) *Command { return mk(api.CreateAgentArgs{ID: "A9", Name: n, TokenHash: tok}) })...)
+	cases = append(cases, forbiddenCases(func(p api.Principal) *Command {
+		return cmd(OpCreateAgent, p, &api.CreateAgentArgs{ID: "A9", TokenHash: tok})
 	}, a1, fb)...)
 	runCases(t, cases)
 }
@@ -225,7 +228,7 @@ func TestCreateAgent(t *testing.T) {
 // With several bad Max entries, the error must not depend on map iteration
 // order: replicas would record different results for the same command.
 func TestCreateAgentErrorIsDeterministic(t *testing.T) {
-	args := CreateAgentArgs{ID: "A9", TokenHash: []byte("h"), Max: map[string]int{"chat": 0, "nope": 1, "zz": 2, "social": -1}}
+	args := api.CreateAgentArgs{ID: "A9", TokenHash: []byte("h"), Max: map[string]int{"chat": 0, "nope": 1, "zz": 2, "social": -1}}
 	s := walkthrough(t)
 	first, _ := s.Apply(cmd(OpCreateAgent, admin, &args))
 	if first.Err == nil {
@@ -238,16 +241,16 @@ func TestCreateAgentErrorIsDeterministic(t *testing.T) {
 		}
 	}
 	// Keys are checked in sorted order: "chat" (max 0) comes first.
-	if first.Err.Code != CodeBadRequest || !strings.Contains(first.Err.Msg, `"chat"`) {
+	if first.Err.Code != api.CodeBadRequest || !strings.Contains(first.Err.Msg, `"chat"`) {
 		t.Errorf("error %v, want bad_request on chat", first.Err)
 	}
 }
 
 func TestCreateConnector(t *testing.T) {
 	tok := []byte("h")
-	mk := func(a CreateConnectorArgs) *Command { return cmd(OpCreateConnector, admin, &a) }
+	mk := func(a api.CreateConnectorArgs) *Command { return cmd(OpCreateConnector, admin, &a) }
 	cases := []applyCase{
-		{name: "creates, channels sorted and deduplicated", c: mk(CreateConnectorArgs{ID: "both", Name: "Both", Channels: []string{"W1", "C2", "W1"}, TokenHash: tok}), check: func(t *testing.T, s *State, res Result, evs []Event) {
+		{name: "creates, channels sorted and deduplicated", c: mk(api.CreateConnectorArgs{ID: "both", Name: "Both", Channels: []string{"W1", "C2", "W1"}, TokenHash: tok}), check: func(t *testing.T, s *State, res Result, evs []Event) {
 			created("both")(t, s, res, evs)
 			want := &Connector{ID: "both", Name: "Both", TokenHash: tok, Channels: []string{"C2", "W1"}}
 			if got := s.Connectors["both"]; !reflect.DeepEqual(got, want) {
@@ -260,31 +263,31 @@ func TestCreateConnector(t *testing.T) {
 				t.Errorf("W1 connectors %v, want %v", got, want)
 			}
 		}},
-		{name: "duplicate", c: mk(CreateConnectorArgs{ID: "fb", Channels: []string{"C2"}, TokenHash: tok}), code: CodeAlreadyExists},
-		{name: "no token hash", c: mk(CreateConnectorArgs{ID: "x", Channels: []string{"C2"}}), code: CodeBadRequest},
-		{name: "no channels", c: mk(CreateConnectorArgs{ID: "x", TokenHash: tok}), code: CodeBadRequest},
-		{name: "unknown channel after a known one", c: mk(CreateConnectorArgs{ID: "x", Channels: []string{"C2", "C9"}, TokenHash: tok}), code: CodeNotFound},
+		{name: "duplicate", c: mk(api.CreateConnectorArgs{ID: "fb", Channels: []string{"C2"}, TokenHash: tok}), code: api.CodeAlreadyExists},
+		{name: "no token hash", c: mk(api.CreateConnectorArgs{ID: "x", Channels: []string{"C2"}}), code: api.CodeBadRequest},
+		{name: "no channels", c: mk(api.CreateConnectorArgs{ID: "x", TokenHash: tok}), code: api.CodeBadRequest},
+		{name: "unknown channel after a known one", c: mk(api.CreateConnectorArgs{ID: "x", Channels: []string{"C2", "C9"}, TokenHash: tok}), code: api.CodeNotFound},
 	}
 	cases = append(cases, badIDCases("id", func(id string) *Command {
-		return mk(CreateConnectorArgs{ID: id, Channels: []string{"C2"}, TokenHash: tok})
+		return mk(api.CreateConnectorArgs{ID: id, Channels: []string{"C2"}, TokenHash: tok})
 	})...)
 	cases = append(cases, badNameCases("name", func(n string) *Command {
-		return mk(CreateConnectorArgs{ID: "x", Name: n, Channels: []string{"C2"}, TokenHash: tok})
+		return mk(api.CreateConnectorArgs{ID: "x", Name: n, Channels: []string{"C2"}, TokenHash: tok})
 	})...)
-	cases = append(cases, forbiddenCases(func(p Principal) *Command {
-		return cmd(OpCreateConnector, p, &CreateConnectorArgs{ID: "x", Channels: []string{"C2"}, TokenHash: tok})
+	cases = append(cases, forbiddenCases(func(p api.Principal) *Command {
+		return cmd(OpCreateConnector, p, &api.CreateConnectorArgs{ID: "x", Channels: []string{"C2"}, TokenHash: tok})
 	}, a1, fb)...)
 	runCases(t, cases)
 }
 
 func TestDeleteList(t *testing.T) {
-	mk := func(id string) *Command { return cmd(OpDeleteList, admin, &IDArgs{ID: id}) }
+	mk := func(id string) *Command { return cmd(OpDeleteList, admin, &api.IDArgs{ID: id}) }
 	cases := []applyCase{
 		{name: "deletes and unsubscribes its agents", c: mk("L2"), check: func(t *testing.T, s *State, res Result, evs []Event) {
-			if res.Data != nil || len(evs) != 1 || evs[0].Kind != EvListUnsubscribed {
+			if res.Data != nil || len(evs) != 1 || evs[0].Kind != api.EvListUnsubscribed {
 				t.Fatalf("result %+v events %s, want one list.unsubscribed", res.Data, kinds(evs))
 			}
-			if ref, ok := evs[0].Data.(ListRef); !ok || ref.List != "L2" || !slices.Equal(evs[0].To, []string{AgentKey("A3")}) {
+			if ref, ok := evs[0].Data.(api.ListRef); !ok || ref.List != "L2" || !slices.Equal(evs[0].To, []string{api.AgentKey("A3")}) {
 				t.Errorf("event %+v to %v, want L2 to A3", evs[0].Data, evs[0].To)
 			}
 			if s.Lists["L2"] != nil {
@@ -294,20 +297,20 @@ func TestDeleteList(t *testing.T) {
 				t.Errorf("A3 lists %v, want none", got)
 			}
 		}},
-		{name: "unknown", c: mk("L9"), code: CodeNotFound},
+		{name: "unknown", c: mk("L9"), code: api.CodeNotFound},
 		{name: "used by a channel", prep: func(tb testing.TB, s *State) {
-			mustApply(tb, s, cmd(OpCreateChannel, admin, &CreateChannelArgs{ID: "C3", Type: "facebook", Mode: ModePull, List: "L2"}))
-		}, c: mk("L2"), code: CodeWrongState},
+			mustApply(tb, s, cmd(OpCreateChannel, admin, &api.CreateChannelArgs{ID: "C3", Type: "facebook", Mode: api.ModePull, List: "L2"}))
+		}, c: mk("L2"), code: api.CodeWrongState},
 		{name: "with open requests", prep: func(tb testing.TB, s *State) {
 			customerMessage(tb, s, "u1", "hi")
-		}, c: mk("L1"), code: CodeWrongState},
+		}, c: mk("L1"), code: api.CodeWrongState},
 	}
-	cases = append(cases, forbiddenCases(func(p Principal) *Command { return cmd(OpDeleteList, p, &IDArgs{ID: "L2"}) }, a1, fb)...)
+	cases = append(cases, forbiddenCases(func(p api.Principal) *Command { return cmd(OpDeleteList, p, &api.IDArgs{ID: "L2"}) }, a1, fb)...)
 	runCases(t, cases)
 }
 
 func TestDeleteAgent(t *testing.T) {
-	mk := func(id string) *Command { return cmd(OpDeleteAgent, admin, &IDArgs{ID: id}) }
+	mk := func(id string) *Command { return cmd(OpDeleteAgent, admin, &api.IDArgs{ID: id}) }
 	cases := []applyCase{
 		{name: "deletes and leaves its lists", c: mk("A1"), check: func(t *testing.T, s *State, res Result, evs []Event) {
 			if res.Data != nil || len(evs) != 0 {
@@ -320,20 +323,20 @@ func TestDeleteAgent(t *testing.T) {
 				t.Errorf("L1 subscribers %v, want %v", got, want)
 			}
 		}},
-		{name: "unknown", c: mk("A9"), code: CodeNotFound},
+		{name: "unknown", c: mk("A9"), code: api.CodeNotFound},
 		{name: "in a conversation", prep: func(tb testing.TB, s *State) {
 			r := customerMessage(tb, s, "u1", "hi")
-			mustApply(tb, s, cmd(OpJoin, a1, &RequestArgs{Request: r}))
-		}, c: mk("A1"), code: CodeWrongState},
+			mustApply(tb, s, cmd(OpJoin, a1, &api.RequestArgs{Request: r}))
+		}, c: mk("A1"), code: api.CodeWrongState},
 	}
-	cases = append(cases, forbiddenCases(func(p Principal) *Command { return cmd(OpDeleteAgent, p, &IDArgs{ID: "A1"}) }, a1, a2, fb)...)
+	cases = append(cases, forbiddenCases(func(p api.Principal) *Command { return cmd(OpDeleteAgent, p, &api.IDArgs{ID: "A1"}) }, a1, a2, fb)...)
 	runCases(t, cases)
 }
 
 func TestNoop(t *testing.T) {
-	noop := func(p Principal) *Command { return cmd(OpNoop, p, &NoopArgs{Pad: []byte("xx")}) }
+	noop := func(p api.Principal) *Command { return cmd(OpNoop, p, &api.NoopArgs{Pad: []byte("xx")}) }
 	var cases []applyCase
-	for _, p := range []Principal{admin, a1, fb} {
+	for _, p := range []api.Principal{admin, a1, fb} {
 		cases = append(cases, applyCase{name: "allowed for " + p.Role.String(), c: noop(p),
 			check: func(t *testing.T, s *State, res Result, evs []Event) {
 				if res != (Result{}) || len(evs) != 0 {
@@ -341,7 +344,7 @@ func TestNoop(t *testing.T) {
 				}
 			}})
 	}
-	cases = append(cases, forbiddenCases(noop, Principal{Role: RoleNone, ID: "x"}, Principal{Role: RoleSystem, ID: "timer"}, Principal{Role: 200, ID: "x"})...)
+	cases = append(cases, forbiddenCases(noop, api.Principal{Role: api.RoleNone, ID: "x"}, api.Principal{Role: api.RoleSystem, ID: "timer"}, api.Principal{Role: 200, ID: "x"})...)
 	runCases(t, cases)
 }
 
@@ -349,15 +352,15 @@ func TestNoop(t *testing.T) {
 // looking at its arguments. The admin and pull ops have a fixed matrix; ops
 // registered elsewhere are held to their own registration.
 func TestRoleMatrix(t *testing.T) {
-	allowed := map[Op][]Role{
-		OpCreateMRD: {RoleAdmin}, OpCreateChannelType: {RoleAdmin}, OpCreateList: {RoleAdmin},
-		OpCreateQueue: {RoleAdmin}, OpCreateChannel: {RoleAdmin}, OpCreateAgent: {RoleAdmin},
-		OpCreateConnector: {RoleAdmin}, OpDeleteList: {RoleAdmin}, OpDeleteAgent: {RoleAdmin},
-		OpNoop:      {RoleAdmin, RoleAgent, RoleConnector},
-		OpSubscribe: {RoleAdmin, RoleAgent}, OpUnsubscribe: {RoleAdmin, RoleAgent},
-		OpCustomerMessage: {RoleAdmin, RoleConnector}, OpRequestAgent: {RoleAdmin, RoleConnector},
-		OpJoin: {RoleAdmin, RoleAgent}, OpLeave: {RoleAdmin, RoleAgent},
-		OpClose: {RoleAdmin, RoleAgent, RoleConnector}, OpSend: {RoleAdmin, RoleAgent},
+	allowed := map[Op][]api.Role{
+		OpCreateMRD: {api.RoleAdmin}, OpCreateChannelType: {api.RoleAdmin}, OpCreateList: {api.RoleAdmin},
+		OpCreateQueue: {api.RoleAdmin}, OpCreateChannel: {api.RoleAdmin}, OpCreateAgent: {api.RoleAdmin},
+		OpCreateConnector: {api.RoleAdmin}, OpDeleteList: {api.RoleAdmin}, OpDeleteAgent: {api.RoleAdmin},
+		OpNoop:      {api.RoleAdmin, api.RoleAgent, api.RoleConnector},
+		OpSubscribe: {api.RoleAdmin, api.RoleAgent}, OpUnsubscribe: {api.RoleAdmin, api.RoleAgent},
+		OpCustomerMessage: {api.RoleAdmin, api.RoleConnector}, OpRequestAgent: {api.RoleAdmin, api.RoleConnector},
+		OpJoin: {api.RoleAdmin, api.RoleAgent}, OpLeave: {api.RoleAdmin, api.RoleAgent},
+		OpClose: {api.RoleAdmin, api.RoleAgent, api.RoleConnector}, OpSend: {api.RoleAdmin, api.RoleAgent},
 	}
 	for op := range allowed {
 		if Commands.Lookup(op) == nil {
@@ -367,14 +370,14 @@ func TestRoleMatrix(t *testing.T) {
 	s := walkthrough(t)
 	for _, info := range Commands.Ops() {
 		want, fixed := allowed[info.Op]
-		for r := RoleNone; r <= RoleSystem+1; r++ {
+		for r := api.RoleNone; r <= api.RoleSystem+1; r++ {
 			if fixed && info.Allowed(r) != slices.Contains(want, r) {
 				t.Errorf("%s allowed for %s = %v", info.Name, r, info.Allowed(r))
 			}
 			if info.Allowed(r) {
 				continue
 			}
-			assertRejected(t, s, cmd(info.Op, Principal{Role: r, ID: "A1"}, info.NewArgs()), CodeForbidden)
+			assertRejected(t, s, cmd(info.Op, api.Principal{Role: r, ID: "A1"}, info.NewArgs()), api.CodeForbidden)
 		}
 	}
 }
@@ -382,7 +385,7 @@ func TestRoleMatrix(t *testing.T) {
 func TestUnknownOp(t *testing.T) {
 	s := walkthrough(t)
 	for _, op := range []Op{OpUnknown, 11, 19, 28, 99, 255} {
-		assertRejected(t, s, cmd(op, admin, &IDArgs{ID: "x"}), CodeUnknownOp)
+		assertRejected(t, s, cmd(op, admin, &api.IDArgs{ID: "x"}), api.CodeUnknownOp)
 	}
 }
 
@@ -390,9 +393,9 @@ func TestUnknownOp(t *testing.T) {
 func TestWrongArgsType(t *testing.T) {
 	s := walkthrough(t)
 	for _, info := range Commands.Ops() {
-		other := any(&NoopArgs{})
+		other := any(&api.NoopArgs{})
 		if info.Op == OpNoop {
-			other = &IDArgs{}
+			other = &api.IDArgs{}
 		}
 		wrong := []any{
 			nil,
@@ -401,14 +404,14 @@ func TestWrongArgsType(t *testing.T) {
 			reflect.Zero(reflect.PointerTo(info.Args)).Interface(), // a typed nil pointer
 		}
 		by := admin
-		for _, p := range []Principal{admin, a1, fb, {Role: RoleSystem, ID: "leader"}} {
+		for _, p := range []api.Principal{admin, a1, fb, {Role: api.RoleSystem, ID: "leader"}} {
 			if info.Allowed(p.Role) {
 				by = p
 				break
 			}
 		}
 		for _, args := range wrong {
-			assertRejected(t, s, cmd(info.Op, by, args), CodeBadRequest)
+			assertRejected(t, s, cmd(info.Op, by, args), api.CodeBadRequest)
 		}
 	}
 }
@@ -428,17 +431,17 @@ func TestRegistry(t *testing.T) {
 }
 
 func TestRegistryDecodeArgs(t *testing.T) {
-	info, args, err := Commands.DecodeArgs("join", mustMsgpack(t, RequestArgs{Request: "R1", Agent: "A1"}))
-	if err != nil || info.Op != OpJoin || !reflect.DeepEqual(args, &RequestArgs{Request: "R1", Agent: "A1"}) {
+	info, args, err := Commands.DecodeArgs("join", mustMsgpack(t, api.RequestArgs{Request: "R1", Agent: "A1"}))
+	if err != nil || info.Op != OpJoin || !reflect.DeepEqual(args, &api.RequestArgs{Request: "R1", Agent: "A1"}) {
 		t.Errorf("decode join: %v %+v %v", info, args, err)
 	}
-	if _, args, err := Commands.DecodeArgs("join", nil); err != nil || !reflect.DeepEqual(args, &RequestArgs{}) {
+	if _, args, err := Commands.DecodeArgs("join", nil); err != nil || !reflect.DeepEqual(args, &api.RequestArgs{}) {
 		t.Errorf("empty args: %+v %v", args, err)
 	}
-	if _, _, err := Commands.DecodeArgs("nope", nil); err == nil || err.Code != CodeUnknownOp {
+	if _, _, err := Commands.DecodeArgs("nope", nil); err == nil || err.Code != api.CodeUnknownOp {
 		t.Errorf("unknown op: %v", err)
 	}
-	if _, _, err := Commands.DecodeArgs("join", []byte{0xc1}); err == nil || err.Code != CodeBadRequest {
+	if _, _, err := Commands.DecodeArgs("join", []byte{0xc1}); err == nil || err.Code != api.CodeBadRequest {
 		t.Errorf("garbage args: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
 
@@ -16,8 +17,8 @@ import (
 const benchSubscribers = 100
 
 var (
-	benchAdmin     = fsm.Principal{Role: fsm.RoleAdmin, ID: "admin"}
-	benchConnector = fsm.Principal{Role: fsm.RoleConnector, ID: "cn"}
+	benchAdmin     = api.Principal{Role: api.RoleAdmin, ID: "admin"}
+	benchConnector = api.Principal{Role: api.RoleConnector, ID: "cn"}
 )
 
 // benchState returns a state with the list, channel, connector and
@@ -26,21 +27,21 @@ func benchState(b *testing.B) *fsm.State {
 	b.Helper()
 	s := fsm.NewState()
 	now := int64(1)
-	do := func(by fsm.Principal, op fsm.Op, args any) {
+	do := func(by api.Principal, op fsm.Op, args any) {
 		now++
 		if res, _ := s.Apply(&fsm.Command{Op: op, By: by, Time: now, Args: args}); res.Err != nil {
 			b.Fatalf("setup %d: %v", op, res.Err)
 		}
 	}
-	do(benchAdmin, fsm.OpCreateMRD, &fsm.CreateMRDArgs{ID: "chat"})
-	do(benchAdmin, fsm.OpCreateChannelType, &fsm.CreateChannelTypeArgs{ID: "web", MRD: "chat"})
-	do(benchAdmin, fsm.OpCreateList, &fsm.CreateListArgs{ID: "l"})
-	do(benchAdmin, fsm.OpCreateChannel, &fsm.CreateChannelArgs{ID: "ch", Type: "web", Mode: fsm.ModePull, List: "l"})
-	do(benchAdmin, fsm.OpCreateConnector, &fsm.CreateConnectorArgs{ID: "cn", Channels: []string{"ch"}, TokenHash: []byte("h")})
+	do(benchAdmin, fsm.OpCreateMRD, &api.CreateMRDArgs{ID: "chat"})
+	do(benchAdmin, fsm.OpCreateChannelType, &api.CreateChannelTypeArgs{ID: "web", MRD: "chat"})
+	do(benchAdmin, fsm.OpCreateList, &api.CreateListArgs{ID: "l"})
+	do(benchAdmin, fsm.OpCreateChannel, &api.CreateChannelArgs{ID: "ch", Type: "web", Mode: api.ModePull, List: "l"})
+	do(benchAdmin, fsm.OpCreateConnector, &api.CreateConnectorArgs{ID: "cn", Channels: []string{"ch"}, TokenHash: []byte("h")})
 	for i := range benchSubscribers {
 		id := "a" + strconv.Itoa(i)
-		do(benchAdmin, fsm.OpCreateAgent, &fsm.CreateAgentArgs{ID: id, TokenHash: []byte("h")})
-		do(benchAdmin, fsm.OpSubscribe, &fsm.SubscribeArgs{Agent: id, List: "l"})
+		do(benchAdmin, fsm.OpCreateAgent, &api.CreateAgentArgs{ID: id, TokenHash: []byte("h")})
+		do(benchAdmin, fsm.OpSubscribe, &api.SubscribeArgs{Agent: id, List: "l"})
 	}
 	return s
 }
@@ -51,12 +52,12 @@ func open(b *testing.B, s *fsm.State, n int) (first int) {
 	first = -1
 	for i := range n {
 		res, _ := s.Apply(&fsm.Command{Op: fsm.OpCustomerMessage, By: benchConnector, Time: s.Now + 1,
-			Args: &fsm.CustomerMessageArgs{Channel: "ch", CustomerID: fmt.Sprintf("c%d", len(s.Requests)+i), Text: "Hello, I need help with my order"}})
+			Args: &api.CustomerMessageArgs{Channel: "ch", CustomerID: fmt.Sprintf("c%d", len(s.Requests)+i), Text: "Hello, I need help with my order"}})
 		if res.Err != nil {
 			b.Fatal(res.Err)
 		}
 		if first < 0 {
-			first, _ = strconv.Atoi(res.Data.(fsm.CustomerMessageResult).Request[1:])
+			first, _ = strconv.Atoi(res.Data.(api.CustomerMessageResult).Request[1:])
 		}
 	}
 	return first
@@ -64,7 +65,7 @@ func open(b *testing.B, s *fsm.State, n int) (first int) {
 
 func agentDo(b *testing.B, s *fsm.State, agent string, op fsm.Op, args any) {
 	b.Helper()
-	res, _ := s.Apply(&fsm.Command{Op: op, By: fsm.Principal{Role: fsm.RoleAgent, ID: agent}, Time: s.Now + 1, Args: args})
+	res, _ := s.Apply(&fsm.Command{Op: op, By: api.Principal{Role: api.RoleAgent, ID: agent}, Time: s.Now + 1, Args: args})
 	if res.Err != nil {
 		b.Fatalf("op %d: %v", op, res.Err)
 	}
@@ -74,7 +75,7 @@ func agentDo(b *testing.B, s *fsm.State, agent string, op fsm.Op, args any) {
 func BenchmarkApply(b *testing.B) {
 	b.Run("noop", func(b *testing.B) {
 		s := benchState(b)
-		cmd := &fsm.Command{Op: fsm.OpNoop, By: benchConnector, Time: 10, Args: &fsm.NoopArgs{Pad: make([]byte, 200)}}
+		cmd := &fsm.Command{Op: fsm.OpNoop, By: benchConnector, Time: 10, Args: &api.NoopArgs{Pad: make([]byte, 200)}}
 		b.ReportAllocs()
 		for b.Loop() {
 			s.Apply(cmd)
@@ -82,9 +83,9 @@ func BenchmarkApply(b *testing.B) {
 	})
 	b.Run("customer_message/new_request", func(b *testing.B) {
 		s := benchState(b)
-		args := make([]fsm.CustomerMessageArgs, b.N)
+		args := make([]api.CustomerMessageArgs, b.N)
 		for i := range args {
-			args[i] = fsm.CustomerMessageArgs{Channel: "ch", CustomerID: "c" + strconv.Itoa(i), Text: "Hello, I need help with my order"}
+			args[i] = api.CustomerMessageArgs{Channel: "ch", CustomerID: "c" + strconv.Itoa(i), Text: "Hello, I need help with my order"}
 		}
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -95,7 +96,7 @@ func BenchmarkApply(b *testing.B) {
 	b.Run("customer_message/follow_up", func(b *testing.B) {
 		s := benchState(b)
 		open(b, s, 1)
-		args := &fsm.CustomerMessageArgs{Channel: "ch", CustomerID: "c0", Text: "Are you there?"}
+		args := &api.CustomerMessageArgs{Channel: "ch", CustomerID: "c0", Text: "Are you there?"}
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := range b.N {
@@ -111,12 +112,12 @@ func BenchmarkApply(b *testing.B) {
 	perRequest := func(name string, joined bool, op fsm.Op, args func(req string) any) {
 		perRequestBacklog(b, name, 0, joined, op, args)
 	}
-	ref := func(req string) any { return &fsm.RequestArgs{Request: req} }
+	ref := func(req string) any { return &api.RequestArgs{Request: req} }
 	perRequest("join", false, fsm.OpJoin, ref)
 	perRequest("leave", true, fsm.OpLeave, ref)
 	perRequest("close", true, fsm.OpClose, ref)
 	perRequest("send", true, fsm.OpSend, func(req string) any {
-		return &fsm.SendArgs{Request: req, Text: "Thanks for waiting, let me check that for you"}
+		return &api.SendArgs{Request: req, Text: "Thanks for waiting, let me check that for you"}
 	})
 	// Closing the newest of 100,000 open requests on the list: the cost
 	// of finding and removing it among the list's requests.
@@ -135,9 +136,9 @@ func perRequestBacklog(b *testing.B, name string, backlog int, joined bool, op f
 			agent := "a" + strconv.Itoa(i%benchSubscribers)
 			req := "R" + strconv.Itoa(open(b, s, 1))
 			if joined {
-				agentDo(b, s, agent, fsm.OpJoin, &fsm.RequestArgs{Request: req})
+				agentDo(b, s, agent, fsm.OpJoin, &api.RequestArgs{Request: req})
 			}
-			cmd := &fsm.Command{Op: op, By: fsm.Principal{Role: fsm.RoleAgent, ID: agent}, Time: s.Now + 1, Args: args(req)}
+			cmd := &fsm.Command{Op: op, By: api.Principal{Role: api.RoleAgent, ID: agent}, Time: s.Now + 1, Args: args(req)}
 			if timed {
 				b.StartTimer()
 			}
@@ -150,9 +151,9 @@ func perRequestBacklog(b *testing.B, name string, backlog int, joined bool, op f
 			}
 			if op != fsm.OpClose {
 				if op == fsm.OpLeave {
-					agentDo(b, s, agent, fsm.OpJoin, &fsm.RequestArgs{Request: req})
+					agentDo(b, s, agent, fsm.OpJoin, &api.RequestArgs{Request: req})
 				}
-				agentDo(b, s, agent, fsm.OpClose, &fsm.RequestArgs{Request: req})
+				agentDo(b, s, agent, fsm.OpClose, &api.RequestArgs{Request: req})
 			}
 		}
 		for i := range fsm.MaxClosedKept {
@@ -173,7 +174,7 @@ func BenchmarkEntry(b *testing.B) {
 	cmds := make([]*fsm.Command, 256)
 	for i := range cmds {
 		cmds[i] = &fsm.Command{Op: fsm.OpCustomerMessage, By: benchConnector, ClientID: "0123456789abcdef", Seq: uint64(i + 1), Time: 1e18,
-			Args: &fsm.CustomerMessageArgs{Channel: "ch", CustomerID: "c" + strconv.Itoa(i), CustomerName: "Customer", Text: "Hello, I need help with my order"}}
+			Args: &api.CustomerMessageArgs{Channel: "ch", CustomerID: "c" + strconv.Itoa(i), CustomerName: "Customer", Text: "Hello, I need help with my order"}}
 	}
 	data, err := fsm.EncodeEntry(cmds...)
 	if err != nil {

@@ -3,6 +3,8 @@ package fsm
 import (
 	"net"
 	"slices"
+
+	"github.com/switchboard/switchboard/api"
 )
 
 // Op numbers of the cluster registry commands. Never renumber.
@@ -41,12 +43,12 @@ type RegisterNodeResult struct {
 func registerNodes(r *Registry) {
 	// Only the nodes themselves propose registry changes (RoleSystem):
 	// clients, even admins, change membership through the cluster ops.
-	system := roles(RoleSystem)
+	system := roles(api.RoleSystem)
 	register(r, OpRegisterNode, "register_node", system, applyRegisterNode)
 	register(r, OpDeregisterNode, "deregister_node", system, applyDeregisterNode)
 }
 
-func applyRegisterNode(s *State, _ *Command, a *RegisterNodeArgs, _ *events) (any, *Error) {
+func applyRegisterNode(s *State, _ *Command, a *RegisterNodeArgs, _ *events) (any, *api.Error) {
 	n := a.Node
 	if err := checkID("node.id", n.ID); err != nil {
 		return nil, err
@@ -67,7 +69,7 @@ func applyRegisterNode(s *State, _ *Command, a *RegisterNodeArgs, _ *events) (an
 	return RegisterNodeResult{Changed: true}, nil
 }
 
-func applyDeregisterNode(s *State, _ *Command, a *DeregisterNodeArgs, _ *events) (any, *Error) {
+func applyDeregisterNode(s *State, _ *Command, a *DeregisterNodeArgs, _ *events) (any, *api.Error) {
 	if err := checkID("id", a.ID); err != nil {
 		return nil, err
 	}
@@ -77,16 +79,16 @@ func applyDeregisterNode(s *State, _ *Command, a *DeregisterNodeArgs, _ *events)
 }
 
 // checkAddr validates a host:port address.
-func checkAddr(field, addr string) *Error {
+func checkAddr(field, addr string) *api.Error {
 	if addr == "" {
-		return Errorf(CodeBadRequest, "%s is required", field)
+		return api.Errorf(api.CodeBadRequest, "%s is required", field)
 	}
 	if len(addr) > maxAddrBytes {
-		return Errorf(CodeBadRequest, "%s is longer than %d bytes", field, maxAddrBytes)
+		return api.Errorf(api.CodeBadRequest, "%s is longer than %d bytes", field, maxAddrBytes)
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || host == "" || port == "" {
-		return Errorf(CodeBadRequest, "%s %q is not host:port", field, addr)
+		return api.Errorf(api.CodeBadRequest, "%s %q is not host:port", field, addr)
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"testing"
+
+	"github.com/switchboard/switchboard/api"
 )
 
 func nodeCmd(args any) *Command {
@@ -11,7 +13,7 @@ func nodeCmd(args any) *Command {
 	if _, ok := args.(*DeregisterNodeArgs); ok {
 		op = OpDeregisterNode
 	}
-	return &Command{Op: op, By: Principal{Role: RoleSystem, ID: "node:n1"}, Args: args}
+	return &Command{Op: op, By: api.Principal{Role: api.RoleSystem, ID: "node:n1"}, Args: args}
 }
 
 func TestNodeRegistry(t *testing.T) {
@@ -66,14 +68,14 @@ func TestNodeRegistryRejects(t *testing.T) {
 		{Node: NodeInfo{ID: "n1", RaftAddr: "nohost", ClientAddr: "h:2"}},
 		{Node: NodeInfo{ID: "n1", RaftAddr: "h:1", ClientAddr: ""}},
 	} {
-		if res, _ := s.Apply(nodeCmd(a)); CodeOf(res.Err) != CodeBadRequest {
+		if res, _ := s.Apply(nodeCmd(a)); api.CodeOf(res.Err) != api.CodeBadRequest {
 			t.Errorf("register %+v: %v, want bad_request", a.Node, res.Err)
 		}
 	}
 	// Only nodes may change the registry.
 	c := nodeCmd(&RegisterNodeArgs{Node: NodeInfo{ID: "n1", RaftAddr: "h:1", ClientAddr: "h:2"}})
-	c.By = Principal{Role: RoleAdmin, ID: "admin"}
-	if res, _ := s.Apply(c); CodeOf(res.Err) != CodeForbidden {
+	c.By = api.Principal{Role: api.RoleAdmin, ID: "admin"}
+	if res, _ := s.Apply(c); api.CodeOf(res.Err) != api.CodeForbidden {
 		t.Errorf("register by an admin: %v, want forbidden", res.Err)
 	}
 	if len(s.Nodes) != 0 {
@@ -91,7 +93,7 @@ func TestNodeRegistryEncodesInLogEntries(t *testing.T) {
 	if err != nil || len(cmds) != 1 {
 		t.Fatalf("decode: %v %v", cmds, err)
 	}
-	if a, ok := cmds[0].Args.(*RegisterNodeArgs); !ok || a.Node.ID != "n1" || cmds[0].By.Role != RoleSystem {
+	if a, ok := cmds[0].Args.(*RegisterNodeArgs); !ok || a.Node.ID != "n1" || cmds[0].By.Role != api.RoleSystem {
 		t.Fatalf("decoded %+v", cmds[0])
 	}
 }

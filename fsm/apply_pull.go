@@ -1,6 +1,10 @@
 package fsm
 
-import "slices"
+import (
+	"slices"
+
+	"github.com/switchboard/switchboard/api"
+)
 
 // Op numbers of the agent and connector commands. Never renumber.
 const (
@@ -14,170 +18,110 @@ const (
 	OpSend            Op = 27
 )
 
-// SubscribeArgs subscribes an agent to a list (or unsubscribes it). An
-// agent may only name itself; an admin may name any agent.
-type SubscribeArgs struct {
-	Agent string `msgpack:"agent"`
-	List  string `msgpack:"list"`
-}
-
-// CustomerMessageArgs brings a customer's message in on a channel. It opens
-// a new request when the customer has none open on the channel.
-type CustomerMessageArgs struct {
-	Channel      string `msgpack:"channel"`
-	CustomerID   string `msgpack:"customer_id"`
-	CustomerName string `msgpack:"customer_name"`
-	Text         string `msgpack:"text"`
-	// Priority orders a new push request in its queue (higher first);
-	// ignored for pull channels and for a request already open.
-	Priority int `msgpack:"priority,omitempty"`
-}
-
-// CustomerMessageResult says which request the message went to.
-type CustomerMessageResult struct {
-	Request string       `msgpack:"request"`
-	Created bool         `msgpack:"created"`
-	State   RequestState `msgpack:"state"`
-}
-
-// RequestAgentArgs records that the customer asks for a (new) agent. Name
-// the request, or the channel and customer.
-type RequestAgentArgs struct {
-	Request    string `msgpack:"request"`
-	Channel    string `msgpack:"channel"`
-	CustomerID string `msgpack:"customer_id"`
-}
-
-// RequestAgentResult tells whether anything was announced.
-type RequestAgentResult struct {
-	Request   string       `msgpack:"request"`
-	State     RequestState `msgpack:"state"`
-	Announced bool         `msgpack:"announced"`
-}
-
-// RequestArgs names a request and, for admin callers, the agent acting.
-type RequestArgs struct {
-	Request string `msgpack:"request"`
-	Agent   string `msgpack:"agent"`
-}
-
-// SendArgs is an agent's message into a conversation.
-type SendArgs struct {
-	Request string `msgpack:"request"`
-	Agent   string `msgpack:"agent"`
-	Text    string `msgpack:"text"`
-}
-
-// JoinResult is the conversation as the joining agent finds it.
-type JoinResult struct {
-	Request    RequestSummary `msgpack:"request"`
-	Transcript []Message      `msgpack:"transcript"`
-}
-
 func registerPull(r *Registry) {
-	agentOrAdmin := roles(RoleAgent, RoleAdmin)
-	connector := roles(RoleConnector, RoleAdmin)
+	agentOrAdmin := roles(api.RoleAgent, api.RoleAdmin)
+	connector := roles(api.RoleConnector, api.RoleAdmin)
 	register(r, OpSubscribe, "subscribe", agentOrAdmin, applySubscribe)
 	register(r, OpUnsubscribe, "unsubscribe", agentOrAdmin, applyUnsubscribe)
 	register(r, OpCustomerMessage, "customer_message", connector, applyCustomerMessage)
 	register(r, OpRequestAgent, "request_agent", connector, applyRequestAgent)
 	register(r, OpJoin, "join", agentOrAdmin, applyJoin)
 	register(r, OpLeave, "leave", agentOrAdmin, applyLeave)
-	register(r, OpClose, "close", roles(RoleAgent, RoleAdmin, RoleConnector), applyClose)
+	register(r, OpClose, "close", roles(api.RoleAgent, api.RoleAdmin, api.RoleConnector), applyClose)
 	register(r, OpSend, "send", agentOrAdmin, applySend)
 }
 
 // actingAgent resolves the agent a command acts for: an agent acts for
 // itself only; an admin names one.
-func (s *State) actingAgent(c *Command, named string) (*Agent, *Error) {
+func (s *State) actingAgent(c *Command, named string) (*Agent, *api.Error) {
 	id := named
-	if c.By.Role == RoleAgent {
+	if c.By.Role == api.RoleAgent {
 		if named != "" && named != c.By.ID {
-			return nil, Errorf(CodeForbidden, "agent %q may not act for agent %q", c.By.ID, named)
+			return nil, api.Errorf(api.CodeForbidden, "agent %q may not act for agent %q", c.By.ID, named)
 		}
 		id = c.By.ID
 	}
 	if id == "" {
-		return nil, Errorf(CodeBadRequest, "agent is required")
+		return nil, api.Errorf(api.CodeBadRequest, "agent is required")
 	}
 	ag := s.Agents[id]
 	if ag == nil {
-		return nil, Errorf(CodeNotFound, "agent %q not found", id)
+		return nil, api.Errorf(api.CodeNotFound, "agent %q not found", id)
 	}
 	return ag, nil
 }
 
 // liveRequest finds a request that is not closed.
-func (s *State) liveRequest(id string) (*Request, *Error) {
+func (s *State) liveRequest(id string) (*Request, *api.Error) {
 	if id == "" {
-		return nil, Errorf(CodeBadRequest, "request is required")
+		return nil, api.Errorf(api.CodeBadRequest, "request is required")
 	}
 	r := s.Requests[id]
 	if r == nil {
-		return nil, Errorf(CodeNotFound, "request %q not found", id)
+		return nil, api.Errorf(api.CodeNotFound, "request %q not found", id)
 	}
-	if r.State == StateClosed {
-		return nil, Errorf(CodeClosed, "request %q is closed", id)
+	if r.State == api.StateClosed {
+		return nil, api.Errorf(api.CodeClosed, "request %q is closed", id)
 	}
 	return r, nil
 }
 
 // connectorChannel checks that a connector caller may speak for channel.
-func (s *State) connectorChannel(c *Command, channel string) (*Channel, *Error) {
+func (s *State) connectorChannel(c *Command, channel string) (*api.Channel, *api.Error) {
 	ch := s.Channels[channel]
 	if ch == nil {
-		return nil, Errorf(CodeNotFound, "channel %q not found", channel)
+		return nil, api.Errorf(api.CodeNotFound, "channel %q not found", channel)
 	}
-	if c.By.Role == RoleConnector && !containsSorted(ch.Connectors, ConnectorKey(c.By.ID)) {
-		return nil, Errorf(CodeForbidden, "connector %q is not allowed on channel %q", c.By.ID, channel)
+	if c.By.Role == api.RoleConnector && !containsSorted(ch.Connectors, api.ConnectorKey(c.By.ID)) {
+		return nil, api.Errorf(api.CodeForbidden, "connector %q is not allowed on channel %q", c.By.ID, channel)
 	}
 	return ch, nil
 }
 
-func applySubscribe(s *State, c *Command, a *SubscribeArgs, out *events) (any, *Error) {
+func applySubscribe(s *State, c *Command, a *api.SubscribeArgs, out *events) (any, *api.Error) {
 	ag, err := s.actingAgent(c, a.Agent)
 	if err != nil {
 		return nil, err
 	}
 	l := s.Lists[a.List]
 	if l == nil {
-		return nil, Errorf(CodeNotFound, "list %q not found", a.List)
+		return nil, api.Errorf(api.CodeNotFound, "list %q not found", a.List)
 	}
-	key := AgentKey(ag.ID)
+	key := api.AgentKey(ag.ID)
 	subs, added := insertSorted(l.Subscribers, key)
 	if !added {
-		return nil, Errorf(CodeAlreadyExists, "agent %q is already subscribed to list %q", ag.ID, l.ID)
+		return nil, api.Errorf(api.CodeAlreadyExists, "agent %q is already subscribed to list %q", ag.ID, l.ID)
 	}
 	l.Subscribers = subs
 	ag.Lists, _ = insertSorted(ag.Lists, l.ID)
 	snap := s.listSnapshot(l)
-	out.add(EvListSubscribed, []string{key}, snap)
+	out.add(api.EvListSubscribed, []string{key}, snap)
 	return snap, nil
 }
 
-func applyUnsubscribe(s *State, c *Command, a *SubscribeArgs, out *events) (any, *Error) {
+func applyUnsubscribe(s *State, c *Command, a *api.SubscribeArgs, out *events) (any, *api.Error) {
 	ag, err := s.actingAgent(c, a.Agent)
 	if err != nil {
 		return nil, err
 	}
 	l := s.Lists[a.List]
 	if l == nil {
-		return nil, Errorf(CodeNotFound, "list %q not found", a.List)
+		return nil, api.Errorf(api.CodeNotFound, "list %q not found", a.List)
 	}
-	key := AgentKey(ag.ID)
+	key := api.AgentKey(ag.ID)
 	subs, removed := removeSorted(l.Subscribers, key)
 	if !removed {
-		return nil, Errorf(CodeNotSubscribed, "agent %q is not subscribed to list %q", ag.ID, l.ID)
+		return nil, api.Errorf(api.CodeNotSubscribed, "agent %q is not subscribed to list %q", ag.ID, l.ID)
 	}
 	l.Subscribers = subs
 	ag.Lists, _ = removeSorted(ag.Lists, l.ID)
-	out.add(EvListUnsubscribed, []string{key}, ListRef{List: l.ID})
+	out.add(api.EvListUnsubscribed, []string{key}, api.ListRef{List: l.ID})
 	return nil, nil
 }
 
 func openKey(channel, customer string) string { return channel + "\x00" + customer }
 
-func applyCustomerMessage(s *State, c *Command, a *CustomerMessageArgs, out *events) (any, *Error) {
+func applyCustomerMessage(s *State, c *Command, a *api.CustomerMessageArgs, out *events) (any, *api.Error) {
 	ch, err := s.connectorChannel(c, a.Channel)
 	if err != nil {
 		return nil, err
@@ -185,34 +129,34 @@ func applyCustomerMessage(s *State, c *Command, a *CustomerMessageArgs, out *eve
 	if err := checkID("customer_id", a.CustomerID); err != nil {
 		return nil, err
 	}
-	if err := checkText("customer_name", a.CustomerName, MaxIDBytes, false); err != nil {
+	if err := checkText("customer_name", a.CustomerName, api.MaxIDBytes, false); err != nil {
 		return nil, err
 	}
-	if err := checkText("text", a.Text, MaxTextBytes, true); err != nil {
+	if err := checkText("text", a.Text, api.MaxTextBytes, true); err != nil {
 		return nil, err
 	}
-	msg := Message{From: Principal{Role: RoleConnector, ID: a.CustomerID}, Name: a.CustomerName, Text: a.Text, At: s.Now}
+	msg := api.Message{From: api.Principal{Role: api.RoleConnector, ID: a.CustomerID}, Name: a.CustomerName, Text: a.Text, At: s.Now}
 	if id, ok := s.Open[openKey(ch.ID, a.CustomerID)]; ok {
 		r := s.Requests[id]
 		r.addMessage(msg)
 		r.UpdatedAt = s.Now
-		out.add(EvConversationMessage, agentKeys(r.Participants), ConversationMessage{Request: r.ID, Message: msg})
-		return CustomerMessageResult{Request: r.ID, State: r.State}, nil
+		out.add(api.EvConversationMessage, agentKeys(r.Participants), api.ConversationMessage{Request: r.ID, Message: msg})
+		return api.CustomerMessageResult{Request: r.ID, State: r.State}, nil
 	}
-	if ch.Mode == ModePush {
+	if ch.Mode == api.ModePush {
 		return s.openPushRequest(ch, a, msg, out)
 	}
 	l := s.Lists[ch.List]
 	if l == nil {
-		return nil, Errorf(CodeNotFound, "list %q of channel %q not found", ch.List, ch.ID)
+		return nil, api.Errorf(api.CodeNotFound, "list %q of channel %q not found", ch.List, ch.ID)
 	}
 	r := &Request{
 		ID:        s.newRequestID(),
 		Channel:   ch.ID,
 		MRD:       ch.MRD,
 		List:      l.ID,
-		Customer:  Customer{ID: a.CustomerID, Name: a.CustomerName},
-		State:     StateUnread,
+		Customer:  api.Customer{ID: a.CustomerID, Name: a.CustomerName},
+		State:     api.StateUnread,
 		CreatedAt: s.Now,
 		UpdatedAt: s.Now,
 	}
@@ -220,11 +164,11 @@ func applyCustomerMessage(s *State, c *Command, a *CustomerMessageArgs, out *eve
 	s.Requests[r.ID] = r
 	s.Open[openKey(ch.ID, a.CustomerID)] = r.ID
 	l.Requests = append(l.Requests, r.ID)
-	out.add(EvRequestCreated, l.Subscribers, r.summary())
-	return CustomerMessageResult{Request: r.ID, Created: true, State: r.State}, nil
+	out.add(api.EvRequestCreated, l.Subscribers, r.summary())
+	return api.CustomerMessageResult{Request: r.ID, Created: true, State: r.State}, nil
 }
 
-func applyRequestAgent(s *State, c *Command, a *RequestAgentArgs, _ *events) (any, *Error) {
+func applyRequestAgent(s *State, c *Command, a *api.RequestAgentArgs, _ *events) (any, *api.Error) {
 	id := a.Request
 	if id == "" {
 		ch, err := s.connectorChannel(c, a.Channel)
@@ -233,7 +177,7 @@ func applyRequestAgent(s *State, c *Command, a *RequestAgentArgs, _ *events) (an
 		}
 		open, ok := s.Open[openKey(ch.ID, a.CustomerID)]
 		if !ok {
-			return nil, Errorf(CodeNotFound, "customer %q has no open request on channel %q", a.CustomerID, ch.ID)
+			return nil, api.Errorf(api.CodeNotFound, "customer %q has no open request on channel %q", a.CustomerID, ch.ID)
 		}
 		id = open
 	}
@@ -246,14 +190,14 @@ func applyRequestAgent(s *State, c *Command, a *RequestAgentArgs, _ *events) (an
 	}
 	// The spec's rule: an UNREAD or INACTIVE request is already listed, so
 	// asking for a new agent publishes nothing new on the list.
-	if r.State != StateActive {
+	if r.State != api.StateActive {
 		r.AgentRequestedAt = s.Now
 		r.UpdatedAt = s.Now
 	}
-	return RequestAgentResult{Request: r.ID, State: r.State, Announced: false}, nil
+	return api.RequestAgentResult{Request: r.ID, State: r.State, Announced: false}, nil
 }
 
-func applyJoin(s *State, c *Command, a *RequestArgs, out *events) (any, *Error) {
+func applyJoin(s *State, c *Command, a *api.RequestArgs, out *events) (any, *api.Error) {
 	ag, err := s.actingAgent(c, a.Agent)
 	if err != nil {
 		return nil, err
@@ -263,32 +207,32 @@ func applyJoin(s *State, c *Command, a *RequestArgs, out *events) (any, *Error) 
 		return nil, err
 	}
 	if containsSorted(r.Participants, ag.ID) {
-		return nil, Errorf(CodeAlreadyParticipant, "agent %q is already in request %q", ag.ID, r.ID)
+		return nil, api.Errorf(api.CodeAlreadyParticipant, "agent %q is already in request %q", ag.ID, r.ID)
 	}
 	if r.List != "" && !containsSorted(ag.Lists, r.List) {
-		return nil, Errorf(CodeNotSubscribed, "agent %q is not subscribed to list %q", ag.ID, r.List)
+		return nil, api.Errorf(api.CodeNotSubscribed, "agent %q is not subscribed to list %q", ag.ID, r.List)
 	}
 	if err := s.checkJoinPush(ag, r); err != nil {
 		return nil, err
 	}
 	if max, ok := ag.Max[r.MRD]; ok && s.load(ag, r.MRD) >= max {
-		return nil, Errorf(CodeOverCapacity, "agent %q is at its maximum of %d in mrd %q", ag.ID, max, r.MRD)
+		return nil, api.Errorf(api.CodeOverCapacity, "agent %q is at its maximum of %d in mrd %q", ag.ID, max, r.MRD)
 	}
 	r.Participants, _ = insertSorted(r.Participants, ag.ID)
 	ag.Conversations, _ = insertSorted(ag.Conversations, r.ID)
 	r.UpdatedAt = s.Now
 	r.AgentRequestedAt = 0
 	wasState := r.State
-	r.State = StateActive
-	change := ParticipantChange{Request: r.ID, Agent: ag.ID, State: r.State, Participants: r.Participants}
-	out.add(EvConversationJoined, s.conversationAudience(r), change)
+	r.State = api.StateActive
+	change := api.ParticipantChange{Request: r.ID, Agent: ag.ID, State: r.State, Participants: r.Participants}
+	out.add(api.EvConversationJoined, s.conversationAudience(r), change)
 	if wasState != r.State || r.List != "" {
 		s.announceUpdate(r, out)
 	}
-	return JoinResult{Request: r.summary(), Transcript: slices.Clone(r.Transcript)}, nil
+	return api.JoinResult{Request: r.summary(), Transcript: slices.Clone(r.Transcript)}, nil
 }
 
-func applyLeave(s *State, c *Command, a *RequestArgs, out *events) (any, *Error) {
+func applyLeave(s *State, c *Command, a *api.RequestArgs, out *events) (any, *api.Error) {
 	ag, err := s.actingAgent(c, a.Agent)
 	if err != nil {
 		return nil, err
@@ -299,7 +243,7 @@ func applyLeave(s *State, c *Command, a *RequestArgs, out *events) (any, *Error)
 	}
 	parts, removed := removeSorted(r.Participants, ag.ID)
 	if !removed {
-		return nil, Errorf(CodeNotParticipant, "agent %q is not in request %q", ag.ID, r.ID)
+		return nil, api.Errorf(api.CodeNotParticipant, "agent %q is not in request %q", ag.ID, r.ID)
 	}
 	// The leaving agent hears of its own leave, then the rest.
 	audience := s.conversationAudience(r)
@@ -307,27 +251,27 @@ func applyLeave(s *State, c *Command, a *RequestArgs, out *events) (any, *Error)
 	ag.Conversations, _ = removeSorted(ag.Conversations, r.ID)
 	r.UpdatedAt = s.Now
 	if len(parts) == 0 {
-		r.State = StateInactive
+		r.State = api.StateInactive
 	}
-	out.add(EvConversationLeft, audience, ParticipantChange{Request: r.ID, Agent: ag.ID, State: r.State, Participants: r.Participants})
+	out.add(api.EvConversationLeft, audience, api.ParticipantChange{Request: r.ID, Agent: ag.ID, State: r.State, Participants: r.Participants})
 	s.announceUpdate(r, out)
 	s.afterLeave(r, ag, out)
 	return nil, nil
 }
 
-func applyClose(s *State, c *Command, a *RequestArgs, out *events) (any, *Error) {
+func applyClose(s *State, c *Command, a *api.RequestArgs, out *events) (any, *api.Error) {
 	r, err := s.liveRequest(a.Request)
 	if err != nil {
 		return nil, err
 	}
 	switch c.By.Role {
-	case RoleConnector:
+	case api.RoleConnector:
 		if _, err := s.connectorChannel(c, r.Channel); err != nil {
 			return nil, err
 		}
-	case RoleAgent:
+	case api.RoleAgent:
 		if !containsSorted(r.Participants, c.By.ID) {
-			return nil, Errorf(CodeNotParticipant, "agent %q is not in request %q", c.By.ID, r.ID)
+			return nil, api.Errorf(api.CodeNotParticipant, "agent %q is not in request %q", c.By.ID, r.ID)
 		}
 	}
 	s.beforeClose(r, out)
@@ -337,20 +281,20 @@ func applyClose(s *State, c *Command, a *RequestArgs, out *events) (any, *Error)
 			ag.Conversations, _ = removeSorted(ag.Conversations, r.ID)
 		}
 	}
-	r.State = StateClosed
+	r.State = api.StateClosed
 	r.UpdatedAt = s.Now
 	delete(s.Open, openKey(r.Channel, r.Customer.ID))
-	out.add(EvConversationClosed, audience, ConversationClosed{Request: r.ID, By: c.By})
+	out.add(api.EvConversationClosed, audience, api.ConversationClosed{Request: r.ID, By: c.By})
 	if l := s.Lists[r.List]; l != nil {
 		l.Requests = removeListed(l.Requests, r.ID)
-		out.add(EvRequestRemoved, l.Subscribers, r.summary())
+		out.add(api.EvRequestRemoved, l.Subscribers, r.summary())
 	}
 	s.retireClosed(r.ID)
 	s.route(out)
 	return nil, nil
 }
 
-func applySend(s *State, c *Command, a *SendArgs, out *events) (any, *Error) {
+func applySend(s *State, c *Command, a *api.SendArgs, out *events) (any, *api.Error) {
 	ag, err := s.actingAgent(c, a.Agent)
 	if err != nil {
 		return nil, err
@@ -360,15 +304,15 @@ func applySend(s *State, c *Command, a *SendArgs, out *events) (any, *Error) {
 		return nil, err
 	}
 	if !containsSorted(r.Participants, ag.ID) {
-		return nil, Errorf(CodeNotParticipant, "agent %q is not in request %q", ag.ID, r.ID)
+		return nil, api.Errorf(api.CodeNotParticipant, "agent %q is not in request %q", ag.ID, r.ID)
 	}
-	if err := checkText("text", a.Text, MaxTextBytes, true); err != nil {
+	if err := checkText("text", a.Text, api.MaxTextBytes, true); err != nil {
 		return nil, err
 	}
-	msg := Message{From: Principal{Role: RoleAgent, ID: ag.ID}, Name: ag.Name, Text: a.Text, At: s.Now}
+	msg := api.Message{From: api.Principal{Role: api.RoleAgent, ID: ag.ID}, Name: ag.Name, Text: a.Text, At: s.Now}
 	r.addMessage(msg)
 	r.UpdatedAt = s.Now
-	out.add(EvConversationMessage, s.conversationAudience(r), ConversationMessage{Request: r.ID, Message: msg})
+	out.add(api.EvConversationMessage, s.conversationAudience(r), api.ConversationMessage{Request: r.ID, Message: msg})
 	return nil, nil
 }
 
@@ -406,7 +350,7 @@ func removeListed(ids []string, id string) []string {
 // announceUpdate tells the request's list subscribers of its new state.
 func (s *State) announceUpdate(r *Request, out *events) {
 	if l := s.Lists[r.List]; l != nil {
-		out.add(EvRequestUpdated, l.Subscribers, r.summary())
+		out.add(api.EvRequestUpdated, l.Subscribers, r.summary())
 	}
 }
 
@@ -442,19 +386,19 @@ func agentKeys(ids []string) []string {
 	}
 	out := make([]string, len(ids))
 	for i, id := range ids {
-		out[i] = AgentKey(id)
+		out[i] = api.AgentKey(id)
 	}
 	return out
 }
 
-func (r *Request) addMessage(m Message) {
+func (r *Request) addMessage(m api.Message) {
 	r.Transcript = append(r.Transcript, m)
 	size := 0
 	for _, x := range r.Transcript {
 		size += len(x.Text)
 	}
 	drop := 0
-	for len(r.Transcript)-drop > MaxTranscriptMessages || (size > MaxTranscriptBytes && len(r.Transcript)-drop > 1) {
+	for len(r.Transcript)-drop > api.MaxTranscriptMessages || (size > api.MaxTranscriptBytes && len(r.Transcript)-drop > 1) {
 		size -= len(r.Transcript[drop].Text)
 		drop++
 	}
@@ -463,8 +407,8 @@ func (r *Request) addMessage(m Message) {
 	}
 }
 
-func (r *Request) summary() RequestSummary {
-	sum := RequestSummary{
+func (r *Request) summary() api.RequestSummary {
+	sum := api.RequestSummary{
 		ID:           r.ID,
 		Channel:      r.Channel,
 		List:         r.List,
@@ -479,7 +423,7 @@ func (r *Request) summary() RequestSummary {
 		sum.Participants = []string{}
 	}
 	for _, m := range r.Transcript {
-		if m.From.Role == RoleConnector {
+		if m.From.Role == api.RoleConnector {
 			sum.Preview = m.Text
 			break
 		}
@@ -487,8 +431,8 @@ func (r *Request) summary() RequestSummary {
 	return sum
 }
 
-func (s *State) listSnapshot(l *List) ListSnapshot {
-	snap := ListSnapshot{List: l.ID, Name: l.Name, Requests: make([]RequestSummary, 0, len(l.Requests))}
+func (s *State) listSnapshot(l *List) api.ListSnapshot {
+	snap := api.ListSnapshot{List: l.ID, Name: l.Name, Requests: make([]api.RequestSummary, 0, len(l.Requests))}
 	for _, id := range l.Requests {
 		if r := s.Requests[id]; r != nil {
 			snap.Requests = append(snap.Requests, r.summary())

@@ -3,6 +3,8 @@ package fsm
 import (
 	"maps"
 	"slices"
+
+	"github.com/switchboard/switchboard/api"
 )
 
 // Op numbers of the push-routing commands. Never renumber.
@@ -23,102 +25,11 @@ const (
 	OpInvite            Op = 53 // TransferArgs; agent (a participant) or admin
 )
 
-// AgentArgs names the agent a command acts for: an agent may only name
-// itself (or leave it empty); an admin or the system must name one.
-type AgentArgs struct {
-	Agent string `msgpack:"agent"`
-}
-
-// SetAgentStateArgs sets an agent's state in one MRD: READY, or NOT_READY
-// with an optional reason (LOGGED_OUT is logout's business).
-type SetAgentStateArgs struct {
-	Agent  string     `msgpack:"agent"`
-	MRD    string     `msgpack:"mrd"`
-	State  AgentState `msgpack:"state"`
-	Reason string     `msgpack:"reason"`
-}
-
-// SetAgentModeArgs sets an agent's mode: auto or pull.
-type SetAgentModeArgs struct {
-	Agent string    `msgpack:"agent"`
-	Mode  AgentMode `msgpack:"mode"`
-}
-
-// QueueMemberArgs names an agent and a queue.
-type QueueMemberArgs struct {
-	Agent string `msgpack:"agent"`
-	Queue string `msgpack:"queue"`
-}
-
-// SetPullPolicyArgs sets the global pull policy.
-type SetPullPolicyArgs struct {
-	Policy PullPolicy `msgpack:"policy"`
-}
-
-// OfferArgs names a request's pending offer. Agent is the acting agent (as
-// in RequestArgs; unused by offer_timeout). OfferID is optional for accept
-// and reject (when set it must match: a stale answer to an offer that was
-// withdrawn and remade fails) and required for offer_timeout.
-type OfferArgs struct {
-	Request string `msgpack:"request"`
-	Agent   string `msgpack:"agent"`
-	OfferID string `msgpack:"offer_id"`
-}
-
-// TransferArgs hands a conversation (transfer) or an invitation to join it
-// (invite) to ToAgent. Agent is the acting participant: an agent acts for
-// itself; an admin may name one or none.
-type TransferArgs struct {
-	Request string `msgpack:"request"`
-	Agent   string `msgpack:"agent"`
-	ToAgent string `msgpack:"to_agent"`
-}
-
-// TransferToQueueArgs puts a push conversation back in a queue (its own or
-// another of the same MRD). Agent is the acting participant, who leaves.
-type TransferToQueueArgs struct {
-	Request string `msgpack:"request"`
-	Agent   string `msgpack:"agent"`
-	Queue   string `msgpack:"queue"`
-}
-
-// AgentStatus is an agent's routing status: the result of login, logout,
-// set_agent_state and set_agent_mode, and a row of get_agent_states.
-type AgentStatus struct {
-	Agent          string           `msgpack:"agent"`
-	Mode           AgentMode        `msgpack:"mode"`
-	LoggedIn       bool             `msgpack:"logged_in"`
-	ChatRequested  bool             `msgpack:"chat_requested"`
-	LastAssignedAt int64            `msgpack:"last_assigned_at"`
-	Queues         []string         `msgpack:"queues"`
-	MRDs           []AgentMRDStatus `msgpack:"mrds"` // every MRD, by id
-}
-
-// AgentMRDStatus is an agent's state and load in one MRD. Max 0 means no
-// maximum.
-type AgentMRDStatus struct {
-	MRD           string     `msgpack:"mrd"`
-	State         AgentState `msgpack:"state"`
-	Reason        string     `msgpack:"reason,omitempty"`
-	Since         int64      `msgpack:"since"`
-	Conversations int        `msgpack:"conversations"`
-	Offers        int        `msgpack:"offers"`
-	Max           int        `msgpack:"max"`
-}
-
-// RequestChatResult is the outcome of request_chat: the offer made at once,
-// or Pending when nothing waits (the next request that arrives and suits the
-// agent is offered to it).
-type RequestChatResult struct {
-	Offer   *OfferInfo `msgpack:"offer,omitempty"`
-	Pending bool       `msgpack:"pending"`
-}
-
 func registerPush(r *Registry) {
-	admin := roles(RoleAdmin)
-	agentOrAdmin := roles(RoleAgent, RoleAdmin)
+	admin := roles(api.RoleAdmin)
+	agentOrAdmin := roles(api.RoleAgent, api.RoleAdmin)
 	register(r, OpLogin, "login", agentOrAdmin, applyLogin)
-	register(r, OpLogout, "logout", roles(RoleAgent, RoleAdmin, RoleSystem), applyLogout)
+	register(r, OpLogout, "logout", roles(api.RoleAgent, api.RoleAdmin, api.RoleSystem), applyLogout)
 	register(r, OpSetAgentState, "set_agent_state", agentOrAdmin, applySetAgentState)
 	register(r, OpSetAgentMode, "set_agent_mode", agentOrAdmin, applySetAgentMode)
 	register(r, OpAddQueueMember, "add_queue_member", admin, applyAddQueueMember)
@@ -127,29 +38,29 @@ func registerPush(r *Registry) {
 	register(r, OpRequestChat, "request_chat", agentOrAdmin, applyRequestChat)
 	register(r, OpAcceptOffer, "accept_offer", agentOrAdmin, applyAcceptOffer)
 	register(r, OpRejectOffer, "reject_offer", agentOrAdmin, applyRejectOffer)
-	register(r, OpOfferTimeout, "offer_timeout", roles(RoleSystem), applyOfferTimeout)
+	register(r, OpOfferTimeout, "offer_timeout", roles(api.RoleSystem), applyOfferTimeout)
 	register(r, OpTransfer, "transfer", agentOrAdmin, applyTransfer)
 	register(r, OpTransferToQueue, "transfer_to_queue", agentOrAdmin, applyTransferToQueue)
 	register(r, OpInvite, "invite", agentOrAdmin, applyInvite)
 }
 
 // agentStatus reports the agent's routing status.
-func (s *State) agentStatus(ag *Agent) AgentStatus {
-	st := AgentStatus{
+func (s *State) agentStatus(ag *Agent) api.AgentStatus {
+	st := api.AgentStatus{
 		Agent:          ag.ID,
 		Mode:           ag.mode(),
 		LoggedIn:       ag.LoggedIn,
 		ChatRequested:  ag.ChatRequested,
 		LastAssignedAt: ag.LastAssignedAt,
 		Queues:         slices.Clone(ag.Queues),
-		MRDs:           []AgentMRDStatus{},
+		MRDs:           []api.AgentMRDStatus{},
 	}
 	if st.Queues == nil {
 		st.Queues = []string{}
 	}
 	for _, mrd := range slices.Sorted(maps.Keys(s.MRDs)) {
 		ms := ag.stateIn(mrd)
-		row := AgentMRDStatus{MRD: mrd, State: ms.State, Reason: ms.Reason, Since: ms.Since, Max: ag.Max[mrd]}
+		row := api.AgentMRDStatus{MRD: mrd, State: ms.State, Reason: ms.Reason, Since: ms.Since, Max: ag.Max[mrd]}
 		for _, id := range ag.Conversations {
 			if r := s.Requests[id]; r != nil && r.MRD == mrd {
 				row.Conversations++
@@ -167,14 +78,14 @@ func (s *State) agentStatus(ag *Agent) AgentStatus {
 
 // applyLogin logs the agent in: NOT_READY in every MRD. Logging in an agent
 // that is logged in changes nothing (every new session may send it).
-func applyLogin(s *State, c *Command, a *AgentArgs, out *events) (any, *Error) {
+func applyLogin(s *State, c *Command, a *api.AgentArgs, out *events) (any, *api.Error) {
 	ag, err := s.actingAgent(c, a.Agent)
 	if err != nil {
 		return nil, err
 	}
 	if !ag.LoggedIn {
 		ag.LoggedIn, ag.LoginAt, ag.States = true, s.Now, nil
-		out.add(EvAgentState, []string{AgentKey(ag.ID)}, AgentStateChange{Agent: ag.ID, State: AgentNotReady, Since: s.Now})
+		out.add(api.EvAgentState, []string{api.AgentKey(ag.ID)}, api.AgentStateChange{Agent: ag.ID, State: api.AgentNotReady, Since: s.Now})
 	}
 	return s.agentStatus(ag), nil
 }
@@ -182,18 +93,18 @@ func applyLogin(s *State, c *Command, a *AgentArgs, out *events) (any, *Error) {
 // applyLogout logs the agent out of every MRD: its pending offers go back
 // to their queues (and are routed to others), a pending Request Chat is
 // dropped. Its conversations stay.
-func applyLogout(s *State, c *Command, a *AgentArgs, out *events) (any, *Error) {
+func applyLogout(s *State, c *Command, a *api.AgentArgs, out *events) (any, *api.Error) {
 	ag, err := s.actingAgent(c, a.Agent)
 	if err != nil {
 		return nil, err
 	}
 	if !ag.LoggedIn {
-		return nil, Errorf(CodeWrongState, "agent %q is not logged in", ag.ID)
+		return nil, api.Errorf(api.CodeWrongState, "agent %q is not logged in", ag.ID)
 	}
 	ag.LoggedIn, ag.LoginAt, ag.States = false, 0, nil
 	ag.ChatRequested, ag.ChatRequestedAt = false, 0
-	s.returnAgentOffers(ag, "", WithdrawLoggedOut, out)
-	out.add(EvAgentState, []string{AgentKey(ag.ID)}, AgentStateChange{Agent: ag.ID, State: AgentLoggedOut, Since: s.Now})
+	s.returnAgentOffers(ag, "", api.WithdrawLoggedOut, out)
+	out.add(api.EvAgentState, []string{api.AgentKey(ag.ID)}, api.AgentStateChange{Agent: ag.ID, State: api.AgentLoggedOut, Since: s.Now})
 	s.route(out)
 	return s.agentStatus(ag), nil
 }
@@ -201,30 +112,30 @@ func applyLogout(s *State, c *Command, a *AgentArgs, out *events) (any, *Error) 
 // applySetAgentState sets the agent READY or NOT_READY in one MRD. NOT_READY
 // returns the agent's offers in that MRD. Setting the current state and
 // reason again changes nothing.
-func applySetAgentState(s *State, c *Command, a *SetAgentStateArgs, out *events) (any, *Error) {
+func applySetAgentState(s *State, c *Command, a *api.SetAgentStateArgs, out *events) (any, *api.Error) {
 	ag, err := s.actingAgent(c, a.Agent)
 	if err != nil {
 		return nil, err
 	}
 	if s.MRDs[a.MRD] == nil {
-		return nil, Errorf(CodeNotFound, "mrd %q not found", a.MRD)
+		return nil, api.Errorf(api.CodeNotFound, "mrd %q not found", a.MRD)
 	}
 	switch a.State {
-	case AgentReady:
+	case api.AgentReady:
 		if a.Reason != "" {
-			return nil, Errorf(CodeBadRequest, "reason is only for %s", AgentNotReady)
+			return nil, api.Errorf(api.CodeBadRequest, "reason is only for %s", api.AgentNotReady)
 		}
-	case AgentNotReady:
-		if err := checkText("reason", a.Reason, MaxIDBytes, false); err != nil {
+	case api.AgentNotReady:
+		if err := checkText("reason", a.Reason, api.MaxIDBytes, false); err != nil {
 			return nil, err
 		}
-	case AgentLoggedOut:
-		return nil, Errorf(CodeBadRequest, "state %s is set by logout", AgentLoggedOut)
+	case api.AgentLoggedOut:
+		return nil, api.Errorf(api.CodeBadRequest, "state %s is set by logout", api.AgentLoggedOut)
 	default:
-		return nil, Errorf(CodeBadRequest, "state must be %s or %s, not %q", AgentReady, AgentNotReady, a.State)
+		return nil, api.Errorf(api.CodeBadRequest, "state must be %s or %s, not %q", api.AgentReady, api.AgentNotReady, a.State)
 	}
 	if !ag.LoggedIn {
-		return nil, Errorf(CodeWrongState, "agent %q is not logged in", ag.ID)
+		return nil, api.Errorf(api.CodeWrongState, "agent %q is not logged in", ag.ID)
 	}
 	if cur := ag.stateIn(a.MRD); cur.State != a.State || cur.Reason != a.Reason {
 		s.setAgentState(ag, a.MRD, a.State, a.Reason, out)
@@ -235,43 +146,43 @@ func applySetAgentState(s *State, c *Command, a *SetAgentStateArgs, out *events)
 
 // applySetAgentMode switches the agent between auto and pull chat mode.
 // Pending offers stay; leaving pull mode drops a pending Request Chat.
-func applySetAgentMode(s *State, c *Command, a *SetAgentModeArgs, out *events) (any, *Error) {
+func applySetAgentMode(s *State, c *Command, a *api.SetAgentModeArgs, out *events) (any, *api.Error) {
 	ag, err := s.actingAgent(c, a.Agent)
 	if err != nil {
 		return nil, err
 	}
-	if a.Mode != AgentModeAuto && a.Mode != AgentModePull {
-		return nil, Errorf(CodeBadRequest, "mode must be %q or %q, not %q", AgentModeAuto, AgentModePull, a.Mode)
+	if a.Mode != api.AgentModeAuto && a.Mode != api.AgentModePull {
+		return nil, api.Errorf(api.CodeBadRequest, "mode must be %q or %q, not %q", api.AgentModeAuto, api.AgentModePull, a.Mode)
 	}
 	if ag.mode() != a.Mode {
 		ag.Mode = a.Mode
 		ag.ChatRequested, ag.ChatRequestedAt = false, 0
-		out.add(EvAgentMode, []string{AgentKey(ag.ID)}, AgentModeChange{Agent: ag.ID, Mode: a.Mode})
+		out.add(api.EvAgentMode, []string{api.AgentKey(ag.ID)}, api.AgentModeChange{Agent: ag.ID, Mode: a.Mode})
 		s.route(out)
 	}
 	return s.agentStatus(ag), nil
 }
 
-func (s *State) memberArgs(a *QueueMemberArgs) (*Agent, *Queue, *Error) {
+func (s *State) memberArgs(a *api.QueueMemberArgs) (*Agent, *api.Queue, *api.Error) {
 	ag := s.Agents[a.Agent]
 	if ag == nil {
-		return nil, nil, Errorf(CodeNotFound, "agent %q not found", a.Agent)
+		return nil, nil, api.Errorf(api.CodeNotFound, "agent %q not found", a.Agent)
 	}
 	q := s.Queues[a.Queue]
 	if q == nil {
-		return nil, nil, Errorf(CodeNotFound, "queue %q not found", a.Queue)
+		return nil, nil, api.Errorf(api.CodeNotFound, "queue %q not found", a.Queue)
 	}
 	return ag, q, nil
 }
 
-func applyAddQueueMember(s *State, _ *Command, a *QueueMemberArgs, out *events) (any, *Error) {
+func applyAddQueueMember(s *State, _ *Command, a *api.QueueMemberArgs, out *events) (any, *api.Error) {
 	ag, q, err := s.memberArgs(a)
 	if err != nil {
 		return nil, err
 	}
 	members, added := insertSorted(q.Members, ag.ID)
 	if !added {
-		return nil, Errorf(CodeAlreadyExists, "agent %q is already a member of queue %q", ag.ID, q.ID)
+		return nil, api.Errorf(api.CodeAlreadyExists, "agent %q is already a member of queue %q", ag.ID, q.ID)
 	}
 	q.Members = members
 	ag.Queues, _ = insertSorted(ag.Queues, q.ID)
@@ -281,29 +192,29 @@ func applyAddQueueMember(s *State, _ *Command, a *QueueMemberArgs, out *events) 
 
 // applyRemoveQueueMember takes the agent out of the queue; its routing
 // offers from that queue go back to it (to other agents).
-func applyRemoveQueueMember(s *State, _ *Command, a *QueueMemberArgs, out *events) (any, *Error) {
+func applyRemoveQueueMember(s *State, _ *Command, a *api.QueueMemberArgs, out *events) (any, *api.Error) {
 	ag, q, err := s.memberArgs(a)
 	if err != nil {
 		return nil, err
 	}
 	members, removed := removeSorted(q.Members, ag.ID)
 	if !removed {
-		return nil, Errorf(CodeNotSubscribed, "agent %q is not a member of queue %q", ag.ID, q.ID)
+		return nil, api.Errorf(api.CodeNotSubscribed, "agent %q is not a member of queue %q", ag.ID, q.ID)
 	}
 	q.Members = members
 	ag.Queues, _ = removeSorted(ag.Queues, q.ID)
 	for _, id := range slices.Clone(ag.Offers) {
-		if r := s.Requests[id]; r != nil && r.Queue == q.ID && r.Offer.Kind == OfferRoute {
-			s.returnOffer(r, WithdrawRemoved, false, out)
+		if r := s.Requests[id]; r != nil && r.Queue == q.ID && r.Offer.Kind == api.OfferRoute {
+			s.returnOffer(r, api.WithdrawRemoved, false, out)
 		}
 	}
 	s.route(out)
 	return nil, nil
 }
 
-func applySetPullPolicy(s *State, _ *Command, a *SetPullPolicyArgs, out *events) (any, *Error) {
-	if a.Policy != PolicyFirstDue && a.Policy != PolicyStrictPriority {
-		return nil, Errorf(CodeBadRequest, "policy must be %q or %q, not %q", PolicyFirstDue, PolicyStrictPriority, a.Policy)
+func applySetPullPolicy(s *State, _ *Command, a *api.SetPullPolicyArgs, out *events) (any, *api.Error) {
+	if a.Policy != api.PolicyFirstDue && a.Policy != api.PolicyStrictPriority {
+		return nil, api.Errorf(api.CodeBadRequest, "policy must be %q or %q, not %q", api.PolicyFirstDue, api.PolicyStrictPriority, a.Policy)
 	}
 	s.PullPolicy = a.Policy
 	s.route(out)
@@ -314,48 +225,48 @@ func applySetPullPolicy(s *State, _ *Command, a *SetPullPolicyArgs, out *events)
 // the next request of its queues under the pull policy, within its
 // capacity; with nothing waiting, the request stays pending and the next
 // suitable arrival is offered to it.
-func applyRequestChat(s *State, c *Command, a *AgentArgs, out *events) (any, *Error) {
+func applyRequestChat(s *State, c *Command, a *api.AgentArgs, out *events) (any, *api.Error) {
 	ag, err := s.actingAgent(c, a.Agent)
 	if err != nil {
 		return nil, err
 	}
-	if ag.mode() != AgentModePull {
-		return nil, Errorf(CodeWrongState, "agent %q is in %s mode, not %s", ag.ID, ag.mode(), AgentModePull)
+	if ag.mode() != api.AgentModePull {
+		return nil, api.Errorf(api.CodeWrongState, "agent %q is in %s mode, not %s", ag.ID, ag.mode(), api.AgentModePull)
 	}
 	if !ag.LoggedIn {
-		return nil, Errorf(CodeWrongState, "agent %q is not logged in", ag.ID)
+		return nil, api.Errorf(api.CodeWrongState, "agent %q is not logged in", ag.ID)
 	}
 	if ag.ChatRequested {
-		return nil, Errorf(CodeWrongState, "agent %q already has a chat request pending", ag.ID)
+		return nil, api.Errorf(api.CodeWrongState, "agent %q already has a chat request pending", ag.ID)
 	}
 	if len(ag.Queues) == 0 {
-		return nil, Errorf(CodeWrongState, "agent %q is a member of no queue", ag.ID)
+		return nil, api.Errorf(api.CodeWrongState, "agent %q is a member of no queue", ag.ID)
 	}
 	ready, room := false, false
 	for _, qid := range ag.Queues {
-		if q := s.Queues[qid]; q != nil && ag.stateIn(q.MRD).State == AgentReady {
+		if q := s.Queues[qid]; q != nil && ag.stateIn(q.MRD).State == api.AgentReady {
 			ready = true
 			room = room || s.hasCapacity(ag, q.MRD)
 		}
 	}
 	if !ready {
-		return nil, Errorf(CodeWrongState, "agent %q is not READY in the mrd of any of its queues", ag.ID)
+		return nil, api.Errorf(api.CodeWrongState, "agent %q is not READY in the mrd of any of its queues", ag.ID)
 	}
 	if !room {
-		return nil, Errorf(CodeOverCapacity, "agent %q is at its maximum in every mrd it is READY in", ag.ID)
+		return nil, api.Errorf(api.CodeOverCapacity, "agent %q is at its maximum in every mrd it is READY in", ag.ID)
 	}
 	ag.ChatRequested, ag.ChatRequestedAt = true, s.Now
 	for _, r := range s.route(out) {
 		if r.Offer != nil && r.Offer.Agent == ag.ID {
 			info := s.offerInfo(r)
-			return RequestChatResult{Offer: &info}, nil
+			return api.RequestChatResult{Offer: &info}, nil
 		}
 	}
-	return RequestChatResult{Pending: true}, nil
+	return api.RequestChatResult{Pending: true}, nil
 }
 
 // heldOffer finds the pending offer of request id to the acting agent.
-func (s *State) heldOffer(c *Command, a *OfferArgs) (*Agent, *Request, *Error) {
+func (s *State) heldOffer(c *Command, a *api.OfferArgs) (*Agent, *Request, *api.Error) {
 	ag, err := s.actingAgent(c, a.Agent)
 	if err != nil {
 		return nil, nil, err
@@ -365,10 +276,10 @@ func (s *State) heldOffer(c *Command, a *OfferArgs) (*Agent, *Request, *Error) {
 		return nil, nil, err
 	}
 	if r.Offer == nil || r.Offer.Agent != ag.ID {
-		return nil, nil, Errorf(CodeWrongState, "agent %q has no pending offer of request %q", ag.ID, r.ID)
+		return nil, nil, api.Errorf(api.CodeWrongState, "agent %q has no pending offer of request %q", ag.ID, r.ID)
 	}
 	if a.OfferID != "" && a.OfferID != r.Offer.ID {
-		return nil, nil, Errorf(CodeWrongState, "offer %q of request %q is no longer pending (pending: %q)", a.OfferID, r.ID, r.Offer.ID)
+		return nil, nil, api.Errorf(api.CodeWrongState, "offer %q of request %q is no longer pending (pending: %q)", a.OfferID, r.ID, r.Offer.ID)
 	}
 	return ag, r, nil
 }
@@ -376,13 +287,13 @@ func (s *State) heldOffer(c *Command, a *OfferArgs) (*Agent, *Request, *Error) {
 // applyAcceptOffer joins the agent to the offered conversation (as join
 // does), then routes: in auto mode the next request, if one waits, is
 // offered at once.
-func applyAcceptOffer(s *State, c *Command, a *OfferArgs, out *events) (any, *Error) {
+func applyAcceptOffer(s *State, c *Command, a *api.OfferArgs, out *events) (any, *api.Error) {
 	ag, r, err := s.heldOffer(c, a)
 	if err != nil {
 		return nil, err
 	}
 	if containsSorted(r.Participants, ag.ID) {
-		return nil, Errorf(CodeAlreadyParticipant, "agent %q is already in request %q", ag.ID, r.ID)
+		return nil, api.Errorf(api.CodeAlreadyParticipant, "agent %q is already in request %q", ag.ID, r.ID)
 	}
 	s.clearOffer(r)
 	r.Participants, _ = insertSorted(r.Participants, ag.ID)
@@ -392,23 +303,23 @@ func applyAcceptOffer(s *State, c *Command, a *OfferArgs, out *events) (any, *Er
 	r.AgentRequestedAt = 0
 	r.Declined = nil
 	wasState := r.State
-	r.State = StateActive
-	out.add(EvConversationJoined, s.conversationAudience(r), ParticipantChange{Request: r.ID, Agent: ag.ID, State: r.State, Participants: r.Participants})
+	r.State = api.StateActive
+	out.add(api.EvConversationJoined, s.conversationAudience(r), api.ParticipantChange{Request: r.ID, Agent: ag.ID, State: r.State, Participants: r.Participants})
 	if wasState != r.State || r.List != "" {
 		s.announceUpdate(r, out)
 	}
 	s.route(out)
-	return JoinResult{Request: r.summary(), Transcript: slices.Clone(r.Transcript)}, nil
+	return api.JoinResult{Request: r.summary(), Transcript: slices.Clone(r.Transcript)}, nil
 }
 
 // applyRejectOffer returns the offer; the request goes to another eligible
 // agent (the rejecting one only if no one else is eligible).
-func applyRejectOffer(s *State, c *Command, a *OfferArgs, out *events) (any, *Error) {
+func applyRejectOffer(s *State, c *Command, a *api.OfferArgs, out *events) (any, *api.Error) {
 	_, r, err := s.heldOffer(c, a)
 	if err != nil {
 		return nil, err
 	}
-	s.returnOffer(r, WithdrawRejected, true, out)
+	s.returnOffer(r, api.WithdrawRejected, true, out)
 	s.route(out)
 	return nil, nil
 }
@@ -418,21 +329,21 @@ func applyRejectOffer(s *State, c *Command, a *OfferArgs, out *events) (any, *Er
 // agent who let it lapse becomes NOT_READY (ring_no_answer) in its MRD. An
 // offer that is no longer pending is refused with CodeWrongState and
 // nothing changes; the FSM does not second-guess the timer's clock.
-func applyOfferTimeout(s *State, _ *Command, a *OfferArgs, out *events) (any, *Error) {
+func applyOfferTimeout(s *State, _ *Command, a *api.OfferArgs, out *events) (any, *api.Error) {
 	if a.OfferID == "" {
-		return nil, Errorf(CodeBadRequest, "offer_id is required")
+		return nil, api.Errorf(api.CodeBadRequest, "offer_id is required")
 	}
 	r := s.Requests[a.Request]
 	if r == nil {
-		return nil, Errorf(CodeNotFound, "request %q not found", a.Request)
+		return nil, api.Errorf(api.CodeNotFound, "request %q not found", a.Request)
 	}
 	if r.Offer == nil || r.Offer.ID != a.OfferID {
-		return nil, Errorf(CodeWrongState, "offer %q of request %q is no longer pending", a.OfferID, r.ID)
+		return nil, api.Errorf(api.CodeWrongState, "offer %q of request %q is no longer pending", a.OfferID, r.ID)
 	}
 	ag := s.Agents[r.Offer.Agent]
-	s.returnOffer(r, WithdrawTimeout, true, out)
-	if ag != nil && ag.stateIn(r.MRD).State == AgentReady {
-		s.setAgentState(ag, r.MRD, AgentNotReady, ReasonRingNoAnswer, out)
+	s.returnOffer(r, api.WithdrawTimeout, true, out)
+	if ag != nil && ag.stateIn(r.MRD).State == api.AgentReady {
+		s.setAgentState(ag, r.MRD, api.AgentNotReady, api.ReasonRingNoAnswer, out)
 	}
 	s.route(out)
 	return nil, nil
@@ -441,8 +352,8 @@ func applyOfferTimeout(s *State, _ *Command, a *OfferArgs, out *events) (any, *E
 // handover resolves the acting participant of transfer, invite and
 // transfer_to_queue: an agent must be in the conversation; an admin may name
 // a participant or nobody (nil).
-func (s *State) handover(c *Command, named string, r *Request) (*Agent, *Error) {
-	if c.By.Role != RoleAgent && named == "" {
+func (s *State) handover(c *Command, named string, r *Request) (*Agent, *api.Error) {
+	if c.By.Role != api.RoleAgent && named == "" {
 		return nil, nil
 	}
 	ag, err := s.actingAgent(c, named)
@@ -450,7 +361,7 @@ func (s *State) handover(c *Command, named string, r *Request) (*Agent, *Error) 
 		return nil, err
 	}
 	if !containsSorted(r.Participants, ag.ID) {
-		return nil, Errorf(CodeNotParticipant, "agent %q is not in request %q", ag.ID, r.ID)
+		return nil, api.Errorf(api.CodeNotParticipant, "agent %q is not in request %q", ag.ID, r.ID)
 	}
 	return ag, nil
 }
@@ -459,7 +370,7 @@ func (s *State) handover(c *Command, named string, r *Request) (*Agent, *Error) 
 // a.ToAgent: the receiver must be logged in, READY in the request's MRD and
 // below its maximum there, and not in the conversation already; the request
 // must not be waiting for routing or hold another offer.
-func (s *State) directedOffer(c *Command, a *TransferArgs) (from, to *Agent, r *Request, err *Error) {
+func (s *State) directedOffer(c *Command, a *api.TransferArgs) (from, to *Agent, r *Request, err *api.Error) {
 	if r, err = s.liveRequest(a.Request); err != nil {
 		return nil, nil, nil, err
 	}
@@ -467,22 +378,22 @@ func (s *State) directedOffer(c *Command, a *TransferArgs) (from, to *Agent, r *
 		return nil, nil, nil, err
 	}
 	if a.ToAgent == "" {
-		return nil, nil, nil, Errorf(CodeBadRequest, "to_agent is required")
+		return nil, nil, nil, api.Errorf(api.CodeBadRequest, "to_agent is required")
 	}
 	if to = s.Agents[a.ToAgent]; to == nil {
-		return nil, nil, nil, Errorf(CodeNotFound, "agent %q not found", a.ToAgent)
+		return nil, nil, nil, api.Errorf(api.CodeNotFound, "agent %q not found", a.ToAgent)
 	}
 	if containsSorted(r.Participants, to.ID) {
-		return nil, nil, nil, Errorf(CodeAlreadyParticipant, "agent %q is already in request %q", to.ID, r.ID)
+		return nil, nil, nil, api.Errorf(api.CodeAlreadyParticipant, "agent %q is already in request %q", to.ID, r.ID)
 	}
 	if r.Queued || r.Offer != nil {
-		return nil, nil, nil, Errorf(CodeWrongState, "request %q is waiting for another offer to be answered", r.ID)
+		return nil, nil, nil, api.Errorf(api.CodeWrongState, "request %q is waiting for another offer to be answered", r.ID)
 	}
-	if st := to.stateIn(r.MRD); st.State != AgentReady {
-		return nil, nil, nil, Errorf(CodeWrongState, "agent %q is %s in mrd %q", to.ID, st.State, r.MRD)
+	if st := to.stateIn(r.MRD); st.State != api.AgentReady {
+		return nil, nil, nil, api.Errorf(api.CodeWrongState, "agent %q is %s in mrd %q", to.ID, st.State, r.MRD)
 	}
 	if !s.hasCapacity(to, r.MRD) {
-		return nil, nil, nil, Errorf(CodeOverCapacity, "agent %q is at its maximum of %d in mrd %q", to.ID, to.Max[r.MRD], r.MRD)
+		return nil, nil, nil, api.Errorf(api.CodeOverCapacity, "agent %q is at its maximum of %d in mrd %q", to.ID, to.Max[r.MRD], r.MRD)
 	}
 	return from, to, r, nil
 }
@@ -492,7 +403,7 @@ func (s *State) directedOffer(c *Command, a *TransferArgs) (from, to *Agent, r *
 // (an offer of kind transfer, reserving its capacity) — it is not joined
 // without its consent. If the receiver rejects it or lets it lapse and
 // nobody is left in a push conversation, the request goes to its queue.
-func applyTransfer(s *State, c *Command, a *TransferArgs, out *events) (any, *Error) {
+func applyTransfer(s *State, c *Command, a *api.TransferArgs, out *events) (any, *api.Error) {
 	from, to, r, err := s.directedOffer(c, a)
 	if err != nil {
 		return nil, err
@@ -503,7 +414,7 @@ func applyTransfer(s *State, c *Command, a *TransferArgs, out *events) (any, *Er
 		s.dropParticipant(r, from, out)
 		r.Declined, _ = insertSorted(r.Declined, from.ID)
 	}
-	s.makeOffer(r, to, OfferTransfer, fromID, out)
+	s.makeOffer(r, to, api.OfferTransfer, fromID, out)
 	info := s.offerInfo(r)
 	s.route(out)
 	return info, nil
@@ -512,7 +423,7 @@ func applyTransfer(s *State, c *Command, a *TransferArgs, out *events) (any, *Er
 // applyInvite invites another agent into the conversation (conference): it
 // is offered an invitation (an offer of kind invite, reserving its
 // capacity), and joins alongside the participants when it accepts.
-func applyInvite(s *State, c *Command, a *TransferArgs, out *events) (any, *Error) {
+func applyInvite(s *State, c *Command, a *api.TransferArgs, out *events) (any, *api.Error) {
 	from, to, r, err := s.directedOffer(c, a)
 	if err != nil {
 		return nil, err
@@ -521,7 +432,7 @@ func applyInvite(s *State, c *Command, a *TransferArgs, out *events) (any, *Erro
 	if from != nil {
 		fromID = from.ID
 	}
-	s.makeOffer(r, to, OfferInvite, fromID, out)
+	s.makeOffer(r, to, api.OfferInvite, fromID, out)
 	return s.offerInfo(r), nil
 }
 
@@ -529,7 +440,7 @@ func applyInvite(s *State, c *Command, a *TransferArgs, out *events) (any, *Erro
 // as a new arrival: a pending offer is withdrawn, the acting participant
 // leaves (and is the last resort for the request), other participants
 // stay.
-func applyTransferToQueue(s *State, c *Command, a *TransferToQueueArgs, out *events) (any, *Error) {
+func applyTransferToQueue(s *State, c *Command, a *api.TransferToQueueArgs, out *events) (any, *api.Error) {
 	r, err := s.liveRequest(a.Request)
 	if err != nil {
 		return nil, err
@@ -540,18 +451,18 @@ func applyTransferToQueue(s *State, c *Command, a *TransferToQueueArgs, out *eve
 	}
 	q := s.Queues[a.Queue]
 	if q == nil {
-		return nil, Errorf(CodeNotFound, "queue %q not found", a.Queue)
+		return nil, api.Errorf(api.CodeNotFound, "queue %q not found", a.Queue)
 	}
 	if r.Queue == "" {
-		return nil, Errorf(CodeWrongState, "request %q is on list %q, not in push routing", r.ID, r.List)
+		return nil, api.Errorf(api.CodeWrongState, "request %q is on list %q, not in push routing", r.ID, r.List)
 	}
 	if q.MRD != r.MRD {
-		return nil, Errorf(CodeBadRequest, "queue %q is in mrd %q, request %q in %q", q.ID, q.MRD, r.ID, r.MRD)
+		return nil, api.Errorf(api.CodeBadRequest, "queue %q is in mrd %q, request %q in %q", q.ID, q.MRD, r.ID, r.MRD)
 	}
 	if r.Queued && r.Queue == q.ID {
-		return nil, Errorf(CodeWrongState, "request %q is already waiting in queue %q", r.ID, q.ID)
+		return nil, api.Errorf(api.CodeWrongState, "request %q is already waiting in queue %q", r.ID, q.ID)
 	}
-	s.withdrawOffer(r, WithdrawTransferred, out)
+	s.withdrawOffer(r, api.WithdrawTransferred, out)
 	s.takeFromQueue(r)
 	r.Declined = nil
 	if from != nil {
@@ -559,25 +470,25 @@ func applyTransferToQueue(s *State, c *Command, a *TransferToQueueArgs, out *eve
 		r.Declined = []string{from.ID}
 	}
 	r.Queue = q.ID
-	s.enqueue(r, QueuedTransfer, out)
+	s.enqueue(r, api.QueuedTransfer, out)
 	s.route(out)
 	return nil, nil
 }
 
 // openPushRequest opens a request on a push channel: it waits in the
 // channel's queue (UNREAD) and is routed at once.
-func (s *State) openPushRequest(ch *Channel, a *CustomerMessageArgs, msg Message, out *events) (any, *Error) {
+func (s *State) openPushRequest(ch *api.Channel, a *api.CustomerMessageArgs, msg api.Message, out *events) (any, *api.Error) {
 	q := s.Queues[ch.Queue]
 	if q == nil {
-		return nil, Errorf(CodeNotFound, "queue %q of channel %q not found", ch.Queue, ch.ID)
+		return nil, api.Errorf(api.CodeNotFound, "queue %q of channel %q not found", ch.Queue, ch.ID)
 	}
 	r := &Request{
 		ID:        s.newRequestID(),
 		Channel:   ch.ID,
 		MRD:       ch.MRD,
 		Queue:     q.ID,
-		Customer:  Customer{ID: a.CustomerID, Name: a.CustomerName},
-		State:     StateUnread,
+		Customer:  api.Customer{ID: a.CustomerID, Name: a.CustomerName},
+		State:     api.StateUnread,
 		CreatedAt: s.Now,
 		UpdatedAt: s.Now,
 		Priority:  a.Priority,
@@ -585,7 +496,7 @@ func (s *State) openPushRequest(ch *Channel, a *CustomerMessageArgs, msg Message
 	r.addMessage(msg)
 	s.Requests[r.ID] = r
 	s.Open[openKey(ch.ID, a.CustomerID)] = r.ID
-	s.enqueue(r, QueuedArrival, out)
+	s.enqueue(r, api.QueuedArrival, out)
 	s.route(out)
-	return CustomerMessageResult{Request: r.ID, Created: true, State: r.State}, nil
+	return api.CustomerMessageResult{Request: r.ID, Created: true, State: r.State}, nil
 }

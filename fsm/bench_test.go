@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/switchboard/switchboard/api"
 	. "github.com/switchboard/switchboard/fsm"
 )
 
@@ -46,8 +47,8 @@ func BenchmarkApplySubscribe(b *testing.B) {
 		cmds := make([]*Command, benchBatch)
 		for i := range cmds {
 			id := fmt.Sprintf("S%d", i)
-			mustApply(b, s, cmd(OpCreateAgent, admin, &CreateAgentArgs{ID: id, TokenHash: []byte("h")}))
-			cmds[i] = keyed("app", 1, cmd(OpSubscribe, Principal{Role: RoleAgent, ID: id}, &SubscribeArgs{List: "L1"}))
+			mustApply(b, s, cmd(OpCreateAgent, admin, &api.CreateAgentArgs{ID: id, TokenHash: []byte("h")}))
+			cmds[i] = keyed("app", 1, cmd(OpSubscribe, api.Principal{Role: api.RoleAgent, ID: id}, &api.SubscribeArgs{List: "L1"}))
 		}
 		return s, cmds
 	})
@@ -56,7 +57,7 @@ func BenchmarkApplySubscribe(b *testing.B) {
 // One command per entry: what a node proposes without group commit.
 func BenchmarkEncodeEntrySingle(b *testing.B) {
 	c := &Command{Op: OpCustomerMessage, By: fb, ClientID: "fb-1", Seq: 123456, Time: t0,
-		Args: &CustomerMessageArgs{Channel: "C2", CustomerID: "c42", CustomerName: "Customer", Text: "Hello, I need help with my order"}}
+		Args: &api.CustomerMessageArgs{Channel: "C2", CustomerID: "c42", CustomerName: "Customer", Text: "Hello, I need help with my order"}}
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := EncodeEntry(c); err != nil {
@@ -73,15 +74,15 @@ func BenchmarkMarshal(b *testing.B) {
 	const agents = 16
 	for i := range agents {
 		id := fmt.Sprintf("B%d", i)
-		mustApply(b, s, cmd(OpCreateAgent, admin, &CreateAgentArgs{ID: id, TokenHash: []byte("h")}))
-		mustApply(b, s, cmd(OpSubscribe, admin, &SubscribeArgs{Agent: id, List: "L1"}))
+		mustApply(b, s, cmd(OpCreateAgent, admin, &api.CreateAgentArgs{ID: id, TokenHash: []byte("h")}))
+		mustApply(b, s, cmd(OpSubscribe, admin, &api.SubscribeArgs{Agent: id, List: "L1"}))
 	}
 	for i := range 2000 {
-		ag := Principal{Role: RoleAgent, ID: fmt.Sprintf("B%d", i%agents)}
+		ag := api.Principal{Role: api.RoleAgent, ID: fmt.Sprintf("B%d", i%agents)}
 		r := customerMessage(b, s, fmt.Sprintf("c%d", i), "Hello, I need help with my order")
-		mustApply(b, s, keyed("app", uint64(i+1), cmd(OpJoin, ag, &RequestArgs{Request: r})))
+		mustApply(b, s, keyed("app", uint64(i+1), cmd(OpJoin, ag, &api.RequestArgs{Request: r})))
 		if i%2 == 0 {
-			mustApply(b, s, cmd(OpClose, ag, &RequestArgs{Request: r}))
+			mustApply(b, s, cmd(OpClose, ag, &api.RequestArgs{Request: r}))
 		}
 	}
 	b.ReportAllocs()

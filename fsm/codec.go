@@ -6,11 +6,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/switchboard/switchboard/internal/msgp"
 	"math"
 	"reflect"
 	"strings"
 	"sync"
+
+	"github.com/switchboard/switchboard/api"
+	"github.com/switchboard/switchboard/internal/msgp"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -144,7 +146,7 @@ func decodeCommand(dec *msgpack.Decoder) (*Command, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.By.Role = Role(role)
+	c.By.Role = api.Role(role)
 	if c.By.ID, err = dec.DecodeString(); err != nil {
 		return nil, err
 	}

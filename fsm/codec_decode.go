@@ -5,10 +5,12 @@ import (
 	"encoding"
 	"encoding/binary"
 	"fmt"
-	"github.com/switchboard/switchboard/internal/msgp"
 	"reflect"
 	"sync"
 	"unsafe"
+
+	"github.com/switchboard/switchboard/api"
+	"github.com/switchboard/switchboard/internal/msgp"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -400,7 +402,7 @@ func decodeEntryFast(b []byte) (cmds []*Command, fallback bool, err error) {
 		if u, i, ok = edNum(b, i); !ok {
 			return nil, true, nil
 		}
-		c.By.Role = Role(u)
+		c.By.Role = api.Role(u)
 		var env [2][]byte
 		for e := range env {
 			if env[e], i, ok = msgp.ReadStr(b, i); !ok {

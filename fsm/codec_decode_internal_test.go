@@ -2,10 +2,12 @@ package fsm
 
 import (
 	"bytes"
-	"github.com/switchboard/switchboard/internal/msgp"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/switchboard/switchboard/api"
+	"github.com/switchboard/switchboard/internal/msgp"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"pgregory.net/rapid"
@@ -24,7 +26,7 @@ type (
 		U32  uint32     `msgpack:"u32"`
 		U    uint       `msgpack:"u"`
 		B    bool       `msgpack:"b"`
-		Mode Role       `msgpack:"mode"`
+		Mode api.Role   `msgpack:"mode"`
 		Node NodeInfo   `msgpack:"node"`
 		Ns   []NodeInfo `msgpack:"ns"`
 		skip int

@@ -13,6 +13,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 	"pgregory.net/rapid"
 
+	"github.com/switchboard/switchboard/api"
 	. "github.com/switchboard/switchboard/fsm"
 )
 
@@ -60,7 +61,7 @@ func decodeEntryReference(data []byte) ([]*Command, error) {
 			if err != nil {
 				return nil, err
 			}
-			c.By.Role = Role(role)
+			c.By.Role = api.Role(role)
 			if c.By.ID, err = dec.DecodeString(); err != nil {
 				return nil, err
 			}
@@ -150,7 +151,7 @@ func checkDecodeSame(t fatalfer, data []byte) []*Command {
 // randomCommand is a command of a random registered op (or an unknown
 // one), with random arguments.
 func randomCommand(rt *rapid.T, ops []*OpInfo) *Command {
-	c := &Command{By: Principal{Role: Role(rapid.Uint8().Draw(rt, "role")), ID: rapid.SampledFrom([]string{"", "A1", "fb", strings.Repeat("é", 40)}).Draw(rt, "id")},
+	c := &Command{By: api.Principal{Role: api.Role(rapid.Uint8().Draw(rt, "role")), ID: rapid.SampledFrom([]string{"", "A1", "fb", strings.Repeat("é", 40)}).Draw(rt, "id")},
 		ClientID: rapid.SampledFrom([]string{"", "0123456789abcdef", "c"}).Draw(rt, "client"), Seq: rapid.Uint64().Draw(rt, "seq"), Time: rapid.Int64().Draw(rt, "time")}
 	if rapid.IntRange(0, 20).Draw(rt, "unknown") == 0 {
 		c.Op = Op(rapid.IntRange(200, 255).Draw(rt, "op"))
@@ -395,9 +396,9 @@ func TestDecodeEntryAllocations(t *testing.T) {
 	var cmds []*Command
 	for i := range 256 {
 		cmds = append(cmds, keyed("0123456789abcdef", uint64(i+1), cmd(OpCustomerMessage, fb,
-			&CustomerMessageArgs{Channel: "C2", CustomerID: fmt.Sprint("c", i), CustomerName: "Customer", Text: "Hello, I need help with my order", Priority: i % 3})))
+			&api.CustomerMessageArgs{Channel: "C2", CustomerID: fmt.Sprint("c", i), CustomerName: "Customer", Text: "Hello, I need help with my order", Priority: i % 3})))
 		if i%4 == 0 {
-			cmds = append(cmds, cmd(OpJoin, a1, &RequestArgs{Request: fmt.Sprint("R", i)}))
+			cmds = append(cmds, cmd(OpJoin, a1, &api.RequestArgs{Request: fmt.Sprint("R", i)}))
 		}
 	}
 	data := mustEncode(t, cmds...)

@@ -16,29 +16,30 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 	"pgregory.net/rapid"
 
+	"github.com/switchboard/switchboard/api"
 	. "github.com/switchboard/switchboard/fsm"
 )
 
 // sampleArgs has filled-in arguments for every op this test knows.
 var sampleArgs = map[Op]any{
-	OpCreateMRD:         &CreateMRDArgs{ID: "social", Name: "Social"},
-	OpCreateChannelType: &CreateChannelTypeArgs{ID: "facebook", MRD: "social"},
-	OpCreateList:        &CreateListArgs{ID: "L1", Name: "Facebook ünï"},
-	OpCreateQueue:       &CreateQueueArgs{ID: "Q1", Name: "Web", MRD: "chat", Priority: -3, OfferTimeoutMs: math.MaxInt64},
-	OpCreateChannel:     &CreateChannelArgs{ID: "C2", Type: "facebook", Mode: ModePull, List: "L1", Queue: "Q"},
-	OpCreateAgent:       &CreateAgentArgs{ID: "A1", Name: "Ann", Max: map[string]int{"social": 2, "chat": 1 << 40}, TokenHash: []byte{0, 1, 255}},
-	OpCreateConnector:   &CreateConnectorArgs{ID: "fb", Name: "FB", Channels: []string{"C2", "W1"}, TokenHash: []byte("hash")},
-	OpDeleteList:        &IDArgs{ID: "L1"},
-	OpDeleteAgent:       &IDArgs{ID: "A1"},
-	OpNoop:              &NoopArgs{Pad: bytes.Repeat([]byte{7}, 300)},
-	OpSubscribe:         &SubscribeArgs{Agent: "A1", List: "L1"},
-	OpUnsubscribe:       &SubscribeArgs{Agent: "A2", List: "L2"},
-	OpCustomerMessage:   &CustomerMessageArgs{Channel: "C2", CustomerID: "u1", CustomerName: "Ursula", Text: strings.Repeat("ü", 100)},
-	OpRequestAgent:      &RequestAgentArgs{Request: "R1", Channel: "C2", CustomerID: "u1"},
-	OpJoin:              &RequestArgs{Request: "R1", Agent: "A1"},
-	OpLeave:             &RequestArgs{Request: "R2", Agent: "A2"},
-	OpClose:             &RequestArgs{Request: "R3"},
-	OpSend:              &SendArgs{Request: "R1", Agent: "A1", Text: "hello"},
+	OpCreateMRD:         &api.CreateMRDArgs{ID: "social", Name: "Social"},
+	OpCreateChannelType: &api.CreateChannelTypeArgs{ID: "facebook", MRD: "social"},
+	OpCreateList:        &api.CreateListArgs{ID: "L1", Name: "Facebook ünï"},
+	OpCreateQueue:       &api.CreateQueueArgs{ID: "Q1", Name: "Web", MRD: "chat", Priority: -3, OfferTimeoutMs: math.MaxInt64},
+	OpCreateChannel:     &api.CreateChannelArgs{ID: "C2", Type: "facebook", Mode: api.ModePull, List: "L1", Queue: "Q"},
+	OpCreateAgent:       &api.CreateAgentArgs{ID: "A1", Name: "Ann", Max: map[string]int{"social": 2, "chat": 1 << 40}, TokenHash: []byte{0, 1, 255}},
+	OpCreateConnector:   &api.CreateConnectorArgs{ID: "fb", Name: "FB", Channels: []string{"C2", "W1"}, TokenHash: []byte("hash")},
+	OpDeleteList:        &api.IDArgs{ID: "L1"},
+	OpDeleteAgent:       &api.IDArgs{ID: "A1"},
+	OpNoop:              &api.NoopArgs{Pad: bytes.Repeat([]byte{7}, 300)},
+	OpSubscribe:         &api.SubscribeArgs{Agent: "A1", List: "L1"},
+	OpUnsubscribe:       &api.SubscribeArgs{Agent: "A2", List: "L2"},
+	OpCustomerMessage:   &api.CustomerMessageArgs{Channel: "C2", CustomerID: "u1", CustomerName: "Ursula", Text: strings.Repeat("ü", 100)},
+	OpRequestAgent:      &api.RequestAgentArgs{Request: "R1", Channel: "C2", CustomerID: "u1"},
+	OpJoin:              &api.RequestArgs{Request: "R1", Agent: "A1"},
+	OpLeave:             &api.RequestArgs{Request: "R2", Agent: "A2"},
+	OpClose:             &api.RequestArgs{Request: "R3"},
+	OpSend:              &api.SendArgs{Request: "R1", Agent: "A1", Text: "hello"},
 }
 
 // argsFor returns sample args for op, or zero args for an op added since.
@@ -52,7 +53,7 @@ func argsFor(info *OpInfo) any {
 func TestCodecRoundTripEveryOp(t *testing.T) {
 	var all []*Command
 	for i, info := range Commands.Ops() {
-		c := &Command{Op: info.Op, By: Principal{Role: Role(i % 5), ID: "who-" + info.Name}, ClientID: "client",
+		c := &Command{Op: info.Op, By: api.Principal{Role: api.Role(i % 5), ID: "who-" + info.Name}, ClientID: "client",
 			Seq: uint64(i) << 40, Time: -int64(i) * 1e9, Args: argsFor(info)}
 		all = append(all, c)
 		t.Run(info.Name, func(t *testing.T) {
@@ -112,7 +113,7 @@ func TestDecodeTruncatedEntry(t *testing.T) {
 }
 
 func TestDecodeGarbage(t *testing.T) {
-	valid, err := EncodeEntry(cmd(OpJoin, a1, &RequestArgs{Request: "R1"}))
+	valid, err := EncodeEntry(cmd(OpJoin, a1, &api.RequestArgs{Request: "R1"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +186,7 @@ func TestDecodeIgnorableKind(t *testing.T) {
 // skipped), and Apply answers CodeUnknownOp, also through the FSM.
 func TestUnknownOpEntry(t *testing.T) {
 	newer := &Command{Op: 200, By: admin, ClientID: "c", Seq: 4, Time: t0, Args: map[string]any{"future": []any{1, "x", map[string]any{"y": true}}}}
-	known := cmd(OpNoop, admin, &NoopArgs{})
+	known := cmd(OpNoop, admin, &api.NoopArgs{})
 	data, err := EncodeEntry(newer, known)
 	if err != nil {
 		t.Fatal(err)
@@ -198,11 +199,11 @@ func TestUnknownOpEntry(t *testing.T) {
 		t.Fatalf("decoded %+v", got)
 	}
 	s := walkthrough(t)
-	assertRejected(t, s, &Command{Op: got[0].Op, By: got[0].By, Args: got[0].Args}, CodeUnknownOp)
+	assertRejected(t, s, &Command{Op: got[0].Op, By: got[0].By, Args: got[0].Args}, api.CodeUnknownOp)
 
 	f := NewFSM(nil, nil)
 	resp := f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: data}).(*ApplyResponse)
-	if resp.Err != nil || len(resp.Results) != 2 || CodeOf(resp.Results[0].Err) != CodeUnknownOp || resp.Results[1].Err != nil {
+	if resp.Err != nil || len(resp.Results) != 2 || api.CodeOf(resp.Results[0].Err) != api.CodeUnknownOp || resp.Results[1].Err != nil {
 		t.Errorf("FSM answered %+v", resp)
 	}
 }
@@ -220,7 +221,7 @@ func FuzzDecodeEntry(f *testing.F) {
 	for _, r := range []string{"u1", "u2"} {
 		customerMessage(f, base, r, "hi")
 	}
-	mustApply(f, base, cmd(OpJoin, a1, &RequestArgs{Request: "R1"}))
+	mustApply(f, base, cmd(OpJoin, a1, &api.RequestArgs{Request: "R1"}))
 	baseBytes := marshal(f, base)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkDecodeSame(t, data)
@@ -273,9 +274,9 @@ func fuzzSeeds(tb testing.TB) [][]byte {
 	for i, info := range Commands.Ops() {
 		by := admin
 		switch {
-		case info.Allowed(RoleConnector) && !info.Allowed(RoleAgent):
+		case info.Allowed(api.RoleConnector) && !info.Allowed(api.RoleAgent):
 			by = fb
-		case info.Allowed(RoleAgent):
+		case info.Allowed(api.RoleAgent):
 			by = a1
 		}
 		c := keyed("c", uint64(i+1), at(t0+int64(i), cmd(info.Op, by, argsFor(info))))
@@ -310,33 +311,33 @@ var updateEntryGolden = flag.Bool("update-entry-golden", false, "rewrite testdat
 // and older nodes read them). Maps have one key each so that the bytes are
 // deterministic.
 func goldenCommands() []*Command {
-	sys := Principal{Role: RoleSystem, ID: "n1"}
-	ag := Principal{Role: RoleAgent, ID: "A1"}
-	fb := Principal{Role: RoleConnector, ID: "fb"}
-	admin := Principal{Role: RoleAdmin, ID: "admin"}
-	c := func(op Op, by Principal, seq uint64, args any) *Command {
+	sys := api.Principal{Role: api.RoleSystem, ID: "n1"}
+	ag := api.Principal{Role: api.RoleAgent, ID: "A1"}
+	fb := api.Principal{Role: api.RoleConnector, ID: "fb"}
+	admin := api.Principal{Role: api.RoleAdmin, ID: "admin"}
+	c := func(op Op, by api.Principal, seq uint64, args any) *Command {
 		return &Command{Op: op, By: by, ClientID: "0123456789abcdef", Seq: seq, Time: 1_700_000_000_123_456_789, Args: args}
 	}
 	return []*Command{
-		c(OpCreateMRD, admin, 1, &CreateMRDArgs{ID: "social", Name: "Social"}),
-		c(OpCreateQueue, admin, 2, &CreateQueueArgs{ID: "Q1", Name: "Web", MRD: "chat", Priority: -3, OfferTimeoutMs: 1 << 40}),
-		c(OpCreateChannel, admin, 3, &CreateChannelArgs{ID: "C2", Type: "facebook", Mode: ModePush, Queue: "Q1"}),
-		c(OpCreateAgent, admin, 4, &CreateAgentArgs{ID: "A1", Name: "Ann", Max: map[string]int{"chat": 3}, TokenHash: []byte{0, 1, 255}}),
-		c(OpCreateAgent, admin, 5, &CreateAgentArgs{ID: "A2"}),
-		c(OpCreateConnector, admin, 6, &CreateConnectorArgs{ID: "fb", Channels: []string{"C2", "W1"}, TokenHash: []byte("hash")}),
-		c(OpNoop, sys, 0, &NoopArgs{}),
-		c(OpNoop, sys, 0, &NoopArgs{Pad: bytes.Repeat([]byte{7}, 300)}),
-		c(OpCustomerMessage, fb, 7, &CustomerMessageArgs{Channel: "C2", CustomerID: "u1", CustomerName: "Ursula", Text: strings.Repeat("ü", 100)}),
-		c(OpCustomerMessage, fb, 8, &CustomerMessageArgs{Channel: "C2", CustomerID: "u2", Text: "hi", Priority: 5}),
-		c(OpCustomerMessage, fb, 9, &CustomerMessageArgs{Channel: "C2", CustomerID: "u3", Text: "hi", Priority: -200}),
-		c(OpJoin, ag, 1<<63, &RequestArgs{Request: "R1", Agent: "A1"}),
-		c(OpSend, ag, 11, &SendArgs{Request: "R1", Text: strings.Repeat("x", 4096)}),
-		c(OpSetAgentState, ag, 12, &SetAgentStateArgs{Agent: "A1", MRD: "chat", State: AgentNotReady, Reason: "lunch"}),
-		c(OpAcceptOffer, ag, 13, &OfferArgs{Request: "R2", OfferID: "O1"}),
-		c(OpOfferTimeout, sys, 0, &OfferArgs{Request: "R2", OfferID: "O1"}),
-		c(OpTransfer, ag, 14, &TransferArgs{Request: "R2", Agent: "A1", ToAgent: "A2"}),
+		c(OpCreateMRD, admin, 1, &api.CreateMRDArgs{ID: "social", Name: "Social"}),
+		c(OpCreateQueue, admin, 2, &api.CreateQueueArgs{ID: "Q1", Name: "Web", MRD: "chat", Priority: -3, OfferTimeoutMs: 1 << 40}),
+		c(OpCreateChannel, admin, 3, &api.CreateChannelArgs{ID: "C2", Type: "facebook", Mode: api.ModePush, Queue: "Q1"}),
+		c(OpCreateAgent, admin, 4, &api.CreateAgentArgs{ID: "A1", Name: "Ann", Max: map[string]int{"chat": 3}, TokenHash: []byte{0, 1, 255}}),
+		c(OpCreateAgent, admin, 5, &api.CreateAgentArgs{ID: "A2"}),
+		c(OpCreateConnector, admin, 6, &api.CreateConnectorArgs{ID: "fb", Channels: []string{"C2", "W1"}, TokenHash: []byte("hash")}),
+		c(OpNoop, sys, 0, &api.NoopArgs{}),
+		c(OpNoop, sys, 0, &api.NoopArgs{Pad: bytes.Repeat([]byte{7}, 300)}),
+		c(OpCustomerMessage, fb, 7, &api.CustomerMessageArgs{Channel: "C2", CustomerID: "u1", CustomerName: "Ursula", Text: strings.Repeat("ü", 100)}),
+		c(OpCustomerMessage, fb, 8, &api.CustomerMessageArgs{Channel: "C2", CustomerID: "u2", Text: "hi", Priority: 5}),
+		c(OpCustomerMessage, fb, 9, &api.CustomerMessageArgs{Channel: "C2", CustomerID: "u3", Text: "hi", Priority: -200}),
+		c(OpJoin, ag, 1<<63, &api.RequestArgs{Request: "R1", Agent: "A1"}),
+		c(OpSend, ag, 11, &api.SendArgs{Request: "R1", Text: strings.Repeat("x", 4096)}),
+		c(OpSetAgentState, ag, 12, &api.SetAgentStateArgs{Agent: "A1", MRD: "chat", State: api.AgentNotReady, Reason: "lunch"}),
+		c(OpAcceptOffer, ag, 13, &api.OfferArgs{Request: "R2", OfferID: "O1"}),
+		c(OpOfferTimeout, sys, 0, &api.OfferArgs{Request: "R2", OfferID: "O1"}),
+		c(OpTransfer, ag, 14, &api.TransferArgs{Request: "R2", Agent: "A1", ToAgent: "A2"}),
 		c(OpRegisterNode, sys, 0, &RegisterNodeArgs{Node: NodeInfo{ID: "n1", RaftAddr: "10.0.0.1:7401", ClientAddr: "10.0.0.1:7400"}}),
-		c(OpClose, Principal{}, 0, &RequestArgs{}),
+		c(OpClose, api.Principal{}, 0, &api.RequestArgs{}),
 	}
 }
 
@@ -424,26 +425,26 @@ type (
 		A string `msgpack:"a"`
 	}
 	argsEmbedded struct {
-		RequestArgs
+		api.RequestArgs
 		X int `msgpack:"x"`
 	}
 	argsOdd struct {
 		NoTag     string
 		Skipped   string `msgpack:"-"`
 		unexp     string
-		AsString  int            `msgpack:"as_str,omitempty"`
-		F         float64        `msgpack:"f,omitempty"`
-		P         *int           `msgpack:"p,omitempty"`
-		M         map[string]int `msgpack:"m,omitempty"`
-		Node      NodeInfo       `msgpack:"node,omitempty"`
-		Custom    argsCustom     `msgpack:"custom"`
-		U8        uint8          `msgpack:"u8"`
-		I8        int8           `msgpack:"i8,omitempty"`
-		Bytes     []byte         `msgpack:"bytes"`
-		Strs      []string       `msgpack:"strs,omitempty"`
-		Mode      RoutingMode    `msgpack:"mode,omitempty"`
-		Arr       [2]byte        `msgpack:"arr,omitempty"`
-		Interface any            `msgpack:"any"`
+		AsString  int             `msgpack:"as_str,omitempty"`
+		F         float64         `msgpack:"f,omitempty"`
+		P         *int            `msgpack:"p,omitempty"`
+		M         map[string]int  `msgpack:"m,omitempty"`
+		Node      NodeInfo        `msgpack:"node,omitempty"`
+		Custom    argsCustom      `msgpack:"custom"`
+		U8        uint8           `msgpack:"u8"`
+		I8        int8            `msgpack:"i8,omitempty"`
+		Bytes     []byte          `msgpack:"bytes"`
+		Strs      []string        `msgpack:"strs,omitempty"`
+		Mode      api.RoutingMode `msgpack:"mode,omitempty"`
+		Arr       [2]byte         `msgpack:"arr,omitempty"`
+		Interface any             `msgpack:"any"`
 	}
 	argsPlain struct {
 		S  string  `msgpack:"s"`
@@ -468,41 +469,41 @@ func TestEncodeEntrySameBytes(t *testing.T) {
 	s := "p"
 	odd := &argsOdd{NoTag: "n", Skipped: "s", unexp: "u", AsString: 3, F: 0.5, P: &one, M: map[string]int{"k": 1},
 		Node: NodeInfo{ID: "n1"}, Custom: argsCustom{A: "c"}, U8: 200, I8: -100, Bytes: []byte{}, Strs: []string{"a"},
-		Mode: ModePull, Arr: [2]byte{1, 2}, Interface: map[string]any{"x": []any{1, "y"}}}
+		Mode: api.ModePull, Arr: [2]byte{1, 2}, Interface: map[string]any{"x": []any{1, "y"}}}
 	cases := map[string]any{
 		"nil":          nil,
-		"nil pointer":  (*RequestArgs)(nil),
-		"struct value": RequestArgs{Request: "R1"},
+		"nil pointer":  (*api.RequestArgs)(nil),
+		"struct value": api.RequestArgs{Request: "R1"},
 		"map":          map[string]string{"request": "R1"},
 		"string":       "x",
 		"custom":       &argsCustom{A: "x"},
 		"marshaler":    &argsMarshal{A: "x"},
-		"embedded":     &argsEmbedded{RequestArgs: RequestArgs{Request: "R1"}, X: 2},
+		"embedded":     &argsEmbedded{RequestArgs: api.RequestArgs{Request: "R1"}, X: 2},
 		"odd":          odd,
 		"odd zero":     &argsOdd{},
 		"plain":        &argsPlain{S: "s", I: -1, U: 1 << 63, B: true, Bs: []byte{1}, F: 1.5, P: &s, X: "x", u: 9},
 		"plain zero":   &argsPlain{},
-		"bytes 256":    &NoopArgs{Pad: make([]byte, 256)},
-		"bytes 65536":  &NoopArgs{Pad: make([]byte, 65536)},
-		"bytes empty":  &NoopArgs{Pad: []byte{}},
-		"priority":     &CustomerMessageArgs{Channel: "C", Priority: math.MinInt64},
+		"bytes 256":    &api.NoopArgs{Pad: make([]byte, 256)},
+		"bytes 65536":  &api.NoopArgs{Pad: make([]byte, 65536)},
+		"bytes empty":  &api.NoopArgs{Pad: []byte{}},
+		"priority":     &api.CustomerMessageArgs{Channel: "C", Priority: math.MinInt64},
 		"unencodable": &struct {
 			C chan int `msgpack:"c"`
 		}{C: make(chan int)},
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {
-			checkEntrySame(t, &Command{Op: OpNoop, By: Principal{Role: RoleAdmin, ID: "x"}, Args: args})
+			checkEntrySame(t, &Command{Op: OpNoop, By: api.Principal{Role: api.RoleAdmin, ID: "x"}, Args: args})
 		})
 	}
 	// Every registered op, with zero and with sample arguments.
 	for _, info := range Commands.Ops() {
 		checkEntrySame(t, &Command{Op: info.Op, Args: info.NewArgs()})
 		args := argsFor(info)
-		if a, ok := args.(*CreateAgentArgs); ok && len(a.Max) > 1 {
+		if a, ok := args.(*api.CreateAgentArgs); ok && len(a.Max) > 1 {
 			continue // map order: compared by value in TestCodecRoundTripEveryOp
 		}
-		checkEntrySame(t, &Command{Op: info.Op, By: Principal{Role: RoleAgent, ID: "a"}, ClientID: "c", Seq: 1, Time: -1, Args: args})
+		checkEntrySame(t, &Command{Op: info.Op, By: api.Principal{Role: api.RoleAgent, ID: "a"}, ClientID: "c", Seq: 1, Time: -1, Args: args})
 	}
 }
 
@@ -568,7 +569,7 @@ func TestEncodeEntrySameBytesRapid(t *testing.T) {
 			info := rapid.SampledFrom(ops).Draw(rt, "op")
 			args := info.NewArgs()
 			fillValue(rt, reflect.ValueOf(args).Elem(), "args")
-			cmds[i] = &Command{Op: info.Op, By: Principal{Role: Role(rapid.Uint8().Draw(rt, "role")), ID: rapid.String().Draw(rt, "id")},
+			cmds[i] = &Command{Op: info.Op, By: api.Principal{Role: api.Role(rapid.Uint8().Draw(rt, "role")), ID: rapid.String().Draw(rt, "id")},
 				ClientID: rapid.String().Draw(rt, "client"), Seq: rapid.Uint64().Draw(rt, "seq"), Time: rapid.Int64().Draw(rt, "time"), Args: args}
 		}
 		checkEntrySame(rt, cmds...) // same bytes: followers decode the same commands
@@ -603,11 +604,11 @@ func TestEncodeEntryAllocations(t *testing.T) {
 // and by pointer, randomly filled, and for the odd test types.
 func TestAppendMsgpackSameBytes(t *testing.T) {
 	types := []reflect.Type{}
-	for _, v := range []any{RequestSummary{}, ListSnapshot{}, ListRef{}, ParticipantChange{}, ConversationMessage{},
-		ConversationClosed{}, OfferInfo{}, OfferWithdrawn{}, AgentStateChange{}, AgentModeChange{}, RequestQueued{},
-		Customer{}, Message{}, ConversationView{}, StreamView{}, ListInfo{}, AgentInfo{}, ConnectorInfo{}, QueueView{},
-		QueuedRequest{}, AgentPushView{}, Created{}, NodeInfo{}, RegisterNodeResult{}, CustomerMessageResult{},
-		RequestAgentResult{}, JoinResult{}, AgentStatus{}, AgentMRDStatus{}, RequestChatResult{}, Offer{}, AgentMRDState{},
+	for _, v := range []any{api.RequestSummary{}, api.ListSnapshot{}, api.ListRef{}, api.ParticipantChange{}, api.ConversationMessage{},
+		api.ConversationClosed{}, api.OfferInfo{}, api.OfferWithdrawn{}, api.AgentStateChange{}, api.AgentModeChange{}, api.RequestQueued{},
+		api.Customer{}, api.Message{}, api.ConversationView{}, api.StreamView{}, api.ListInfo{}, api.AgentInfo{}, api.ConnectorInfo{}, api.QueueView{},
+		api.QueuedRequest{}, api.AgentPushView{}, api.Created{}, NodeInfo{}, RegisterNodeResult{}, api.CustomerMessageResult{},
+		api.RequestAgentResult{}, api.JoinResult{}, api.AgentStatus{}, api.AgentMRDStatus{}, api.RequestChatResult{}, Offer{}, AgentMRDState{},
 		argsOdd{}, argsPlain{}, argsEmbedded{}, argsCustom{}, argsMarshal{}} {
 		types = append(types, reflect.TypeOf(v))
 	}

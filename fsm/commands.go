@@ -3,6 +3,8 @@ package fsm
 import (
 	"fmt"
 	"reflect"
+
+	"github.com/switchboard/switchboard/api"
 )
 
 // Op is a command type. Its number is the type byte in the Raft log and must
@@ -16,7 +18,7 @@ const OpUnknown Op = 0
 type Command struct {
 	Op Op
 	// By is the authenticated principal, filled in by the node.
-	By Principal
+	By api.Principal
 	// ClientID and Seq make the command idempotent: a retried command with
 	// the same (By, ClientID, Seq) returns the original result without
 	// applying twice. Seq 0 disables deduplication.
@@ -32,7 +34,7 @@ type Command struct {
 // roleMask says which roles may send an op.
 type roleMask uint8
 
-func roles(rs ...Role) roleMask {
+func roles(rs ...api.Role) roleMask {
 	var m roleMask
 	for _, r := range rs {
 		m |= 1 << r
@@ -40,7 +42,7 @@ func roles(rs ...Role) roleMask {
 	return m
 }
 
-func (m roleMask) has(r Role) bool { return m&(1<<r) != 0 }
+func (m roleMask) has(r api.Role) bool { return m&(1<<r) != 0 }
 
 // OpInfo describes a registered command type.
 type OpInfo struct {
@@ -50,13 +52,13 @@ type OpInfo struct {
 	Args reflect.Type
 	// Roles that may send it.
 	allowed roleMask
-	apply   func(s *State, c *Command, out *events) (any, *Error)
+	apply   func(s *State, c *Command, out *events) (any, *api.Error)
 	// dec is the decoding plan of Args, nil if msgpack decodes them.
 	dec *argDecPlan
 }
 
 // Allowed reports whether role r may send this op.
-func (i *OpInfo) Allowed(r Role) bool { return i.allowed.has(r) }
+func (i *OpInfo) Allowed(r api.Role) bool { return i.allowed.has(r) }
 
 // NewArgs returns a pointer to a fresh, zero argument struct for the op.
 func (i *OpInfo) NewArgs() any { return reflect.New(i.Args).Interface() }
@@ -69,7 +71,7 @@ type Registry struct {
 
 // register adds op to the table. Registering an op or name twice panics: it
 // is a programming error caught at start-up.
-func register[A any](r *Registry, op Op, name string, allowed roleMask, fn func(*State, *Command, *A, *events) (any, *Error)) {
+func register[A any](r *Registry, op Op, name string, allowed roleMask, fn func(*State, *Command, *A, *events) (any, *api.Error)) {
 	if op == OpUnknown {
 		panic("fsm: op 0 is reserved")
 	}
@@ -84,10 +86,10 @@ func register[A any](r *Registry, op Op, name string, allowed roleMask, fn func(
 		Name:    name,
 		Args:    reflect.TypeFor[A](),
 		allowed: allowed,
-		apply: func(s *State, c *Command, out *events) (any, *Error) {
+		apply: func(s *State, c *Command, out *events) (any, *api.Error) {
 			a, ok := c.Args.(*A)
 			if !ok || a == nil {
-				return nil, Errorf(CodeBadRequest, "%s: arguments of type %T", name, c.Args)
+				return nil, api.Errorf(api.CodeBadRequest, "%s: arguments of type %T", name, c.Args)
 			}
 			return fn(s, c, a, out)
 		},
@@ -117,16 +119,16 @@ func (r *Registry) Ops() []*OpInfo {
 // DecodeArgs decodes msgpack-encoded arguments for op name into its struct,
 // exactly as msgpack.Unmarshal does (codec_decode.go).
 // An empty raw value decodes to the zero struct.
-func (r *Registry) DecodeArgs(name string, raw []byte) (*OpInfo, any, *Error) {
+func (r *Registry) DecodeArgs(name string, raw []byte) (*OpInfo, any, *api.Error) {
 	info := r.byName[name]
 	if info == nil {
-		return nil, nil, Errorf(CodeUnknownOp, "unknown op %q", name)
+		return nil, nil, api.Errorf(api.CodeUnknownOp, "unknown op %q", name)
 	}
 	args := info.NewArgs()
 	if len(raw) > 0 {
 		var err error
 		if args, err = decodeArgsValue(raw, info, args); err != nil {
-			return info, nil, Errorf(CodeBadRequest, "%s: arguments: %v", name, err)
+			return info, nil, api.Errorf(api.CodeBadRequest, "%s: arguments: %v", name, err)
 		}
 	}
 	return info, args, nil

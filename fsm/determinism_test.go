@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/switchboard/switchboard/api"
 	. "github.com/switchboard/switchboard/fsm"
 )
 
@@ -45,9 +46,9 @@ func (g *gen) mrdID() string  { return g.pick("social", "chat", "voice", "") }
 func (g *gen) text() string {
 	switch g.r.Intn(60) {
 	case 0:
-		return strings.Repeat("z", MaxTextBytes)
+		return strings.Repeat("z", api.MaxTextBytes)
 	case 1:
-		return strings.Repeat("z", MaxTextBytes+1)
+		return strings.Repeat("z", api.MaxTextBytes+1)
 	case 2:
 		return ""
 	case 3:
@@ -70,16 +71,16 @@ func (g *gen) requestID() string {
 	return g.open[g.r.Intn(len(g.open))]
 }
 
-func (g *gen) agentPrincipal() Principal {
-	return Principal{Role: RoleAgent, ID: g.pick("A1", "A1", "A2", "A2", "A3", "A4", "A4", "A5", "A9")}
+func (g *gen) agentPrincipal() api.Principal {
+	return api.Principal{Role: api.RoleAgent, ID: g.pick("A1", "A1", "A2", "A2", "A3", "A4", "A4", "A5", "A9")}
 }
 
-func (g *gen) connectorPrincipal() Principal {
-	return Principal{Role: RoleConnector, ID: g.pick("fb", "fb", "fb", "fb", "fb", "web", "ghost")}
+func (g *gen) connectorPrincipal() api.Principal {
+	return api.Principal{Role: api.RoleConnector, ID: g.pick("fb", "fb", "fb", "fb", "fb", "web", "ghost")}
 }
 
 // actor returns a principal for an agent-or-admin op, and the agent to name.
-func (g *gen) actor() (Principal, string) {
+func (g *gen) actor() (api.Principal, string) {
 	switch g.r.Intn(16) {
 	case 0, 1:
 		return admin, g.agentID()
@@ -116,75 +117,75 @@ func (g *gen) next() *Command {
 	case n < 25:
 		c.Op, c.By = OpCustomerMessage, fb
 		if g.oneIn(8) {
-			c.By = pick(g, admin, web, Principal{Role: RoleConnector, ID: "ghost"})
+			c.By = pick(g, admin, web, api.Principal{Role: api.RoleConnector, ID: "ghost"})
 		}
-		a := &CustomerMessageArgs{Channel: "C2", CustomerID: g.pick("u1", "u2", "u3", "u4", "u5", "u6"), CustomerName: "Ursula", Text: g.text()}
+		a := &api.CustomerMessageArgs{Channel: "C2", CustomerID: g.pick("u1", "u2", "u3", "u4", "u5", "u6"), CustomerName: "Ursula", Text: g.text()}
 		if g.oneIn(10) {
 			a.Channel = g.pick("W1", "C9", "C3", "")
 		}
 		if g.oneIn(12) {
-			a.CustomerID = g.pick("", "bad id", "\xff", strings.Repeat("u", MaxIDBytes+1))
+			a.CustomerID = g.pick("", "bad id", "\xff", strings.Repeat("u", api.MaxIDBytes+1))
 		}
 		if g.oneIn(20) {
-			a.CustomerName = g.pick("", "\xff", strings.Repeat("n", MaxIDBytes+1))
+			a.CustomerName = g.pick("", "\xff", strings.Repeat("n", api.MaxIDBytes+1))
 		}
 		c.Args = a
 	case n < 40:
 		by, ag := g.actor()
-		c.Op, c.By, c.Args = OpJoin, by, &RequestArgs{Request: g.requestID(), Agent: ag}
+		c.Op, c.By, c.Args = OpJoin, by, &api.RequestArgs{Request: g.requestID(), Agent: ag}
 	case n < 50:
 		by, ag := g.actor()
-		c.Op, c.By, c.Args = OpLeave, by, &RequestArgs{Request: g.requestID(), Agent: ag}
+		c.Op, c.By, c.Args = OpLeave, by, &api.RequestArgs{Request: g.requestID(), Agent: ag}
 	case n < 60:
 		by, ag := g.actor()
-		c.Op, c.By, c.Args = OpSend, by, &SendArgs{Request: g.requestID(), Agent: ag, Text: g.text()}
+		c.Op, c.By, c.Args = OpSend, by, &api.SendArgs{Request: g.requestID(), Agent: ag, Text: g.text()}
 	case n < 68:
 		by, _ := g.actor()
 		if g.r.Intn(3) == 0 {
 			by = g.connectorPrincipal()
 		}
-		c.Op, c.By, c.Args = OpClose, by, &RequestArgs{Request: g.requestID()}
+		c.Op, c.By, c.Args = OpClose, by, &api.RequestArgs{Request: g.requestID()}
 	case n < 73:
 		c.Op, c.By = OpRequestAgent, g.connectorPrincipal()
 		if g.r.Intn(2) == 0 {
-			c.Args = &RequestAgentArgs{Request: g.requestID()}
+			c.Args = &api.RequestAgentArgs{Request: g.requestID()}
 		} else {
-			c.Args = &RequestAgentArgs{Channel: g.pick("C2", "W1"), CustomerID: g.pick("u1", "u2", "u3", "")}
+			c.Args = &api.RequestAgentArgs{Channel: g.pick("C2", "W1"), CustomerID: g.pick("u1", "u2", "u3", "")}
 		}
 	case n < 80:
 		by, ag := g.actor()
-		c.Op, c.By, c.Args = OpSubscribe, by, &SubscribeArgs{Agent: ag, List: g.listID()}
+		c.Op, c.By, c.Args = OpSubscribe, by, &api.SubscribeArgs{Agent: ag, List: g.listID()}
 	case n < 84:
 		by, ag := g.actor()
-		c.Op, c.By, c.Args = OpUnsubscribe, by, &SubscribeArgs{Agent: ag, List: g.listID()}
+		c.Op, c.By, c.Args = OpUnsubscribe, by, &api.SubscribeArgs{Agent: ag, List: g.listID()}
 	case n < 87:
 		max := map[string]int{"social": 1 + g.r.Intn(3)}
 		if g.oneIn(4) {
 			max[g.mrdID()] = g.r.Intn(4) - 1
 		}
-		c.Op, c.By, c.Args = OpCreateAgent, admin, &CreateAgentArgs{ID: g.agentID(), Name: g.pick("Dee", "Dee", "Dee", "", "\xff"), Max: max, TokenHash: []byte("h")}
+		c.Op, c.By, c.Args = OpCreateAgent, admin, &api.CreateAgentArgs{ID: g.agentID(), Name: g.pick("Dee", "Dee", "Dee", "", "\xff"), Max: max, TokenHash: []byte("h")}
 	case n < 89:
-		c.Op, c.By, c.Args = OpCreateList, admin, &CreateListArgs{ID: g.listID(), Name: "list"}
+		c.Op, c.By, c.Args = OpCreateList, admin, &api.CreateListArgs{ID: g.listID(), Name: "list"}
 	case n < 90:
-		c.Op, c.By, c.Args = OpCreateChannel, admin, &CreateChannelArgs{ID: g.pick("C3", "C4"), Type: g.pick("facebook", "webchat", "nope"), Mode: RoutingMode(g.pick("pull", "push", "")), List: g.listID(), Queue: g.pick("", "Q1")}
+		c.Op, c.By, c.Args = OpCreateChannel, admin, &api.CreateChannelArgs{ID: g.pick("C3", "C4"), Type: g.pick("facebook", "webchat", "nope"), Mode: api.RoutingMode(g.pick("pull", "push", "")), List: g.listID(), Queue: g.pick("", "Q1")}
 	case n < 91:
-		c.Op, c.By, c.Args = OpCreateConnector, admin, &CreateConnectorArgs{ID: g.pick("fb2", "fb"), Channels: []string{g.pick("C2", "C3", "W1", "C9")}, TokenHash: []byte("h")}
+		c.Op, c.By, c.Args = OpCreateConnector, admin, &api.CreateConnectorArgs{ID: g.pick("fb2", "fb"), Channels: []string{g.pick("C2", "C3", "W1", "C9")}, TokenHash: []byte("h")}
 	case n < 92:
-		c.Op, c.By, c.Args = OpCreateMRD, admin, &CreateMRDArgs{ID: g.mrdID()}
+		c.Op, c.By, c.Args = OpCreateMRD, admin, &api.CreateMRDArgs{ID: g.mrdID()}
 	case n < 93:
-		c.Op, c.By, c.Args = OpCreateChannelType, admin, &CreateChannelTypeArgs{ID: g.pick("sms", "facebook"), MRD: g.mrdID()}
+		c.Op, c.By, c.Args = OpCreateChannelType, admin, &api.CreateChannelTypeArgs{ID: g.pick("sms", "facebook"), MRD: g.mrdID()}
 	case n < 94:
-		c.Op, c.By, c.Args = OpCreateQueue, admin, &CreateQueueArgs{ID: g.pick("Q1", "Q2"), MRD: g.mrdID(), OfferTimeoutMs: int64(g.r.Intn(3) - 1)}
+		c.Op, c.By, c.Args = OpCreateQueue, admin, &api.CreateQueueArgs{ID: g.pick("Q1", "Q2"), MRD: g.mrdID(), OfferTimeoutMs: int64(g.r.Intn(3) - 1)}
 	case n < 95:
-		c.Op, c.By, c.Args = OpDeleteList, admin, &IDArgs{ID: g.listID()}
+		c.Op, c.By, c.Args = OpDeleteList, admin, &api.IDArgs{ID: g.listID()}
 	case n < 96:
-		c.Op, c.By, c.Args = OpDeleteAgent, admin, &IDArgs{ID: g.pick("A3", "A5", "A9")}
+		c.Op, c.By, c.Args = OpDeleteAgent, admin, &api.IDArgs{ID: g.pick("A3", "A5", "A9")}
 	case n < 98:
-		c.Op, c.By, c.Args = OpNoop, g.agentPrincipal(), &NoopArgs{}
+		c.Op, c.By, c.Args = OpNoop, g.agentPrincipal(), &api.NoopArgs{}
 	case n < 99:
-		c.Op, c.By, c.Args = Op(90+g.r.Intn(10)), admin, &IDArgs{ID: "x"} // unknown op
+		c.Op, c.By, c.Args = Op(90+g.r.Intn(10)), admin, &api.IDArgs{ID: "x"} // unknown op
 	default:
-		c.Op, c.By, c.Args = OpCreateMRD, Principal{Role: Role(g.r.Intn(6)), ID: "who"}, &CreateMRDArgs{ID: "m"}
+		c.Op, c.By, c.Args = OpCreateMRD, api.Principal{Role: api.Role(g.r.Intn(6)), ID: "who"}, &api.CreateMRDArgs{ID: "m"}
 	}
 	// Idempotency key: mostly increasing per client, sometimes none,
 	// sometimes stale.
@@ -210,10 +211,10 @@ func (g *gen) next() *Command {
 func setupEntries() [][]*Command {
 	setup := walkthroughCommands()
 	more := []*Command{
-		cmd(OpCreateAgent, admin, &CreateAgentArgs{ID: "A4", Max: map[string]int{"social": 3}, TokenHash: []byte("h")}),
-		cmd(OpCreateAgent, admin, &CreateAgentArgs{ID: "A5", Max: map[string]int{"social": 1, "chat": 1}, TokenHash: []byte("h")}),
-		cmd(OpSubscribe, admin, &SubscribeArgs{Agent: "A4", List: "L1"}),
-		cmd(OpSubscribe, admin, &SubscribeArgs{Agent: "A5", List: "L1"}),
+		cmd(OpCreateAgent, admin, &api.CreateAgentArgs{ID: "A4", Max: map[string]int{"social": 3}, TokenHash: []byte("h")}),
+		cmd(OpCreateAgent, admin, &api.CreateAgentArgs{ID: "A5", Max: map[string]int{"social": 1, "chat": 1}, TokenHash: []byte("h")}),
+		cmd(OpSubscribe, admin, &api.SubscribeArgs{Agent: "A4", List: "L1"}),
+		cmd(OpSubscribe, admin, &api.SubscribeArgs{Agent: "A5", List: "L1"}),
 	}
 	return [][]*Command{setup[:8], setup[8:], more}
 }
@@ -256,7 +257,7 @@ func (d *direct) apply(_ testing.TB, index uint64, cmds []*Command) ([]Result, [
 		evs = append(evs, e...)
 	}
 	for i := range evs {
-		evs[i].Seq = SeqOf(index, i)
+		evs[i].Seq = api.SeqOf(index, i)
 	}
 	return results, evs
 }
@@ -366,12 +367,12 @@ func TestDeterminism(t *testing.T) {
 		steps = 200 // single goroutine: the race detector only slows it
 	}
 	var mu sync.Mutex
-	allCodes := map[Code]int{}
+	allCodes := map[api.Code]int{}
 	t.Cleanup(func() {
 		// The streams must have exercised the machine, not just bounced.
-		for _, c := range []Code{CodeOK, CodeNotFound, CodeForbidden, CodeBadRequest, CodeAlreadyExists,
-			CodeNotParticipant, CodeNotSubscribed, CodeAlreadyParticipant, CodeClosed, CodeOverCapacity,
-			CodeUnknownOp, CodeStaleSequence} {
+		for _, c := range []api.Code{api.CodeOK, api.CodeNotFound, api.CodeForbidden, api.CodeBadRequest, api.CodeAlreadyExists,
+			api.CodeNotParticipant, api.CodeNotSubscribed, api.CodeAlreadyParticipant, api.CodeClosed, api.CodeOverCapacity,
+			api.CodeUnknownOp, api.CodeStaleSequence} {
 			if allCodes[c] == 0 {
 				t.Errorf("no command answered %s (answers: %v)", c, allCodes)
 			}
@@ -387,7 +388,7 @@ func TestDeterminism(t *testing.T) {
 			// holds generic maps where the original held structs.
 			fresh := []replica{&direct{NewState()}, &direct{NewState()}, newViaRaft(), newViaRaft()}
 			var restored []replica
-			codes := map[Code]int{}
+			codes := map[api.Code]int{}
 			evCount := 0
 			index := uint64(0)
 			for i := range steps {
@@ -421,7 +422,7 @@ func TestDeterminism(t *testing.T) {
 					if j == 0 {
 						wantRes, wantEvs, wantState = res, evs, st
 						for _, x := range res {
-							codes[CodeOf(x.Err)]++
+							codes[api.CodeOf(x.Err)]++
 						}
 						evCount += len(evs)
 						continue

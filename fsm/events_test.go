@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/switchboard/switchboard/api"
 	. "github.com/switchboard/switchboard/fsm"
 )
 
@@ -12,13 +13,13 @@ import (
 // agents, A1 and A2 subscribed to L1 (A3 to L2 only), on pull channel C2.
 func TestWalkthroughEvents(t *testing.T) {
 	s := walkthrough(t)
-	cust := Customer{ID: "u1", Name: "Ursula"}
-	hi := Message{From: Principal{Role: RoleConnector, ID: "u1"}, Name: "Ursula", Text: "Hi", At: t0 + 1}
-	summary := func(id string, st RequestState, updated int64, parts ...string) RequestSummary {
+	cust := api.Customer{ID: "u1", Name: "Ursula"}
+	hi := api.Message{From: api.Principal{Role: api.RoleConnector, ID: "u1"}, Name: "Ursula", Text: "Hi", At: t0 + 1}
+	summary := func(id string, st api.RequestState, updated int64, parts ...string) api.RequestSummary {
 		if parts == nil {
 			parts = []string{}
 		}
-		return RequestSummary{ID: id, Channel: "C2", List: "L1", Customer: cust, State: st,
+		return api.RequestSummary{ID: id, Channel: "C2", List: "L1", Customer: cust, State: st,
 			Participants: parts, CreatedAt: t0 + 1, UpdatedAt: updated, Preview: "Hi"}
 	}
 	step := func(c *Command) (Result, []Event) {
@@ -27,100 +28,100 @@ func TestWalkthroughEvents(t *testing.T) {
 	}
 
 	// A customer message opens R1 (UNREAD): only L1's subscribers hear of it.
-	res, evs := step(at(t0+1, cmd(OpCustomerMessage, fb, &CustomerMessageArgs{Channel: "C2", CustomerID: "u1", CustomerName: "Ursula", Text: "Hi"})))
-	if want := (CustomerMessageResult{Request: "R1", Created: true, State: StateUnread}); res.Data != want {
+	res, evs := step(at(t0+1, cmd(OpCustomerMessage, fb, &api.CustomerMessageArgs{Channel: "C2", CustomerID: "u1", CustomerName: "Ursula", Text: "Hi"})))
+	if want := (api.CustomerMessageResult{Request: "R1", Created: true, State: api.StateUnread}); res.Data != want {
 		t.Fatalf("result %+v", res.Data)
 	}
-	assertEvents(t, evs, ev(EvRequestCreated, summary("R1", StateUnread, t0+1), A("A1"), A("A2")))
+	assertEvents(t, evs, ev(api.EvRequestCreated, summary("R1", api.StateUnread, t0+1), A("A1"), A("A2")))
 
 	// Asking for an agent while UNREAD publishes nothing.
-	_, evs = step(at(t0+2, cmd(OpRequestAgent, fb, &RequestAgentArgs{Request: "R1"})))
+	_, evs = step(at(t0+2, cmd(OpRequestAgent, fb, &api.RequestAgentArgs{Request: "R1"})))
 	assertEvents(t, evs)
 
 	// A1 joins: the conversation (A1 and the channel's connector) hears the
 	// join, then the list hears the state change.
-	res, evs = step(at(t0+3, cmd(OpJoin, a1, &RequestArgs{Request: "R1"})))
+	res, evs = step(at(t0+3, cmd(OpJoin, a1, &api.RequestArgs{Request: "R1"})))
 	assertEvents(t, evs,
-		ev(EvConversationJoined, ParticipantChange{Request: "R1", Agent: "A1", State: StateActive, Participants: []string{"A1"}}, A("A1"), C("fb")),
-		ev(EvRequestUpdated, summary("R1", StateActive, t0+3, "A1"), A("A1"), A("A2")),
+		ev(api.EvConversationJoined, api.ParticipantChange{Request: "R1", Agent: "A1", State: api.StateActive, Participants: []string{"A1"}}, A("A1"), C("fb")),
+		ev(api.EvRequestUpdated, summary("R1", api.StateActive, t0+3, "A1"), A("A1"), A("A2")),
 	)
-	if jr := res.Data.(JoinResult); len(jr.Transcript) != 1 || jr.Transcript[0] != hi {
+	if jr := res.Data.(api.JoinResult); len(jr.Transcript) != 1 || jr.Transcript[0] != hi {
 		t.Errorf("join transcript %+v", jr.Transcript)
 	}
 
 	// A2 joins too: both agents and the connector hear it.
-	_, evs = step(at(t0+4, cmd(OpJoin, a2, &RequestArgs{Request: "R1"})))
+	_, evs = step(at(t0+4, cmd(OpJoin, a2, &api.RequestArgs{Request: "R1"})))
 	assertEvents(t, evs,
-		ev(EvConversationJoined, ParticipantChange{Request: "R1", Agent: "A2", State: StateActive, Participants: []string{"A1", "A2"}}, A("A1"), A("A2"), C("fb")),
-		ev(EvRequestUpdated, summary("R1", StateActive, t0+4, "A1", "A2"), A("A1"), A("A2")),
+		ev(api.EvConversationJoined, api.ParticipantChange{Request: "R1", Agent: "A2", State: api.StateActive, Participants: []string{"A1", "A2"}}, A("A1"), A("A2"), C("fb")),
+		ev(api.EvRequestUpdated, summary("R1", api.StateActive, t0+4, "A1", "A2"), A("A1"), A("A2")),
 	)
 
 	// The customer writes: the joined agents hear it (the connector sent it).
-	more := Message{From: Principal{Role: RoleConnector, ID: "u1"}, Name: "Ursula", Text: "Still there?", At: t0 + 5}
-	res, evs = step(at(t0+5, cmd(OpCustomerMessage, fb, &CustomerMessageArgs{Channel: "C2", CustomerID: "u1", CustomerName: "Ursula", Text: "Still there?"})))
-	if want := (CustomerMessageResult{Request: "R1", State: StateActive}); res.Data != want {
+	more := api.Message{From: api.Principal{Role: api.RoleConnector, ID: "u1"}, Name: "Ursula", Text: "Still there?", At: t0 + 5}
+	res, evs = step(at(t0+5, cmd(OpCustomerMessage, fb, &api.CustomerMessageArgs{Channel: "C2", CustomerID: "u1", CustomerName: "Ursula", Text: "Still there?"})))
+	if want := (api.CustomerMessageResult{Request: "R1", State: api.StateActive}); res.Data != want {
 		t.Errorf("result %+v", res.Data)
 	}
-	assertEvents(t, evs, ev(EvConversationMessage, ConversationMessage{Request: "R1", Message: more}, A("A1"), A("A2")))
+	assertEvents(t, evs, ev(api.EvConversationMessage, api.ConversationMessage{Request: "R1", Message: more}, A("A1"), A("A2")))
 
 	// A1 replies: agents and the connector (which delivers it) hear it.
-	reply := Message{From: a1, Name: "Ann", Text: "Yes!", At: t0 + 6}
-	_, evs = step(at(t0+6, cmd(OpSend, a1, &SendArgs{Request: "R1", Text: "Yes!"})))
-	assertEvents(t, evs, ev(EvConversationMessage, ConversationMessage{Request: "R1", Message: reply}, A("A1"), A("A2"), C("fb")))
+	reply := api.Message{From: a1, Name: "Ann", Text: "Yes!", At: t0 + 6}
+	_, evs = step(at(t0+6, cmd(OpSend, a1, &api.SendArgs{Request: "R1", Text: "Yes!"})))
+	assertEvents(t, evs, ev(api.EvConversationMessage, api.ConversationMessage{Request: "R1", Message: reply}, A("A1"), A("A2"), C("fb")))
 
 	// A1 leaves: it hears its own leave with the others; still ACTIVE.
-	_, evs = step(at(t0+7, cmd(OpLeave, a1, &RequestArgs{Request: "R1"})))
+	_, evs = step(at(t0+7, cmd(OpLeave, a1, &api.RequestArgs{Request: "R1"})))
 	assertEvents(t, evs,
-		ev(EvConversationLeft, ParticipantChange{Request: "R1", Agent: "A1", State: StateActive, Participants: []string{"A2"}}, A("A1"), A("A2"), C("fb")),
-		ev(EvRequestUpdated, summary("R1", StateActive, t0+7, "A2"), A("A1"), A("A2")),
+		ev(api.EvConversationLeft, api.ParticipantChange{Request: "R1", Agent: "A1", State: api.StateActive, Participants: []string{"A2"}}, A("A1"), A("A2"), C("fb")),
+		ev(api.EvRequestUpdated, summary("R1", api.StateActive, t0+7, "A2"), A("A1"), A("A2")),
 	)
 
 	// A2 leaves: nobody is left, R1 is INACTIVE and stays on the list.
-	_, evs = step(at(t0+8, cmd(OpLeave, a2, &RequestArgs{Request: "R1"})))
+	_, evs = step(at(t0+8, cmd(OpLeave, a2, &api.RequestArgs{Request: "R1"})))
 	assertEvents(t, evs,
-		ev(EvConversationLeft, ParticipantChange{Request: "R1", Agent: "A2", State: StateInactive, Participants: []string{}}, A("A2"), C("fb")),
-		ev(EvRequestUpdated, summary("R1", StateInactive, t0+8), A("A1"), A("A2")),
+		ev(api.EvConversationLeft, api.ParticipantChange{Request: "R1", Agent: "A2", State: api.StateInactive, Participants: []string{}}, A("A2"), C("fb")),
+		ev(api.EvRequestUpdated, summary("R1", api.StateInactive, t0+8), A("A1"), A("A2")),
 	)
 
 	// The customer asks for a new agent while INACTIVE: no notification.
-	res, evs = step(at(t0+9, cmd(OpRequestAgent, fb, &RequestAgentArgs{Channel: "C2", CustomerID: "u1"})))
+	res, evs = step(at(t0+9, cmd(OpRequestAgent, fb, &api.RequestAgentArgs{Channel: "C2", CustomerID: "u1"})))
 	assertEvents(t, evs)
-	if want := (RequestAgentResult{Request: "R1", State: StateInactive}); res.Data != want {
+	if want := (api.RequestAgentResult{Request: "R1", State: api.StateInactive}); res.Data != want {
 		t.Errorf("result %+v", res.Data)
 	}
 
 	// A1 comes back and closes: the conversation hears it closed, then the
 	// list hears it removed.
-	step(at(t0+10, cmd(OpJoin, a1, &RequestArgs{Request: "R1"})))
-	_, evs = step(at(t0+11, cmd(OpClose, a1, &RequestArgs{Request: "R1"})))
+	step(at(t0+10, cmd(OpJoin, a1, &api.RequestArgs{Request: "R1"})))
+	_, evs = step(at(t0+11, cmd(OpClose, a1, &api.RequestArgs{Request: "R1"})))
 	assertEvents(t, evs,
-		ev(EvConversationClosed, ConversationClosed{Request: "R1", By: a1}, A("A1"), C("fb")),
-		ev(EvRequestRemoved, summary("R1", StateClosed, t0+11, "A1"), A("A1"), A("A2")),
+		ev(api.EvConversationClosed, api.ConversationClosed{Request: "R1", By: a1}, A("A1"), C("fb")),
+		ev(api.EvRequestRemoved, summary("R1", api.StateClosed, t0+11, "A1"), A("A1"), A("A2")),
 	)
 
 	// The customer writes again: a new request, announced like the first.
-	res, evs = step(at(t0+12, cmd(OpCustomerMessage, fb, &CustomerMessageArgs{Channel: "C2", CustomerID: "u1", CustomerName: "Ursula", Text: "Hello again"})))
-	if want := (CustomerMessageResult{Request: "R2", Created: true, State: StateUnread}); res.Data != want {
+	res, evs = step(at(t0+12, cmd(OpCustomerMessage, fb, &api.CustomerMessageArgs{Channel: "C2", CustomerID: "u1", CustomerName: "Ursula", Text: "Hello again"})))
+	if want := (api.CustomerMessageResult{Request: "R2", Created: true, State: api.StateUnread}); res.Data != want {
 		t.Fatalf("result %+v", res.Data)
 	}
-	r2 := RequestSummary{ID: "R2", Channel: "C2", List: "L1", Customer: cust, State: StateUnread,
+	r2 := api.RequestSummary{ID: "R2", Channel: "C2", List: "L1", Customer: cust, State: api.StateUnread,
 		Participants: []string{}, CreatedAt: t0 + 12, UpdatedAt: t0 + 12, Preview: "Hello again"}
-	assertEvents(t, evs, ev(EvRequestCreated, r2, A("A1"), A("A2")))
+	assertEvents(t, evs, ev(api.EvRequestCreated, r2, A("A1"), A("A2")))
 
 	// A3 subscribes late: it first gets the list as it is (R2 only, R1 was
 	// removed), then live changes.
-	res, evs = step(at(t0+13, cmd(OpSubscribe, a3, &SubscribeArgs{List: "L1"})))
-	snap := ListSnapshot{List: "L1", Name: "Facebook", Requests: []RequestSummary{r2}}
-	assertEvents(t, evs, ev(EvListSubscribed, snap, A("A3")))
+	res, evs = step(at(t0+13, cmd(OpSubscribe, a3, &api.SubscribeArgs{List: "L1"})))
+	snap := api.ListSnapshot{List: "L1", Name: "Facebook", Requests: []api.RequestSummary{r2}}
+	assertEvents(t, evs, ev(api.EvListSubscribed, snap, A("A3")))
 	if !reflect.DeepEqual(res.Data, snap) {
 		t.Errorf("subscribe result %+v, want the snapshot", res.Data)
 	}
 
-	_, evs = step(at(t0+14, cmd(OpJoin, a3, &RequestArgs{Request: "R2"})))
-	r2.State, r2.Participants, r2.UpdatedAt = StateActive, []string{"A3"}, t0+14
+	_, evs = step(at(t0+14, cmd(OpJoin, a3, &api.RequestArgs{Request: "R2"})))
+	r2.State, r2.Participants, r2.UpdatedAt = api.StateActive, []string{"A3"}, t0+14
 	assertEvents(t, evs,
-		ev(EvConversationJoined, ParticipantChange{Request: "R2", Agent: "A3", State: StateActive, Participants: []string{"A3"}}, A("A3"), C("fb")),
-		ev(EvRequestUpdated, r2, A("A1"), A("A2"), A("A3")),
+		ev(api.EvConversationJoined, api.ParticipantChange{Request: "R2", Agent: "A3", State: api.StateActive, Participants: []string{"A3"}}, A("A3"), C("fb")),
+		ev(api.EvRequestUpdated, r2, A("A1"), A("A2"), A("A3")),
 	)
 }
 
@@ -129,12 +130,12 @@ func TestWalkthroughEvents(t *testing.T) {
 func TestCloseInactiveEvents(t *testing.T) {
 	s := walkthrough(t)
 	inactiveR1(t, s)
-	_, evs := mustApply(t, s, cmd(OpClose, fb, &RequestArgs{Request: "R1"}))
+	_, evs := mustApply(t, s, cmd(OpClose, fb, &api.RequestArgs{Request: "R1"}))
 	if len(evs) != 2 {
 		t.Fatalf("events %s", kinds(evs))
 	}
-	assertEvents(t, evs[:1], ev(EvConversationClosed, ConversationClosed{Request: "R1", By: fb}, C("fb")))
-	if evs[1].Kind != EvRequestRemoved || evs[1].Data.(RequestSummary).State != StateClosed {
+	assertEvents(t, evs[:1], ev(api.EvConversationClosed, api.ConversationClosed{Request: "R1", By: fb}, C("fb")))
+	if evs[1].Kind != api.EvRequestRemoved || evs[1].Data.(api.RequestSummary).State != api.StateClosed {
 		t.Errorf("second event %+v", evs[1])
 	}
 }
@@ -143,9 +144,9 @@ func TestCloseInactiveEvents(t *testing.T) {
 // subscribes to is created silently.
 func TestEventsWithoutRecipientsAreDropped(t *testing.T) {
 	s := walkthrough(t)
-	mustApply(t, s, cmd(OpUnsubscribe, a1, &SubscribeArgs{List: "L1"}))
-	mustApply(t, s, cmd(OpUnsubscribe, a2, &SubscribeArgs{List: "L1"}))
-	_, evs := mustApply(t, s, cmd(OpCustomerMessage, fb, &CustomerMessageArgs{Channel: "C2", CustomerID: "u1", Text: "anyone?"}))
+	mustApply(t, s, cmd(OpUnsubscribe, a1, &api.SubscribeArgs{List: "L1"}))
+	mustApply(t, s, cmd(OpUnsubscribe, a2, &api.SubscribeArgs{List: "L1"}))
+	_, evs := mustApply(t, s, cmd(OpCustomerMessage, fb, &api.CustomerMessageArgs{Channel: "C2", CustomerID: "u1", Text: "anyone?"}))
 	assertEvents(t, evs)
 }
 
@@ -154,22 +155,22 @@ func TestEventsWithoutRecipientsAreDropped(t *testing.T) {
 func TestEventsAreNotRewrittenByLaterCommands(t *testing.T) {
 	s := walkthrough(t)
 	openR1(t, s)
-	_, joinEvs := mustApply(t, s, cmd(OpJoin, a1, &RequestArgs{Request: "R1"}))
-	mustApply(t, s, cmd(OpSubscribe, a3, &SubscribeArgs{List: "L1"}))
-	mustApply(t, s, cmd(OpJoin, a2, &RequestArgs{Request: "R1"}))
-	mustApply(t, s, cmd(OpLeave, a1, &RequestArgs{Request: "R1"}))
+	_, joinEvs := mustApply(t, s, cmd(OpJoin, a1, &api.RequestArgs{Request: "R1"}))
+	mustApply(t, s, cmd(OpSubscribe, a3, &api.SubscribeArgs{List: "L1"}))
+	mustApply(t, s, cmd(OpJoin, a2, &api.RequestArgs{Request: "R1"}))
+	mustApply(t, s, cmd(OpLeave, a1, &api.RequestArgs{Request: "R1"}))
 	assertEvents(t, joinEvs,
-		ev(EvConversationJoined, ParticipantChange{Request: "R1", Agent: "A1", State: StateActive, Participants: []string{"A1"}}, A("A1"), C("fb")),
-		ev(EvRequestUpdated, RequestSummary{ID: "R1", Channel: "C2", List: "L1", Customer: Customer{ID: "u1", Name: "Cust u1"},
-			State: StateActive, Participants: []string{"A1"}, CreatedAt: t0, UpdatedAt: t0, Preview: "Hi"}, A("A1"), A("A2")),
+		ev(api.EvConversationJoined, api.ParticipantChange{Request: "R1", Agent: "A1", State: api.StateActive, Participants: []string{"A1"}}, A("A1"), C("fb")),
+		ev(api.EvRequestUpdated, api.RequestSummary{ID: "R1", Channel: "C2", List: "L1", Customer: api.Customer{ID: "u1", Name: "Cust u1"},
+			State: api.StateActive, Participants: []string{"A1"}, CreatedAt: t0, UpdatedAt: t0, Preview: "Hi"}, A("A1"), A("A2")),
 	)
 }
 
 func TestSeqOf(t *testing.T) {
-	if got := SeqOf(7, 3); IndexOf(got) != 7 || got&(1<<SeqShift-1) != 3 {
+	if got := api.SeqOf(7, 3); api.IndexOf(got) != 7 || got&(1<<api.SeqShift-1) != 3 {
 		t.Errorf("SeqOf(7,3) = %d", got)
 	}
-	if SeqOf(7, 0) <= SeqOf(6, 1<<SeqShift-1) {
+	if api.SeqOf(7, 0) <= api.SeqOf(6, 1<<api.SeqShift-1) {
 		t.Error("sequence numbers of a later entry are not larger")
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/switchboard/switchboard/api"
 	. "github.com/switchboard/switchboard/fsm"
 )
 
@@ -21,17 +22,17 @@ const t0 = int64(1_700_000_000_000_000_000)
 
 // Principals of the walkthrough.
 var (
-	admin = Principal{Role: RoleAdmin, ID: "admin"}
-	fb    = Principal{Role: RoleConnector, ID: "fb"}  // allowed on C2 (pull, L1)
-	web   = Principal{Role: RoleConnector, ID: "web"} // allowed on W1 (push, Q1)
-	a1    = Principal{Role: RoleAgent, ID: "A1"}      // subscribed to L1, max 2 in social
-	a2    = Principal{Role: RoleAgent, ID: "A2"}      // subscribed to L1
-	a3    = Principal{Role: RoleAgent, ID: "A3"}      // subscribed to L2 only
+	admin = api.Principal{Role: api.RoleAdmin, ID: "admin"}
+	fb    = api.Principal{Role: api.RoleConnector, ID: "fb"}  // allowed on C2 (pull, L1)
+	web   = api.Principal{Role: api.RoleConnector, ID: "web"} // allowed on W1 (push, Q1)
+	a1    = api.Principal{Role: api.RoleAgent, ID: "A1"}      // subscribed to L1, max 2 in social
+	a2    = api.Principal{Role: api.RoleAgent, ID: "A2"}      // subscribed to L1
+	a3    = api.Principal{Role: api.RoleAgent, ID: "A3"}      // subscribed to L2 only
 )
 
 // cmd builds a command with no idempotency key and no time of its own (the
 // state's clock stays where it is).
-func cmd(op Op, by Principal, args any) *Command {
+func cmd(op Op, by api.Principal, args any) *Command {
 	return &Command{Op: op, By: by, Args: args}
 }
 
@@ -52,23 +53,23 @@ func keyed(client string, seq uint64, c *Command) *Command {
 func walkthroughCommands() []*Command {
 	tok := []byte("hash")
 	cs := []*Command{
-		cmd(OpCreateMRD, admin, &CreateMRDArgs{ID: "social", Name: "Social"}),
-		cmd(OpCreateMRD, admin, &CreateMRDArgs{ID: "chat", Name: "Chat"}),
-		cmd(OpCreateChannelType, admin, &CreateChannelTypeArgs{ID: "facebook", MRD: "social"}),
-		cmd(OpCreateChannelType, admin, &CreateChannelTypeArgs{ID: "webchat", MRD: "chat"}),
-		cmd(OpCreateList, admin, &CreateListArgs{ID: "L1", Name: "Facebook"}),
-		cmd(OpCreateList, admin, &CreateListArgs{ID: "L2", Name: "Other"}),
-		cmd(OpCreateQueue, admin, &CreateQueueArgs{ID: "Q1", Name: "Web", MRD: "chat", Priority: 1, OfferTimeoutMs: 30000}),
-		cmd(OpCreateChannel, admin, &CreateChannelArgs{ID: "C2", Type: "facebook", Mode: ModePull, List: "L1"}),
-		cmd(OpCreateChannel, admin, &CreateChannelArgs{ID: "W1", Type: "webchat", Mode: ModePush, Queue: "Q1"}),
-		cmd(OpCreateAgent, admin, &CreateAgentArgs{ID: "A1", Name: "Ann", Max: map[string]int{"social": 2}, TokenHash: tok}),
-		cmd(OpCreateAgent, admin, &CreateAgentArgs{ID: "A2", Name: "Bob", TokenHash: tok}),
-		cmd(OpCreateAgent, admin, &CreateAgentArgs{ID: "A3", Name: "Cid", TokenHash: tok}),
-		cmd(OpCreateConnector, admin, &CreateConnectorArgs{ID: "fb", Name: "Facebook", Channels: []string{"C2"}, TokenHash: tok}),
-		cmd(OpCreateConnector, admin, &CreateConnectorArgs{ID: "web", Name: "Web", Channels: []string{"W1"}, TokenHash: tok}),
-		cmd(OpSubscribe, a1, &SubscribeArgs{List: "L1"}),
-		cmd(OpSubscribe, a2, &SubscribeArgs{List: "L1"}),
-		cmd(OpSubscribe, a3, &SubscribeArgs{List: "L2"}),
+		cmd(OpCreateMRD, admin, &api.CreateMRDArgs{ID: "social", Name: "Social"}),
+		cmd(OpCreateMRD, admin, &api.CreateMRDArgs{ID: "chat", Name: "Chat"}),
+		cmd(OpCreateChannelType, admin, &api.CreateChannelTypeArgs{ID: "facebook", MRD: "social"}),
+		cmd(OpCreateChannelType, admin, &api.CreateChannelTypeArgs{ID: "webchat", MRD: "chat"}),
+		cmd(OpCreateList, admin, &api.CreateListArgs{ID: "L1", Name: "Facebook"}),
+		cmd(OpCreateList, admin, &api.CreateListArgs{ID: "L2", Name: "Other"}),
+		cmd(OpCreateQueue, admin, &api.CreateQueueArgs{ID: "Q1", Name: "Web", MRD: "chat", Priority: 1, OfferTimeoutMs: 30000}),
+		cmd(OpCreateChannel, admin, &api.CreateChannelArgs{ID: "C2", Type: "facebook", Mode: api.ModePull, List: "L1"}),
+		cmd(OpCreateChannel, admin, &api.CreateChannelArgs{ID: "W1", Type: "webchat", Mode: api.ModePush, Queue: "Q1"}),
+		cmd(OpCreateAgent, admin, &api.CreateAgentArgs{ID: "A1", Name: "Ann", Max: map[string]int{"social": 2}, TokenHash: tok}),
+		cmd(OpCreateAgent, admin, &api.CreateAgentArgs{ID: "A2", Name: "Bob", TokenHash: tok}),
+		cmd(OpCreateAgent, admin, &api.CreateAgentArgs{ID: "A3", Name: "Cid", TokenHash: tok}),
+		cmd(OpCreateConnector, admin, &api.CreateConnectorArgs{ID: "fb", Name: "Facebook", Channels: []string{"C2"}, TokenHash: tok}),
+		cmd(OpCreateConnector, admin, &api.CreateConnectorArgs{ID: "web", Name: "Web", Channels: []string{"W1"}, TokenHash: tok}),
+		cmd(OpSubscribe, a1, &api.SubscribeArgs{List: "L1"}),
+		cmd(OpSubscribe, a2, &api.SubscribeArgs{List: "L1"}),
+		cmd(OpSubscribe, a3, &api.SubscribeArgs{List: "L2"}),
 	}
 	for _, c := range cs {
 		c.Time = t0
@@ -100,8 +101,8 @@ func mustApply(tb testing.TB, s *State, c *Command) (Result, []Event) {
 // request it went to.
 func customerMessage(tb testing.TB, s *State, customer, text string) string {
 	tb.Helper()
-	res, _ := mustApply(tb, s, cmd(OpCustomerMessage, fb, &CustomerMessageArgs{Channel: "C2", CustomerID: customer, CustomerName: "Cust " + customer, Text: text}))
-	return res.Data.(CustomerMessageResult).Request
+	res, _ := mustApply(tb, s, cmd(OpCustomerMessage, fb, &api.CustomerMessageArgs{Channel: "C2", CustomerID: customer, CustomerName: "Cust " + customer, Text: text}))
+	return res.Data.(api.CustomerMessageResult).Request
 }
 
 // restore decodes a state written by Marshal, or fails.
@@ -127,7 +128,7 @@ func marshal(tb testing.TB, s *State) []byte {
 // assertRejected applies c (which must have Seq 0 and no later time than the
 // state's clock) and checks it fails with code, returns no events and leaves
 // the state byte-for-byte unchanged.
-func assertRejected(tb testing.TB, s *State, c *Command, code Code) {
+func assertRejected(tb testing.TB, s *State, c *Command, code api.Code) {
 	tb.Helper()
 	if c.Seq != 0 || c.Time > s.Now {
 		tb.Fatalf("assertRejected needs Seq 0 and no clock advance (seq %d, time %d, now %d)", c.Seq, c.Time, s.Now)
@@ -159,7 +160,7 @@ func opName(op Op) string {
 }
 
 // ev is an event without its Seq, for comparisons.
-func ev(kind EventKind, data any, to ...string) Event {
+func ev(kind api.EventKind, data any, to ...string) Event {
 	return Event{Kind: kind, To: to, Data: data}
 }
 
@@ -194,7 +195,7 @@ type applyCase struct {
 	name  string
 	prep  func(tb testing.TB, s *State)
 	c     *Command
-	code  Code // CodeOK: must succeed
+	code  api.Code // CodeOK: must succeed
 	check func(t *testing.T, s *State, res Result, evs []Event)
 }
 
@@ -206,7 +207,7 @@ func runCases(t *testing.T, cases []applyCase) {
 			if tc.prep != nil {
 				tc.prep(t, s)
 			}
-			if tc.code != CodeOK {
+			if tc.code != api.CodeOK {
 				if tc.check != nil {
 					t.Fatal("a rejection case has no check")
 				}
@@ -251,5 +252,5 @@ const openC2u1 = "C2\x00u1"
 const sweepEvery = int64(60e9)
 
 // A, C are recipient keys.
-func A(id string) string { return AgentKey(id) }
-func C(id string) string { return ConnectorKey(id) }
+func A(id string) string { return api.AgentKey(id) }
+func C(id string) string { return api.ConnectorKey(id) }

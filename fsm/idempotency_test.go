@@ -8,13 +8,14 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/switchboard/switchboard/api"
 	. "github.com/switchboard/switchboard/fsm"
 )
 
 func TestRetryReturnsOriginalResultAndAppliesOnce(t *testing.T) {
 	s := walkthrough(t)
 	msg := func() *Command {
-		return keyed("c1", 1, at(t0+1, cmd(OpCustomerMessage, fb, &CustomerMessageArgs{Channel: "C2", CustomerID: "u1", Text: "Hi"})))
+		return keyed("c1", 1, at(t0+1, cmd(OpCustomerMessage, fb, &api.CustomerMessageArgs{Channel: "C2", CustomerID: "u1", Text: "Hi"})))
 	}
 	first, evs := mustApply(t, s, msg())
 	if len(evs) != 1 {
@@ -43,8 +44,8 @@ func TestRetryReturnsOriginalResultAndAppliesOnce(t *testing.T) {
 func TestRetryWithOtherArgsStillReturnsOriginal(t *testing.T) {
 	s := walkthrough(t)
 	openR1(t, s)
-	first, _ := mustApply(t, s, keyed("c1", 7, cmd(OpJoin, a1, &RequestArgs{Request: "R1"})))
-	res, evs := s.Apply(keyed("c1", 7, cmd(OpJoin, a1, &RequestArgs{Request: "R9"})))
+	first, _ := mustApply(t, s, keyed("c1", 7, cmd(OpJoin, a1, &api.RequestArgs{Request: "R1"})))
+	res, evs := s.Apply(keyed("c1", 7, cmd(OpJoin, a1, &api.RequestArgs{Request: "R9"})))
 	if !reflect.DeepEqual(res, first) || len(evs) != 0 {
 		t.Errorf("retry answered %+v with %d events", res, len(evs))
 	}
@@ -55,12 +56,12 @@ func TestRetryWithOtherArgsStillReturnsOriginal(t *testing.T) {
 func TestRetryOfRejectionReturnsRejection(t *testing.T) {
 	s := walkthrough(t)
 	openR1(t, s)
-	join := func(seq uint64) *Command { return keyed("app", seq, cmd(OpJoin, a3, &RequestArgs{Request: "R1"})) }
+	join := func(seq uint64) *Command { return keyed("app", seq, cmd(OpJoin, a3, &api.RequestArgs{Request: "R1"})) }
 	first, _ := s.Apply(join(5))
-	if CodeOf(first.Err) != CodeNotSubscribed {
+	if api.CodeOf(first.Err) != api.CodeNotSubscribed {
 		t.Fatalf("join: %v", first.Err)
 	}
-	mustApply(t, s, cmd(OpSubscribe, a3, &SubscribeArgs{List: "L1"}))
+	mustApply(t, s, cmd(OpSubscribe, a3, &api.SubscribeArgs{List: "L1"}))
 	if res, evs := s.Apply(join(5)); !reflect.DeepEqual(res, first) || len(evs) != 0 {
 		t.Errorf("retry answered %+v with %d events", res, len(evs))
 	}
@@ -68,29 +69,29 @@ func TestRetryOfRejectionReturnsRejection(t *testing.T) {
 		t.Error("the retry joined")
 	}
 	mustApply(t, s, join(6))
-	wantState(t, s, "R1", StateActive, "A3")
+	wantState(t, s, "R1", api.StateActive, "A3")
 }
 
 func TestIdempotencyKeyIsPrincipalClientAndSeq(t *testing.T) {
-	msg := func(by Principal, client string) *Command {
-		return keyed(client, 1, cmd(OpCustomerMessage, by, &CustomerMessageArgs{Channel: "C2", CustomerID: "u1", Text: "Hi"}))
+	msg := func(by api.Principal, client string) *Command {
+		return keyed(client, 1, cmd(OpCustomerMessage, by, &api.CustomerMessageArgs{Channel: "C2", CustomerID: "u1", Text: "Hi"}))
 	}
 	s := walkthrough(t)
 	mustApply(t, s, msg(fb, "c1"))
 	// Another client of the same connector, same seq: a new command.
 	res, _ := mustApply(t, s, msg(fb, "c2"))
-	if want := (CustomerMessageResult{Request: "R1", State: StateUnread}); res.Data != want {
+	if want := (api.CustomerMessageResult{Request: "R1", State: api.StateUnread}); res.Data != want {
 		t.Errorf("other client: %+v, want %+v", res.Data, want)
 	}
 	// Another principal with the same client id and seq: a new command.
 	res, _ = mustApply(t, s, msg(admin, "c1"))
-	if want := (CustomerMessageResult{Request: "R1", State: StateUnread}); res.Data != want {
+	if want := (api.CustomerMessageResult{Request: "R1", State: api.StateUnread}); res.Data != want {
 		t.Errorf("other principal: %+v, want %+v", res.Data, want)
 	}
 	// Agents too: A1 and A2 share a client id and seq.
-	mustApply(t, s, keyed("app", 1, cmd(OpJoin, a1, &RequestArgs{Request: "R1"})))
-	mustApply(t, s, keyed("app", 1, cmd(OpJoin, a2, &RequestArgs{Request: "R1"})))
-	wantState(t, s, "R1", StateActive, "A1", "A2")
+	mustApply(t, s, keyed("app", 1, cmd(OpJoin, a1, &api.RequestArgs{Request: "R1"})))
+	mustApply(t, s, keyed("app", 1, cmd(OpJoin, a2, &api.RequestArgs{Request: "R1"})))
+	wantState(t, s, "R1", api.StateActive, "A1", "A2")
 	if n := len(s.Requests["R1"].Transcript); n != 3 {
 		t.Errorf("transcript has %d messages, want 3", n)
 	}
@@ -105,7 +106,7 @@ func TestNoKeyNoDeduplication(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := walkthrough(t)
 			for range 2 {
-				mustApply(t, s, keyed(tc.client, tc.seq, cmd(OpCustomerMessage, fb, &CustomerMessageArgs{Channel: "C2", CustomerID: "u1", Text: "Hi"})))
+				mustApply(t, s, keyed(tc.client, tc.seq, cmd(OpCustomerMessage, fb, &api.CustomerMessageArgs{Channel: "C2", CustomerID: "u1", Text: "Hi"})))
 			}
 			if n := len(s.Requests["R1"].Transcript); n != 2 {
 				t.Errorf("transcript has %d messages, want 2", n)
@@ -121,7 +122,7 @@ func TestNoKeyNoDeduplication(t *testing.T) {
 func createLists(t *testing.T, s *State, seqs ...uint64) {
 	t.Helper()
 	for _, seq := range seqs {
-		mustApply(t, s, keyed("w", seq, cmd(OpCreateList, admin, &CreateListArgs{ID: fmt.Sprintf("X%d", seq)})))
+		mustApply(t, s, keyed("w", seq, cmd(OpCreateList, admin, &api.CreateListArgs{ID: fmt.Sprintf("X%d", seq)})))
 	}
 }
 
@@ -137,7 +138,7 @@ func TestIdempotencyWindow(t *testing.T) {
 	s := walkthrough(t)
 	createLists(t, s, seqRange(1, 200)...)
 	retry := func(seq uint64) Result {
-		res, evs := s.Apply(keyed("w", seq, cmd(OpCreateList, admin, &CreateListArgs{ID: fmt.Sprintf("X%d", seq)})))
+		res, evs := s.Apply(keyed("w", seq, cmd(OpCreateList, admin, &api.CreateListArgs{ID: fmt.Sprintf("X%d", seq)})))
 		if len(evs) != 0 {
 			t.Errorf("retry of %d emitted events", seq)
 		}
@@ -145,13 +146,13 @@ func TestIdempotencyWindow(t *testing.T) {
 	}
 	// The last SessionWindow results are kept: seqs 73..200.
 	for _, seq := range []uint64{200 - SessionWindow + 1, 150, 200} {
-		if res := retry(seq); res.Err != nil || res.Data != (Created{ID: fmt.Sprintf("X%d", seq)}) {
+		if res := retry(seq); res.Err != nil || res.Data != (api.Created{ID: fmt.Sprintf("X%d", seq)}) {
 			t.Errorf("retry of %d: %+v, want the original Created", seq, res)
 		}
 	}
 	before := marshal(t, s)
 	for _, seq := range []uint64{200 - SessionWindow, 1} {
-		if res := retry(seq); CodeOf(res.Err) != CodeStaleSequence {
+		if res := retry(seq); api.CodeOf(res.Err) != api.CodeStaleSequence {
 			t.Errorf("retry of %d: %+v, want stale_sequence", seq, res)
 		}
 	}
@@ -184,8 +185,8 @@ func TestOutOfOrderSeqInsideWindowApplies(t *testing.T) {
 func TestSessionResultsBounded(t *testing.T) {
 	s := walkthrough(t)
 	for i := uint64(1); i <= 2000; i++ {
-		mustApply(t, s, keyed("sparse", i*7, cmd(OpNoop, a1, &NoopArgs{})))
-		mustApply(t, s, keyed("dense", i, cmd(OpNoop, a1, &NoopArgs{})))
+		mustApply(t, s, keyed("sparse", i*7, cmd(OpNoop, a1, &api.NoopArgs{})))
+		mustApply(t, s, keyed("dense", i, cmd(OpNoop, a1, &api.NoopArgs{})))
 	}
 	for _, client := range []string{"sparse", "dense"} {
 		sess := s.Sessions["agent:A1/"+client]
@@ -198,10 +199,10 @@ func TestSessionResultsBounded(t *testing.T) {
 func TestSessionsExpireAfterTTL(t *testing.T) {
 	s := walkthrough(t)
 	create := func(client string, when int64) Result {
-		res, _ := s.Apply(keyed(client, 1, at(when, cmd(OpCreateList, admin, &CreateListArgs{ID: "X-" + client}))))
+		res, _ := s.Apply(keyed(client, 1, at(when, cmd(OpCreateList, admin, &api.CreateListArgs{ID: "X-" + client}))))
 		return res
 	}
-	tick := func(when int64) { mustApply(t, s, at(when, cmd(OpNoop, fb, &NoopArgs{}))) }
+	tick := func(when int64) { mustApply(t, s, at(when, cmd(OpNoop, fb, &api.NoopArgs{}))) }
 	has := func(client string) bool {
 		_, ok := s.Sessions["admin:admin/"+client]
 		return ok
@@ -225,10 +226,10 @@ func TestSessionsExpireAfterTTL(t *testing.T) {
 		t.Error("a session seen within SessionTTL was dropped")
 	}
 	// The expired session's retry is a new command: the list exists now.
-	if res := create("old", t0+SessionTTL+sweepEvery); CodeOf(res.Err) != CodeAlreadyExists {
+	if res := create("old", t0+SessionTTL+sweepEvery); api.CodeOf(res.Err) != api.CodeAlreadyExists {
 		t.Errorf("retry after expiry: %+v, want already_exists", res)
 	}
-	if res := create("busy", t0+SessionTTL+sweepEvery); res.Err != nil || res.Data != (Created{ID: "X-busy"}) {
+	if res := create("busy", t0+SessionTTL+sweepEvery); res.Err != nil || res.Data != (api.Created{ID: "X-busy"}) {
 		t.Errorf("retry within TTL: %+v, want the original result", res)
 	}
 }
@@ -237,7 +238,7 @@ func TestSessionsExpireAfterTTL(t *testing.T) {
 // original result (the same on the wire) without applying again.
 func TestSessionsSurviveSnapshot(t *testing.T) {
 	s := walkthrough(t)
-	msg := keyed("c1", 1, cmd(OpCustomerMessage, fb, &CustomerMessageArgs{Channel: "C2", CustomerID: "u1", Text: "Hi"}))
+	msg := keyed("c1", 1, cmd(OpCustomerMessage, fb, &api.CustomerMessageArgs{Channel: "C2", CustomerID: "u1", Text: "Hi"}))
 	first, _ := mustApply(t, s, msg)
 	restored, err := ReadState(bufio.NewReader(bytes.NewReader(marshal(t, s))))
 	if err != nil {
@@ -263,7 +264,7 @@ func TestSessionsBoundedInNumber(t *testing.T) {
 		for i := range MaxSessions + 1 {
 			// A few share an instant, so ties are broken by key.
 			when := t0 + int64(i/4)
-			mustApply(t, s, keyed(fmt.Sprintf("c%06d", i), 1, at(when, cmd(OpNoop, a1, &NoopArgs{}))))
+			mustApply(t, s, keyed(fmt.Sprintf("c%06d", i), 1, at(when, cmd(OpNoop, a1, &api.NoopArgs{}))))
 		}
 		return s
 	}
@@ -279,23 +280,23 @@ func TestSessionsBoundedInNumber(t *testing.T) {
 		}
 	}
 	// A dropped client's retry is a new command; a kept one's is not.
-	if res, evs := s.Apply(keyed("c000000", 1, at(t0+MaxSessions, cmd(OpNoop, a1, &NoopArgs{})))); res.Err != nil || len(s.Sessions) != MaxSessions*9/10+1 {
+	if res, evs := s.Apply(keyed("c000000", 1, at(t0+MaxSessions, cmd(OpNoop, a1, &api.NoopArgs{})))); res.Err != nil || len(s.Sessions) != MaxSessions*9/10+1 {
 		t.Fatalf("retry of a dropped client: %+v %v, %d sessions", res, evs, len(s.Sessions))
 	}
 	if !bytes.Equal(marshal(t, s), marshal(t, func() *State {
 		r := run()
-		r.Apply(keyed("c000000", 1, at(t0+MaxSessions, cmd(OpNoop, a1, &NoopArgs{}))))
+		r.Apply(keyed("c000000", 1, at(t0+MaxSessions, cmd(OpNoop, a1, &api.NoopArgs{}))))
 		return r
 	}())) {
 		t.Error("two replicas fed the same commands hold different sessions")
 	}
 	// A kept client's retry is answered from its session: the original
 	// no-op's result, not the join it now names (which would fail).
-	kept := keyed(fmt.Sprintf("c%06d", MaxSessions), 1, at(t0+MaxSessions, cmd(OpJoin, a1, &RequestArgs{Request: "R404"})))
+	kept := keyed(fmt.Sprintf("c%06d", MaxSessions), 1, at(t0+MaxSessions, cmd(OpJoin, a1, &api.RequestArgs{Request: "R404"})))
 	if res, evs := s.Apply(kept); res.Err != nil || len(evs) != 0 {
 		t.Errorf("retry of a kept client: %+v %v, want the original no-op's result", res, evs)
 	}
-	if res, _ := s.Apply(keyed("fresh", 1, at(t0+MaxSessions, cmd(OpJoin, a1, &RequestArgs{Request: "R404"})))); CodeOf(res.Err) != CodeNotFound {
+	if res, _ := s.Apply(keyed("fresh", 1, at(t0+MaxSessions, cmd(OpJoin, a1, &api.RequestArgs{Request: "R404"})))); api.CodeOf(res.Err) != api.CodeNotFound {
 		t.Errorf("the same join from a new client: %+v, want not_found (the check above could not fail)", res)
 	}
 }

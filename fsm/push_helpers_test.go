@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+
+	"github.com/switchboard/switchboard/api"
 )
 
 // Push-routing test world (names prefixed pt so they stay clear of the
@@ -22,9 +24,9 @@ import (
 const ptT0 = int64(1_800_000_000_000_000_000)
 
 var (
-	ptAdmin  = Principal{Role: RoleAdmin, ID: "root"}
-	ptConn   = Principal{Role: RoleConnector, ID: "cx"}
-	ptSystem = Principal{Role: RoleSystem, ID: "leader"}
+	ptAdmin  = api.Principal{Role: api.RoleAdmin, ID: "root"}
+	ptConn   = api.Principal{Role: api.RoleConnector, ID: "cx"}
+	ptSystem = api.Principal{Role: api.RoleSystem, ID: "leader"}
 )
 
 // ptTB is what the helpers need of a test: both *testing.T and *rapid.T
@@ -36,37 +38,37 @@ type ptTB interface {
 	Fatal(args ...any)
 }
 
-func ptAgent(id string) Principal { return Principal{Role: RoleAgent, ID: id} }
+func ptAgent(id string) api.Principal { return api.Principal{Role: api.RoleAgent, ID: id} }
 
-func ptCmd(op Op, by Principal, args any) *Command { return &Command{Op: op, By: by, Args: args} }
+func ptCmd(op Op, by api.Principal, args any) *Command { return &Command{Op: op, By: by, Args: args} }
 
 func ptWorldCommands() []*Command {
 	tok := []byte("h")
 	cs := []*Command{
-		ptCmd(OpCreateMRD, ptAdmin, &CreateMRDArgs{ID: "chat"}),
-		ptCmd(OpCreateMRD, ptAdmin, &CreateMRDArgs{ID: "email"}),
-		ptCmd(OpCreateChannelType, ptAdmin, &CreateChannelTypeArgs{ID: "webchat", MRD: "chat"}),
-		ptCmd(OpCreateChannelType, ptAdmin, &CreateChannelTypeArgs{ID: "forum", MRD: "chat"}),
-		ptCmd(OpCreateChannelType, ptAdmin, &CreateChannelTypeArgs{ID: "mail", MRD: "email"}),
-		ptCmd(OpCreateQueue, ptAdmin, &CreateQueueArgs{ID: "QS", Name: "Sales", MRD: "chat", Priority: 1, OfferTimeoutMs: 30_000}),
-		ptCmd(OpCreateQueue, ptAdmin, &CreateQueueArgs{ID: "QV", Name: "VIP", MRD: "chat", Priority: 5, OfferTimeoutMs: 10_000}),
-		ptCmd(OpCreateQueue, ptAdmin, &CreateQueueArgs{ID: "QE", Name: "Mail", MRD: "email"}),
-		ptCmd(OpCreateList, ptAdmin, &CreateListArgs{ID: "LC"}),
-		ptCmd(OpCreateChannel, ptAdmin, &CreateChannelArgs{ID: "WS", Type: "webchat", Mode: ModePush, Queue: "QS"}),
-		ptCmd(OpCreateChannel, ptAdmin, &CreateChannelArgs{ID: "WV", Type: "webchat", Mode: ModePush, Queue: "QV"}),
-		ptCmd(OpCreateChannel, ptAdmin, &CreateChannelArgs{ID: "ME", Type: "mail", Mode: ModePush, Queue: "QE"}),
-		ptCmd(OpCreateChannel, ptAdmin, &CreateChannelArgs{ID: "FC", Type: "forum", Mode: ModePull, List: "LC"}),
-		ptCmd(OpCreateConnector, ptAdmin, &CreateConnectorArgs{ID: "cx", Channels: []string{"WS", "WV", "ME", "FC"}, TokenHash: tok}),
+		ptCmd(OpCreateMRD, ptAdmin, &api.CreateMRDArgs{ID: "chat"}),
+		ptCmd(OpCreateMRD, ptAdmin, &api.CreateMRDArgs{ID: "email"}),
+		ptCmd(OpCreateChannelType, ptAdmin, &api.CreateChannelTypeArgs{ID: "webchat", MRD: "chat"}),
+		ptCmd(OpCreateChannelType, ptAdmin, &api.CreateChannelTypeArgs{ID: "forum", MRD: "chat"}),
+		ptCmd(OpCreateChannelType, ptAdmin, &api.CreateChannelTypeArgs{ID: "mail", MRD: "email"}),
+		ptCmd(OpCreateQueue, ptAdmin, &api.CreateQueueArgs{ID: "QS", Name: "Sales", MRD: "chat", Priority: 1, OfferTimeoutMs: 30_000}),
+		ptCmd(OpCreateQueue, ptAdmin, &api.CreateQueueArgs{ID: "QV", Name: "VIP", MRD: "chat", Priority: 5, OfferTimeoutMs: 10_000}),
+		ptCmd(OpCreateQueue, ptAdmin, &api.CreateQueueArgs{ID: "QE", Name: "Mail", MRD: "email"}),
+		ptCmd(OpCreateList, ptAdmin, &api.CreateListArgs{ID: "LC"}),
+		ptCmd(OpCreateChannel, ptAdmin, &api.CreateChannelArgs{ID: "WS", Type: "webchat", Mode: api.ModePush, Queue: "QS"}),
+		ptCmd(OpCreateChannel, ptAdmin, &api.CreateChannelArgs{ID: "WV", Type: "webchat", Mode: api.ModePush, Queue: "QV"}),
+		ptCmd(OpCreateChannel, ptAdmin, &api.CreateChannelArgs{ID: "ME", Type: "mail", Mode: api.ModePush, Queue: "QE"}),
+		ptCmd(OpCreateChannel, ptAdmin, &api.CreateChannelArgs{ID: "FC", Type: "forum", Mode: api.ModePull, List: "LC"}),
+		ptCmd(OpCreateConnector, ptAdmin, &api.CreateConnectorArgs{ID: "cx", Channels: []string{"WS", "WV", "ME", "FC"}, TokenHash: tok}),
 	}
 	for _, id := range []string{"X", "Y", "Z"} {
 		cs = append(cs,
-			ptCmd(OpCreateAgent, ptAdmin, &CreateAgentArgs{ID: id, Max: map[string]int{"chat": 3, "email": 1}, TokenHash: tok}),
-			ptCmd(OpAddQueueMember, ptAdmin, &QueueMemberArgs{Agent: id, Queue: "QS"}),
-			ptCmd(OpAddQueueMember, ptAdmin, &QueueMemberArgs{Agent: id, Queue: "QV"}),
-			ptCmd(OpSubscribe, ptAgent(id), &SubscribeArgs{List: "LC"}),
+			ptCmd(OpCreateAgent, ptAdmin, &api.CreateAgentArgs{ID: id, Max: map[string]int{"chat": 3, "email": 1}, TokenHash: tok}),
+			ptCmd(OpAddQueueMember, ptAdmin, &api.QueueMemberArgs{Agent: id, Queue: "QS"}),
+			ptCmd(OpAddQueueMember, ptAdmin, &api.QueueMemberArgs{Agent: id, Queue: "QV"}),
+			ptCmd(OpSubscribe, ptAgent(id), &api.SubscribeArgs{List: "LC"}),
 		)
 	}
-	cs = append(cs, ptCmd(OpAddQueueMember, ptAdmin, &QueueMemberArgs{Agent: "X", Queue: "QE"}))
+	cs = append(cs, ptCmd(OpAddQueueMember, ptAdmin, &api.QueueMemberArgs{Agent: "X", Queue: "QE"}))
 	cs[0].Time = ptT0
 	return cs
 }
@@ -95,7 +97,7 @@ func ptApply(tb ptTB, s *State, c *Command) (Result, []Event) {
 
 // ptReject applies c (Seq 0, no clock advance) and checks that it fails with
 // code, emits nothing and leaves the state byte-for-byte unchanged.
-func ptReject(tb ptTB, s *State, c *Command, code Code) {
+func ptReject(tb ptTB, s *State, c *Command, code api.Code) {
 	tb.Helper()
 	if c.Seq != 0 || c.Time > s.Now {
 		tb.Fatalf("ptReject needs Seq 0 and no clock advance")
@@ -135,7 +137,7 @@ func ptOpName(op Op) string {
 // ptTick advances the leader clock by ms milliseconds.
 func ptTick(tb ptTB, s *State, ms int64) {
 	tb.Helper()
-	c := ptCmd(OpNoop, ptAdmin, &NoopArgs{})
+	c := ptCmd(OpNoop, ptAdmin, &api.NoopArgs{})
 	c.Time = s.Now + ms*1_000_000
 	ptApply(tb, s, c)
 }
@@ -144,8 +146,8 @@ func ptTick(tb ptTB, s *State, ms int64) {
 // request it opened.
 func ptArrive(tb ptTB, s *State, channel, customer string, prio int) (string, []Event) {
 	tb.Helper()
-	res, evs := ptApply(tb, s, ptCmd(OpCustomerMessage, ptConn, &CustomerMessageArgs{Channel: channel, CustomerID: customer, Text: "hello from " + customer, Priority: prio}))
-	cm := res.Data.(CustomerMessageResult)
+	res, evs := ptApply(tb, s, ptCmd(OpCustomerMessage, ptConn, &api.CustomerMessageArgs{Channel: channel, CustomerID: customer, Text: "hello from " + customer, Priority: prio}))
+	cm := res.Data.(api.CustomerMessageResult)
 	if !cm.Created {
 		tb.Fatalf("customer %s on %s: no new request", customer, channel)
 	}
@@ -156,14 +158,14 @@ func ptArrive(tb ptTB, s *State, channel, customer string, prio int) (string, []
 func ptReady(tb ptTB, s *State, mrd string, agents ...string) {
 	tb.Helper()
 	for _, id := range agents {
-		ptApply(tb, s, ptCmd(OpLogin, ptAgent(id), &AgentArgs{}))
-		ptApply(tb, s, ptCmd(OpSetAgentState, ptAgent(id), &SetAgentStateArgs{MRD: mrd, State: AgentReady}))
+		ptApply(tb, s, ptCmd(OpLogin, ptAgent(id), &api.AgentArgs{}))
+		ptApply(tb, s, ptCmd(OpSetAgentState, ptAgent(id), &api.SetAgentStateArgs{MRD: mrd, State: api.AgentReady}))
 	}
 }
 
 func ptAccept(tb ptTB, s *State, agent, req string) []Event {
 	tb.Helper()
-	_, evs := ptApply(tb, s, ptCmd(OpAcceptOffer, ptAgent(agent), &OfferArgs{Request: req}))
+	_, evs := ptApply(tb, s, ptCmd(OpAcceptOffer, ptAgent(agent), &api.OfferArgs{Request: req}))
 	return evs
 }
 
@@ -242,7 +244,7 @@ func ptInvariants(s *State) error {
 	offerIDs := map[string]bool{}
 	for _, id := range ids {
 		r := s.Requests[id]
-		live := r.State != StateClosed
+		live := r.State != api.StateClosed
 		if live {
 			for _, a := range r.Participants {
 				conv[a] = append(conv[a], id)
@@ -273,7 +275,7 @@ func ptInvariants(s *State) error {
 			if ag == nil {
 				return fmt.Errorf("request %s offered to unknown agent %s", id, o.Agent)
 			}
-			if st, ok := ag.States[r.MRD]; !ag.LoggedIn || !ok || st.State != AgentReady {
+			if st, ok := ag.States[r.MRD]; !ag.LoggedIn || !ok || st.State != api.AgentReady {
 				return fmt.Errorf("request %s offered to %s, who is not READY in %s", id, o.Agent, r.MRD)
 			}
 			if slices.Contains(r.Participants, o.Agent) {
@@ -281,7 +283,7 @@ func ptInvariants(s *State) error {
 			}
 			offers[o.Agent] = append(offers[o.Agent], id)
 			load[[2]string{o.Agent, r.MRD}]++
-			if o.Kind == OfferRoute {
+			if o.Kind == api.OfferRoute {
 				if r.Queue == "" {
 					return fmt.Errorf("list request %s has a routing offer", id)
 				}
@@ -351,13 +353,13 @@ func ptInvariants(s *State) error {
 			for _, m := range q.Members {
 				ag := s.Agents[m]
 				st, ok := ag.States[q.MRD]
-				if !ag.LoggedIn || !ok || st.State != AgentReady || slices.Contains(r.Participants, m) {
+				if !ag.LoggedIn || !ok || st.State != api.AgentReady || slices.Contains(r.Participants, m) {
 					continue
 				}
-				if ag.mode() == AgentModePull && !ag.ChatRequested {
+				if ag.mode() == api.AgentModePull && !ag.ChatRequested {
 					continue
 				}
-				if ag.mode() == AgentModeAuto && routeOffers[[2]string{m, q.MRD}] > 0 {
+				if ag.mode() == api.AgentModeAuto && routeOffers[[2]string{m, q.MRD}] > 0 {
 					continue
 				}
 				if max, ok := ag.Max[q.MRD]; ok && load[[2]string{m, q.MRD}] >= max {
@@ -368,7 +370,7 @@ func ptInvariants(s *State) error {
 		}
 	}
 	for k, id := range s.Open {
-		if r := s.Requests[id]; r == nil || r.State == StateClosed {
+		if r := s.Requests[id]; r == nil || r.State == api.StateClosed {
 			return fmt.Errorf("open key %q names %s, which is not live", k, id)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/switchboard/switchboard/api"
 	"pgregory.net/rapid"
 )
 
@@ -93,7 +94,7 @@ type ptGen struct {
 	s        *State
 	cust     int
 	ok       map[Op]int
-	rejected map[Code]int
+	rejected map[api.Code]int
 	warm     []*Command // drawn start-up commands, applied first
 }
 
@@ -112,7 +113,7 @@ func (g *ptGen) chance(label string, n int) bool { return rapid.IntRange(0, n-1)
 
 // by is the principal acting for agent id: the agent itself, or now and
 // then an admin naming it.
-func (g *ptGen) by(id string) (Principal, string) {
+func (g *ptGen) by(id string) (api.Principal, string) {
 	if g.chance("admin", 5) {
 		return ptAdmin, id
 	}
@@ -123,7 +124,7 @@ func (g *ptGen) by(id string) (Principal, string) {
 func (g *ptGen) liveIDs(keep func(*Request) bool) []string {
 	var ids []string
 	for id, r := range g.s.Requests {
-		if r.State != StateClosed && (keep == nil || keep(r)) {
+		if r.State != api.StateClosed && (keep == nil || keep(r)) {
 			ids = append(ids, id)
 		}
 	}
@@ -133,21 +134,21 @@ func (g *ptGen) liveIDs(keep func(*Request) bool) []string {
 
 func (g *ptGen) next() *Command {
 	if g.ok == nil {
-		g.ok, g.rejected = map[Op]int{}, map[Code]int{}
+		g.ok, g.rejected = map[Op]int{}, map[api.Code]int{}
 		// Warm-up: most agents log in and go READY, so that offers,
 		// accepts and conversations are common from the start.
 		for _, id := range ptAgents {
 			if g.chance("logged in "+id, 4) {
 				continue
 			}
-			g.warm = append(g.warm, ptCmd(OpLogin, ptAgent(id), &AgentArgs{}))
+			g.warm = append(g.warm, ptCmd(OpLogin, ptAgent(id), &api.AgentArgs{}))
 			for _, mrd := range ptMRDs {
 				if !g.chance("not ready "+id+" "+mrd, 3) {
-					g.warm = append(g.warm, ptCmd(OpSetAgentState, ptAgent(id), &SetAgentStateArgs{MRD: mrd, State: AgentReady}))
+					g.warm = append(g.warm, ptCmd(OpSetAgentState, ptAgent(id), &api.SetAgentStateArgs{MRD: mrd, State: api.AgentReady}))
 				}
 			}
 			if g.chance("pull "+id, 3) {
-				g.warm = append(g.warm, ptCmd(OpSetAgentMode, ptAgent(id), &SetAgentModeArgs{Mode: AgentModePull}))
+				g.warm = append(g.warm, ptCmd(OpSetAgentMode, ptAgent(id), &api.SetAgentModeArgs{Mode: api.AgentModePull}))
 			}
 		}
 	}
@@ -169,38 +170,38 @@ func (g *ptGen) next() *Command {
 		if g.chance("old customer", 3) && g.cust > 1 {
 			cust = fmt.Sprintf("c%d", rapid.IntRange(1, g.cust-1).Draw(g.t, "customer"))
 		}
-		return ptCmd(OpCustomerMessage, ptConn, &CustomerMessageArgs{Channel: g.pick("channel", ptChannels), CustomerID: cust, Text: "hi", Priority: rapid.IntRange(0, 2).Draw(g.t, "prio")})
+		return ptCmd(OpCustomerMessage, ptConn, &api.CustomerMessageArgs{Channel: g.pick("channel", ptChannels), CustomerID: cust, Text: "hi", Priority: rapid.IntRange(0, 2).Draw(g.t, "prio")})
 	case "list":
 		g.cust++
-		return ptCmd(OpCustomerMessage, ptConn, &CustomerMessageArgs{Channel: "FC", CustomerID: fmt.Sprintf("f%d", g.cust), Text: "hi"})
+		return ptCmd(OpCustomerMessage, ptConn, &api.CustomerMessageArgs{Channel: "FC", CustomerID: fmt.Sprintf("f%d", g.cust), Text: "hi"})
 	case "join":
 		ids := g.liveIDs(nil)
 		if len(ids) == 0 {
 			return nil
 		}
 		by, named := g.by(g.pick("agent", ptAgents))
-		return ptCmd(OpJoin, by, &RequestArgs{Request: g.pick("request", ids), Agent: named})
+		return ptCmd(OpJoin, by, &api.RequestArgs{Request: g.pick("request", ids), Agent: named})
 	case "login":
 		by, named := g.by(g.pick("agent", ptAgents))
-		return ptCmd(OpLogin, by, &AgentArgs{Agent: named})
+		return ptCmd(OpLogin, by, &api.AgentArgs{Agent: named})
 	case "logout":
 		id := g.pick("agent", ptAgents)
 		if g.chance("system", 3) {
-			return ptCmd(OpLogout, ptSystem, &AgentArgs{Agent: id})
+			return ptCmd(OpLogout, ptSystem, &api.AgentArgs{Agent: id})
 		}
 		by, named := g.by(id)
-		return ptCmd(OpLogout, by, &AgentArgs{Agent: named})
+		return ptCmd(OpLogout, by, &api.AgentArgs{Agent: named})
 	case "state":
 		by, named := g.by(g.pick("agent", ptAgents))
-		st := rapid.SampledFrom([]AgentState{AgentReady, AgentReady, AgentNotReady}).Draw(g.t, "state")
+		st := rapid.SampledFrom([]api.AgentState{api.AgentReady, api.AgentReady, api.AgentNotReady}).Draw(g.t, "state")
 		reason := ""
-		if st == AgentNotReady {
+		if st == api.AgentNotReady {
 			reason = g.pick("reason", []string{"", "break", "lunch"})
 		}
-		return ptCmd(OpSetAgentState, by, &SetAgentStateArgs{Agent: named, MRD: g.pick("mrd", ptMRDs), State: st, Reason: reason})
+		return ptCmd(OpSetAgentState, by, &api.SetAgentStateArgs{Agent: named, MRD: g.pick("mrd", ptMRDs), State: st, Reason: reason})
 	case "mode":
 		by, named := g.by(g.pick("agent", ptAgents))
-		return ptCmd(OpSetAgentMode, by, &SetAgentModeArgs{Agent: named, Mode: rapid.SampledFrom([]AgentMode{AgentModeAuto, AgentModePull}).Draw(g.t, "mode")})
+		return ptCmd(OpSetAgentMode, by, &api.SetAgentModeArgs{Agent: named, Mode: rapid.SampledFrom([]api.AgentMode{api.AgentModeAuto, api.AgentModePull}).Draw(g.t, "mode")})
 	case "accept", "reject", "timeout":
 		offers := s.PendingOffers()
 		var req, agent, oid string
@@ -220,17 +221,17 @@ func (g *ptGen) next() *Command {
 		}
 		switch kind {
 		case "timeout":
-			return ptCmd(OpOfferTimeout, ptSystem, &OfferArgs{Request: req, OfferID: oid})
+			return ptCmd(OpOfferTimeout, ptSystem, &api.OfferArgs{Request: req, OfferID: oid})
 		case "accept":
 			by, named := g.by(agent)
-			return ptCmd(OpAcceptOffer, by, &OfferArgs{Request: req, Agent: named, OfferID: oid})
+			return ptCmd(OpAcceptOffer, by, &api.OfferArgs{Request: req, Agent: named, OfferID: oid})
 		default:
 			by, named := g.by(agent)
-			return ptCmd(OpRejectOffer, by, &OfferArgs{Request: req, Agent: named, OfferID: oid})
+			return ptCmd(OpRejectOffer, by, &api.OfferArgs{Request: req, Agent: named, OfferID: oid})
 		}
 	case "chat":
 		by, named := g.by(g.pick("agent", ptAgents))
-		return ptCmd(OpRequestChat, by, &AgentArgs{Agent: named})
+		return ptCmd(OpRequestChat, by, &api.AgentArgs{Agent: named})
 	case "leave", "close", "transfer", "invite", "toqueue":
 		ids := g.liveIDs(func(r *Request) bool { return len(r.Participants) > 0 })
 		if len(ids) == 0 || g.chance("any request", 8) {
@@ -247,14 +248,14 @@ func (g *ptGen) next() *Command {
 		by, named := g.by(agent)
 		switch kind {
 		case "leave":
-			return ptCmd(OpLeave, by, &RequestArgs{Request: r.ID, Agent: named})
+			return ptCmd(OpLeave, by, &api.RequestArgs{Request: r.ID, Agent: named})
 		case "close":
 			if g.chance("connector closes", 2) {
-				return ptCmd(OpClose, ptConn, &RequestArgs{Request: r.ID})
+				return ptCmd(OpClose, ptConn, &api.RequestArgs{Request: r.ID})
 			}
-			return ptCmd(OpClose, by, &RequestArgs{Request: r.ID, Agent: named})
+			return ptCmd(OpClose, by, &api.RequestArgs{Request: r.ID, Agent: named})
 		case "toqueue":
-			return ptCmd(OpTransferToQueue, by, &TransferToQueueArgs{Request: r.ID, Agent: named, Queue: g.pick("queue", ptQueues)})
+			return ptCmd(OpTransferToQueue, by, &api.TransferToQueueArgs{Request: r.ID, Agent: named, Queue: g.pick("queue", ptQueues)})
 		}
 		to := g.pick("to", ptAgents)
 		var others []string
@@ -267,19 +268,19 @@ func (g *ptGen) next() *Command {
 			to = g.pick("other", others)
 		}
 		if kind == "transfer" {
-			return ptCmd(OpTransfer, by, &TransferArgs{Request: r.ID, Agent: named, ToAgent: to})
+			return ptCmd(OpTransfer, by, &api.TransferArgs{Request: r.ID, Agent: named, ToAgent: to})
 		}
-		return ptCmd(OpInvite, by, &TransferArgs{Request: r.ID, Agent: named, ToAgent: to})
+		return ptCmd(OpInvite, by, &api.TransferArgs{Request: r.ID, Agent: named, ToAgent: to})
 	case "member":
 		op := OpAddQueueMember
 		if g.chance("remove", 2) {
 			op = OpRemoveQueueMember
 		}
-		return ptCmd(op, ptAdmin, &QueueMemberArgs{Agent: g.pick("agent", ptAgents), Queue: g.pick("queue", ptQueues)})
+		return ptCmd(op, ptAdmin, &api.QueueMemberArgs{Agent: g.pick("agent", ptAgents), Queue: g.pick("queue", ptQueues)})
 	case "policy":
-		return ptCmd(OpSetPullPolicy, ptAdmin, &SetPullPolicyArgs{Policy: rapid.SampledFrom([]PullPolicy{PolicyFirstDue, PolicyStrictPriority}).Draw(g.t, "policy")})
+		return ptCmd(OpSetPullPolicy, ptAdmin, &api.SetPullPolicyArgs{Policy: rapid.SampledFrom([]api.PullPolicy{api.PolicyFirstDue, api.PolicyStrictPriority}).Draw(g.t, "policy")})
 	case "tick":
-		c := ptCmd(OpNoop, ptAdmin, &NoopArgs{})
+		c := ptCmd(OpNoop, ptAdmin, &api.NoopArgs{})
 		c.Time = s.Now + rapid.Int64Range(1, 40_000).Draw(g.t, "ms")*1_000_000
 		return c
 	case "again":
@@ -288,7 +289,7 @@ func (g *ptGen) next() *Command {
 		if len(ids) == 0 {
 			return nil
 		}
-		return ptCmd(OpRequestAgent, ptConn, &RequestAgentArgs{Request: g.pick("request", ids)})
+		return ptCmd(OpRequestAgent, ptConn, &api.RequestAgentArgs{Request: g.pick("request", ids)})
 	}
 	return nil
 }

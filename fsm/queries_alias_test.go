@@ -3,6 +3,8 @@ package fsm
 import (
 	"slices"
 	"testing"
+
+	"github.com/switchboard/switchboard/api"
 )
 
 // A query's answer is encoded after the state's read lock is released
@@ -14,13 +16,13 @@ func TestQueryQueuesDoesNotAliasState(t *testing.T) {
 	r1, _ := ptArrive(t, s, "WS", "u1", 0)
 	ptArrive(t, s, "WS", "u2", 0)
 	ptArrive(t, s, "WS", "u3", 0)
-	out, qerr := s.Query(ptAdmin, QueryQueues, nil)
+	out, qerr := s.Query(ptAdmin, api.QueryQueues, nil)
 	if qerr != nil {
 		t.Fatal(qerr)
 	}
-	var qs *Queue
-	for i := range out.([]Queue) {
-		if q := &out.([]Queue)[i]; q.ID == "QS" {
+	var qs *api.Queue
+	for i := range out.([]api.Queue) {
+		if q := &out.([]api.Queue)[i]; q.ID == "QS" {
 			qs = q
 		}
 	}
@@ -33,7 +35,7 @@ func TestQueryQueuesDoesNotAliasState(t *testing.T) {
 	}
 	// Closing a queued request takes it out of Waiting (slices.Delete), an
 	// arrival puts one in (slices.Insert).
-	ptApply(t, s, ptCmd(OpClose, ptConn, &RequestArgs{Request: r1}))
+	ptApply(t, s, ptCmd(OpClose, ptConn, &api.RequestArgs{Request: r1}))
 	ptArrive(t, s, "WS", "u4", 9)
 	if !slices.Equal(qs.Waiting, want) {
 		t.Errorf("get_queues answer changed under later commands: %v, was %v", qs.Waiting, want)

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/switchboard/switchboard/api"
 	. "github.com/switchboard/switchboard/fsm"
 )
 
@@ -17,7 +18,7 @@ func queryState(t *testing.T) *State {
 	return s
 }
 
-func query(t *testing.T, s *State, p Principal, op string, args any) (any, *Error) {
+func query(t *testing.T, s *State, p api.Principal, op string, args any) (any, *api.Error) {
 	t.Helper()
 	var raw []byte
 	if args != nil {
@@ -32,23 +33,23 @@ func TestQueryAdminListings(t *testing.T) {
 		op   string
 		want any
 	}{
-		{QueryMRDs, []MRD{{ID: "chat", Name: "Chat"}, {ID: "social", Name: "Social"}}},
-		{QueryChannelTypes, []ChannelType{{ID: "facebook", MRD: "social"}, {ID: "webchat", MRD: "chat"}}},
-		{QueryChannels, []Channel{
-			{ID: "C2", Type: "facebook", MRD: "social", Mode: ModePull, List: "L1", Connectors: []string{C("fb")}},
-			{ID: "W1", Type: "webchat", MRD: "chat", Mode: ModePush, Queue: "Q1", Connectors: []string{C("web")}},
+		{api.QueryMRDs, []api.MRD{{ID: "chat", Name: "Chat"}, {ID: "social", Name: "Social"}}},
+		{api.QueryChannelTypes, []api.ChannelType{{ID: "facebook", MRD: "social"}, {ID: "webchat", MRD: "chat"}}},
+		{api.QueryChannels, []api.Channel{
+			{ID: "C2", Type: "facebook", MRD: "social", Mode: api.ModePull, List: "L1", Connectors: []string{C("fb")}},
+			{ID: "W1", Type: "webchat", MRD: "chat", Mode: api.ModePush, Queue: "Q1", Connectors: []string{C("web")}},
 		}},
-		{QueryQueues, []Queue{{ID: "Q1", Name: "Web", MRD: "chat", Priority: 1, OfferTimeoutMs: 30000}}},
-		{QueryLists, []ListInfo{
+		{api.QueryQueues, []api.Queue{{ID: "Q1", Name: "Web", MRD: "chat", Priority: 1, OfferTimeoutMs: 30000}}},
+		{api.QueryLists, []api.ListInfo{
 			{ID: "L1", Name: "Facebook", Subscribers: []string{"A1", "A2"}, Open: 2},
 			{ID: "L2", Name: "Other", Subscribers: []string{"A3"}, Open: 0},
 		}},
-		{QueryAgents, []AgentInfo{
+		{api.QueryAgents, []api.AgentInfo{
 			{ID: "A1", Name: "Ann", Max: map[string]int{"social": 2}, Lists: []string{"L1"}, Conversations: []string{"R1"}},
 			{ID: "A2", Name: "Bob", Lists: []string{"L1"}},
 			{ID: "A3", Name: "Cid", Lists: []string{"L2"}},
 		}},
-		{QueryConnectors, []ConnectorInfo{{ID: "fb", Name: "Facebook", Channels: []string{"C2"}}, {ID: "web", Name: "Web", Channels: []string{"W1"}}}},
+		{api.QueryConnectors, []api.ConnectorInfo{{ID: "fb", Name: "Facebook", Channels: []string{"C2"}}, {ID: "web", Name: "Web", Channels: []string{"W1"}}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.op, func(t *testing.T) {
@@ -62,8 +63,8 @@ func TestQueryAdminListings(t *testing.T) {
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("\n got  %+v\n want %+v", got, tc.want)
 			}
-			for _, p := range []Principal{a1, fb} {
-				if _, err := query(t, s, p, tc.op, nil); err == nil || err.Code != CodeForbidden {
+			for _, p := range []api.Principal{a1, fb} {
+				if _, err := query(t, s, p, tc.op, nil); err == nil || err.Code != api.CodeForbidden {
 					t.Errorf("%s: %v, want forbidden", p.Role, err)
 				}
 			}
@@ -75,13 +76,13 @@ func TestQueryAdminListings(t *testing.T) {
 func TestQueryResultsDoNotAliasState(t *testing.T) {
 	s := queryState(t)
 	before := marshal(t, s)
-	got, _ := query(t, s, admin, QueryAgents, nil)
-	ag := got.([]AgentInfo)[0]
+	got, _ := query(t, s, admin, api.QueryAgents, nil)
+	ag := got.([]api.AgentInfo)[0]
 	ag.Max["social"] = 99
 	ag.Lists[0] = "changed"
 	ag.Conversations[0] = "changed"
-	got, _ = query(t, s, admin, QueryConnectors, nil)
-	got.([]ConnectorInfo)[0].Channels[0] = "changed"
+	got, _ = query(t, s, admin, api.QueryConnectors, nil)
+	got.([]api.ConnectorInfo)[0].Channels[0] = "changed"
 	if !reflect.DeepEqual(before, marshal(t, s)) {
 		t.Error("changing a query result changed the state")
 	}
@@ -95,24 +96,24 @@ func TestQueryList(t *testing.T) {
 	}
 	cases := []struct {
 		name string
-		by   Principal
+		by   api.Principal
 		list string
-		code Code
+		code api.Code
 	}{
-		{"admin", admin, "L1", CodeOK},
-		{"subscribed agent", a2, "L1", CodeOK},
-		{"agent not subscribed", a3, "L1", CodeNotSubscribed},
-		{"connector", fb, "L1", CodeForbidden},
-		{"unknown list", admin, "L9", CodeNotFound},
-		{"no list", a1, "", CodeNotFound},
+		{"admin", admin, "L1", api.CodeOK},
+		{"subscribed agent", a2, "L1", api.CodeOK},
+		{"agent not subscribed", a3, "L1", api.CodeNotSubscribed},
+		{"connector", fb, "L1", api.CodeForbidden},
+		{"unknown list", admin, "L9", api.CodeNotFound},
+		{"no list", a1, "", api.CodeNotFound},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := query(t, s, tc.by, QueryList, QueryArgs{List: tc.list})
-			if CodeOf(err) != tc.code {
+			got, err := query(t, s, tc.by, api.QueryList, api.QueryArgs{List: tc.list})
+			if api.CodeOf(err) != tc.code {
 				t.Fatalf("error %v, want %s", err, tc.code)
 			}
-			if tc.code == CodeOK && !reflect.DeepEqual(got, want) {
+			if tc.code == api.CodeOK && !reflect.DeepEqual(got, want) {
 				t.Errorf("\n got  %+v\n want %+v", got, want)
 			}
 		})
@@ -122,62 +123,62 @@ func TestQueryList(t *testing.T) {
 func TestQueryRequest(t *testing.T) {
 	s := queryState(t)
 	r1 := s.Requests["R1"]
-	want := ConversationView{Request: r1.Summary(), Transcript: r1.Transcript}
+	want := api.ConversationView{Request: r1.Summary(), Transcript: r1.Transcript}
 	cases := []struct {
 		name string
-		by   Principal
+		by   api.Principal
 		req  string
-		code Code
+		code api.Code
 	}{
-		{"admin", admin, "R1", CodeOK},
-		{"participant", a1, "R1", CodeOK},
-		{"subscriber of its list", a2, "R1", CodeOK},
-		{"agent neither", a3, "R1", CodeForbidden},
-		{"agent that does not exist", Principal{Role: RoleAgent, ID: "A9"}, "R1", CodeForbidden},
-		{"connector of its channel", fb, "R1", CodeOK},
-		{"connector of another channel", web, "R1", CodeForbidden},
-		{"unknown request", admin, "R9", CodeNotFound},
+		{"admin", admin, "R1", api.CodeOK},
+		{"participant", a1, "R1", api.CodeOK},
+		{"subscriber of its list", a2, "R1", api.CodeOK},
+		{"agent neither", a3, "R1", api.CodeForbidden},
+		{"agent that does not exist", api.Principal{Role: api.RoleAgent, ID: "A9"}, "R1", api.CodeForbidden},
+		{"connector of its channel", fb, "R1", api.CodeOK},
+		{"connector of another channel", web, "R1", api.CodeForbidden},
+		{"unknown request", admin, "R9", api.CodeNotFound},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := query(t, s, tc.by, QueryRequest, QueryArgs{Request: tc.req})
-			if CodeOf(err) != tc.code {
+			got, err := query(t, s, tc.by, api.QueryRequest, api.QueryArgs{Request: tc.req})
+			if api.CodeOf(err) != tc.code {
 				t.Fatalf("error %v, want %s", err, tc.code)
 			}
-			if tc.code == CodeOK && !reflect.DeepEqual(got, want) {
+			if tc.code == api.CodeOK && !reflect.DeepEqual(got, want) {
 				t.Errorf("\n got  %+v\n want %+v", got, want)
 			}
 		})
 	}
 	// A closed request stays readable by its participants.
-	mustApply(t, s, cmd(OpClose, a1, &RequestArgs{Request: "R1"}))
-	got, err := query(t, s, a1, QueryRequest, QueryArgs{Request: "R1"})
-	if err != nil || got.(ConversationView).Request.State != StateClosed {
+	mustApply(t, s, cmd(OpClose, a1, &api.RequestArgs{Request: "R1"}))
+	got, err := query(t, s, a1, api.QueryRequest, api.QueryArgs{Request: "R1"})
+	if err != nil || got.(api.ConversationView).Request.State != api.StateClosed {
 		t.Errorf("closed request: %+v, %v", got, err)
 	}
 }
 
 func TestQueryView(t *testing.T) {
 	s := queryState(t)
-	got, err := query(t, s, a1, QueryView, nil)
+	got, err := query(t, s, a1, api.QueryView, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r1 := s.Requests["R1"]
-	want := StreamView{
+	want := api.StreamView{
 		Agent:         "A1",
-		Lists:         []ListSnapshot{s.ListSnapshot(s.Lists["L1"])},
-		Conversations: []ConversationView{{Request: r1.Summary(), Transcript: r1.Transcript}},
+		Lists:         []api.ListSnapshot{s.ListSnapshot(s.Lists["L1"])},
+		Conversations: []api.ConversationView{{Request: r1.Summary(), Transcript: r1.Transcript}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("A1 view\n got  %+v\n want %+v", got, want)
 	}
-	got, err = query(t, s, a3, QueryView, nil)
-	if err != nil || !reflect.DeepEqual(got, StreamView{Agent: "A3", Lists: []ListSnapshot{s.ListSnapshot(s.Lists["L2"])}, Conversations: []ConversationView{}}) {
+	got, err = query(t, s, a3, api.QueryView, nil)
+	if err != nil || !reflect.DeepEqual(got, api.StreamView{Agent: "A3", Lists: []api.ListSnapshot{s.ListSnapshot(s.Lists["L2"])}, Conversations: []api.ConversationView{}}) {
 		t.Errorf("A3 view %+v, %v", got, err)
 	}
-	for _, p := range []Principal{admin, {Role: RoleAgent, ID: "A9"}, {Role: RoleConnector, ID: "ghost"}} {
-		if _, err := query(t, s, p, QueryView, nil); CodeOf(err) != CodeForbidden {
+	for _, p := range []api.Principal{admin, {Role: api.RoleAgent, ID: "A9"}, {Role: api.RoleConnector, ID: "ghost"}} {
+		if _, err := query(t, s, p, api.QueryView, nil); api.CodeOf(err) != api.CodeForbidden {
 			t.Errorf("%s %s: %v, want forbidden", p.Role, p.ID, err)
 		}
 	}
@@ -190,12 +191,12 @@ func TestQueryConnectorView(t *testing.T) {
 	for i := 1; i <= 11; i++ {
 		customerMessage(t, s, fmt.Sprintf("u%d", i), "hi")
 	}
-	mustApply(t, s, cmd(OpClose, fb, &RequestArgs{Request: "R5"}))
-	got, err := query(t, s, fb, QueryView, nil)
+	mustApply(t, s, cmd(OpClose, fb, &api.RequestArgs{Request: "R5"}))
+	got, err := query(t, s, fb, api.QueryView, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := got.(StreamView)
+	v := got.(api.StreamView)
 	var ids []string
 	for _, c := range v.Conversations {
 		ids = append(ids, c.Request.ID)
@@ -204,24 +205,24 @@ func TestQueryConnectorView(t *testing.T) {
 	if v.Connector != "fb" || !reflect.DeepEqual(ids, want) || len(v.Lists) != 0 {
 		t.Errorf("fb view: connector %q, conversations %v, lists %d; want %v", v.Connector, ids, len(v.Lists), want)
 	}
-	got, err = query(t, s, web, QueryView, nil)
-	if err != nil || len(got.(StreamView).Conversations) != 0 {
+	got, err = query(t, s, web, api.QueryView, nil)
+	if err != nil || len(got.(api.StreamView).Conversations) != 0 {
 		t.Errorf("web view %+v, %v", got, err)
 	}
 }
 
 func TestQueryErrors(t *testing.T) {
 	s := queryState(t)
-	if _, err := s.Query(admin, "create_mrd", nil); CodeOf(err) != CodeUnknownOp {
+	if _, err := s.Query(admin, "create_mrd", nil); api.CodeOf(err) != api.CodeUnknownOp {
 		t.Errorf("a command as query: %v", err)
 	}
-	if _, err := s.Query(admin, "get_everything", nil); CodeOf(err) != CodeUnknownOp {
+	if _, err := s.Query(admin, "get_everything", nil); api.CodeOf(err) != api.CodeUnknownOp {
 		t.Errorf("unknown query: %v", err)
 	}
-	if _, err := s.Query(admin, QueryList, []byte{0xc1}); CodeOf(err) != CodeBadRequest {
+	if _, err := s.Query(admin, api.QueryList, []byte{0xc1}); api.CodeOf(err) != api.CodeBadRequest {
 		t.Errorf("garbage args: %v", err)
 	}
-	if _, err := s.Query(admin, QueryList, mustMsgpack(t, "L1")); CodeOf(err) != CodeBadRequest {
+	if _, err := s.Query(admin, api.QueryList, mustMsgpack(t, "L1")); api.CodeOf(err) != api.CodeBadRequest {
 		t.Errorf("args of the wrong shape: %v", err)
 	}
 }
@@ -230,12 +231,12 @@ func TestQueryErrors(t *testing.T) {
 // every query, including the per-entity ones.
 func TestQueryOtherRolesForbidden(t *testing.T) {
 	s := queryState(t)
-	ops := []string{QueryMRDs, QueryChannelTypes, QueryChannels, QueryLists, QueryQueues,
-		QueryAgents, QueryConnectors, QueryList, QueryRequest, QueryView}
-	for _, r := range []Role{RoleNone, RoleSystem, 9} {
+	ops := []string{api.QueryMRDs, api.QueryChannelTypes, api.QueryChannels, api.QueryLists, api.QueryQueues,
+		api.QueryAgents, api.QueryConnectors, api.QueryList, api.QueryRequest, api.QueryView}
+	for _, r := range []api.Role{api.RoleNone, api.RoleSystem, 9} {
 		for _, op := range ops {
-			got, err := query(t, s, Principal{Role: r, ID: "A1"}, op, QueryArgs{List: "L1", Request: "R1"})
-			if CodeOf(err) != CodeForbidden {
+			got, err := query(t, s, api.Principal{Role: r, ID: "A1"}, op, api.QueryArgs{List: "L1", Request: "R1"})
+			if api.CodeOf(err) != api.CodeForbidden {
 				t.Errorf("%s %s: %+v, %v; want forbidden", r, op, got, err)
 			}
 		}

@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/switchboard/switchboard/internal/msgp"
 	"io"
 	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/switchboard/switchboard/api"
+	"github.com/switchboard/switchboard/internal/msgp"
 
 	"github.com/hashicorp/raft"
 	"github.com/vmihailenco/msgpack/v5"
@@ -92,7 +94,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	}
 	f.mu.Unlock()
 	for i := range evs {
-		evs[i].Seq = SeqOf(l.Index, i)
+		evs[i].Seq = api.SeqOf(l.Index, i)
 	}
 	f.markApplied(l.Index)
 	if f.sink != nil && len(evs) > 0 {

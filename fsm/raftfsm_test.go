@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/switchboard/switchboard/api"
 	. "github.com/switchboard/switchboard/fsm"
 )
 
@@ -62,14 +63,14 @@ func withIndex(t *testing.T, data []byte, index uint64) []byte {
 func TestFSMApplyBatchResultsAndEventSeqs(t *testing.T) {
 	f, sink := newWalkthroughFSM(t)
 	resp := applyEntry(t, f, 7,
-		cmd(OpCustomerMessage, fb, &CustomerMessageArgs{Channel: "C2", CustomerID: "u1", Text: "Hi"}), // 1 event
-		cmd(OpJoin, a3, &RequestArgs{Request: "R1"}),                                                  // rejected
-		cmd(OpJoin, a1, &RequestArgs{Request: "R1"}),                                                  // 2 events
+		cmd(OpCustomerMessage, fb, &api.CustomerMessageArgs{Channel: "C2", CustomerID: "u1", Text: "Hi"}), // 1 event
+		cmd(OpJoin, a3, &api.RequestArgs{Request: "R1"}),                                                  // rejected
+		cmd(OpJoin, a1, &api.RequestArgs{Request: "R1"}),                                                  // 2 events
 	)
 	if resp.Index != 7 || resp.Err != nil || len(resp.Results) != 3 {
 		t.Fatalf("response %+v", resp)
 	}
-	if resp.Results[0].Err != nil || CodeOf(resp.Results[1].Err) != CodeNotSubscribed || resp.Results[2].Err != nil {
+	if resp.Results[0].Err != nil || api.CodeOf(resp.Results[1].Err) != api.CodeNotSubscribed || resp.Results[2].Err != nil {
 		t.Errorf("results %+v", resp.Results)
 	}
 	evs := sink.take(7)
@@ -77,11 +78,11 @@ func TestFSMApplyBatchResultsAndEventSeqs(t *testing.T) {
 		t.Fatalf("published %s", kinds(evs))
 	}
 	for i, e := range evs {
-		if e.Seq != SeqOf(7, i) {
-			t.Errorf("event %d (%s) has seq %d, want %d", i, e.Kind, e.Seq, SeqOf(7, i))
+		if e.Seq != api.SeqOf(7, i) {
+			t.Errorf("event %d (%s) has seq %d, want %d", i, e.Kind, e.Seq, api.SeqOf(7, i))
 		}
 	}
-	if evs[0].Kind != EvRequestCreated || evs[1].Kind != EvConversationJoined || evs[2].Kind != EvRequestUpdated {
+	if evs[0].Kind != api.EvRequestCreated || evs[1].Kind != api.EvConversationJoined || evs[2].Kind != api.EvRequestUpdated {
 		t.Errorf("published %s", kinds(evs))
 	}
 	if f.Applied() != 7 {
@@ -95,7 +96,7 @@ func TestFSMApplyBatchResultsAndEventSeqs(t *testing.T) {
 // An entry whose commands cause no event publishes nothing.
 func TestFSMPublishesNothingWithoutEvents(t *testing.T) {
 	f, sink := newWalkthroughFSM(t)
-	applyEntry(t, f, 2, cmd(OpNoop, admin, &NoopArgs{}), cmd(OpJoin, a1, &RequestArgs{Request: "R9"}))
+	applyEntry(t, f, 2, cmd(OpNoop, admin, &api.NoopArgs{}), cmd(OpJoin, a1, &api.RequestArgs{Request: "R9"}))
 	if len(sink.order) != 0 {
 		t.Errorf("published entries %v", sink.order)
 	}
@@ -158,8 +159,8 @@ func (m *memSink) ID() string    { return "mem" }
 
 func TestFSMSnapshotRestoreRoundTrip(t *testing.T) {
 	f, _ := newWalkthroughFSM(t)
-	applyEntry(t, f, 2, keyed("c1", 1, cmd(OpCustomerMessage, fb, &CustomerMessageArgs{Channel: "C2", CustomerID: "u1", Text: "Hi"})))
-	applyEntry(t, f, 3, cmd(OpJoin, a1, &RequestArgs{Request: "R1"}))
+	applyEntry(t, f, 2, keyed("c1", 1, cmd(OpCustomerMessage, fb, &api.CustomerMessageArgs{Channel: "C2", CustomerID: "u1", Text: "Hi"})))
+	applyEntry(t, f, 3, cmd(OpJoin, a1, &api.RequestArgs{Request: "R1"}))
 	want, _ := fsmState(t, f)
 
 	snap, err := f.Snapshot()
@@ -167,7 +168,7 @@ func TestFSMSnapshotRestoreRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Apply after Snapshot must not leak into what Persist writes.
-	applyEntry(t, f, 4, cmd(OpSend, a1, &SendArgs{Request: "R1", Text: "later"}))
+	applyEntry(t, f, 4, cmd(OpSend, a1, &api.SendArgs{Request: "R1", Text: "later"}))
 	store := raft.NewInmemSnapshotStore()
 	sink, err := store.Create(raft.SnapshotVersionMax, 3, 1, raft.Configuration{}, 1, nil)
 	if err != nil {
@@ -184,7 +185,7 @@ func TestFSMSnapshotRestoreRoundTrip(t *testing.T) {
 	events := &recordingSink{}
 	g := NewFSM(nil, nil)
 	g.SetSink(events)
-	applyEntry(t, g, 1, cmd(OpCreateMRD, admin, &CreateMRDArgs{ID: "stale"})) // discarded by Restore
+	applyEntry(t, g, 1, cmd(OpCreateMRD, admin, &api.CreateMRDArgs{ID: "stale"})) // discarded by Restore
 	if err := g.Restore(rc); err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +200,7 @@ func TestFSMSnapshotRestoreRoundTrip(t *testing.T) {
 		t.Errorf("sink resets %v, want [3]", events.resets)
 	}
 	// The restored FSM carries on exactly like the original.
-	r1 := applyEntry(t, g, 4, cmd(OpSend, a1, &SendArgs{Request: "R1", Text: "later"}))
+	r1 := applyEntry(t, g, 4, cmd(OpSend, a1, &api.SendArgs{Request: "R1", Text: "later"}))
 	if r1.Results[0].Err != nil {
 		t.Fatal(r1.Results[0].Err)
 	}
@@ -209,7 +210,7 @@ func TestFSMSnapshotRestoreRoundTrip(t *testing.T) {
 		t.Error("original and restored FSM diverged")
 	}
 	// And its idempotency sessions came along.
-	r2 := applyEntry(t, g, 5, keyed("c1", 1, cmd(OpCustomerMessage, fb, &CustomerMessageArgs{Channel: "C2", CustomerID: "u1", Text: "Hi"})))
+	r2 := applyEntry(t, g, 5, keyed("c1", 1, cmd(OpCustomerMessage, fb, &api.CustomerMessageArgs{Channel: "C2", CustomerID: "u1", Text: "Hi"})))
 	if r2.Results[0].Err != nil || len(events.take(5)) != 0 {
 		t.Errorf("retry after restore: %+v", r2.Results[0])
 	}
@@ -300,7 +301,7 @@ func TestMarshalIsCanonical(t *testing.T) {
 	}
 	// Sessions with many results, read back and written again.
 	for i := uint64(1); i <= 50; i++ {
-		mustApply(t, a, keyed("c", i, cmd(OpCreateList, admin, &CreateListArgs{ID: fmt.Sprintf("X%d", i)})))
+		mustApply(t, a, keyed("c", i, cmd(OpCreateList, admin, &api.CreateListArgs{ID: fmt.Sprintf("X%d", i)})))
 	}
 	data := marshal(t, a)
 	if again := marshal(t, restore(t, data)); !bytes.Equal(again, data) {
@@ -335,13 +336,13 @@ func TestFSMWaitApplied(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- f.WaitApplied(nil, 3) }()
-	applyEntry(t, f, 2, cmd(OpNoop, admin, &NoopArgs{}))
+	applyEntry(t, f, 2, cmd(OpNoop, admin, &api.NoopArgs{}))
 	select {
 	case err := <-done:
 		t.Fatalf("returned %v before index 3 was applied", err)
 	case <-time.After(20 * time.Millisecond):
 	}
-	applyEntry(t, f, 3, cmd(OpNoop, admin, &NoopArgs{}))
+	applyEntry(t, f, 3, cmd(OpNoop, admin, &api.NoopArgs{}))
 	select {
 	case err := <-done:
 		if err != nil {
@@ -368,7 +369,7 @@ func TestFSMWaitApplied(t *testing.T) {
 func TestFSMReadIndexMatchesState(t *testing.T) {
 	f, _ := newWalkthroughFSM(t)
 	const entries = 30000
-	data, err := EncodeEntry(cmd(OpNoop, admin, &NoopArgs{}))
+	data, err := EncodeEntry(cmd(OpNoop, admin, &api.NoopArgs{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+
+	"github.com/switchboard/switchboard/api"
 )
 
 // Push routing: the queues, offers, agent states and the route pass.
@@ -36,103 +38,27 @@ import (
 // no queued request has an eligible agent. Every choice is made from sorted
 // keys and the state, never from map order or a clock.
 
-// AgentState is an agent's readiness in one MRD.
-type AgentState string
-
-// Agent states.
-const (
-	AgentReady     AgentState = "READY"      // takes offers in the MRD
-	AgentNotReady  AgentState = "NOT_READY"  // logged in, takes no offers (see Reason)
-	AgentLoggedOut AgentState = "LOGGED_OUT" // no session: logged out in every MRD
-)
-
-// ReasonRingNoAnswer is the NOT_READY reason set when an agent lets an offer
-// lapse.
-const ReasonRingNoAnswer = "ring_no_answer"
-
-// AgentMode says how an agent is given push requests.
-type AgentMode string
-
-// Agent modes.
-const (
-	AgentModeAuto AgentMode = "auto" // offered the next request whenever eligible (the default)
-	AgentModePull AgentMode = "pull" // pull chat mode: offered one request per request_chat
-)
-
-// PullPolicy orders the queued requests across queues: it decides which
-// request a free agent gets next, in auto mode as in pull chat mode. Within
-// one queue the order is always request priority (highest first), then
-// arrival (QueuedAt), then request id.
-type PullPolicy string
-
-// Pull policies. The policy is one global setting (set_pull_policy).
-const (
-	// PolicyStrictPriority (the default): the highest-priority queue with a
-	// request the agent may take first (ties: queue id), in queue order.
-	PolicyStrictPriority PullPolicy = "strict_priority"
-	// PolicyFirstDue: across queues, the request that has waited longest
-	// (ties: higher queue priority, then queue id), each queue still giving
-	// up its requests in queue order.
-	PolicyFirstDue PullPolicy = "first_due"
-)
-
-// OfferKind says why an offer was made.
-type OfferKind string
-
-// Offer kinds.
-const (
-	OfferRoute    OfferKind = "route"    // the route pass offers a queued request
-	OfferTransfer OfferKind = "transfer" // an agent (or admin) transfers the conversation to this agent
-	OfferInvite   OfferKind = "invite"   // an agent (or admin) invites this agent into the conversation
-)
-
-// DefaultOfferTimeoutMs is an offer's lifetime when its queue sets none (or
-// the request is on a list); MaxOfferTimeoutMs caps a queue's setting.
-const (
-	DefaultOfferTimeoutMs = int64(30_000)
-	MaxOfferTimeoutMs     = int64(24 * 60 * 60 * 1000)
-)
-
 // Offer is a request's pending offer to one agent. It reserves capacity in
 // the request's MRD until accepted, rejected, timed out or withdrawn.
 type Offer struct {
-	ID        string    `msgpack:"id"`
-	Kind      OfferKind `msgpack:"kind"`
-	Agent     string    `msgpack:"agent"`
-	From      string    `msgpack:"from,omitempty"` // transferring or inviting agent
-	CreatedAt int64     `msgpack:"created_at"`
-	ExpiresAt int64     `msgpack:"expires_at"`
+	ID        string        `msgpack:"id"`
+	Kind      api.OfferKind `msgpack:"kind"`
+	Agent     string        `msgpack:"agent"`
+	From      string        `msgpack:"from,omitempty"` // transferring or inviting agent
+	CreatedAt int64         `msgpack:"created_at"`
+	ExpiresAt int64         `msgpack:"expires_at"`
 }
 
 // AgentMRDState is an agent's state in one MRD while logged in.
 type AgentMRDState struct {
-	State  AgentState `msgpack:"state"`
-	Reason string     `msgpack:"reason,omitempty"`
-	Since  int64      `msgpack:"since"`
+	State  api.AgentState `msgpack:"state"`
+	Reason string         `msgpack:"reason,omitempty"`
+	Since  int64          `msgpack:"since"`
 }
 
-// Withdrawal reasons (OfferWithdrawn.Reason).
-const (
-	WithdrawRejected    = "rejected"    // the agent rejected it
-	WithdrawTimeout     = "timeout"     // not answered in time
-	WithdrawNotReady    = "not_ready"   // the agent went NOT_READY in the MRD
-	WithdrawLoggedOut   = "logged_out"  // the agent logged out
-	WithdrawClosed      = "closed"      // the request was closed
-	WithdrawTransferred = "transferred" // the request was moved to a queue
-	WithdrawRemoved     = "removed"     // the agent left the offering queue
-)
-
-// Reasons a request enters a queue (RequestQueued.Reason).
-const (
-	QueuedArrival        = "arrival"         // a new request on a push channel
-	QueuedTransfer       = "transfer"        // transfer_to_queue
-	QueuedTransferFailed = "transfer_failed" // a transfer or invitation to an agent was not taken up and nobody is left in the conversation
-	QueuedAgentLeft      = "agent_left"      // the last agent left without closing
-)
-
-func (a *Agent) mode() AgentMode {
+func (a *Agent) mode() api.AgentMode {
 	if a.Mode == "" {
-		return AgentModeAuto
+		return api.AgentModeAuto
 	}
 	return a.Mode
 }
@@ -140,18 +66,18 @@ func (a *Agent) mode() AgentMode {
 // stateIn returns the agent's effective state in mrd.
 func (a *Agent) stateIn(mrd string) AgentMRDState {
 	if !a.LoggedIn {
-		return AgentMRDState{State: AgentLoggedOut}
+		return AgentMRDState{State: api.AgentLoggedOut}
 	}
 	if st, ok := a.States[mrd]; ok {
 		return st
 	}
-	return AgentMRDState{State: AgentNotReady, Since: a.LoginAt}
+	return AgentMRDState{State: api.AgentNotReady, Since: a.LoginAt}
 }
 
 // hasRouteOffer reports whether the agent holds a routing offer in mrd.
 func (s *State) hasRouteOffer(ag *Agent, mrd string) bool {
 	for _, id := range ag.Offers {
-		if r := s.Requests[id]; r != nil && r.Offer != nil && r.Offer.Kind == OfferRoute && r.MRD == mrd {
+		if r := s.Requests[id]; r != nil && r.Offer != nil && r.Offer.Kind == api.OfferRoute && r.MRD == mrd {
 			return true
 		}
 	}
@@ -168,11 +94,11 @@ func (s *State) hasCapacity(ag *Agent, mrd string) bool {
 // available reports whether the route pass may offer the agent a request of
 // mrd (the request-independent part of eligibility).
 func (s *State) available(ag *Agent, mrd string) bool {
-	if !ag.LoggedIn || ag.stateIn(mrd).State != AgentReady {
+	if !ag.LoggedIn || ag.stateIn(mrd).State != api.AgentReady {
 		return false
 	}
 	switch ag.mode() {
-	case AgentModePull:
+	case api.AgentModePull:
 		if !ag.ChatRequested {
 			return false
 		}
@@ -199,7 +125,7 @@ func compareQueued(a, b *Request) int {
 // compareOfferIDs orders "O<n>" ids numerically.
 func compareOfferIDs(a, b string) int { return compareRequestIDs(a, b) }
 
-func (s *State) waitingIndex(q *Queue, r *Request) (int, bool) {
+func (s *State) waitingIndex(q *api.Queue, r *Request) (int, bool) {
 	return slices.BinarySearchFunc(q.Waiting, r, func(id string, t *Request) int {
 		return compareQueued(s.Requests[id], t)
 	})
@@ -236,21 +162,21 @@ func (s *State) takeFromQueue(r *Request) {
 func (s *State) enqueue(r *Request, reason string, out *events) {
 	r.QueuedAt = s.Now
 	s.putInQueue(r)
-	out.add(EvRequestQueued, s.conversationAudience(r), RequestQueued{Request: r.summary(), Queue: r.Queue, Priority: r.Priority, Reason: reason})
+	out.add(api.EvRequestQueued, s.conversationAudience(r), api.RequestQueued{Request: r.summary(), Queue: r.Queue, Priority: r.Priority, Reason: reason})
 }
 
 // offerTimeoutMs is the lifetime of an offer of r.
 func (s *State) offerTimeoutMs(r *Request) int64 {
-	ms := DefaultOfferTimeoutMs
+	ms := api.DefaultOfferTimeoutMs
 	if q := s.Queues[r.Queue]; q != nil && q.OfferTimeoutMs > 0 {
-		ms = min(q.OfferTimeoutMs, MaxOfferTimeoutMs)
+		ms = min(q.OfferTimeoutMs, api.MaxOfferTimeoutMs)
 	}
 	return ms
 }
 
 // makeOffer offers r to ag. A routing offer takes r out of its queue and
 // serves a pending Request Chat.
-func (s *State) makeOffer(r *Request, ag *Agent, kind OfferKind, from string, out *events) *Offer {
+func (s *State) makeOffer(r *Request, ag *Agent, kind api.OfferKind, from string, out *events) *Offer {
 	s.NextOffer++
 	o := &Offer{
 		ID:        "O" + strconv.FormatUint(s.NextOffer, 10),
@@ -260,19 +186,19 @@ func (s *State) makeOffer(r *Request, ag *Agent, kind OfferKind, from string, ou
 		CreatedAt: s.Now,
 		ExpiresAt: s.Now + s.offerTimeoutMs(r)*1_000_000,
 	}
-	if kind == OfferRoute {
+	if kind == api.OfferRoute {
 		s.takeFromQueue(r)
 		if q := s.Queues[r.Queue]; q != nil {
 			q.Offered, _ = insertSorted(q.Offered, r.ID)
 		}
 		ag.LastAssignedAt = s.Now
-		if ag.mode() == AgentModePull {
+		if ag.mode() == api.AgentModePull {
 			ag.ChatRequested, ag.ChatRequestedAt = false, 0
 		}
 	}
 	r.Offer = o
 	ag.Offers, _ = insertSorted(ag.Offers, r.ID)
-	out.add(EvOfferCreated, []string{AgentKey(ag.ID)}, s.offerInfo(r))
+	out.add(api.EvOfferCreated, []string{api.AgentKey(ag.ID)}, s.offerInfo(r))
 	return o
 }
 
@@ -286,7 +212,7 @@ func (s *State) clearOffer(r *Request) *Offer {
 	if ag := s.Agents[o.Agent]; ag != nil {
 		ag.Offers, _ = removeSorted(ag.Offers, r.ID)
 	}
-	if o.Kind == OfferRoute {
+	if o.Kind == api.OfferRoute {
 		if q := s.Queues[r.Queue]; q != nil {
 			q.Offered, _ = removeSorted(q.Offered, r.ID)
 		}
@@ -302,11 +228,11 @@ func (s *State) withdrawOffer(r *Request, reason string, out *events) *Offer {
 	}
 	info := s.offerInfo(r)
 	o := s.clearOffer(r)
-	to := []string{AgentKey(o.Agent)}
+	to := []string{api.AgentKey(o.Agent)}
 	if o.From != "" && o.From != o.Agent && s.Agents[o.From] != nil {
-		to = append(to, AgentKey(o.From))
+		to = append(to, api.AgentKey(o.From))
 	}
-	out.add(EvOfferWithdrawn, to, OfferWithdrawn{Offer: info, Reason: reason})
+	out.add(api.EvOfferWithdrawn, to, api.OfferWithdrawn{Offer: info, Reason: reason})
 	return o
 }
 
@@ -323,11 +249,11 @@ func (s *State) returnOffer(r *Request, reason string, decline bool, out *events
 		r.Declined, _ = insertSorted(r.Declined, o.Agent)
 	}
 	switch {
-	case r.Queue == "" || r.State == StateClosed:
-	case o.Kind == OfferRoute:
+	case r.Queue == "" || r.State == api.StateClosed:
+	case o.Kind == api.OfferRoute:
 		s.putInQueue(r)
 	case len(r.Participants) == 0:
-		s.enqueue(r, QueuedTransferFailed, out)
+		s.enqueue(r, api.QueuedTransferFailed, out)
 	}
 }
 
@@ -344,7 +270,7 @@ func (s *State) returnAgentOffers(ag *Agent, mrd, reason string, out *events) {
 // route offers queued requests to eligible agents (see the file comment) and
 // returns the requests it offered, in order.
 func (s *State) route(out *events) []*Request {
-	var qs []*Queue
+	var qs []*api.Queue
 	for _, id := range slices.Sorted(maps.Keys(s.Queues)) {
 		q := s.Queues[id]
 		if len(q.Waiting) > 0 && s.anyAvailable(q) {
@@ -367,7 +293,7 @@ func (s *State) route(out *events) []*Request {
 				continue
 			}
 			if ag != nil {
-				s.makeOffer(r, ag, OfferRoute, "", out)
+				s.makeOffer(r, ag, api.OfferRoute, "", out)
 				offered = append(offered, r)
 			}
 		}
@@ -375,7 +301,7 @@ func (s *State) route(out *events) []*Request {
 	return offered
 }
 
-func (s *State) anyAvailable(q *Queue) bool {
+func (s *State) anyAvailable(q *api.Queue) bool {
 	for _, id := range q.Members {
 		if ag := s.Agents[id]; ag != nil && s.available(ag, q.MRD) {
 			return true
@@ -412,13 +338,13 @@ func (s *State) pickAgent(r *Request, lastResort bool) (best *Agent, anyAvailabl
 }
 
 // waitingOrder lists the queued requests of qs in the pull policy's order.
-func (s *State) waitingOrder(qs []*Queue) []*Request {
+func (s *State) waitingOrder(qs []*api.Queue) []*Request {
 	n := 0
 	for _, q := range qs {
 		n += len(q.Waiting)
 	}
 	order := make([]*Request, 0, n)
-	if s.PullPolicy == PolicyFirstDue {
+	if s.PullPolicy == api.PolicyFirstDue {
 		pos := make([]int, len(qs))
 		for {
 			bi := -1
@@ -440,7 +366,7 @@ func (s *State) waitingOrder(qs []*Queue) []*Request {
 		}
 	}
 	sorted := slices.Clone(qs)
-	slices.SortStableFunc(sorted, func(a, b *Queue) int { return cmp.Compare(b.Priority, a.Priority) })
+	slices.SortStableFunc(sorted, func(a, b *api.Queue) int { return cmp.Compare(b.Priority, a.Priority) })
 	for _, q := range sorted {
 		for _, id := range q.Waiting {
 			order = append(order, s.Requests[id])
@@ -450,9 +376,9 @@ func (s *State) waitingOrder(qs []*Queue) []*Request {
 }
 
 // offerInfo describes r's pending offer.
-func (s *State) offerInfo(r *Request) OfferInfo {
+func (s *State) offerInfo(r *Request) api.OfferInfo {
 	o := r.Offer
-	return OfferInfo{
+	return api.OfferInfo{
 		ID:        o.ID,
 		Kind:      o.Kind,
 		Agent:     o.Agent,
@@ -469,8 +395,8 @@ func (s *State) offerInfo(r *Request) OfferInfo {
 // PendingOffers returns every pending offer, soonest expiry first (then
 // offer id): what the leader's offer timers need. Each lapsed offer is
 // withdrawn by proposing offer_timeout {request, offer_id} as RoleSystem.
-func (s *State) PendingOffers() []OfferInfo {
-	var out []OfferInfo
+func (s *State) PendingOffers() []api.OfferInfo {
+	var out []api.OfferInfo
 	for _, ag := range s.Agents {
 		for _, id := range ag.Offers {
 			if r := s.Requests[id]; r != nil && r.Offer != nil {
@@ -478,7 +404,7 @@ func (s *State) PendingOffers() []OfferInfo {
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b OfferInfo) int {
+	slices.SortFunc(out, func(a, b api.OfferInfo) int {
 		if c := cmp.Compare(a.ExpiresAt, b.ExpiresAt); c != 0 {
 			return c
 		}
@@ -489,15 +415,15 @@ func (s *State) PendingOffers() []OfferInfo {
 
 // setAgentState changes the agent's state in mrd and tells it. Going
 // NOT_READY returns the agent's offers in that MRD. The caller routes.
-func (s *State) setAgentState(ag *Agent, mrd string, st AgentState, reason string, out *events) {
+func (s *State) setAgentState(ag *Agent, mrd string, st api.AgentState, reason string, out *events) {
 	if ag.States == nil {
 		ag.States = map[string]AgentMRDState{}
 	}
 	ag.States[mrd] = AgentMRDState{State: st, Reason: reason, Since: s.Now}
-	if st == AgentNotReady {
-		s.returnAgentOffers(ag, mrd, WithdrawNotReady, out)
+	if st == api.AgentNotReady {
+		s.returnAgentOffers(ag, mrd, api.WithdrawNotReady, out)
 	}
-	out.add(EvAgentState, []string{AgentKey(ag.ID)}, AgentStateChange{Agent: ag.ID, MRD: mrd, State: st, Reason: reason, Since: s.Now})
+	out.add(api.EvAgentState, []string{api.AgentKey(ag.ID)}, api.AgentStateChange{Agent: ag.ID, MRD: mrd, State: st, Reason: reason, Since: s.Now})
 }
 
 // dropParticipant takes ag out of r (as leave does) and tells the audience.
@@ -507,9 +433,9 @@ func (s *State) dropParticipant(r *Request, ag *Agent, out *events) {
 	ag.Conversations, _ = removeSorted(ag.Conversations, r.ID)
 	r.UpdatedAt = s.Now
 	if len(r.Participants) == 0 {
-		r.State = StateInactive
+		r.State = api.StateInactive
 	}
-	out.add(EvConversationLeft, audience, ParticipantChange{Request: r.ID, Agent: ag.ID, State: r.State, Participants: r.Participants})
+	out.add(api.EvConversationLeft, audience, api.ParticipantChange{Request: r.ID, Agent: ag.ID, State: r.State, Participants: r.Participants})
 	s.announceUpdate(r, out)
 }
 
@@ -518,18 +444,18 @@ func (s *State) dropParticipant(r *Request, ag *Agent, out *events) {
 // checkJoinPush refuses a join that would bypass push routing: of a push
 // request that is waiting for routing, by an agent not in its queue, or by
 // an agent holding the request's offer (it accepts the offer instead).
-func (s *State) checkJoinPush(ag *Agent, r *Request) *Error {
+func (s *State) checkJoinPush(ag *Agent, r *Request) *api.Error {
 	if r.Offer != nil && r.Offer.Agent == ag.ID {
-		return Errorf(CodeWrongState, "agent %q has a pending offer of request %q: accept_offer it", ag.ID, r.ID)
+		return api.Errorf(api.CodeWrongState, "agent %q has a pending offer of request %q: accept_offer it", ag.ID, r.ID)
 	}
 	if r.Queue == "" {
 		return nil
 	}
-	if r.Queued || (r.Offer != nil && r.Offer.Kind != OfferInvite) {
-		return Errorf(CodeWrongState, "request %q is waiting for push routing", r.ID)
+	if r.Queued || (r.Offer != nil && r.Offer.Kind != api.OfferInvite) {
+		return api.Errorf(api.CodeWrongState, "request %q is waiting for push routing", r.ID)
 	}
 	if !containsSorted(ag.Queues, r.Queue) {
-		return Errorf(CodeNotSubscribed, "agent %q is not a member of queue %q", ag.ID, r.Queue)
+		return api.Errorf(api.CodeNotSubscribed, "agent %q is not a member of queue %q", ag.ID, r.Queue)
 	}
 	return nil
 }
@@ -540,7 +466,7 @@ func (s *State) checkJoinPush(ag *Agent, r *Request) *Error {
 func (s *State) afterLeave(r *Request, ag *Agent, out *events) {
 	if r.Queue != "" && len(r.Participants) == 0 && !r.Queued && r.Offer == nil {
 		r.Declined, _ = insertSorted(nil, ag.ID)
-		s.enqueue(r, QueuedAgentLeft, out)
+		s.enqueue(r, api.QueuedAgentLeft, out)
 	}
 	s.route(out)
 }
@@ -548,15 +474,15 @@ func (s *State) afterLeave(r *Request, ag *Agent, out *events) {
 // beforeClose takes a closing request out of push routing: its offer is
 // withdrawn, or it leaves its queue.
 func (s *State) beforeClose(r *Request, out *events) {
-	s.withdrawOffer(r, WithdrawClosed, out)
+	s.withdrawOffer(r, api.WithdrawClosed, out)
 	s.takeFromQueue(r)
 }
 
 // unlinkDeletedAgent refuses to delete an agent holding offers (changing
 // nothing); otherwise it drops the agent's queue memberships.
-func (s *State) unlinkDeletedAgent(ag *Agent) *Error {
+func (s *State) unlinkDeletedAgent(ag *Agent) *api.Error {
 	if len(ag.Offers) > 0 {
-		return Errorf(CodeWrongState, "agent %q has %d pending offers", ag.ID, len(ag.Offers))
+		return api.Errorf(api.CodeWrongState, "agent %q has %d pending offers", ag.ID, len(ag.Offers))
 	}
 	for _, id := range ag.Queues {
 		if q := s.Queues[id]; q != nil {

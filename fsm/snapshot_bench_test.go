@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/switchboard/switchboard/api"
 	. "github.com/switchboard/switchboard/fsm"
 )
 
@@ -120,30 +121,30 @@ func bigFSM(tb testing.TB, n int) *FSM {
 	}
 	const lists, perList = 10, 20
 	tok := []byte("0123456789abcdef0123456789abcdef")
-	add(cmd(OpCreateMRD, admin, &CreateMRDArgs{ID: "chat", Name: "Chat"}))
-	add(cmd(OpCreateChannelType, admin, &CreateChannelTypeArgs{ID: "web", MRD: "chat"}))
+	add(cmd(OpCreateMRD, admin, &api.CreateMRDArgs{ID: "chat", Name: "Chat"}))
+	add(cmd(OpCreateChannelType, admin, &api.CreateChannelTypeArgs{ID: "web", MRD: "chat"}))
 	chans := make([]string, lists)
 	for l := range lists {
 		ls := "L" + strconv.Itoa(l)
 		chans[l] = "C" + strconv.Itoa(l)
-		add(cmd(OpCreateList, admin, &CreateListArgs{ID: ls, Name: "List " + ls}))
-		add(cmd(OpCreateChannel, admin, &CreateChannelArgs{ID: chans[l], Type: "web", Mode: ModePull, List: ls}))
+		add(cmd(OpCreateList, admin, &api.CreateListArgs{ID: ls, Name: "List " + ls}))
+		add(cmd(OpCreateChannel, admin, &api.CreateChannelArgs{ID: chans[l], Type: "web", Mode: api.ModePull, List: ls}))
 	}
-	add(cmd(OpCreateConnector, admin, &CreateConnectorArgs{ID: "web", Name: "Web", Channels: chans, TokenHash: tok}))
+	add(cmd(OpCreateConnector, admin, &api.CreateConnectorArgs{ID: "web", Name: "Web", Channels: chans, TokenHash: tok}))
 	for l := range lists {
 		for a := range perList {
 			id := "A" + strconv.Itoa(l*perList+a)
-			add(cmd(OpCreateAgent, admin, &CreateAgentArgs{ID: id, Name: "Agent " + id, Max: map[string]int{"chat": 1 << 20}, TokenHash: tok}))
-			add(cmd(OpSubscribe, admin, &SubscribeArgs{Agent: id, List: "L" + strconv.Itoa(l)}))
+			add(cmd(OpCreateAgent, admin, &api.CreateAgentArgs{ID: id, Name: "Agent " + id, Max: map[string]int{"chat": 1 << 20}, TokenHash: tok}))
+			add(cmd(OpSubscribe, admin, &api.SubscribeArgs{Agent: id, List: "L" + strconv.Itoa(l)}))
 		}
 	}
 	flush()
-	conn := Principal{Role: RoleConnector, ID: "web"}
+	conn := api.Principal{Role: api.RoleConnector, ID: "web"}
 	var seq uint64
 	for i := range n {
 		l := i % lists
 		seq++
-		add(keyed("web-"+strconv.Itoa(l), seq, cmd(OpCustomerMessage, conn, &CustomerMessageArgs{
+		add(keyed("web-"+strconv.Itoa(l), seq, cmd(OpCustomerMessage, conn, &api.CustomerMessageArgs{
 			Channel: chans[l], CustomerID: "cust-" + strconv.Itoa(i), CustomerName: "Customer " + strconv.Itoa(i),
 			Text: "Hello, I need help with my order number " + strconv.Itoa(i)})))
 		if i%50 == 49 {
@@ -151,7 +152,7 @@ func bigFSM(tb testing.TB, n int) *FSM {
 			var id string
 			f.Read(func(s *State, _ uint64) { id = "R" + strconv.FormatUint(s.NextRequest, 10) })
 			ag := "A" + strconv.Itoa(l*perList+(i/50)%perList)
-			add(cmd(OpJoin, Principal{Role: RoleAgent, ID: ag}, &RequestArgs{Request: id}))
+			add(cmd(OpJoin, api.Principal{Role: api.RoleAgent, ID: ag}, &api.RequestArgs{Request: id}))
 		}
 	}
 	flush()

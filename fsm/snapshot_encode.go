@@ -3,10 +3,12 @@ package fsm
 import (
 	"cmp"
 	"encoding/binary"
-	"github.com/switchboard/switchboard/internal/msgp"
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/switchboard/switchboard/api"
+	"github.com/switchboard/switchboard/internal/msgp"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -90,19 +92,19 @@ func appendState(b []byte, s *State) []byte {
 	return b
 }
 
-func appendMRD(b []byte, v *MRD) []byte {
+func appendMRD(b []byte, v *api.MRD) []byte {
 	b = msgp.AppendMapLen(b, 2)
 	b = msgp.AppendStr(msgp.AppendStr(b, "id"), v.ID)
 	return msgp.AppendStr(msgp.AppendStr(b, "name"), v.Name)
 }
 
-func appendChannelType(b []byte, v *ChannelType) []byte {
+func appendChannelType(b []byte, v *api.ChannelType) []byte {
 	b = msgp.AppendMapLen(b, 2)
 	b = msgp.AppendStr(msgp.AppendStr(b, "id"), v.ID)
 	return msgp.AppendStr(msgp.AppendStr(b, "mrd"), v.MRD)
 }
 
-func appendChannel(b []byte, v *Channel) []byte {
+func appendChannel(b []byte, v *api.Channel) []byte {
 	b = msgp.AppendMapLen(b, 4+nonEmpty(v.List)+nonEmpty(v.Queue)+nonEmptyN(len(v.Connectors)))
 	b = msgp.AppendStr(msgp.AppendStr(b, "id"), v.ID)
 	b = msgp.AppendStr(msgp.AppendStr(b, "mrd"), v.MRD)
@@ -133,7 +135,7 @@ func appendList(b []byte, v *List) []byte {
 	return b
 }
 
-func appendQueue(b []byte, v *Queue) []byte {
+func appendQueue(b []byte, v *api.Queue) []byte {
 	b = msgp.AppendMapLen(b, 5+nonEmptyN(len(v.Members))+nonEmptyN(len(v.Offered))+nonEmptyN(len(v.Waiting)))
 	b = msgp.AppendStr(msgp.AppendStr(b, "id"), v.ID)
 	b = msgp.AppendStr(msgp.AppendStr(b, "mrd"), v.MRD)
@@ -286,7 +288,7 @@ func appendRequest(b []byte, v *Request) []byte {
 	return b
 }
 
-func appendMessage(b []byte, m *Message) []byte {
+func appendMessage(b []byte, m *api.Message) []byte {
 	b = msgp.AppendMapLen(b, 3+nonEmpty(m.Name))
 	b = appendInt64(msgp.AppendStr(b, "at"), m.At)
 	b = msgp.AppendStr(b, "from")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/switchboard/switchboard/api"
 	. "github.com/switchboard/switchboard/fsm"
 )
 
@@ -50,8 +51,8 @@ func TestSnapshotConcurrentWithApply(t *testing.T) {
 	go func() {
 		defer close(done)
 		for i := range uint64(entries) {
-			c := &Command{Op: OpCustomerMessage, By: Principal{Role: RoleConnector, ID: "web"}, Time: t0 + 1e12 + int64(i),
-				Args: &CustomerMessageArgs{Channel: "C1", CustomerID: "cust-1", Text: "more"}}
+			c := &Command{Op: OpCustomerMessage, By: api.Principal{Role: api.RoleConnector, ID: "web"}, Time: t0 + 1e12 + int64(i),
+				Args: &api.CustomerMessageArgs{Channel: "C1", CustomerID: "cust-1", Text: "more"}}
 			data, err := EncodeEntry(c)
 			if err != nil {
 				t.Error(err)

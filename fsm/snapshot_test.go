@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -228,7 +229,7 @@ func TestSnapshotEncoderEmptyValues(t *testing.T) {
 		{},
 		NewState(),
 		{ClosedOrder: []string{}, Nodes: map[string]*NodeInfo{}, Requests: map[string]*Request{"R1": nil},
-			Sessions:   map[string]*ClientSession{"s": {}, "t": {Results: map[uint64]Result{1: {}, 2: {Err: &Error{}}}}},
+			Sessions:   map[string]*ClientSession{"s": {}, "t": {Results: map[uint64]Result{1: {}, 2: {Err: &api.Error{}}}}},
 			Agents:     map[string]*Agent{"a": {TokenHash: []byte{}, Max: map[string]int{}, Lists: []string{}}, "b": {}},
 			Connectors: map[string]*Connector{"c": {Channels: []string{}}, "d": {}}},
 	}

@@ -5,13 +5,15 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/switchboard/switchboard/api"
 )
 
 // Result is the outcome of one command: Err is nil on success, and Data holds
 // the op's result value.
 type Result struct {
-	Err  *Error `msgpack:"err,omitempty"`
-	Data any    `msgpack:"data,omitempty"`
+	Err  *api.Error `msgpack:"err,omitempty"`
+	Data any        `msgpack:"data,omitempty"`
 }
 
 // Idempotency window: how many recent results a client session keeps, and
@@ -39,14 +41,14 @@ type ClientSession struct {
 // State is the whole replicated state. It has no pointer to anything outside
 // itself; only Apply and Restore change it.
 type State struct {
-	MRDs         map[string]*MRD         `msgpack:"mrds"`
-	ChannelTypes map[string]*ChannelType `msgpack:"channel_types"`
-	Channels     map[string]*Channel     `msgpack:"channels"`
-	Lists        map[string]*List        `msgpack:"lists"`
-	Queues       map[string]*Queue       `msgpack:"queues"`
-	Agents       map[string]*Agent       `msgpack:"agents"`
-	Connectors   map[string]*Connector   `msgpack:"connectors"`
-	Requests     map[string]*Request     `msgpack:"requests"`
+	MRDs         map[string]*api.MRD         `msgpack:"mrds"`
+	ChannelTypes map[string]*api.ChannelType `msgpack:"channel_types"`
+	Channels     map[string]*api.Channel     `msgpack:"channels"`
+	Lists        map[string]*List            `msgpack:"lists"`
+	Queues       map[string]*api.Queue       `msgpack:"queues"`
+	Agents       map[string]*Agent           `msgpack:"agents"`
+	Connectors   map[string]*Connector       `msgpack:"connectors"`
+	Requests     map[string]*Request         `msgpack:"requests"`
 	// Open maps channel+"\x00"+customer id to the customer's open request.
 	Open map[string]string `msgpack:"open"`
 	// ClosedOrder holds closed request ids, oldest first, for eviction.
@@ -64,18 +66,18 @@ type State struct {
 	LastSweep int64 `msgpack:"last_sweep"`
 	// PullPolicy orders requests across queues (routing.go); "" is
 	// PolicyStrictPriority. NextOffer numbers offers.
-	PullPolicy PullPolicy `msgpack:"pull_policy,omitempty"`
-	NextOffer  uint64     `msgpack:"next_offer,omitempty"`
+	PullPolicy api.PullPolicy `msgpack:"pull_policy,omitempty"`
+	NextOffer  uint64         `msgpack:"next_offer,omitempty"`
 }
 
 // NewState returns an empty state.
 func NewState() *State {
 	return &State{
-		MRDs:         map[string]*MRD{},
-		ChannelTypes: map[string]*ChannelType{},
-		Channels:     map[string]*Channel{},
+		MRDs:         map[string]*api.MRD{},
+		ChannelTypes: map[string]*api.ChannelType{},
+		Channels:     map[string]*api.Channel{},
 		Lists:        map[string]*List{},
-		Queues:       map[string]*Queue{},
+		Queues:       map[string]*api.Queue{},
 		Agents:       map[string]*Agent{},
 		Connectors:   map[string]*Connector{},
 		Requests:     map[string]*Request{},
@@ -94,10 +96,10 @@ func (s *State) Apply(c *Command) (Result, []Event) {
 	s.sweepSessions()
 	info := Commands.Lookup(c.Op)
 	if info == nil {
-		return Result{Err: Errorf(CodeUnknownOp, "unknown op %d", c.Op)}, nil
+		return Result{Err: api.Errorf(api.CodeUnknownOp, "unknown op %d", c.Op)}, nil
 	}
 	if !info.Allowed(c.By.Role) {
-		return Result{Err: Errorf(CodeForbidden, "%s may not %s", c.By.Role, info.Name)}, nil
+		return Result{Err: api.Errorf(api.CodeForbidden, "%s may not %s", c.By.Role, info.Name)}, nil
 	}
 	var sess *ClientSession
 	if c.Seq != 0 && c.ClientID != "" {
@@ -115,7 +117,7 @@ func (s *State) Apply(c *Command) (Result, []Event) {
 			return r, nil
 		}
 		if sess.MaxSeq >= SessionWindow && c.Seq <= sess.MaxSeq-SessionWindow {
-			return Result{Err: Errorf(CodeStaleSequence, "sequence %d is older than the idempotency window (latest %d)", c.Seq, sess.MaxSeq)}, nil
+			return Result{Err: api.Errorf(api.CodeStaleSequence, "sequence %d is older than the idempotency window (latest %d)", c.Seq, sess.MaxSeq)}, nil
 		}
 	}
 	var ev events

@@ -3,38 +3,40 @@ package fsm
 import (
 	"slices"
 	"unicode/utf8"
+
+	"github.com/switchboard/switchboard/api"
 )
 
 // checkID validates an identifier: 1..MaxIDBytes bytes of letters, digits
 // and . _ - : @ (no spaces, no control characters).
-func checkID(field, id string) *Error {
+func checkID(field, id string) *api.Error {
 	if id == "" {
-		return Errorf(CodeBadRequest, "%s is required", field)
+		return api.Errorf(api.CodeBadRequest, "%s is required", field)
 	}
-	if len(id) > MaxIDBytes {
-		return Errorf(CodeBadRequest, "%s is longer than %d bytes", field, MaxIDBytes)
+	if len(id) > api.MaxIDBytes {
+		return api.Errorf(api.CodeBadRequest, "%s is longer than %d bytes", field, api.MaxIDBytes)
 	}
 	for _, r := range id {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
 		case r == '.', r == '_', r == '-', r == ':', r == '@':
 		default:
-			return Errorf(CodeBadRequest, "%s %q has a character outside [A-Za-z0-9._:@-]", field, id)
+			return api.Errorf(api.CodeBadRequest, "%s %q has a character outside [A-Za-z0-9._:@-]", field, id)
 		}
 	}
 	return nil
 }
 
 // checkText validates free text: valid UTF-8 of at most max bytes.
-func checkText(field, text string, max int, required bool) *Error {
+func checkText(field, text string, max int, required bool) *api.Error {
 	if required && text == "" {
-		return Errorf(CodeBadRequest, "%s is required", field)
+		return api.Errorf(api.CodeBadRequest, "%s is required", field)
 	}
 	if len(text) > max {
-		return Errorf(CodeBadRequest, "%s is longer than %d bytes", field, max)
+		return api.Errorf(api.CodeBadRequest, "%s is longer than %d bytes", field, max)
 	}
 	if !utf8.ValidString(text) {
-		return Errorf(CodeBadRequest, "%s is not valid UTF-8", field)
+		return api.Errorf(api.CodeBadRequest, "%s is not valid UTF-8", field)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -11,7 +12,7 @@ import (
 type Backend interface {
 	// Authenticate checks a hello's credentials and returns the principal.
 	// Errors are *fsm.Error with CodeUnauthenticated.
-	Authenticate(role fsm.Role, id, token string) (fsm.Principal, error)
+	Authenticate(role api.Role, id, token string) (api.Principal, error)
 	// Submit commits a write command through Raft: the backend stamps
 	// cmd.Time, proposes, waits until this node has applied it, and
 	// returns its result and log index. cmd.By, ClientID, Seq, Op and Args
@@ -22,7 +23,7 @@ type Backend interface {
 	// Query serves a read-only op from local state (ops not in
 	// fsm.Commands). It returns *fsm.Error with CodeUnknownOp for an op it
 	// does not know.
-	Query(ctx context.Context, p fsm.Principal, op string, args msgpack.RawMessage) (any, error)
+	Query(ctx context.Context, p api.Principal, op string, args msgpack.RawMessage) (any, error)
 	// Attach starts the event stream of recipient key (fsm.AgentKey /
 	// fsm.ConnectorKey) into out: when resume is true, every event after
 	// sequence number since (or a sync if the history no longer holds it);

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -32,7 +33,7 @@ var (
 	// delivering events; once the application has drained Events to half
 	// its capacity, the client reconnects and resumes after LastSeq. It
 	// carries CodeSlowConsumer, like the server's own cut-off.
-	ErrEventOverflow = &fsm.Error{Code: fsm.CodeSlowConsumer, Msg: "client event buffer full"}
+	ErrEventOverflow = &api.Error{Code: api.CodeSlowConsumer, Msg: "client event buffer full"}
 	// ErrNotConnected is returned by Ping while the client is redialling.
 	ErrNotConnected = errors.New("transport: not connected")
 	// ErrConnectionLost fails a Ping whose connection broke before the pong.
@@ -116,7 +117,7 @@ type ClientConfig struct {
 type Event struct {
 	// Seq is the event's sequence number: fsm.SeqOf(log index, position).
 	Seq  uint64
-	Kind fsm.EventKind
+	Kind api.EventKind
 	// Data is the msgpack payload; its shape depends on Kind (fsm/events.go
 	// and fsm.StreamView for fsm.EvSync).
 	Data msgpack.RawMessage
@@ -184,7 +185,7 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	if len(cfg.Addrs) == 0 {
 		return nil, errors.New("transport: no address to dial")
 	}
-	if r := fsm.ParseRole(cfg.Role); r == fsm.RoleNone {
+	if r := api.ParseRole(cfg.Role); r == api.RoleNone {
 		return nil, fmt.Errorf("transport: unknown role %q", cfg.Role)
 	}
 	if cfg.ClientID == "" {
@@ -342,7 +343,7 @@ func (c *Client) CallIndex(ctx context.Context, op string, args, out any) (uint6
 		}
 		eb := r.f.Err
 		if eb == nil {
-			eb = &ErrorBody{Code: fsm.CodeInternal, Name: fsm.CodeInternal.String(), Msg: "response with neither ok nor err"}
+			eb = &ErrorBody{Code: api.CodeInternal, Name: api.CodeInternal.String(), Msg: "response with neither ok nor err"}
 		}
 		if !c.cfg.Reconnect || !clientRetryable(eb.Code) {
 			return r.f.Index, eb
@@ -565,7 +566,7 @@ func (c *Client) serve(cn *clientConn) error {
 			if f.Err != nil {
 				return f.Err
 			}
-			return &ErrorBody{Code: fsm.CodeUnavailable, Name: fsm.CodeUnavailable.String(), Msg: "bye without a reason"}
+			return &ErrorBody{Code: api.CodeUnavailable, Name: api.CodeUnavailable.String(), Msg: "bye without a reason"}
 		default:
 			c.log.Debug("ignoring frame of unknown type", "t", f.T)
 		}
@@ -576,8 +577,8 @@ func (c *Client) serve(cn *clientConn) error {
 // already. A sync is always delivered: it replaces the application's view
 // and moves the cursor to its own seq, even backwards.
 func (c *Client) deliver(f *Frame) error {
-	kind := fsm.EventKind(f.Kind)
-	if kind != fsm.EvSync && c.haveCursor.Load() && f.Seq <= c.lastSeq.Load() {
+	kind := api.EventKind(f.Kind)
+	if kind != api.EvSync && c.haveCursor.Load() && f.Seq <= c.lastSeq.Load() {
 		c.log.Debug("dropping event already delivered", "seq", f.Seq, "last_seq", c.lastSeq.Load())
 		return nil
 	}
@@ -765,12 +766,12 @@ func (cn *clientConn) reason(readErr error) error {
 }
 
 // clientCode returns the protocol code an error carries, if any.
-func clientCode(err error) (fsm.Code, bool) {
+func clientCode(err error) (api.Code, bool) {
 	var eb *ErrorBody
 	if errors.As(err, &eb) {
 		return eb.Code, true
 	}
-	var fe *fsm.Error
+	var fe *api.Error
 	if errors.As(err, &fe) {
 		return fe.Code, true
 	}
@@ -787,8 +788,8 @@ func clientTerminal(err error) bool {
 		return false
 	}
 	switch code {
-	case fsm.CodeUnauthenticated, fsm.CodeForbidden, fsm.CodeProtocol, fsm.CodeMalformedFrame,
-		fsm.CodeFrameTooLarge, fsm.CodeBadRequest, fsm.CodeUnknownOp:
+	case api.CodeUnauthenticated, api.CodeForbidden, api.CodeProtocol, api.CodeMalformedFrame,
+		api.CodeFrameTooLarge, api.CodeBadRequest, api.CodeUnknownOp:
 		return true
 	}
 	return false
@@ -796,9 +797,9 @@ func clientTerminal(err error) bool {
 
 // clientRetryable reports whether a call answered with code may succeed if
 // sent again with the same seq.
-func clientRetryable(code fsm.Code) bool {
+func clientRetryable(code api.Code) bool {
 	switch code {
-	case fsm.CodeNotLeader, fsm.CodeNoLeader, fsm.CodeTimeout, fsm.CodeUnavailable:
+	case api.CodeNotLeader, api.CodeNoLeader, api.CodeTimeout, api.CodeUnavailable:
 		return true
 	}
 	return false

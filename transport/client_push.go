@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
 
@@ -11,78 +12,78 @@ import (
 // helper for offer_timeout: only the leader's timers (role system) send it.
 
 // Login logs agent in: NOT_READY in every MRD until it sets itself READY.
-func (c *Client) Login(ctx context.Context, agent string) (fsm.AgentStatus, error) {
-	return clientDo[fsm.AgentStatus](ctx, c, clientOp(fsm.OpLogin), fsm.AgentArgs{Agent: agent})
+func (c *Client) Login(ctx context.Context, agent string) (api.AgentStatus, error) {
+	return clientDo[api.AgentStatus](ctx, c, clientOp(fsm.OpLogin), api.AgentArgs{Agent: agent})
 }
 
 // Logout logs agent out; its pending offers go to other agents.
-func (c *Client) Logout(ctx context.Context, agent string) (fsm.AgentStatus, error) {
-	return clientDo[fsm.AgentStatus](ctx, c, clientOp(fsm.OpLogout), fsm.AgentArgs{Agent: agent})
+func (c *Client) Logout(ctx context.Context, agent string) (api.AgentStatus, error) {
+	return clientDo[api.AgentStatus](ctx, c, clientOp(fsm.OpLogout), api.AgentArgs{Agent: agent})
 }
 
 // SetAgentState sets an agent READY or NOT_READY (with a reason) in an MRD.
-func (c *Client) SetAgentState(ctx context.Context, a fsm.SetAgentStateArgs) (fsm.AgentStatus, error) {
-	return clientDo[fsm.AgentStatus](ctx, c, clientOp(fsm.OpSetAgentState), a)
+func (c *Client) SetAgentState(ctx context.Context, a api.SetAgentStateArgs) (api.AgentStatus, error) {
+	return clientDo[api.AgentStatus](ctx, c, clientOp(fsm.OpSetAgentState), a)
 }
 
 // SetAgentMode switches agent between auto (push) and pull chat mode.
-func (c *Client) SetAgentMode(ctx context.Context, agent string, mode fsm.AgentMode) (fsm.AgentStatus, error) {
-	return clientDo[fsm.AgentStatus](ctx, c, clientOp(fsm.OpSetAgentMode), fsm.SetAgentModeArgs{Agent: agent, Mode: mode})
+func (c *Client) SetAgentMode(ctx context.Context, agent string, mode api.AgentMode) (api.AgentStatus, error) {
+	return clientDo[api.AgentStatus](ctx, c, clientOp(fsm.OpSetAgentMode), api.SetAgentModeArgs{Agent: agent, Mode: mode})
 }
 
 // AddQueueMember makes agent a member of queue (admins).
 func (c *Client) AddQueueMember(ctx context.Context, agent, queue string) error {
-	return c.Call(ctx, clientOp(fsm.OpAddQueueMember), fsm.QueueMemberArgs{Agent: agent, Queue: queue}, nil)
+	return c.Call(ctx, clientOp(fsm.OpAddQueueMember), api.QueueMemberArgs{Agent: agent, Queue: queue}, nil)
 }
 
 // RemoveQueueMember takes agent out of queue (admins).
 func (c *Client) RemoveQueueMember(ctx context.Context, agent, queue string) error {
-	return c.Call(ctx, clientOp(fsm.OpRemoveQueueMember), fsm.QueueMemberArgs{Agent: agent, Queue: queue}, nil)
+	return c.Call(ctx, clientOp(fsm.OpRemoveQueueMember), api.QueueMemberArgs{Agent: agent, Queue: queue}, nil)
 }
 
 // SetPullPolicy sets the global queue pull policy (admins).
-func (c *Client) SetPullPolicy(ctx context.Context, policy fsm.PullPolicy) error {
-	return c.Call(ctx, clientOp(fsm.OpSetPullPolicy), fsm.SetPullPolicyArgs{Policy: policy}, nil)
+func (c *Client) SetPullPolicy(ctx context.Context, policy api.PullPolicy) error {
+	return c.Call(ctx, clientOp(fsm.OpSetPullPolicy), api.SetPullPolicyArgs{Policy: policy}, nil)
 }
 
 // RequestChat asks for the next request (pull chat mode).
-func (c *Client) RequestChat(ctx context.Context, agent string) (fsm.RequestChatResult, error) {
-	return clientDo[fsm.RequestChatResult](ctx, c, clientOp(fsm.OpRequestChat), fsm.AgentArgs{Agent: agent})
+func (c *Client) RequestChat(ctx context.Context, agent string) (api.RequestChatResult, error) {
+	return clientDo[api.RequestChatResult](ctx, c, clientOp(fsm.OpRequestChat), api.AgentArgs{Agent: agent})
 }
 
 // AcceptOffer accepts a pending offer: the agent joins the conversation.
-func (c *Client) AcceptOffer(ctx context.Context, a fsm.OfferArgs) (fsm.JoinResult, error) {
-	return clientDo[fsm.JoinResult](ctx, c, clientOp(fsm.OpAcceptOffer), a)
+func (c *Client) AcceptOffer(ctx context.Context, a api.OfferArgs) (api.JoinResult, error) {
+	return clientDo[api.JoinResult](ctx, c, clientOp(fsm.OpAcceptOffer), a)
 }
 
 // RejectOffer rejects a pending offer: the request goes to another agent.
-func (c *Client) RejectOffer(ctx context.Context, a fsm.OfferArgs) error {
+func (c *Client) RejectOffer(ctx context.Context, a api.OfferArgs) error {
 	return c.Call(ctx, clientOp(fsm.OpRejectOffer), a, nil)
 }
 
 // Transfer hands a conversation to another agent, who is offered it.
-func (c *Client) Transfer(ctx context.Context, a fsm.TransferArgs) (fsm.OfferInfo, error) {
-	return clientDo[fsm.OfferInfo](ctx, c, clientOp(fsm.OpTransfer), a)
+func (c *Client) Transfer(ctx context.Context, a api.TransferArgs) (api.OfferInfo, error) {
+	return clientDo[api.OfferInfo](ctx, c, clientOp(fsm.OpTransfer), a)
 }
 
 // TransferToQueue puts a push conversation back in a queue.
-func (c *Client) TransferToQueue(ctx context.Context, a fsm.TransferToQueueArgs) error {
+func (c *Client) TransferToQueue(ctx context.Context, a api.TransferToQueueArgs) error {
 	return c.Call(ctx, clientOp(fsm.OpTransferToQueue), a, nil)
 }
 
 // Invite offers another agent to join a conversation (conference).
-func (c *Client) Invite(ctx context.Context, a fsm.TransferArgs) (fsm.OfferInfo, error) {
-	return clientDo[fsm.OfferInfo](ctx, c, clientOp(fsm.OpInvite), a)
+func (c *Client) Invite(ctx context.Context, a api.TransferArgs) (api.OfferInfo, error) {
+	return clientDo[api.OfferInfo](ctx, c, clientOp(fsm.OpInvite), a)
 }
 
 // Queue returns a queue with its waiting requests and pending offers
 // (admins, members of the queue).
-func (c *Client) Queue(ctx context.Context, queue string) (fsm.QueueView, error) {
-	return clientDo[fsm.QueueView](ctx, c, fsm.QueryQueue, fsm.QueryArgs{Queue: queue})
+func (c *Client) Queue(ctx context.Context, queue string) (api.QueueView, error) {
+	return clientDo[api.QueueView](ctx, c, api.QueryQueue, api.QueryArgs{Queue: queue})
 }
 
 // AgentStates returns every agent's routing status (admins), or the
 // caller's own (agents).
-func (c *Client) AgentStates(ctx context.Context) ([]fsm.AgentStatus, error) {
-	return clientDo[[]fsm.AgentStatus](ctx, c, fsm.QueryAgentStates, nil)
+func (c *Client) AgentStates(ctx context.Context) ([]api.AgentStatus, error) {
+	return clientDo[[]api.AgentStatus](ctx, c, api.QueryAgentStates, nil)
 }

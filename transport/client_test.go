@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/switchboard/switchboard/transport"
 	"github.com/vmihailenco/msgpack/v5"
@@ -73,40 +74,40 @@ func newCTBackend() *ctBackend {
 
 func ctHash(token string) []byte { s := sha256.Sum256([]byte(token)); return s[:] }
 
-func (b *ctBackend) Authenticate(role fsm.Role, id, token string) (fsm.Principal, error) {
-	bad := fsm.Errorf(fsm.CodeUnauthenticated, "unknown principal or bad token")
-	if role == fsm.RoleAdmin {
+func (b *ctBackend) Authenticate(role api.Role, id, token string) (api.Principal, error) {
+	bad := api.Errorf(api.CodeUnauthenticated, "unknown principal or bad token")
+	if role == api.RoleAdmin {
 		if token != ctAdminToken {
-			return fsm.Principal{}, bad
+			return api.Principal{}, bad
 		}
-		return fsm.Principal{Role: role, ID: "admin"}, nil
+		return api.Principal{Role: role, ID: "admin"}, nil
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var stored []byte
 	switch role {
-	case fsm.RoleAgent:
+	case api.RoleAgent:
 		if a := b.state.Agents[id]; a != nil {
 			stored = a.TokenHash
 		}
-	case fsm.RoleConnector:
+	case api.RoleConnector:
 		if c := b.state.Connectors[id]; c != nil {
 			stored = c.TokenHash
 		}
 	}
 	if token == "" || !bytes.Equal(stored, ctHash(token)) {
-		return fsm.Principal{}, bad
+		return api.Principal{}, bad
 	}
-	return fsm.Principal{Role: role, ID: id}, nil
+	return api.Principal{Role: role, ID: id}, nil
 }
 
 func (b *ctBackend) Submit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uint64, error) {
 	var token string
 	switch a := cmd.Args.(type) {
-	case *fsm.CreateAgentArgs:
+	case *api.CreateAgentArgs:
 		token = fmt.Sprintf("tok-%d", rand.Uint64())
 		a.TokenHash = ctHash(token)
-	case *fsm.CreateConnectorArgs:
+	case *api.CreateConnectorArgs:
 		token = fmt.Sprintf("tok-%d", rand.Uint64())
 		a.TokenHash = ctHash(token)
 	}
@@ -117,7 +118,7 @@ func (b *ctBackend) Submit(ctx context.Context, cmd *fsm.Command) (fsm.Result, u
 	b.submits = append(b.submits, ctSubmit{op: fsm.Commands.Lookup(cmd.Op).Name, client: cmd.ClientID, seq: cmd.Seq, args: cmd.Args})
 	res, evs := b.state.Apply(cmd)
 	for i := range evs {
-		evs[i].Seq = fsm.SeqOf(index, i)
+		evs[i].Seq = api.SeqOf(index, i)
 		b.history = append(b.history, evs[i])
 		for _, key := range evs[i].To {
 			for out := range b.streams[key] {
@@ -127,7 +128,7 @@ func (b *ctBackend) Submit(ctx context.Context, cmd *fsm.Command) (fsm.Result, u
 	}
 	var data []byte
 	if res.Err == nil && res.Data != nil {
-		if c, ok := res.Data.(fsm.Created); ok && token != "" {
+		if c, ok := res.Data.(api.Created); ok && token != "" {
 			res.Data = ctCredential{ID: c.ID, Token: token}
 		}
 		// Encoded under the lock: the result may share slices with the state.
@@ -156,7 +157,7 @@ func (b *ctBackend) deliver(key string, out transport.Outbox, ev fsm.Event) bool
 	return true
 }
 
-func (b *ctBackend) Query(_ context.Context, p fsm.Principal, op string, args msgpack.RawMessage) (any, error) {
+func (b *ctBackend) Query(_ context.Context, p api.Principal, op string, args msgpack.RawMessage) (any, error) {
 	if op == "status" {
 		return transport.NodeStatus{Node: "fake", State: "Leader"}, nil
 	}
@@ -200,7 +201,7 @@ func (b *ctBackend) Attach(key string, since uint64, resume bool, out transport.
 		if !found {
 			return func() {}
 		}
-		ok = b.deliver(key, out, fsm.Event{Seq: fsm.SeqOf(b.index, 1<<fsm.SeqShift-1), Kind: fsm.EvSync, Data: view})
+		ok = b.deliver(key, out, fsm.Event{Seq: api.SeqOf(b.index, 1<<api.SeqShift-1), Kind: api.EvSync, Data: view})
 	}
 	if ok {
 		if b.streams[key] == nil {
@@ -294,15 +295,15 @@ type ctTokens struct{ agent, connector string }
 func ctSetup(t *testing.T, adm *transport.Client) ctTokens {
 	t.Helper()
 	ctx := ctCtx(t)
-	must(t, adm.CreateMRD(ctx, fsm.CreateMRDArgs{ID: "chat", Name: "Chat"}))
-	must(t, adm.CreateChannelType(ctx, fsm.CreateChannelTypeArgs{ID: "webchat", MRD: "chat"}))
-	must(t, adm.CreateList(ctx, fsm.CreateListArgs{ID: "L1", Name: "Sales"}))
-	must(t, adm.CreateChannel(ctx, fsm.CreateChannelArgs{ID: "web", Type: "webchat", Mode: fsm.ModePull, List: "L1"}))
+	must(t, adm.CreateMRD(ctx, api.CreateMRDArgs{ID: "chat", Name: "Chat"}))
+	must(t, adm.CreateChannelType(ctx, api.CreateChannelTypeArgs{ID: "webchat", MRD: "chat"}))
+	must(t, adm.CreateList(ctx, api.CreateListArgs{ID: "L1", Name: "Sales"}))
+	must(t, adm.CreateChannel(ctx, api.CreateChannelArgs{ID: "web", Type: "webchat", Mode: api.ModePull, List: "L1"}))
 	var tk ctTokens
 	var err error
-	tk.agent, err = adm.CreateAgent(ctx, fsm.CreateAgentArgs{ID: "a1", Name: "Ann", Max: map[string]int{"chat": 5}})
+	tk.agent, err = adm.CreateAgent(ctx, api.CreateAgentArgs{ID: "a1", Name: "Ann", Max: map[string]int{"chat": 5}})
 	must(t, err)
-	tk.connector, err = adm.CreateConnector(ctx, fsm.CreateConnectorArgs{ID: "cn1", Name: "Web", Channels: []string{"web"}})
+	tk.connector, err = adm.CreateConnector(ctx, api.CreateConnectorArgs{ID: "cn1", Name: "Web", Channels: []string{"web"}})
 	must(t, err)
 	if tk.agent == "" || tk.connector == "" {
 		t.Fatalf("create returned empty tokens: %+v", tk)
@@ -353,7 +354,7 @@ func nextEvent(t *testing.T, c *transport.Client) transport.Event {
 }
 
 // expectKind reads the next event and checks its kind.
-func expectKind(t *testing.T, c *transport.Client, kind fsm.EventKind) transport.Event {
+func expectKind(t *testing.T, c *transport.Client, kind api.EventKind) transport.Event {
 	t.Helper()
 	ev := nextEvent(t, c)
 	if ev.Kind != kind {
@@ -363,9 +364,9 @@ func expectKind(t *testing.T, c *transport.Client, kind fsm.EventKind) transport
 }
 
 // message has the connector bring in one customer message.
-func message(t *testing.T, cn *transport.Client, customer string) fsm.CustomerMessageResult {
+func message(t *testing.T, cn *transport.Client, customer string) api.CustomerMessageResult {
 	t.Helper()
-	r, err := cn.CustomerMessage(ctCtx(t), fsm.CustomerMessageArgs{Channel: "web", CustomerID: customer, CustomerName: customer, Text: "hello from " + customer})
+	r, err := cn.CustomerMessage(ctCtx(t), api.CustomerMessageArgs{Channel: "web", CustomerID: customer, CustomerName: customer, Text: "hello from " + customer})
 	must(t, err)
 	return r
 }
@@ -389,10 +390,10 @@ func collectCreatedSeq(t *testing.T, c *transport.Client, after uint64, n int) (
 			t.Fatalf("event %d (%s) after %d: duplicate or out of order", ev.Seq, ev.Kind, last)
 		}
 		last = ev.Seq
-		if ev.Kind != fsm.EvRequestCreated {
-			t.Fatalf("event %d is %q, want %q", ev.Seq, ev.Kind, fsm.EvRequestCreated)
+		if ev.Kind != api.EvRequestCreated {
+			t.Fatalf("event %d is %q, want %q", ev.Seq, ev.Kind, api.EvRequestCreated)
 		}
-		var sum fsm.RequestSummary
+		var sum api.RequestSummary
 		must(t, ev.Decode(&sum))
 		customers = append(customers, sum.Customer.ID)
 	}
@@ -407,12 +408,12 @@ func customerIDs(from, to int) []string {
 	return out
 }
 
-func codeOf(err error) fsm.Code {
+func codeOf(err error) api.Code {
 	var eb *transport.ErrorBody
 	if errors.As(err, &eb) {
 		return eb.Code
 	}
-	return fsm.CodeOf(err)
+	return api.CodeOf(err)
 }
 
 func TestClientCallsPipelined(t *testing.T) {
@@ -453,7 +454,7 @@ func TestClientCallsPipelined(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			id, name := fmt.Sprintf("L%02d", i), fmt.Sprintf("list number %d", i)
-			idx, err := adm.CallIndex(ctx, "create_list", fsm.CreateListArgs{ID: id, Name: name}, nil)
+			idx, err := adm.CallIndex(ctx, "create_list", api.CreateListArgs{ID: id, Name: name}, nil)
 			if err != nil || idx == 0 {
 				errs <- fmt.Errorf("create %s: index %d, %v", id, idx, err)
 				return
@@ -491,40 +492,40 @@ func TestClientTypedErrors(t *testing.T) {
 	ctx := ctCtx(t)
 
 	_, err := adm.List(ctx, "nope")
-	if !errors.Is(err, &fsm.Error{Code: fsm.CodeNotFound}) {
+	if !errors.Is(err, &api.Error{Code: api.CodeNotFound}) {
 		t.Fatalf("get_list of a missing list: %v, want not_found", err)
 	}
 	var eb *transport.ErrorBody
 	if !errors.As(err, &eb) || eb.Name != "not_found" || eb.Msg == "" {
 		t.Fatalf("error body = %+v", eb)
 	}
-	if err := adm.Call(ctx, "bogus", nil, nil); !errors.Is(err, &fsm.Error{Code: fsm.CodeUnknownOp}) {
+	if err := adm.Call(ctx, "bogus", nil, nil); !errors.Is(err, &api.Error{Code: api.CodeUnknownOp}) {
 		t.Fatalf("unknown op: %v", err)
 	}
-	idx, err := adm.CallIndex(ctx, "create_list", fsm.CreateListArgs{ID: "L1"}, nil)
-	if !errors.Is(err, &fsm.Error{Code: fsm.CodeAlreadyExists}) || idx == 0 {
+	idx, err := adm.CallIndex(ctx, "create_list", api.CreateListArgs{ID: "L1"}, nil)
+	if !errors.Is(err, &api.Error{Code: api.CodeAlreadyExists}) || idx == 0 {
 		t.Fatalf("duplicate create: index %d, %v; want already_exists with the log index", idx, err)
 	}
 
 	// A request above the node's frame limit fails locally and leaves the
 	// connection usable.
 	err = adm.Noop(ctx, make([]byte, transport.DefaultMaxFrame))
-	if !errors.Is(err, transport.ErrFrameTooLarge) || !errors.Is(err, &fsm.Error{Code: fsm.CodeFrameTooLarge}) {
+	if !errors.Is(err, transport.ErrFrameTooLarge) || !errors.Is(err, &api.Error{Code: api.CodeFrameTooLarge}) {
 		t.Fatalf("oversized request: %v", err)
 	}
 	must(t, adm.Noop(ctx, []byte("ok")))
 
 	ag := cl.dial(t, transport.ClientConfig{Role: "agent", User: "a1", Token: tk.agent})
-	if err := ag.CreateList(ctx, fsm.CreateListArgs{ID: "L9"}); codeOf(err) != fsm.CodeForbidden {
+	if err := ag.CreateList(ctx, api.CreateListArgs{ID: "L9"}); codeOf(err) != api.CodeForbidden {
 		t.Fatalf("agent create_list: %v, want forbidden", err)
 	}
-	if _, err := ag.Join(ctx, "R404", ""); codeOf(err) != fsm.CodeNotFound {
+	if _, err := ag.Join(ctx, "R404", ""); codeOf(err) != api.CodeNotFound {
 		t.Fatalf("join of a missing request: %v, want not_found", err)
 	}
 
 	for _, reconnect := range []bool{false, true} {
 		_, err := transport.Dial(ctx, transport.ClientConfig{Addrs: cl.addrs, Role: "agent", User: "a1", Token: "wrong", Reconnect: reconnect})
-		if !errors.Is(err, &fsm.Error{Code: fsm.CodeUnauthenticated}) {
+		if !errors.Is(err, &api.Error{Code: api.CodeUnauthenticated}) {
 			t.Fatalf("dial with a bad token (reconnect %v): %v, want unauthenticated", reconnect, err)
 		}
 	}
@@ -542,27 +543,27 @@ func TestClientEventsInOrder(t *testing.T) {
 	ag := cl.dial(t, transport.ClientConfig{Role: "agent", User: "a1", Token: tk.agent})
 	cn := cl.dial(t, transport.ClientConfig{Role: "connector", User: "cn1", Token: tk.connector})
 
-	syncEv := expectKind(t, ag, fsm.EvSync)
-	var view fsm.StreamView
+	syncEv := expectKind(t, ag, api.EvSync)
+	var view api.StreamView
 	must(t, syncEv.Decode(&view))
 	if view.Agent != "a1" || len(view.Lists) != 0 {
 		t.Fatalf("sync view = %+v", view)
 	}
-	expectKind(t, cn, fsm.EvSync)
+	expectKind(t, cn, api.EvSync)
 
 	snap, err := ag.Subscribe(ctx, "", "L1")
 	must(t, err)
 	if snap.List != "L1" {
 		t.Fatalf("subscribe result = %+v", snap)
 	}
-	sub := expectKind(t, ag, fsm.EvListSubscribed)
+	sub := expectKind(t, ag, api.EvListSubscribed)
 	if sub.Seq <= syncEv.Seq {
 		t.Fatalf("list.subscribed seq %d not after sync %d", sub.Seq, syncEv.Seq)
 	}
 
 	const n = 50
 	for _, c := range customerIDs(0, n) {
-		if r := message(t, cn, c); !r.Created || r.State != fsm.StateUnread {
+		if r := message(t, cn, c); !r.Created || r.State != api.StateUnread {
 			t.Fatalf("customer message = %+v", r)
 		}
 	}
@@ -584,45 +585,45 @@ func TestClientHelpersConversation(t *testing.T) {
 	ctx := ctCtx(t)
 	ag := cl.dial(t, transport.ClientConfig{Role: "agent", User: "a1", Token: tk.agent})
 	cn := cl.dial(t, transport.ClientConfig{Role: "connector", User: "cn1", Token: tk.connector})
-	expectKind(t, ag, fsm.EvSync)
-	expectKind(t, cn, fsm.EvSync)
+	expectKind(t, ag, api.EvSync)
+	expectKind(t, cn, api.EvSync)
 
 	_, err := adm.Subscribe(ctx, "a1", "L1") // an admin acting for the agent
 	must(t, err)
-	expectKind(t, ag, fsm.EvListSubscribed)
+	expectKind(t, ag, api.EvListSubscribed)
 	r := message(t, cn, "bob")
-	expectKind(t, ag, fsm.EvRequestCreated)
+	expectKind(t, ag, api.EvRequestCreated)
 
 	jr, err := ag.Join(ctx, r.Request, "")
 	must(t, err)
-	if jr.Request.State != fsm.StateActive || len(jr.Transcript) != 1 {
+	if jr.Request.State != api.StateActive || len(jr.Transcript) != 1 {
 		t.Fatalf("join = %+v", jr)
 	}
-	expectKind(t, ag, fsm.EvConversationJoined)
-	expectKind(t, ag, fsm.EvRequestUpdated)
-	expectKind(t, cn, fsm.EvConversationJoined)
+	expectKind(t, ag, api.EvConversationJoined)
+	expectKind(t, ag, api.EvRequestUpdated)
+	expectKind(t, cn, api.EvConversationJoined)
 
 	must(t, ag.Send(ctx, r.Request, "", "how can I help?"))
-	msg := expectKind(t, cn, fsm.EvConversationMessage)
-	var cm fsm.ConversationMessage
+	msg := expectKind(t, cn, api.EvConversationMessage)
+	var cm api.ConversationMessage
 	must(t, msg.Decode(&cm))
 	if cm.Request != r.Request || cm.Message.Text != "how can I help?" || cm.Message.From.ID != "a1" {
 		t.Fatalf("message event = %+v", cm)
 	}
-	expectKind(t, ag, fsm.EvConversationMessage)
+	expectKind(t, ag, api.EvConversationMessage)
 
 	must(t, ag.Leave(ctx, r.Request, ""))
-	expectKind(t, ag, fsm.EvConversationLeft)
-	expectKind(t, cn, fsm.EvConversationLeft)
-	upd := expectKind(t, ag, fsm.EvRequestUpdated)
-	var sum fsm.RequestSummary
+	expectKind(t, ag, api.EvConversationLeft)
+	expectKind(t, cn, api.EvConversationLeft)
+	upd := expectKind(t, ag, api.EvRequestUpdated)
+	var sum api.RequestSummary
 	must(t, upd.Decode(&sum))
-	if sum.State != fsm.StateInactive {
+	if sum.State != api.StateInactive {
 		t.Fatalf("after leave the request is %s", sum.State)
 	}
-	ra, err := cn.RequestAgent(ctx, fsm.RequestAgentArgs{Channel: "web", CustomerID: "bob"})
+	ra, err := cn.RequestAgent(ctx, api.RequestAgentArgs{Channel: "web", CustomerID: "bob"})
 	must(t, err)
-	if ra.Request != r.Request || ra.State != fsm.StateInactive || ra.Announced {
+	if ra.Request != r.Request || ra.State != api.StateInactive || ra.Announced {
 		t.Fatalf("request_agent on an INACTIVE request = %+v, want nothing announced", ra)
 	}
 
@@ -636,20 +637,20 @@ func TestClientHelpersConversation(t *testing.T) {
 	if len(view.Lists) != 1 || len(view.Lists[0].Requests) != 1 {
 		t.Fatalf("view = %+v", view)
 	}
-	if err := adm.DeleteList(ctx, "L1"); codeOf(err) != fsm.CodeWrongState {
+	if err := adm.DeleteList(ctx, "L1"); codeOf(err) != api.CodeWrongState {
 		t.Fatalf("delete of a list in use: %v", err)
 	}
 	must(t, cn.CloseRequest(ctx, r.Request))
-	expectKind(t, cn, fsm.EvConversationClosed)
-	expectKind(t, ag, fsm.EvRequestRemoved)
+	expectKind(t, cn, api.EvConversationClosed)
+	expectKind(t, ag, api.EvRequestRemoved)
 	must(t, ag.Unsubscribe(ctx, "", "L1"))
-	expectKind(t, ag, fsm.EvListUnsubscribed)
+	expectKind(t, ag, api.EvListUnsubscribed)
 
-	must(t, adm.CreateQueue(ctx, fsm.CreateQueueArgs{ID: "Q1", Name: "Support", MRD: "chat", Priority: 1}))
-	must(t, adm.CreateChannel(ctx, fsm.CreateChannelArgs{ID: "web2", Type: "webchat", Mode: fsm.ModePush, Queue: "Q1"}))
-	must(t, adm.CreateList(ctx, fsm.CreateListArgs{ID: "L2"}))
+	must(t, adm.CreateQueue(ctx, api.CreateQueueArgs{ID: "Q1", Name: "Support", MRD: "chat", Priority: 1}))
+	must(t, adm.CreateChannel(ctx, api.CreateChannelArgs{ID: "web2", Type: "webchat", Mode: api.ModePush, Queue: "Q1"}))
+	must(t, adm.CreateList(ctx, api.CreateListArgs{ID: "L2"}))
 	must(t, adm.DeleteList(ctx, "L2"))
-	_, err = adm.CreateAgent(ctx, fsm.CreateAgentArgs{ID: "a2"})
+	_, err = adm.CreateAgent(ctx, api.CreateAgentArgs{ID: "a2"})
 	must(t, err)
 	must(t, adm.DeleteAgent(ctx, "a2"))
 
@@ -689,10 +690,10 @@ func TestClientReconnectResumes(t *testing.T) {
 	if ag.Welcome().Node != "node-1" {
 		t.Fatalf("agent connected to %s, want node-1", ag.Welcome().Node)
 	}
-	expectKind(t, ag, fsm.EvSync)
+	expectKind(t, ag, api.EvSync)
 	_, err := ag.Subscribe(ctCtx(t), "", "L1")
 	must(t, err)
-	sub := expectKind(t, ag, fsm.EvListSubscribed)
+	sub := expectKind(t, ag, api.EvListSubscribed)
 
 	for _, c := range customerIDs(0, 10) {
 		message(t, cn, c)
@@ -711,7 +712,7 @@ func TestClientReconnectResumes(t *testing.T) {
 	if n := ag.Welcome().Node; n != "node-2" {
 		t.Fatalf("reconnected to %s, want node-2", n)
 	}
-	att := be.attachesOf(fsm.AgentKey("a1"))
+	att := be.attachesOf(api.AgentKey("a1"))
 	if len(att) != 2 || att[0].resume || !att[1].resume || att[1].since != cursor {
 		t.Fatalf("attaches = %+v, want a fresh one then a resume after %d", att, cursor)
 	}
@@ -739,7 +740,7 @@ func TestClientWriteRetryKeepsSeq(t *testing.T) {
 	held := make(chan struct{})
 	var once sync.Once
 	be.afterApply = func(ctx context.Context, cmd *fsm.Command) error {
-		if a, ok := cmd.Args.(*fsm.CreateListArgs); ok && a.ID == "Lretry" {
+		if a, ok := cmd.Args.(*api.CreateListArgs); ok && a.ID == "Lretry" {
 			first := false
 			once.Do(func() { first = true })
 			if first {
@@ -754,7 +755,7 @@ func TestClientWriteRetryKeepsSeq(t *testing.T) {
 	adm := cl.dial(t, transport.ClientConfig{Role: "admin", Token: ctAdminToken, Reconnect: true})
 
 	done := make(chan error, 1)
-	go func() { done <- adm.CreateList(ctCtx(t), fsm.CreateListArgs{ID: "Lretry", Name: "retry"}) }()
+	go func() { done <- adm.CreateList(ctCtx(t), api.CreateListArgs{ID: "Lretry", Name: "retry"}) }()
 	select {
 	case <-held:
 	case <-time.After(ctWait):
@@ -770,7 +771,7 @@ func TestClientWriteRetryKeepsSeq(t *testing.T) {
 		t.Fatal("the write was not retried")
 	}
 	subs := be.submitsWhere(func(s ctSubmit) bool {
-		a, ok := s.args.(*fsm.CreateListArgs)
+		a, ok := s.args.(*api.CreateListArgs)
 		return ok && a.ID == "Lretry"
 	})
 	if len(subs) != 2 || subs[0].seq == 0 || subs[0].seq != subs[1].seq || subs[0].client != subs[1].client || subs[0].client != adm.ClientID() {
@@ -800,8 +801,8 @@ func TestClientEventOverflow(t *testing.T) {
 		ag := cl.dial(t, transport.ClientConfig{Role: "agent", User: "a1", Token: tk.agent, Reconnect: true, EventBuffer: 4})
 		// After the sync, so that the requests are announced as events
 		// rather than found in the sync's view.
-		expectKind(t, ag, fsm.EvSync)
-		first := len(cl.be.attachesOf(fsm.AgentKey("a1")))
+		expectKind(t, ag, api.EvSync)
+		first := len(cl.be.attachesOf(api.AgentKey("a1")))
 		for _, c := range customerIDs(0, 20) {
 			message(t, cn, c)
 		}
@@ -814,7 +815,7 @@ func TestClientEventOverflow(t *testing.T) {
 		if !slices.Equal(got, customerIDs(0, 20)) {
 			t.Fatalf("requests seen: %v", got)
 		}
-		att := cl.be.attachesOf(fsm.AgentKey("a1"))
+		att := cl.be.attachesOf(api.AgentKey("a1"))
 		if len(att) <= first || !att[len(att)-1].resume {
 			t.Fatalf("attaches = %+v: no resume after the overflow", att)
 		}
@@ -822,7 +823,7 @@ func TestClientEventOverflow(t *testing.T) {
 
 	t.Run("without reconnect the client ends", func(t *testing.T) {
 		ag := cl.dial(t, transport.ClientConfig{Role: "agent", User: "a1", Token: tk.agent, EventBuffer: 2})
-		expectKind(t, ag, fsm.EvSync)
+		expectKind(t, ag, api.EvSync)
 		for _, c := range customerIDs(20, 25) {
 			message(t, cn, c)
 		}
@@ -831,7 +832,7 @@ func TestClientEventOverflow(t *testing.T) {
 		case <-time.After(ctWait):
 			t.Fatal("client did not end")
 		}
-		if !errors.Is(ag.Err(), transport.ErrEventOverflow) || !errors.Is(ag.Err(), &fsm.Error{Code: fsm.CodeSlowConsumer}) {
+		if !errors.Is(ag.Err(), transport.ErrEventOverflow) || !errors.Is(ag.Err(), &api.Error{Code: api.CodeSlowConsumer}) {
 			t.Fatalf("Err = %v", ag.Err())
 		}
 		n := 0
@@ -873,7 +874,7 @@ func TestClientCloseAndBye(t *testing.T) {
 	case <-time.After(ctWait):
 		t.Fatal("client did not end on bye")
 	}
-	if !errors.Is(adm2.Err(), &fsm.Error{Code: fsm.CodeUnavailable}) {
+	if !errors.Is(adm2.Err(), &api.Error{Code: api.CodeUnavailable}) {
 		t.Fatalf("Err after the node's bye = %v", adm2.Err())
 	}
 }

@@ -3,11 +3,13 @@ package transport
 import (
 	"bytes"
 	"fmt"
-	"github.com/switchboard/switchboard/internal/msgp"
 	"math"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/switchboard/switchboard/api"
+	"github.com/switchboard/switchboard/internal/msgp"
 
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/vmihailenco/msgpack/v5"
@@ -43,16 +45,16 @@ func frameTable(t testing.TB) map[string]*Frame {
 		"req":           {T: TypeRequest, ID: 2, Op: "join", Args: args, Seq: 5},
 		"req linear":    {T: TypeRequest, ID: math.MaxUint64, Op: "lists", Linearizable: true},
 		"req no args":   {T: TypeRequest, ID: 300, Op: "status"},
-		"res ok":        {T: TypeResponse, ID: 77, OK: true, Index: 1 << 33, Data: mustMarshal(t, fsm.CustomerMessageResult{Request: "R1", Created: true})},
+		"res ok":        {T: TypeResponse, ID: 77, OK: true, Index: 1 << 33, Data: mustMarshal(t, api.CustomerMessageResult{Request: "R1", Created: true})},
 		"res ok empty":  {T: TypeResponse, ID: 127, OK: true},
-		"res err":       {T: TypeResponse, ID: 128, Index: 255, Err: &ErrorBody{Code: fsm.CodeNotFound, Name: "not_found", Msg: "no such request"}},
-		"res not leader": {T: TypeResponse, ID: 256, Err: &ErrorBody{Code: fsm.CodeNotLeader, Name: "not_leader", Msg: strings.Repeat("m", 300),
+		"res err":       {T: TypeResponse, ID: 128, Index: 255, Err: &ErrorBody{Code: api.CodeNotFound, Name: "not_found", Msg: "no such request"}},
+		"res not leader": {T: TypeResponse, ID: 256, Err: &ErrorBody{Code: api.CodeNotLeader, Name: "not_leader", Msg: strings.Repeat("m", 300),
 			Leader: "10.0.0.1:7400", RetryMs: 65536}},
-		"ev":       {T: TypeEvent, Seq: fsm.SeqOf(17, 3), Kind: string(fsm.EvRequestCreated), Data: mustMarshal(t, map[string]any{"id": "R1"})},
+		"ev":       {T: TypeEvent, Seq: api.SeqOf(17, 3), Kind: string(api.EvRequestCreated), Data: mustMarshal(t, map[string]any{"id": "R1"})},
 		"ping":     {T: TypePing, ID: 7},
 		"ping 0":   {T: TypePing},
 		"pong":     {T: TypePong, ID: 65535},
-		"bye":      {T: TypeBye, Err: &ErrorBody{Code: fsm.CodeSlowConsumer, Name: "slow_consumer", Msg: "", RetryMs: -1}},
+		"bye":      {T: TypeBye, Err: &ErrorBody{Code: api.CodeSlowConsumer, Name: "slow_consumer", Msg: "", RetryMs: -1}},
 		"negative": {T: "x", V: -33, MaxFrame: math.MinInt64},
 		"long":     {T: strings.Repeat("t", 70_000), Op: strings.Repeat("o", 31), User: strings.Repeat("u", 32), Client: strings.Repeat("c", 255), Kind: strings.Repeat("k", 256)},
 	}
@@ -229,7 +231,7 @@ func genFrame(t *rapid.T) *Frame {
 		f.Index = genUint(t, "index")
 	}
 	if opt("err") {
-		f.Err = &ErrorBody{Code: fsm.Code(genUint(t, "code")), Name: genString(t, "name"), Msg: genString(t, "msg")}
+		f.Err = &ErrorBody{Code: api.Code(genUint(t, "code")), Name: genString(t, "name"), Msg: genString(t, "msg")}
 		if opt("leader") {
 			f.Err.Leader = genString(t, "leader")
 		}
@@ -286,13 +288,13 @@ func encodeEventReflect(ev fsm.Event) ([]byte, error) {
 }
 
 func TestEncodeEventSameBytes(t *testing.T) {
-	summary := fsm.RequestSummary{ID: "R1", Channel: "webchat", List: "support", Customer: fsm.Customer{ID: "c-42", Name: "Ada"},
-		State: fsm.StateUnread, Participants: []string{"a1"}, CreatedAt: 1e18, UpdatedAt: -5, Preview: strings.Repeat("p", 40)}
+	summary := api.RequestSummary{ID: "R1", Channel: "webchat", List: "support", Customer: api.Customer{ID: "c-42", Name: "Ada"},
+		State: api.StateUnread, Participants: []string{"a1"}, CreatedAt: 1e18, UpdatedAt: -5, Preview: strings.Repeat("p", 40)}
 	data := []any{nil, summary, &summary, msgpack.RawMessage(nil), msgpack.RawMessage{0x81, 0xa1, 'a', 0x01}, []byte{1, 2},
-		"str", 42, map[string]int{"x": 1}, []string{"a", "b"}, fsm.Customer{ID: "c"}}
+		"str", 42, map[string]int{"x": 1}, []string{"a", "b"}, api.Customer{ID: "c"}}
 	for i, d := range data {
-		for _, seq := range []uint64{0, 1, fsm.SeqOf(123456, 7), math.MaxUint64} {
-			ev := fsm.Event{Seq: seq, Kind: fsm.EvRequestCreated, To: []string{"agent:a1"}, Data: d}
+		for _, seq := range []uint64{0, 1, api.SeqOf(123456, 7), math.MaxUint64} {
+			ev := fsm.Event{Seq: seq, Kind: api.EvRequestCreated, To: []string{"agent:a1"}, Data: d}
 			if i == 0 {
 				ev.Kind = ""
 			}
@@ -315,7 +317,7 @@ func TestEncodeEventSameBytes(t *testing.T) {
 
 func TestEncodeEventSameBytesRapid(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
-		ev := fsm.Event{Seq: genUint(rt, "seq"), Kind: fsm.EventKind(genString(rt, "kind")), Data: genValue(rt, "data", 0)}
+		ev := fsm.Event{Seq: genUint(rt, "seq"), Kind: api.EventKind(genString(rt, "kind")), Data: genValue(rt, "data", 0)}
 		if rapid.Bool().Draw(rt, "raw") {
 			ev.Data = genRaw(rt, "raw")
 		}
@@ -526,19 +528,19 @@ func TestFrameCodecAllocations(t *testing.T) {
 	if testing.CoverMode() != "" || raceEnabled {
 		t.Skip("allocation counts differ under coverage and the race detector")
 	}
-	res := &Frame{T: TypeResponse, ID: 77, OK: true, Index: 123456, Data: mustMarshal(t, fsm.CustomerMessageResult{Request: "R1"})}
+	res := &Frame{T: TypeResponse, ID: 77, OK: true, Index: 123456, Data: mustMarshal(t, api.CustomerMessageResult{Request: "R1"})}
 	buf := make([]byte, 0, 256)
 	if n := testing.AllocsPerRun(100, func() { buf, _ = AppendFrame(buf[:0], res) }); n != 0 {
 		t.Errorf("AppendFrame of a response: %v allocations, want 0", n)
 	}
 	req, _ := EncodeFrame(&Frame{T: TypeRequest, ID: 77, Op: "customer_message", Seq: 9,
-		Args: mustMarshal(t, fsm.CustomerMessageArgs{Channel: "webchat", CustomerID: "c-42", Text: "hi"})})
+		Args: mustMarshal(t, api.CustomerMessageArgs{Channel: "webchat", CustomerID: "c-42", Text: "hi"})})
 	var f Frame
 	if n := testing.AllocsPerRun(100, func() { _ = DecodeFrame(req[4:], &f) }); n > 1 {
 		t.Errorf("DecodeFrame of a request: %v allocations, want 1", n)
 	}
-	ev := fsm.Event{Seq: 1 << 40, Kind: fsm.EvRequestCreated, Data: fsm.RequestSummary{ID: "R1", Channel: "webchat", List: "support",
-		Customer: fsm.Customer{ID: "c-42"}, Participants: []string{"a1"}, Preview: "hello"}}
+	ev := fsm.Event{Seq: 1 << 40, Kind: api.EvRequestCreated, Data: api.RequestSummary{ID: "R1", Channel: "webchat", List: "support",
+		Customer: api.Customer{ID: "c-42"}, Participants: []string{"a1"}, Preview: "hello"}}
 	if n := testing.AllocsPerRun(100, func() { _, _ = EncodeEvent(ev) }); n > 1 {
 		t.Errorf("EncodeEvent of a request summary: %v allocations, want 1 (the frame)", n)
 	}

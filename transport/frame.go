@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -14,9 +15,9 @@ import (
 var (
 	// ErrFrameTooLarge: the length prefix exceeds the limit (checked before
 	// anything is allocated).
-	ErrFrameTooLarge = &fsm.Error{Code: fsm.CodeFrameTooLarge, Msg: "frame too large"}
+	ErrFrameTooLarge = &api.Error{Code: api.CodeFrameTooLarge, Msg: "frame too large"}
 	// ErrMalformedFrame: the payload is not a msgpack frame map.
-	ErrMalformedFrame = &fsm.Error{Code: fsm.CodeMalformedFrame, Msg: "malformed frame"}
+	ErrMalformedFrame = &api.Error{Code: api.CodeMalformedFrame, Msg: "malformed frame"}
 )
 
 // ReadFramePayload reads one frame and returns its payload. A length of 0 or

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/switchboard/switchboard/transport"
 	"github.com/vmihailenco/msgpack/v5"
@@ -15,13 +16,13 @@ import (
 // DecodeFrame once per request a session reads; AppendFrame once per
 // response; ReadFramePayload for every frame.
 
-var benchSummary = fsm.RequestSummary{
-	ID: "R123456", Channel: "webchat", List: "support", Customer: fsm.Customer{ID: "c-42", Name: "Ada"},
-	State: fsm.StateUnread, Participants: []string{}, CreatedAt: 1e18, UpdatedAt: 1e18, Preview: "Hello, I need help with my order",
+var benchSummary = api.RequestSummary{
+	ID: "R123456", Channel: "webchat", List: "support", Customer: api.Customer{ID: "c-42", Name: "Ada"},
+	State: api.StateUnread, Participants: []string{}, CreatedAt: 1e18, UpdatedAt: 1e18, Preview: "Hello, I need help with my order",
 }
 
 func BenchmarkEncodeEvent(b *testing.B) {
-	ev := fsm.Event{Seq: fsm.SeqOf(123456, 0), Kind: fsm.EvRequestCreated, To: []string{"agent:a1"}, Data: benchSummary}
+	ev := fsm.Event{Seq: api.SeqOf(123456, 0), Kind: api.EvRequestCreated, To: []string{"agent:a1"}, Data: benchSummary}
 	frame, _ := transport.EncodeEvent(ev)
 	b.SetBytes(int64(len(frame)))
 	b.ReportAllocs()
@@ -33,7 +34,7 @@ func BenchmarkEncodeEvent(b *testing.B) {
 }
 
 func requestPayload(b *testing.B) []byte {
-	args, err := msgpack.Marshal(fsm.CustomerMessageArgs{Channel: "webchat", CustomerID: "c-42", CustomerName: "Ada", Text: "Hello, I need help with my order"})
+	args, err := msgpack.Marshal(api.CustomerMessageArgs{Channel: "webchat", CustomerID: "c-42", CustomerName: "Ada", Text: "Hello, I need help with my order"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -74,7 +75,7 @@ func BenchmarkDecodeRequest(b *testing.B) {
 }
 
 func BenchmarkAppendFrameResponse(b *testing.B) {
-	data, _ := msgpack.Marshal(fsm.CustomerMessageResult{Request: "R123456", Created: true, State: fsm.StateUnread})
+	data, _ := msgpack.Marshal(api.CustomerMessageResult{Request: "R123456", Created: true, State: api.StateUnread})
 	f := &transport.Frame{T: transport.TypeResponse, ID: 77, OK: true, Index: 123456, Data: data}
 	buf := make([]byte, 0, 256)
 	b.ReportAllocs()

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/api"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -82,7 +82,7 @@ func checkFraming(t *testing.T, data []byte) {
 		p, err := ReadFramePayload(r, max, nil)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-				if c := fsm.CodeOf(err); c != fsm.CodeFrameTooLarge && c != fsm.CodeMalformedFrame {
+				if c := api.CodeOf(err); c != api.CodeFrameTooLarge && c != api.CodeMalformedFrame {
 					t.Fatalf("ReadFramePayload: untyped error %v", err)
 				}
 			}
@@ -95,7 +95,7 @@ func checkFraming(t *testing.T, data []byte) {
 		checkDecodeSame(t, p)
 		var fr Frame
 		if err := DecodeFrame(p, &fr); err != nil {
-			if fsm.CodeOf(err) != fsm.CodeMalformedFrame {
+			if api.CodeOf(err) != api.CodeMalformedFrame {
 				t.Fatalf("DecodeFrame: untyped error %v", err)
 			}
 			continue
@@ -150,7 +150,7 @@ func checkSession(t *testing.T, srv *Server, data []byte) {
 		default:
 			t.Fatalf("server sent a %q frame", f.T)
 		}
-		if f.Err != nil && (f.Err.Code == fsm.CodeInternal || f.Err.Name != f.Err.Code.String() || f.Err.Name == "") {
+		if f.Err != nil && (f.Err.Code == api.CodeInternal || f.Err.Name != f.Err.Code.String() || f.Err.Name == "") {
 			t.Fatalf("server sent error %+v", f.Err)
 		}
 	}
@@ -184,7 +184,7 @@ func TestDecodeFrameDeclaredLengths(t *testing.T) {
 			runtime.ReadMemStats(&before)
 			for range 100 {
 				var f Frame
-				if err := DecodeFrame(p, &f); fsm.CodeOf(err) != fsm.CodeMalformedFrame {
+				if err := DecodeFrame(p, &f); api.CodeOf(err) != api.CodeMalformedFrame {
 					t.Fatalf("DecodeFrame: %v, want malformed_frame", err)
 				}
 			}

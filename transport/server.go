@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/api"
 )
 
 // Server defaults, used for zero ServerConfig fields.
@@ -265,7 +265,7 @@ func (srv *Server) Close() error {
 			}
 		}
 		for _, s := range sessions {
-			s.stop(byeBody(fsm.CodeUnavailable, "server shutting down"), false)
+			s.stop(byeBody(api.CodeUnavailable, "server shutting down"), false)
 		}
 		srv.cancel()
 	}

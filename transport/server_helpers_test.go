@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -30,7 +31,7 @@ type fakeBackend struct {
 	index atomic.Uint64
 
 	submit func(ctx context.Context, cmd *fsm.Command) (fsm.Result, uint64, error)
-	query  func(ctx context.Context, p fsm.Principal, op string, args msgpack.RawMessage) (any, error)
+	query  func(ctx context.Context, p api.Principal, op string, args msgpack.RawMessage) (any, error)
 
 	mu          sync.Mutex
 	outboxes    map[string]Outbox
@@ -59,14 +60,14 @@ func newFakeBackend() *fakeBackend {
 	return &fakeBackend{outboxes: map[string]Outbox{}}
 }
 
-func (b *fakeBackend) Authenticate(role fsm.Role, id, token string) (fsm.Principal, error) {
+func (b *fakeBackend) Authenticate(role api.Role, id, token string) (api.Principal, error) {
 	if token != testToken {
-		return fsm.Principal{}, fsm.Errorf(fsm.CodeUnauthenticated, "bad credentials")
+		return api.Principal{}, api.Errorf(api.CodeUnauthenticated, "bad credentials")
 	}
-	if role == fsm.RoleAdmin {
+	if role == api.RoleAdmin {
 		id = "root"
 	}
-	return fsm.Principal{Role: role, ID: id}, nil
+	return api.Principal{Role: role, ID: id}, nil
 }
 
 func (b *fakeBackend) Submit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uint64, error) {
@@ -87,14 +88,14 @@ func (b *fakeBackend) Submit(ctx context.Context, cmd *fsm.Command) (fsm.Result,
 	return fsm.Result{Data: echo{Op: name, By: cmd.By.ID, Client: cmd.ClientID, Seq: cmd.Seq}}, b.index.Add(1), nil
 }
 
-func (b *fakeBackend) Query(ctx context.Context, p fsm.Principal, op string, args msgpack.RawMessage) (any, error) {
+func (b *fakeBackend) Query(ctx context.Context, p api.Principal, op string, args msgpack.RawMessage) (any, error) {
 	if b.query != nil {
 		return b.query(ctx, p, op, args)
 	}
 	if op == "status" {
 		return NodeStatus{Node: "node-1", State: "Leader"}, nil
 	}
-	return nil, fsm.Errorf(fsm.CodeUnknownOp, "unknown op %q", op)
+	return nil, api.Errorf(api.CodeUnknownOp, "unknown op %q", op)
 }
 
 // Attach records the call and delivers a sync event at once, as the real
@@ -318,7 +319,7 @@ func (c *client) roundTrip(id uint64) {
 
 // expectBye reads until a bye, checks its code, then expects the server to
 // close the connection.
-func (c *client) expectBye(code fsm.Code) Frame {
+func (c *client) expectBye(code api.Code) Frame {
 	c.t.Helper()
 	for {
 		f, err := c.next()
@@ -361,9 +362,9 @@ func isClosedErr(err error) bool {
 }
 
 // errCode returns the code of a res or bye, or CodeOK.
-func errCode(f Frame) fsm.Code {
+func errCode(f Frame) api.Code {
 	if f.Err == nil {
-		return fsm.CodeOK
+		return api.CodeOK
 	}
 	return f.Err.Code
 }

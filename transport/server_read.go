@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -67,9 +68,9 @@ func (s *session) readFailed(err error) {
 		s.stop(errorBody(err), false)
 	case errors.As(err, &ne) && ne.Timeout() && !s.isStopped():
 		if s.authed {
-			s.stop(byeBody(fsm.CodeTimeout, "idle for %v", s.srv.cfg.IdleTimeout), false)
+			s.stop(byeBody(api.CodeTimeout, "idle for %v", s.srv.cfg.IdleTimeout), false)
 		} else {
-			s.stop(byeBody(fsm.CodeHelloTimeout, "no hello within %v", s.srv.cfg.HelloTimeout), false)
+			s.stop(byeBody(api.CodeHelloTimeout, "no hello within %v", s.srv.cfg.HelloTimeout), false)
 		}
 	default:
 		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
@@ -91,7 +92,7 @@ func (s *session) handle(f *Frame) bool {
 		return s.hello(f)
 	case TypeRequest:
 		if !s.authed {
-			s.send(&Frame{T: TypeResponse, ID: f.ID, Err: byeBody(fsm.CodeUnauthenticated, "send hello first")})
+			s.send(&Frame{T: TypeResponse, ID: f.ID, Err: byeBody(api.CodeUnauthenticated, "send hello first")})
 			return true
 		}
 		return s.request(f)
@@ -108,7 +109,7 @@ func (s *session) handle(f *Frame) bool {
 // protocolError answers a frame that is not allowed now: a failed res if
 // it carries an id, then bye, and the session stops.
 func (s *session) protocolError(f *Frame, msg string) {
-	body := byeBody(fsm.CodeProtocol, "%s", msg)
+	body := byeBody(api.CodeProtocol, "%s", msg)
 	if f.ID != 0 {
 		s.send(&Frame{T: TypeResponse, ID: f.ID, Err: body})
 	}
@@ -119,20 +120,20 @@ func (s *session) protocolError(f *Frame, msg string) {
 // principal's event stream.
 func (s *session) hello(f *Frame) bool {
 	if f.V != ProtocolVersion {
-		s.stop(byeBody(fsm.CodeProtocol, "protocol version %d not supported, this server speaks %d", f.V, ProtocolVersion), false)
+		s.stop(byeBody(api.CodeProtocol, "protocol version %d not supported, this server speaks %d", f.V, ProtocolVersion), false)
 		return false
 	}
-	role := fsm.ParseRole(f.Role)
-	if role == fsm.RoleNone {
-		s.stop(byeBody(fsm.CodeBadRequest, "unknown role %q", f.Role), false)
+	role := api.ParseRole(f.Role)
+	if role == api.RoleNone {
+		s.stop(byeBody(api.CodeBadRequest, "unknown role %q", f.Role), false)
 		return false
 	}
 	if len(f.Client) > maxClientID {
-		s.stop(byeBody(fsm.CodeBadRequest, "client id longer than %d bytes", maxClientID), false)
+		s.stop(byeBody(api.CodeBadRequest, "client id longer than %d bytes", maxClientID), false)
 		return false
 	}
 	user := f.User
-	if role == fsm.RoleAdmin {
+	if role == api.RoleAdmin {
 		user = ""
 	}
 	p, err := s.srv.backend.Authenticate(role, user, f.Token)
@@ -179,7 +180,7 @@ func (s *session) hello(f *Frame) bool {
 func (s *session) request(f *Frame) bool {
 	id := f.ID
 	if f.Op == "" {
-		s.send(&Frame{T: TypeResponse, ID: id, Err: byeBody(fsm.CodeBadRequest, "req without op")})
+		s.send(&Frame{T: TypeResponse, ID: id, Err: byeBody(api.CodeBadRequest, "req without op")})
 		return true
 	}
 	var job func(ctx context.Context) *Frame
@@ -190,7 +191,7 @@ func (s *session) request(f *Frame) bool {
 			return true
 		}
 		if !info.Allowed(s.principal.Role) {
-			s.send(&Frame{T: TypeResponse, ID: id, Err: byeBody(fsm.CodeForbidden, "%s may not %s", s.principal.Role, f.Op)})
+			s.send(&Frame{T: TypeResponse, ID: id, Err: byeBody(api.CodeForbidden, "%s may not %s", s.principal.Role, f.Op)})
 			return true
 		}
 		cmd := &fsm.Command{Op: info.Op, By: s.principal, ClientID: s.clientID, Seq: f.Seq, Args: args}
@@ -238,7 +239,7 @@ func okFrame(id uint64, data any, index uint64) *Frame {
 	if data != nil {
 		raw, err := marshalData(data)
 		if err != nil {
-			return &Frame{T: TypeResponse, ID: id, Index: index, Err: byeBody(fsm.CodeInternal, "encode result: %v", err)}
+			return &Frame{T: TypeResponse, ID: id, Index: index, Err: byeBody(api.CodeInternal, "encode result: %v", err)}
 		}
 		f.Data = raw
 	}
@@ -263,8 +264,8 @@ func marshalData(v any) (msgpack.RawMessage, error) {
 func errorBody(err error) *ErrorBody {
 	b := NewErrorBody(err)
 	b.Msg = strings.TrimPrefix(b.Msg, b.Name+": ") // the name is already in the body
-	if b.Code == fsm.CodeInternal && errors.Is(err, context.DeadlineExceeded) {
-		b.Code, b.Name = fsm.CodeTimeout, fsm.CodeTimeout.String()
+	if b.Code == api.CodeInternal && errors.Is(err, context.DeadlineExceeded) {
+		b.Code, b.Name = api.CodeTimeout, api.CodeTimeout.String()
 	}
 	var la interface{ LeaderAddr() string }
 	if errors.As(err, &la) {

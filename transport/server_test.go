@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -44,7 +45,7 @@ func TestHelloWelcome(t *testing.T) {
 	h.be.mu.Lock()
 	calls := slices.Clone(h.be.attaches)
 	h.be.mu.Unlock()
-	if want := []attachCall{{fsm.AgentKey("bob"), 42, true}}; !slices.Equal(calls, want) {
+	if want := []attachCall{{api.AgentKey("bob"), 42, true}}; !slices.Equal(calls, want) {
 		t.Fatalf("Attach calls %v, want %v (admins have no stream)", calls, want)
 	}
 	if n := h.srv.Sessions(); n != 3 {
@@ -59,13 +60,13 @@ func TestHelloBadToken(t *testing.T) {
 	h := newHarness(t, ServerConfig{}, nil)
 	c := h.dial()
 	c.send(&Frame{T: TypeHello, V: ProtocolVersion, Role: "agent", User: "bob", Token: "wrong"})
-	c.expectBye(fsm.CodeUnauthenticated)
+	c.expectBye(api.CodeUnauthenticated)
 	waitFor(t, "the session to end", func() bool { return h.srv.Sessions() == 0 })
 }
 
 func TestHelloTimeout(t *testing.T) {
 	h := newHarness(t, ServerConfig{HelloTimeout: 100 * time.Millisecond}, nil)
-	h.dial().expectBye(fsm.CodeHelloTimeout)
+	h.dial().expectBye(api.CodeHelloTimeout)
 }
 
 func TestRequestBeforeHello(t *testing.T) {
@@ -73,7 +74,7 @@ func TestRequestBeforeHello(t *testing.T) {
 	c := h.dial()
 	c.send(&Frame{T: TypeRequest, ID: 7, Op: "noop"})
 	res := c.readType(TypeResponse)
-	if res.ID != 7 || res.OK || errCode(res) != fsm.CodeUnauthenticated {
+	if res.ID != 7 || res.OK || errCode(res) != api.CodeUnauthenticated {
 		t.Fatalf("res %+v (err %v), want id 7 unauthenticated", res, res.Err)
 	}
 	c.roundTrip(8) // ping is answered before hello too
@@ -95,14 +96,14 @@ func TestProtocolViolations(t *testing.T) {
 		hello bool // complete a hello first
 		frame Frame
 		res   bool // a res with the frame's id comes before the bye
-		code  fsm.Code
+		code  api.Code
 	}{
-		{"second hello", true, Frame{T: TypeHello, V: ProtocolVersion, Role: "admin", Token: testToken}, false, fsm.CodeProtocol},
-		{"wrong version", false, Frame{T: TypeHello, V: 99, Role: "admin", Token: testToken}, false, fsm.CodeProtocol},
-		{"unknown role", false, Frame{T: TypeHello, V: ProtocolVersion, Role: "system", Token: testToken}, false, fsm.CodeBadRequest},
-		{"long client id", false, Frame{T: TypeHello, V: ProtocolVersion, Role: "admin", Token: testToken, Client: string(make([]byte, 200))}, false, fsm.CodeBadRequest},
-		{"server frame type", true, Frame{T: TypeEvent, ID: 9}, true, fsm.CodeProtocol},
-		{"unknown frame type", false, Frame{T: "subscribe"}, false, fsm.CodeProtocol},
+		{"second hello", true, Frame{T: TypeHello, V: ProtocolVersion, Role: "admin", Token: testToken}, false, api.CodeProtocol},
+		{"wrong version", false, Frame{T: TypeHello, V: 99, Role: "admin", Token: testToken}, false, api.CodeProtocol},
+		{"unknown role", false, Frame{T: TypeHello, V: ProtocolVersion, Role: "system", Token: testToken}, false, api.CodeBadRequest},
+		{"long client id", false, Frame{T: TypeHello, V: ProtocolVersion, Role: "admin", Token: testToken, Client: string(make([]byte, 200))}, false, api.CodeBadRequest},
+		{"server frame type", true, Frame{T: TypeEvent, ID: 9}, true, api.CodeProtocol},
+		{"unknown frame type", false, Frame{T: "subscribe"}, false, api.CodeProtocol},
 	}
 	h := newHarness(t, ServerConfig{}, nil)
 	healthy := h.helloClient("admin", "")
@@ -134,18 +135,18 @@ func TestBadInput(t *testing.T) {
 		name  string
 		hello bool
 		raw   []byte
-		code  fsm.Code
+		code  api.Code
 	}{
-		{"max length prefix", false, []byte{0xff, 0xff, 0xff, 0xff}, fsm.CodeFrameTooLarge},
-		{"max length prefix after hello", true, []byte{0xff, 0xff, 0xff, 0xff, 1, 2, 3}, fsm.CodeFrameTooLarge},
-		{"just above the limit", false, []byte{0x00, 0x10, 0x00, 0x01}, fsm.CodeFrameTooLarge},
-		{"http request", false, []byte("GET / HTTP/1.1\r\nHost: switchboard\r\n\r\n"), fsm.CodeFrameTooLarge},
-		{"zero length", false, []byte{0, 0, 0, 0}, fsm.CodeMalformedFrame},
-		{"invalid msgpack", false, []byte{0, 0, 0, 2, 0xc1, 0xc1}, fsm.CodeMalformedFrame},
-		{"not a map", false, []byte{0, 0, 0, 1, 0x07}, fsm.CodeMalformedFrame},
-		{"map without type", true, []byte{0, 0, 0, 1, 0x80}, fsm.CodeMalformedFrame},
-		{"truncated map", false, []byte{0, 0, 0, 3, 0x81, 0xa1, 't'}, fsm.CodeMalformedFrame},
-		{"type not a string", false, []byte{0, 0, 0, 4, 0x81, 0xa1, 't', 0x05}, fsm.CodeMalformedFrame},
+		{"max length prefix", false, []byte{0xff, 0xff, 0xff, 0xff}, api.CodeFrameTooLarge},
+		{"max length prefix after hello", true, []byte{0xff, 0xff, 0xff, 0xff, 1, 2, 3}, api.CodeFrameTooLarge},
+		{"just above the limit", false, []byte{0x00, 0x10, 0x00, 0x01}, api.CodeFrameTooLarge},
+		{"http request", false, []byte("GET / HTTP/1.1\r\nHost: switchboard\r\n\r\n"), api.CodeFrameTooLarge},
+		{"zero length", false, []byte{0, 0, 0, 0}, api.CodeMalformedFrame},
+		{"invalid msgpack", false, []byte{0, 0, 0, 2, 0xc1, 0xc1}, api.CodeMalformedFrame},
+		{"not a map", false, []byte{0, 0, 0, 1, 0x07}, api.CodeMalformedFrame},
+		{"map without type", true, []byte{0, 0, 0, 1, 0x80}, api.CodeMalformedFrame},
+		{"truncated map", false, []byte{0, 0, 0, 3, 0x81, 0xa1, 't'}, api.CodeMalformedFrame},
+		{"type not a string", false, []byte{0, 0, 0, 4, 0x81, 0xa1, 't', 0x05}, api.CodeMalformedFrame},
 	}
 	h := newHarness(t, ServerConfig{}, nil)
 	healthy := h.helloClient("agent", "alice")
@@ -175,7 +176,7 @@ func TestUnknownOpKeepsSession(t *testing.T) {
 	healthy := h.helloClient("admin", "")
 	c := h.helloClient("agent", "bob")
 	res := c.call(1, "no_such_op", map[string]any{"x": 1}, 0)
-	if res.OK || errCode(res) != fsm.CodeUnknownOp || res.Err.Name != "unknown_op" {
+	if res.OK || errCode(res) != api.CodeUnknownOp || res.Err.Name != "unknown_op" {
 		t.Fatalf("res %+v (err %v), want unknown_op", res, res.Err)
 	}
 	c.roundTrip(2)
@@ -188,7 +189,7 @@ type notLeader struct{ addr string }
 
 func (e notLeader) Error() string      { return "not the leader" }
 func (e notLeader) LeaderAddr() string { return e.addr }
-func (e notLeader) Unwrap() error      { return &fsm.Error{Code: fsm.CodeNotLeader, Msg: "not the leader"} }
+func (e notLeader) Unwrap() error      { return &api.Error{Code: api.CodeNotLeader, Msg: "not the leader"} }
 
 type noLeader struct{ after time.Duration }
 
@@ -200,13 +201,13 @@ func TestRequests(t *testing.T) {
 	be.submit = func(ctx context.Context, cmd *fsm.Command) (fsm.Result, uint64, error) {
 		switch cmd.Seq {
 		case 100:
-			return fsm.Result{Err: fsm.Errorf(fsm.CodeNotFound, "list %q not found", "l1")}, 12, nil
+			return fsm.Result{Err: api.Errorf(api.CodeNotFound, "list %q not found", "l1")}, 12, nil
 		case 101:
 			return fsm.Result{}, 0, fmt.Errorf("submit: %w", notLeader{"10.0.0.2:7400"})
 		case 102:
-			return fsm.Result{}, 0, &fsm.Error{Code: fsm.CodeNoLeader, Msg: "election"}
+			return fsm.Result{}, 0, &api.Error{Code: api.CodeNoLeader, Msg: "election"}
 		case 103:
-			return fsm.Result{}, 0, fmt.Errorf("%w: %w", &fsm.Error{Code: fsm.CodeNoLeader, Msg: "election"}, noLeader{1500 * time.Millisecond})
+			return fsm.Result{}, 0, fmt.Errorf("%w: %w", &api.Error{Code: api.CodeNoLeader, Msg: "election"}, noLeader{1500 * time.Millisecond})
 		case 104:
 			return fsm.Result{}, 0, context.DeadlineExceeded
 		case 105:
@@ -222,7 +223,7 @@ func TestRequests(t *testing.T) {
 
 	// Success: data is the msgpack of the result, index the log index, and
 	// the command carries the principal, client id and sequence.
-	res := admin.call(1, "create_mrd", fsm.CreateMRDArgs{ID: "chat", Name: "Chat"}, 5)
+	res := admin.call(1, "create_mrd", api.CreateMRDArgs{ID: "chat", Name: "Chat"}, 5)
 	var got echo
 	if !res.OK || res.Index != 11 || res.Err != nil || msgpack.Unmarshal(res.Data, &got) != nil {
 		t.Fatalf("res %+v", res)
@@ -233,7 +234,7 @@ func TestRequests(t *testing.T) {
 	h.be.mu.Lock()
 	cmd := h.be.commands[0]
 	h.be.mu.Unlock()
-	if a, ok := cmd.Args.(*fsm.CreateMRDArgs); !ok || a.ID != "chat" || cmd.Op != fsm.Commands.LookupName("create_mrd").Op || cmd.By.Role != fsm.RoleAdmin {
+	if a, ok := cmd.Args.(*api.CreateMRDArgs); !ok || a.ID != "chat" || cmd.Op != fsm.Commands.LookupName("create_mrd").Op || cmd.By.Role != api.RoleAdmin {
 		t.Fatalf("command %+v args %#v", cmd, cmd.Args)
 	}
 
@@ -250,20 +251,20 @@ func TestRequests(t *testing.T) {
 		op      string
 		args    any
 		seq     uint64
-		code    fsm.Code
+		code    api.Code
 		leader  string
 		retryMs int
 	}{
-		{"business error", admin, "noop", nil, 100, fsm.CodeNotFound, "", 0},
-		{"not leader", admin, "noop", nil, 101, fsm.CodeNotLeader, "10.0.0.2:7400", 0},
-		{"no leader", admin, "noop", nil, 102, fsm.CodeNoLeader, "", 0},
-		{"no leader with retry hint", admin, "noop", nil, 103, fsm.CodeNoLeader, "", 1500},
-		{"deadline", admin, "noop", nil, 104, fsm.CodeTimeout, "", 0},
-		{"unencodable result", admin, "noop", nil, 105, fsm.CodeInternal, "", 0},
-		{"forbidden", agent, "create_mrd", fsm.CreateMRDArgs{ID: "x"}, 1, fsm.CodeForbidden, "", 0},
-		{"bad args", admin, "create_mrd", "not a map", 1, fsm.CodeBadRequest, "", 0},
-		{"empty op", admin, "", nil, 0, fsm.CodeBadRequest, "", 0},
-		{"query error", agent, "get_nothing", nil, 0, fsm.CodeUnknownOp, "", 0},
+		{"business error", admin, "noop", nil, 100, api.CodeNotFound, "", 0},
+		{"not leader", admin, "noop", nil, 101, api.CodeNotLeader, "10.0.0.2:7400", 0},
+		{"no leader", admin, "noop", nil, 102, api.CodeNoLeader, "", 0},
+		{"no leader with retry hint", admin, "noop", nil, 103, api.CodeNoLeader, "", 1500},
+		{"deadline", admin, "noop", nil, 104, api.CodeTimeout, "", 0},
+		{"unencodable result", admin, "noop", nil, 105, api.CodeInternal, "", 0},
+		{"forbidden", agent, "create_mrd", api.CreateMRDArgs{ID: "x"}, 1, api.CodeForbidden, "", 0},
+		{"bad args", admin, "create_mrd", "not a map", 1, api.CodeBadRequest, "", 0},
+		{"empty op", admin, "", nil, 0, api.CodeBadRequest, "", 0},
+		{"query error", agent, "get_nothing", nil, 0, api.CodeUnknownOp, "", 0},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -334,8 +335,8 @@ func TestSlowConsumer(t *testing.T) {
 	slow.readType(TypeEvent) // sync; then it stops reading
 	fast := h.helloClient("agent", "fast")
 	fast.readType(TypeEvent)
-	slowBox := h.be.outbox(t, fsm.AgentKey("slow"))
-	fastBox := h.be.outbox(t, fsm.AgentKey("fast"))
+	slowBox := h.be.outbox(t, api.AgentKey("slow"))
+	fastBox := h.be.outbox(t, api.AgentKey("fast"))
 
 	type got struct {
 		seq uint64
@@ -398,7 +399,7 @@ func TestSlowConsumer(t *testing.T) {
 	// The stalled client finds its connection closed once it reads again
 	// (after the frames that made it out, and a bye if it still fit).
 	for _, f := range slow.expectClosed() {
-		if f.T == TypeBye && errCode(f) != fsm.CodeSlowConsumer {
+		if f.T == TypeBye && errCode(f) != api.CodeSlowConsumer {
 			t.Fatalf("bye %+v, want slow_consumer", f.Err)
 		}
 	}
@@ -430,7 +431,7 @@ func TestIdleTimeout(t *testing.T) {
 		c.roundTrip(uint64(i + 1))
 	}
 	// ...silence closes it.
-	c.expectBye(fsm.CodeTimeout)
+	c.expectBye(api.CodeTimeout)
 }
 
 func TestDetachOnDisconnect(t *testing.T) {
@@ -440,14 +441,14 @@ func TestDetachOnDisconnect(t *testing.T) {
 	h.be.mu.Lock()
 	calls := slices.Clone(h.be.attaches)
 	h.be.mu.Unlock()
-	if want := []attachCall{{fsm.ConnectorKey("fb"), 0, false}}; !slices.Equal(calls, want) {
+	if want := []attachCall{{api.ConnectorKey("fb"), 0, false}}; !slices.Equal(calls, want) {
 		t.Fatalf("Attach calls %v, want %v", calls, want)
 	}
 	c.c.Close()
 	waitFor(t, "detach", func() bool {
 		h.be.mu.Lock()
 		defer h.be.mu.Unlock()
-		return slices.Equal(h.be.detached, []string{fsm.ConnectorKey("fb")})
+		return slices.Equal(h.be.detached, []string{api.ConnectorKey("fb")})
 	})
 	waitFor(t, "the session to end", func() bool { return h.srv.Sessions() == 0 })
 }
@@ -455,7 +456,7 @@ func TestDetachOnDisconnect(t *testing.T) {
 // TestBackendPanic: a panic under one session ends that session only.
 func TestBackendPanic(t *testing.T) {
 	be := newFakeBackend()
-	be.query = func(ctx context.Context, p fsm.Principal, op string, args msgpack.RawMessage) (any, error) {
+	be.query = func(ctx context.Context, p api.Principal, op string, args msgpack.RawMessage) (any, error) {
 		if op == "boom" {
 			panic("backend bug")
 		}
@@ -466,7 +467,7 @@ func TestBackendPanic(t *testing.T) {
 	healthy := h.helloClient("admin", "")
 	c := h.helloClient("admin", "")
 	c.send(&Frame{T: TypeRequest, ID: 1, Op: "boom"})
-	c.expectBye(fsm.CodeInternal)
+	c.expectBye(api.CodeInternal)
 	if res := healthy.call(2, "other", nil, 0); !res.OK {
 		t.Fatalf("healthy client: %+v", res.Err)
 	}
@@ -498,8 +499,8 @@ func TestClose(t *testing.T) {
 
 	done := make(chan error, 1)
 	go func() { done <- h.srv.Close() }()
-	a.expectBye(fsm.CodeUnavailable)
-	b.expectBye(fsm.CodeUnavailable)
+	a.expectBye(api.CodeUnavailable)
+	b.expectBye(api.CodeUnavailable)
 	select {
 	case err := <-done:
 		if err != nil {

@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/api"
 )
 
 const (
@@ -60,7 +60,7 @@ type session struct {
 
 	// Reader-owned; request goroutines read them after hello set them.
 	authed    bool
-	principal fsm.Principal
+	principal api.Principal
 	clientID  string
 	detach    func()
 	inflight  chan struct{} // MaxInFlight semaphore
@@ -122,7 +122,7 @@ func (s *session) guard(what string, fn func()) {
 		if r := recover(); r != nil {
 			s.srv.panics.Add(1)
 			s.logger().Error("transport: panic in session", "in", what, "panic", r, "stack", string(debug.Stack()))
-			s.stop(byeBody(fsm.CodeInternal, "internal error"), false)
+			s.stop(byeBody(api.CodeInternal, "internal error"), false)
 			if what == "writer" {
 				// Nobody else closes the connection.
 				s.conn.Close()
@@ -152,7 +152,7 @@ func (s *session) DeliverBatch(frames [][]byte) bool {
 	if s.queued+len(frames) > s.srv.cfg.OutboxFrames {
 		n := s.queued
 		s.mu.Unlock()
-		s.stop(byeBody(fsm.CodeSlowConsumer, "outbound queue full (%d frames): reconnect and resume from the last event received", n), true)
+		s.stop(byeBody(api.CodeSlowConsumer, "outbound queue full (%d frames): reconnect and resume from the last event received", n), true)
 		return false
 	}
 	first := len(s.pending) == 0
@@ -211,7 +211,7 @@ func (s *session) stop(bye *ErrorBody, drop bool) {
 
 	s.cancel()
 	close(s.stopCh)
-	if bye != nil && bye.Code != fsm.CodeUnavailable {
+	if bye != nil && bye.Code != api.CodeUnavailable {
 		s.logger().Warn("transport: session cut off", "code", bye.Name, "reason", bye.Msg)
 	}
 }
@@ -343,6 +343,6 @@ func (w deadlineWriter) Write(p []byte) (int, error) {
 }
 
 // byeBody builds the error body of a res or bye frame.
-func byeBody(code fsm.Code, format string, args ...any) *ErrorBody {
+func byeBody(code api.Code, format string, args ...any) *ErrorBody {
 	return &ErrorBody{Code: code, Name: code.String(), Msg: fmt.Sprintf(format, args...)}
 }

@@ -3,6 +3,7 @@ package transport
 import (
 	"testing"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
 
@@ -19,7 +20,7 @@ func TestDeliverBatch(t *testing.T) {
 	h := newHarness(t, ServerConfig{OutboxFrames: 16}, nil)
 	c := h.helloClient("agent", "a")
 	c.readType(TypeEvent) // sync
-	box, ok := h.be.outbox(t, fsm.AgentKey("a")).(batchOutbox)
+	box, ok := h.be.outbox(t, api.AgentKey("a")).(batchOutbox)
 	if !ok {
 		t.Fatal("the session's outbox does not take batches")
 	}
@@ -50,5 +51,5 @@ func TestDeliverBatch(t *testing.T) {
 	if box.DeliverBatch(batch(400, 1)) {
 		t.Fatal("a batch was accepted after the cut-off")
 	}
-	c.expectBye(fsm.CodeSlowConsumer)
+	c.expectBye(api.CodeSlowConsumer)
 }

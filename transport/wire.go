@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -64,7 +65,7 @@ type Frame struct {
 
 // ErrorBody is the error object of a res or bye frame.
 type ErrorBody struct {
-	Code    fsm.Code `msgpack:"code"`
+	Code    api.Code `msgpack:"code"`
 	Name    string   `msgpack:"name"`
 	Msg     string   `msgpack:"msg"`
 	Leader  string   `msgpack:"leader,omitempty"`   // CodeNotLeader: the leader's client address
@@ -80,7 +81,7 @@ func (e *ErrorBody) Is(target error) bool {
 	switch t := target.(type) {
 	case *ErrorBody:
 		return t.Code == e.Code
-	case *fsm.Error:
+	case *api.Error:
 		return t.Code == e.Code
 	}
 	return false
@@ -89,7 +90,7 @@ func (e *ErrorBody) Is(target error) bool {
 // NewErrorBody converts any error into an ErrorBody (CodeInternal if it
 // carries no code).
 func NewErrorBody(err error) *ErrorBody {
-	code := fsm.CodeOf(err)
+	code := api.CodeOf(err)
 	return &ErrorBody{Code: code, Name: code.String(), Msg: err.Error()}
 }
 

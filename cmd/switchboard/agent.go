@@ -10,7 +10,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/transport"
 )
 
@@ -69,13 +69,13 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if err := need(2); err != nil {
 				return err
 			}
-			return c.Call(cctx, f[0], fsm.SubscribeArgs{List: f[1]}, nil)
+			return c.Call(cctx, f[0], api.SubscribeArgs{List: f[1]}, nil)
 		case "join":
 			if err := need(2); err != nil {
 				return err
 			}
-			var jr fsm.JoinResult
-			if err := c.Call(cctx, "join", fsm.RequestArgs{Request: f[1]}, &jr); err != nil {
+			var jr api.JoinResult
+			if err := c.Call(cctx, "join", api.RequestArgs{Request: f[1]}, &jr); err != nil {
 				return err
 			}
 			for _, m := range jr.Transcript {
@@ -86,16 +86,16 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if err := need(2); err != nil {
 				return err
 			}
-			return c.Call(cctx, f[0], fsm.RequestArgs{Request: f[1]}, nil)
+			return c.Call(cctx, f[0], api.RequestArgs{Request: f[1]}, nil)
 		case "send":
 			if err := need(3); err != nil {
 				return err
 			}
 			text := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(strings.TrimPrefix(line, "send")), f[1]))
-			return c.Call(cctx, "send", fsm.SendArgs{Request: f[1], Text: text}, nil)
+			return c.Call(cctx, "send", api.SendArgs{Request: f[1], Text: text}, nil)
 		case "view":
-			var v fsm.StreamView
-			if err := c.Call(cctx, fsm.QueryView, nil, &v); err != nil {
+			var v api.StreamView
+			if err := c.Call(cctx, api.QueryView, nil, &v); err != nil {
 				return err
 			}
 			say("%s", describeView(v))
@@ -104,8 +104,8 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if err := need(2); err != nil {
 				return err
 			}
-			var v fsm.ConversationView
-			if err := c.Call(cctx, fsm.QueryRequest, fsm.QueryArgs{Request: f[1]}, &v); err != nil {
+			var v api.ConversationView
+			if err := c.Call(cctx, api.QueryRequest, api.QueryArgs{Request: f[1]}, &v); err != nil {
 				return err
 			}
 			say("%s", describeSummary(v.Request))
@@ -166,38 +166,38 @@ func commandLoop(ctx context.Context, in io.Reader, c *transport.Client, say fun
 func describeEvent(ev transport.Event) string {
 	head := fmt.Sprintf("#%d %s", ev.Seq, ev.Kind)
 	switch ev.Kind {
-	case fsm.EvRequestCreated, fsm.EvRequestUpdated, fsm.EvRequestRemoved:
-		var r fsm.RequestSummary
+	case api.EvRequestCreated, api.EvRequestUpdated, api.EvRequestRemoved:
+		var r api.RequestSummary
 		if ev.Decode(&r) == nil {
 			return head + " " + describeSummary(r)
 		}
-	case fsm.EvListSubscribed:
-		var l fsm.ListSnapshot
+	case api.EvListSubscribed:
+		var l api.ListSnapshot
 		if ev.Decode(&l) == nil {
 			return head + " " + describeList(l)
 		}
-	case fsm.EvListUnsubscribed:
-		var l fsm.ListRef
+	case api.EvListUnsubscribed:
+		var l api.ListRef
 		if ev.Decode(&l) == nil {
 			return head + " list " + l.List
 		}
-	case fsm.EvConversationJoined, fsm.EvConversationLeft:
-		var p fsm.ParticipantChange
+	case api.EvConversationJoined, api.EvConversationLeft:
+		var p api.ParticipantChange
 		if ev.Decode(&p) == nil {
 			return fmt.Sprintf("%s %s agent %s → %s, agents [%s]", head, p.Request, p.Agent, p.State, strings.Join(p.Participants, ","))
 		}
-	case fsm.EvConversationMessage:
-		var m fsm.ConversationMessage
+	case api.EvConversationMessage:
+		var m api.ConversationMessage
 		if ev.Decode(&m) == nil {
 			return head + " " + m.Request + " " + formatMessage(m.Message)
 		}
-	case fsm.EvConversationClosed:
-		var c fsm.ConversationClosed
+	case api.EvConversationClosed:
+		var c api.ConversationClosed
 		if ev.Decode(&c) == nil {
 			return fmt.Sprintf("%s %s by %s %s", head, c.Request, c.By.Role, c.By.ID)
 		}
-	case fsm.EvSync:
-		var v fsm.StreamView
+	case api.EvSync:
+		var v api.StreamView
 		if ev.Decode(&v) == nil {
 			return head + " " + describeView(v)
 		}
@@ -208,7 +208,7 @@ func describeEvent(ev transport.Event) string {
 	return head
 }
 
-func describeSummary(r fsm.RequestSummary) string {
+func describeSummary(r api.RequestSummary) string {
 	s := fmt.Sprintf("%s [%s] on %s from %s", r.ID, r.State, r.Channel, customerName(r.Customer))
 	if len(r.Participants) > 0 {
 		s += ", agents " + strings.Join(r.Participants, ",")
@@ -219,7 +219,7 @@ func describeSummary(r fsm.RequestSummary) string {
 	return s
 }
 
-func describeList(l fsm.ListSnapshot) string {
+func describeList(l api.ListSnapshot) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "list %s: %d open", l.List, len(l.Requests))
 	for _, r := range l.Requests {
@@ -228,7 +228,7 @@ func describeList(l fsm.ListSnapshot) string {
 	return b.String()
 }
 
-func describeView(v fsm.StreamView) string {
+func describeView(v api.StreamView) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d list(s), %d conversation(s)", len(v.Lists), len(v.Conversations))
 	for _, l := range v.Lists {

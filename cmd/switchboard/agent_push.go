@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/transport"
 )
 
@@ -31,7 +31,7 @@ func agentPushCommand(ctx context.Context, c *transport.Client, say func(string,
 		}
 		return nil
 	}
-	status := func(st fsm.AgentStatus, err error) error {
+	status := func(st api.AgentStatus, err error) error {
 		if err == nil {
 			say("%s", describeStatus(st))
 		}
@@ -46,16 +46,16 @@ func agentPushCommand(ctx context.Context, c *transport.Client, say func(string,
 		if err := need(2); err != nil {
 			return true, err
 		}
-		a := fsm.SetAgentStateArgs{MRD: f[1], State: fsm.AgentReady}
+		a := api.SetAgentStateArgs{MRD: f[1], State: api.AgentReady}
 		if f[0] == "notready" {
-			a.State, a.Reason = fsm.AgentNotReady, strings.Join(f[2:], " ")
+			a.State, a.Reason = api.AgentNotReady, strings.Join(f[2:], " ")
 		}
 		return true, status(c.SetAgentState(ctx, a))
 	case "mode":
 		if err := need(2); err != nil {
 			return true, err
 		}
-		return true, status(c.SetAgentMode(ctx, "", fsm.AgentMode(f[1])))
+		return true, status(c.SetAgentMode(ctx, "", api.AgentMode(f[1])))
 	case "request-chat":
 		r, err := c.RequestChat(ctx, "")
 		switch {
@@ -70,7 +70,7 @@ func agentPushCommand(ctx context.Context, c *transport.Client, say func(string,
 		if err := need(2); err != nil {
 			return true, err
 		}
-		jr, err := c.AcceptOffer(ctx, fsm.OfferArgs{Request: f[1]})
+		jr, err := c.AcceptOffer(ctx, api.OfferArgs{Request: f[1]})
 		if err == nil {
 			say("joined %s", describeSummary(jr.Request))
 			for _, m := range jr.Transcript {
@@ -82,13 +82,13 @@ func agentPushCommand(ctx context.Context, c *transport.Client, say func(string,
 		if err := need(2); err != nil {
 			return true, err
 		}
-		return true, c.RejectOffer(ctx, fsm.OfferArgs{Request: f[1]})
+		return true, c.RejectOffer(ctx, api.OfferArgs{Request: f[1]})
 	case "transfer", "invite":
 		if err := need(3); err != nil {
 			return true, err
 		}
-		a := fsm.TransferArgs{Request: f[1], ToAgent: f[2]}
-		var o fsm.OfferInfo
+		a := api.TransferArgs{Request: f[1], ToAgent: f[2]}
+		var o api.OfferInfo
 		if f[0] == "transfer" {
 			o, err = c.Transfer(ctx, a)
 		} else {
@@ -102,10 +102,10 @@ func agentPushCommand(ctx context.Context, c *transport.Client, say func(string,
 		if err := need(3); err != nil {
 			return true, err
 		}
-		return true, c.TransferToQueue(ctx, fsm.TransferToQueueArgs{Request: f[1], Queue: f[2]})
+		return true, c.TransferToQueue(ctx, api.TransferToQueueArgs{Request: f[1], Queue: f[2]})
 	case "status":
-		var v fsm.StreamView
-		if err := c.Call(ctx, fsm.QueryView, nil, &v); err != nil {
+		var v api.StreamView
+		if err := c.Call(ctx, api.QueryView, nil, &v); err != nil {
 			return true, err
 		}
 		if v.Push == nil {
@@ -131,28 +131,28 @@ func agentPushCommand(ctx context.Context, c *transport.Client, say func(string,
 // kinds.
 func describePushEvent(ev transport.Event, head string) (s string, ok bool) {
 	switch ev.Kind {
-	case fsm.EvOfferCreated:
-		var o fsm.OfferInfo
+	case api.EvOfferCreated:
+		var o api.OfferInfo
 		if ev.Decode(&o) == nil {
 			return fmt.Sprintf("%s %s — answer 'accept %s' or 'reject %s'", head, describeOffer(o), o.Request.ID, o.Request.ID), true
 		}
-	case fsm.EvOfferWithdrawn:
-		var w fsm.OfferWithdrawn
+	case api.EvOfferWithdrawn:
+		var w api.OfferWithdrawn
 		if ev.Decode(&w) == nil {
 			return fmt.Sprintf("%s %s of %s to %s: %s", head, w.Offer.ID, w.Offer.Request.ID, w.Offer.Agent, w.Reason), true
 		}
-	case fsm.EvAgentState:
-		var a fsm.AgentStateChange
+	case api.EvAgentState:
+		var a api.AgentStateChange
 		if ev.Decode(&a) == nil {
 			return head + " " + describeStateChange(a), true
 		}
-	case fsm.EvAgentMode:
-		var m fsm.AgentModeChange
+	case api.EvAgentMode:
+		var m api.AgentModeChange
 		if ev.Decode(&m) == nil {
 			return fmt.Sprintf("%s %s is in %s mode", head, m.Agent, m.Mode), true
 		}
-	case fsm.EvRequestQueued:
-		var q fsm.RequestQueued
+	case api.EvRequestQueued:
+		var q api.RequestQueued
 		if ev.Decode(&q) == nil {
 			return fmt.Sprintf("%s %s waits in queue %s (%s, priority %d)", head, q.Request.ID, q.Queue, q.Reason, q.Priority), true
 		}
@@ -161,12 +161,12 @@ func describePushEvent(ev transport.Event, head string) (s string, ok bool) {
 }
 
 // describeOffer renders an offer: what, from where, until when.
-func describeOffer(o fsm.OfferInfo) string {
+func describeOffer(o api.OfferInfo) string {
 	var how string
 	switch o.Kind {
-	case fsm.OfferTransfer:
+	case api.OfferTransfer:
 		how = "transfer from " + dash(o.From)
-	case fsm.OfferInvite:
+	case api.OfferInvite:
 		how = "invitation from " + dash(o.From)
 	default:
 		how = "from queue " + o.Queue
@@ -175,7 +175,7 @@ func describeOffer(o fsm.OfferInfo) string {
 	return fmt.Sprintf("%s %s, %s, %s left", o.ID, describeSummary(o.Request), how, max(left, 0))
 }
 
-func describeStateChange(a fsm.AgentStateChange) string {
+func describeStateChange(a api.AgentStateChange) string {
 	in := "in every MRD"
 	if a.MRD != "" {
 		in = "in " + a.MRD
@@ -187,7 +187,7 @@ func describeStateChange(a fsm.AgentStateChange) string {
 	return s
 }
 
-func describeStatus(st fsm.AgentStatus) string {
+func describeStatus(st api.AgentStatus) string {
 	var b strings.Builder
 	login := "logged out"
 	if st.LoggedIn {
@@ -211,7 +211,7 @@ func describeStatus(st fsm.AgentStatus) string {
 	return b.String()
 }
 
-func describePushView(v fsm.AgentPushView) string {
+func describePushView(v api.AgentPushView) string {
 	s := describeStatus(v.Status)
 	for _, o := range v.Offers {
 		s += "\n    offered " + describeOffer(o)
@@ -219,7 +219,7 @@ func describePushView(v fsm.AgentPushView) string {
 	return s
 }
 
-func describeQueue(q fsm.QueueView) string {
+func describeQueue(q api.QueueView) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "queue %s: mrd %s, priority %d, %d waiting, %d offered", q.ID, q.MRD, q.Priority, len(q.Waiting), len(q.Offers))
 	for _, w := range q.Waiting {

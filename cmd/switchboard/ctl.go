@@ -11,8 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/cluster"
-	"github.com/switchboard/switchboard/fsm"
 	"github.com/switchboard/switchboard/transport"
 )
 
@@ -80,17 +80,17 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if len(rest) != 2 || (rest[0] != "list" && rest[0] != "agent") {
 			return fmt.Errorf("%w: delete list|agent ID", errUsage)
 		}
-		return x.call(ctx, "delete_"+rest[0], fsm.IDArgs{ID: rest[1]}, nil, "deleted %s %s", rest[0], rest[1])
+		return x.call(ctx, "delete_"+rest[0], api.IDArgs{ID: rest[1]}, nil, "deleted %s %s", rest[0], rest[1])
 	case "subscribe", "unsubscribe":
 		if len(rest) != 2 {
 			return fmt.Errorf("%w: %s AGENT LIST", errUsage, verb)
 		}
-		return x.call(ctx, verb, fsm.SubscribeArgs{Agent: rest[0], List: rest[1]}, nil, "%sd %s to %s", verb, rest[0], rest[1])
+		return x.call(ctx, verb, api.SubscribeArgs{Agent: rest[0], List: rest[1]}, nil, "%sd %s to %s", verb, rest[0], rest[1])
 	case "close":
 		if len(rest) != 1 {
 			return fmt.Errorf("%w: close REQUEST", errUsage)
 		}
-		return x.call(ctx, "close", fsm.RequestArgs{Request: rest[0]}, nil, "closed %s", rest[0])
+		return x.call(ctx, "close", api.RequestArgs{Request: rest[0]}, nil, "closed %s", rest[0])
 	case "get":
 		return x.get(ctx, rest)
 	case "cluster":
@@ -138,17 +138,17 @@ func (x *ctl) create(ctx context.Context, args []string) error {
 	var cred cluster.Credential
 	switch kind {
 	case "mrd":
-		return x.call(ctx, "create_mrd", fsm.CreateMRDArgs{ID: id, Name: *name}, nil, "created mrd %s", id)
+		return x.call(ctx, "create_mrd", api.CreateMRDArgs{ID: id, Name: *name}, nil, "created mrd %s", id)
 	case "channel-type":
-		return x.call(ctx, "create_channel_type", fsm.CreateChannelTypeArgs{ID: id, MRD: *mrd}, nil, "created channel type %s", id)
+		return x.call(ctx, "create_channel_type", api.CreateChannelTypeArgs{ID: id, MRD: *mrd}, nil, "created channel type %s", id)
 	case "list":
-		return x.call(ctx, "create_list", fsm.CreateListArgs{ID: id, Name: *name}, nil, "created list %s", id)
+		return x.call(ctx, "create_list", api.CreateListArgs{ID: id, Name: *name}, nil, "created list %s", id)
 	case "queue":
-		return x.call(ctx, "create_queue", fsm.CreateQueueArgs{ID: id, Name: *name, MRD: *mrd, Priority: *priority, OfferTimeoutMs: offerTimeout.Milliseconds()}, nil, "created queue %s", id)
+		return x.call(ctx, "create_queue", api.CreateQueueArgs{ID: id, Name: *name, MRD: *mrd, Priority: *priority, OfferTimeoutMs: offerTimeout.Milliseconds()}, nil, "created queue %s", id)
 	case "channel":
-		a := fsm.CreateChannelArgs{ID: id, Type: *typ, List: *list, Queue: *queue, Mode: fsm.ModePull}
+		a := api.CreateChannelArgs{ID: id, Type: *typ, List: *list, Queue: *queue, Mode: api.ModePull}
 		if *queue != "" {
-			a.Mode = fsm.ModePush
+			a.Mode = api.ModePush
 		}
 		return x.call(ctx, "create_channel", a, nil, "created %s channel %s", a.Mode, id)
 	case "agent":
@@ -156,14 +156,14 @@ func (x *ctl) create(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := x.call(ctx, "create_agent", fsm.CreateAgentArgs{ID: id, Name: *name, Max: m}, &cred, ""); err != nil {
+		if err := x.call(ctx, "create_agent", api.CreateAgentArgs{ID: id, Name: *name, Max: m}, &cred, ""); err != nil {
 			return err
 		}
 	case "connector":
 		if *channels == "" {
 			return fmt.Errorf("%w: create connector ID --channels C[,C...]", errUsage)
 		}
-		if err := x.call(ctx, "create_connector", fsm.CreateConnectorArgs{ID: id, Name: *name, Channels: strings.Split(*channels, ",")}, &cred, ""); err != nil {
+		if err := x.call(ctx, "create_connector", api.CreateConnectorArgs{ID: id, Name: *name, Channels: strings.Split(*channels, ",")}, &cred, ""); err != nil {
 			return err
 		}
 	default:
@@ -223,18 +223,18 @@ func (x *ctl) get(ctx context.Context, args []string) error {
 	}
 	switch {
 	case args[0] == "list" && len(args) == 2:
-		var snap fsm.ListSnapshot
-		if err := x.call(ctx, fsm.QueryList, fsm.QueryArgs{List: args[1]}, &snap, ""); err != nil {
+		var snap api.ListSnapshot
+		if err := x.call(ctx, api.QueryList, api.QueryArgs{List: args[1]}, &snap, ""); err != nil {
 			return err
 		}
 		x.requestTable(snap.Requests)
 		return nil
 	case args[0] == "request" && len(args) == 2:
-		var v fsm.ConversationView
-		if err := x.call(ctx, fsm.QueryRequest, fsm.QueryArgs{Request: args[1]}, &v, ""); err != nil {
+		var v api.ConversationView
+		if err := x.call(ctx, api.QueryRequest, api.QueryArgs{Request: args[1]}, &v, ""); err != nil {
 			return err
 		}
-		x.requestTable([]fsm.RequestSummary{v.Request})
+		x.requestTable([]api.RequestSummary{v.Request})
 		fmt.Fprintln(x.out)
 		for _, m := range v.Transcript {
 			fmt.Fprintln(x.out, formatMessage(m))
@@ -245,50 +245,50 @@ func (x *ctl) get(ctx context.Context, args []string) error {
 	}
 	switch args[0] {
 	case "mrds":
-		var v []fsm.MRD
-		return x.show(ctx, fsm.QueryMRDs, &v, "ID\tNAME", func(w io.Writer) {
+		var v []api.MRD
+		return x.show(ctx, api.QueryMRDs, &v, "ID\tNAME", func(w io.Writer) {
 			for _, m := range v {
 				fmt.Fprintf(w, "%s\t%s\n", m.ID, m.Name)
 			}
 		})
 	case "channel-types":
-		var v []fsm.ChannelType
-		return x.show(ctx, fsm.QueryChannelTypes, &v, "ID\tMRD", func(w io.Writer) {
+		var v []api.ChannelType
+		return x.show(ctx, api.QueryChannelTypes, &v, "ID\tMRD", func(w io.Writer) {
 			for _, c := range v {
 				fmt.Fprintf(w, "%s\t%s\n", c.ID, c.MRD)
 			}
 		})
 	case "channels":
-		var v []fsm.Channel
-		return x.show(ctx, fsm.QueryChannels, &v, "ID\tTYPE\tMRD\tMODE\tLIST\tQUEUE\tCONNECTORS", func(w io.Writer) {
+		var v []api.Channel
+		return x.show(ctx, api.QueryChannels, &v, "ID\tTYPE\tMRD\tMODE\tLIST\tQUEUE\tCONNECTORS", func(w io.Writer) {
 			for _, c := range v {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Type, c.MRD, c.Mode, dash(c.List), dash(c.Queue), dash(strings.Join(c.Connectors, ",")))
 			}
 		})
 	case "lists":
-		var v []fsm.ListInfo
-		return x.show(ctx, fsm.QueryLists, &v, "ID\tNAME\tOPEN\tSUBSCRIBERS", func(w io.Writer) {
+		var v []api.ListInfo
+		return x.show(ctx, api.QueryLists, &v, "ID\tNAME\tOPEN\tSUBSCRIBERS", func(w io.Writer) {
 			for _, l := range v {
 				fmt.Fprintf(w, "%s\t%s\t%d\t%s\n", l.ID, dash(l.Name), l.Open, dash(strings.Join(l.Subscribers, ",")))
 			}
 		})
 	case "queues":
-		var v []fsm.Queue
-		return x.show(ctx, fsm.QueryQueues, &v, "ID\tNAME\tMRD\tPRIORITY\tOFFER TIMEOUT", func(w io.Writer) {
+		var v []api.Queue
+		return x.show(ctx, api.QueryQueues, &v, "ID\tNAME\tMRD\tPRIORITY\tOFFER TIMEOUT", func(w io.Writer) {
 			for _, q := range v {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\n", q.ID, dash(q.Name), q.MRD, q.Priority, time.Duration(q.OfferTimeoutMs)*time.Millisecond)
 			}
 		})
 	case "agents":
-		var v []fsm.AgentInfo
-		return x.show(ctx, fsm.QueryAgents, &v, "ID\tNAME\tMAX\tLISTS\tCONVERSATIONS", func(w io.Writer) {
+		var v []api.AgentInfo
+		return x.show(ctx, api.QueryAgents, &v, "ID\tNAME\tMAX\tLISTS\tCONVERSATIONS", func(w io.Writer) {
 			for _, a := range v {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", a.ID, dash(a.Name), formatMax(a.Max), dash(strings.Join(a.Lists, ",")), dash(strings.Join(a.Conversations, ",")))
 			}
 		})
 	case "connectors":
-		var v []fsm.ConnectorInfo
-		return x.show(ctx, fsm.QueryConnectors, &v, "ID\tNAME\tCHANNELS", func(w io.Writer) {
+		var v []api.ConnectorInfo
+		return x.show(ctx, api.QueryConnectors, &v, "ID\tNAME\tCHANNELS", func(w io.Writer) {
 			for _, c := range v {
 				fmt.Fprintf(w, "%s\t%s\t%s\n", c.ID, dash(c.Name), strings.Join(c.Channels, ","))
 			}
@@ -305,7 +305,7 @@ func (x *ctl) show(ctx context.Context, op string, out any, header string, rows 
 	return nil
 }
 
-func (x *ctl) requestTable(rs []fsm.RequestSummary) {
+func (x *ctl) requestTable(rs []api.RequestSummary) {
 	x.table("REQUEST\tSTATE\tCHANNEL\tCUSTOMER\tAGENTS\tCREATED\tPREVIEW", func(w io.Writer) {
 		for _, r := range rs {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.State, r.Channel, customerName(r.Customer),
@@ -314,20 +314,20 @@ func (x *ctl) requestTable(rs []fsm.RequestSummary) {
 	})
 }
 
-func customerName(c fsm.Customer) string {
+func customerName(c api.Customer) string {
 	if c.Name != "" {
 		return c.Name + " (" + c.ID + ")"
 	}
 	return c.ID
 }
 
-func formatMessage(m fsm.Message) string {
+func formatMessage(m api.Message) string {
 	who := m.From.ID
 	if m.Name != "" {
 		who = m.Name
 	}
 	role := "customer"
-	if m.From.Role == fsm.RoleAgent {
+	if m.From.Role == api.RoleAgent {
 		role = "agent"
 	}
 	return fmt.Sprintf("[%s] %s %s: %s", time.Unix(0, m.At).Format(time.TimeOnly), role, who, m.Text)

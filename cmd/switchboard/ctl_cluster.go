@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/cluster"
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/switchboard/switchboard/transport"
@@ -103,7 +104,7 @@ func (x *ctl) snapshotSave(ctx context.Context, file string) error {
 		}
 		_ = os.Remove(file + ".part")
 		var eb *transport.ErrorBody
-		if !errors.As(err, &eb) || eb.Code != fsm.CodeNotFound {
+		if !errors.As(err, &eb) || eb.Code != api.CodeNotFound {
 			return err
 		}
 		last = err // the snapshot went away (new leader, newer snapshots): again

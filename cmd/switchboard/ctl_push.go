@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/api"
 )
 
 // ctlPushUsage lists the push-routing verbs of ctl.
@@ -21,7 +21,7 @@ func (x *ctl) queue(ctx context.Context, args []string) error {
 	if len(args) != 3 || (args[0] != "add-member" && args[0] != "remove-member") {
 		return fmt.Errorf("%w: queue add-member|remove-member QUEUE AGENT", errUsage)
 	}
-	a := fsm.QueueMemberArgs{Queue: args[1], Agent: args[2]}
+	a := api.QueueMemberArgs{Queue: args[1], Agent: args[2]}
 	if args[0] == "add-member" {
 		return x.call(ctx, "add_queue_member", a, nil, "added %s to queue %s", a.Agent, a.Queue)
 	}
@@ -31,9 +31,9 @@ func (x *ctl) queue(ctx context.Context, args []string) error {
 // pullPolicy runs "pull-policy POLICY".
 func (x *ctl) pullPolicy(ctx context.Context, args []string) error {
 	if len(args) != 1 {
-		return fmt.Errorf("%w: pull-policy %s|%s", errUsage, fsm.PolicyStrictPriority, fsm.PolicyFirstDue)
+		return fmt.Errorf("%w: pull-policy %s|%s", errUsage, api.PolicyStrictPriority, api.PolicyFirstDue)
 	}
-	return x.call(ctx, "set_pull_policy", fsm.SetPullPolicyArgs{Policy: fsm.PullPolicy(args[0])}, nil, "pull policy: %s", args[0])
+	return x.call(ctx, "set_pull_policy", api.SetPullPolicyArgs{Policy: api.PullPolicy(args[0])}, nil, "pull policy: %s", args[0])
 }
 
 // getPush answers "get queue ID" and "get agent-states"; handled is false
@@ -41,15 +41,15 @@ func (x *ctl) pullPolicy(ctx context.Context, args []string) error {
 func (x *ctl) getPush(ctx context.Context, args []string) (handled bool, err error) {
 	switch {
 	case len(args) == 2 && args[0] == "queue":
-		var v fsm.QueueView
-		if err := x.call(ctx, fsm.QueryQueue, fsm.QueryArgs{Queue: args[1]}, &v, ""); err != nil {
+		var v api.QueueView
+		if err := x.call(ctx, api.QueryQueue, api.QueryArgs{Queue: args[1]}, &v, ""); err != nil {
 			return true, err
 		}
 		x.queueView(v)
 		return true, nil
 	case len(args) == 1 && args[0] == "agent-states":
-		var v []fsm.AgentStatus
-		if err := x.call(ctx, fsm.QueryAgentStates, nil, &v, ""); err != nil {
+		var v []api.AgentStatus
+		if err := x.call(ctx, api.QueryAgentStates, nil, &v, ""); err != nil {
 			return true, err
 		}
 		x.agentStates(v)
@@ -58,7 +58,7 @@ func (x *ctl) getPush(ctx context.Context, args []string) (handled bool, err err
 	return false, nil
 }
 
-func (x *ctl) queueView(v fsm.QueueView) {
+func (x *ctl) queueView(v api.QueueView) {
 	fmt.Fprintf(x.out, "queue %s", v.ID)
 	if v.Name != "" {
 		fmt.Fprintf(x.out, " (%s)", v.Name)
@@ -79,7 +79,7 @@ func (x *ctl) queueView(v fsm.QueueView) {
 	})
 }
 
-func (x *ctl) agentStates(v []fsm.AgentStatus) {
+func (x *ctl) agentStates(v []api.AgentStatus) {
 	x.table("AGENT\tLOGGED IN\tMODE\tMRD\tSTATE\tREASON\tCHATS\tOFFERS\tMAX\tQUEUES", func(w io.Writer) {
 		for _, a := range v {
 			mode := string(a.Mode)

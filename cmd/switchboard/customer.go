@@ -9,7 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/transport"
 )
 
@@ -40,11 +40,11 @@ func runCustomer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer c.Close()
-	send := func(ctx context.Context, text string) (fsm.CustomerMessageResult, error) {
+	send := func(ctx context.Context, text string) (api.CustomerMessageResult, error) {
 		cctx, cancel := context.WithTimeout(ctx, cf.timeout)
 		defer cancel()
-		var res fsm.CustomerMessageResult
-		err := c.Call(cctx, "customer_message", fsm.CustomerMessageArgs{Channel: *channel, CustomerID: *customer, CustomerName: *name, Text: text}, &res)
+		var res api.CustomerMessageResult
+		err := c.Call(cctx, "customer_message", api.CustomerMessageArgs{Channel: *channel, CustomerID: *customer, CustomerName: *name, Text: text}, &res)
 		return res, err
 	}
 	if *say != "" {
@@ -73,7 +73,7 @@ func runCustomer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			curMu.Lock()
 			req := current
 			curMu.Unlock()
-			if req != "" && eventRequest(ev) == req && ev.Kind != fsm.EvSync {
+			if req != "" && eventRequest(ev) == req && ev.Kind != api.EvSync {
 				out("%s", describeEvent(ev))
 			}
 		}
@@ -86,8 +86,8 @@ func runCustomer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			out("%s", customerHelp)
 			return nil
 		case "/agent":
-			var r fsm.RequestAgentResult
-			if err := c.Call(cctx, "request_agent", fsm.RequestAgentArgs{Channel: *channel, CustomerID: *customer}, &r); err != nil {
+			var r api.RequestAgentResult
+			if err := c.Call(cctx, "request_agent", api.RequestAgentArgs{Channel: *channel, CustomerID: *customer}, &r); err != nil {
 				return err
 			}
 			out("request %s is %s; announced again: %v", r.Request, r.State, r.Announced)
@@ -99,7 +99,7 @@ func runCustomer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			if req == "" {
 				return fmt.Errorf("no open request yet")
 			}
-			return c.Call(cctx, "close", fsm.RequestArgs{Request: req}, nil)
+			return c.Call(cctx, "close", api.RequestArgs{Request: req}, nil)
 		}
 		if strings.HasPrefix(line, "/") {
 			return fmt.Errorf("unknown command %q", line)

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/cluster"
-	"github.com/switchboard/switchboard/fsm"
 	"github.com/switchboard/switchboard/transport"
 )
 
@@ -313,19 +313,19 @@ func e2eCall(t *testing.T, c *transport.Client, op string, args, out any) {
 // channel C1, connector fb, and the agents subscribed to L1.
 func e2eSetup(t *testing.T, admin *transport.Client, agents []string) (map[string]string, string) {
 	t.Helper()
-	e2eCall(t, admin, "create_mrd", fsm.CreateMRDArgs{ID: "social"}, nil)
-	e2eCall(t, admin, "create_channel_type", fsm.CreateChannelTypeArgs{ID: "facebook", MRD: "social"}, nil)
-	e2eCall(t, admin, "create_list", fsm.CreateListArgs{ID: "L1"}, nil)
-	e2eCall(t, admin, "create_channel", fsm.CreateChannelArgs{ID: "C1", Type: "facebook", Mode: fsm.ModePull, List: "L1"}, nil)
+	e2eCall(t, admin, "create_mrd", api.CreateMRDArgs{ID: "social"}, nil)
+	e2eCall(t, admin, "create_channel_type", api.CreateChannelTypeArgs{ID: "facebook", MRD: "social"}, nil)
+	e2eCall(t, admin, "create_list", api.CreateListArgs{ID: "L1"}, nil)
+	e2eCall(t, admin, "create_channel", api.CreateChannelArgs{ID: "C1", Type: "facebook", Mode: api.ModePull, List: "L1"}, nil)
 	tokens := map[string]string{}
 	for _, a := range agents {
 		var cred cluster.Credential
-		e2eCall(t, admin, "create_agent", fsm.CreateAgentArgs{ID: a}, &cred)
+		e2eCall(t, admin, "create_agent", api.CreateAgentArgs{ID: a}, &cred)
 		tokens[a] = cred.Token
-		e2eCall(t, admin, "subscribe", fsm.SubscribeArgs{Agent: a, List: "L1"}, nil)
+		e2eCall(t, admin, "subscribe", api.SubscribeArgs{Agent: a, List: "L1"}, nil)
 	}
 	var cred cluster.Credential
-	e2eCall(t, admin, "create_connector", fsm.CreateConnectorArgs{ID: "fb", Channels: []string{"C1"}}, &cred)
+	e2eCall(t, admin, "create_connector", api.CreateConnectorArgs{ID: "fb", Channels: []string{"C1"}}, &cred)
 	return tokens, cred.Token
 }
 
@@ -362,8 +362,8 @@ func startWriters(t *testing.T, c *procCluster, token string, n int, pause time.
 				}
 				cust := fmt.Sprintf("w%d-%d", i, k)
 				ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-				var r fsm.CustomerMessageResult
-				err := cl.Call(ctx, "customer_message", fsm.CustomerMessageArgs{Channel: "C1", CustomerID: cust, Text: "hello " + cust}, &r)
+				var r api.CustomerMessageResult
+				err := cl.Call(ctx, "customer_message", api.CustomerMessageArgs{Channel: "C1", CustomerID: cust, Text: "hello " + cust}, &r)
 				cancel()
 				a := ack{customer: cust, err: err, at: time.Now()}
 				if err == nil {
@@ -429,8 +429,8 @@ func (w *watcher) take(ev transport.Event) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.events++
-	if ev.Kind == fsm.EvSync {
-		var v fsm.StreamView
+	if ev.Kind == api.EvSync {
+		var v api.StreamView
 		if err := ev.Decode(&v); err != nil {
 			w.problems = append(w.problems, fmt.Sprintf("sync %d: %v", ev.Seq, err))
 			return
@@ -454,8 +454,8 @@ func (w *watcher) take(ev transport.Event) {
 	}
 	w.lastSeq = ev.Seq
 	switch ev.Kind {
-	case fsm.EvRequestCreated:
-		var s fsm.RequestSummary
+	case api.EvRequestCreated:
+		var s api.RequestSummary
 		if err := ev.Decode(&s); err != nil {
 			w.problems = append(w.problems, fmt.Sprintf("event %d: %v", ev.Seq, err))
 			return
@@ -466,8 +466,8 @@ func (w *watcher) take(ev transport.Event) {
 		w.ids[s.ID] = true
 		w.arrived[s.ID] = now
 		w.created[s.ID] = s.CreatedAt
-	case fsm.EvListSubscribed:
-		var l fsm.ListSnapshot
+	case api.EvListSubscribed:
+		var l api.ListSnapshot
 		if err := ev.Decode(&l); err == nil && l.List == "L1" {
 			clear(w.ids)
 			for _, r := range l.Requests {
@@ -520,15 +520,15 @@ func (w *watcher) known() map[string]bool {
 }
 
 // listL1 reads L1 with a linearizable read: request id → summary.
-func listL1(t *testing.T, admin *transport.Client) map[string]fsm.RequestSummary {
+func listL1(t *testing.T, admin *transport.Client) map[string]api.RequestSummary {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(transport.WithLinearizable(context.Background()), 30*time.Second)
 	defer cancel()
-	var snap fsm.ListSnapshot
-	if err := admin.Call(ctx, fsm.QueryList, fsm.QueryArgs{List: "L1"}, &snap); err != nil {
+	var snap api.ListSnapshot
+	if err := admin.Call(ctx, api.QueryList, api.QueryArgs{List: "L1"}, &snap); err != nil {
 		t.Fatalf("get_list L1: %v", err)
 	}
-	out := make(map[string]fsm.RequestSummary, len(snap.Requests))
+	out := make(map[string]api.RequestSummary, len(snap.Requests))
 	for _, r := range snap.Requests {
 		out[r.ID] = r
 	}
@@ -538,7 +538,7 @@ func listL1(t *testing.T, admin *transport.Client) map[string]fsm.RequestSummary
 // checkExactlyOnce checks every outcome against L1: each acknowledged
 // write opened exactly one request, with exactly its one message; a write
 // whose outcome was unknown applied at most once; nothing else is there.
-func checkExactlyOnce(t *testing.T, admin *transport.Client, acks []ack, l1 map[string]fsm.RequestSummary) (acked int) {
+func checkExactlyOnce(t *testing.T, admin *transport.Client, acks []ack, l1 map[string]api.RequestSummary) (acked int) {
 	t.Helper()
 	byCustomer := map[string][]string{}
 	for id, r := range l1 {
@@ -581,8 +581,8 @@ func checkExactlyOnce(t *testing.T, admin *transport.Client, acks []ack, l1 map[
 			defer wg.Done()
 			for id := range work {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				var v fsm.ConversationView
-				err := admin.Call(ctx, fsm.QueryRequest, fsm.QueryArgs{Request: id}, &v)
+				var v api.ConversationView
+				err := admin.Call(ctx, api.QueryRequest, api.QueryArgs{Request: id}, &v)
 				cancel()
 				if err != nil || len(v.Transcript) != 1 {
 					mu.Lock()
@@ -606,7 +606,7 @@ func checkExactlyOnce(t *testing.T, admin *transport.Client, acks []ack, l1 map[
 
 // checkWatchers checks that every agent ends with exactly L1's requests
 // and saw no duplicate or out-of-order event.
-func checkWatchers(t *testing.T, ws []*watcher, l1 map[string]fsm.RequestSummary, wantSyncs int) {
+func checkWatchers(t *testing.T, ws []*watcher, l1 map[string]api.RequestSummary, wantSyncs int) {
 	t.Helper()
 	ids := make([]string, 0, len(l1))
 	for id := range l1 {

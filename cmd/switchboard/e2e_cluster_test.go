@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/transport"
 )
 
@@ -98,7 +98,7 @@ func killScenario(t *testing.T, c *procCluster) (admin *transport.Client, ws []*
 }
 
 // measure computes the failover figures from the outcomes and L1.
-func measure(t *testing.T, t0 time.Time, reconnected time.Duration, acks []ack, l1 map[string]fsm.RequestSummary, ws []*watcher) failover {
+func measure(t *testing.T, t0 time.Time, reconnected time.Duration, acks []ack, l1 map[string]api.RequestSummary, ws []*watcher) failover {
 	m := failover{reconnected: reconnected}
 	for _, r := range l1 {
 		if d := time.Duration(r.CreatedAt - t0.UnixNano()); d > 0 && (m.firstStamp == 0 || d < m.firstStamp) {
@@ -403,8 +403,8 @@ func TestClusterCtlBackupRestoreE2E(t *testing.T) {
 		t.Fatalf("restored cluster status:\n%s", out)
 	}
 	a := e2eDial(t, []string{n2.client}, "agent", "a1", tokens["a1"])
-	var v fsm.StreamView
-	e2eCall(t, a, fsm.QueryView, nil, &v)
+	var v api.StreamView
+	e2eCall(t, a, api.QueryView, nil, &v)
 	if len(v.Lists) != 1 || v.Lists[0].List != "L1" {
 		t.Fatalf("a1's view in the restored cluster: %+v", v)
 	}

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/cluster"
-	"github.com/switchboard/switchboard/fsm"
 	"github.com/switchboard/switchboard/transport"
 )
 
@@ -62,15 +62,15 @@ func newPushWorld(t *testing.T, n *testNode, queues []pushQueue, agents ...strin
 	t.Helper()
 	w := &pushWorld{t: t, n: n, admin: n.dial(t, "admin", "", testAdminToken, true),
 		tokens: map[string]string{}, agents: map[string]*transport.Client{}, recs: map[string]*recorder{}, at: map[string]int{}}
-	call(t, w.admin, "create_mrd", fsm.CreateMRDArgs{ID: "chat"}, nil)
-	call(t, w.admin, "create_channel_type", fsm.CreateChannelTypeArgs{ID: "webchat", MRD: "chat"}, nil)
+	call(t, w.admin, "create_mrd", api.CreateMRDArgs{ID: "chat"}, nil)
+	call(t, w.admin, "create_channel_type", api.CreateChannelTypeArgs{ID: "webchat", MRD: "chat"}, nil)
 	for _, q := range queues {
-		call(t, w.admin, "create_queue", fsm.CreateQueueArgs{ID: q.id, MRD: "chat", Priority: q.priority, OfferTimeoutMs: q.timeout.Milliseconds()}, nil)
-		call(t, w.admin, "create_channel", fsm.CreateChannelArgs{ID: "W" + q.id, Type: "webchat", Mode: fsm.ModePush, Queue: q.id}, nil)
+		call(t, w.admin, "create_queue", api.CreateQueueArgs{ID: q.id, MRD: "chat", Priority: q.priority, OfferTimeoutMs: q.timeout.Milliseconds()}, nil)
+		call(t, w.admin, "create_channel", api.CreateChannelArgs{ID: "W" + q.id, Type: "webchat", Mode: api.ModePush, Queue: q.id}, nil)
 	}
 	for _, id := range agents {
 		var cred cluster.Credential
-		call(t, w.admin, "create_agent", fsm.CreateAgentArgs{ID: id, Max: map[string]int{"chat": 3}}, &cred)
+		call(t, w.admin, "create_agent", api.CreateAgentArgs{ID: id, Max: map[string]int{"chat": 3}}, &cred)
 		w.tokens[id] = cred.Token
 		for _, q := range queues {
 			pushDo(t, w.admin.AddQueueMember(pushCtx(t), id, q.id))
@@ -96,7 +96,7 @@ func (w *pushWorld) ready(id string, then ...string) {
 	c := w.agents[id]
 	_, err := c.Login(pushCtx(w.t), "")
 	pushDo(w.t, err)
-	_, err = c.SetAgentState(pushCtx(w.t), fsm.SetAgentStateArgs{MRD: "chat", State: fsm.AgentReady})
+	_, err = c.SetAgentState(pushCtx(w.t), api.SetAgentStateArgs{MRD: "chat", State: api.AgentReady})
 	pushDo(w.t, err)
 	w.expect(id, append([]string{"agent.state * NOT_READY", "agent.state chat READY"}, then...)...)
 }
@@ -105,8 +105,8 @@ func (w *pushWorld) ready(id string, then ...string) {
 // returns the request opened.
 func (w *pushWorld) arrive(q, customer string) string {
 	w.t.Helper()
-	var res fsm.CustomerMessageResult
-	call(w.t, w.admin, "customer_message", fsm.CustomerMessageArgs{Channel: "W" + q, CustomerID: customer, Text: "hello from " + customer}, &res)
+	var res api.CustomerMessageResult
+	call(w.t, w.admin, "customer_message", api.CustomerMessageArgs{Channel: "W" + q, CustomerID: customer, Text: "hello from " + customer}, &res)
 	if !res.Created {
 		w.t.Fatalf("customer %s: %+v, want a new request", customer, res)
 	}
@@ -180,9 +180,9 @@ func (w *pushWorld) state(id string) string {
 
 func (w *pushWorld) accept(id, request string) {
 	w.t.Helper()
-	jr, err := w.agents[id].AcceptOffer(pushCtx(w.t), fsm.OfferArgs{Request: request})
+	jr, err := w.agents[id].AcceptOffer(pushCtx(w.t), api.OfferArgs{Request: request})
 	pushDo(w.t, err)
-	if jr.Request.ID != request || jr.Request.State != fsm.StateActive {
+	if jr.Request.ID != request || jr.Request.State != api.StateActive {
 		w.t.Fatalf("%s accept %s: %+v", id, request, jr.Request)
 	}
 }
@@ -214,26 +214,26 @@ func pushLines(r *recorder, from int) []string {
 // pushRender renders an event as "kind request details".
 func pushRender(ev transport.Event) string {
 	switch ev.Kind {
-	case fsm.EvSync:
+	case api.EvSync:
 		return "sync"
-	case fsm.EvOfferCreated:
-		var o fsm.OfferInfo
+	case api.EvOfferCreated:
+		var o api.OfferInfo
 		_ = ev.Decode(&o)
 		return fmt.Sprintf("%s %s %s", ev.Kind, o.Request.ID, o.Kind)
-	case fsm.EvOfferWithdrawn:
-		var o fsm.OfferWithdrawn
+	case api.EvOfferWithdrawn:
+		var o api.OfferWithdrawn
 		_ = ev.Decode(&o)
 		return fmt.Sprintf("%s %s %s", ev.Kind, o.Offer.Request.ID, o.Reason)
-	case fsm.EvAgentState:
-		var a fsm.AgentStateChange
+	case api.EvAgentState:
+		var a api.AgentStateChange
 		_ = ev.Decode(&a)
 		mrd := a.MRD
 		if mrd == "" {
 			mrd = "*"
 		}
 		return strings.TrimSpace(fmt.Sprintf("%s %s %s %s", ev.Kind, mrd, a.State, a.Reason))
-	case fsm.EvAgentMode:
-		var m fsm.AgentModeChange
+	case api.EvAgentMode:
+		var m api.AgentModeChange
 		_ = ev.Decode(&m)
 		return fmt.Sprintf("%s %s", ev.Kind, m.Mode)
 	}
@@ -272,7 +272,7 @@ func TestPushAutoModeMaxThreeEndToEnd(t *testing.T) {
 	}
 	// The next thing alice hears is the close that frees a place, and only
 	// then the fourth offer.
-	call(t, w.admin, "close", fsm.RequestArgs{Request: rs[0]}, nil)
+	call(t, w.admin, "close", api.RequestArgs{Request: rs[0]}, nil)
 	w.expect("alice", "conversation.closed "+rs[0], "offer.created "+rs[3]+" route")
 	w.quiet("alice")
 }
@@ -283,7 +283,7 @@ func TestPushAutoModeMaxThreeEndToEnd(t *testing.T) {
 // served by the next arrival.
 func TestPullChatModeRequestChatEndToEnd(t *testing.T) {
 	w := newPushWorld(t, pushNode(t, -1), []pushQueue{{id: "Q", timeout: time.Hour}}, "alice")
-	_, err := w.agents["alice"].SetAgentMode(pushCtx(t), "", fsm.AgentModePull)
+	_, err := w.agents["alice"].SetAgentMode(pushCtx(t), "", api.AgentModePull)
 	pushDo(t, err)
 	w.expect("alice", "agent.mode pull")
 	w.ready("alice")
@@ -302,7 +302,7 @@ func TestPullChatModeRequestChatEndToEnd(t *testing.T) {
 	for i := 2; i <= 4; i++ {
 		rs = append(rs, w.arrive("Q", fmt.Sprint("cust", i)))
 	}
-	call(t, w.admin, "send", fsm.SendArgs{Request: r1, Agent: "alice", Text: "marker"}, nil)
+	call(t, w.admin, "send", api.SendArgs{Request: r1, Agent: "alice", Text: "marker"}, nil)
 	w.expect("alice", "conversation.message "+r1+" marker")
 	if waiting, _ := w.queue("Q"); waiting != strings.Join(rs, " ") {
 		t.Fatalf("waiting %q, want %v", waiting, rs)
@@ -316,15 +316,15 @@ func TestPullChatModeRequestChatEndToEnd(t *testing.T) {
 	w.expect("alice", "offer.created "+rs[0]+" route")
 	w.accept("alice", rs[0])
 	w.expect("alice", "conversation.joined "+rs[0]+" alice ACTIVE")
-	call(t, w.admin, "send", fsm.SendArgs{Request: r1, Agent: "alice", Text: "marker 2"}, nil)
+	call(t, w.admin, "send", api.SendArgs{Request: r1, Agent: "alice", Text: "marker 2"}, nil)
 	w.expect("alice", "conversation.message "+r1+" marker 2")
 	if waiting, offers := w.queue("Q"); waiting != strings.Join(rs[1:], " ") || offers != "" {
 		t.Fatalf("waiting %q offers %q, want %v waiting", waiting, offers, rs[1:])
 	}
 
 	// Request Chat with nothing waiting stays pending for the next arrival.
-	call(t, w.admin, "close", fsm.RequestArgs{Request: rs[1]}, nil)
-	call(t, w.admin, "close", fsm.RequestArgs{Request: rs[2]}, nil)
+	call(t, w.admin, "close", api.RequestArgs{Request: rs[1]}, nil)
+	call(t, w.admin, "close", api.RequestArgs{Request: rs[2]}, nil)
 	rc, err = w.agents["alice"].RequestChat(pushCtx(t), "")
 	pushDo(t, err)
 	if !rc.Pending || rc.Offer != nil {
@@ -382,7 +382,7 @@ func TestPushRejectGoesToNextAgentEndToEnd(t *testing.T) {
 	r1 := w.arrive("Q", "cust1")
 	for _, id := range []string{"alice", "bob", "carol"} {
 		w.expect(id, "offer.created "+r1+" route")
-		pushDo(t, w.agents[id].RejectOffer(pushCtx(t), fsm.OfferArgs{Request: r1}))
+		pushDo(t, w.agents[id].RejectOffer(pushCtx(t), api.OfferArgs{Request: r1}))
 		w.expect(id, "offer.withdrawn "+r1+" rejected")
 	}
 	// All declined: the last resort is the one assigned longest ago.
@@ -426,7 +426,7 @@ func TestPushLogoutGraceEndToEnd(t *testing.T) {
 	w := newPushWorld(t, pushNode(t, grace), []pushQueue{{id: "Q", timeout: time.Hour}}, "alice", "bob")
 	w.ready("alice")
 	w.ready("bob")
-	loggedIn := func(id string) bool { return w.state(id) != string(fsm.AgentLoggedOut) }
+	loggedIn := func(id string) bool { return w.state(id) != string(api.AgentLoggedOut) }
 
 	// Bob drops and reconnects at once: still logged in past the grace.
 	w.agents["bob"].Close()
@@ -453,7 +453,7 @@ func TestPushLogoutGraceEndToEnd(t *testing.T) {
 // though the other queue's is older; under first_due it takes the oldest.
 func TestPullPoliciesEndToEnd(t *testing.T) {
 	w := newPushWorld(t, pushNode(t, -1), []pushQueue{{id: "QLOW", priority: 1, timeout: time.Hour}, {id: "QHIGH", priority: 5, timeout: time.Hour}}, "alice")
-	_, err := w.agents["alice"].SetAgentMode(pushCtx(t), "", fsm.AgentModePull)
+	_, err := w.agents["alice"].SetAgentMode(pushCtx(t), "", api.AgentModePull)
 	pushDo(t, err)
 	w.expect("alice", "agent.mode pull")
 	w.ready("alice")
@@ -474,7 +474,7 @@ func TestPullPoliciesEndToEnd(t *testing.T) {
 	// strict_priority is the default.
 	pull(high1)
 	high2 := w.arrive("QHIGH", "vip2")
-	pushDo(t, w.admin.SetPullPolicy(pushCtx(t), fsm.PolicyFirstDue))
+	pushDo(t, w.admin.SetPullPolicy(pushCtx(t), api.PolicyFirstDue))
 	pull(low1) // the oldest, though QHIGH has a request
 	if waiting, _ := w.queue("QHIGH"); waiting != high2 {
 		t.Fatalf("QHIGH waiting %q, want %s", waiting, high2)
@@ -482,7 +482,7 @@ func TestPullPoliciesEndToEnd(t *testing.T) {
 
 	// Back to strict priority: QHIGH first again.
 	low2 := w.arrive("QLOW", "old2")
-	pushDo(t, w.admin.SetPullPolicy(pushCtx(t), fsm.PolicyStrictPriority))
+	pushDo(t, w.admin.SetPullPolicy(pushCtx(t), api.PolicyStrictPriority))
 	pull(high2)
 	if waiting, _ := w.queue("QLOW"); waiting != low2 {
 		t.Fatalf("QLOW waiting %q, want %s", waiting, low2)

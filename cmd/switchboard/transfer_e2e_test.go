@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/api"
 )
 
 // TestPushInviteTransferAndRequeueEndToEnd follows one push conversation
@@ -25,24 +25,24 @@ func TestPushInviteTransferAndRequeueEndToEnd(t *testing.T) {
 	w.expect("alice", "conversation.joined "+r1+" alice ACTIVE")
 
 	// Invite: bob is offered an invitation and joins beside alice.
-	inv, err := w.agents["alice"].Invite(pushCtx(t), fsm.TransferArgs{Request: r1, ToAgent: "bob"})
+	inv, err := w.agents["alice"].Invite(pushCtx(t), api.TransferArgs{Request: r1, ToAgent: "bob"})
 	pushDo(t, err)
-	if inv.Kind != fsm.OfferInvite || inv.Agent != "bob" || inv.From != "alice" {
+	if inv.Kind != api.OfferInvite || inv.Agent != "bob" || inv.From != "alice" {
 		t.Fatalf("invite: %+v", inv)
 	}
 	w.expect("bob", "offer.created "+r1+" invite")
 	w.accept("bob", r1)
 	w.expect("bob", "conversation.joined "+r1+" bob ACTIVE")
 	w.expect("alice", "conversation.joined "+r1+" bob ACTIVE")
-	call(t, w.admin, "customer_message", fsm.CustomerMessageArgs{Channel: "WQ", CustomerID: "cust1", Text: "to both"}, nil)
+	call(t, w.admin, "customer_message", api.CustomerMessageArgs{Channel: "WQ", CustomerID: "cust1", Text: "to both"}, nil)
 	w.expect("alice", "conversation.message "+r1+" to both")
 	w.expect("bob", "conversation.message "+r1+" to both")
 	w.quiet("carol")
 
 	// Transfer: bob leaves at once, carol is offered it and accepts.
-	tr, err := w.agents["bob"].Transfer(pushCtx(t), fsm.TransferArgs{Request: r1, ToAgent: "carol"})
+	tr, err := w.agents["bob"].Transfer(pushCtx(t), api.TransferArgs{Request: r1, ToAgent: "carol"})
 	pushDo(t, err)
-	if tr.Kind != fsm.OfferTransfer || tr.Agent != "carol" || tr.From != "bob" {
+	if tr.Kind != api.OfferTransfer || tr.Agent != "carol" || tr.From != "bob" {
 		t.Fatalf("transfer: %+v", tr)
 	}
 	w.expect("bob", "conversation.left "+r1+" bob ACTIVE")
@@ -51,20 +51,20 @@ func TestPushInviteTransferAndRequeueEndToEnd(t *testing.T) {
 	w.accept("carol", r1)
 	w.expect("carol", "conversation.joined "+r1+" carol ACTIVE")
 	w.expect("alice", "conversation.joined "+r1+" carol ACTIVE")
-	call(t, w.admin, "customer_message", fsm.CustomerMessageArgs{Channel: "WQ", CustomerID: "cust1", Text: "after the transfer"}, nil)
+	call(t, w.admin, "customer_message", api.CustomerMessageArgs{Channel: "WQ", CustomerID: "cust1", Text: "after the transfer"}, nil)
 	w.expect("alice", "conversation.message "+r1+" after the transfer")
 	w.expect("carol", "conversation.message "+r1+" after the transfer")
 	w.quiet("bob")
 
 	// A transfer to an unknown agent changes nothing.
-	if _, err := w.agents["carol"].Transfer(pushCtx(t), fsm.TransferArgs{Request: r1, ToAgent: "nobody"}); !errors.Is(err, &fsm.Error{Code: fsm.CodeNotFound}) {
+	if _, err := w.agents["carol"].Transfer(pushCtx(t), api.TransferArgs{Request: r1, ToAgent: "nobody"}); !errors.Is(err, &api.Error{Code: api.CodeNotFound}) {
 		t.Fatalf("transfer to an unknown agent: %v, want not_found", err)
 	}
 	// Back to the queue as a new arrival: carol leaves (and would be asked
 	// only as a last resort), alice stays, and the request is offered to
 	// the READY member with the least load who is not in it: bob, whose
 	// earlier transfer no longer counts against him.
-	pushDo(t, w.agents["carol"].TransferToQueue(pushCtx(t), fsm.TransferToQueueArgs{Request: r1, Queue: "Q"}))
+	pushDo(t, w.agents["carol"].TransferToQueue(pushCtx(t), api.TransferToQueueArgs{Request: r1, Queue: "Q"}))
 	w.expect("carol", "conversation.left "+r1+" carol ACTIVE")
 	w.expect("alice", "conversation.left "+r1+" carol ACTIVE", "request.queued")
 	w.expect("bob", "offer.created "+r1+" route")

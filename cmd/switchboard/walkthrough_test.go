@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/cluster"
-	"github.com/switchboard/switchboard/fsm"
 	"github.com/switchboard/switchboard/transport"
 )
 
@@ -104,7 +104,7 @@ func call(t *testing.T, c *transport.Client, op string, args, out any) {
 	}
 }
 
-func callCode(t *testing.T, c *transport.Client, op string, args any) fsm.Code {
+func callCode(t *testing.T, c *transport.Client, op string, args any) api.Code {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -113,13 +113,13 @@ func callCode(t *testing.T, c *transport.Client, op string, args any) fsm.Code {
 	if err != nil && !errors.As(err, &eb) {
 		t.Fatalf("%s: untyped error %v", op, err)
 	}
-	return fsm.CodeOf(asFSMError(err))
+	return api.CodeOf(asFSMError(err))
 }
 
 func asFSMError(err error) error {
 	var eb *transport.ErrorBody
 	if errors.As(err, &eb) {
-		return &fsm.Error{Code: eb.Code, Msg: eb.Msg}
+		return &api.Error{Code: eb.Code, Msg: eb.Msg}
 	}
 	return err
 }
@@ -173,28 +173,28 @@ func (r *recorder) count() int {
 
 func render(ev transport.Event) string {
 	switch ev.Kind {
-	case fsm.EvRequestCreated, fsm.EvRequestUpdated, fsm.EvRequestRemoved:
-		var s fsm.RequestSummary
+	case api.EvRequestCreated, api.EvRequestUpdated, api.EvRequestRemoved:
+		var s api.RequestSummary
 		_ = ev.Decode(&s)
 		return fmt.Sprintf("%s %s %s %v", ev.Kind, s.ID, s.State, s.Participants)
-	case fsm.EvConversationJoined, fsm.EvConversationLeft:
-		var p fsm.ParticipantChange
+	case api.EvConversationJoined, api.EvConversationLeft:
+		var p api.ParticipantChange
 		_ = ev.Decode(&p)
 		return fmt.Sprintf("%s %s %s %s", ev.Kind, p.Request, p.Agent, p.State)
-	case fsm.EvConversationMessage:
-		var m fsm.ConversationMessage
+	case api.EvConversationMessage:
+		var m api.ConversationMessage
 		_ = ev.Decode(&m)
 		return fmt.Sprintf("%s %s %s", ev.Kind, m.Request, m.Message.Text)
-	case fsm.EvConversationClosed:
-		var c fsm.ConversationClosed
+	case api.EvConversationClosed:
+		var c api.ConversationClosed
 		_ = ev.Decode(&c)
 		return fmt.Sprintf("%s %s", ev.Kind, c.Request)
-	case fsm.EvListSubscribed:
-		var l fsm.ListSnapshot
+	case api.EvListSubscribed:
+		var l api.ListSnapshot
 		_ = ev.Decode(&l)
 		return fmt.Sprintf("%s %s %d", ev.Kind, l.List, len(l.Requests))
-	case fsm.EvSync:
-		var v fsm.StreamView
+	case api.EvSync:
+		var v api.StreamView
 		_ = ev.Decode(&v)
 		return fmt.Sprintf("%s lists=%d conversations=%d", ev.Kind, len(v.Lists), len(v.Conversations))
 	}
@@ -227,22 +227,22 @@ func waitLines(t *testing.T, name string, r *recorder, from int, want ...string)
 func TestFacebookWalkthroughEndToEnd(t *testing.T) {
 	n := newTestNode(t)
 	admin := n.dial(t, "admin", "", testAdminToken, true)
-	call(t, admin, "create_mrd", fsm.CreateMRDArgs{ID: "social", Name: "Social media"}, nil)
-	call(t, admin, "create_channel_type", fsm.CreateChannelTypeArgs{ID: "facebook", MRD: "social"}, nil)
-	call(t, admin, "create_list", fsm.CreateListArgs{ID: "L1"}, nil)
-	call(t, admin, "create_list", fsm.CreateListArgs{ID: "L2"}, nil)
-	call(t, admin, "create_channel", fsm.CreateChannelArgs{ID: "C2", Type: "facebook", Mode: fsm.ModePull, List: "L1"}, nil)
+	call(t, admin, "create_mrd", api.CreateMRDArgs{ID: "social", Name: "Social media"}, nil)
+	call(t, admin, "create_channel_type", api.CreateChannelTypeArgs{ID: "facebook", MRD: "social"}, nil)
+	call(t, admin, "create_list", api.CreateListArgs{ID: "L1"}, nil)
+	call(t, admin, "create_list", api.CreateListArgs{ID: "L2"}, nil)
+	call(t, admin, "create_channel", api.CreateChannelArgs{ID: "C2", Type: "facebook", Mode: api.ModePull, List: "L1"}, nil)
 	tokens := map[string]string{}
 	for _, id := range []string{"alice", "bob", "carol"} {
 		var cred cluster.Credential
-		call(t, admin, "create_agent", fsm.CreateAgentArgs{ID: id}, &cred)
+		call(t, admin, "create_agent", api.CreateAgentArgs{ID: id}, &cred)
 		if cred.Token == "" || cred.ID != id {
 			t.Fatalf("create_agent %s returned %+v", id, cred)
 		}
 		tokens[id] = cred.Token
 	}
 	var fbCred cluster.Credential
-	call(t, admin, "create_connector", fsm.CreateConnectorArgs{ID: "fb", Channels: []string{"C2"}}, &fbCred)
+	call(t, admin, "create_connector", api.CreateConnectorArgs{ID: "fb", Channels: []string{"C2"}}, &fbCred)
 
 	agents := map[string]*transport.Client{}
 	recs := map[string]*recorder{}
@@ -251,22 +251,22 @@ func TestFacebookWalkthroughEndToEnd(t *testing.T) {
 		recs[id] = record(agents[id])
 		waitLines(t, id, recs[id], 0, "sync lists=0 conversations=0")
 	}
-	call(t, agents["alice"], "subscribe", fsm.SubscribeArgs{List: "L1"}, nil)
-	call(t, agents["bob"], "subscribe", fsm.SubscribeArgs{List: "L1"}, nil)
-	call(t, agents["carol"], "subscribe", fsm.SubscribeArgs{List: "L2"}, nil)
+	call(t, agents["alice"], "subscribe", api.SubscribeArgs{List: "L1"}, nil)
+	call(t, agents["bob"], "subscribe", api.SubscribeArgs{List: "L1"}, nil)
+	call(t, agents["carol"], "subscribe", api.SubscribeArgs{List: "L2"}, nil)
 	waitLines(t, "alice", recs["alice"], 1, "list.subscribed L1 0")
 	waitLines(t, "bob", recs["bob"], 1, "list.subscribed L1 0")
 	waitLines(t, "carol", recs["carol"], 1, "list.subscribed L2 0")
 	// An agent may not subscribe another agent.
-	if code := callCode(t, agents["carol"], "subscribe", fsm.SubscribeArgs{Agent: "alice", List: "L2"}); code != fsm.CodeForbidden {
+	if code := callCode(t, agents["carol"], "subscribe", api.SubscribeArgs{Agent: "alice", List: "L2"}); code != api.CodeForbidden {
 		t.Fatalf("carol subscribing alice: code %v, want forbidden", code)
 	}
 
 	// John Williams comments on the Facebook page: R1 lands on L1.
 	fb := n.dial(t, "connector", "fb", fbCred.Token, true)
-	var cm fsm.CustomerMessageResult
-	call(t, fb, "customer_message", fsm.CustomerMessageArgs{Channel: "C2", CustomerID: "john", CustomerName: "John Williams", Text: "Where is my order?"}, &cm)
-	if !cm.Created || cm.State != fsm.StateUnread {
+	var cm api.CustomerMessageResult
+	call(t, fb, "customer_message", api.CustomerMessageArgs{Channel: "C2", CustomerID: "john", CustomerName: "John Williams", Text: "Where is my order?"}, &cm)
+	if !cm.Created || cm.State != api.StateUnread {
 		t.Fatalf("customer_message: %+v, want a new UNREAD request", cm)
 	}
 	r1 := cm.Request
@@ -282,8 +282,8 @@ func TestFacebookWalkthroughEndToEnd(t *testing.T) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
-			var jr fsm.JoinResult
-			if err := agents[id].Call(ctx, "join", fsm.RequestArgs{Request: r1}, &jr); err != nil {
+			var jr api.JoinResult
+			if err := agents[id].Call(ctx, "join", api.RequestArgs{Request: r1}, &jr); err != nil {
 				joinErr <- fmt.Errorf("%s join: %w", id, err)
 				return
 			}
@@ -297,9 +297,9 @@ func TestFacebookWalkthroughEndToEnd(t *testing.T) {
 	for err := range joinErr {
 		t.Fatal(err)
 	}
-	var view fsm.ConversationView
-	call(t, admin, fsm.QueryRequest, fsm.QueryArgs{Request: r1}, &view)
-	if view.Request.State != fsm.StateActive || fmt.Sprint(view.Request.Participants) != "[alice bob]" {
+	var view api.ConversationView
+	call(t, admin, api.QueryRequest, api.QueryArgs{Request: r1}, &view)
+	if view.Request.State != api.StateActive || fmt.Sprint(view.Request.Participants) != "[alice bob]" {
 		t.Fatalf("after both joins: %+v", view.Request)
 	}
 	// Both subscribers see the list go ACTIVE with the first joiner, then
@@ -320,11 +320,11 @@ func TestFacebookWalkthroughEndToEnd(t *testing.T) {
 		"request.updated "+r1+" ACTIVE [alice bob]")
 	aliceAt, bobAt := recs["alice"].count(), recs["bob"].count()
 
-	call(t, agents["alice"], "send", fsm.SendArgs{Request: r1, Text: "Hi John, checking."}, nil)
-	call(t, agents["alice"], "leave", fsm.RequestArgs{Request: r1}, nil)
-	call(t, agents["bob"], "leave", fsm.RequestArgs{Request: r1}, nil)
-	call(t, admin, fsm.QueryRequest, fsm.QueryArgs{Request: r1}, &view)
-	if view.Request.State != fsm.StateInactive {
+	call(t, agents["alice"], "send", api.SendArgs{Request: r1, Text: "Hi John, checking."}, nil)
+	call(t, agents["alice"], "leave", api.RequestArgs{Request: r1}, nil)
+	call(t, agents["bob"], "leave", api.RequestArgs{Request: r1}, nil)
+	call(t, admin, api.QueryRequest, api.QueryArgs{Request: r1}, &view)
+	if view.Request.State != api.StateInactive {
 		t.Fatalf("after everyone left: %s, want INACTIVE", view.Request.State)
 	}
 	waitLines(t, "bob", recs["bob"], bobAt,
@@ -342,13 +342,13 @@ func TestFacebookWalkthroughEndToEnd(t *testing.T) {
 	aliceAt, bobAt = recs["alice"].count(), recs["bob"].count()
 
 	// The customer asks for a new agent: nothing new is published on L1.
-	var ra fsm.RequestAgentResult
-	call(t, fb, "request_agent", fsm.RequestAgentArgs{Channel: "C2", CustomerID: "john"}, &ra)
-	if ra.Announced || ra.State != fsm.StateInactive || ra.Request != r1 {
+	var ra api.RequestAgentResult
+	call(t, fb, "request_agent", api.RequestAgentArgs{Channel: "C2", CustomerID: "john"}, &ra)
+	if ra.Announced || ra.State != api.StateInactive || ra.Request != r1 {
 		t.Fatalf("request_agent: %+v", ra)
 	}
 	// A marker: the next thing subscribers see must be this, not a re-announcement.
-	call(t, fb, "customer_message", fsm.CustomerMessageArgs{Channel: "C2", CustomerID: "mary", Text: "hello"}, &cm)
+	call(t, fb, "customer_message", api.CustomerMessageArgs{Channel: "C2", CustomerID: "mary", Text: "hello"}, &cm)
 	marker := cm.Request
 	waitLines(t, "alice", recs["alice"], aliceAt, "request.created "+marker+" UNREAD []")
 	waitLines(t, "bob", recs["bob"], bobAt, "request.created "+marker+" UNREAD []")
@@ -357,26 +357,26 @@ func TestFacebookWalkthroughEndToEnd(t *testing.T) {
 	// Restart the node: state survives, agents resume where they were.
 	n.stop()
 	n.start()
-	call(t, n.dial(t, "admin", "", testAdminToken, false), fsm.QueryRequest, fsm.QueryArgs{Request: r1}, &view)
-	if view.Request.State != fsm.StateInactive || len(view.Transcript) != 2 {
+	call(t, n.dial(t, "admin", "", testAdminToken, false), api.QueryRequest, api.QueryArgs{Request: r1}, &view)
+	if view.Request.State != api.StateInactive || len(view.Transcript) != 2 {
 		t.Fatalf("after restart: %+v, %d messages", view.Request, len(view.Transcript))
 	}
 
 	// Closing removes R1 from the list; only L1's subscribers hear of it.
-	call(t, fb, "close", fsm.RequestArgs{Request: r1}, nil)
+	call(t, fb, "close", api.RequestArgs{Request: r1}, nil)
 	waitLines(t, "alice", recs["alice"], aliceAt, "request.removed "+r1+" CLOSED []")
 	waitLines(t, "bob", recs["bob"], bobAt, "request.removed "+r1+" CLOSED []")
-	var l1 fsm.ListSnapshot
-	call(t, admin, fsm.QueryList, fsm.QueryArgs{List: "L1"}, &l1)
+	var l1 api.ListSnapshot
+	call(t, admin, api.QueryList, api.QueryArgs{List: "L1"}, &l1)
 	if len(l1.Requests) != 1 || l1.Requests[0].ID != marker {
 		t.Fatalf("L1 after close: %+v", l1.Requests)
 	}
-	if code := callCode(t, agents["alice"], "join", fsm.RequestArgs{Request: r1}); code != fsm.CodeClosed {
+	if code := callCode(t, agents["alice"], "join", api.RequestArgs{Request: r1}); code != api.CodeClosed {
 		t.Fatalf("join of a closed request: %v, want closed", code)
 	}
 
 	// John writes again: a new request.
-	call(t, fb, "customer_message", fsm.CustomerMessageArgs{Channel: "C2", CustomerID: "john", Text: "Me again"}, &cm)
+	call(t, fb, "customer_message", api.CustomerMessageArgs{Channel: "C2", CustomerID: "john", Text: "Me again"}, &cm)
 	if !cm.Created || cm.Request == r1 {
 		t.Fatalf("message after close: %+v, want a new request", cm)
 	}

@@ -1,0 +1,172 @@
+package api
+
+// EventKind names a notification. Kinds are part of the wire protocol.
+type EventKind string
+
+// Event kinds.
+const (
+	// To list subscribers.
+	EvRequestCreated EventKind = "request.created" // a request landed on the list (RequestSummary)
+	EvRequestUpdated EventKind = "request.updated" // state or participants changed (RequestSummary)
+	EvRequestRemoved EventKind = "request.removed" // closed and removed from the list (RequestSummary)
+	// To the subscribing agent itself.
+	EvListSubscribed   EventKind = "list.subscribed"   // ListSnapshot: current requests, then live changes
+	EvListUnsubscribed EventKind = "list.unsubscribed" // ListRef
+	// To a conversation's participants and its channel's connectors.
+	EvConversationJoined  EventKind = "conversation.joined"  // ParticipantChange
+	EvConversationLeft    EventKind = "conversation.left"    // ParticipantChange
+	EvConversationMessage EventKind = "conversation.message" // ConversationMessage
+	EvConversationClosed  EventKind = "conversation.closed"  // ConversationClosed
+)
+
+// SeqShift is how far the Raft log index is shifted in an event sequence
+// number: Seq = index<<SeqShift | position of the event within the entry.
+const SeqShift = 20
+
+// SeqOf returns the sequence number of the pos'th event of log entry index.
+func SeqOf(index uint64, pos int) uint64 { return index<<SeqShift | uint64(pos) }
+
+// IndexOf returns the log index an event sequence number belongs to.
+func IndexOf(seq uint64) uint64 { return seq >> SeqShift }
+
+// RequestSummary is how a request appears in a list view and its events.
+type RequestSummary struct {
+	ID           string       `msgpack:"id"`
+	Channel      string       `msgpack:"channel"`
+	List         string       `msgpack:"list,omitempty"`
+	Queue        string       `msgpack:"queue,omitempty"`
+	Customer     Customer     `msgpack:"customer"`
+	State        RequestState `msgpack:"state"`
+	Participants []string     `msgpack:"participants"`
+	CreatedAt    int64        `msgpack:"created_at"`
+	UpdatedAt    int64        `msgpack:"updated_at"`
+	// Preview is the first customer message, for the list view.
+	Preview string `msgpack:"preview,omitempty"`
+}
+
+// ListSnapshot is a list and its current requests, oldest first.
+type ListSnapshot struct {
+	List     string           `msgpack:"list"`
+	Name     string           `msgpack:"name"`
+	Requests []RequestSummary `msgpack:"requests"`
+}
+
+// ListRef names a list.
+type ListRef struct {
+	List string `msgpack:"list"`
+}
+
+// ParticipantChange says an agent joined or left a conversation.
+type ParticipantChange struct {
+	Request      string       `msgpack:"request"`
+	Agent        string       `msgpack:"agent"`
+	State        RequestState `msgpack:"state"`
+	Participants []string     `msgpack:"participants"`
+}
+
+// ConversationMessage is a message added to a conversation.
+type ConversationMessage struct {
+	Request string  `msgpack:"request"`
+	Message Message `msgpack:"message"`
+}
+
+// ConversationClosed says a conversation was closed.
+type ConversationClosed struct {
+	Request string    `msgpack:"request"`
+	By      Principal `msgpack:"by"`
+}
+
+// Event kinds of push routing. Like the others, they are part of the wire
+// protocol.
+const (
+	// EvOfferCreated goes to the offered agent: an OfferInfo. The agent
+	// answers with accept_offer or reject_offer before ExpiresAt, after which
+	// the leader withdraws it (offer_timeout).
+	EvOfferCreated EventKind = "offer.created"
+	// EvOfferWithdrawn goes to the offered agent, and for a transfer or an
+	// invitation also to the agent who made it: an OfferWithdrawn. An
+	// accepted offer is not withdrawn: its agent receives
+	// conversation.joined for the request instead.
+	EvOfferWithdrawn EventKind = "offer.withdrawn"
+	// EvAgentState goes to the agent whose state changed: an
+	// AgentStateChange. MRD "" means every MRD (login, logout).
+	EvAgentState EventKind = "agent.state"
+	// EvAgentMode goes to the agent whose mode changed: an AgentModeChange.
+	EvAgentMode EventKind = "agent.mode"
+	// EvRequestQueued goes to the conversation's audience (its participants,
+	// if any, and its channel's connectors) when a push request enters a
+	// queue as a new arrival: a RequestQueued. A bounced offer (rejected,
+	// lapsed, withdrawn) puts the request back at its place silently.
+	EvRequestQueued EventKind = "request.queued"
+)
+
+// OfferInfo describes a pending offer: the payload of offer.created, inside
+// offer.withdrawn, in PendingOffers, get_queue and the agent's sync view.
+type OfferInfo struct {
+	ID        string         `msgpack:"id"`
+	Kind      OfferKind      `msgpack:"kind"`
+	Agent     string         `msgpack:"agent"`          // the offered agent
+	From      string         `msgpack:"from,omitempty"` // transferring or inviting agent
+	Request   RequestSummary `msgpack:"request"`
+	Queue     string         `msgpack:"queue,omitempty"` // the request's queue ("" for a list request)
+	MRD       string         `msgpack:"mrd"`
+	Priority  int            `msgpack:"priority"`
+	CreatedAt int64          `msgpack:"created_at"`
+	ExpiresAt int64          `msgpack:"expires_at"` // unix nanoseconds, leader time
+}
+
+// OfferWithdrawn says an offer ended without being accepted. Reason is one
+// of the Withdraw* constants.
+type OfferWithdrawn struct {
+	Offer  OfferInfo `msgpack:"offer"`
+	Reason string    `msgpack:"reason"`
+}
+
+// AgentStateChange says an agent's state changed in MRD ("" for every MRD).
+type AgentStateChange struct {
+	Agent  string     `msgpack:"agent"`
+	MRD    string     `msgpack:"mrd"`
+	State  AgentState `msgpack:"state"`
+	Reason string     `msgpack:"reason,omitempty"`
+	Since  int64      `msgpack:"since"`
+}
+
+// AgentModeChange says an agent's mode changed.
+type AgentModeChange struct {
+	Agent string    `msgpack:"agent"`
+	Mode  AgentMode `msgpack:"mode"`
+}
+
+// RequestQueued says a push request entered a queue. Reason is one of the
+// Queued* constants.
+type RequestQueued struct {
+	Request  RequestSummary `msgpack:"request"`
+	Queue    string         `msgpack:"queue"`
+	Priority int            `msgpack:"priority"`
+	Reason   string         `msgpack:"reason"`
+}
+
+// ConversationView is a conversation with its recent transcript.
+type ConversationView struct {
+	Request    RequestSummary `msgpack:"request"`
+	Transcript []Message      `msgpack:"transcript"`
+}
+
+// StreamView is everything a stream's owner needs to rebuild its screen: for
+// an agent, its lists with their requests and its conversations; for a
+// connector, the open conversations of its channels. It is the payload of
+// the "sync" event.
+type StreamView struct {
+	Agent         string             `msgpack:"agent,omitempty"`
+	Connector     string             `msgpack:"connector,omitempty"`
+	Lists         []ListSnapshot     `msgpack:"lists"`
+	Conversations []ConversationView `msgpack:"conversations"`
+	// Push is an agent's routing status and pending offers; nil for a
+	// connector and for an agent that has never touched push routing.
+	Push *AgentPushView `msgpack:"push,omitempty"`
+}
+
+// EvSync is the kind of the event that carries a StreamView: sent on a fresh
+// connection, when a resume cursor is older than the node's history, and
+// after a snapshot restore.
+const EvSync EventKind = "sync"

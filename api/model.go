@@ -1,0 +1,139 @@
+package api
+
+// RequestState is the lifecycle state of a request (a conversation).
+type RequestState string
+
+// Request states, from the product spec.
+const (
+	StateUnread   RequestState = "UNREAD"   // listed, no agent has joined yet
+	StateActive   RequestState = "ACTIVE"   // at least one agent is in it
+	StateInactive RequestState = "INACTIVE" // agents joined, then all left without closing
+	StateClosed   RequestState = "CLOSED"   // closed and removed from its list
+)
+
+// RoutingMode says how a channel routes its requests.
+type RoutingMode string
+
+// Routing modes.
+const (
+	ModePull RoutingMode = "pull" // parked on a list, announced to its subscribers
+	ModePush RoutingMode = "push" // queued and offered to one agent
+)
+
+// Role is the kind of principal a command comes from.
+type Role uint8
+
+// Roles. RoleSystem is for commands proposed by the engine itself (timers).
+const (
+	RoleNone Role = iota
+	RoleAdmin
+	RoleAgent
+	RoleConnector
+	RoleSystem
+)
+
+var roleNames = [...]string{"none", "admin", "agent", "connector", "system"}
+
+func (r Role) String() string {
+	if int(r) < len(roleNames) {
+		return roleNames[r]
+	}
+	return "invalid"
+}
+
+// ParseRole maps a wire role name to a Role (RoleNone if unknown).
+func ParseRole(s string) Role {
+	for i, n := range roleNames {
+		if n == s && i != int(RoleNone) && i != int(RoleSystem) {
+			return Role(i)
+		}
+	}
+	return RoleNone
+}
+
+// Principal is who sent a command: set by the node from the authenticated
+// session, never taken from the client's arguments.
+type Principal struct {
+	Role Role   `msgpack:"role"`
+	ID   string `msgpack:"id"`
+}
+
+// Key returns the principal's stream key (see AgentKey, ConnectorKey).
+func (p Principal) Key() string {
+	switch p.Role {
+	case RoleAgent:
+		return AgentKey(p.ID)
+	case RoleConnector:
+		return ConnectorKey(p.ID)
+	}
+	return ""
+}
+
+// AgentKey is the recipient key of an agent's event stream.
+func AgentKey(id string) string { return "agent:" + id }
+
+// ConnectorKey is the recipient key of a channel connector's event stream.
+func ConnectorKey(id string) string { return "connector:" + id }
+
+// MRD is a media routing domain: a kind of work (chat, social, email, voice).
+type MRD struct {
+	ID   string `msgpack:"id"`
+	Name string `msgpack:"name"`
+}
+
+// ChannelType is a kind of channel (facebook, webchat) within one MRD.
+type ChannelType struct {
+	ID  string `msgpack:"id"`
+	MRD string `msgpack:"mrd"`
+}
+
+// Channel is an entry point of a channel type with a routing mode.
+type Channel struct {
+	ID    string      `msgpack:"id"`
+	Type  string      `msgpack:"type"`
+	MRD   string      `msgpack:"mrd"`
+	Mode  RoutingMode `msgpack:"mode"`
+	List  string      `msgpack:"list,omitempty"`  // ModePull
+	Queue string      `msgpack:"queue,omitempty"` // ModePush
+	// Connectors allowed to speak for this channel, sorted.
+	Connectors []string `msgpack:"connectors,omitempty"`
+}
+
+// Queue is a push-mode waiting line.
+type Queue struct {
+	ID             string `msgpack:"id"`
+	Name           string `msgpack:"name"`
+	MRD            string `msgpack:"mrd"`
+	Priority       int    `msgpack:"priority"`
+	OfferTimeoutMs int64  `msgpack:"offer_timeout_ms"`
+	// Push routing (routing.go). Members are the agents who take requests
+	// from the queue, sorted. Waiting holds the queued requests in queue
+	// order (request priority, highest first; then QueuedAt; then id).
+	// Offered holds the queue's requests with a pending routing offer,
+	// sorted.
+	Members []string `msgpack:"members,omitempty"`
+	Waiting []string `msgpack:"waiting,omitempty"`
+	Offered []string `msgpack:"offered,omitempty"`
+}
+
+// Customer identifies the person behind a request.
+type Customer struct {
+	ID   string `msgpack:"id"`
+	Name string `msgpack:"name,omitempty"`
+}
+
+// Message is one line of a request's transcript.
+type Message struct {
+	From Principal `msgpack:"from"` // RoleConnector+customer id for the customer, RoleAgent for agents
+	Name string    `msgpack:"name,omitempty"`
+	Text string    `msgpack:"text"`
+	At   int64     `msgpack:"at"` // unix nanoseconds, leader time
+}
+
+// Transcript bounds: a request keeps its most recent messages only.
+const (
+	MaxTranscriptMessages = 20
+	MaxTranscriptBytes    = 8 << 10
+	MaxTextBytes          = 4 << 10
+	MaxIDBytes            = 128
+)
