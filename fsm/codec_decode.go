@@ -94,7 +94,7 @@ func edSkip(b []byte, i int) (int, bool) {
 	if i >= len(b) {
 		return i, false
 	}
-	n, err := CheckMsgpack(b[i:], maxEntryDepth)
+	n, err := msgp.Check(b[i:], maxEntryDepth)
 	return i + n, err == nil
 }
 
@@ -102,8 +102,8 @@ func edSkip(b []byte, i int) (int, bool) {
 type argDecField struct {
 	name string
 	off  uintptr
-	kind argKind // argString, argInt, argUint, argBool, argBytes, argStrings, argStruct or argOther
-	size uintptr // of integers
+	kind msgp.FieldKind // KindString, KindInt, KindUint, KindBool, KindBytes, KindStrings, KindStruct or KindOther
+	size uintptr        // of integers
 	typ  reflect.Type
 	sub  *argDecPlan
 }
@@ -148,24 +148,24 @@ func argDecPlanFor(st reflect.Type) *argDecPlan {
 // plan: the same fields under the same names, which are the fields msgpack
 // decodes.
 func makeArgDecPlan(st reflect.Type) *argDecPlan {
-	ep := argPlanFor(st)
+	ep := msgp.PlanFor(st)
 	if ep == nil || argCustomDecoded(st) {
 		return nil
 	}
 	p := &argDecPlan{typ: st}
-	for _, ef := range ep.fields {
-		sf := st.Field(ef.index)
+	for _, ef := range ep.Fields {
+		sf := st.Field(ef.Index)
 		name, _, _ := bytes.Cut([]byte(sf.Tag.Get("msgpack")), []byte(","))
-		f := argDecField{name: string(name), off: sf.Offset, kind: ef.kind, size: sf.Type.Size(), typ: sf.Type}
+		f := argDecField{name: string(name), off: sf.Offset, kind: ef.Kind, size: sf.Type.Size(), typ: sf.Type}
 		switch {
 		case argCustomDecoded(sf.Type):
-			f.kind = argOther
-		case f.kind == argStruct:
+			f.kind = msgp.KindOther
+		case f.kind == msgp.KindStruct:
 			if f.sub = argDecPlanFor(sf.Type); f.sub == nil {
-				f.kind = argOther
+				f.kind = msgp.KindOther
 			}
-		case f.kind == argStructSlice:
-			f.kind = argOther
+		case f.kind == msgp.KindStructSlice:
+			f.kind = msgp.KindOther
 		}
 		p.fields = append(p.fields, f)
 	}
@@ -217,13 +217,13 @@ func decodeArgsPlanned(b []byte, i int, p *argDecPlan, base unsafe.Pointer, a *e
 		}
 		ptr := unsafe.Add(base, f.off)
 		switch f.kind {
-		case argString:
+		case msgp.KindString:
 			var s []byte
 			if s, i, ok = msgp.ReadStr(b, i); !ok {
 				return i, false
 			}
 			*(*string)(ptr) = a.str(s)
-		case argInt, argUint:
+		case msgp.KindInt, msgp.KindUint:
 			var u uint64
 			if u, i, ok = edNum(b, i); !ok {
 				return i, false
@@ -240,13 +240,13 @@ func decodeArgsPlanned(b []byte, i int, p *argDecPlan, base unsafe.Pointer, a *e
 			default:
 				return i, false
 			}
-		case argBool:
+		case msgp.KindBool:
 			if i >= len(b) || (b[i] != 0xc2 && b[i] != 0xc3) {
 				return i, false
 			}
 			*(*bool)(ptr) = b[i] == 0xc3
 			i++
-		case argBytes:
+		case msgp.KindBytes:
 			if i >= len(b) {
 				return i, false
 			}
@@ -272,7 +272,7 @@ func decodeArgsPlanned(b []byte, i int, p *argDecPlan, base unsafe.Pointer, a *e
 			copy(bs, b[i:i+m])
 			*(*[]byte)(ptr) = bs
 			i += m
-		case argStrings:
+		case msgp.KindStrings:
 			var m int
 			if m, i, ok = edLen(b, i, false); !ok || m > len(b)-i {
 				return i, false
@@ -289,7 +289,7 @@ func decodeArgsPlanned(b []byte, i int, p *argDecPlan, base unsafe.Pointer, a *e
 				ss[k] = a.str(s)
 			}
 			*(*[]string)(ptr) = ss
-		case argStruct:
+		case msgp.KindStruct:
 			if i, ok = decodeArgsPlanned(b, i, f.sub, ptr, a); !ok {
 				return i, false
 			}
@@ -421,7 +421,7 @@ func decodeEntryFast(b []byte) (cmds []*Command, fallback bool, err error) {
 		}
 		c.Time = int64(u)
 		sc.args = append(sc.args, i)
-		argLen, argShort, err := walkMsgpack(b[i:], maxEntryDepth, edShortString)
+		argLen, argShort, err := msgp.Walk(b[i:], maxEntryDepth, edShortString)
 		if err != nil {
 			return nil, true, nil
 		}

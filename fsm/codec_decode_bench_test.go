@@ -5,12 +5,13 @@ import (
 
 	"github.com/switchboard/switchboard/api"
 	. "github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/internal/msgp"
 )
 
 // BenchmarkDecodeArgs: the client path, where transport decodes a request's
 // arguments (customer_message, the busiest op) with Commands.DecodeArgs.
 func BenchmarkDecodeArgs(b *testing.B) {
-	raw, err := AppendMsgpack(nil, &api.CustomerMessageArgs{Channel: "C2", CustomerID: "c42", CustomerName: "Customer", Text: "Hello, I need help with my order"})
+	raw, err := msgp.AppendValue(nil, &api.CustomerMessageArgs{Channel: "C2", CustomerID: "c42", CustomerName: "Customer", Text: "Hello, I need help with my order"})
 	if err != nil {
 		b.Fatal(err)
 	}

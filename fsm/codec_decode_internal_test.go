@@ -113,7 +113,7 @@ func TestDecodeArgsPlannedSameAsReflection(t *testing.T) {
 	for _, info := range Commands.Ops() {
 		types = append(types, info.Args)
 	}
-	if p := argDecPlanFor(reflect.TypeFor[decSmall]()); p == nil || p.fields[9].kind != argStruct {
+	if p := argDecPlanFor(reflect.TypeFor[decSmall]()); p == nil || p.fields[9].kind != msgp.KindStruct {
 		t.Fatalf("decSmall has no plan (%+v): the test does not test the plans", p)
 	}
 	if argDecPlanFor(reflect.TypeFor[decCustom]()) != nil {

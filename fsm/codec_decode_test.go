@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchboard/switchboard/api"
 	. "github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/internal/msgp"
 )
 
 // decodeEntryReference is DecodeEntry as it was before the hand-written
@@ -409,7 +410,7 @@ func TestDecodeEntryAllocations(t *testing.T) {
 	if n := testing.AllocsPerRun(20, func() { _, _ = DecodeEntry(data) }); n > 8+float64(len(cmds)) {
 		t.Errorf("DecodeEntry of %d commands (%d bytes): %v allocations", len(cmds), len(data), n)
 	}
-	raw, err := AppendMsgpack(nil, cmds[0].Args)
+	raw, err := msgp.AppendValue(nil, cmds[0].Args)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +428,7 @@ func TestDecodeArgsSameAsReflection(t *testing.T) {
 		info := rapid.SampledFrom(ops).Draw(rt, "op")
 		args := info.NewArgs()
 		fillValue(rt, reflect.ValueOf(args).Elem(), "args")
-		raw, err := AppendMsgpack(nil, args)
+		raw, err := msgp.AppendValue(nil, args)
 		if err != nil {
 			rt.Fatal(err)
 		}
@@ -458,7 +459,7 @@ func checkArgsSame(t fatalfer, info *OpInfo, raw []byte) {
 func FuzzDecodeArgs(f *testing.F) {
 	ops := Commands.Ops()
 	for _, info := range ops {
-		raw, err := AppendMsgpack(nil, argsFor(info))
+		raw, err := msgp.AppendValue(nil, argsFor(info))
 		if err != nil {
 			f.Fatal(err)
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/switchboard/switchboard/api"
 	. "github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/internal/msgp"
 )
 
 // sampleArgs has filled-in arguments for every op this test knows.
@@ -599,7 +600,7 @@ func TestEncodeEntryAllocations(t *testing.T) {
 	}
 }
 
-// TestAppendMsgpackSameBytes: AppendMsgpack writes what msgpack's encoder
+// TestAppendMsgpackSameBytes: msgp.AppendValue writes what msgpack's encoder
 // (compact ints) writes, for every payload type of the package, by value
 // and by pointer, randomly filled, and for the odd test types.
 func TestAppendMsgpackSameBytes(t *testing.T) {
@@ -631,9 +632,9 @@ func TestAppendMsgpackSameBytes(t *testing.T) {
 			v = pv.Elem().Interface()
 		}
 		want, errWant := reference(v)
-		got, errGot := AppendMsgpack([]byte("pre"), v)
+		got, errGot := msgp.AppendValue([]byte("pre"), v)
 		if (errGot == nil) != (errWant == nil) || (errWant == nil && !bytes.Equal(got[3:], want)) || string(got[:3]) != "pre" {
-			rt.Fatalf("AppendMsgpack(%#v) = % x, %v\nwant % x, %v", v, got, errGot, want, errWant)
+			rt.Fatalf("msgp.AppendValue(%#v) = % x, %v\nwant % x, %v", v, got, errGot, want, errWant)
 		}
 	})
 }

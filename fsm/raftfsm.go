@@ -271,7 +271,7 @@ func (c *canonicalizer) value(dst []byte) ([]byte, error) {
 }
 
 // ReadState decodes a state written by Marshal. The snapshot is read whole
-// and its structure checked (CheckMsgpack) before msgpack decodes it, so a
+// and its structure checked (msgp.Check) before msgpack decodes it, so a
 // corrupt or hostile snapshot is an error, not a panic or an allocation
 // out of proportion to its size.
 func ReadState(r *bufio.Reader) (st *State, err error) {
@@ -286,7 +286,7 @@ func ReadState(r *bufio.Reader) (st *State, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("fsm: read snapshot: %w", err)
 	}
-	if n, err := CheckMsgpack(data, maxSnapshotDepth); err != nil {
+	if n, err := msgp.Check(data, maxSnapshotDepth); err != nil {
 		return nil, fmt.Errorf("fsm: decode snapshot: %w", err)
 	} else if n != len(data) {
 		return nil, fmt.Errorf("fsm: decode snapshot: %d bytes after the state", len(data)-n)

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/switchboard/switchboard/api"
+	"github.com/switchboard/switchboard/internal/msgp"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -328,17 +329,17 @@ func TestReadStateCorrupt(t *testing.T) {
 func TestCheckMsgpack(t *testing.T) {
 	ok := [][]byte{{0xc0}, {0x90}, {0x92, 0x01, 0xa1, 'x'}, {0x81, 0xa1, 'k', 0xdc, 0x00, 0x01, 0xc3}, {0xd4, 0x01, 0x02}}
 	for _, b := range ok {
-		if n, err := CheckMsgpack(b, 4); err != nil || n != len(b) {
+		if n, err := msgp.Check(b, 4); err != nil || n != len(b) {
 			t.Errorf("%x: %d, %v; want %d", b, n, err, len(b))
 		}
 		// A value followed by more bytes is checked alone.
-		if n, err := CheckMsgpack(append(slices.Clip(b), 0xc1, 0xff), 4); err != nil || n != len(b) {
+		if n, err := msgp.Check(append(slices.Clip(b), 0xc1, 0xff), 4); err != nil || n != len(b) {
 			t.Errorf("%x with trailing bytes: %d, %v; want %d", b, n, err, len(b))
 		}
 	}
 	bad := [][]byte{nil, {0x92, 0x01}, {0x91, 0x91, 0x91, 0x91, 0x91, 0xc0}, {0xa2, 'x'}, {0xdd, 0, 0, 0, 2, 0xc0}, {0xc1}, {0xd9}}
 	for _, b := range bad {
-		if _, err := CheckMsgpack(b, 4); err == nil {
+		if _, err := msgp.Check(b, 4); err == nil {
 			t.Errorf("%x: no error", b)
 		}
 	}

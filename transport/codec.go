@@ -2,6 +2,7 @@ package transport
 
 import (
 	"encoding/binary"
+
 	"github.com/switchboard/switchboard/internal/msgp"
 
 	"github.com/switchboard/switchboard/fsm"
@@ -137,7 +138,7 @@ func (w *appendWriter) WriteString(s string) (int, error) {
 
 // appendEvent appends the complete "ev" frame of ev: the map {t, seq, kind,
 // data} (eventFrame, no field omitted) with data encoded as msgpack's
-// encoder does (fsm.AppendMsgpack), or copied as is when it is already
+// encoder does (msgp.AppendValue), or copied as is when it is already
 // msgpack.
 func appendEvent(b []byte, ev *fsm.Event) ([]byte, error) {
 	start := len(b)
@@ -150,7 +151,7 @@ func appendEvent(b []byte, ev *fsm.Event) ([]byte, error) {
 		b = append(b, raw...) // already msgpack: copied, as msgpack's encoder does
 	} else {
 		var err error
-		if b, err = fsm.AppendMsgpack(b, ev.Data); err != nil {
+		if b, err = msgp.AppendValue(b, ev.Data); err != nil {
 			return b[:start], err
 		}
 	}

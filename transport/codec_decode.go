@@ -200,6 +200,6 @@ func skipValue(b []byte, i int) (int, bool) {
 	if i >= len(b) {
 		return 0, false
 	}
-	n, err := fsm.CheckMsgpack(b[i:], maxNesting)
+	n, err := msgp.Check(b[i:], maxNesting)
 	return i + n, err == nil
 }

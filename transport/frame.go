@@ -7,7 +7,7 @@ import (
 	"io"
 
 	"github.com/switchboard/switchboard/api"
-	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/internal/msgp"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -100,11 +100,11 @@ func ReadFrame(r io.Reader, max int, f *Frame) error {
 // use a handful of levels.
 const maxNesting = 64
 
-// checkMsgpack checks the first msgpack value of b with fsm.CheckMsgpack:
+// checkMsgpack checks the first msgpack value of b with msgp.Check:
 // without it a 20-byte frame claiming a 4 GiB string costs the decoder a
 // megabyte, and a megabyte of nested arrays a deep recursion.
 func checkMsgpack(b []byte) error {
-	_, err := fsm.CheckMsgpack(b, maxNesting)
+	_, err := msgp.Check(b, maxNesting)
 	return err
 }
 
