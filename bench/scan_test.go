@@ -15,7 +15,7 @@ func TestParseEventReadsWhatTheNodeEncodes(t *testing.T) {
 		{Seq: api.SeqOf(1<<40, 0), Kind: api.EvRequestRemoved, Data: sum},
 		{Seq: 5, Kind: api.EvConversationJoined, Data: api.ParticipantChange{Request: "R1", Agent: "a"}},
 	} {
-		frame, err := transport.EncodeEvent(ev)
+		frame, err := transport.EncodeEvent(ev.Seq, ev.Kind, ev.Data)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -121,7 +121,7 @@ func Start(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	var hooks systemHooks // offer timers and logout grace (system_hooks.go)
 	hub, err := actors.NewHub(hooks.configure(actors.Config{
 		HistorySize: cfg.HistorySize,
-		Encode:      transport.EncodeEvent,
+		Encode:      func(ev fsm.Event) ([]byte, error) { return transport.EncodeEvent(ev.Seq, ev.Kind, ev.Data) },
 		View: func(key string) (v api.StreamView, index uint64, ok bool) {
 			f.Read(func(st *fsm.State, _ uint64) {
 				v, ok = st.View(key)

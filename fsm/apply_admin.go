@@ -23,16 +23,16 @@ const (
 
 func registerAdmin(r *Registry) {
 	admin := roles(api.RoleAdmin)
-	register(r, OpCreateMRD, "create_mrd", admin, applyCreateMRD)
-	register(r, OpCreateChannelType, "create_channel_type", admin, applyCreateChannelType)
-	register(r, OpCreateList, "create_list", admin, applyCreateList)
-	register(r, OpCreateQueue, "create_queue", admin, applyCreateQueue)
-	register(r, OpCreateChannel, "create_channel", admin, applyCreateChannel)
-	register(r, OpCreateAgent, "create_agent", admin, applyCreateAgent)
-	register(r, OpCreateConnector, "create_connector", admin, applyCreateConnector)
-	register(r, OpDeleteList, "delete_list", admin, applyDeleteList)
-	register(r, OpDeleteAgent, "delete_agent", admin, applyDeleteAgent)
-	register(r, OpNoop, "noop", roles(api.RoleAdmin, api.RoleAgent, api.RoleConnector), applyNoop)
+	register(r, OpCreateMRD, api.OpCreateMRD, admin, applyCreateMRD)
+	register(r, OpCreateChannelType, api.OpCreateChannelType, admin, applyCreateChannelType)
+	register(r, OpCreateList, api.OpCreateList, admin, applyCreateList)
+	register(r, OpCreateQueue, api.OpCreateQueue, admin, applyCreateQueue)
+	register(r, OpCreateChannel, api.OpCreateChannel, admin, applyCreateChannel)
+	register(r, OpCreateAgent, api.OpCreateAgent, admin, applyCreateAgent)
+	register(r, OpCreateConnector, api.OpCreateConnector, admin, applyCreateConnector)
+	register(r, OpDeleteList, api.OpDeleteList, admin, applyDeleteList)
+	register(r, OpDeleteAgent, api.OpDeleteAgent, admin, applyDeleteAgent)
+	register(r, OpNoop, api.OpNoop, roles(api.RoleAdmin, api.RoleAgent, api.RoleConnector), applyNoop)
 }
 
 func applyNoop(*State, *Command, *api.NoopArgs, *events) (any, *api.Error) { return nil, nil }

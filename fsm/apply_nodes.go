@@ -44,8 +44,8 @@ func registerNodes(r *Registry) {
 	// Only the nodes themselves propose registry changes (RoleSystem):
 	// clients, even admins, change membership through the cluster ops.
 	system := roles(api.RoleSystem)
-	register(r, OpRegisterNode, "register_node", system, applyRegisterNode)
-	register(r, OpDeregisterNode, "deregister_node", system, applyDeregisterNode)
+	register(r, OpRegisterNode, api.OpRegisterNode, system, applyRegisterNode)
+	register(r, OpDeregisterNode, api.OpDeregisterNode, system, applyDeregisterNode)
 }
 
 func applyRegisterNode(s *State, _ *Command, a *RegisterNodeArgs, _ *events) (any, *api.Error) {

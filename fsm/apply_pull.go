@@ -21,14 +21,14 @@ const (
 func registerPull(r *Registry) {
 	agentOrAdmin := roles(api.RoleAgent, api.RoleAdmin)
 	connector := roles(api.RoleConnector, api.RoleAdmin)
-	register(r, OpSubscribe, "subscribe", agentOrAdmin, applySubscribe)
-	register(r, OpUnsubscribe, "unsubscribe", agentOrAdmin, applyUnsubscribe)
-	register(r, OpCustomerMessage, "customer_message", connector, applyCustomerMessage)
-	register(r, OpRequestAgent, "request_agent", connector, applyRequestAgent)
-	register(r, OpJoin, "join", agentOrAdmin, applyJoin)
-	register(r, OpLeave, "leave", agentOrAdmin, applyLeave)
-	register(r, OpClose, "close", roles(api.RoleAgent, api.RoleAdmin, api.RoleConnector), applyClose)
-	register(r, OpSend, "send", agentOrAdmin, applySend)
+	register(r, OpSubscribe, api.OpSubscribe, agentOrAdmin, applySubscribe)
+	register(r, OpUnsubscribe, api.OpUnsubscribe, agentOrAdmin, applyUnsubscribe)
+	register(r, OpCustomerMessage, api.OpCustomerMessage, connector, applyCustomerMessage)
+	register(r, OpRequestAgent, api.OpRequestAgent, connector, applyRequestAgent)
+	register(r, OpJoin, api.OpJoin, agentOrAdmin, applyJoin)
+	register(r, OpLeave, api.OpLeave, agentOrAdmin, applyLeave)
+	register(r, OpClose, api.OpClose, roles(api.RoleAgent, api.RoleAdmin, api.RoleConnector), applyClose)
+	register(r, OpSend, api.OpSend, agentOrAdmin, applySend)
 }
 
 // actingAgent resolves the agent a command acts for: an agent acts for

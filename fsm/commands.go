@@ -134,6 +134,21 @@ func (r *Registry) DecodeArgs(name string, raw []byte) (*OpInfo, any, *api.Error
 	return info, args, nil
 }
 
+// NewCommand makes the command a principal sends as a write op with raw
+// msgpack arguments: it decodes them (CodeUnknownOp, CodeBadRequest) and
+// checks that by's role may send op (CodeForbidden). Time is left for the
+// proposer to stamp.
+func (r *Registry) NewCommand(by api.Principal, clientID string, seq uint64, op string, rawArgs []byte) (*Command, *api.Error) {
+	info, args, err := r.DecodeArgs(op, rawArgs)
+	if err != nil {
+		return nil, err
+	}
+	if !info.Allowed(by.Role) {
+		return nil, api.Errorf(api.CodeForbidden, "%s may not %s", by.Role, op)
+	}
+	return &Command{Op: info.Op, By: by, ClientID: clientID, Seq: seq, Args: args}, nil
+}
+
 // Commands is the registry of every command this version knows. It is built
 // once and never changed afterwards.
 var Commands = newRegistry()

@@ -30,3 +30,28 @@ func TestRegisterPanicsOnMisuse(t *testing.T) {
 		})
 	}
 }
+
+// The command table and api's list of write ops name the same ops: the
+// transport routes a req by api.IsWrite, so an op registered here but not
+// listed there would be sent to the query path, and the reverse would be
+// answered unknown_op by a node that should know it.
+func TestRegistryMatchesAPIWriteOps(t *testing.T) {
+	var names []string
+	for _, info := range Commands.Ops() {
+		names = append(names, info.Name)
+		if !api.IsWrite(info.Name) {
+			t.Errorf("op %q is registered but api.IsWrite says it is not a write", info.Name)
+		}
+	}
+	for _, op := range api.WriteOps() {
+		if Commands.LookupName(op) == nil {
+			t.Errorf("api lists write op %q that fsm does not register", op)
+		}
+		if IsQuery(op) {
+			t.Errorf("write op %q is also a query", op)
+		}
+	}
+	if len(names) != len(api.WriteOps()) {
+		t.Errorf("%d ops registered, api lists %d", len(names), len(api.WriteOps()))
+	}
+}

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/api"
-	"github.com/switchboard/switchboard/fsm"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -115,11 +114,11 @@ type ClientConfig struct {
 
 // Event is one notification of the client's stream.
 type Event struct {
-	// Seq is the event's sequence number: fsm.SeqOf(log index, position).
+	// Seq is the event's sequence number: api.SeqOf(log index, position).
 	Seq  uint64
 	Kind api.EventKind
-	// Data is the msgpack payload; its shape depends on Kind (fsm/events.go
-	// and fsm.StreamView for fsm.EvSync).
+	// Data is the msgpack payload; its shape depends on Kind (api/events.go
+	// and api.StreamView for api.EvSync).
 	Data msgpack.RawMessage
 }
 
@@ -285,9 +284,9 @@ func (c *Client) Close() error {
 
 // Call performs op with args (any msgpack-encodable value, or nil) and
 // decodes the result into out (a pointer, or nil to discard it). Ops in
-// fsm.Commands are writes and get the next idempotency seq; the others are
+// Write ops (api.IsWrite) are writes and get the next idempotency seq; the others are
 // reads. A failure reported by the node is an *ErrorBody, which matches
-// errors.Is(err, &fsm.Error{Code: ...}). Without a deadline in ctx the call
+// errors.Is(err, &api.Error{Code: ...}). Without a deadline in ctx the call
 // is bounded by RequestTimeout; on timeout a write may still have applied.
 func (c *Client) Call(ctx context.Context, op string, args, out any) error {
 	_, err := c.CallIndex(ctx, op, args, out)
@@ -310,7 +309,7 @@ func (c *Client) CallIndex(ctx context.Context, op string, args, out any) (uint6
 		}
 		f.Args = raw
 	}
-	if fsm.Commands.LookupName(op) != nil {
+	if api.IsWrite(op) {
 		f.Seq = c.nextSeq.Add(1)
 	} else {
 		f.Linearizable = IsLinearizable(ctx)

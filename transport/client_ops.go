@@ -4,14 +4,10 @@ import (
 	"context"
 
 	"github.com/switchboard/switchboard/api"
-	"github.com/switchboard/switchboard/fsm"
 )
 
 // Typed helpers: one line each over Call, so that every op has a Go name and
-// a result type, and the wire names come from the fsm command table.
-
-// clientOp returns the wire name of a registered command.
-func clientOp(op fsm.Op) string { return fsm.Commands.Lookup(op).Name }
+// a result type, and the wire names are api.Op* constants.
 
 // clientDo calls op and returns its result decoded as R.
 func clientDo[R any](ctx context.Context, c *Client, op string, args any) (R, error) {
@@ -31,55 +27,55 @@ type clientCredential struct {
 
 // CreateMRD creates a media routing domain.
 func (c *Client) CreateMRD(ctx context.Context, a api.CreateMRDArgs) error {
-	return c.Call(ctx, clientOp(fsm.OpCreateMRD), a, nil)
+	return c.Call(ctx, api.OpCreateMRD, a, nil)
 }
 
 // CreateChannelType creates a channel type within an MRD.
 func (c *Client) CreateChannelType(ctx context.Context, a api.CreateChannelTypeArgs) error {
-	return c.Call(ctx, clientOp(fsm.OpCreateChannelType), a, nil)
+	return c.Call(ctx, api.OpCreateChannelType, a, nil)
 }
 
 // CreateList creates a list.
 func (c *Client) CreateList(ctx context.Context, a api.CreateListArgs) error {
-	return c.Call(ctx, clientOp(fsm.OpCreateList), a, nil)
+	return c.Call(ctx, api.OpCreateList, a, nil)
 }
 
 // CreateQueue creates a push-mode queue.
 func (c *Client) CreateQueue(ctx context.Context, a api.CreateQueueArgs) error {
-	return c.Call(ctx, clientOp(fsm.OpCreateQueue), a, nil)
+	return c.Call(ctx, api.OpCreateQueue, a, nil)
 }
 
 // CreateChannel creates a channel routed to a list (pull) or queue (push).
 func (c *Client) CreateChannel(ctx context.Context, a api.CreateChannelArgs) error {
-	return c.Call(ctx, clientOp(fsm.OpCreateChannel), a, nil)
+	return c.Call(ctx, api.OpCreateChannel, a, nil)
 }
 
 // CreateAgent creates an agent and returns the token it logs in with; the
 // node keeps only the token's hash, so this is the only time it is seen.
 func (c *Client) CreateAgent(ctx context.Context, a api.CreateAgentArgs) (token string, err error) {
-	r, err := clientDo[clientCredential](ctx, c, clientOp(fsm.OpCreateAgent), a)
+	r, err := clientDo[clientCredential](ctx, c, api.OpCreateAgent, a)
 	return r.Token, err
 }
 
 // CreateConnector creates a channel connector and returns its token.
 func (c *Client) CreateConnector(ctx context.Context, a api.CreateConnectorArgs) (token string, err error) {
-	r, err := clientDo[clientCredential](ctx, c, clientOp(fsm.OpCreateConnector), a)
+	r, err := clientDo[clientCredential](ctx, c, api.OpCreateConnector, a)
 	return r.Token, err
 }
 
 // DeleteList deletes a list that has no open requests and no channel.
 func (c *Client) DeleteList(ctx context.Context, id string) error {
-	return c.Call(ctx, clientOp(fsm.OpDeleteList), api.IDArgs{ID: id}, nil)
+	return c.Call(ctx, api.OpDeleteList, api.IDArgs{ID: id}, nil)
 }
 
 // DeleteAgent deletes an agent that is in no conversation.
 func (c *Client) DeleteAgent(ctx context.Context, id string) error {
-	return c.Call(ctx, clientOp(fsm.OpDeleteAgent), api.IDArgs{ID: id}, nil)
+	return c.Call(ctx, api.OpDeleteAgent, api.IDArgs{ID: id}, nil)
 }
 
 // Noop commits a command that changes nothing (the benchmark baseline).
 func (c *Client) Noop(ctx context.Context, pad []byte) error {
-	return c.Call(ctx, clientOp(fsm.OpNoop), api.NoopArgs{Pad: pad}, nil)
+	return c.Call(ctx, api.OpNoop, api.NoopArgs{Pad: pad}, nil)
 }
 
 // Agent and connector writes. agent is "" when an agent acts for itself; an
@@ -87,42 +83,42 @@ func (c *Client) Noop(ctx context.Context, pad []byte) error {
 
 // Subscribe subscribes agent to list and returns the list's current requests.
 func (c *Client) Subscribe(ctx context.Context, agent, list string) (api.ListSnapshot, error) {
-	return clientDo[api.ListSnapshot](ctx, c, clientOp(fsm.OpSubscribe), api.SubscribeArgs{Agent: agent, List: list})
+	return clientDo[api.ListSnapshot](ctx, c, api.OpSubscribe, api.SubscribeArgs{Agent: agent, List: list})
 }
 
 // Unsubscribe unsubscribes agent from list.
 func (c *Client) Unsubscribe(ctx context.Context, agent, list string) error {
-	return c.Call(ctx, clientOp(fsm.OpUnsubscribe), api.SubscribeArgs{Agent: agent, List: list}, nil)
+	return c.Call(ctx, api.OpUnsubscribe, api.SubscribeArgs{Agent: agent, List: list}, nil)
 }
 
 // CustomerMessage brings a customer's message in (connectors).
 func (c *Client) CustomerMessage(ctx context.Context, a api.CustomerMessageArgs) (api.CustomerMessageResult, error) {
-	return clientDo[api.CustomerMessageResult](ctx, c, clientOp(fsm.OpCustomerMessage), a)
+	return clientDo[api.CustomerMessageResult](ctx, c, api.OpCustomerMessage, a)
 }
 
 // RequestAgent records that the customer asks for a (new) agent (connectors).
 func (c *Client) RequestAgent(ctx context.Context, a api.RequestAgentArgs) (api.RequestAgentResult, error) {
-	return clientDo[api.RequestAgentResult](ctx, c, clientOp(fsm.OpRequestAgent), a)
+	return clientDo[api.RequestAgentResult](ctx, c, api.OpRequestAgent, a)
 }
 
 // Join puts agent in the conversation of request.
 func (c *Client) Join(ctx context.Context, request, agent string) (api.JoinResult, error) {
-	return clientDo[api.JoinResult](ctx, c, clientOp(fsm.OpJoin), api.RequestArgs{Request: request, Agent: agent})
+	return clientDo[api.JoinResult](ctx, c, api.OpJoin, api.RequestArgs{Request: request, Agent: agent})
 }
 
 // Leave takes agent out of the conversation of request.
 func (c *Client) Leave(ctx context.Context, request, agent string) error {
-	return c.Call(ctx, clientOp(fsm.OpLeave), api.RequestArgs{Request: request, Agent: agent}, nil)
+	return c.Call(ctx, api.OpLeave, api.RequestArgs{Request: request, Agent: agent}, nil)
 }
 
 // CloseRequest closes request and removes it from its list.
 func (c *Client) CloseRequest(ctx context.Context, request string) error {
-	return c.Call(ctx, clientOp(fsm.OpClose), api.RequestArgs{Request: request}, nil)
+	return c.Call(ctx, api.OpClose, api.RequestArgs{Request: request}, nil)
 }
 
 // Send adds agent's message to the conversation of request.
 func (c *Client) Send(ctx context.Context, request, agent, text string) error {
-	return c.Call(ctx, clientOp(fsm.OpSend), api.SendArgs{Request: request, Agent: agent, Text: text}, nil)
+	return c.Call(ctx, api.OpSend, api.SendArgs{Request: request, Agent: agent, Text: text}, nil)
 }
 
 // Reads, answered from the connected node's state.
@@ -180,5 +176,5 @@ func (c *Client) View(ctx context.Context) (api.StreamView, error) {
 
 // Status returns the connected node's view of itself and of the cluster.
 func (c *Client) Status(ctx context.Context) (NodeStatus, error) {
-	return clientDo[NodeStatus](ctx, c, "status", nil) // a node op, not an fsm query
+	return clientDo[NodeStatus](ctx, c, "status", nil) // answered by the node, not by the state
 }

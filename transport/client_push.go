@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/switchboard/switchboard/api"
-	"github.com/switchboard/switchboard/fsm"
 )
 
 // Typed helpers of push routing (see client_ops.go). agent is "" when an
@@ -13,67 +12,67 @@ import (
 
 // Login logs agent in: NOT_READY in every MRD until it sets itself READY.
 func (c *Client) Login(ctx context.Context, agent string) (api.AgentStatus, error) {
-	return clientDo[api.AgentStatus](ctx, c, clientOp(fsm.OpLogin), api.AgentArgs{Agent: agent})
+	return clientDo[api.AgentStatus](ctx, c, api.OpLogin, api.AgentArgs{Agent: agent})
 }
 
 // Logout logs agent out; its pending offers go to other agents.
 func (c *Client) Logout(ctx context.Context, agent string) (api.AgentStatus, error) {
-	return clientDo[api.AgentStatus](ctx, c, clientOp(fsm.OpLogout), api.AgentArgs{Agent: agent})
+	return clientDo[api.AgentStatus](ctx, c, api.OpLogout, api.AgentArgs{Agent: agent})
 }
 
 // SetAgentState sets an agent READY or NOT_READY (with a reason) in an MRD.
 func (c *Client) SetAgentState(ctx context.Context, a api.SetAgentStateArgs) (api.AgentStatus, error) {
-	return clientDo[api.AgentStatus](ctx, c, clientOp(fsm.OpSetAgentState), a)
+	return clientDo[api.AgentStatus](ctx, c, api.OpSetAgentState, a)
 }
 
 // SetAgentMode switches agent between auto (push) and pull chat mode.
 func (c *Client) SetAgentMode(ctx context.Context, agent string, mode api.AgentMode) (api.AgentStatus, error) {
-	return clientDo[api.AgentStatus](ctx, c, clientOp(fsm.OpSetAgentMode), api.SetAgentModeArgs{Agent: agent, Mode: mode})
+	return clientDo[api.AgentStatus](ctx, c, api.OpSetAgentMode, api.SetAgentModeArgs{Agent: agent, Mode: mode})
 }
 
 // AddQueueMember makes agent a member of queue (admins).
 func (c *Client) AddQueueMember(ctx context.Context, agent, queue string) error {
-	return c.Call(ctx, clientOp(fsm.OpAddQueueMember), api.QueueMemberArgs{Agent: agent, Queue: queue}, nil)
+	return c.Call(ctx, api.OpAddQueueMember, api.QueueMemberArgs{Agent: agent, Queue: queue}, nil)
 }
 
 // RemoveQueueMember takes agent out of queue (admins).
 func (c *Client) RemoveQueueMember(ctx context.Context, agent, queue string) error {
-	return c.Call(ctx, clientOp(fsm.OpRemoveQueueMember), api.QueueMemberArgs{Agent: agent, Queue: queue}, nil)
+	return c.Call(ctx, api.OpRemoveQueueMember, api.QueueMemberArgs{Agent: agent, Queue: queue}, nil)
 }
 
 // SetPullPolicy sets the global queue pull policy (admins).
 func (c *Client) SetPullPolicy(ctx context.Context, policy api.PullPolicy) error {
-	return c.Call(ctx, clientOp(fsm.OpSetPullPolicy), api.SetPullPolicyArgs{Policy: policy}, nil)
+	return c.Call(ctx, api.OpSetPullPolicy, api.SetPullPolicyArgs{Policy: policy}, nil)
 }
 
 // RequestChat asks for the next request (pull chat mode).
 func (c *Client) RequestChat(ctx context.Context, agent string) (api.RequestChatResult, error) {
-	return clientDo[api.RequestChatResult](ctx, c, clientOp(fsm.OpRequestChat), api.AgentArgs{Agent: agent})
+	return clientDo[api.RequestChatResult](ctx, c, api.OpRequestChat, api.AgentArgs{Agent: agent})
 }
 
 // AcceptOffer accepts a pending offer: the agent joins the conversation.
 func (c *Client) AcceptOffer(ctx context.Context, a api.OfferArgs) (api.JoinResult, error) {
-	return clientDo[api.JoinResult](ctx, c, clientOp(fsm.OpAcceptOffer), a)
+	return clientDo[api.JoinResult](ctx, c, api.OpAcceptOffer, a)
 }
 
 // RejectOffer rejects a pending offer: the request goes to another agent.
 func (c *Client) RejectOffer(ctx context.Context, a api.OfferArgs) error {
-	return c.Call(ctx, clientOp(fsm.OpRejectOffer), a, nil)
+	return c.Call(ctx, api.OpRejectOffer, a, nil)
 }
 
 // Transfer hands a conversation to another agent, who is offered it.
 func (c *Client) Transfer(ctx context.Context, a api.TransferArgs) (api.OfferInfo, error) {
-	return clientDo[api.OfferInfo](ctx, c, clientOp(fsm.OpTransfer), a)
+	return clientDo[api.OfferInfo](ctx, c, api.OpTransfer, a)
 }
 
 // TransferToQueue puts a push conversation back in a queue.
 func (c *Client) TransferToQueue(ctx context.Context, a api.TransferToQueueArgs) error {
-	return c.Call(ctx, clientOp(fsm.OpTransferToQueue), a, nil)
+	return c.Call(ctx, api.OpTransferToQueue, a, nil)
 }
 
 // Invite offers another agent to join a conversation (conference).
 func (c *Client) Invite(ctx context.Context, a api.TransferArgs) (api.OfferInfo, error) {
-	return clientDo[api.OfferInfo](ctx, c, clientOp(fsm.OpInvite), a)
+	return clientDo[api.OfferInfo](ctx, c, api.OpInvite, a)
 }
 
 // Queue returns a queue with its waiting requests and pending offers

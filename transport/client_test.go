@@ -101,6 +101,22 @@ func (b *ctBackend) Authenticate(role api.Role, id, token string) (api.Principal
 	return api.Principal{Role: role, ID: id}, nil
 }
 
+// Commit decodes the write as the node does and hands it to Submit.
+func (b *ctBackend) Commit(ctx context.Context, w transport.Write) (any, uint64, error) {
+	cmd, ferr := fsm.Commands.NewCommand(w.By, w.ClientID, w.Seq, w.Op, w.Args)
+	if ferr != nil {
+		return nil, 0, ferr
+	}
+	res, index, err := b.Submit(ctx, cmd)
+	if err != nil {
+		return nil, 0, err
+	}
+	if res.Err != nil {
+		return nil, index, res.Err
+	}
+	return res.Data, index, nil
+}
+
 func (b *ctBackend) Submit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uint64, error) {
 	var token string
 	switch a := cmd.Args.(type) {
@@ -146,7 +162,7 @@ func (b *ctBackend) Submit(ctx context.Context, cmd *fsm.Command) (fsm.Result, u
 
 // deliver sends ev to one attached outbox; b.mu is held.
 func (b *ctBackend) deliver(key string, out transport.Outbox, ev fsm.Event) bool {
-	frame, err := transport.EncodeEvent(ev)
+	frame, err := transport.EncodeEvent(ev.Seq, ev.Kind, ev.Data)
 	if err != nil {
 		panic(err)
 	}

@@ -3,9 +3,9 @@ package transport
 import (
 	"encoding/binary"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/internal/msgp"
 
-	"github.com/switchboard/switchboard/fsm"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -136,22 +136,22 @@ func (w *appendWriter) WriteString(s string) (int, error) {
 	return len(s), nil
 }
 
-// appendEvent appends the complete "ev" frame of ev: the map {t, seq, kind,
+// appendEvent appends the complete "ev" frame of an event: the map {t, seq, kind,
 // data} (eventFrame, no field omitted) with data encoded as msgpack's
 // encoder does (msgp.AppendValue), or copied as is when it is already
 // msgpack.
-func appendEvent(b []byte, ev *fsm.Event) ([]byte, error) {
+func appendEvent(b []byte, seq uint64, kind api.EventKind, data any) ([]byte, error) {
 	start := len(b)
 	b = append(b, 0, 0, 0, 0)
 	b = append(b, "\x84\xa1t\xa2ev\xa3seq"...)
-	b = msgp.AppendUint(b, ev.Seq)
-	b = msgp.AppendStr(append(b, "\xa4kind"...), string(ev.Kind))
+	b = msgp.AppendUint(b, seq)
+	b = msgp.AppendStr(append(b, "\xa4kind"...), string(kind))
 	b = append(b, "\xa4data"...)
-	if raw, ok := ev.Data.(msgpack.RawMessage); ok && raw != nil {
+	if raw, ok := data.(msgpack.RawMessage); ok && raw != nil {
 		b = append(b, raw...) // already msgpack: copied, as msgpack's encoder does
 	} else {
 		var err error
-		if b, err = msgp.AppendValue(b, ev.Data); err != nil {
+		if b, err = msgp.AppendValue(b, data); err != nil {
 			return b[:start], err
 		}
 	}

@@ -1,9 +1,8 @@
 package transport
 
 import (
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/internal/msgp"
-
-	"github.com/switchboard/switchboard/fsm"
 )
 
 // decodeFrameFast decodes a frame payload the way msgpack's reflection
@@ -166,8 +165,8 @@ func roleName(s []byte) string {
 // opName returns the op name s, shared with the command registry when it
 // names a command.
 func opName(s []byte) string {
-	if info := fsm.Commands.LookupName(string(s)); info != nil {
-		return info.Name
+	if op, ok := api.WriteOp(s); ok {
+		return op
 	}
 	return string(s)
 }

@@ -14,7 +14,7 @@
 // The first frame must be a hello (version, role, user, token, client id and
 // an optional resume cursor) within ServerConfig.HelloTimeout. The server
 // answers welcome, and for agents and connectors attaches the principal's
-// event stream. A req names an op: commands (fsm.Commands) go through
+// event stream. A req names an op: write ops (api.IsWrite) go through
 // Backend.Submit, anything else through Backend.Query; each is answered by a
 // res with the same id. Requests run concurrently, up to
 // ServerConfig.MaxInFlight per session; beyond that the session stops reading

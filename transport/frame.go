@@ -11,7 +11,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// Framing errors. They are *fsm.Error values so their code reaches the wire.
+// Framing errors. They are *api.Error values so their code reaches the wire.
 var (
 	// ErrFrameTooLarge: the length prefix exceeds the limit (checked before
 	// anything is allocated).

@@ -70,6 +70,22 @@ func (b *fakeBackend) Authenticate(role api.Role, id, token string) (api.Princip
 	return api.Principal{Role: role, ID: id}, nil
 }
 
+// Commit decodes the write as the node does and hands it to Submit.
+func (b *fakeBackend) Commit(ctx context.Context, w Write) (any, uint64, error) {
+	cmd, ferr := fsm.Commands.NewCommand(w.By, w.ClientID, w.Seq, w.Op, w.Args)
+	if ferr != nil {
+		return nil, 0, ferr
+	}
+	res, index, err := b.Submit(ctx, cmd)
+	if err != nil {
+		return nil, 0, err
+	}
+	if res.Err != nil {
+		return nil, index, res.Err
+	}
+	return res.Data, index, nil
+}
+
 func (b *fakeBackend) Submit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uint64, error) {
 	b.mu.Lock()
 	b.commands = append(b.commands, cmd)
@@ -105,7 +121,7 @@ func (b *fakeBackend) Attach(key string, since uint64, resume bool, out Outbox) 
 	b.outboxes[key] = out
 	b.attaches = append(b.attaches, attachCall{key, since, resume})
 	b.mu.Unlock()
-	if ev, err := EncodeEvent(fsm.Event{Seq: since + 1, Kind: "sync"}); err == nil {
+	if ev, err := EncodeEvent(since+1, "sync", nil); err == nil {
 		out.Deliver(ev)
 	}
 	return func() {

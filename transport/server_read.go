@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/api"
-	"github.com/switchboard/switchboard/fsm"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -184,26 +183,14 @@ func (s *session) request(f *Frame) bool {
 		return true
 	}
 	var job func(ctx context.Context) *Frame
-	if info := fsm.Commands.LookupName(f.Op); info != nil {
-		_, args, ferr := fsm.Commands.DecodeArgs(f.Op, f.Args)
-		if ferr != nil {
-			s.send(&Frame{T: TypeResponse, ID: id, Err: errorBody(ferr)})
-			return true
-		}
-		if !info.Allowed(s.principal.Role) {
-			s.send(&Frame{T: TypeResponse, ID: id, Err: byeBody(api.CodeForbidden, "%s may not %s", s.principal.Role, f.Op)})
-			return true
-		}
-		cmd := &fsm.Command{Op: info.Op, By: s.principal, ClientID: s.clientID, Seq: f.Seq, Args: args}
+	if api.IsWrite(f.Op) {
+		w := Write{By: s.principal, ClientID: s.clientID, Seq: f.Seq, Op: f.Op, Args: f.Args}
 		job = func(ctx context.Context) *Frame {
-			res, index, err := s.srv.backend.Submit(ctx, cmd)
+			data, index, err := s.srv.backend.Commit(ctx, w)
 			if err != nil {
-				return &Frame{T: TypeResponse, ID: id, Err: errorBody(err)}
+				return &Frame{T: TypeResponse, ID: id, Index: index, Err: errorBody(err)}
 			}
-			if res.Err != nil {
-				return &Frame{T: TypeResponse, ID: id, Index: index, Err: errorBody(res.Err)}
-			}
-			return okFrame(id, res.Data, index)
+			return okFrame(id, data, index)
 		}
 	} else {
 		op, args, p, lin := f.Op, f.Args, s.principal, f.Linearizable

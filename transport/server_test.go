@@ -376,7 +376,7 @@ func TestSlowConsumer(t *testing.T) {
 	cutAt := 0
 	for i := 1; i <= 100_000 && cutAt == 0; i++ {
 		seq++
-		ev, err := EncodeEvent(fsm.Event{Seq: seq, Kind: "test", Data: payload})
+		ev, err := EncodeEvent(seq, "test", payload)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -408,7 +408,7 @@ func TestSlowConsumer(t *testing.T) {
 	// The other client is unaffected.
 	for range 10 {
 		seq++
-		ev, _ := EncodeEvent(fsm.Event{Seq: seq, Kind: "test"})
+		ev, _ := EncodeEvent(seq, "test", nil)
 		if !fastBox.Deliver(ev) {
 			t.Fatal("fast client cut off")
 		}

@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/switchboard/switchboard/api"
-	"github.com/switchboard/switchboard/fsm"
 )
 
 // batchOutbox is the optional side of Outbox that the actors hub uses to
@@ -27,7 +26,7 @@ func TestDeliverBatch(t *testing.T) {
 	batch := func(from uint64, n int) [][]byte {
 		var frames [][]byte
 		for i := range n {
-			ev, err := EncodeEvent(fsm.Event{Seq: from + uint64(i), Kind: "test"})
+			ev, err := EncodeEvent(from+uint64(i), "test", nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/switchboard/switchboard/api"
-	"github.com/switchboard/switchboard/fsm"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -75,8 +74,8 @@ type ErrorBody struct {
 // Error makes ErrorBody an error.
 func (e *ErrorBody) Error() string { return fmt.Sprintf("%s (%d): %s", e.Name, e.Code, e.Msg) }
 
-// Is matches another *ErrorBody or an *fsm.Error with the same code, so
-// errors.Is(err, &fsm.Error{Code: fsm.CodeNotFound}) works on client errors.
+// Is matches another *ErrorBody or an *api.Error with the same code, so
+// errors.Is(err, &api.Error{Code: api.CodeNotFound}) works on client errors.
 func (e *ErrorBody) Is(target error) bool {
 	switch t := target.(type) {
 	case *ErrorBody:
@@ -129,8 +128,8 @@ type eventFrame struct {
 // same for every recipient, so a node encodes each event once. They are
 // those of eventFrame through msgpack's reflection encoder, written by hand
 // (appendEvent).
-func EncodeEvent(ev fsm.Event) ([]byte, error) {
-	return appendEvent(make([]byte, 0, eventFrameSizeHint), &ev)
+func EncodeEvent(seq uint64, kind api.EventKind, data any) ([]byte, error) {
+	return appendEvent(make([]byte, 0, eventFrameSizeHint), seq, kind, data)
 }
 
 // eventFrameSizeHint is the initial buffer of an event frame: most events
