@@ -64,6 +64,11 @@ type NoopArgs struct {
 	Pad []byte `msgpack:"pad,omitempty"`
 }
 
+// FeatureLevelArgs are the arguments of set_feature_level, and its result.
+type FeatureLevelArgs struct {
+	Level uint32 `msgpack:"level"`
+}
+
 // Created is the result of a create command.
 type Created struct {
 	ID string `msgpack:"id"`

@@ -28,6 +28,7 @@ const (
 	CodeStaleSequence      Code = 11 // idempotency sequence too old to answer
 	CodeOverCapacity       Code = 12 // the agent is at its maximum for the MRD
 	CodeClosed             Code = 13 // the request is closed
+	CodeFeatureNotEnabled  Code = 14 // the op or an argument needs a feature level the cluster has not reached
 
 	CodeNotLeader   Code = 20 // this node cannot commit; see leader hint
 	CodeNoLeader    Code = 21 // no leader right now; retry after the hint
@@ -58,6 +59,7 @@ var codeNames = map[Code]string{
 	CodeStaleSequence:      "stale_sequence",
 	CodeOverCapacity:       "over_capacity",
 	CodeClosed:             "closed",
+	CodeFeatureNotEnabled:  "feature_not_enabled",
 	CodeNotLeader:          "not_leader",
 	CodeNoLeader:           "no_leader",
 	CodeUnavailable:        "unavailable",
@@ -98,7 +100,7 @@ type Error struct {
 func (e *Error) Error() string { return e.Code.String() + ": " + e.Msg }
 
 // Is makes errors.Is match any *Error with the same code, so callers can write
-// errors.Is(err, &fsm.Error{Code: fsm.CodeNotFound}).
+// errors.Is(err, &api.Error{Code: api.CodeNotFound}).
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
 	return ok && t.Code == e.Code

@@ -18,6 +18,8 @@ const (
 	OpNoop              = "noop"
 	OpRegisterNode      = "register_node"
 	OpDeregisterNode    = "deregister_node"
+	OpSetFeatureLevel   = "set_feature_level"
+	OpDeleteConnector   = "delete_connector"
 	OpSubscribe         = "subscribe"
 	OpUnsubscribe       = "unsubscribe"
 	OpCustomerMessage   = "customer_message"
@@ -56,6 +58,8 @@ var writeOps = [...]string{
 	OpNoop,
 	OpRegisterNode,
 	OpDeregisterNode,
+	OpSetFeatureLevel,
+	OpDeleteConnector,
 	OpSubscribe,
 	OpUnsubscribe,
 	OpCustomerMessage,

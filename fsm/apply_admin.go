@@ -19,20 +19,22 @@ const (
 	OpDeleteList        Op = 8
 	OpDeleteAgent       Op = 9
 	OpNoop              Op = 10
+	OpDeleteConnector   Op = 12 // Level2
 )
 
 func registerAdmin(r *Registry) {
 	admin := roles(api.RoleAdmin)
-	register(r, OpCreateMRD, api.OpCreateMRD, admin, applyCreateMRD)
-	register(r, OpCreateChannelType, api.OpCreateChannelType, admin, applyCreateChannelType)
-	register(r, OpCreateList, api.OpCreateList, admin, applyCreateList)
-	register(r, OpCreateQueue, api.OpCreateQueue, admin, applyCreateQueue)
-	register(r, OpCreateChannel, api.OpCreateChannel, admin, applyCreateChannel)
-	register(r, OpCreateAgent, api.OpCreateAgent, admin, applyCreateAgent)
-	register(r, OpCreateConnector, api.OpCreateConnector, admin, applyCreateConnector)
-	register(r, OpDeleteList, api.OpDeleteList, admin, applyDeleteList)
-	register(r, OpDeleteAgent, api.OpDeleteAgent, admin, applyDeleteAgent)
-	register(r, OpNoop, api.OpNoop, roles(api.RoleAdmin, api.RoleAgent, api.RoleConnector), applyNoop)
+	register(r, OpCreateMRD, api.OpCreateMRD, Level1, admin, applyCreateMRD)
+	register(r, OpCreateChannelType, api.OpCreateChannelType, Level1, admin, applyCreateChannelType)
+	register(r, OpCreateList, api.OpCreateList, Level1, admin, applyCreateList)
+	register(r, OpCreateQueue, api.OpCreateQueue, Level1, admin, applyCreateQueue)
+	register(r, OpCreateChannel, api.OpCreateChannel, Level1, admin, applyCreateChannel)
+	register(r, OpCreateAgent, api.OpCreateAgent, Level1, admin, applyCreateAgent)
+	register(r, OpCreateConnector, api.OpCreateConnector, Level1, admin, applyCreateConnector)
+	register(r, OpDeleteList, api.OpDeleteList, Level1, admin, applyDeleteList)
+	register(r, OpDeleteAgent, api.OpDeleteAgent, Level1, admin, applyDeleteAgent)
+	register(r, OpDeleteConnector, api.OpDeleteConnector, Level2, admin, applyDeleteConnector)
+	register(r, OpNoop, api.OpNoop, Level1, roles(api.RoleAdmin, api.RoleAgent, api.RoleConnector), applyNoop)
 }
 
 func applyNoop(*State, *Command, *api.NoopArgs, *events) (any, *api.Error) { return nil, nil }
@@ -226,7 +228,7 @@ func applyDeleteList(s *State, _ *Command, a *api.IDArgs, out *events) (any, *ap
 			ag.Lists, _ = removeSorted(ag.Lists, a.ID)
 		}
 	}
-	if len(l.Subscribers) > 0 {
+	if len(l.Subscribers) > 0 && s.ActiveLevel() >= Level2 {
 		// Subscribers' consoles drop the list as on their own unsubscribe.
 		out.add(api.EvListUnsubscribed, slices.Clone(l.Subscribers), api.ListRef{List: l.ID})
 	}
@@ -252,6 +254,23 @@ func applyDeleteAgent(s *State, _ *Command, a *api.IDArgs, _ *events) (any, *api
 		}
 	}
 	delete(s.Agents, a.ID)
+	return nil, nil
+}
+
+// applyDeleteConnector removes a connector and its right to speak for its
+// channels. Requests belong to channels, not connectors, so they stay.
+func applyDeleteConnector(s *State, _ *Command, a *api.IDArgs, _ *events) (any, *api.Error) {
+	cn := s.Connectors[a.ID]
+	if cn == nil {
+		return nil, api.Errorf(api.CodeNotFound, "connector %q not found", a.ID)
+	}
+	key := api.ConnectorKey(a.ID)
+	for _, id := range cn.Channels {
+		if ch := s.Channels[id]; ch != nil {
+			ch.Connectors, _ = removeSorted(ch.Connectors, key)
+		}
+	}
+	delete(s.Connectors, a.ID)
 	return nil, nil
 }
 

@@ -11,6 +11,8 @@ import (
 const (
 	OpRegisterNode   Op = 60
 	OpDeregisterNode Op = 61
+	// OpSetFeatureLevel raises the active feature level (levels.go).
+	OpSetFeatureLevel Op = 62
 )
 
 // maxAddrBytes bounds a node address in the registry.
@@ -44,8 +46,8 @@ func registerNodes(r *Registry) {
 	// Only the nodes themselves propose registry changes (RoleSystem):
 	// clients, even admins, change membership through the cluster ops.
 	system := roles(api.RoleSystem)
-	register(r, OpRegisterNode, api.OpRegisterNode, system, applyRegisterNode)
-	register(r, OpDeregisterNode, api.OpDeregisterNode, system, applyDeregisterNode)
+	register(r, OpRegisterNode, api.OpRegisterNode, Level1, system, applyRegisterNode)
+	register(r, OpDeregisterNode, api.OpDeregisterNode, Level1, system, applyDeregisterNode)
 }
 
 func applyRegisterNode(s *State, _ *Command, a *RegisterNodeArgs, _ *events) (any, *api.Error) {

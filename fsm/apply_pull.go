@@ -21,14 +21,14 @@ const (
 func registerPull(r *Registry) {
 	agentOrAdmin := roles(api.RoleAgent, api.RoleAdmin)
 	connector := roles(api.RoleConnector, api.RoleAdmin)
-	register(r, OpSubscribe, api.OpSubscribe, agentOrAdmin, applySubscribe)
-	register(r, OpUnsubscribe, api.OpUnsubscribe, agentOrAdmin, applyUnsubscribe)
-	register(r, OpCustomerMessage, api.OpCustomerMessage, connector, applyCustomerMessage)
-	register(r, OpRequestAgent, api.OpRequestAgent, connector, applyRequestAgent)
-	register(r, OpJoin, api.OpJoin, agentOrAdmin, applyJoin)
-	register(r, OpLeave, api.OpLeave, agentOrAdmin, applyLeave)
-	register(r, OpClose, api.OpClose, roles(api.RoleAgent, api.RoleAdmin, api.RoleConnector), applyClose)
-	register(r, OpSend, api.OpSend, agentOrAdmin, applySend)
+	register(r, OpSubscribe, api.OpSubscribe, Level1, agentOrAdmin, applySubscribe)
+	register(r, OpUnsubscribe, api.OpUnsubscribe, Level1, agentOrAdmin, applyUnsubscribe)
+	register(r, OpCustomerMessage, api.OpCustomerMessage, Level1, connector, applyCustomerMessage)
+	register(r, OpRequestAgent, api.OpRequestAgent, Level1, connector, applyRequestAgent)
+	register(r, OpJoin, api.OpJoin, Level1, agentOrAdmin, applyJoin)
+	register(r, OpLeave, api.OpLeave, Level1, agentOrAdmin, applyLeave)
+	register(r, OpClose, api.OpClose, Level1, roles(api.RoleAgent, api.RoleAdmin, api.RoleConnector), applyClose)
+	register(r, OpSend, api.OpSend, Level1, agentOrAdmin, applySend)
 }
 
 // actingAgent resolves the agent a command acts for: an agent acts for

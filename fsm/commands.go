@@ -50,9 +50,14 @@ type OpInfo struct {
 	Name string
 	// Args is the type of the op's argument struct.
 	Args reflect.Type
+	// Level is the feature level from which the op exists (levels.go):
+	// below it the op is refused with CodeFeatureNotEnabled.
+	Level uint32
 	// Roles that may send it.
 	allowed roleMask
-	apply   func(s *State, c *Command, out *events) (any, *api.Error)
+	// fields are the argument fields introduced after Level.
+	fields []levelledField
+	apply  func(s *State, c *Command, out *events) (any, *api.Error)
 	// dec is the decoding plan of Args, nil if msgpack decodes them.
 	dec *argDecPlan
 }
@@ -71,7 +76,7 @@ type Registry struct {
 
 // register adds op to the table. Registering an op or name twice panics: it
 // is a programming error caught at start-up.
-func register[A any](r *Registry, op Op, name string, allowed roleMask, fn func(*State, *Command, *A, *events) (any, *api.Error)) {
+func register[A any](r *Registry, op Op, name string, level uint32, allowed roleMask, fn func(*State, *Command, *A, *events) (any, *api.Error)) {
 	if op == OpUnknown {
 		panic("fsm: op 0 is reserved")
 	}
@@ -81,11 +86,16 @@ func register[A any](r *Registry, op Op, name string, allowed roleMask, fn func(
 	if _, dup := r.byName[name]; dup {
 		panic(fmt.Sprintf("fsm: op name %q registered twice", name))
 	}
+	if level < Level1 || level > MaxLevel {
+		panic(fmt.Sprintf("fsm: op %q at level %d, outside 1..%d", name, level, MaxLevel))
+	}
 	info := &OpInfo{
 		Op:      op,
 		Name:    name,
+		Level:   level,
 		Args:    reflect.TypeFor[A](),
 		allowed: allowed,
+		fields:  levelledFields(reflect.TypeFor[A](), name),
 		apply: func(s *State, c *Command, out *events) (any, *api.Error) {
 			a, ok := c.Args.(*A)
 			if !ok || a == nil {
@@ -159,5 +169,6 @@ func newRegistry() *Registry {
 	registerPull(r)
 	registerNodes(r)
 	registerPush(r)
+	registerLevels(r)
 	return r
 }

@@ -28,6 +28,8 @@ var (
 	a1    = api.Principal{Role: api.RoleAgent, ID: "A1"}      // subscribed to L1, max 2 in social
 	a2    = api.Principal{Role: api.RoleAgent, ID: "A2"}      // subscribed to L1
 	a3    = api.Principal{Role: api.RoleAgent, ID: "A3"}      // subscribed to L2 only
+	// system is the engine itself (timers, the leader's upkeep).
+	system = api.Principal{Role: api.RoleSystem, ID: "leader"}
 )
 
 // cmd builds a command with no idempotency key and no time of its own (the
@@ -49,10 +51,12 @@ func keyed(client string, seq uint64, c *Command) *Command {
 // social with channel type facebook, lists L1 and L2, pull channel C2 on L1,
 // a push channel W1 on queue Q1 (MRD chat), agents A1 (max 2 in social), A2
 // and A3, connectors fb (C2) and web (W1); A1 and A2 subscribe to L1, A3 to
-// L2.
+// L2. It starts by raising the state to this build's feature level, as a
+// cluster's leader does: the tests exercise the current rules.
 func walkthroughCommands() []*Command {
 	tok := []byte("hash")
 	cs := []*Command{
+		cmd(OpSetFeatureLevel, system, &api.FeatureLevelArgs{Level: MaxLevel}),
 		cmd(OpCreateMRD, admin, &api.CreateMRDArgs{ID: "social", Name: "Social"}),
 		cmd(OpCreateMRD, admin, &api.CreateMRDArgs{ID: "chat", Name: "Chat"}),
 		cmd(OpCreateChannelType, admin, &api.CreateChannelTypeArgs{ID: "facebook", MRD: "social"}),

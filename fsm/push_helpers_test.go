@@ -47,6 +47,7 @@ func ptWorldCommands() []*Command {
 	cs := []*Command{
 		ptCmd(OpCreateMRD, ptAdmin, &api.CreateMRDArgs{ID: "chat"}),
 		ptCmd(OpCreateMRD, ptAdmin, &api.CreateMRDArgs{ID: "email"}),
+		ptCmd(OpSetFeatureLevel, api.Principal{Role: api.RoleSystem, ID: "leader"}, &api.FeatureLevelArgs{Level: MaxLevel}),
 		ptCmd(OpCreateChannelType, ptAdmin, &api.CreateChannelTypeArgs{ID: "webchat", MRD: "chat"}),
 		ptCmd(OpCreateChannelType, ptAdmin, &api.CreateChannelTypeArgs{ID: "forum", MRD: "chat"}),
 		ptCmd(OpCreateChannelType, ptAdmin, &api.CreateChannelTypeArgs{ID: "mail", MRD: "email"}),

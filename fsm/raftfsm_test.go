@@ -286,8 +286,8 @@ func TestMarshalIsCanonical(t *testing.T) {
 	a := walkthrough(t)
 	b := NewState()
 	cmds := walkthroughCommands()
-	// Same commands, independent ones swapped.
-	order := []int{1, 0, 3, 2, 5, 4, 6, 8, 7, 11, 10, 9, 13, 12, 16, 15, 14}
+	// Same commands, independent ones swapped (the feature level first).
+	order := []int{0, 2, 1, 4, 3, 6, 5, 7, 9, 8, 12, 11, 10, 14, 13, 17, 16, 15}
 	for _, i := range order {
 		mustApply(t, b, cmds[i])
 	}

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/switchboard/switchboard/api"
@@ -14,13 +15,13 @@ func TestRegisterPanicsOnMisuse(t *testing.T) {
 		name string
 		fn   func(r *Registry)
 	}{
-		{"op 0", func(r *Registry) { register(r, OpUnknown, "zero", roles(api.RoleAdmin), noop) }},
-		{"same op twice", func(r *Registry) { register(r, 1, "other", roles(api.RoleAdmin), noop) }},
-		{"same name twice", func(r *Registry) { register(r, 2, "one", roles(api.RoleAdmin), noop) }},
+		{"op 0", func(r *Registry) { register(r, OpUnknown, "zero", Level1, roles(api.RoleAdmin), noop) }},
+		{"same op twice", func(r *Registry) { register(r, 1, "other", Level1, roles(api.RoleAdmin), noop) }},
+		{"same name twice", func(r *Registry) { register(r, 2, "one", Level1, roles(api.RoleAdmin), noop) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &Registry{byName: map[string]*OpInfo{}}
-			register(r, 1, "one", roles(api.RoleAdmin), noop)
+			register(r, 1, "one", Level1, roles(api.RoleAdmin), noop)
 			defer func() {
 				if recover() == nil {
 					t.Errorf("%s did not panic", tc.name)
@@ -53,5 +54,40 @@ func TestRegistryMatchesAPIWriteOps(t *testing.T) {
 	}
 	if len(names) != len(api.WriteOps()) {
 		t.Errorf("%d ops registered, api lists %d", len(names), len(api.WriteOps()))
+	}
+}
+
+// An argument field tagged with a level above the active one is refused
+// when set, and ignored when empty.
+func TestLevelledFieldRefused(t *testing.T) {
+	type probeArgs struct {
+		Old string `msgpack:"old"`
+		New string `msgpack:"new" level:"2"`
+	}
+	r := &Registry{byName: map[string]*OpInfo{}}
+	register(r, 200, "probe", Level1, roles(api.RoleAdmin), func(*State, *Command, *probeArgs, *events) (any, *api.Error) { return nil, nil })
+	info := r.LookupName("probe")
+	for _, tc := range []struct {
+		args   probeArgs
+		active uint32
+		code   api.Code
+	}{
+		{probeArgs{Old: "x"}, Level1, api.CodeOK},
+		{probeArgs{Old: "x", New: "y"}, Level1, api.CodeFeatureNotEnabled},
+		{probeArgs{Old: "x", New: "y"}, Level2, api.CodeOK},
+	} {
+		if got := api.CodeOf(info.checkLevel(&tc.args, tc.active)); got != tc.code {
+			t.Errorf("%+v at level %d: %v, want %v", tc.args, tc.active, got, tc.code)
+		}
+	}
+	for _, bad := range []string{"0", "x", "99"} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("level tag %q did not panic", bad)
+				}
+			}()
+			levelledFields(reflect.StructOf([]reflect.StructField{{Name: "F", Type: reflect.TypeFor[string](), Tag: reflect.StructTag(`level:"` + bad + `"`)}}), "bad")
+		}()
 	}
 }

@@ -46,6 +46,9 @@ func appendState(b []byte, s *State) []byte {
 	if s.PullPolicy != "" {
 		n++
 	}
+	if s.Level != 0 {
+		n++
+	}
 	b = msgp.AppendMapLen(b, n)
 	b = msgp.AppendStr(b, "now")
 	b = appendInt64(b, s.Now)
@@ -55,6 +58,10 @@ func appendState(b []byte, s *State) []byte {
 	b = appendStringMap(b, s.Open)
 	b = msgp.AppendStr(b, "index")
 	b = appendUint64(b, s.Index)
+	if s.Level != 0 {
+		b = msgp.AppendStr(b, "level")
+		b = binary.BigEndian.AppendUint32(append(b, msgpcode.Uint32), s.Level)
+	}
 	b = msgp.AppendStr(b, "lists")
 	b = appendPtrMap(b, s.Lists, appendList)
 	if len(s.Nodes) > 0 {

@@ -269,6 +269,9 @@ func TestSnapshotV1Testdata(t *testing.T) {
 		if len(s.Requests) == 0 || len(s.Sessions) == 0 {
 			t.Fatalf("%s: restored an empty state", name)
 		}
+		if s.Level != 0 || s.ActiveLevel() != Level1 {
+			t.Errorf("%s: written before feature levels, restored at level %d (active %d), want active %d", name, s.Level, s.ActiveLevel(), Level1)
+		}
 		if got := marshalOrFail(t, s); !bytes.Equal(got, data) {
 			t.Errorf("%s: re-encoding the restored state gives different bytes", name)
 		}

@@ -68,6 +68,9 @@ type State struct {
 	// PolicyStrictPriority. NextOffer numbers offers.
 	PullPolicy api.PullPolicy `msgpack:"pull_policy,omitempty"`
 	NextOffer  uint64         `msgpack:"next_offer,omitempty"`
+	// Level is the cluster's active feature level (levels.go); 0, in a
+	// state written before levels existed, is Level1.
+	Level uint32 `msgpack:"level,omitempty"`
 }
 
 // NewState returns an empty state.
@@ -101,6 +104,9 @@ func (s *State) Apply(c *Command) (Result, []Event) {
 	if !info.Allowed(c.By.Role) {
 		return Result{Err: api.Errorf(api.CodeForbidden, "%s may not %s", c.By.Role, info.Name)}, nil
 	}
+	if err := info.checkLevel(c.Args, s.ActiveLevel()); err != nil {
+		return Result{Err: err}, nil
+	}
 	var sess *ClientSession
 	if c.Seq != 0 && c.ClientID != "" {
 		key := sessionKey(c)
@@ -110,7 +116,7 @@ func (s *State) Apply(c *Command) (Result, []Event) {
 			s.Sessions[key] = sess
 		}
 		sess.LastSeen = s.Now
-		if len(s.Sessions) > MaxSessions {
+		if len(s.Sessions) > MaxSessions && s.ActiveLevel() >= Level2 {
 			s.trimSessions(key)
 		}
 		if r, ok := sess.Results[c.Seq]; ok {

@@ -73,6 +73,11 @@ func (c *Client) DeleteAgent(ctx context.Context, id string) error {
 	return c.Call(ctx, api.OpDeleteAgent, api.IDArgs{ID: id}, nil)
 }
 
+// DeleteConnector deletes a connector (feature level 2).
+func (c *Client) DeleteConnector(ctx context.Context, id string) error {
+	return c.Call(ctx, api.OpDeleteConnector, api.IDArgs{ID: id}, nil)
+}
+
 // Noop commits a command that changes nothing (the benchmark baseline).
 func (c *Client) Noop(ctx context.Context, pad []byte) error {
 	return c.Call(ctx, api.OpNoop, api.NoopArgs{Pad: pad}, nil)

@@ -31,7 +31,7 @@ const ctlUsage = `usage: switchboard ctl [--addr A] [--token T] <verb> ...
   create channel ID --type T (--list L | --queue Q)
   create agent ID [--name N] [--max MRD=N,...]   prints the agent's token
   create connector ID --channels C[,C...]        prints the connector's token
-  delete list|agent ID
+  delete list|agent|connector ID
   subscribe AGENT LIST | unsubscribe AGENT LIST
   get mrds|channel-types|channels|lists|queues|agents|connectors
   get list ID                                  the list's open requests
@@ -78,7 +78,7 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return x.create(ctx, rest)
 	case "delete":
 		if len(rest) != 2 || (rest[0] != "list" && rest[0] != "agent") {
-			return fmt.Errorf("%w: delete list|agent ID", errUsage)
+			return fmt.Errorf("%w: delete list|agent|connector ID", errUsage)
 		}
 		return x.call(ctx, "delete_"+rest[0], api.IDArgs{ID: rest[1]}, nil, "deleted %s %s", rest[0], rest[1])
 	case "subscribe", "unsubscribe":
