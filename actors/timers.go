@@ -265,8 +265,17 @@ func (t *offerTimers) done(m offerDone) {
 		return
 	case m.err != nil:
 		log.Info("offer timeout not committed", "err", m.err)
+	case m.res.Err != nil && mine && t.leader:
+		// Answered or withdrawn meanwhile, or refused as early (the
+		// state's clock had not reached the expiry): the FSM decides.
+		// An offer still pending is re-armed for its expiry.
+		if at, ok := t.stillPending(m.request, m.offer); ok {
+			log.Debug("offer timeout refused while the offer is pending; re-armed", "err", m.res.Err)
+			a.timer = t.afterFunc(max(time.Until(time.Unix(0, at)), offerRetryDelay), offerDue{request: m.request, offer: m.offer})
+			return
+		}
+		log.Debug("offer timeout refused", "err", m.res.Err)
 	case m.res.Err != nil:
-		// Answered or withdrawn meanwhile: the FSM decides.
 		log.Debug("offer timeout refused", "err", m.res.Err)
 	default:
 		log.Debug("offer timed out")
@@ -274,6 +283,18 @@ func (t *offerTimers) done(m offerDone) {
 	if mine {
 		delete(t.armed, m.request)
 	}
+}
+
+// stillPending reports whether the state still holds offer of request as
+// pending, and its expiry.
+func (t *offerTimers) stillPending(request, offer string) (expiresAt int64, ok bool) {
+	offers, _ := t.hub.cfg.PendingOffers()
+	for _, o := range offers {
+		if o.Request.ID == request && o.ID == offer {
+			return o.ExpiresAt, true
+		}
+	}
+	return 0, false
 }
 
 func (t *offerTimers) list() []ArmedOffer {

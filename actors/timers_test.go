@@ -29,9 +29,10 @@ type sysNode struct {
 	index     uint64
 	submitted []string // "op agent/request offer", in order
 	leader    bool
-	refuse    int  // Submit fails (no commit) this many times
-	elsewhere bool // ConnectedElsewhere's answer
-	asked     int  // ConnectedElsewhere calls
+	refuse    int           // Submit fails (no commit) this many times
+	elsewhere bool          // ConnectedElsewhere's answer
+	behind    time.Duration // how far the leader's clock runs behind the wall clock
+	asked     int           // ConnectedElsewhere calls
 }
 
 var sysAdmin = api.Principal{Role: api.RoleAdmin, ID: "root"}
@@ -92,7 +93,7 @@ func (n *sysNode) commit(cmd *fsm.Command) fsm.Result {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.index++
-	cmd.Time = time.Now().UnixNano()
+	cmd.Time = time.Now().Add(-n.behind).UnixNano()
 	data, err := fsm.EncodeEntry(cmd)
 	if err != nil {
 		panic(err)
@@ -228,6 +229,37 @@ func sysHolds(t *testing.T, d time.Duration, what string, cond func() bool) {
 		if !cond() {
 			t.Fatalf("%s: no longer true", what)
 		}
+	}
+}
+
+// A timer that fires before the replicated clock reaches the offer's
+// expiry (here: the leader's clock stamps commands 400 ms behind the
+// clock the timer runs on) is refused by the FSM, and the timer tries
+// again instead of forgetting the offer: the offer still lapses, once.
+func TestOfferTimerRearmsWhenRefusedEarly(t *testing.T) {
+	n := newSysNode(t, -1)
+	n.setLeader(true)
+	n.do(api.Principal{Role: api.RoleSystem, ID: "leader"}, fsm.OpSetFeatureLevel, &api.FeatureLevelArgs{Level: fsm.MaxLevel})
+	n.world(150 * time.Millisecond)
+	n.ready("A")
+	n.mu.Lock()
+	n.behind = 400 * time.Millisecond
+	n.mu.Unlock()
+	r := n.arrive("c1")
+	o1, _ := n.offerOf(r)
+	n.ready("B")
+	sysWait(t, "the offer to lapse", func() bool { id, _ := n.offerOf(r); return id != o1 })
+	var timeouts int
+	for _, p := range n.proposed() {
+		if p == "offer_timeout "+r+" "+o1 {
+			timeouts++
+		}
+	}
+	if timeouts < 2 {
+		t.Fatalf("offer_timeout proposed %d times (%q); want a refused early one, then the one that lapsed it", timeouts, n.proposed())
+	}
+	if st, why := n.stateOf("A"); st != api.AgentNotReady || why != api.ReasonRingNoAnswer {
+		t.Fatalf("A is %s (%s), want NOT_READY ring_no_answer", st, why)
 	}
 }
 

@@ -340,6 +340,13 @@ func applyOfferTimeout(s *State, _ *Command, a *api.OfferArgs, out *events) (any
 	if r.Offer == nil || r.Offer.ID != a.OfferID {
 		return nil, api.Errorf(api.CodeWrongState, "offer %q of request %q is no longer pending", a.OfferID, r.ID)
 	}
+	if s.Now < r.Offer.ExpiresAt && s.ActiveLevel() >= Level2 {
+		// An early or stale timer (a leader whose clock runs ahead, a
+		// command delayed in flight) must not withdraw a live offer. The
+		// replicated clock decides: it is the latest leader time seen,
+		// this command's included.
+		return nil, api.Errorf(api.CodeWrongState, "offer %q of request %q expires at %d, not yet (now %d)", a.OfferID, r.ID, r.Offer.ExpiresAt, s.Now)
+	}
 	ag := s.Agents[r.Offer.Agent]
 	s.returnOffer(r, api.WithdrawTimeout, true, out)
 	if ag != nil && ag.stateIn(r.MRD).State == api.AgentReady {

@@ -32,7 +32,8 @@ const (
 	// Level1 is the state machine as it was before feature levels.
 	Level1 uint32 = 1
 	// Level2 adds the cap on idempotency sessions (MaxSessions), the
-	// list.unsubscribed events of delete_list, and delete_connector.
+	// list.unsubscribed events of delete_list, delete_connector, and
+	// offer_timeout refused before the offer's expiry.
 	Level2 uint32 = 2
 
 	// MaxLevel is the highest level this build can apply.

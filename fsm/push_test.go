@@ -138,6 +138,18 @@ func TestPushOfferTimeout(t *testing.T) {
 		// The timer's second shot finds the offer gone.
 		ptReject(t, s, timeout, api.CodeWrongState)
 	})
+	t.Run("before the expiry: refused, the offer stays", func(t *testing.T) {
+		s := ptWorld(t)
+		ptReady(t, s, "chat", "X", "Y")
+		ptArrive(t, s, "WS", "c1", 0)
+		ptTick(t, s, 29_999) // 1 ms short of the 30 s offer timeout
+		timeout := ptCmd(OpOfferTimeout, ptSystem, &api.OfferArgs{Request: "R1", OfferID: "O1"})
+		ptReject(t, s, timeout, api.CodeWrongState)
+		ptEqual(t, "offers", ptOffered(s), []string{"R1→X"})
+		ptTick(t, s, 1)
+		_, evs := ptApply(t, s, timeout)
+		ptWantKinds(t, evs, "offer.withdrawn→agent:X", "agent.state→agent:X", "offer.created→agent:Y")
+	})
 	t.Run("sole agent: queued, back to it when READY again", func(t *testing.T) {
 		s := ptWorld(t)
 		ptReady(t, s, "chat", "X")
