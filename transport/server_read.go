@@ -12,6 +12,8 @@ import (
 	"net"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/switchboard/switchboard/api"
 	"github.com/vmihailenco/msgpack/v5"
@@ -131,6 +133,10 @@ func (s *session) hello(f *Frame) bool {
 		s.stop(byeBody(api.CodeBadRequest, "client id longer than %d bytes", maxClientID), false)
 		return false
 	}
+	if !printableUTF8(f.Client) {
+		s.stop(byeBody(api.CodeBadRequest, "client id must be UTF-8 text without control characters"), false)
+		return false
+	}
 	user := f.User
 	if role == api.RoleAdmin {
 		user = ""
@@ -178,6 +184,12 @@ func (s *session) hello(f *Frame) bool {
 // stopped while waiting.
 func (s *session) request(f *Frame) bool {
 	id := f.ID
+	if id == 0 {
+		// Ids start at 1: a res with id 0 could not be told from a
+		// frame without one.
+		s.send(&Frame{T: TypeResponse, ID: id, Err: byeBody(api.CodeBadRequest, "req id must be at least 1")})
+		return true
+	}
 	if f.Op == "" {
 		s.send(&Frame{T: TypeResponse, ID: id, Err: byeBody(api.CodeBadRequest, "req without op")})
 		return true
@@ -265,4 +277,19 @@ func errorBody(err error) *ErrorBody {
 		}
 	}
 	return b
+}
+
+// printableUTF8 reports whether s is valid UTF-8 with no control
+// characters: what a client id, echoed in welcome and kept in the
+// replicated state's session keys, may hold.
+func printableUTF8(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }

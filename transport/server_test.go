@@ -90,6 +90,27 @@ func TestRequestBeforeHello(t *testing.T) {
 	}
 }
 
+// Request ids start at 1: a req with id 0 is answered bad_request and
+// never reaches the backend; the session goes on.
+func TestRequestIDZeroRefused(t *testing.T) {
+	h := newHarness(t, ServerConfig{}, nil)
+	c := h.helloClient("admin", "")
+	c.send(&Frame{T: TypeRequest, ID: 0, Op: "noop", Seq: 1})
+	res := c.readType(TypeResponse)
+	if res.OK || errCode(res) != api.CodeBadRequest {
+		t.Fatalf("req id 0: %+v (err %v), want bad_request", res, res.Err)
+	}
+	if res := c.call(1, "noop", nil, 0); !res.OK {
+		t.Fatalf("the next req: %+v", res.Err)
+	}
+	h.be.mu.Lock()
+	n := len(h.be.commands)
+	h.be.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("backend saw %d commands, want only the one with id 1", n)
+	}
+}
+
 func TestProtocolViolations(t *testing.T) {
 	cases := []struct {
 		name  string
@@ -102,6 +123,8 @@ func TestProtocolViolations(t *testing.T) {
 		{"wrong version", false, Frame{T: TypeHello, V: 99, Role: "admin", Token: testToken}, false, api.CodeProtocol},
 		{"unknown role", false, Frame{T: TypeHello, V: ProtocolVersion, Role: "system", Token: testToken}, false, api.CodeBadRequest},
 		{"long client id", false, Frame{T: TypeHello, V: ProtocolVersion, Role: "admin", Token: testToken, Client: string(make([]byte, 200))}, false, api.CodeBadRequest},
+		{"client id not UTF-8", false, Frame{T: TypeHello, V: ProtocolVersion, Role: "admin", Token: testToken, Client: "abc\xff\xfe"}, false, api.CodeBadRequest},
+		{"client id with a control character", false, Frame{T: TypeHello, V: ProtocolVersion, Role: "admin", Token: testToken, Client: "abc\x1b[2J"}, false, api.CodeBadRequest},
 		{"server frame type", true, Frame{T: TypeEvent, ID: 9}, true, api.CodeProtocol},
 		{"unknown frame type", false, Frame{T: "subscribe"}, false, api.CodeProtocol},
 	}
