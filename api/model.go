@@ -137,3 +137,14 @@ const (
 	MaxTextBytes          = 4 << 10
 	MaxIDBytes            = 128
 )
+
+// Write bounds.
+const (
+	// MaxWriteArgsBytes bounds the msgpack arguments of one write op: a
+	// larger one is refused (bad_request) before it reaches the log.
+	MaxWriteArgsBytes = 64 << 10
+	// MaxNoopPadBytes bounds a noop's pad for agents and connectors
+	// (feature level 2): the noop is the benchmark's baseline, not a way
+	// to fill every replica's disk.
+	MaxNoopPadBytes = 256
+)

@@ -37,7 +37,14 @@ func registerAdmin(r *Registry) {
 	register(r, OpNoop, api.OpNoop, Level1, roles(api.RoleAdmin, api.RoleAgent, api.RoleConnector), applyNoop)
 }
 
-func applyNoop(*State, *Command, *api.NoopArgs, *events) (any, *api.Error) { return nil, nil }
+// applyNoop changes nothing. From level 2 only an admin's may carry more
+// than api.MaxNoopPadBytes of pad.
+func applyNoop(s *State, c *Command, a *api.NoopArgs, _ *events) (any, *api.Error) {
+	if len(a.Pad) > api.MaxNoopPadBytes && c.By.Role != api.RoleAdmin && s.ActiveLevel() >= Level2 {
+		return nil, api.Errorf(api.CodeBadRequest, "noop pad of %d bytes: at most %d for an %s", len(a.Pad), api.MaxNoopPadBytes, c.By.Role)
+	}
+	return nil, nil
+}
 
 func applyCreateMRD(s *State, _ *Command, a *api.CreateMRDArgs, _ *events) (any, *api.Error) {
 	if err := checkID("id", a.ID); err != nil {

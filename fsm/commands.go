@@ -145,10 +145,14 @@ func (r *Registry) DecodeArgs(name string, raw []byte) (*OpInfo, any, *api.Error
 }
 
 // NewCommand makes the command a principal sends as a write op with raw
-// msgpack arguments: it decodes them (CodeUnknownOp, CodeBadRequest) and
+// msgpack arguments: it bounds their size (api.MaxWriteArgsBytes), decodes
+// them (CodeUnknownOp, CodeBadRequest) and
 // checks that by's role may send op (CodeForbidden). Time is left for the
 // proposer to stamp.
 func (r *Registry) NewCommand(by api.Principal, clientID string, seq uint64, op string, rawArgs []byte) (*Command, *api.Error) {
+	if len(rawArgs) > api.MaxWriteArgsBytes {
+		return nil, api.Errorf(api.CodeBadRequest, "%s: arguments of %d bytes, above the %d a write may carry", op, len(rawArgs), api.MaxWriteArgsBytes)
+	}
 	info, args, err := r.DecodeArgs(op, rawArgs)
 	if err != nil {
 		return nil, err

@@ -32,8 +32,9 @@ const (
 	// Level1 is the state machine as it was before feature levels.
 	Level1 uint32 = 1
 	// Level2 adds the cap on idempotency sessions (MaxSessions), the
-	// list.unsubscribed events of delete_list, delete_connector, and
-	// offer_timeout refused before the offer's expiry.
+	// list.unsubscribed events of delete_list, delete_connector,
+	// offer_timeout refused before the offer's expiry, and the bound on
+	// agents' and connectors' noop pad (api.MaxNoopPadBytes).
 	Level2 uint32 = 2
 
 	// MaxLevel is the highest level this build can apply.

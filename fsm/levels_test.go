@@ -7,6 +7,7 @@ import (
 
 	"github.com/switchboard/switchboard/api"
 	. "github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/internal/msgp"
 )
 
 // level1World is the walkthrough setup in a cluster that has not raised
@@ -134,5 +135,44 @@ func TestCanApply(t *testing.T) {
 		if err := CanApply(tc.c, tc.max); (err == nil) != tc.ok {
 			t.Errorf("%s: CanApply = %v, want ok=%v", tc.name, err, tc.ok)
 		}
+	}
+}
+
+// From level 2, an agent's or connector's noop carries at most
+// MaxNoopPadBytes of pad; an admin's is not bounded by it. Below level 2
+// the old rule holds.
+func TestNoopPadBounded(t *testing.T) {
+	big := &api.NoopArgs{Pad: make([]byte, api.MaxNoopPadBytes+1)}
+	s := walkthrough(t)
+	for _, p := range []api.Principal{a1, fb} {
+		res, _ := s.Apply(cmd(OpNoop, p, big))
+		if api.CodeOf(res.Err) != api.CodeBadRequest {
+			t.Errorf("noop with %d bytes of pad by %s: %v, want bad_request", len(big.Pad), p.Role, res.Err)
+		}
+	}
+	mustApply(t, s, cmd(OpNoop, a1, &api.NoopArgs{Pad: make([]byte, api.MaxNoopPadBytes)}))
+	mustApply(t, s, cmd(OpNoop, admin, big))
+	mustApply(t, level1World(t), cmd(OpNoop, a1, big))
+}
+
+// A write whose arguments exceed MaxWriteArgsBytes is refused before it is
+// decoded, whoever sends it.
+func TestWriteArgsBounded(t *testing.T) {
+	encode := func(pad int) []byte {
+		raw, err := msgp.AppendValue(nil, &api.NoopArgs{Pad: make([]byte, pad)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	if raw := encode(api.MaxWriteArgsBytes); len(raw) <= api.MaxWriteArgsBytes {
+		t.Fatalf("%d bytes of args: not above the bound", len(raw))
+	} else if _, err := Commands.NewCommand(admin, "c", 1, api.OpNoop, raw); api.CodeOf(err) != api.CodeBadRequest {
+		t.Fatalf("noop with %d bytes of args: %v, want bad_request", len(raw), err)
+	}
+	if raw := encode(api.MaxWriteArgsBytes - 16); len(raw) > api.MaxWriteArgsBytes {
+		t.Fatalf("%d bytes of args: above the bound", len(raw))
+	} else if _, err := Commands.NewCommand(admin, "c", 1, api.OpNoop, raw); err != nil {
+		t.Fatalf("noop with %d bytes of args, within the bound: %v", len(raw), err)
 	}
 }
