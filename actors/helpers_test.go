@@ -103,7 +103,7 @@ func (o *outbox) last() uint64 {
 	return o.frames[len(o.frames)-1].seq
 }
 
-// fakeFSM stands in for fsm.FSM: it moves its index before publishing, as
+// fakeFSM stands in for cluster.FSM: it moves its index before publishing, as
 // the real one does, and its View reflects that index.
 type fakeFSM struct {
 	mu      sync.Mutex

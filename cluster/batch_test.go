@@ -30,7 +30,7 @@ func queued(b *Batcher) int {
 }
 
 type batchAnswer struct {
-	resp *fsm.ApplyResponse
+	resp *ApplyResponse
 	err  error
 }
 
@@ -57,7 +57,7 @@ func proposeAll(t *testing.T, b *Batcher, release func(), cmds []*fsm.Command) [
 }
 
 func TestBatcherGroupsQueuedCommandsIntoEntries(t *testing.T) {
-	n := openLeader(t, testConfig(t, t.TempDir()), fsm.NewFSM(nil, nil))
+	n := openLeader(t, testConfig(t, t.TempDir()), NewFSM(nil, nil))
 	b := NewBatcher(n, BatchConfig{MaxCommands: 4, MaxInFlight: 1})
 	var cmds []*fsm.Command
 	for i := range 10 {
@@ -90,7 +90,7 @@ func TestBatcherGroupsQueuedCommandsIntoEntries(t *testing.T) {
 }
 
 func TestBatcherKeepsPerCommandResultsAndIdempotency(t *testing.T) {
-	f := fsm.NewFSM(nil, nil)
+	f := NewFSM(nil, nil)
 	n := openLeader(t, testConfig(t, t.TempDir()), f)
 	b := NewBatcher(n, BatchConfig{MaxInFlight: 1})
 
@@ -140,7 +140,7 @@ func TestBatcherKeepsPerCommandResultsAndIdempotency(t *testing.T) {
 }
 
 func TestBatcherDropsCommandsWhoseCallerGaveUp(t *testing.T) {
-	f := fsm.NewFSM(nil, nil)
+	f := NewFSM(nil, nil)
 	n := openLeader(t, testConfig(t, t.TempDir()), f)
 	b := NewBatcher(n, BatchConfig{MaxInFlight: 1})
 	release := holdBatcher(b)
@@ -177,7 +177,7 @@ func TestBatcherDropsCommandsWhoseCallerGaveUp(t *testing.T) {
 }
 
 func TestBatcherConcurrentCommittersKeepResults(t *testing.T) {
-	f := fsm.NewFSM(nil, nil)
+	f := NewFSM(nil, nil)
 	n := openLeader(t, testConfig(t, t.TempDir()), f)
 	b := NewBatcher(n, BatchConfig{MaxInFlight: 3, MaxCommands: 8})
 	const cmds = 200
@@ -221,7 +221,7 @@ func TestBatcherConcurrentCommittersKeepResults(t *testing.T) {
 }
 
 func TestBatcherLingerFillsAnEntry(t *testing.T) {
-	n := openLeader(t, testConfig(t, t.TempDir()), fsm.NewFSM(nil, nil))
+	n := openLeader(t, testConfig(t, t.TempDir()), NewFSM(nil, nil))
 	// A long linger that a full batch cuts short: the first command waits
 	// for the other two, and all three share one entry.
 	b := NewBatcher(n, BatchConfig{MaxInFlight: 1, MaxCommands: 3, Linger: time.Minute})
@@ -259,7 +259,7 @@ func TestBatcherLingerFillsAnEntry(t *testing.T) {
 }
 
 func TestBatcherDisabledProposesEachCommandAlone(t *testing.T) {
-	n := openLeader(t, testConfig(t, t.TempDir()), fsm.NewFSM(nil, nil))
+	n := openLeader(t, testConfig(t, t.TempDir()), NewFSM(nil, nil))
 	b := NewBatcher(n, BatchConfig{Disabled: true})
 	var wg sync.WaitGroup
 	indexes := make([]uint64, 20)
@@ -288,7 +288,7 @@ func TestBatcherDisabledProposesEachCommandAlone(t *testing.T) {
 }
 
 func TestBatcherSharesCommitErrors(t *testing.T) {
-	n := openLeader(t, testConfig(t, t.TempDir()), fsm.NewFSM(nil, nil))
+	n := openLeader(t, testConfig(t, t.TempDir()), NewFSM(nil, nil))
 	b := NewBatcher(n, BatchConfig{MaxInFlight: 1})
 	release := holdBatcher(b)
 	var wg sync.WaitGroup
@@ -316,7 +316,7 @@ func TestBatcherSharesCommitErrors(t *testing.T) {
 }
 
 func TestServiceSubmitUsesGroupCommit(t *testing.T) {
-	n := openLeader(t, testConfig(t, t.TempDir()), fsm.NewFSM(nil, nil))
+	n := openLeader(t, testConfig(t, t.TempDir()), NewFSM(nil, nil))
 	s := NewService(n, nil, ServiceConfig{AdminToken: "x"})
 	if s.Batching().Disabled {
 		t.Fatal("group commit is off by default")
@@ -361,7 +361,7 @@ func BenchmarkSubmit(b *testing.B) {
 			b.Run(name, func(b *testing.B) {
 				cfg := testConfig(b, b.TempDir())
 				cfg.Logger = nil
-				n := openLeader(b, cfg, fsm.NewFSM(nil, nil))
+				n := openLeader(b, cfg, NewFSM(nil, nil))
 				s := NewService(n, nil, ServiceConfig{AdminToken: "x", Batch: BatchConfig{Disabled: !on}})
 				pad := make([]byte, 200)
 				submit := func() bool {

@@ -1,7 +1,7 @@
 // Package cluster runs the Raft side of a Switchboard node: the raft-boltdb
 // log and stable store, file snapshots, the TCP transport, bootstrap of a
 // single-node cluster, and Propose, which commits commands through the
-// Raft log into the fsm.FSM.
+// Raft log into the FSM.
 //
 // A Node has the lifecycle New, Open, Close. Open recovers whatever the data
 // directory holds (latest snapshot, then the log after it) and, when the

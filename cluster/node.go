@@ -17,11 +17,11 @@ import (
 )
 
 // Node is one member of the Raft cluster: it owns the Raft instance, its
-// stores and transport, and commits commands into its fsm.FSM. Its methods
+// stores and transport, and commits commands into its FSM. Its methods
 // are safe for concurrent use.
 type Node struct {
 	cfg Config
-	fsm *fsm.FSM
+	fsm *FSM
 	log *slog.Logger
 	// stop is closed when Close begins, releasing Proposes still waiting.
 	stop chan struct{}
@@ -38,7 +38,7 @@ type Node struct {
 
 // New checks cfg and returns a Node over f. It touches neither disk nor
 // network: Open does.
-func New(cfg Config, f *fsm.FSM) (*Node, error) {
+func New(cfg Config, f *FSM) (*Node, error) {
 	if f == nil {
 		return nil, errors.New("cluster: nil FSM")
 	}
@@ -219,7 +219,7 @@ func (n *Node) Raft() *raft.Raft {
 }
 
 // FSM returns the state machine this node applies to.
-func (n *Node) FSM() *fsm.FSM { return n.fsm }
+func (n *Node) FSM() *FSM { return n.fsm }
 
 // IsLeader reports whether this node is the leader right now.
 func (n *Node) IsLeader() bool {

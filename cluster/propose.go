@@ -23,7 +23,7 @@ import (
 // CodeNotLeader after a lost leadership the entry may still commit later:
 // retry with the same ClientID and Seq. Without a ctx deadline the wait is
 // bounded by Config.ApplyTimeout.
-func (n *Node) Propose(ctx context.Context, cmds ...*fsm.Command) (*fsm.ApplyResponse, error) {
+func (n *Node) Propose(ctx context.Context, cmds ...*fsm.Command) (*ApplyResponse, error) {
 	if len(cmds) == 0 {
 		return nil, failure("propose", fsm.CodeBadRequest, "no commands", nil)
 	}
@@ -92,7 +92,7 @@ func (n *Node) Propose(ctx context.Context, cmds ...*fsm.Command) (*fsm.ApplyRes
 	if out.err != nil {
 		return nil, raftFailure("propose", out.err, r.LeaderWithID)
 	}
-	resp, ok := out.resp.(*fsm.ApplyResponse)
+	resp, ok := out.resp.(*ApplyResponse)
 	switch {
 	case !ok || resp == nil:
 		return nil, failure("propose", fsm.CodeInternal, fmt.Sprintf("unexpected FSM response %T", out.resp), nil)

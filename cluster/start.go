@@ -68,7 +68,7 @@ type ServerConfig struct {
 // Server is a running node: what `switchboard serve` starts.
 type Server struct {
 	Node      *Node
-	FSM       *fsm.FSM
+	FSM       *FSM
 	Hub       *actors.Hub
 	Service   *Service
 	Transport *transport.Server
@@ -116,7 +116,7 @@ func Start(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		}
 		cfg.Raft.raftTLS = tlsCfg.raft
 	}
-	f := fsm.NewFSM(nil, logger.With("component", "fsm"))
+	f := NewFSM(nil, logger.With("component", "fsm"))
 	var hooks systemHooks // offer timers and logout grace (system_hooks.go)
 	hub, err := actors.NewHub(hooks.configure(actors.Config{
 		HistorySize: cfg.HistorySize,

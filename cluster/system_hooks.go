@@ -20,7 +20,7 @@ type systemHooks struct {
 }
 
 // configure sets the system-command fields of c for a node over f.
-func (h *systemHooks) configure(c actors.Config, f *fsm.FSM, nodeID string, grace time.Duration) actors.Config {
+func (h *systemHooks) configure(c actors.Config, f *FSM, nodeID string, grace time.Duration) actors.Config {
 	c.NodeID = nodeID
 	c.LogoutGrace = grace
 	c.Submit = h.submit

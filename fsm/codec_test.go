@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/raft"
 	"github.com/vmihailenco/msgpack/v5"
 	"pgregory.net/rapid"
 
@@ -200,10 +199,15 @@ func TestUnknownOpEntry(t *testing.T) {
 	s := walkthrough(t)
 	assertRejected(t, s, &Command{Op: got[0].Op, By: got[0].By, Args: got[0].Args}, CodeUnknownOp)
 
-	f := NewFSM(nil, nil)
-	resp := f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: data}).(*ApplyResponse)
-	if resp.Err != nil || len(resp.Results) != 2 || CodeOf(resp.Results[0].Err) != CodeUnknownOp || resp.Results[1].Err != nil {
-		t.Errorf("FSM answered %+v", resp)
+	// Applied as the Raft adapter applies an entry: every command, in order.
+	st := NewState()
+	var results []Result
+	for _, c := range got {
+		res, _ := st.Apply(c)
+		results = append(results, res)
+	}
+	if len(results) != 2 || CodeOf(results[0].Err) != CodeUnknownOp || results[1].Err != nil {
+		t.Errorf("state answered %+v", results)
 	}
 }
 
