@@ -317,7 +317,7 @@ func TestBatcherSharesCommitErrors(t *testing.T) {
 
 func TestServiceSubmitUsesGroupCommit(t *testing.T) {
 	n := openLeader(t, testConfig(t, t.TempDir()), NewFSM(nil, nil))
-	s := NewService(n, nil, ServiceConfig{AdminToken: "x"})
+	s := NewService(n, ServiceConfig{ClusterToken: "x"})
 	if s.Batching().Disabled {
 		t.Fatal("group commit is off by default")
 	}
@@ -332,7 +332,7 @@ func TestServiceSubmitUsesGroupCommit(t *testing.T) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), applyWait)
 			defer cancel()
-			res, index, err := s.Submit(ctx, createMRD(fmt.Sprintf("m%d", i)))
+			res, index, err := s.Commit(ctx, createMRD(fmt.Sprintf("m%d", i)))
 			if err != nil || res.Err != nil {
 				t.Errorf("submit %d: %v %v", i, err, res.Err)
 			}
@@ -350,7 +350,7 @@ func TestServiceSubmitUsesGroupCommit(t *testing.T) {
 }
 
 // BenchmarkSubmit commits no-op commands with a ~200-byte payload through
-// Service.Submit, one command per entry (batch=off) or grouped (batch=on),
+// Service.Commit, one command per entry (batch=off) or grouped (batch=on),
 // on a real single-node Raft with fsync: from 64 concurrent callers (ns/op
 // is wall time per command across them), and from one caller (ns/op is the
 // commit latency, which group commit must not raise).
@@ -362,11 +362,11 @@ func BenchmarkSubmit(b *testing.B) {
 				cfg := testConfig(b, b.TempDir())
 				cfg.Logger = nil
 				n := openLeader(b, cfg, NewFSM(nil, nil))
-				s := NewService(n, nil, ServiceConfig{AdminToken: "x", Batch: BatchConfig{Disabled: !on}})
+				s := NewService(n, ServiceConfig{ClusterToken: "x", Batch: BatchConfig{Disabled: !on}})
 				pad := make([]byte, 200)
 				submit := func() bool {
 					cmd := &fsm.Command{Op: fsm.OpNoop, By: fsm.Principal{Role: fsm.RoleAdmin, ID: "admin"}, Args: &fsm.NoopArgs{Pad: pad}}
-					if _, _, err := s.Submit(context.Background(), cmd); err != nil {
+					if _, _, err := s.Commit(context.Background(), cmd); err != nil {
 						b.Error(err)
 						return false
 					}

@@ -100,7 +100,7 @@ func newTestCluster(t testing.TB, n int, tune func(i int, cfg *Config)) *testClu
 		c.nodes = append(c.nodes, node)
 		c.sinks = append(c.sinks, sink)
 		c.batchers = append(c.batchers, NewBatcher(node, BatchConfig{}))
-		c.svcs = append(c.svcs, NewService(node, nil, ServiceConfig{}))
+		c.svcs = append(c.svcs, NewService(node, ServiceConfig{}))
 	}
 	c.waitFor(electionWait, "node 0 to lead its one-node cluster", c.nodes[0].IsLeader)
 	for i := 1; i < n; i++ {

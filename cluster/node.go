@@ -78,6 +78,8 @@ func (n *Node) Open() (err error) {
 		}
 		if trans != nil {
 			_ = trans.Close()
+		} else if n.cfg.Listener != nil {
+			_ = n.cfg.Listener.Close() // taken over, as documented
 		}
 		if store != nil {
 			_ = store.Close()
@@ -107,7 +109,7 @@ func (n *Node) Open() (err error) {
 	if err != nil {
 		return err
 	}
-	if n.cfg.raftTLS != nil {
+	if n.cfg.RaftTLS != nil {
 		trans, err = newTLSTransport(bind, advertise, n.cfg, hl.Named("transport"))
 	} else {
 		trans, err = newRaftTransport(&n.cfg, bind, advertise, hl.Named("transport"))

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/switchboard/switchboard/node"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard/switchboard/cluster"
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/switchboard/switchboard/transport"
 )
@@ -203,7 +203,7 @@ func (n *procNode) status(ctx context.Context) (transport.NodeStatus, error) {
 		return st, err
 	}
 	defer c.Close()
-	err = c.Call(ctx, cluster.QueryStatus, nil, &st)
+	err = c.Call(ctx, node.QueryStatus, nil, &st)
 	return st, err
 }
 
@@ -319,12 +319,12 @@ func e2eSetup(t *testing.T, admin *transport.Client, agents []string) (map[strin
 	e2eCall(t, admin, "create_channel", fsm.CreateChannelArgs{ID: "C1", Type: "facebook", Mode: fsm.ModePull, List: "L1"}, nil)
 	tokens := map[string]string{}
 	for _, a := range agents {
-		var cred cluster.Credential
+		var cred node.Credential
 		e2eCall(t, admin, "create_agent", fsm.CreateAgentArgs{ID: a}, &cred)
 		tokens[a] = cred.Token
 		e2eCall(t, admin, "subscribe", fsm.SubscribeArgs{Agent: a, List: "L1"}, nil)
 	}
-	var cred cluster.Credential
+	var cred node.Credential
 	e2eCall(t, admin, "create_connector", fsm.CreateConnectorArgs{ID: "fb", Channels: []string{"C1"}}, &cred)
 	return tokens, cred.Token
 }

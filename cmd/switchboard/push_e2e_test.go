@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/switchboard/switchboard/node"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,7 +26,7 @@ func pushNode(t *testing.T, grace time.Duration) *testNode {
 	n := &testNode{t: t, dir: filepath.Join(t.TempDir(), "data"), clientAddr: freeAddr(t), raftAddr: freeAddr(t)}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := cluster.Start(ctx, cluster.ServerConfig{
+	srv, err := node.Start(ctx, node.Config{
 		Raft:        cluster.Config{NodeID: "node1", RaftAddr: n.raftAddr, DataDir: n.dir, Bootstrap: true},
 		ClientAddr:  n.clientAddr,
 		AdminToken:  testAdminToken,
@@ -69,7 +70,7 @@ func newPushWorld(t *testing.T, n *testNode, queues []pushQueue, agents ...strin
 		call(t, w.admin, "create_channel", fsm.CreateChannelArgs{ID: "W" + q.id, Type: "webchat", Mode: fsm.ModePush, Queue: q.id}, nil)
 	}
 	for _, id := range agents {
-		var cred cluster.Credential
+		var cred node.Credential
 		call(t, w.admin, "create_agent", fsm.CreateAgentArgs{ID: id, Max: map[string]int{"chat": 3}}, &cred)
 		w.tokens[id] = cred.Token
 		for _, q := range queues {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/switchboard/switchboard/node"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -118,7 +119,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	cfg := cluster.ServerConfig{
+	cfg := node.Config{
 		Raft: cluster.Config{
 			NodeID:            f.nodeID,
 			RaftAddr:          f.raftAddr,
@@ -154,7 +155,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer rf.Close()
 		cfg.Restore = rf
 	}
-	srv, err := cluster.Start(ctx, cfg)
+	srv, err := node.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}

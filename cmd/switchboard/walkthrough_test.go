@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/switchboard/switchboard/node"
 	"math/rand/v2"
 	"net"
 	"path/filepath"
@@ -25,7 +26,7 @@ type testNode struct {
 	dir        string
 	clientAddr string
 	raftAddr   string
-	srv        *cluster.Server
+	srv        *node.Server
 }
 
 func freeAddr(t *testing.T) string {
@@ -60,7 +61,7 @@ func (n *testNode) start() {
 	n.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := cluster.Start(ctx, cluster.ServerConfig{
+	srv, err := node.Start(ctx, node.Config{
 		Raft:       cluster.Config{NodeID: "node1", RaftAddr: n.raftAddr, DataDir: n.dir, Bootstrap: true},
 		ClientAddr: n.clientAddr,
 		AdminToken: testAdminToken,
@@ -234,14 +235,14 @@ func TestFacebookWalkthroughEndToEnd(t *testing.T) {
 	call(t, admin, "create_channel", fsm.CreateChannelArgs{ID: "C2", Type: "facebook", Mode: fsm.ModePull, List: "L1"}, nil)
 	tokens := map[string]string{}
 	for _, id := range []string{"alice", "bob", "carol"} {
-		var cred cluster.Credential
+		var cred node.Credential
 		call(t, admin, "create_agent", fsm.CreateAgentArgs{ID: id}, &cred)
 		if cred.Token == "" || cred.ID != id {
 			t.Fatalf("create_agent %s returned %+v", id, cred)
 		}
 		tokens[id] = cred.Token
 	}
-	var fbCred cluster.Credential
+	var fbCred node.Credential
 	call(t, admin, "create_connector", fsm.CreateConnectorArgs{ID: "fb", Channels: []string{"C2"}}, &fbCred)
 
 	agents := map[string]*transport.Client{}
