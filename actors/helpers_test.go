@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"github.com/switchboard/switchboard/internal/testutil"
 	"log/slog"
 	"slices"
 	"sync"
@@ -215,13 +216,7 @@ func newTestHubGap(t testing.TB, f *fakeFSM, historySize int, inlineGap time.Dur
 // (evaluated then, so it shows the final state).
 func waitFor(t testing.TB, d time.Duration, cond func() bool, what func() string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitFor(t, d, cond, "waiting for %s", testutil.Lazy(what))
 }
 
 // says formats a waitFor description lazily.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/switchboard/switchboard/internal/testutil"
 	"io"
 	"log/slog"
 	"slices"
@@ -212,13 +213,7 @@ func (n *sysNode) armed() string {
 
 func sysWait(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 10*time.Second, cond, "waiting for %s", what)
 }
 
 // sysHolds checks cond stays true for d: how an absence is asserted.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"github.com/switchboard/switchboard/internal/testutil"
 	"log/slog"
 	"strings"
 	"sync"
@@ -51,13 +52,7 @@ func testLogger(t testing.TB) *slog.Logger {
 // waitFor polls cond until it holds, failing the test after timeout.
 func waitFor(t testing.TB, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.WaitFor(t, timeout, cond, "condition not met")
 }
 
 // testConfig is a single-node config on an ephemeral loopback port with

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"github.com/switchboard/switchboard/node"
+	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -644,4 +646,29 @@ func checkWatchers(t *testing.T, ws []*watcher, l1 map[string]fsm.RequestSummary
 		}
 		t.Logf("agent %s: %d events, %d syncs, on %s at the end", w.name, events, syncs, w.client.Welcome().Node)
 	}
+}
+
+// freeAddr returns a loopback address whose port is free right now, for a
+// node process started with it.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	// The switchboard processes these tests run take fixed --addr and
+	// --raft-addr flags (the other nodes' --join lists need them before
+	// any starts, and a killed node restarts on the same ones), so this is
+	// the one place a port is picked, released and bound again. Ports from
+	// below the kernel's ephemeral range (32768+ here), so an outgoing
+	// connection elsewhere on the machine cannot take the port between
+	// this check and the process binding it. In-process nodes hold their
+	// ports instead (testutil.Port).
+	for try := 0; try < 100; try++ {
+		addr := fmt.Sprintf("127.0.0.1:%d", 26000+rand.IntN(6000))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return addr
+	}
+	t.Fatal("no free port in 26000-31999")
+	return ""
 }

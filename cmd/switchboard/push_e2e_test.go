@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"github.com/switchboard/switchboard/node"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/switchboard/switchboard/cluster"
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/switchboard/switchboard/transport"
 )
@@ -23,19 +21,9 @@ import (
 // given (negative: off).
 func pushNode(t *testing.T, grace time.Duration) *testNode {
 	t.Helper()
-	n := &testNode{t: t, dir: filepath.Join(t.TempDir(), "data"), clientAddr: freeAddr(t), raftAddr: freeAddr(t)}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, err := node.Start(ctx, node.Config{
-		Raft:        cluster.Config{NodeID: "node1", RaftAddr: n.raftAddr, DataDir: n.dir, Bootstrap: true},
-		ClientAddr:  n.clientAddr,
-		AdminToken:  testAdminToken,
-		LogoutGrace: grace,
-	})
-	if err != nil {
-		t.Fatalf("start node: %v", err)
-	}
-	n.srv = srv
+	n := newNodePorts(t)
+	n.grace = grace
+	n.start()
 	t.Cleanup(n.stop)
 	return n
 }

@@ -4,9 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/switchboard/switchboard/internal/testutil"
 	"github.com/switchboard/switchboard/node"
-	"math/rand/v2"
-	"net"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -20,38 +19,27 @@ import (
 const testAdminToken = "test-admin-token"
 
 // testNode is a real node (Raft on BoltDB in a temp dir, real TCP) that can
-// be stopped and started again on the same data dir and ports.
+// be stopped and started again on the same data dir and ports, which the
+// test holds bound throughout (testutil.Port).
 type testNode struct {
 	t          *testing.T
 	dir        string
 	clientAddr string
-	raftAddr   string
+	client     *testutil.Port
+	raft       *testutil.Port
+	grace      time.Duration
 	srv        *node.Server
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	// Ports from below the kernel's ephemeral range (32768+ here), so an
-	// outgoing connection elsewhere on the machine cannot take the port
-	// between this check and the node binding it; and from a range of this
-	// package's own (cluster package's tests use 20000-25999; go test runs packages at once), so that a
-	// node killed and restarted on its port does not find it taken by
-	// another package's test.
-	for try := 0; try < 100; try++ {
-		addr := fmt.Sprintf("127.0.0.1:%d", 26000+rand.IntN(6000))
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		return addr
-	}
-	t.Fatal("no free port in 26000-31999")
-	return ""
+// newNodePorts returns a test node with ports of its own, not started.
+func newNodePorts(t *testing.T) *testNode {
+	n := &testNode{t: t, dir: filepath.Join(t.TempDir(), "data"), client: testutil.NewPort(t), raft: testutil.NewPort(t)}
+	n.clientAddr = n.client.Addr()
+	return n
 }
 
 func newTestNode(t *testing.T) *testNode {
-	n := &testNode{t: t, dir: filepath.Join(t.TempDir(), "data"), clientAddr: freeAddr(t), raftAddr: freeAddr(t)}
+	n := newNodePorts(t)
 	n.start()
 	t.Cleanup(n.stop)
 	return n
@@ -62,9 +50,11 @@ func (n *testNode) start() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	srv, err := node.Start(ctx, node.Config{
-		Raft:       cluster.Config{NodeID: "node1", RaftAddr: n.raftAddr, DataDir: n.dir, Bootstrap: true},
-		ClientAddr: n.clientAddr,
-		AdminToken: testAdminToken,
+		Raft:           cluster.Config{NodeID: "node1", DataDir: n.dir, Bootstrap: true},
+		ClientListener: n.client.Listener(),
+		RaftListener:   n.raft.Listener(),
+		AdminToken:     testAdminToken,
+		LogoutGrace:    n.grace,
 	})
 	if err != nil {
 		n.t.Fatalf("start node: %v", err)
