@@ -1,9 +1,9 @@
 // Package actors is the live, per-node delivery side of Switchboard: a Hub
-// that receives every applied event from the FSM (it is an fsm.Sink), keeps a
-// bounded history of them for resume, and fans them out through hollywood
-// actors — one agent actor per recipient key, which owns delivery to that
-// key's sessions on this node, plus list and conversation actors that hold
-// this node's live views of lists and conversations.
+// that receives every applied event from the FSM (it is a cluster.Sink),
+// keeps a bounded history of them for resume, and fans them out through
+// hollywood actors — one agent actor per recipient key, which owns delivery
+// to that key's sessions on this node, plus list and conversation actors
+// that hold this node's live views of lists and conversations.
 //
 // # Delivery guarantees
 //

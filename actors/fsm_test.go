@@ -10,20 +10,21 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/switchboard/switchboard/api"
+	"github.com/switchboard/switchboard/cluster"
 	"github.com/switchboard/switchboard/fsm"
 )
 
-// node is a real fsm.FSM feeding a Hub, as the node glue wires them.
+// node is a real cluster.FSM feeding a Hub, as the node glue wires them.
 type node struct {
 	t     *testing.T
-	fsm   *fsm.FSM
+	fsm   *cluster.FSM
 	hub   *Hub
 	index uint64
 }
 
 func newNode(t *testing.T) *node {
 	t.Helper()
-	n := &node{t: t, fsm: fsm.NewFSM(nil, slog.New(slog.DiscardHandler))}
+	n := &node{t: t, fsm: cluster.NewFSM(nil, slog.New(slog.DiscardHandler))}
 	h, err := NewHub(Config{
 		Encode: testEncode,
 		View: func(key string) (v api.StreamView, index uint64, ok bool) {
@@ -52,7 +53,7 @@ func (n *node) apply(role api.Role, by string, op fsm.Op, args any) any {
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	resp := n.fsm.Apply(&raft.Log{Type: raft.LogCommand, Index: n.index, Data: data}).(*fsm.ApplyResponse)
+	resp := n.fsm.Apply(&raft.Log{Type: raft.LogCommand, Index: n.index, Data: data}).(*cluster.ApplyResponse)
 	if resp.Err != nil || resp.Results[0].Err != nil {
 		n.t.Fatalf("op %d: %v %v", op, resp.Err, resp.Results[0].Err)
 	}
@@ -80,7 +81,7 @@ func kinds(fs []frame) []api.EventKind {
 	return out
 }
 
-// TestWithRealFSM drives the hub from a real fsm.FSM: a request lands on a
+// TestWithRealFSM drives the hub from a real cluster.FSM: a request lands on a
 // list, an agent joins, talks and closes it, while a second agent only
 // watches the list.
 func TestWithRealFSM(t *testing.T) {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/testutil"
+
 	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
@@ -104,7 +106,7 @@ func (o *outbox) last() uint64 {
 	return o.frames[len(o.frames)-1].seq
 }
 
-// fakeFSM stands in for fsm.FSM: it moves its index before publishing, as
+// fakeFSM stands in for cluster.FSM: it moves its index before publishing, as
 // the real one does, and its View reflects that index.
 type fakeFSM struct {
 	mu      sync.Mutex
@@ -216,13 +218,7 @@ func newTestHubGap(t testing.TB, f *fakeFSM, historySize int, inlineGap time.Dur
 // (evaluated then, so it shows the final state).
 func waitFor(t testing.TB, d time.Duration, cond func() bool, what func() string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitFor(t, d, cond, "waiting for %s", testutil.Lazy(what))
 }
 
 // says formats a waitFor description lazily.

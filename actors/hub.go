@@ -95,7 +95,7 @@ type Config struct {
 
 	// Submit commits a command of this node (RoleSystem) through the
 	// node's write path: proposed on the leader, forwarded by a follower
-	// (cluster.Service.Submit). A business failure is in Result.Err. It is
+	// (cluster.Service.Commit). A business failure is in Result.Err. It is
 	// called from its own goroutine with a bounded context.
 	Submit func(ctx context.Context, cmd *fsm.Command) (fsm.Result, error)
 	// IsLeader reports whether this node leads right now; an offer timer
@@ -122,7 +122,7 @@ type Config struct {
 }
 
 // Hub fans the FSM's events out to this node's sessions and keeps the
-// per-node history used for resume. It implements fsm.Sink. Its methods
+// per-node history used for resume. It implements cluster.Sink. Its methods
 // are safe for concurrent use.
 type Hub struct {
 	cfg    Config
@@ -159,8 +159,6 @@ type Hub struct {
 	cancel context.CancelFunc
 	jobs   sync.WaitGroup
 }
-
-var _ fsm.Sink = (*Hub)(nil)
 
 // NewHub returns a hub with its own hollywood engine.
 func NewHub(cfg Config) (*Hub, error) {
@@ -241,7 +239,7 @@ const actorInbox = 16
 // encodes each event once, appends it to the history, sends each agent
 // actor one message with all of its events, then feeds the list and
 // conversation actors. It never waits for a session. It implements
-// fsm.Sink. evs must not be changed after the call.
+// cluster.Sink. evs must not be changed after the call.
 func (h *Hub) Publish(index uint64, evs []fsm.Event) {
 	if len(evs) == 0 {
 		return
@@ -269,7 +267,7 @@ func (h *Hub) Publish(index uint64, evs []fsm.Event) {
 // views are cleared and conversation actors stopped; they are rebuilt from
 // later events and from the syncs. It goes through Publish's queue, so it
 // takes effect after the entries published before it and before those
-// published after. It implements fsm.Sink.
+// published after. It implements cluster.Sink.
 func (h *Hub) Reset(index uint64) {
 	h.enqueue(pubItem{index: index, reset: true})
 }

@@ -12,17 +12,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/switchboard/switchboard/api"
+	"github.com/switchboard/switchboard/internal/testutil"
+
+	"github.com/hashicorp/raft"
+	"github.com/switchboard/switchboard/cluster"
 	"github.com/switchboard/switchboard/fsm"
 )
 
-// sysNode is a real fsm.FSM feeding a Hub whose Submit applies the hub's
+// sysNode is a real cluster.FSM feeding a Hub whose Submit applies the hub's
 // own commands as the next log entries, with real leader time, and records
 // them. Names are prefixed sys to stay clear of the other test helpers.
 type sysNode struct {
 	t   *testing.T
-	fsm *fsm.FSM
+	fsm *cluster.FSM
 	hub *Hub
 
 	mu        sync.Mutex // serialises entries
@@ -39,7 +42,7 @@ var sysAdmin = api.Principal{Role: api.RoleAdmin, ID: "root"}
 
 func newSysNode(t *testing.T, grace time.Duration) *sysNode {
 	t.Helper()
-	n := &sysNode{t: t, fsm: fsm.NewFSM(nil, slog.New(slog.DiscardHandler)), leader: true}
+	n := &sysNode{t: t, fsm: cluster.NewFSM(nil, slog.New(slog.DiscardHandler)), leader: true}
 	h, err := NewHub(Config{
 		Encode: testEncode,
 		View: func(key string) (v api.StreamView, index uint64, ok bool) {
@@ -98,7 +101,7 @@ func (n *sysNode) commit(cmd *fsm.Command) fsm.Result {
 	if err != nil {
 		panic(err)
 	}
-	resp := n.fsm.Apply(&raft.Log{Type: raft.LogCommand, Index: n.index, Data: data}).(*fsm.ApplyResponse)
+	resp := n.fsm.Apply(&raft.Log{Type: raft.LogCommand, Index: n.index, Data: data}).(*cluster.ApplyResponse)
 	if resp.Err != nil {
 		panic(resp.Err)
 	}
@@ -213,13 +216,7 @@ func (n *sysNode) armed() string {
 
 func sysWait(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 10*time.Second, cond, "waiting for %s", what)
 }
 
 // sysHolds checks cond stays true for d: how an absence is asserted.

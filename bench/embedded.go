@@ -9,12 +9,14 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/switchboard/switchboard/node"
+
 	"github.com/switchboard/switchboard/cluster"
 )
 
 // embedded is a cluster the bench runs in its own process.
 type embedded struct {
-	servers []*cluster.Server
+	servers []*node.Server
 	dir     string
 	rmDir   bool
 	token   string
@@ -42,7 +44,7 @@ func startEmbedded(ctx context.Context, n int, parent string, batch cluster.Batc
 		// Port 0 everywhere: the node binds a free port itself and
 		// advertises what it bound, so no port is picked, released and
 		// then lost to another process (tests run packages in parallel).
-		cfg := cluster.ServerConfig{
+		cfg := node.Config{
 			Raft: cluster.Config{
 				NodeID:    fmt.Sprintf("node%d", i+1),
 				RaftAddr:  "127.0.0.1:0",
@@ -51,19 +53,19 @@ func startEmbedded(ctx context.Context, n int, parent string, batch cluster.Batc
 			},
 			ClientAddr: "127.0.0.1:0",
 			AdminToken: e.token,
+			Batch:      batch,
 			Version:    "bench",
 		}
 		if i > 0 {
 			cfg.Join = []string{e.servers[0].ClientAddr()}
 		}
 		sctx, cancel := context.WithTimeout(ctx, time.Minute)
-		srv, err := cluster.Start(sctx, cfg)
+		srv, err := node.Start(sctx, cfg)
 		cancel()
 		if err != nil {
 			e.close()
 			return nil, fmt.Errorf("bench: start node %d: %w", i+1, err)
 		}
-		srv.Service.SetBatch(batch)
 		e.servers = append(e.servers, srv)
 	}
 	if err := e.waitFormed(ctx, n); err != nil {
@@ -128,7 +130,7 @@ func (e *embedded) addrs() []string {
 func (e *embedded) batchStats() cluster.BatchStats {
 	var st cluster.BatchStats
 	for _, s := range e.servers {
-		b := s.Service.BatchStats()
+		b := s.Cluster.BatchStats()
 		st.Entries += b.Entries
 		st.Commands += b.Commands
 	}
@@ -136,7 +138,7 @@ func (e *embedded) batchStats() cluster.BatchStats {
 }
 
 // leader returns the node that leads, or nil.
-func (e *embedded) leader() *cluster.Server {
+func (e *embedded) leader() *node.Server {
 	for _, s := range e.servers {
 		if s.Node.IsLeader() {
 			return s

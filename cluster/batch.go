@@ -93,7 +93,7 @@ type batchItem struct {
 }
 
 type batchOutcome struct {
-	resp *fsm.ApplyResponse
+	resp *ApplyResponse
 	err  error
 }
 
@@ -111,7 +111,7 @@ func (b *Batcher) Config() BatchConfig { return b.cfg }
 // Node.Propose, shared by every command of the entry. If ctx ends first
 // the outcome is unknown (CodeTimeout), unless cmd had not been proposed
 // yet, in which case it never will be.
-func (b *Batcher) Propose(ctx context.Context, cmd *fsm.Command) (*fsm.ApplyResponse, error) {
+func (b *Batcher) Propose(ctx context.Context, cmd *fsm.Command) (*ApplyResponse, error) {
 	if b.cfg.Disabled {
 		b.entries.Add(1)
 		b.commands.Add(1)
@@ -228,9 +228,9 @@ func (b *Batcher) commit(batch []*batchItem) {
 		return
 	}
 	// One allocation for every caller's response.
-	resps := make([]fsm.ApplyResponse, len(live))
+	resps := make([]ApplyResponse, len(live))
 	for i, it := range live {
-		resps[i] = fsm.ApplyResponse{Index: resp.Index, Results: resp.Results[i : i+1 : i+1]}
+		resps[i] = ApplyResponse{Index: resp.Index, Results: resp.Results[i : i+1 : i+1]}
 		it.done <- batchOutcome{resp: &resps[i]}
 	}
 }
@@ -247,6 +247,6 @@ func (s *Service) Batching() BatchConfig { return s.batch.Load().Config() }
 func (s *Service) BatchStats() BatchStats { return s.batch.Load().Stats() }
 
 // propose commits one command on this node through the service's batcher.
-func (s *Service) propose(ctx context.Context, cmd *fsm.Command) (*fsm.ApplyResponse, error) {
+func (s *Service) propose(ctx context.Context, cmd *fsm.Command) (*ApplyResponse, error) {
 	return s.batch.Load().Propose(ctx, cmd)
 }

@@ -31,7 +31,7 @@ func queued(b *Batcher) int {
 }
 
 type batchAnswer struct {
-	resp *fsm.ApplyResponse
+	resp *ApplyResponse
 	err  error
 }
 
@@ -58,7 +58,7 @@ func proposeAll(t *testing.T, b *Batcher, release func(), cmds []*fsm.Command) [
 }
 
 func TestBatcherGroupsQueuedCommandsIntoEntries(t *testing.T) {
-	n := openLeader(t, testConfig(t, t.TempDir()), fsm.NewFSM(nil, nil))
+	n := openLeader(t, testConfig(t, t.TempDir()), NewFSM(nil, nil))
 	b := NewBatcher(n, BatchConfig{MaxCommands: 4, MaxInFlight: 1})
 	var cmds []*fsm.Command
 	for i := range 10 {
@@ -91,7 +91,7 @@ func TestBatcherGroupsQueuedCommandsIntoEntries(t *testing.T) {
 }
 
 func TestBatcherKeepsPerCommandResultsAndIdempotency(t *testing.T) {
-	f := fsm.NewFSM(nil, nil)
+	f := NewFSM(nil, nil)
 	n := openLeader(t, testConfig(t, t.TempDir()), f)
 	b := NewBatcher(n, BatchConfig{MaxInFlight: 1})
 
@@ -141,7 +141,7 @@ func TestBatcherKeepsPerCommandResultsAndIdempotency(t *testing.T) {
 }
 
 func TestBatcherDropsCommandsWhoseCallerGaveUp(t *testing.T) {
-	f := fsm.NewFSM(nil, nil)
+	f := NewFSM(nil, nil)
 	n := openLeader(t, testConfig(t, t.TempDir()), f)
 	b := NewBatcher(n, BatchConfig{MaxInFlight: 1})
 	release := holdBatcher(b)
@@ -178,7 +178,7 @@ func TestBatcherDropsCommandsWhoseCallerGaveUp(t *testing.T) {
 }
 
 func TestBatcherConcurrentCommittersKeepResults(t *testing.T) {
-	f := fsm.NewFSM(nil, nil)
+	f := NewFSM(nil, nil)
 	n := openLeader(t, testConfig(t, t.TempDir()), f)
 	b := NewBatcher(n, BatchConfig{MaxInFlight: 3, MaxCommands: 8})
 	const cmds = 200
@@ -222,7 +222,7 @@ func TestBatcherConcurrentCommittersKeepResults(t *testing.T) {
 }
 
 func TestBatcherLingerFillsAnEntry(t *testing.T) {
-	n := openLeader(t, testConfig(t, t.TempDir()), fsm.NewFSM(nil, nil))
+	n := openLeader(t, testConfig(t, t.TempDir()), NewFSM(nil, nil))
 	// A long linger that a full batch cuts short: the first command waits
 	// for the other two, and all three share one entry.
 	b := NewBatcher(n, BatchConfig{MaxInFlight: 1, MaxCommands: 3, Linger: time.Minute})
@@ -260,7 +260,7 @@ func TestBatcherLingerFillsAnEntry(t *testing.T) {
 }
 
 func TestBatcherDisabledProposesEachCommandAlone(t *testing.T) {
-	n := openLeader(t, testConfig(t, t.TempDir()), fsm.NewFSM(nil, nil))
+	n := openLeader(t, testConfig(t, t.TempDir()), NewFSM(nil, nil))
 	b := NewBatcher(n, BatchConfig{Disabled: true})
 	var wg sync.WaitGroup
 	indexes := make([]uint64, 20)
@@ -289,7 +289,7 @@ func TestBatcherDisabledProposesEachCommandAlone(t *testing.T) {
 }
 
 func TestBatcherSharesCommitErrors(t *testing.T) {
-	n := openLeader(t, testConfig(t, t.TempDir()), fsm.NewFSM(nil, nil))
+	n := openLeader(t, testConfig(t, t.TempDir()), NewFSM(nil, nil))
 	b := NewBatcher(n, BatchConfig{MaxInFlight: 1})
 	release := holdBatcher(b)
 	var wg sync.WaitGroup
@@ -317,8 +317,8 @@ func TestBatcherSharesCommitErrors(t *testing.T) {
 }
 
 func TestServiceSubmitUsesGroupCommit(t *testing.T) {
-	n := openLeader(t, testConfig(t, t.TempDir()), fsm.NewFSM(nil, nil))
-	s := NewService(n, nil, ServiceConfig{AdminToken: "x"})
+	n := openLeader(t, testConfig(t, t.TempDir()), NewFSM(nil, nil))
+	s := NewService(n, ServiceConfig{ClusterToken: "x"})
 	if s.Batching().Disabled {
 		t.Fatal("group commit is off by default")
 	}
@@ -333,7 +333,7 @@ func TestServiceSubmitUsesGroupCommit(t *testing.T) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), applyWait)
 			defer cancel()
-			res, index, err := s.Submit(ctx, createMRD(fmt.Sprintf("m%d", i)))
+			res, index, err := s.Commit(ctx, createMRD(fmt.Sprintf("m%d", i)))
 			if err != nil || res.Err != nil {
 				t.Errorf("submit %d: %v %v", i, err, res.Err)
 			}
@@ -351,7 +351,7 @@ func TestServiceSubmitUsesGroupCommit(t *testing.T) {
 }
 
 // BenchmarkSubmit commits no-op commands with a ~200-byte payload through
-// Service.Submit, one command per entry (batch=off) or grouped (batch=on),
+// Service.Commit, one command per entry (batch=off) or grouped (batch=on),
 // on a real single-node Raft with fsync: from 64 concurrent callers (ns/op
 // is wall time per command across them), and from one caller (ns/op is the
 // commit latency, which group commit must not raise).
@@ -362,12 +362,12 @@ func BenchmarkSubmit(b *testing.B) {
 			b.Run(name, func(b *testing.B) {
 				cfg := testConfig(b, b.TempDir())
 				cfg.Logger = nil
-				n := openLeader(b, cfg, fsm.NewFSM(nil, nil))
-				s := NewService(n, nil, ServiceConfig{AdminToken: "x", Batch: BatchConfig{Disabled: !on}})
+				n := openLeader(b, cfg, NewFSM(nil, nil))
+				s := NewService(n, ServiceConfig{ClusterToken: "x", Batch: BatchConfig{Disabled: !on}})
 				pad := make([]byte, 200)
 				submit := func() bool {
 					cmd := &fsm.Command{Op: fsm.OpNoop, By: api.Principal{Role: api.RoleAdmin, ID: "admin"}, Args: &api.NoopArgs{Pad: pad}}
-					if _, _, err := s.Submit(context.Background(), cmd); err != nil {
+					if _, _, err := s.Commit(context.Background(), cmd); err != nil {
 						b.Error(err)
 						return false
 					}

@@ -38,8 +38,13 @@ type Config struct {
 	NodeID string
 	// RaftAddr is the host:port the Raft transport binds, default
 	// DefaultRaftAddr. Port 0 picks a free port (see Node.Addr); an empty
-	// host (":0") means 127.0.0.1.
+	// host (":0") means 127.0.0.1. Ignored when Listener is set.
 	RaftAddr string
+	// Listener, if set, is an already bound listener the Raft transport
+	// serves on instead of binding RaftAddr (tests hand one over, so no
+	// port is picked, released and bound again). Open takes it over: it is
+	// closed when the node closes, or when Open fails.
+	Listener net.Listener
 	// AdvertiseAddr is the address other nodes reach this one at. Empty
 	// means the bound address, which must then not be a wildcard such as
 	// 0.0.0.0.
@@ -104,8 +109,9 @@ type Config struct {
 	// set fields.
 	Tune func(*raft.Config)
 
-	// raftTLS, when set (ServerConfig.TLS), runs Raft over mutual TLS.
-	raftTLS *tls.Config
+	// RaftTLS, if set, runs Raft over mutual TLS with this configuration
+	// (TLSConfig.Build makes it, as TLSParts.Raft).
+	RaftTLS *tls.Config
 }
 
 // withDefaults returns c with every zero field set to its default.
@@ -184,9 +190,13 @@ func (c *Config) validate() error {
 // addrs returns the address to bind and the address to advertise (nil: the
 // bound one).
 func (c *Config) addrs() (bind string, advertise net.Addr, err error) {
-	host, port, err := net.SplitHostPort(c.RaftAddr)
+	raftAddr := c.RaftAddr
+	if c.Listener != nil {
+		raftAddr = c.Listener.Addr().String()
+	}
+	host, port, err := net.SplitHostPort(raftAddr)
 	if err != nil {
-		return "", nil, fmt.Errorf("cluster: config: RaftAddr %q: %w", c.RaftAddr, err)
+		return "", nil, fmt.Errorf("cluster: config: RaftAddr %q: %w", raftAddr, err)
 	}
 	if host == "" {
 		host = "127.0.0.1"
@@ -194,7 +204,7 @@ func (c *Config) addrs() (bind string, advertise net.Addr, err error) {
 	bind = net.JoinHostPort(host, port)
 	if c.AdvertiseAddr == "" {
 		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-			return "", nil, fmt.Errorf("cluster: config: RaftAddr %q binds every interface: set AdvertiseAddr", c.RaftAddr)
+			return "", nil, fmt.Errorf("cluster: config: RaftAddr %q binds every interface: set AdvertiseAddr", raftAddr)
 		}
 		return bind, nil, nil
 	}

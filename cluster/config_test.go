@@ -6,11 +6,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	"github.com/switchboard/switchboard/fsm"
 )
 
 func TestNewValidates(t *testing.T) {
-	f := fsm.NewFSM(nil, nil)
+	f := NewFSM(nil, nil)
 	good := func() Config { return Config{NodeID: "n1", DataDir: t.TempDir()} }
 	for _, tc := range []struct {
 		name   string

@@ -9,7 +9,7 @@ import (
 	"github.com/switchboard/switchboard/api"
 )
 
-// Sentinel errors for errors.Is. Each is an *fsm.Error, and fsm.Error.Is
+// Sentinel errors for errors.Is. Each is an *api.Error, and api.Error.Is
 // matches on the code alone, so errors.Is(err, ErrNotLeader) holds for any
 // error that carries CodeNotLeader, whatever its message. Never modify them.
 var (
@@ -27,7 +27,7 @@ var (
 
 // LeaderError is returned when this node cannot commit because it is not the
 // leader. It carries the leader hint as fields (both empty when no leader is
-// known) and unwraps to an *fsm.Error with CodeNotLeader (a leader is known)
+// known) and unwraps to an *api.Error with CodeNotLeader (a leader is known)
 // or CodeNoLeader (none is), and to Raft's own error.
 type LeaderError struct {
 	// LeaderID and LeaderAddr name the leader as this node last knew it.
@@ -69,7 +69,7 @@ func (e *LeaderError) Error() string {
 	return msg
 }
 
-// Unwrap returns the *fsm.Error form and the Raft cause.
+// Unwrap returns the *api.Error form and the Raft cause.
 func (e *LeaderError) Unwrap() []error {
 	if e.Err == nil {
 		return []error{e.FSMError()}
@@ -87,8 +87,8 @@ func LeaderHint(err error) (id, addr string) {
 	return "", ""
 }
 
-// failure wraps cause (which may be nil) under an *fsm.Error with code and
-// msg, so both errors.Is(err, cause) and errors.As(err, **fsm.Error) work.
+// failure wraps cause (which may be nil) under an *api.Error with code and
+// msg, so both errors.Is(err, cause) and errors.As(err, **api.Error) work.
 func failure(op string, code api.Code, msg string, cause error) error {
 	fe := &api.Error{Code: code, Msg: msg}
 	if cause == nil {

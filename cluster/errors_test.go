@@ -44,7 +44,7 @@ func TestRaftFailure(t *testing.T) {
 			}
 			var fe *api.Error
 			if !errors.As(err, &fe) || fe.Code != tc.code {
-				t.Errorf("errors.As *fsm.Error = %v", fe)
+				t.Errorf("errors.As *api.Error = %v", fe)
 			}
 			id, addr := LeaderHint(err)
 			if tc.code == api.CodeNotLeader {

@@ -10,27 +10,33 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// newRaftTransport builds the Raft TCP transport bound to bind. When
-// cfg.StreamLayer is set, the TCP stream layer is handed to it first and the
-// transport runs over what it returns (tests use this to inject network
-// faults); otherwise it is raft's own TCP transport, unchanged.
+// newRaftTransport builds the Raft TCP transport bound to bind, or served
+// on cfg.Listener when set. When cfg.StreamLayer is set, the TCP stream
+// layer is handed to it first and the transport runs over what it returns
+// (tests use this to inject network faults); with neither, it is raft's
+// own TCP transport, unchanged.
 func newRaftTransport(cfg *Config, bind string, advertise net.Addr, logger hclog.Logger) (*raft.NetworkTransport, error) {
-	if cfg.StreamLayer == nil {
+	if cfg.StreamLayer == nil && cfg.Listener == nil {
 		return raft.NewTCPTransportWithLogger(bind, advertise, cfg.TransportMaxPool, cfg.TransportTimeout, logger)
 	}
-	ln, err := net.Listen("tcp", bind)
-	if err != nil {
-		return nil, err
+	ln := cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", bind); err != nil {
+			return nil, err
+		}
 	}
 	base := &tcpStreamLayer{Listener: ln, advertise: advertise}
 	if a, ok := base.Addr().(*net.TCPAddr); !ok || a.IP == nil || a.IP.IsUnspecified() {
 		_ = ln.Close()
 		return nil, fmt.Errorf("local address %v is not advertisable", base.Addr())
 	}
-	stream := cfg.StreamLayer(base)
-	if stream == nil {
-		_ = ln.Close()
-		return nil, errors.New("Config.StreamLayer returned nil")
+	var stream raft.StreamLayer = base
+	if cfg.StreamLayer != nil {
+		if stream = cfg.StreamLayer(base); stream == nil {
+			_ = ln.Close()
+			return nil, errors.New("Config.StreamLayer returned nil")
+		}
 	}
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  stream,

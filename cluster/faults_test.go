@@ -96,12 +96,12 @@ func newTestCluster(t testing.TB, n int, tune func(i int, cfg *Config)) *testClu
 			tune(i, &cfg)
 		}
 		sink := &recordingSink{}
-		node := openNode(t, cfg, fsm.NewFSM(sink, nil))
+		node := openNode(t, cfg, NewFSM(sink, nil))
 		c.net.register(i, node.Addr())
 		c.nodes = append(c.nodes, node)
 		c.sinks = append(c.sinks, sink)
 		c.batchers = append(c.batchers, NewBatcher(node, BatchConfig{}))
-		c.svcs = append(c.svcs, NewService(node, nil, ServiceConfig{}))
+		c.svcs = append(c.svcs, NewService(node, ServiceConfig{}))
 	}
 	c.waitFor(electionWait, "node 0 to lead its one-node cluster", c.nodes[0].IsLeader)
 	for i := 1; i < n; i++ {
@@ -419,7 +419,7 @@ func (cl *testClient) commit(ctx context.Context, cmd *fsm.Command) (res fsm.Res
 		// previous one after this client stopped waiting for it.
 		attemptCmd := *cmd
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
-		var resp *fsm.ApplyResponse
+		var resp *ApplyResponse
 		if cl.rng.IntN(2) == 0 {
 			resp, err = cl.c.nodes[cl.guess].Propose(actx, &attemptCmd)
 		} else {

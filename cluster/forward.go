@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
-	"github.com/switchboard/switchboard/transport"
+	"github.com/switchboard/switchboard/internal/msgp"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -26,106 +24,14 @@ const (
 	forwardBackoffMax = 50 * time.Millisecond
 )
 
-// clusterSide is the Service's cluster state: how it reaches the other
-// nodes and who it is in the registry.
-type clusterSide struct {
-	peers        *peers
-	log          *slog.Logger
-	clusterToken string
-	noLeaderWait time.Duration
-	// readyTerm is the last term in which this node, as leader, saw an
-	// entry of its own term commit: from then on its commit index is
-	// current and can serve as a read index.
-	readyTerm atomic.Uint64
-	snaps     snapReader
-	// authSem bounds the authentications catching up with the leader at
-	// once (catchUpForAuth).
-	authSem chan struct{}
-}
-
-func newClusterSide(node *Node, cfg ServiceConfig) *clusterSide {
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	token := cfg.ClusterToken
-	if token == "" {
-		token = cfg.AdminToken
-	}
-	return &clusterSide{
-		peers:        newPeers(node.ID(), token, cfg.PeerTLS, logger.With("component", "peers")),
-		log:          logger,
-		clusterToken: token,
-		noLeaderWait: DefaultNoLeaderWait,
-		authSem:      make(chan struct{}, 16),
-	}
-}
-
-// authCatchUpTimeout bounds the read barrier of a failed authentication.
-const authCatchUpTimeout = 2 * time.Second
-
-// catchUpForAuth brings this node up to the leader's commit index (a read
-// barrier) after a credential check failed on local state, so that an
-// agent or connector created through another node a moment ago can log in
-// here. It reports whether it caught up; at most a few run at once, so bad
-// credentials cannot flood the leader.
-func (s *Service) catchUpForAuth() bool {
-	select {
-	case s.cl.authSem <- struct{}{}:
-	default:
-		return false
-	}
-	defer func() { <-s.cl.authSem }()
-	ctx, cancel := context.WithTimeout(context.Background(), authCatchUpTimeout)
-	defer cancel()
-	return s.readBarrier(ctx) == nil
-}
-
-// Self returns this node's registry entry: its id, advertised Raft address
-// and client address.
-func (s *Service) Self() fsm.NodeInfo {
-	return fsm.NodeInfo{ID: s.node.ID(), RaftAddr: s.node.Addr(), ClientAddr: s.clientAddr}
-}
-
-// registered returns the registry entry of node id in local state.
-func (s *Service) registered(id string) (n fsm.NodeInfo, ok bool) {
-	s.node.FSM().Read(func(st *fsm.State, _ uint64) { n, ok = st.Node(id) })
-	return n, ok
-}
-
-// leaderClient returns the leader's id and client address as this node
-// knows them; addr is "" when there is no leader or the registry does not
-// name its client address yet.
-func (s *Service) leaderClient() (id, addr string) {
-	id, _ = s.node.Leader()
-	if id == "" {
-		return "", ""
-	}
-	if id == s.node.ID() {
-		return id, s.clientAddr
-	}
-	n, _ := s.registered(id)
-	return id, n.ClientAddr
-}
-
-// notLeader is the answer of a leader-only node op on a follower: not_leader
-// naming the leader's client address, or no_leader.
-func (s *Service) notLeader(op string) error {
-	id, addr := s.leaderClient()
-	if id == "" || addr == "" {
-		return noLeader(op, noLeaderRetry)
-	}
-	return &hintError{err: failure(op, api.CodeNotLeader, fmt.Sprintf("not the leader; leader is %q", id), nil), leader: addr}
-}
-
-// commit commits cmd through the leader: proposed here (through the
+// Commit commits cmd through the leader: proposed here (through the
 // batcher) when this node leads, forwarded to the leader otherwise. Either
 // way it returns once THIS node has applied the entry, so a read on this
 // node that follows sees the write. Attempts that cannot have applied, or
 // that carry an idempotency seq, are retried until ctx ends (bounded by
 // Config.ApplyTimeout without a deadline); a leaderless stretch longer than
 // the no-leader wait ends with CodeNoLeader and a retry hint.
-func (s *Service) commit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uint64, error) {
+func (s *Service) Commit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uint64, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.node.cfg.ApplyTimeout)
@@ -145,7 +51,7 @@ func (s *Service) commit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uin
 		if api.CodeOf(err) == api.CodeNoLeader {
 			if noLeaderSince.IsZero() {
 				noLeaderSince = time.Now()
-			} else if time.Since(noLeaderSince) >= s.cl.noLeaderWait {
+			} else if time.Since(noLeaderSince) >= s.noLeaderWait {
 				return fsm.Result{}, 0, noLeader("commit", noLeaderRetry)
 			}
 		} else {
@@ -201,12 +107,12 @@ func (s *Service) commitOnce(ctx context.Context, cmd *fsm.Command) (res fsm.Res
 		return fsm.Result{}, 0, failure("forward", api.CodeBadRequest, "encode command", err), false
 	}
 	var fr forwardResult
-	err = s.cl.peers.call(ctx, addr, rpcForward, forwardArgs{Entry: entry}, &fr)
+	err = s.peers.call(ctx, addr, rpcForward, forwardArgs{Entry: entry}, &fr)
 	if err != nil {
 		switch {
 		case errors.Is(err, errPeerUnreachable):
 			// Not sent: nothing happened on the leader.
-			s.cl.log.Debug("forward: leader unreachable", "leader", id, "addr", addr, "err", err)
+			s.log.Debug("forward: leader unreachable", "leader", id, "addr", addr, "err", err)
 			return fsm.Result{}, 0, noLeader("forward", noLeaderRetry), true
 		case ctx.Err() != nil:
 			return fsm.Result{}, 0, failure("forward", api.CodeTimeout, "gave up waiting for the leader; outcome unknown, retry with the same seq", ctx.Err()), false
@@ -246,7 +152,7 @@ func checkForwardedEntry(entry []byte) error {
 	if len(entry) < 2 {
 		return api.Errorf(api.CodeBadRequest, "forward: empty entry")
 	}
-	if err := transport.CheckMsgpack(entry[1:]); err != nil {
+	if _, err := msgp.Check(entry[1:], maxFrameNesting); err != nil {
 		return api.Errorf(api.CodeBadRequest, "forward: entry: %v", err)
 	}
 	return nil
@@ -291,10 +197,12 @@ func (s *Service) handleForward(ctx context.Context, raw msgpack.RawMessage) (an
 	return out, nil
 }
 
-// readBarrier makes a linearizable read of local state possible: it waits
+// ReadBarrier makes a linearizable read of local state possible: it waits
 // until this node has applied everything the leader had committed when the
-// read arrived (the read index).
-func (s *Service) readBarrier(ctx context.Context) error {
+// read arrived (the read index). Without a ctx deadline the wait is
+// bounded by Config.ApplyTimeout; a leaderless stretch longer than the
+// no-leader wait ends with CodeNoLeader and a retry hint.
+func (s *Service) ReadBarrier(ctx context.Context) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.node.cfg.ApplyTimeout)
@@ -313,7 +221,7 @@ func (s *Service) readBarrier(ctx context.Context) error {
 			err = noLeader("read index", noLeaderRetry)
 		} else {
 			var r readIndexResult
-			err = s.cl.peers.call(ctx, addr, rpcReadIndex, nil, &r)
+			err = s.peers.call(ctx, addr, rpcReadIndex, nil, &r)
 			index = r.Index
 			if errors.Is(err, errPeerUnreachable) || errors.Is(err, errPeerLost) {
 				err = noLeader("read index", noLeaderRetry)
@@ -333,7 +241,7 @@ func (s *Service) readBarrier(ctx context.Context) error {
 		if api.CodeOf(err) == api.CodeNoLeader {
 			if noLeaderSince.IsZero() {
 				noLeaderSince = time.Now()
-			} else if time.Since(noLeaderSince) >= s.cl.noLeaderWait {
+			} else if time.Since(noLeaderSince) >= s.noLeaderWait {
 				return noLeader("read index", noLeaderRetry)
 			}
 		}
@@ -362,12 +270,12 @@ func (s *Service) leaderReadIndex(ctx context.Context) (uint64, error) {
 		return 0, err
 	}
 	term := r.CurrentTerm()
-	if s.cl.readyTerm.Load() != term {
+	if s.readyTerm.Load() != term {
 		if err := waitFuture(ctx, r.Barrier(time.Until(deadlineOr(ctx, s.node.cfg.ApplyTimeout)))); err != nil {
 			return 0, s.leaderFailure("read index", err)
 		}
 		if r.CurrentTerm() == term {
-			s.cl.readyTerm.Store(term)
+			s.readyTerm.Store(term)
 		}
 	}
 	index := r.CommitIndex()
@@ -422,8 +330,10 @@ func waitFuture(ctx context.Context, f raft.Future) error {
 	}
 }
 
-// close releases the cluster side: peer connections and an open snapshot.
-func (s *Service) close() {
-	s.cl.peers.Close()
-	s.cl.snaps.close()
+// deadlineOr returns ctx's deadline, or d from now when it has none.
+func deadlineOr(ctx context.Context, d time.Duration) time.Time {
+	if dl, ok := ctx.Deadline(); ok {
+		return dl
+	}
+	return time.Now().Add(d)
 }

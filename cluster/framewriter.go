@@ -4,8 +4,6 @@ import (
 	"net"
 	"sync"
 	"time"
-
-	"github.com/switchboard/switchboard/transport"
 )
 
 // maxKeptWriteBuf is the largest coalescing buffer a frameWriter keeps
@@ -46,13 +44,9 @@ func newFrameWriter(c net.Conn) *frameWriter {
 	return w
 }
 
-func (w *frameWriter) write(f *transport.Frame) error {
+func (w *frameWriter) write(f *Frame) error {
 	bp := w.bufs.Get().(*[]byte)
-	enc, err := transport.AppendFrame((*bp)[:0], f)
-	if err != nil {
-		w.bufs.Put(bp)
-		return err
-	}
+	enc := AppendFrame((*bp)[:0], f)
 
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/switchboard/switchboard/transport"
 )
 
 // countingConn counts Write calls; while gate is set, each Write first
@@ -41,13 +39,13 @@ func (c *countingConn) count() int {
 }
 
 // readFrames reads n frames from r and returns them.
-func readFrames(t *testing.T, r net.Conn, n int) []transport.Frame {
+func readFrames(t *testing.T, r net.Conn, n int) []Frame {
 	t.Helper()
 	br := bufio.NewReader(r)
-	out := make([]transport.Frame, 0, n)
+	out := make([]Frame, 0, n)
 	for len(out) < n {
-		var f transport.Frame
-		if err := transport.ReadFrame(br, nodeMaxFrame, &f); err != nil {
+		var f Frame
+		if err := ReadFrame(br, nodeMaxFrame, &f); err != nil {
 			t.Errorf("frame %d: %v", len(out), err)
 			return out
 		}
@@ -63,7 +61,7 @@ func TestFrameWriterConcurrentFramesArriveWholeAndInOrder(t *testing.T) {
 	w := newFrameWriter(a)
 	const writers, each = 16, 200
 
-	got := make(chan []transport.Frame, 1)
+	got := make(chan []Frame, 1)
 	go func() { got <- readFrames(t, b, writers*each) }()
 
 	var wg sync.WaitGroup
@@ -72,7 +70,7 @@ func TestFrameWriterConcurrentFramesArriveWholeAndInOrder(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				f := &transport.Frame{T: transport.TypeRequest, ID: uint64(g*each + i), Op: fmt.Sprintf("op-%d", g)}
+				f := &Frame{T: FrameRequest, ID: uint64(g*each + i), Op: fmt.Sprintf("op-%d", g)}
 				if err := w.write(f); err != nil {
 					t.Errorf("writer %d frame %d: %v", g, i, err)
 					return
@@ -106,21 +104,21 @@ func TestFrameWriterCoalescesFramesWrittenWhileBusy(t *testing.T) {
 	w := newFrameWriter(cc)
 	const waiting = 10
 
-	got := make(chan []transport.Frame, 1)
+	got := make(chan []Frame, 1)
 	go func() { got <- readFrames(t, b, 1+waiting) }()
 
 	errs := make(chan error, 1+waiting)
-	go func() { errs <- w.write(&transport.Frame{T: transport.TypePing, ID: 1}) }()
+	go func() { errs <- w.write(&Frame{T: FramePing, ID: 1}) }()
 	<-cc.inside // the first frame's round is at the socket and held there
 	for i := range waiting {
-		go func() { errs <- w.write(&transport.Frame{T: transport.TypePing, ID: uint64(2 + i)}) }()
+		go func() { errs <- w.write(&Frame{T: FramePing, ID: uint64(2 + i)}) }()
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		w.mu.Lock()
 		queued := len(w.buf)
 		w.mu.Unlock()
-		one, _ := transport.EncodeFrame(&transport.Frame{T: transport.TypePing, ID: 2})
+		one := AppendFrame(nil, &Frame{T: FramePing, ID: 2})
 		if queued >= waiting*len(one) {
 			break
 		}
@@ -151,11 +149,11 @@ func TestFrameWriterFailsEveryWriteAfterSocketError(t *testing.T) {
 	a, b := net.Pipe()
 	b.Close()
 	w := newFrameWriter(a)
-	err := w.write(&transport.Frame{T: transport.TypePing, ID: 1})
+	err := w.write(&Frame{T: FramePing, ID: 1})
 	if err == nil {
 		t.Fatal("write to a closed peer succeeded")
 	}
-	if err2 := w.write(&transport.Frame{T: transport.TypePing, ID: 2}); !errors.Is(err2, err) {
+	if err2 := w.write(&Frame{T: FramePing, ID: 2}); !errors.Is(err2, err) {
 		t.Fatalf("write after a failed write: %v, want the first error %v", err2, err)
 	}
 }

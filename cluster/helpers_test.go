@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/testutil"
+
 	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
 )
@@ -52,13 +54,7 @@ func testLogger(t testing.TB) *slog.Logger {
 // waitFor polls cond until it holds, failing the test after timeout.
 func waitFor(t testing.TB, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.WaitFor(t, timeout, cond, "condition not met")
 }
 
 // testConfig is a single-node config on an ephemeral loopback port with
@@ -75,7 +71,7 @@ func testConfig(t testing.TB, dir string) Config {
 }
 
 // openNode opens a node over f and closes it when the test ends.
-func openNode(t testing.TB, cfg Config, f *fsm.FSM) *Node {
+func openNode(t testing.TB, cfg Config, f *FSM) *Node {
 	t.Helper()
 	n, err := New(cfg, f)
 	if err != nil {
@@ -93,7 +89,7 @@ func openNode(t testing.TB, cfg Config, f *fsm.FSM) *Node {
 }
 
 // openLeader opens a node and waits until it leads.
-func openLeader(t testing.TB, cfg Config, f *fsm.FSM) *Node {
+func openLeader(t testing.TB, cfg Config, f *FSM) *Node {
 	t.Helper()
 	n := openNode(t, cfg, f)
 	ctx, cancel := context.WithTimeout(context.Background(), leaderWait)
@@ -116,7 +112,7 @@ func createMRD(id string) *fsm.Command {
 }
 
 // propose proposes cmds and fails the test on a commit error.
-func propose(t testing.TB, n *Node, cmds ...*fsm.Command) *fsm.ApplyResponse {
+func propose(t testing.TB, n *Node, cmds ...*fsm.Command) *ApplyResponse {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), applyWait)
 	defer cancel()
@@ -131,7 +127,7 @@ func propose(t testing.TB, n *Node, cmds ...*fsm.Command) *fsm.ApplyResponse {
 }
 
 // mustOK fails the test unless every result succeeded.
-func mustOK(t testing.TB, resp *fsm.ApplyResponse) {
+func mustOK(t testing.TB, resp *ApplyResponse) {
 	t.Helper()
 	for i, r := range resp.Results {
 		if r.Err != nil {
@@ -145,7 +141,7 @@ func mustOK(t testing.TB, resp *fsm.ApplyResponse) {
 // appends its own entries (a no-op at each election) that advance it
 // without changing the domain state. The bytes go through one decode so
 // that result values compare in the same (decoded) form on both sides.
-func stateOf(t testing.TB, f *fsm.FSM) ([]byte, uint64) {
+func stateOf(t testing.TB, f *FSM) ([]byte, uint64) {
 	t.Helper()
 	var (
 		raw []byte

@@ -33,19 +33,6 @@ func (s *Service) systemPrincipal() api.Principal {
 	return api.Principal{Role: api.RoleSystem, ID: "node:" + s.node.ID()}
 }
 
-// configuration returns the latest Raft configuration.
-func (s *Service) configuration() ([]raft.Server, error) {
-	r, err := s.node.current("configuration")
-	if err != nil {
-		return nil, err
-	}
-	f := r.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return nil, raftFailure("configuration", err, r.LeaderWithID)
-	}
-	return f.Configuration().Servers, nil
-}
-
 // handleInfo answers rpcInfo: who this node is and the leader it knows.
 func (s *Service) handleInfo(context.Context, msgpack.RawMessage) (any, error) {
 	self := s.Self()
@@ -75,7 +62,7 @@ func (s *Service) handleJoin(ctx context.Context, raw msgpack.RawMessage) (any, 
 	if err := s.addVoter(ctx, n); err != nil {
 		return nil, err
 	}
-	if err := s.register(ctx, n); err != nil {
+	if err := s.Register(ctx, n); err != nil {
 		return nil, err
 	}
 	return nil, nil
@@ -88,7 +75,7 @@ func (s *Service) addVoter(ctx context.Context, n fsm.NodeInfo) error {
 	if err != nil {
 		return err
 	}
-	servers, err := s.configuration()
+	servers, err := s.node.configuration()
 	if err != nil {
 		return err
 	}
@@ -103,30 +90,31 @@ func (s *Service) addVoter(ctx context.Context, n fsm.NodeInfo) error {
 				return api.Errorf(api.CodeBadRequest, "join: %s at %s would replace the leader itself (%s at %s); transfer leadership first",
 					n.ID, n.RaftAddr, srv.ID, srv.Address)
 			}
-			s.cl.log.Info("join: replacing server", "old_id", srv.ID, "old_addr", srv.Address, "id", n.ID, "addr", n.RaftAddr)
+			s.log.Info("join: replacing server", "old_id", srv.ID, "old_addr", srv.Address, "id", n.ID, "addr", n.RaftAddr)
 			if err := waitFuture(ctx, r.RemoveServer(srv.ID, 0, membershipTimeout)); err != nil {
 				return s.leaderFailure("join", err)
 			}
 		}
 	}
 	if present {
-		s.cl.log.Debug("join: already a voter", "id", n.ID, "addr", n.RaftAddr)
+		s.log.Debug("join: already a voter", "id", n.ID, "addr", n.RaftAddr)
 		return nil
 	}
 	if err := waitFuture(ctx, r.AddVoter(raft.ServerID(n.ID), raft.ServerAddress(n.RaftAddr), 0, membershipTimeout)); err != nil {
 		return s.leaderFailure("join", err)
 	}
-	s.cl.log.Info("join: added voter", "id", n.ID, "addr", n.RaftAddr, "client", n.ClientAddr)
+	s.log.Info("join: added voter", "id", n.ID, "addr", n.RaftAddr, "client", n.ClientAddr)
 	return nil
 }
 
-// register records n in the registry unless local state already holds it.
-func (s *Service) register(ctx context.Context, n fsm.NodeInfo) error {
-	if have, ok := s.registered(n.ID); ok && have == n {
+// Register records n in the node registry unless local state already
+// holds it (committed through the leader, like any command).
+func (s *Service) Register(ctx context.Context, n fsm.NodeInfo) error {
+	if have, ok := s.Registered(n.ID); ok && have == n {
 		return nil
 	}
 	cmd := &fsm.Command{Op: fsm.OpRegisterNode, By: s.systemPrincipal(), Args: &fsm.RegisterNodeArgs{Node: n}}
-	res, _, err := s.commit(ctx, cmd)
+	res, _, err := s.Commit(ctx, cmd)
 	if err != nil {
 		return err
 	}
@@ -139,7 +127,7 @@ func (s *Service) register(ctx context.Context, n fsm.NodeInfo) error {
 // deregister removes node id from the registry.
 func (s *Service) deregister(ctx context.Context, id string) error {
 	cmd := &fsm.Command{Op: fsm.OpDeregisterNode, By: s.systemPrincipal(), Args: &fsm.DeregisterNodeArgs{ID: id}}
-	res, _, err := s.commit(ctx, cmd)
+	res, _, err := s.Commit(ctx, cmd)
 	if err != nil {
 		return err
 	}
@@ -149,7 +137,7 @@ func (s *Service) deregister(ctx context.Context, id string) error {
 	return nil
 }
 
-// handleRemove is the leader's side of rpcRemove.
+// handleRemove is the leader's side of RPCRemove.
 func (s *Service) handleRemove(ctx context.Context, raw msgpack.RawMessage) (any, error) {
 	var a NodeIDArgs
 	if err := msgpack.Unmarshal(raw, &a); err != nil {
@@ -161,7 +149,7 @@ func (s *Service) handleRemove(ctx context.Context, raw msgpack.RawMessage) (any
 	if !s.node.IsLeader() {
 		return nil, s.notLeader("remove")
 	}
-	servers, err := s.configuration()
+	servers, err := s.node.configuration()
 	if err != nil {
 		return nil, err
 	}
@@ -180,11 +168,11 @@ func (s *Service) handleRemove(ctx context.Context, raw msgpack.RawMessage) (any
 	if err := waitFuture(ctx, r.RemoveServer(raft.ServerID(a.Node), 0, membershipTimeout)); err != nil {
 		return nil, s.leaderFailure("remove", err)
 	}
-	s.cl.log.Info("removed server", "id", a.Node)
+	s.log.Info("removed server", "id", a.Node)
 	return nil, nil
 }
 
-// handleTransfer is the leader's side of rpcTransfer: it hands leadership
+// handleTransfer is the leader's side of RPCTransfer: it hands leadership
 // to the named voter, or to the most up-to-date one, and waits (briefly)
 // for the new leader to be known.
 func (s *Service) handleTransfer(ctx context.Context, raw msgpack.RawMessage) (any, error) {
@@ -209,7 +197,7 @@ func (s *Service) handleTransfer(ctx context.Context, raw msgpack.RawMessage) (a
 	if a.Node == "" {
 		f = r.LeadershipTransfer()
 	} else {
-		servers, err := s.configuration()
+		servers, err := s.node.configuration()
 		if err != nil {
 			return nil, err
 		}
@@ -231,14 +219,16 @@ func (s *Service) handleTransfer(ctx context.Context, raw msgpack.RawMessage) (a
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	s.cl.log.Info("leadership transferred", "to", out.To)
+	s.log.Info("leadership transferred", "to", out.To)
 	return out, nil
 }
 
-// leaderCall runs a leader-only node op: here when this node leads, else
-// on the leader through node RPC. It waits out a leaderless stretch up to
-// the no-leader wait and follows not_leader answers.
-func (s *Service) leaderCall(ctx context.Context, op string, args, out any) error {
+// LeaderCall runs a leader-only node op (RPCRemove, RPCTransfer,
+// RPCSnapshotRead...) with args and decodes its result into out: here
+// when this node leads, else on the leader through node RPC. It waits out
+// a leaderless stretch up to the no-leader wait and follows not_leader
+// answers.
+func (s *Service) LeaderCall(ctx context.Context, op string, args, out any) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 2*s.node.cfg.ApplyTimeout)
@@ -252,22 +242,15 @@ func (s *Service) leaderCall(ctx context.Context, op string, args, out any) erro
 	backoff := 10 * time.Millisecond
 	for {
 		if s.node.IsLeader() {
-			data, err := nodeHandlers[op](s, ctx, raw)
+			err := s.handlerCall(ctx, op, raw, out)
 			if err == nil {
-				if out == nil || data == nil {
-					return nil
-				}
-				b, err := msgpack.Marshal(data)
-				if err != nil {
-					return err
-				}
-				return msgpack.Unmarshal(b, out)
+				return nil
 			}
 			if c := api.CodeOf(err); c != api.CodeNotLeader && c != api.CodeNoLeader {
 				return err
 			}
 		} else if id, addr := s.leaderClient(); id != "" && addr != "" && id != s.node.ID() {
-			err = s.cl.peers.call(ctx, addr, op, msgpack.RawMessage(raw), out)
+			err = s.peers.call(ctx, addr, op, msgpack.RawMessage(raw), out)
 			switch {
 			case err == nil:
 				return nil
@@ -281,7 +264,7 @@ func (s *Service) leaderCall(ctx context.Context, op string, args, out any) erro
 		}
 		if noLeaderSince.IsZero() {
 			noLeaderSince = time.Now()
-		} else if time.Since(noLeaderSince) >= s.cl.noLeaderWait {
+		} else if time.Since(noLeaderSince) >= s.noLeaderWait {
 			return noLeader(op, noLeaderRetry)
 		}
 		t := time.NewTimer(backoff)
@@ -308,13 +291,13 @@ func (s *Service) JoinCluster(ctx context.Context, addrs []string) error {
 			if addr == self.ClientAddr {
 				continue
 			}
-			err := s.cl.peers.call(ctx, addr, rpcJoin, self, nil)
+			err := s.peers.call(ctx, addr, rpcJoin, self, nil)
 			var he *hintError
 			if err != nil && errors.As(err, &he) && he.leader != "" && he.leader != addr {
-				err = s.cl.peers.call(ctx, he.leader, rpcJoin, self, nil)
+				err = s.peers.call(ctx, he.leader, rpcJoin, self, nil)
 			}
 			if err == nil {
-				s.cl.log.Info("joined the cluster", "via", addr, "attempts", attempt)
+				s.log.Info("joined the cluster", "via", addr, "attempts", attempt)
 				return nil
 			}
 			if c := api.CodeOf(err); c == api.CodeUnauthenticated || c == api.CodeBadRequest {
@@ -325,7 +308,7 @@ func (s *Service) JoinCluster(ctx context.Context, addrs []string) error {
 		if last == nil {
 			return errors.New("cluster: join: no address to join other than this node's own")
 		}
-		s.cl.log.Info("join failed; retrying", "err", last, "in", backoff)
+		s.log.Info("join failed; retrying", "err", last, "in", backoff)
 		if err := sleepCtx(ctx, backoff); err != nil {
 			return fmt.Errorf("cluster: join: %w (last attempt: %v)", err, last)
 		}
@@ -364,10 +347,10 @@ func (s *Service) ExpectCluster(ctx context.Context, addrs []string, n int) erro
 		}
 		switch {
 		case formed:
-			s.cl.log.Info("bootstrap-expect: a cluster already exists; joining it")
+			s.log.Info("bootstrap-expect: a cluster already exists; joining it")
 			return s.JoinCluster(ctx, addrs)
 		case stateful:
-			s.cl.log.Info("bootstrap-expect: a peer has Raft state but no leader yet; waiting")
+			s.log.Info("bootstrap-expect: a peer has Raft state but no leader yet; waiting")
 		case len(met) >= n:
 			ids := make([]string, 0, len(met))
 			for id := range met {
@@ -375,7 +358,7 @@ func (s *Service) ExpectCluster(ctx context.Context, addrs []string, n int) erro
 			}
 			slices.Sort(ids)
 			if ids[0] != self.ID {
-				s.cl.log.Info("bootstrap-expect: enough nodes met; waiting for the lowest id to bootstrap", "bootstrapper", ids[0], "nodes", ids)
+				s.log.Info("bootstrap-expect: enough nodes met; waiting for the lowest id to bootstrap", "bootstrapper", ids[0], "nodes", ids)
 				break
 			}
 			servers := make([]raft.Server, len(ids))
@@ -385,10 +368,10 @@ func (s *Service) ExpectCluster(ctx context.Context, addrs []string, n int) erro
 			if err := s.node.BootstrapServers(servers); err != nil {
 				return err
 			}
-			s.cl.log.Info("bootstrap-expect: bootstrapped the cluster", "nodes", ids)
+			s.log.Info("bootstrap-expect: bootstrapped the cluster", "nodes", ids)
 			return nil
 		default:
-			s.cl.log.Info("bootstrap-expect: waiting for nodes", "met", len(met), "expect", n)
+			s.log.Info("bootstrap-expect: waiting for nodes", "met", len(met), "expect", n)
 		}
 		if err := sleepCtx(ctx, 300*time.Millisecond+rand.N(200*time.Millisecond)); err != nil {
 			return fmt.Errorf("cluster: bootstrap-expect: %w", err)
@@ -413,8 +396,8 @@ func (s *Service) gatherInfo(ctx context.Context, addrs []string) []nodeInfo {
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
 			var in nodeInfo
-			if err := s.cl.peers.call(cctx, addr, rpcInfo, nil, &in); err != nil {
-				s.cl.log.Debug("info", "addr", addr, "err", err)
+			if err := s.peers.call(cctx, addr, rpcInfo, nil, &in); err != nil {
+				s.log.Debug("info", "addr", addr, "err", err)
 				return
 			}
 			mu.Lock()
@@ -448,7 +431,7 @@ func (s *Service) maintainOnce(ctx context.Context) bool {
 	if id, _ := s.node.Leader(); id == "" {
 		return false
 	}
-	servers, err := s.configuration()
+	servers, err := s.node.configuration()
 	if err != nil {
 		return false
 	}
@@ -458,12 +441,12 @@ func (s *Service) maintainOnce(ctx context.Context) bool {
 	defer cancel()
 	ok := true
 	if member {
-		if have, found := s.registered(self.ID); !found || have != self {
-			if err := s.register(cctx, self); err != nil {
-				s.cl.log.Debug("registering this node", "err", err)
+		if have, found := s.Registered(self.ID); !found || have != self {
+			if err := s.Register(cctx, self); err != nil {
+				s.log.Debug("registering this node", "err", err)
 				ok = false
 			} else {
-				s.cl.log.Info("registered this node", "raft_addr", self.RaftAddr, "client_addr", self.ClientAddr)
+				s.log.Info("registered this node", "raft_addr", self.RaftAddr, "client_addr", self.ClientAddr)
 			}
 		}
 	}
@@ -480,10 +463,10 @@ func (s *Service) maintainOnce(ctx context.Context) bool {
 	})
 	for _, id := range stale {
 		if err := s.deregister(cctx, id); err != nil {
-			s.cl.log.Debug("dropping a stale registry entry", "id", id, "err", err)
+			s.log.Debug("dropping a stale registry entry", "id", id, "err", err)
 			return ok
 		}
-		s.cl.log.Info("dropped the registry entry of a former member", "id", id)
+		s.log.Info("dropped the registry entry of a former member", "id", id)
 	}
 	return ok
 }

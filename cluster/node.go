@@ -13,16 +13,15 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/switchboard/switchboard/api"
-	"github.com/switchboard/switchboard/fsm"
 	"go.etcd.io/bbolt"
 )
 
 // Node is one member of the Raft cluster: it owns the Raft instance, its
-// stores and transport, and commits commands into its fsm.FSM. Its methods
+// stores and transport, and commits commands into its FSM. Its methods
 // are safe for concurrent use.
 type Node struct {
 	cfg Config
-	fsm *fsm.FSM
+	fsm *FSM
 	log *slog.Logger
 	// stop is closed when Close begins, releasing Proposes still waiting.
 	stop chan struct{}
@@ -39,7 +38,7 @@ type Node struct {
 
 // New checks cfg and returns a Node over f. It touches neither disk nor
 // network: Open does.
-func New(cfg Config, f *fsm.FSM) (*Node, error) {
+func New(cfg Config, f *FSM) (*Node, error) {
 	if f == nil {
 		return nil, errors.New("cluster: nil FSM")
 	}
@@ -79,6 +78,8 @@ func (n *Node) Open() (err error) {
 		}
 		if trans != nil {
 			_ = trans.Close()
+		} else if n.cfg.Listener != nil {
+			_ = n.cfg.Listener.Close() // taken over, as documented
 		}
 		if store != nil {
 			_ = store.Close()
@@ -108,7 +109,7 @@ func (n *Node) Open() (err error) {
 	if err != nil {
 		return err
 	}
-	if n.cfg.raftTLS != nil {
+	if n.cfg.RaftTLS != nil {
 		trans, err = newTLSTransport(bind, advertise, n.cfg, hl.Named("transport"))
 	} else {
 		trans, err = newRaftTransport(&n.cfg, bind, advertise, hl.Named("transport"))
@@ -220,7 +221,7 @@ func (n *Node) Raft() *raft.Raft {
 }
 
 // FSM returns the state machine this node applies to.
-func (n *Node) FSM() *fsm.FSM { return n.fsm }
+func (n *Node) FSM() *FSM { return n.fsm }
 
 // IsLeader reports whether this node is the leader right now.
 func (n *Node) IsLeader() bool {

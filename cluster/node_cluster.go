@@ -185,3 +185,100 @@ func (n *Node) lastCommand(index uint64) (uint64, error) {
 	}
 	return 0, nil
 }
+
+// configuration returns the latest Raft configuration.
+func (n *Node) configuration() ([]raft.Server, error) {
+	r, err := n.current("configuration")
+	if err != nil {
+		return nil, err
+	}
+	f := r.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, raftFailure("configuration", err, r.LeaderWithID)
+	}
+	return f.Configuration().Servers, nil
+}
+
+// Members returns the servers of the latest Raft configuration, in its
+// order, with the leader as this node knows it marked.
+func (n *Node) Members() ([]Member, error) {
+	servers, err := n.configuration()
+	if err != nil {
+		return nil, err
+	}
+	leader, _ := n.Leader()
+	out := make([]Member, len(servers))
+	for i, s := range servers {
+		out[i] = Member{ID: string(s.ID), Address: string(s.Address), Suffrage: s.Suffrage.String(),
+			Leader: leader != "" && string(s.ID) == leader}
+	}
+	return out, nil
+}
+
+// HandOff transfers leadership away if this node leads a cluster of more
+// than one voter, so that a closing leader does not make the cluster wait
+// out an election; it waits at most timeout.
+func (n *Node) HandOff(timeout time.Duration) error {
+	if !n.IsLeader() {
+		return nil
+	}
+	servers, err := n.configuration()
+	if err != nil {
+		return nil
+	}
+	voters := 0
+	for _, srv := range servers {
+		if srv.Suffrage == raft.Voter {
+			voters++
+		}
+	}
+	if voters < 2 {
+		return nil
+	}
+	r, err := n.current("hand off")
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := waitFuture(ctx, r.LeadershipTransfer()); err != nil {
+		return fmt.Errorf("cluster: hand leadership off: %w", err)
+	}
+	n.log.Info("handed leadership over before shutdown")
+	return nil
+}
+
+// WaitCaughtUp waits until this node knows a leader and has applied what
+// the leader had committed (a barrier when it is the leader itself), or
+// ctx ends: from then on its state is as current as the cluster's was
+// when it started waiting.
+func (n *Node) WaitCaughtUp(ctx context.Context) error {
+	for {
+		r, err := n.current("wait until ready")
+		if err != nil {
+			return err
+		}
+		if id, _ := n.Leader(); id != "" {
+			if n.IsLeader() {
+				// A barrier returns once every entry before it is applied.
+				err := waitFuture(ctx, r.Barrier(time.Until(deadlineOr(ctx, time.Minute))))
+				if err == nil {
+					return nil
+				}
+				if ctx.Err() != nil {
+					return failure("wait until ready", api.CodeNoLeader, "no leader elected", ctx.Err())
+				}
+			} else if ci := r.CommitIndex(); ci > 0 {
+				if err := n.WaitIndex(ctx, ci); err == nil {
+					return nil
+				}
+				if ctx.Err() != nil {
+					return failure("wait until ready", api.CodeTimeout, "not caught up", ctx.Err())
+				}
+			}
+		}
+		if err := sleepCtx(ctx, defaultLeaderPollInterval); err != nil {
+			return failure("wait until ready", api.CodeNoLeader, "no leader elected", err)
+		}
+	}
+}

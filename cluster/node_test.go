@@ -17,7 +17,7 @@ import (
 // TestBootstrapProposeAndReject runs with the default timeouts, so it also
 // checks that they elect a lone node on this machine.
 func TestBootstrapProposeAndReject(t *testing.T) {
-	f := fsm.NewFSM(nil, testLogger(t))
+	f := NewFSM(nil, testLogger(t))
 	n := openLeader(t, Config{
 		NodeID:    "n1",
 		RaftAddr:  "127.0.0.1:0",
@@ -79,7 +79,7 @@ func TestBootstrapProposeAndReject(t *testing.T) {
 }
 
 func TestProposeGroupCommit(t *testing.T) {
-	f := fsm.NewFSM(nil, testLogger(t))
+	f := NewFSM(nil, testLogger(t))
 	n := openLeader(t, testConfig(t, t.TempDir()), f)
 
 	const count = 300
@@ -105,7 +105,7 @@ func TestProposeGroupCommit(t *testing.T) {
 }
 
 func TestProposeConcurrent(t *testing.T) {
-	f := fsm.NewFSM(nil, testLogger(t))
+	f := NewFSM(nil, testLogger(t))
 	n := openLeader(t, testConfig(t, t.TempDir()), f)
 
 	const workers, each = 8, 25
@@ -168,7 +168,7 @@ func TestRestartRecoversState(t *testing.T) {
 	dir := t.TempDir()
 
 	// First life: a few entries, no snapshot.
-	f1 := fsm.NewFSM(nil, testLogger(t))
+	f1 := NewFSM(nil, testLogger(t))
 	n1 := openLeader(t, testConfig(t, dir), f1)
 	for _, c := range someCommands("a") {
 		propose(t, n1, c)
@@ -182,7 +182,7 @@ func TestRestartRecoversState(t *testing.T) {
 
 	// Second life: log replay only.
 	sink2 := &recordingSink{}
-	f2 := fsm.NewFSM(sink2, testLogger(t))
+	f2 := NewFSM(sink2, testLogger(t))
 	cfg := testConfig(t, dir)
 	cfg.RaftAddr = addr
 	n2 := openLeader(t, cfg, f2)
@@ -221,7 +221,7 @@ func TestRestartRecoversState(t *testing.T) {
 
 	// Third life: snapshot restore plus replay of the entries after it.
 	sink3 := &recordingSink{}
-	f3 := fsm.NewFSM(sink3, testLogger(t))
+	f3 := NewFSM(sink3, testLogger(t))
 	n3 := openLeader(t, cfg, f3)
 	waitFor(t, applyWait, func() bool { return f3.Applied() >= index2 })
 	if got, _ := stateOf(t, f3); !bytes.Equal(got, want2) {
@@ -240,7 +240,7 @@ func TestRestartRecoversState(t *testing.T) {
 }
 
 func TestClosedNode(t *testing.T) {
-	f := fsm.NewFSM(nil, testLogger(t))
+	f := NewFSM(nil, testLogger(t))
 	n, err := New(testConfig(t, t.TempDir()), f)
 	if err != nil {
 		t.Fatal(err)
@@ -293,7 +293,7 @@ func TestClosedNode(t *testing.T) {
 }
 
 func TestProposeAfterRaftShutdown(t *testing.T) {
-	f := fsm.NewFSM(nil, testLogger(t))
+	f := NewFSM(nil, testLogger(t))
 	n := openLeader(t, testConfig(t, t.TempDir()), f)
 	// Raft stopped underneath the node (as on removal from the cluster).
 	if err := n.Raft().Shutdown().Error(); err != nil {
@@ -306,7 +306,7 @@ func TestProposeAfterRaftShutdown(t *testing.T) {
 }
 
 func TestProposeContextDone(t *testing.T) {
-	f := fsm.NewFSM(nil, testLogger(t))
+	f := NewFSM(nil, testLogger(t))
 	n := openLeader(t, testConfig(t, t.TempDir()), f)
 
 	cancelled, cancel := context.WithCancel(context.Background())
@@ -342,7 +342,7 @@ func TestProposeContextDone(t *testing.T) {
 func TestNoLeaderWithoutBootstrap(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.Bootstrap = false
-	n := openNode(t, cfg, fsm.NewFSM(nil, testLogger(t)))
+	n := openNode(t, cfg, NewFSM(nil, testLogger(t)))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*cfg.HeartbeatTimeout)
 	defer cancel()
@@ -366,11 +366,11 @@ func TestNoLeaderWithoutBootstrap(t *testing.T) {
 
 func TestDataDirInUse(t *testing.T) {
 	dir := t.TempDir()
-	openNode(t, testConfig(t, dir), fsm.NewFSM(nil, testLogger(t)))
+	openNode(t, testConfig(t, dir), NewFSM(nil, testLogger(t)))
 
 	cfg := testConfig(t, dir)
 	cfg.StoreOpenTimeout = 200 * time.Millisecond
-	n2, err := New(cfg, fsm.NewFSM(nil, testLogger(t)))
+	n2, err := New(cfg, NewFSM(nil, testLogger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

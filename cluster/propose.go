@@ -20,11 +20,11 @@ import (
 // A business failure (unknown list, duplicate create...) is not a Go error:
 // it is in that command's Result.Err. A returned error means the entry was
 // not known to commit; it is typed (see ErrNotLeader, ErrNoLeader,
-// ErrUnavailable, ErrTimeout and fsm.CodeOf). With CodeTimeout or
+// ErrUnavailable, ErrTimeout and api.CodeOf). With CodeTimeout or
 // CodeNotLeader after a lost leadership the entry may still commit later:
 // retry with the same ClientID and Seq. Without a ctx deadline the wait is
 // bounded by Config.ApplyTimeout.
-func (n *Node) Propose(ctx context.Context, cmds ...*fsm.Command) (*fsm.ApplyResponse, error) {
+func (n *Node) Propose(ctx context.Context, cmds ...*fsm.Command) (*ApplyResponse, error) {
 	if len(cmds) == 0 {
 		return nil, failure("propose", api.CodeBadRequest, "no commands", nil)
 	}
@@ -93,7 +93,7 @@ func (n *Node) Propose(ctx context.Context, cmds ...*fsm.Command) (*fsm.ApplyRes
 	if out.err != nil {
 		return nil, raftFailure("propose", out.err, r.LeaderWithID)
 	}
-	resp, ok := out.resp.(*fsm.ApplyResponse)
+	resp, ok := out.resp.(*ApplyResponse)
 	switch {
 	case !ok || resp == nil:
 		return nil, failure("propose", api.CodeInternal, fmt.Sprintf("unexpected FSM response %T", out.resp), nil)

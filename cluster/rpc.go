@@ -1,45 +1,44 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/switchboard/switchboard/api"
-	"github.com/switchboard/switchboard/transport"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// Node-to-node calls use the client protocol (transport frames) on the
-// peer's client port: a hello with role RoleNode and the cluster token, then
-// req/res frames. The listener hands such connections to the node server
-// (mux.go) before the client server sees them. cluster/DESIGN.md has the
-// whole picture.
+// Node-to-node calls use the client protocol's framing (rpc_frame.go) on
+// the peer's client port: a hello with role RoleNode and the cluster
+// token, then req/res frames. The node's client listener hands such
+// connections to Service.ServeNode before the client server sees them.
+// cluster/DESIGN.md has the whole picture.
 
 // RoleNode is the hello role of a node-to-node session.
 const RoleNode = "node"
 
-// Node RPC ops. Each names one handler of nodeHandlers.
+// Node ops cluster serves (NewService registers them). The layers above
+// register theirs with Service.Handle.
 const (
-	rpcForward   = "forward"             // leader: commit a command for a follower
-	rpcReadIndex = "read_index"          // leader: a linearizable read index
-	rpcJoin      = "join"                // leader: add or update a voter
-	rpcInfo      = "info"                // any: who this node is and what it knows
-	rpcStatus    = "status"              // any: this node's transport.NodeStatus
-	rpcRemove    = "remove"              // leader: remove a voter
-	rpcTransfer  = "transfer_leadership" // leader: hand leadership over
-	rpcSnapRead  = "snapshot_read"       // leader: a chunk of the latest snapshot
+	rpcForward   = "forward"    // leader: commit a command for a follower
+	rpcReadIndex = "read_index" // leader: a linearizable read index
+	rpcJoin      = "join"       // leader: add or update a voter
+	rpcInfo      = "info"       // any: who this node is and what it knows
+	// RPCRemove (leader) removes a voter: NodeIDArgs → nothing.
+	RPCRemove = "remove"
+	// RPCTransfer (leader) hands leadership over: NodeIDArgs → TransferResult.
+	RPCTransfer = "transfer_leadership"
+	// RPCSnapshotRead (leader) reads a chunk of a snapshot:
+	// SnapshotReadArgs → SnapshotChunk.
+	RPCSnapshotRead = "snapshot_read"
 )
 
-// Admin ops of the client protocol that are neither fsm commands nor fsm
-// queries: Service.Query serves them, for admins only.
-const (
-	QueryClusterStatus   = "cluster_status"              // → transport.ClusterStatus
-	OpClusterRemove      = "cluster_remove"              // {node} → {}
-	OpTransferLeadership = "cluster_transfer_leadership" // {node?} → TransferResult
-	OpSnapshotTake       = "snapshot_take"               // → SnapshotInfo
-	OpSnapshotRead       = "snapshot_read"               // SnapshotReadArgs → SnapshotChunk
-)
+// Handler serves one node op: it decodes args (raw msgpack, possibly
+// empty) and returns the result, which is msgpack-encoded into the answer
+// (nil: none), or an error, whose code and hints go on the wire.
+type Handler func(ctx context.Context, args msgpack.RawMessage) (any, error)
 
 // forwardArgs carries one command to the leader, encoded as a log entry
 // (fsm.EncodeEntry), principal, client id and seq included.
@@ -64,12 +63,12 @@ type readIndexResult struct {
 	Index uint64 `msgpack:"index"`
 }
 
-// NodeIDArgs names a node (cluster_remove, cluster_transfer_leadership).
+// NodeIDArgs names a node (remove, transfer_leadership).
 type NodeIDArgs struct {
 	Node string `msgpack:"node"`
 }
 
-// TransferResult is the answer to cluster_transfer_leadership.
+// TransferResult is the answer to transfer_leadership.
 type TransferResult struct {
 	From string `msgpack:"from"` // the leader that handed over
 	To   string `msgpack:"to"`   // the new leader, when known at once
@@ -97,8 +96,10 @@ var (
 	errPeerLost = errors.New("cluster: connection to peer lost")
 )
 
-// hintError is a typed error with the wire hints transport's errorBody
-// looks for: the leader's client address and when to retry.
+// hintError is a typed error with wire hints: the leader's client address
+// and when to retry. Both the node server (wireError) and the client
+// protocol's server look for them through the LeaderAddr and RetryAfter
+// methods.
 type hintError struct {
 	err    error
 	leader string
@@ -118,7 +119,7 @@ func noLeader(op string, after time.Duration) error {
 
 // remoteError turns the error body of a peer's answer into an error with
 // the same code and hints.
-func remoteError(peer string, b *transport.ErrorBody) error {
+func remoteError(peer string, b *ErrorBody) error {
 	fe := &api.Error{Code: b.Code, Msg: b.Msg}
 	return &hintError{
 		err:    fmt.Errorf("cluster: peer %s: %w", peer, fe),
@@ -128,9 +129,9 @@ func remoteError(peer string, b *transport.ErrorBody) error {
 }
 
 // wireError is the error body a node RPC answer carries for err.
-func wireError(err error) *transport.ErrorBody {
+func wireError(err error) *ErrorBody {
 	code := api.CodeOf(err)
-	b := &transport.ErrorBody{Code: code, Name: code.String(), Msg: err.Error()}
+	b := &ErrorBody{Code: code, Name: code.String(), Msg: err.Error()}
 	var la interface{ LeaderAddr() string }
 	if errors.As(err, &la) {
 		b.Leader = la.LeaderAddr()

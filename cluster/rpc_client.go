@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/switchboard/switchboard/transport"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -54,7 +53,7 @@ func (p *peers) call(ctx context.Context, addr, op string, args, out any) error 
 	}
 	if !f.OK {
 		if f.Err == nil {
-			return remoteError(addr, &transport.ErrorBody{Code: 50, Name: "internal", Msg: "answer with neither ok nor err"})
+			return remoteError(addr, &ErrorBody{Code: 50, Name: "internal", Msg: "answer with neither ok nor err"})
 		}
 		return remoteError(addr, f.Err)
 	}
@@ -136,20 +135,20 @@ func (p *peers) dial(ctx context.Context, addr string) (*peerConn, error) {
 	_ = nc.SetDeadline(deadline)
 	pc := &peerConn{addr: addr, nc: nc, br: bufio.NewReaderSize(nc, 64<<10),
 		w:       newFrameWriter(nc),
-		pending: map[uint64]chan *transport.Frame{}, broken: make(chan struct{})}
-	if err := pc.w.write(&transport.Frame{T: transport.TypeHello, V: transport.ProtocolVersion,
+		pending: map[uint64]chan *Frame{}, broken: make(chan struct{})}
+	if err := pc.w.write(&Frame{T: FrameHello, V: NodeProtocolVersion,
 		Role: RoleNode, User: p.self, Token: p.token}); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("%w: %s: hello: %w", errPeerUnreachable, addr, err)
 	}
-	var f transport.Frame
-	if err := transport.ReadFrame(pc.br, nodeMaxFrame, &f); err != nil {
+	var f Frame
+	if err := ReadFrame(pc.br, nodeMaxFrame, &f); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("%w: %s: welcome: %w", errPeerUnreachable, addr, err)
 	}
-	if f.T != transport.TypeWelcome {
+	if f.T != FrameWelcome {
 		nc.Close()
-		if f.T == transport.TypeBye && f.Err != nil {
+		if f.T == FrameBye && f.Err != nil {
 			return nil, fmt.Errorf("%w: %w", errPeerUnreachable, remoteError(addr, f.Err))
 		}
 		return nil, fmt.Errorf("%w: %s answered hello with %q", errPeerUnreachable, addr, f.T)
@@ -186,7 +185,7 @@ type peerConn struct {
 	nextID atomic.Uint64
 
 	mu      sync.Mutex
-	pending map[uint64]chan *transport.Frame
+	pending map[uint64]chan *Frame
 	err     error
 	broken  chan struct{}
 }
@@ -201,8 +200,8 @@ func (pc *peerConn) isBroken() bool {
 }
 
 // call sends one req and waits for its res.
-func (pc *peerConn) call(ctx context.Context, op string, args any) (*transport.Frame, error) {
-	f := &transport.Frame{T: transport.TypeRequest, ID: pc.nextID.Add(1), Op: op}
+func (pc *peerConn) call(ctx context.Context, op string, args any) (*Frame, error) {
+	f := &Frame{T: FrameRequest, ID: pc.nextID.Add(1), Op: op}
 	if args != nil {
 		raw, err := msgpack.Marshal(args)
 		if err != nil {
@@ -210,7 +209,7 @@ func (pc *peerConn) call(ctx context.Context, op string, args any) (*transport.F
 		}
 		f.Args = raw
 	}
-	reply := make(chan *transport.Frame, 1)
+	reply := make(chan *Frame, 1)
 	pc.mu.Lock()
 	if pc.err != nil {
 		pc.mu.Unlock()
@@ -250,14 +249,14 @@ func (pc *peerConn) call(ctx context.Context, op string, args any) (*transport.F
 // readLoop hands each res to its call until the connection breaks.
 func (pc *peerConn) readLoop(log *slog.Logger) {
 	for {
-		var f transport.Frame
-		if err := transport.ReadFrame(pc.br, nodeMaxFrame, &f); err != nil {
+		var f Frame
+		if err := ReadFrame(pc.br, nodeMaxFrame, &f); err != nil {
 			pc.fail(err)
 			log.Debug("peer connection closed", "peer", pc.node, "addr", pc.addr, "err", err)
 			return
 		}
 		switch f.T {
-		case transport.TypeResponse:
+		case FrameResponse:
 			pc.mu.Lock()
 			ch := pc.pending[f.ID]
 			delete(pc.pending, f.ID)
@@ -266,9 +265,9 @@ func (pc *peerConn) readLoop(log *slog.Logger) {
 				fr := f
 				ch <- &fr
 			}
-		case transport.TypePing:
-			_ = pc.w.write(&transport.Frame{T: transport.TypePong, ID: f.ID})
-		case transport.TypeBye:
+		case FramePing:
+			_ = pc.w.write(&Frame{T: FramePong, ID: f.ID})
+		case FrameBye:
 			err := errors.New("bye")
 			if f.Err != nil {
 				err = remoteError(pc.addr, f.Err)
@@ -290,7 +289,7 @@ func (pc *peerConn) fail(err error) {
 		err = errPeerLost
 	}
 	pc.err = err
-	pc.pending = map[uint64]chan *transport.Frame{}
+	pc.pending = map[uint64]chan *Frame{}
 	pc.mu.Unlock()
 	close(pc.broken)
 	pc.nc.Close()

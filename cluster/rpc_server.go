@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/api"
-	"github.com/switchboard/switchboard/transport"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -29,23 +28,8 @@ const (
 	nodeWriteTimeout = 10 * time.Second
 )
 
-// nodeHandler serves one node RPC op: it returns the result data and, for
-// ops that commit, the log index.
-type nodeHandler func(s *Service, ctx context.Context, args msgpack.RawMessage) (any, error)
-
-// nodeHandlers is the node RPC op table.
-var nodeHandlers = map[string]nodeHandler{
-	rpcForward:   (*Service).handleForward,
-	rpcReadIndex: (*Service).handleReadIndex,
-	rpcJoin:      (*Service).handleJoin,
-	rpcInfo:      (*Service).handleInfo,
-	rpcStatus:    func(s *Service, _ context.Context, _ msgpack.RawMessage) (any, error) { return s.Status(), nil },
-	rpcRemove:    (*Service).handleRemove,
-	rpcTransfer:  (*Service).handleTransfer,
-	rpcSnapRead:  (*Service).handleSnapshotRead,
-}
-
-// nodeServer serves node-to-node sessions handed over by the listener.
+// nodeServer serves node-to-node sessions handed over by the client
+// listener, through the service's handler table.
 type nodeServer struct {
 	svc       *Service
 	log       *slog.Logger
@@ -75,8 +59,13 @@ func newNodeServer(svc *Service, token string, requireCert bool, logger *slog.Lo
 	}
 }
 
+// ServeNode runs one node session on c, whose first frame (a hello with
+// role RoleNode) the client listener already read from it; br reads the
+// rest. It returns when the session ends, and closes c.
+func (s *Service) ServeNode(c net.Conn, hello *Frame, br *bufio.Reader) { s.server.serve(c, hello, br) }
+
 // serve runs one node session whose hello the listener already read.
-func (ns *nodeServer) serve(c net.Conn, hello *transport.Frame, br *bufio.Reader) {
+func (ns *nodeServer) serve(c net.Conn, hello *Frame, br *bufio.Reader) {
 	ns.mu.Lock()
 	if ns.closed {
 		ns.mu.Unlock()
@@ -97,11 +86,11 @@ func (ns *nodeServer) serve(c net.Conn, hello *transport.Frame, br *bufio.Reader
 	w := newFrameWriter(c)
 	if err := ns.authenticate(c, hello); err != nil {
 		ns.log.Warn("node session refused", "remote", c.RemoteAddr().String(), "peer", hello.User, "err", err)
-		_ = w.write(&transport.Frame{T: transport.TypeBye, Err: wireError(err)})
+		_ = w.write(&Frame{T: FrameBye, Err: wireError(err)})
 		return
 	}
 	log := ns.log.With("peer", hello.User, "remote", c.RemoteAddr().String())
-	if err := w.write(&transport.Frame{T: transport.TypeWelcome, V: transport.ProtocolVersion,
+	if err := w.write(&Frame{T: FrameWelcome, V: NodeProtocolVersion,
 		Node: ns.svc.node.ID(), Role: RoleNode, User: hello.User, MaxFrame: nodeMaxFrame}); err != nil {
 		return
 	}
@@ -113,20 +102,20 @@ func (ns *nodeServer) serve(c net.Conn, hello *transport.Frame, br *bufio.Reader
 	var reqs sync.WaitGroup
 	defer reqs.Wait()
 	for {
-		var f transport.Frame
-		if err := transport.ReadFrame(br, nodeMaxFrame, &f); err != nil {
+		var f Frame
+		if err := ReadFrame(br, nodeMaxFrame, &f); err != nil {
 			log.Debug("node session closed", "err", err)
 			return
 		}
 		switch f.T {
-		case transport.TypeRequest:
+		case FrameRequest:
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
 				return
 			}
 			reqs.Add(1)
-			go func(f transport.Frame) {
+			go func(f Frame) {
 				defer reqs.Done()
 				defer func() { <-sem }()
 				res := ns.call(ctx, log, &f)
@@ -134,13 +123,13 @@ func (ns *nodeServer) serve(c net.Conn, hello *transport.Frame, br *bufio.Reader
 					c.Close()
 				}
 			}(f)
-		case transport.TypePing:
-			if err := w.write(&transport.Frame{T: transport.TypePong, ID: f.ID}); err != nil {
+		case FramePing:
+			if err := w.write(&Frame{T: FramePong, ID: f.ID}); err != nil {
 				return
 			}
-		case transport.TypePong:
+		case FramePong:
 		default:
-			_ = w.write(&transport.Frame{T: transport.TypeBye, Err: &transport.ErrorBody{
+			_ = w.write(&Frame{T: FrameBye, Err: &ErrorBody{
 				Code: api.CodeProtocol, Name: api.CodeProtocol.String(), Msg: fmt.Sprintf("unexpected %q frame", f.T)}})
 			return
 		}
@@ -149,8 +138,8 @@ func (ns *nodeServer) serve(c net.Conn, hello *transport.Frame, br *bufio.Reader
 
 // authenticate checks a node hello: protocol version, the cluster token
 // and, when required, a verified TLS client certificate.
-func (ns *nodeServer) authenticate(c net.Conn, hello *transport.Frame) error {
-	if hello.V != transport.ProtocolVersion {
+func (ns *nodeServer) authenticate(c net.Conn, hello *Frame) error {
+	if hello.V != NodeProtocolVersion {
 		return &api.Error{Code: api.CodeProtocol, Msg: fmt.Sprintf("protocol version %d not supported", hello.V)}
 	}
 	sum := sha256.Sum256([]byte(hello.Token))
@@ -167,28 +156,28 @@ func (ns *nodeServer) authenticate(c net.Conn, hello *transport.Frame) error {
 }
 
 // call runs one request through the handler table.
-func (ns *nodeServer) call(ctx context.Context, log *slog.Logger, f *transport.Frame) (res *transport.Frame) {
+func (ns *nodeServer) call(ctx context.Context, log *slog.Logger, f *Frame) (res *Frame) {
 	defer func() {
 		if v := recover(); v != nil {
 			log.Error("panic in node call", "op", f.Op, "panic", v, "stack", string(debug.Stack()))
-			res = &transport.Frame{T: transport.TypeResponse, ID: f.ID, Err: &transport.ErrorBody{
+			res = &Frame{T: FrameResponse, ID: f.ID, Err: &ErrorBody{
 				Code: api.CodeInternal, Name: api.CodeInternal.String(), Msg: "internal error"}}
 		}
 	}()
-	h := nodeHandlers[f.Op]
+	h := ns.svc.handler(f.Op)
 	if h == nil {
-		return &transport.Frame{T: transport.TypeResponse, ID: f.ID, Err: &transport.ErrorBody{
+		return &Frame{T: FrameResponse, ID: f.ID, Err: &ErrorBody{
 			Code: api.CodeUnknownOp, Name: api.CodeUnknownOp.String(), Msg: fmt.Sprintf("unknown node op %q", f.Op)}}
 	}
-	data, err := h(ns.svc, ctx, f.Args)
+	data, err := h(ctx, f.Args)
 	if err != nil {
-		return &transport.Frame{T: transport.TypeResponse, ID: f.ID, Err: wireError(err)}
+		return &Frame{T: FrameResponse, ID: f.ID, Err: wireError(err)}
 	}
-	out := &transport.Frame{T: transport.TypeResponse, ID: f.ID, OK: true}
+	out := &Frame{T: FrameResponse, ID: f.ID, OK: true}
 	if data != nil {
 		raw, err := msgpack.Marshal(data)
 		if err != nil {
-			return &transport.Frame{T: transport.TypeResponse, ID: f.ID, Err: wireError(
+			return &Frame{T: FrameResponse, ID: f.ID, Err: wireError(
 				&api.Error{Code: api.CodeInternal, Msg: fmt.Sprintf("encode result: %v", err)})}
 		}
 		out.Data = raw

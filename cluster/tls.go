@@ -28,32 +28,33 @@ type TLSConfig struct {
 	CAFile string
 }
 
-// tlsParts are the tls.Configs built from a TLSConfig.
-type tlsParts struct {
-	server *tls.Config // client port: clients and nodes
-	peer   *tls.Config // dialling another node's client port
-	raft   *tls.Config // the Raft stream layer, both ways
+// TLSParts are the tls.Configs built from a TLSConfig.
+type TLSParts struct {
+	Server *tls.Config // the client port: clients and nodes
+	Peer   *tls.Config // dialling another node's client port (ServiceConfig.PeerTLS)
+	Raft   *tls.Config // the Raft stream layer, both ways (Config.RaftTLS)
 }
 
-func (c *TLSConfig) build() (tlsParts, error) {
+// Build loads the files and returns the TLS configurations of a node.
+func (c *TLSConfig) Build() (TLSParts, error) {
 	if c.CertFile == "" || c.KeyFile == "" || c.CAFile == "" {
-		return tlsParts{}, errors.New("cluster: TLS needs a certificate, its key and the CA")
+		return TLSParts{}, errors.New("cluster: TLS needs a certificate, its key and the CA")
 	}
 	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
 	if err != nil {
-		return tlsParts{}, fmt.Errorf("cluster: TLS: load key pair: %w", err)
+		return TLSParts{}, fmt.Errorf("cluster: TLS: load key pair: %w", err)
 	}
 	pem, err := os.ReadFile(c.CAFile)
 	if err != nil {
-		return tlsParts{}, fmt.Errorf("cluster: TLS: read CA: %w", err)
+		return TLSParts{}, fmt.Errorf("cluster: TLS: read CA: %w", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return tlsParts{}, fmt.Errorf("cluster: TLS: no certificate in %s", c.CAFile)
+		return TLSParts{}, fmt.Errorf("cluster: TLS: no certificate in %s", c.CAFile)
 	}
 	certs := []tls.Certificate{cert}
-	return tlsParts{
-		server: &tls.Config{
+	return TLSParts{
+		Server: &tls.Config{
 			MinVersion:   tls.VersionTLS12,
 			Certificates: certs,
 			ClientCAs:    pool,
@@ -61,12 +62,12 @@ func (c *TLSConfig) build() (tlsParts, error) {
 			// server checks for a verified chain).
 			ClientAuth: tls.VerifyClientCertIfGiven,
 		},
-		peer: &tls.Config{
+		Peer: &tls.Config{
 			MinVersion:   tls.VersionTLS12,
 			Certificates: certs,
 			RootCAs:      pool,
 		},
-		raft: &tls.Config{
+		Raft: &tls.Config{
 			MinVersion:   tls.VersionTLS12,
 			Certificates: certs,
 			RootCAs:      pool,
@@ -101,11 +102,15 @@ func (l *tlsStreamLayer) Addr() net.Addr {
 	return l.Listener.Addr()
 }
 
-// newTLSTransport is raft.NewTCPTransport over mutual TLS.
+// newTLSTransport is raft.NewTCPTransport over mutual TLS, bound to bind
+// or served on cfg.Listener when set.
 func newTLSTransport(bind string, advertise net.Addr, cfg Config, logger hclog.Logger) (*raft.NetworkTransport, error) {
-	ln, err := net.Listen("tcp", bind)
-	if err != nil {
-		return nil, err
+	ln := cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", bind); err != nil {
+			return nil, err
+		}
 	}
 	if advertise == nil {
 		if ta, ok := ln.Addr().(*net.TCPAddr); ok && ta.IP.IsUnspecified() {
@@ -113,6 +118,6 @@ func newTLSTransport(bind string, advertise net.Addr, cfg Config, logger hclog.L
 			return nil, fmt.Errorf("cluster: raft address %s is not advertisable", ln.Addr())
 		}
 	}
-	stream := &tlsStreamLayer{Listener: tls.NewListener(ln, cfg.raftTLS), advertise: advertise, cfg: cfg.raftTLS}
+	stream := &tlsStreamLayer{Listener: tls.NewListener(ln, cfg.RaftTLS), advertise: advertise, cfg: cfg.RaftTLS}
 	return raft.NewNetworkTransportWithLogger(stream, cfg.TransportMaxPool, cfg.TransportTimeout, logger), nil
 }

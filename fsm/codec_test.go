@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/raft"
 	"github.com/vmihailenco/msgpack/v5"
 	"pgregory.net/rapid"
 
@@ -202,10 +201,15 @@ func TestUnknownOpEntry(t *testing.T) {
 	s := walkthrough(t)
 	assertRejected(t, s, &Command{Op: got[0].Op, By: got[0].By, Args: got[0].Args}, api.CodeUnknownOp)
 
-	f := NewFSM(nil, nil)
-	resp := f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: data}).(*ApplyResponse)
-	if resp.Err != nil || len(resp.Results) != 2 || api.CodeOf(resp.Results[0].Err) != api.CodeUnknownOp || resp.Results[1].Err != nil {
-		t.Errorf("FSM answered %+v", resp)
+	// Applied as the Raft adapter applies an entry: every command, in order.
+	st := NewState()
+	var results []Result
+	for _, c := range got {
+		res, _ := st.Apply(c)
+		results = append(results, res)
+	}
+	if len(results) != 2 || api.CodeOf(results[0].Err) != api.CodeUnknownOp || results[1].Err != nil {
+		t.Errorf("state answered %+v", results)
 	}
 }
 
@@ -600,7 +604,7 @@ func TestEncodeEntryAllocations(t *testing.T) {
 	}
 }
 
-// TestAppendMsgpackSameBytes: msgp.AppendValue writes what msgpack's encoder
+// TestAppendMsgpackSameBytes: AppendMsgpack writes what msgpack's encoder
 // (compact ints) writes, for every payload type of the package, by value
 // and by pointer, randomly filled, and for the odd test types.
 func TestAppendMsgpackSameBytes(t *testing.T) {

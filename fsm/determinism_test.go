@@ -10,8 +10,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/switchboard/switchboard/api"
 	. "github.com/switchboard/switchboard/fsm"
 )
@@ -265,100 +263,54 @@ func (d *direct) apply(_ testing.TB, index uint64, cmds []*Command) ([]Result, [
 func (d *direct) other(_ testing.TB, index uint64) { d.s.Index = index }
 func (d *direct) state(tb testing.TB) []byte       { return marshal(tb, d.s) }
 
-// viaRaft encodes entries and applies them through an FSM.
-type viaRaft struct {
-	f    *FSM
-	sink *recordingSink
+// viaEntry encodes each entry as a log entry (EncodeEntry), decodes it
+// again (DecodeEntry) and applies the commands to its state, numbering the
+// events by log position: what the Raft adapter (cluster.FSM) does, whose
+// own tests are in package cluster.
+type viaEntry struct {
+	s *State
 }
 
-func newViaRaft() *viaRaft {
-	sink := &recordingSink{}
-	return &viaRaft{f: NewFSM(sink, nil), sink: sink}
-}
+func newViaEntry() *viaEntry { return &viaEntry{s: NewState()} }
 
-func (v *viaRaft) apply(tb testing.TB, index uint64, cmds []*Command) ([]Result, []Event) {
+func (v *viaEntry) apply(tb testing.TB, index uint64, cmds []*Command) ([]Result, []Event) {
 	tb.Helper()
 	data, err := EncodeEntry(cmds...)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	resp, ok := v.f.Apply(&raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data}).(*ApplyResponse)
-	if !ok || resp.Err != nil || resp.Index != index {
-		tb.Fatalf("entry %d: response %+v", index, resp)
+	decoded, err := DecodeEntry(data)
+	if err != nil || len(decoded) != len(cmds) {
+		tb.Fatalf("entry %d: decoded %d commands of %d: %v", index, len(decoded), len(cmds), err)
 	}
-	return resp.Results, v.sink.take(index)
-}
-
-func (v *viaRaft) other(tb testing.TB, index uint64) {
-	if r := v.f.Apply(&raft.Log{Index: index, Term: 1, Type: raft.LogNoop}); r != nil {
-		tb.Fatalf("noop entry answered %v", r)
+	v.s.Index = index
+	var (
+		results []Result
+		evs     []Event
+	)
+	for _, c := range decoded {
+		res, e := v.s.Apply(c)
+		results = append(results, res)
+		evs = append(evs, e...)
 	}
-}
-
-func (v *viaRaft) state(tb testing.TB) []byte {
-	var b []byte
-	v.f.Read(func(s *State, _ uint64) { b = marshal(tb, s) })
-	return b
-}
-
-// recordingSink keeps what an FSM publishes.
-type recordingSink struct {
-	mu        sync.Mutex
-	published map[uint64][]Event
-	order     []uint64
-	resets    []uint64
-}
-
-func (r *recordingSink) Publish(index uint64, evs []Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.published == nil {
-		r.published = map[uint64][]Event{}
+	for i := range evs {
+		evs[i].Seq = api.SeqOf(index, i)
 	}
-	r.published[index] = evs
-	r.order = append(r.order, index)
+	return results, evs
 }
 
-func (r *recordingSink) Reset(index uint64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.resets = append(r.resets, index)
-}
+func (v *viaEntry) other(_ testing.TB, index uint64) { v.s.Index = index }
+func (v *viaEntry) state(tb testing.TB) []byte       { return marshal(tb, v.s) }
 
-func (r *recordingSink) take(index uint64) []Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	evs := r.published[index]
-	delete(r.published, index)
-	return evs
-}
-
-// restoreViaRaft snapshots f and restores it into a fresh FSM through an
-// in-memory snapshot store.
-func restoreViaRaft(tb testing.TB, f *FSM, index uint64) *viaRaft {
+// restoreViaSnapshot encodes v's state as a snapshot (Marshal) and reads it
+// back (ReadState) into a fresh replica.
+func restoreViaSnapshot(tb testing.TB, v *viaEntry) *viaEntry {
 	tb.Helper()
-	snap, err := f.Snapshot()
+	st, err := ReadState(bufio.NewReader(bytes.NewReader(marshal(tb, v.s))))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	store := raft.NewInmemSnapshotStore()
-	sink, err := store.Create(raft.SnapshotVersionMax, index, 1, raft.Configuration{}, 1, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := snap.Persist(sink); err != nil {
-		tb.Fatal(err)
-	}
-	snap.Release()
-	_, rc, err := store.Open(sink.ID())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	v := newViaRaft()
-	if err := v.f.Restore(rc); err != nil {
-		tb.Fatal(err)
-	}
-	return v
+	return &viaEntry{s: st}
 }
 
 func TestDeterminism(t *testing.T) {
@@ -386,7 +338,7 @@ func TestDeterminism(t *testing.T) {
 			// Fresh replicas compare exactly (Go values); restored ones by
 			// wire encoding, since a result replayed from a restored session
 			// holds generic maps where the original held structs.
-			fresh := []replica{&direct{NewState()}, &direct{NewState()}, newViaRaft(), newViaRaft()}
+			fresh := []replica{&direct{NewState()}, &direct{NewState()}, newViaEntry(), newViaEntry()}
 			var restored []replica
 			codes := map[api.Code]int{}
 			evCount := 0
@@ -404,7 +356,7 @@ func TestDeterminism(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					restored = []replica{&direct{st}, restoreViaRaft(t, fresh[2].(*viaRaft).f, index)}
+					restored = []replica{&direct{st}, restoreViaSnapshot(t, fresh[2].(*viaEntry))}
 				}
 				if i%7 == 3 { // a non-command entry in between
 					index++

@@ -12,7 +12,8 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/api"
-	"github.com/switchboard/switchboard/cluster"
+	"github.com/switchboard/switchboard/node"
+
 	"github.com/switchboard/switchboard/transport"
 )
 
@@ -135,7 +136,7 @@ func (x *ctl) create(ctx context.Context, args []string) error {
 	if err := flags.Parse(args[2:]); err != nil {
 		return err
 	}
-	var cred cluster.Credential
+	var cred node.Credential
 	switch kind {
 	case "mrd":
 		return x.call(ctx, "create_mrd", api.CreateMRDArgs{ID: id, Name: *name}, nil, "created mrd %s", id)
@@ -198,7 +199,7 @@ func (x *ctl) table(header string, rows func(w io.Writer)) {
 
 func (x *ctl) status(ctx context.Context) error {
 	var st transport.NodeStatus
-	if err := x.call(ctx, cluster.QueryStatus, nil, &st, ""); err != nil {
+	if err := x.call(ctx, node.QueryStatus, nil, &st, ""); err != nil {
 		return err
 	}
 	x.table("NODE\tSTATE\tTERM\tLEADER\tCOMMIT\tAPPLIED\tLAST LOG\tSNAPSHOT\tSESSIONS\tCLIENTS\tVERSION", func(w io.Writer) {

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/switchboard/switchboard/node"
+
 	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/cluster"
 	"github.com/switchboard/switchboard/fsm"
@@ -24,14 +26,14 @@ func (x *ctl) cluster(ctx context.Context, args []string) error {
 	case args[0] == "status" && len(args) == 1:
 		return x.clusterStatus(ctx)
 	case args[0] == "remove" && len(args) == 2:
-		return x.call(ctx, cluster.OpClusterRemove, cluster.NodeIDArgs{Node: args[1]}, nil, "removed %s from the cluster", args[1])
+		return x.call(ctx, node.OpClusterRemove, cluster.NodeIDArgs{Node: args[1]}, nil, "removed %s from the cluster", args[1])
 	case args[0] == "transfer-leadership" && len(args) <= 2:
 		var a cluster.NodeIDArgs
 		if len(args) == 2 {
 			a.Node = args[1]
 		}
 		var tr cluster.TransferResult
-		if err := x.call(ctx, cluster.OpTransferLeadership, a, &tr, ""); err != nil {
+		if err := x.call(ctx, node.OpTransferLeadership, a, &tr, ""); err != nil {
 			return err
 		}
 		to := tr.To
@@ -46,7 +48,7 @@ func (x *ctl) cluster(ctx context.Context, args []string) error {
 
 func (x *ctl) clusterStatus(ctx context.Context) error {
 	var cs transport.ClusterStatus
-	if err := x.call(ctx, cluster.QueryClusterStatus, nil, &cs, ""); err != nil {
+	if err := x.call(ctx, node.QueryClusterStatus, nil, &cs, ""); err != nil {
 		return err
 	}
 	leader := cs.Leader
@@ -73,8 +75,8 @@ func (x *ctl) clusterStatus(ctx context.Context) error {
 func (x *ctl) snapshot(ctx context.Context, args []string) error {
 	switch {
 	case len(args) == 1 && args[0] == "take":
-		var si cluster.SnapshotInfo
-		if err := x.call(ctx, cluster.OpSnapshotTake, nil, &si, ""); err != nil {
+		var si node.SnapshotInfo
+		if err := x.call(ctx, node.OpSnapshotTake, nil, &si, ""); err != nil {
 			return err
 		}
 		fmt.Fprintf(x.out, "node %s: snapshot %s at index %d (term %d, %d bytes)\n", si.Node, si.ID, si.Index, si.Term, si.Size)
@@ -122,7 +124,7 @@ func (x *ctl) snapshotCopy(ctx context.Context, path string) (cluster.SnapshotMe
 	var off int64
 	for {
 		var ch cluster.SnapshotChunk
-		if err := x.call(ctx, cluster.OpSnapshotRead, args, &ch, ""); err != nil {
+		if err := x.call(ctx, node.OpSnapshotRead, args, &ch, ""); err != nil {
 			return cluster.SnapshotMeta{}, err
 		}
 		if ch.Offset != off {

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +17,8 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/api"
-	"github.com/switchboard/switchboard/cluster"
+	"github.com/switchboard/switchboard/node"
+
 	"github.com/switchboard/switchboard/transport"
 )
 
@@ -203,7 +206,7 @@ func (n *procNode) status(ctx context.Context) (transport.NodeStatus, error) {
 		return st, err
 	}
 	defer c.Close()
-	err = c.Call(ctx, cluster.QueryStatus, nil, &st)
+	err = c.Call(ctx, node.QueryStatus, nil, &st)
 	return st, err
 }
 
@@ -319,12 +322,12 @@ func e2eSetup(t *testing.T, admin *transport.Client, agents []string) (map[strin
 	e2eCall(t, admin, "create_channel", api.CreateChannelArgs{ID: "C1", Type: "facebook", Mode: api.ModePull, List: "L1"}, nil)
 	tokens := map[string]string{}
 	for _, a := range agents {
-		var cred cluster.Credential
+		var cred node.Credential
 		e2eCall(t, admin, "create_agent", api.CreateAgentArgs{ID: a}, &cred)
 		tokens[a] = cred.Token
 		e2eCall(t, admin, "subscribe", api.SubscribeArgs{Agent: a, List: "L1"}, nil)
 	}
-	var cred cluster.Credential
+	var cred node.Credential
 	e2eCall(t, admin, "create_connector", api.CreateConnectorArgs{ID: "fb", Channels: []string{"C1"}}, &cred)
 	return tokens, cred.Token
 }
@@ -644,4 +647,29 @@ func checkWatchers(t *testing.T, ws []*watcher, l1 map[string]api.RequestSummary
 		}
 		t.Logf("agent %s: %d events, %d syncs, on %s at the end", w.name, events, syncs, w.client.Welcome().Node)
 	}
+}
+
+// freeAddr returns a loopback address whose port is free right now, for a
+// node process started with it.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	// The switchboard processes these tests run take fixed --addr and
+	// --raft-addr flags (the other nodes' --join lists need them before
+	// any starts, and a killed node restarts on the same ones), so this is
+	// the one place a port is picked, released and bound again. Ports from
+	// below the kernel's ephemeral range (32768+ here), so an outgoing
+	// connection elsewhere on the machine cannot take the port between
+	// this check and the process binding it. In-process nodes hold their
+	// ports instead (testutil.Port).
+	for try := 0; try < 100; try++ {
+		addr := fmt.Sprintf("127.0.0.1:%d", 26000+rand.IntN(6000))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return addr
+	}
+	t.Fatal("no free port in 26000-31999")
+	return ""
 }

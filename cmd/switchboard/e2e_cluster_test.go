@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/testutil"
+
 	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/transport"
 )
@@ -293,13 +295,7 @@ func countAcked(acks []ack) int {
 // waitUntil polls cond until it holds, failing the test after e2eWait.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(e2eWait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, e2eWait)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.WaitFor(t, e2eWait, cond, "%s", what)
 }
 
 // ctlRun runs `switchboard ctl` against addrs and returns its output.

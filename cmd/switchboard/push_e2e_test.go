@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchboard/switchboard/api"
-	"github.com/switchboard/switchboard/cluster"
+	"github.com/switchboard/switchboard/node"
+
 	"github.com/switchboard/switchboard/transport"
 )
 
@@ -22,19 +22,9 @@ import (
 // given (negative: off).
 func pushNode(t *testing.T, grace time.Duration) *testNode {
 	t.Helper()
-	n := &testNode{t: t, dir: filepath.Join(t.TempDir(), "data"), clientAddr: freeAddr(t), raftAddr: freeAddr(t)}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, err := cluster.Start(ctx, cluster.ServerConfig{
-		Raft:        cluster.Config{NodeID: "node1", RaftAddr: n.raftAddr, DataDir: n.dir, Bootstrap: true},
-		ClientAddr:  n.clientAddr,
-		AdminToken:  testAdminToken,
-		LogoutGrace: grace,
-	})
-	if err != nil {
-		t.Fatalf("start node: %v", err)
-	}
-	n.srv = srv
+	n := newNodePorts(t)
+	n.grace = grace
+	n.start()
 	t.Cleanup(n.stop)
 	return n
 }
@@ -69,7 +59,7 @@ func newPushWorld(t *testing.T, n *testNode, queues []pushQueue, agents ...strin
 		call(t, w.admin, "create_channel", api.CreateChannelArgs{ID: "W" + q.id, Type: "webchat", Mode: api.ModePush, Queue: q.id}, nil)
 	}
 	for _, id := range agents {
-		var cred cluster.Credential
+		var cred node.Credential
 		call(t, w.admin, "create_agent", api.CreateAgentArgs{ID: id, Max: map[string]int{"chat": 3}}, &cred)
 		w.tokens[id] = cred.Token
 		for _, q := range queues {

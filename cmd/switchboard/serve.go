@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard/switchboard/node"
+
 	"github.com/switchboard/switchboard/actors"
 	"github.com/switchboard/switchboard/cluster"
 )
@@ -118,7 +120,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	cfg := cluster.ServerConfig{
+	cfg := node.Config{
 		Raft: cluster.Config{
 			NodeID:            f.nodeID,
 			RaftAddr:          f.raftAddr,
@@ -154,7 +156,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer rf.Close()
 		cfg.Restore = rf
 	}
-	srv, err := cluster.Start(ctx, cfg)
+	srv, err := node.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}

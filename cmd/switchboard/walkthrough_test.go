@@ -4,14 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/switchboard/switchboard/api"
+	"github.com/switchboard/switchboard/internal/testutil"
+	"github.com/switchboard/switchboard/node"
+
 	"github.com/switchboard/switchboard/cluster"
 	"github.com/switchboard/switchboard/transport"
 )
@@ -19,38 +20,27 @@ import (
 const testAdminToken = "test-admin-token"
 
 // testNode is a real node (Raft on BoltDB in a temp dir, real TCP) that can
-// be stopped and started again on the same data dir and ports.
+// be stopped and started again on the same data dir and ports, which the
+// test holds bound throughout (testutil.Port).
 type testNode struct {
 	t          *testing.T
 	dir        string
 	clientAddr string
-	raftAddr   string
-	srv        *cluster.Server
+	client     *testutil.Port
+	raft       *testutil.Port
+	grace      time.Duration
+	srv        *node.Server
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	// Ports from below the kernel's ephemeral range (32768+ here), so an
-	// outgoing connection elsewhere on the machine cannot take the port
-	// between this check and the node binding it; and from a range of this
-	// package's own (cluster package's tests use 20000-25999; go test runs packages at once), so that a
-	// node killed and restarted on its port does not find it taken by
-	// another package's test.
-	for try := 0; try < 100; try++ {
-		addr := fmt.Sprintf("127.0.0.1:%d", 26000+rand.IntN(6000))
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		return addr
-	}
-	t.Fatal("no free port in 26000-31999")
-	return ""
+// newNodePorts returns a test node with ports of its own, not started.
+func newNodePorts(t *testing.T) *testNode {
+	n := &testNode{t: t, dir: filepath.Join(t.TempDir(), "data"), client: testutil.NewPort(t), raft: testutil.NewPort(t)}
+	n.clientAddr = n.client.Addr()
+	return n
 }
 
 func newTestNode(t *testing.T) *testNode {
-	n := &testNode{t: t, dir: filepath.Join(t.TempDir(), "data"), clientAddr: freeAddr(t), raftAddr: freeAddr(t)}
+	n := newNodePorts(t)
 	n.start()
 	t.Cleanup(n.stop)
 	return n
@@ -60,10 +50,12 @@ func (n *testNode) start() {
 	n.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := cluster.Start(ctx, cluster.ServerConfig{
-		Raft:       cluster.Config{NodeID: "node1", RaftAddr: n.raftAddr, DataDir: n.dir, Bootstrap: true},
-		ClientAddr: n.clientAddr,
-		AdminToken: testAdminToken,
+	srv, err := node.Start(ctx, node.Config{
+		Raft:           cluster.Config{NodeID: "node1", DataDir: n.dir, Bootstrap: true},
+		ClientListener: n.client.Listener(),
+		RaftListener:   n.raft.Listener(),
+		AdminToken:     testAdminToken,
+		LogoutGrace:    n.grace,
 	})
 	if err != nil {
 		n.t.Fatalf("start node: %v", err)
@@ -234,14 +226,14 @@ func TestFacebookWalkthroughEndToEnd(t *testing.T) {
 	call(t, admin, "create_channel", api.CreateChannelArgs{ID: "C2", Type: "facebook", Mode: api.ModePull, List: "L1"}, nil)
 	tokens := map[string]string{}
 	for _, id := range []string{"alice", "bob", "carol"} {
-		var cred cluster.Credential
+		var cred node.Credential
 		call(t, admin, "create_agent", api.CreateAgentArgs{ID: id}, &cred)
 		if cred.Token == "" || cred.ID != id {
 			t.Fatalf("create_agent %s returned %+v", id, cred)
 		}
 		tokens[id] = cred.Token
 	}
-	var fbCred cluster.Credential
+	var fbCred node.Credential
 	call(t, admin, "create_connector", api.CreateConnectorArgs{ID: "fb", Channels: []string{"C2"}}, &fbCred)
 
 	agents := map[string]*transport.Client{}

@@ -1,22 +1,21 @@
-package cluster
+package node
 
 import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"math/rand/v2"
-	"net"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/switchboard/switchboard/api"
+	"github.com/switchboard/switchboard/cluster"
+	"github.com/switchboard/switchboard/internal/testutil"
 	"github.com/switchboard/switchboard/transport"
 )
 
-// The in-process HA tests run whole nodes (cluster.Start: Raft on BoltDB,
+// The in-process HA tests run whole nodes (Start: Raft on BoltDB,
 // the actors, the client port with node-to-node calls) on loopback. Names
 // carry an "ha" prefix so they stay apart from other test files' helpers.
 
@@ -28,28 +27,29 @@ type haNode struct {
 	t        testing.TB
 	id       string
 	dir      string
-	client   string // client address, fixed across restarts once known
-	raft     string // raft address, fixed across restarts once known
+	client   string // client address, fixed across restarts
+	raft     string // raft address, fixed across restarts
+	ports    [2]*testutil.Port
 	srv      *Server
-	tune     func(*ServerConfig)
+	tune     func(*Config)
 	stopOnce sync.Once
 }
 
 // haConfig is a node config sized for a loaded two-core CI machine under
 // -race: elections take a second or so.
-func (n *haNode) config() ServerConfig {
-	cfg := ServerConfig{
-		Raft: Config{
+func (n *haNode) config() Config {
+	cfg := Config{
+		Raft: cluster.Config{
 			NodeID:           n.id,
-			RaftAddr:         n.raft,
 			DataDir:          n.dir,
 			HeartbeatTimeout: 700 * time.Millisecond,
 			ElectionTimeout:  700 * time.Millisecond,
 			Logger:           testLogger(n.t),
 		},
-		ClientAddr: n.client,
-		AdminToken: haAdminToken,
-		Logger:     testLogger(n.t),
+		ClientListener: n.ports[0].Listener(),
+		RaftListener:   n.ports[1].Listener(),
+		AdminToken:     haAdminToken,
+		Logger:         testLogger(n.t),
 	}
 	if n.tune != nil {
 		n.tune(&cfg)
@@ -57,34 +57,23 @@ func (n *haNode) config() ServerConfig {
 	return cfg
 }
 
-// haFreeAddr returns a loopback address with a port free right now.
-func haFreeAddr(t testing.TB) string {
-	t.Helper()
-	// Ports from below the kernel's ephemeral range (32768+ here), so an
-	// outgoing connection elsewhere on the machine cannot take the port
-	// between this check and the node binding it; and from a range of this
-	// package's own (cmd/switchboard tests use 26000-31999; go test runs packages at once), so that a
-	// node killed and restarted on its port does not find it taken by
-	// another package's test.
-	for try := 0; try < 100; try++ {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(6000))
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		return addr
-	}
-	t.Fatal("no free port in 20000-25999")
-	return ""
+// newHANode returns a node on two ports of its own (client, Raft), held
+// for the whole test so that it restarts on the same addresses.
+func newHANode(t testing.TB, id string, tune func(*Config)) *haNode {
+	n := &haNode{t: t, id: id, dir: filepath.Join(t.TempDir(), id), tune: tune}
+	n.ports = [2]*testutil.Port{testutil.NewPort(t), testutil.NewPort(t)}
+	n.client, n.raft = n.ports[0].Addr(), n.ports[1].Addr()
+	return n
 }
 
-func newHANode(t testing.TB, id string, tune func(*ServerConfig)) *haNode {
-	return &haNode{t: t, id: id, dir: filepath.Join(t.TempDir(), id), client: haFreeAddr(t), raft: haFreeAddr(t), tune: tune}
+// moveRaft gives the node a new Raft port, for its next start.
+func (n *haNode) moveRaft() {
+	n.ports[1] = testutil.NewPort(n.t)
+	n.raft = n.ports[1].Addr()
 }
 
 // start starts the node; with bootstrap it returns once it is ready.
-func (n *haNode) start(extra func(*ServerConfig)) {
+func (n *haNode) start(extra func(*Config)) {
 	n.t.Helper()
 	cfg := n.config()
 	if extra != nil {
@@ -127,15 +116,15 @@ type haCluster struct {
 	nodes []*haNode
 }
 
-func startHACluster(t testing.TB, size int, tune func(*ServerConfig)) *haCluster {
+func startHACluster(t testing.TB, size int, tune func(*Config)) *haCluster {
 	t.Helper()
 	c := &haCluster{t: t}
 	for i := range size {
 		c.nodes = append(c.nodes, newHANode(t, "n"+string(rune('1'+i)), tune))
 	}
-	c.nodes[0].start(func(cfg *ServerConfig) { cfg.Raft.Bootstrap = true })
+	c.nodes[0].start(func(cfg *Config) { cfg.Raft.Bootstrap = true })
 	for _, n := range c.nodes[1:] {
-		n.start(func(cfg *ServerConfig) { cfg.Join = []string{c.nodes[0].client} })
+		n.start(func(cfg *Config) { cfg.Join = []string{c.nodes[0].client} })
 	}
 	for _, n := range c.nodes {
 		n.waitReady()
@@ -202,8 +191,8 @@ func (c *haCluster) waitRegistered() {
 	waitFor(c.t, leaderWait, func() bool {
 		for _, n := range c.running() {
 			for _, m := range c.running() {
-				got, ok := n.srv.Service.registered(m.id)
-				if !ok || got != m.srv.Service.Self() {
+				got, ok := n.srv.Cluster.Registered(m.id)
+				if !ok || got != m.srv.Cluster.Self() {
 					return false
 				}
 			}
@@ -317,10 +306,10 @@ func haBackup(t testing.TB, admin *transport.Client) []byte {
 	t.Helper()
 	var (
 		out  []byte
-		args = SnapshotReadArgs{Fresh: true}
+		args = cluster.SnapshotReadArgs{Fresh: true}
 	)
 	for {
-		var ch SnapshotChunk
+		var ch cluster.SnapshotChunk
 		haCall(t, admin, OpSnapshotRead, args, &ch)
 		if ch.Offset != int64(len(out)) {
 			t.Fatalf("chunk at %d, want %d", ch.Offset, len(out))
@@ -332,7 +321,7 @@ func haBackup(t testing.TB, admin *transport.Client) []byte {
 			}
 			return out
 		}
-		args = SnapshotReadArgs{ID: ch.ID, Offset: int64(len(out))}
+		args = cluster.SnapshotReadArgs{ID: ch.ID, Offset: int64(len(out))}
 	}
 }
 

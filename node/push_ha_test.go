@@ -1,4 +1,4 @@
-package cluster
+package node
 
 import (
 	"slices"
@@ -29,7 +29,7 @@ func pushHAStatus(n *haNode, agent string) (st api.AgentMRDStatus, loggedIn bool
 // gains the lead), and a follower whose agent's last session closed logs
 // the agent out through the leader.
 func TestHAOfferTimerAndLogoutGraceAcrossNodes(t *testing.T) {
-	c := startHACluster(t, 3, func(cfg *ServerConfig) { cfg.LogoutGrace = 300 * time.Millisecond })
+	c := startHACluster(t, 3, func(cfg *Config) { cfg.LogoutGrace = 300 * time.Millisecond })
 	l := c.leader()
 	li := slices.Index(c.nodes, l)
 	f1, f2 := c.nodes[(li+1)%3], c.nodes[(li+2)%3]

@@ -1,4 +1,4 @@
-package cluster
+package node
 
 import (
 	"bufio"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/api"
+	"github.com/switchboard/switchboard/cluster"
 	"github.com/switchboard/switchboard/transport"
 )
 
@@ -21,7 +22,8 @@ import (
 const maxPeekHello = 4096
 
 // splitListener accepts on the client port and routes each connection by
-// its first frame: a hello with role RoleNode goes to the node server,
+// its first frame: a hello with role cluster.RoleNode goes to the cluster
+// service's node server (cluster.Service.ServeNode),
 // everything else to the client server (transport.Server), which receives
 // the connection through Accept with the bytes read so far put back. Until
 // SetReady, client connections are refused with a bye unavailable, so that
@@ -30,7 +32,7 @@ const maxPeekHello = 4096
 type splitListener struct {
 	inner   net.Listener
 	peek    time.Duration
-	node    func(c net.Conn, hello *transport.Frame, br *bufio.Reader)
+	node    func(c net.Conn, hello *cluster.Frame, br *bufio.Reader)
 	log     *slog.Logger
 	clients chan net.Conn
 	done    chan struct{}
@@ -40,7 +42,7 @@ type splitListener struct {
 }
 
 func newSplitListener(inner net.Listener, peek time.Duration, logger *slog.Logger,
-	node func(net.Conn, *transport.Frame, *bufio.Reader)) *splitListener {
+	node func(net.Conn, *cluster.Frame, *bufio.Reader)) *splitListener {
 	l := &splitListener{
 		inner:   inner,
 		peek:    peek,
@@ -97,9 +99,10 @@ func (l *splitListener) route(c net.Conn) {
 			prefix = append(prefix, payload[:m]...)
 			var f transport.Frame
 			if err2 == nil && transport.DecodeFrame(payload, &f) == nil &&
-				f.T == transport.TypeHello && f.Role == RoleNode {
+				f.T == transport.TypeHello && f.Role == cluster.RoleNode {
 				_ = c.SetReadDeadline(time.Time{})
-				l.node(c, &f, bufio.NewReaderSize(c, 64<<10))
+				hello := &cluster.Frame{T: cluster.FrameHello, V: f.V, Role: f.Role, User: f.User, Token: f.Token}
+				l.node(c, hello, bufio.NewReaderSize(c, 64<<10))
 				return
 			}
 		}

@@ -1,4 +1,4 @@
-package cluster
+package node
 
 import (
 	"bufio"
@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/switchboard/switchboard/cluster"
 
 	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/transport"
@@ -82,8 +84,8 @@ func haTLSFiles(t testing.TB) (cert, key, ca string, pool *x509.CertPool) {
 // the right token; plain TCP gets nowhere.
 func TestHATLS(t *testing.T) {
 	cert, key, ca, pool := haTLSFiles(t)
-	c := startHACluster(t, 3, func(cfg *ServerConfig) {
-		cfg.TLS = &TLSConfig{CertFile: cert, KeyFile: key, CAFile: ca}
+	c := startHACluster(t, 3, func(cfg *Config) {
+		cfg.TLS = &cluster.TLSConfig{CertFile: cert, KeyFile: key, CAFile: ca}
 	})
 	f := c.followers()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -109,7 +111,7 @@ func TestHATLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tc.Close()
-	b, _ := transport.EncodeFrame(&transport.Frame{T: transport.TypeHello, V: transport.ProtocolVersion, Role: RoleNode, User: "intruder", Token: haAdminToken})
+	b, _ := transport.EncodeFrame(&transport.Frame{T: transport.TypeHello, V: transport.ProtocolVersion, Role: cluster.RoleNode, User: "intruder", Token: haAdminToken})
 	if _, err := tc.Write(b); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package cluster
+package node
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/api"
+	"github.com/switchboard/switchboard/cluster"
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -37,20 +38,13 @@ type agentsPresentResult struct {
 	Present []string `msgpack:"present"`
 }
 
-func init() {
-	if nodeHandlers[rpcAgentsPresent] != nil {
-		panic("cluster: node op " + rpcAgentsPresent + " registered twice")
-	}
-	nodeHandlers[rpcAgentsPresent] = (*Service).handleAgentsPresent
-}
-
 // handleAgentsPresent answers rpcAgentsPresent from this node's hub.
-func (s *Service) handleAgentsPresent(ctx context.Context, raw msgpack.RawMessage) (any, error) {
+func (p *presence) handleAgentsPresent(ctx context.Context, raw msgpack.RawMessage) (any, error) {
 	var a agentsPresentArgs
 	if err := msgpack.Unmarshal(raw, &a); err != nil {
 		return nil, api.Errorf(api.CodeBadRequest, "agents_present: want {agents}")
 	}
-	present, err := s.localPresent(ctx, a.Agents)
+	present, err := p.localPresent(ctx, a.Agents)
 	if err != nil {
 		return nil, api.Errorf(api.CodeUnavailable, "agents_present: %v", err)
 	}
@@ -58,13 +52,13 @@ func (s *Service) handleAgentsPresent(ctx context.Context, raw msgpack.RawMessag
 }
 
 // localPresent returns the agents of ids with a session on this node.
-func (s *Service) localPresent(ctx context.Context, ids []string) ([]string, error) {
+func (p *presence) localPresent(ctx context.Context, ids []string) ([]string, error) {
 	var present []string
 	for _, id := range ids {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		n, err := s.hub.AgentSessions(id)
+		n, err := p.hub.AgentSessions(id)
 		if err != nil {
 			return nil, err
 		}
@@ -76,9 +70,9 @@ func (s *Service) localPresent(ctx context.Context, ids []string) ([]string, err
 }
 
 // loggedInAgents returns the ids of the agents logged in, sorted.
-func (s *Service) loggedInAgents() []string {
+func (p *presence) loggedInAgents() []string {
 	var ids []string
-	s.node.FSM().Read(func(st *fsm.State, _ uint64) {
+	p.fsm.Read(func(st *fsm.State, _ uint64) {
 		for id, ag := range st.Agents {
 			if ag.LoggedIn {
 				ids = append(ids, id)
@@ -93,9 +87,9 @@ func (s *Service) loggedInAgents() []string {
 // ids have a session, and returns their union. It reports false if the
 // answer is incomplete because a node answered with an error (askPeers);
 // a node that cannot be reached counts as having no sessions.
-func (s *Service) presentAnywhere(ctx context.Context, ids []string) (present map[string]bool, conclusive bool) {
+func (p *presence) presentAnywhere(ctx context.Context, ids []string) (present map[string]bool, conclusive bool) {
 	present = map[string]bool{}
-	local, err := s.localPresent(ctx, ids)
+	local, err := p.localPresent(ctx, ids)
 	if err != nil {
 		return nil, false
 	}
@@ -105,7 +99,7 @@ func (s *Service) presentAnywhere(ctx context.Context, ids []string) (present ma
 		}
 	}
 	add(local)
-	conclusive = askPeers(s, ctx, rpcAgentsPresent, agentsPresentArgs{Agents: ids}, func(r agentsPresentResult) { add(r.Present) })
+	conclusive = cluster.AskPeers(p.cl, ctx, rpcAgentsPresent, agentsPresentArgs{Agents: ids}, func(r agentsPresentResult) { add(r.Present) })
 	return present, conclusive
 }
 
@@ -154,21 +148,21 @@ func (o *orphanSweeper) observe(now time.Time, loggedIn []string, present map[st
 // reset forgets every absence (this node stopped leading).
 func (o *orphanSweeper) reset() { clear(o.since) }
 
-// SweepOrphans runs the leader's sweep of orphaned logins until ctx ends;
+// sweepOrphans runs the leader's sweep of orphaned logins until ctx ends;
 // grace is the logout grace (not positive: it returns at once).
-func (s *Service) SweepOrphans(ctx context.Context, grace time.Duration) {
+func (p *presence) sweepOrphans(ctx context.Context, grace time.Duration) {
 	if grace <= 0 {
 		return
 	}
 	every := min(max(grace/4, minSweepEvery), maxSweepEvery)
 	o := &orphanSweeper{grace: grace}
 	for sleepCtx(ctx, every) == nil {
-		if !s.node.IsLeader() {
+		if !p.cl.Node().IsLeader() {
 			o.reset()
 			continue
 		}
-		ids := s.loggedInAgents()
-		present, conclusive := s.presentAnywhere(ctx, ids)
+		ids := p.loggedInAgents()
+		present, conclusive := p.presentAnywhere(ctx, ids)
 		if !conclusive {
 			// A node that is up could not say (or is of a version without
 			// agents_present, in a rolling upgrade): count nobody absent.
@@ -176,19 +170,19 @@ func (s *Service) SweepOrphans(ctx context.Context, grace time.Duration) {
 		}
 		due := o.observe(time.Now(), ids, present)
 		for _, id := range due {
-			s.logoutOrphan(ctx, id, grace)
+			p.logoutOrphan(ctx, id, grace)
 		}
 	}
 }
 
 // logoutOrphan logs out an agent no node has a session of.
-func (s *Service) logoutOrphan(ctx context.Context, agent string, grace time.Duration) {
-	log := s.cl.log.With("agent", agent, "grace", grace)
+func (p *presence) logoutOrphan(ctx context.Context, agent string, grace time.Duration) {
+	log := p.log.With("agent", agent, "grace", grace)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	cmd := &fsm.Command{Op: fsm.OpLogout, By: api.Principal{Role: api.RoleSystem, ID: "node:" + s.node.ID()},
+	cmd := &fsm.Command{Op: fsm.OpLogout, By: api.Principal{Role: api.RoleSystem, ID: "node:" + p.cl.Node().ID()},
 		Args: &api.AgentArgs{Agent: agent}}
-	res, _, err := s.Submit(ctx, cmd)
+	res, _, err := p.cl.Commit(ctx, cmd)
 	switch {
 	case err != nil:
 		log.Warn("could not log out an agent no node has a session of", "err", err)
@@ -196,5 +190,17 @@ func (s *Service) logoutOrphan(ctx context.Context, agent string, grace time.Dur
 		log.Debug("logout of an orphaned agent refused", "err", res.Err)
 	default:
 		log.Info("logged out an agent no node has had a session of for the grace")
+	}
+}
+
+// sleepCtx sleeps d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }

@@ -1,102 +1,79 @@
-package cluster
+package node
 
 import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"crypto/tls"
 	"encoding/base64"
 	"fmt"
-	"log/slog"
-	"sync/atomic"
+	"time"
 
 	"github.com/switchboard/switchboard/actors"
 	"github.com/switchboard/switchboard/api"
+	"github.com/switchboard/switchboard/cluster"
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/switchboard/switchboard/transport"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// QueryStatus is the read op that returns this node's transport.NodeStatus.
+// QueryStatus is the read op (and the node op) that answers this node's
+// transport.NodeStatus.
 const QueryStatus = "status"
 
-// Service is the node as the transport server sees it: it authenticates
-// sessions, commits commands through Raft, answers reads from local state
-// and attaches event streams to the actors. It implements transport.Backend.
-type Service struct {
-	node       *Node
-	hub        *actors.Hub
-	adminHash  [sha256.Size]byte
-	clientAddr string
-	sessions   func() int
-	version    string
-	batch      atomic.Pointer[Batcher] // group commit (batch.go)
-	// The cluster side (forward.go, membership.go): peer connections,
-	// this node's registry entry, timeouts, snapshot streaming.
-	cl *clusterSide
+// Backend is the node as the client server (transport.Server) sees it: it
+// authenticates sessions, commits commands through the cluster, answers
+// reads from local state (and the admin ops, admin.go) and attaches event
+// streams to the actors. It implements transport.Backend.
+type Backend struct {
+	fsm       *cluster.FSM
+	raft      *cluster.Node
+	cl        *cluster.Service
+	hub       *actors.Hub
+	adminHash [sha256.Size]byte
+	version   string
+	// sessions reports the open client connections (the transport
+	// server's count; set once the server exists, before it serves).
+	sessions func() int
+	// authSem bounds the authentications catching up with the leader at
+	// once (catchUpForAuth).
+	authSem chan struct{}
 }
 
-// ServiceConfig configures a Service.
-type ServiceConfig struct {
-	// AdminToken is the admin credential (only its hash is kept).
-	AdminToken string
-	// ClientAddr is this node's client address, reported in status.
-	ClientAddr string
-	// Sessions reports the number of open client connections (optional).
-	Sessions func() int
-	// Version is the build version reported in status.
-	Version string
-	// Batch configures group commit of submitted commands (batch.go).
-	Batch BatchConfig
-	// ClusterToken authenticates node-to-node calls, both ways (default:
-	// AdminToken).
-	ClusterToken string
-	// PeerTLS, if set, is the TLS configuration for dialling other nodes
-	// (with this node's client certificate for mutual TLS).
-	PeerTLS *tls.Config
-	// Logger receives the cluster side's logs (default: discarded).
-	Logger *slog.Logger
-}
+var _ transport.Backend = (*Backend)(nil)
 
-// NewService wires a node and its hub into a transport.Backend.
-func NewService(node *Node, hub *actors.Hub, cfg ServiceConfig) *Service {
-	s := &Service{
-		node:       node,
-		hub:        hub,
-		adminHash:  sha256.Sum256([]byte(cfg.AdminToken)),
-		clientAddr: cfg.ClientAddr,
-		sessions:   cfg.Sessions,
-		version:    cfg.Version,
+func newBackend(cl *cluster.Service, hub *actors.Hub, adminToken, version string) *Backend {
+	return &Backend{
+		fsm:       cl.Node().FSM(),
+		raft:      cl.Node(),
+		cl:        cl,
+		hub:       hub,
+		adminHash: sha256.Sum256([]byte(adminToken)),
+		version:   version,
+		authSem:   make(chan struct{}, 16),
 	}
-	s.SetBatch(cfg.Batch)
-	s.cl = newClusterSide(node, cfg)
-	return s
 }
-
-// SetSessions sets the function that reports open client connections.
-func (s *Service) SetSessions(f func() int) { s.sessions = f }
 
 var errBadCredentials = &api.Error{Code: api.CodeUnauthenticated, Msg: "unknown principal or bad token"}
 
 // Authenticate implements transport.Backend. Tokens are compared by their
 // SHA-256 in constant time; an unknown id and a wrong token look the same.
-func (s *Service) Authenticate(role api.Role, id, token string) (api.Principal, error) {
+func (b *Backend) Authenticate(role api.Role, id, token string) (api.Principal, error) {
 	sum := sha256.Sum256([]byte(token))
 	switch role {
 	case api.RoleAdmin:
-		if token != "" && subtle.ConstantTimeCompare(sum[:], s.adminHash[:]) == 1 {
+		if token != "" && subtle.ConstantTimeCompare(sum[:], b.adminHash[:]) == 1 {
 			return api.Principal{Role: api.RoleAdmin, ID: "admin"}, nil
 		}
 		return api.Principal{}, errBadCredentials
 	case api.RoleAgent, api.RoleConnector:
-		if token != "" && s.tokenMatches(role, id, sum[:]) {
+		if token != "" && b.tokenMatches(role, id, sum[:]) {
 			return api.Principal{Role: role, ID: id}, nil
 		}
 		// This node may not have applied a credential just created
 		// through another node yet: catch up with the leader's commit
-		// index once (forward.go) and look again.
-		if token != "" && s.catchUpForAuth() && s.tokenMatches(role, id, sum[:]) {
+		// index once and look again.
+		if token != "" && b.catchUpForAuth() && b.tokenMatches(role, id, sum[:]) {
 			return api.Principal{Role: role, ID: id}, nil
 		}
 		return api.Principal{}, errBadCredentials
@@ -106,9 +83,9 @@ func (s *Service) Authenticate(role api.Role, id, token string) (api.Principal, 
 
 // tokenMatches reports whether the local state holds sum as the token hash
 // of the agent or connector id.
-func (s *Service) tokenMatches(role api.Role, id string, sum []byte) bool {
+func (b *Backend) tokenMatches(role api.Role, id string, sum []byte) bool {
 	var stored []byte
-	s.node.FSM().Read(func(st *fsm.State, _ uint64) {
+	b.fsm.Read(func(st *fsm.State, _ uint64) {
 		if role == api.RoleAgent {
 			if a := st.Agents[id]; a != nil {
 				stored = a.TokenHash
@@ -120,6 +97,26 @@ func (s *Service) tokenMatches(role api.Role, id string, sum []byte) bool {
 	return len(stored) == len(sum) && subtle.ConstantTimeCompare(sum, stored) == 1
 }
 
+// authCatchUpTimeout bounds the read barrier of a failed authentication.
+const authCatchUpTimeout = 2 * time.Second
+
+// catchUpForAuth brings this node up to the leader's commit index (a read
+// barrier) after a credential check failed on local state, so that an
+// agent or connector created through another node a moment ago can log in
+// here. It reports whether it caught up; at most a few run at once, so bad
+// credentials cannot flood the leader.
+func (b *Backend) catchUpForAuth() bool {
+	select {
+	case b.authSem <- struct{}{}:
+	default:
+		return false
+	}
+	defer func() { <-b.authSem }()
+	ctx, cancel := context.WithTimeout(context.Background(), authCatchUpTimeout)
+	defer cancel()
+	return b.cl.ReadBarrier(ctx) == nil
+}
+
 // Credential is the result of create_agent and create_connector: the id and
 // the token, which the node shows this once and stores only hashed.
 type Credential struct {
@@ -127,8 +124,27 @@ type Credential struct {
 	Token string `msgpack:"token"`
 }
 
+// Commit is the transport's write path: the command is decoded and its
+// sender's role checked (fsm.Registry.NewCommand), so bad arguments and a
+// forbidden op are refused before anything is proposed; then it is
+// submitted.
+func (b *Backend) Commit(ctx context.Context, w transport.Write) (any, uint64, error) {
+	cmd, ferr := fsm.Commands.NewCommand(w.By, w.ClientID, w.Seq, w.Op, w.Args)
+	if ferr != nil {
+		return nil, 0, ferr
+	}
+	res, index, err := b.Submit(ctx, cmd)
+	if err != nil {
+		return nil, 0, err
+	}
+	if res.Err != nil {
+		return nil, index, res.Err
+	}
+	return res.Data, index, nil
+}
+
 // Submit implements transport.Backend.
-func (s *Service) Submit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uint64, error) {
+func (b *Backend) Submit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uint64, error) {
 	var (
 		token string
 		hash  []byte
@@ -142,12 +158,12 @@ func (s *Service) Submit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uin
 		a.TokenHash = hash
 	}
 	// Proposed here on the leader, forwarded by a follower; either way
-	// answered once this node has applied it (forward.go).
-	res, index, err := s.commit(ctx, cmd)
+	// answered once this node has applied it (cluster.Service.Commit).
+	res, index, err := b.cl.Commit(ctx, cmd)
 	if err != nil {
 		return fsm.Result{}, index, err
 	}
-	if token != "" && res.Err == nil && s.storedHashIs(cmd, hash) {
+	if token != "" && res.Err == nil && b.storedHashIs(cmd, hash) {
 		res.Data = Credential{ID: createdID(cmd), Token: token}
 	}
 	// Otherwise this was a retry answered from the idempotency record: the
@@ -169,9 +185,9 @@ func createdID(cmd *fsm.Command) string {
 
 // storedHashIs reports whether the credential the state holds for the
 // principal a create command made is hash.
-func (s *Service) storedHashIs(cmd *fsm.Command, hash []byte) bool {
+func (b *Backend) storedHashIs(cmd *fsm.Command, hash []byte) bool {
 	var stored []byte
-	s.node.FSM().Read(func(st *fsm.State, _ uint64) {
+	b.fsm.Read(func(st *fsm.State, _ uint64) {
 		switch a := cmd.Args.(type) {
 		case *api.CreateAgentArgs:
 			if ag := st.Agents[a.ID]; ag != nil {
@@ -197,19 +213,19 @@ func newToken() (string, []byte) {
 
 // Query implements transport.Backend: reads served from local state, after
 // a read barrier when the request asked for a linearizable read
-// (transport.IsLinearizable), and the admin cluster ops (admin_ops.go).
-func (s *Service) Query(ctx context.Context, p api.Principal, op string, args msgpack.RawMessage) (any, error) {
+// (transport.IsLinearizable), and the admin cluster ops (admin.go).
+func (b *Backend) Query(ctx context.Context, p api.Principal, op string, args msgpack.RawMessage) (any, error) {
 	if op == QueryStatus {
-		return s.Status(), nil
+		return b.Status(), nil
 	}
 	if h := adminOps[op]; h != nil {
 		if p.Role != api.RoleAdmin {
 			return nil, api.Errorf(api.CodeForbidden, "%s may not %s", p.Role, op)
 		}
-		return h(s, ctx, args)
+		return h(b, ctx, args)
 	}
 	if transport.IsLinearizable(ctx) {
-		if err := s.readBarrier(ctx); err != nil {
+		if err := b.cl.ReadBarrier(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -217,7 +233,7 @@ func (s *Service) Query(ctx context.Context, p api.Principal, op string, args ms
 		out  any
 		qerr *api.Error
 	)
-	s.node.FSM().Read(func(st *fsm.State, _ uint64) {
+	b.fsm.Read(func(st *fsm.State, _ uint64) {
 		out, qerr = st.Query(p, op, args)
 	})
 	if qerr != nil {
@@ -227,16 +243,16 @@ func (s *Service) Query(ctx context.Context, p api.Principal, op string, args ms
 }
 
 // Attach implements transport.Backend.
-func (s *Service) Attach(key string, since uint64, resume bool, out transport.Outbox) func() {
-	return s.hub.Attach(key, since, resume, out)
+func (b *Backend) Attach(key string, since uint64, resume bool, out transport.Outbox) func() {
+	return b.hub.Attach(key, since, resume, out)
 }
 
 // Status returns this node's status for the status query.
-func (s *Service) Status() transport.NodeStatus {
-	st := s.node.Status()
+func (b *Backend) Status() transport.NodeStatus {
+	st := b.raft.Status()
 	ns := transport.NodeStatus{
 		Node:              st.ID,
-		ClientAddr:        s.clientAddr,
+		ClientAddr:        b.cl.ClientAddr(),
 		RaftAddr:          st.RaftAddr,
 		State:             st.State,
 		Term:              st.Term,
@@ -246,16 +262,16 @@ func (s *Service) Status() transport.NodeStatus {
 		AppliedIndex:      st.AppliedIndex,
 		LastLogIndex:      st.LastLogIndex,
 		LastSnapshotIndex: st.LastSnapshotIndex,
-		Version:           s.version,
+		Version:           b.version,
 	}
-	if r := s.node.Raft(); r != nil {
+	if r := b.raft.Raft(); r != nil {
 		ns.RaftAppliedIndex = r.AppliedIndex()
 	}
 	for _, m := range st.Members {
 		ns.Members = append(ns.Members, transport.Member{ID: m.ID, RaftAddr: m.Address, Suffrage: m.Suffrage, Leader: m.ID == st.LeaderID})
 	}
-	if s.sessions != nil {
-		ns.Sessions = s.sessions()
+	if b.sessions != nil {
+		ns.Sessions = b.sessions()
 	}
 	return ns
 }

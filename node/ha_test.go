@@ -1,4 +1,4 @@
-package cluster
+package node
 
 import (
 	"context"
@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/switchboard/switchboard/api"
+	"github.com/switchboard/switchboard/cluster"
+
+	"github.com/hashicorp/raft"
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/switchboard/switchboard/transport"
 )
@@ -78,7 +80,7 @@ func TestHAForwardingReadYourWrites(t *testing.T) {
 func TestHAJoinIsIdempotentAndReplaces(t *testing.T) {
 	c := startHACluster(t, 3, nil)
 	l := c.leader()
-	before, err := l.srv.Service.configuration()
+	before, err := l.srv.Node.Members()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,10 +88,10 @@ func TestHAJoinIsIdempotentAndReplaces(t *testing.T) {
 	n3 := c.nodes[2]
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := n3.srv.Service.JoinCluster(ctx, []string{c.nodes[0].client, c.nodes[1].client}); err != nil {
+	if err := n3.srv.Cluster.JoinCluster(ctx, []string{c.nodes[0].client, c.nodes[1].client}); err != nil {
 		t.Fatalf("second join: %v", err)
 	}
-	after, err := l.srv.Service.configuration()
+	after, err := l.srv.Node.Members()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,11 +105,11 @@ func TestHAJoinIsIdempotentAndReplaces(t *testing.T) {
 	// n3 comes back wiped, on a new Raft port, same id.
 	n3.stop()
 	n3.dir += "-wiped"
-	n3.raft = haFreeAddr(t)
-	n3.start(func(cfg *ServerConfig) { cfg.Join = []string{c.nodes[0].client, c.nodes[1].client} })
+	n3.moveRaft()
+	n3.start(func(cfg *Config) { cfg.Join = []string{c.nodes[0].client, c.nodes[1].client} })
 	n3.waitReady()
 	c.waitRegistered()
-	servers, err := c.leader().srv.Service.configuration()
+	servers, err := c.leader().srv.Node.Members()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +147,7 @@ func TestHANoLeaderIsATypedError(t *testing.T) {
 	if !errors.As(err, &eb) || eb.Code != api.CodeNoLeader || eb.RetryMs <= 0 {
 		t.Fatalf("write without a quorum: %v, want no_leader with retry_ms", err)
 	}
-	if d := time.Since(start); d > 2*DefaultNoLeaderWait+time.Second {
+	if d := time.Since(start); d > 2*cluster.DefaultNoLeaderWait+time.Second {
 		t.Fatalf("no_leader took %v", d)
 	}
 	// A linearizable read says the same; a local read still answers.
@@ -236,7 +238,7 @@ func TestHAFailoverResumesOnAnotherNode(t *testing.T) {
 // compacted its log catches up by snapshot install; restoring a backup
 // re-syncs connected agents on every node.
 func TestHACatchUpBySnapshotAndRestoreResync(t *testing.T) {
-	c := startHACluster(t, 3, func(cfg *ServerConfig) {
+	c := startHACluster(t, 3, func(cfg *Config) {
 		cfg.Raft.SnapshotThreshold = 50
 		cfg.Raft.TrailingLogs = 10
 		cfg.Raft.SnapshotInterval = 200 * time.Millisecond
@@ -322,8 +324,8 @@ func TestHAMembershipOps(t *testing.T) {
 		}
 	}
 
-	var tr TransferResult
-	haCall(t, admin, OpTransferLeadership, NodeIDArgs{Node: f[1].id}, &tr)
+	var tr cluster.TransferResult
+	haCall(t, admin, OpTransferLeadership, cluster.NodeIDArgs{Node: f[1].id}, &tr)
 	waitFor(t, leaderWait, func() bool { return c.leader() == f[1] })
 
 	// Remove the node the admin is not connected to, nor the leader.
@@ -333,16 +335,16 @@ func TestHAMembershipOps(t *testing.T) {
 			victim = n
 		}
 	}
-	haCall(t, admin, OpClusterRemove, NodeIDArgs{Node: victim.id}, nil)
+	haCall(t, admin, OpClusterRemove, cluster.NodeIDArgs{Node: victim.id}, nil)
 	waitFor(t, leaderWait, func() bool {
-		servers, err := f[0].srv.Service.configuration()
-		_, registered := f[0].srv.Service.registered(victim.id)
+		servers, err := f[0].srv.Node.Members()
+		_, registered := f[0].srv.Cluster.Registered(victim.id)
 		return err == nil && len(servers) == 2 && !registered
 	})
 	victim.stop()
 	// The two left still commit.
 	haCall(t, admin, "create_list", api.CreateListArgs{ID: "after-remove"}, nil)
-	err := admin.Call(context.Background(), OpClusterRemove, NodeIDArgs{Node: "nobody"}, nil)
+	err := admin.Call(context.Background(), OpClusterRemove, cluster.NodeIDArgs{Node: "nobody"}, nil)
 	if haCode(err) != api.CodeNotFound {
 		t.Fatalf("removing a non-member: %v", err)
 	}
@@ -362,7 +364,7 @@ func TestHABootstrapExpect(t *testing.T) {
 		all = append(all, n.client)
 	}
 	for _, n := range nodes {
-		n.start(func(cfg *ServerConfig) { cfg.BootstrapExpect = 3; cfg.Join = all })
+		n.start(func(cfg *Config) { cfg.BootstrapExpect = 3; cfg.Join = all })
 	}
 	for _, n := range nodes {
 		n.waitReady()
@@ -370,7 +372,7 @@ func TestHABootstrapExpect(t *testing.T) {
 	c := &haCluster{t: t, nodes: nodes}
 	c.waitRegistered()
 	for _, n := range nodes {
-		servers, err := n.srv.Service.configuration()
+		servers, err := n.srv.Node.Members()
 		if err != nil || len(servers) != 3 {
 			t.Fatalf("%s: configuration %v %v", n.id, servers, err)
 		}

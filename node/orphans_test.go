@@ -1,4 +1,4 @@
-package cluster
+package node
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/switchboard/switchboard/cluster"
 
 	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/transport"
@@ -49,7 +51,7 @@ func TestOrphanSweeperLogsOutOnlyAfterAWholeGraceAbsent(t *testing.T) {
 // live node keeps its login.
 func TestHAOrphanedLoginLoggedOutByLeaderWhenNodeDies(t *testing.T) {
 	const grace = 1500 * time.Millisecond
-	c := startHACluster(t, 3, func(cfg *ServerConfig) { cfg.LogoutGrace = grace })
+	c := startHACluster(t, 3, func(cfg *Config) { cfg.LogoutGrace = grace })
 	c.waitRegistered()
 	l := c.leader()
 	li := slices.Index(c.nodes, l)
@@ -91,11 +93,11 @@ func TestHAOrphanedLoginLoggedOutByLeaderWhenNodeDies(t *testing.T) {
 	// as having nobody); a node that answers with an error is not.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	present, conclusive := l.srv.Service.presentAnywhere(ctx, []string{"X", "Y"})
+	present, conclusive := l.srv.presence.presentAnywhere(ctx, []string{"X", "Y"})
 	if !conclusive || present["X"] || !present["Y"] {
 		t.Fatalf("presentAnywhere = %v, %v; want Y alone, conclusive", present, conclusive)
 	}
-	if askPeers(l.srv.Service, ctx, "no_such_op", nil, func(struct{}) {}) {
+	if cluster.AskPeers(l.srv.Cluster, ctx, "no_such_op", nil, func(struct{}) {}) {
 		t.Fatal("a round where a live node answered with an error counted as conclusive")
 	}
 }

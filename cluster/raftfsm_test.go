@@ -1,10 +1,8 @@
-package fsm_test
+package cluster_test
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"reflect"
 	"sync"
@@ -14,8 +12,13 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/switchboard/switchboard/api"
+	. "github.com/switchboard/switchboard/cluster"
 	. "github.com/switchboard/switchboard/fsm"
 )
+
+// The raft.FSM adapter's tests (moved here from fsm with the adapter). They
+// live in package cluster_test, with fsm and cluster dot-imported, so the
+// fsm-style helpers (fsm_helpers_test.go) stay apart from cluster's own.
 
 // newWalkthroughFSM returns an FSM that applied the walkthrough setup as
 // log entry 1, and its sink.
@@ -277,55 +280,6 @@ func TestFSMRestoreRejectsBadSnapshot(t *testing.T) {
 	}
 	if len(sink.resets) != 0 {
 		t.Errorf("failed restores reset the sink: %v", sink.resets)
-	}
-}
-
-// Equal states encode to equal bytes, whatever order their maps were
-// filled in, and Marshal → ReadState → Marshal is the identity.
-func TestMarshalIsCanonical(t *testing.T) {
-	a := walkthrough(t)
-	b := NewState()
-	cmds := walkthroughCommands()
-	// Same commands, independent ones swapped (the feature level first).
-	order := []int{0, 2, 1, 4, 3, 6, 5, 7, 9, 8, 12, 11, 10, 14, 13, 17, 16, 15}
-	for _, i := range order {
-		mustApply(t, b, cmds[i])
-	}
-	if !reflect.DeepEqual(a, b) {
-		t.Fatal("the two orders built different states")
-	}
-	for range 20 { // map iteration order is random on each run
-		if !bytes.Equal(marshal(t, a), marshal(t, b)) {
-			t.Fatal("equal states encode differently")
-		}
-	}
-	// Sessions with many results, read back and written again.
-	for i := uint64(1); i <= 50; i++ {
-		mustApply(t, a, keyed("c", i, cmd(OpCreateList, admin, &api.CreateListArgs{ID: fmt.Sprintf("X%d", i)})))
-	}
-	data := marshal(t, a)
-	if again := marshal(t, restore(t, data)); !bytes.Equal(again, data) {
-		t.Error("Marshal of a restored state differs")
-	}
-}
-
-func TestReadStateFillsEmptyMaps(t *testing.T) {
-	s := restore(t, marshal(t, &State{}))
-	if s.MRDs == nil || s.ChannelTypes == nil || s.Channels == nil || s.Lists == nil || s.Queues == nil ||
-		s.Agents == nil || s.Connectors == nil || s.Requests == nil || s.Open == nil || s.Sessions == nil {
-		t.Fatalf("nil maps after ReadState: %+v", s)
-	}
-	// A state read back from nothing works.
-	for _, c := range walkthroughCommands() {
-		mustApply(t, s, c)
-	}
-}
-
-func TestReadStateErrors(t *testing.T) {
-	for name, data := range map[string][]byte{"empty": nil, "version 2": {2, 0x80}, "cut": {1, 0xde, 0x00}} {
-		if _, err := ReadState(bufio.NewReader(bytes.NewReader(data))); err == nil {
-			t.Errorf("%s: no error", name)
-		}
 	}
 }
 

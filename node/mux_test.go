@@ -1,4 +1,4 @@
-package cluster
+package node
 
 import (
 	"bufio"
@@ -8,6 +8,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/switchboard/switchboard/cluster"
 
 	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/transport"
@@ -23,11 +25,11 @@ func TestSplitListenerRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	type nodeConn struct {
-		hello transport.Frame
+		hello cluster.Frame
 		next  transport.Frame
 	}
 	nodes := make(chan nodeConn, 1)
-	l := newSplitListener(inner, time.Second, slog.New(slog.DiscardHandler), func(c net.Conn, hello *transport.Frame, br *bufio.Reader) {
+	l := newSplitListener(inner, time.Second, slog.New(slog.DiscardHandler), func(c net.Conn, hello *cluster.Frame, br *bufio.Reader) {
 		defer c.Close()
 		nc := nodeConn{hello: *hello}
 		if err := transport.ReadFrame(br, 1<<20, &nc.next); err != nil {
@@ -66,11 +68,11 @@ func TestSplitListenerRoutes(t *testing.T) {
 	c.Close()
 
 	// A node hello is served even before ready.
-	c = dialSend(frame(&transport.Frame{T: transport.TypeHello, V: 1, Role: RoleNode, User: "n2", Token: "t"}),
-		frame(&transport.Frame{T: transport.TypeRequest, ID: 7, Op: rpcInfo}))
+	c = dialSend(frame(&transport.Frame{T: transport.TypeHello, V: 1, Role: cluster.RoleNode, User: "n2", Token: "t"}),
+		frame(&transport.Frame{T: transport.TypeRequest, ID: 7, Op: "info"}))
 	select {
 	case nc := <-nodes:
-		if nc.hello.User != "n2" || nc.next.Op != rpcInfo || nc.next.ID != 7 {
+		if nc.hello.User != "n2" || nc.next.Op != "info" || nc.next.ID != 7 {
 			t.Fatalf("node conn got %+v then %+v", nc.hello, nc.next)
 		}
 	case <-time.After(5 * time.Second):
