@@ -32,6 +32,9 @@ const (
 // Config.ApplyTimeout without a deadline); a leaderless stretch longer than
 // the no-leader wait ends with CodeNoLeader and a retry hint.
 func (s *Service) Commit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uint64, error) {
+	if err := s.canPropose(cmd); err != nil {
+		return fsm.Result{}, 0, err
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.node.cfg.ApplyTimeout)
@@ -158,6 +161,20 @@ func checkForwardedEntry(entry []byte) error {
 	return nil
 }
 
+// canPropose refuses a command this node's build could not apply itself
+// (fsm.CanApply): proposed, it would halt this node and every node of its
+// build. An op the build does not know is unknown_op, as an older build
+// answers; one above the node's feature level is feature_not_enabled.
+func (s *Service) canPropose(cmd *fsm.Command) error {
+	if fsm.Commands.Lookup(cmd.Op) == nil {
+		return api.Errorf(api.CodeUnknownOp, "op %d is unknown to node %s", cmd.Op, s.node.ID())
+	}
+	if err := fsm.CanApply(cmd, s.node.FSM().MaxLevel()); err != nil {
+		return api.Errorf(api.CodeFeatureNotEnabled, "node %s: %v", s.node.ID(), err)
+	}
+	return nil
+}
+
 // handleForward is the leader's side of rpcForward: it commits the
 // follower's commands (through the batcher, so they share entries with
 // everything else) and answers their results and the entry's index.
@@ -172,6 +189,9 @@ func (s *Service) handleForward(ctx context.Context, raw msgpack.RawMessage) (an
 	cmds, err := fsm.DecodeEntry(a.Entry)
 	if err != nil || len(cmds) != 1 {
 		return nil, api.Errorf(api.CodeBadRequest, "forward: want one encoded command (%v)", err)
+	}
+	if err := s.canPropose(cmds[0]); err != nil {
+		return nil, err
 	}
 	if !s.node.IsLeader() {
 		return nil, s.notLeader("forward")

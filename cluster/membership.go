@@ -36,7 +36,8 @@ func (s *Service) systemPrincipal() api.Principal {
 // handleInfo answers rpcInfo: who this node is and the leader it knows.
 func (s *Service) handleInfo(context.Context, msgpack.RawMessage) (any, error) {
 	self := s.Self()
-	info := nodeInfo{ID: self.ID, RaftAddr: self.RaftAddr, ClientAddr: self.ClientAddr, HasState: s.node.HasState()}
+	info := nodeInfo{ID: self.ID, RaftAddr: self.RaftAddr, ClientAddr: self.ClientAddr, HasState: s.node.HasState(),
+		MaxLevel: s.node.FSM().MaxLevel()}
 	info.Leader, info.LeaderClient = s.leaderClient()
 	if r := s.node.Raft(); r != nil && r.LastIndex() > 0 {
 		info.HasState = true
@@ -468,6 +469,7 @@ func (s *Service) maintainOnce(ctx context.Context) bool {
 		}
 		s.log.Info("dropped the registry entry of a former member", "id", id)
 	}
+	s.raiseLevel(cctx, servers)
 	return ok
 }
 

@@ -160,6 +160,7 @@ func (n *Node) Close() error {
 	}
 	n.closed = true
 	close(n.stop)
+	n.fsm.Close() // a halted apply must not hold Raft's shutdown
 	var errs []error
 	if n.raft != nil {
 		if err := n.raft.Shutdown().Error(); err != nil {

@@ -47,6 +47,16 @@ type FSM struct {
 
 	waitMu sync.Mutex
 	waitCh chan struct{} // closed and replaced after each apply
+
+	// maxLevel is the highest feature level this node applies (fsm.MaxLevel
+	// unless lowered, as a test stands in for an older build).
+	maxLevel atomic.Uint32
+	// A halt (halt.go): the node met an entry it cannot apply faithfully.
+	haltOnce sync.Once
+	haltErr  atomic.Pointer[error]
+	halted   chan struct{} // closed on halt
+	release  chan struct{} // closed by Close: a halted apply returns
+	closeMu  sync.Once
 }
 
 // NewFSM returns an FSM over an empty state. sink may be nil.
@@ -54,7 +64,10 @@ func NewFSM(sink Sink, logger *slog.Logger) *FSM {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &FSM{state: fsm.NewState(), sink: sink, log: logger, waitCh: make(chan struct{})}
+	f := &FSM{state: fsm.NewState(), sink: sink, log: logger, waitCh: make(chan struct{}),
+		halted: make(chan struct{}), release: make(chan struct{})}
+	f.maxLevel.Store(fsm.MaxLevel)
+	return f
 }
 
 // SetSink sets the event sink; call before Raft starts.
@@ -70,6 +83,9 @@ func (f *FSM) Apply(l *raft.Log) any {
 		return nil
 	}
 	cmds, err := fsm.DecodeEntry(l.Data)
+	if errors.Is(err, fsm.ErrNewerEntry) {
+		return f.halt(l.Index, err)
+	}
 	if err != nil {
 		// Deterministic on every replica: the entry is skipped, state unchanged.
 		f.log.Error("skipping undecodable log entry", "index", l.Index, "err", err)
@@ -78,6 +94,11 @@ func (f *FSM) Apply(l *raft.Log) any {
 		f.mu.Unlock()
 		f.markApplied(l.Index)
 		return &ApplyResponse{Index: l.Index, Err: err}
+	}
+	for _, c := range cmds {
+		if err := fsm.CanApply(c, f.maxLevel.Load()); err != nil {
+			return f.halt(l.Index, err)
+		}
 	}
 	resp := &ApplyResponse{Index: l.Index, Results: make([]fsm.Result, len(cmds))}
 	var evs []fsm.Event
@@ -158,6 +179,11 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	st, err := fsm.ReadState(bufio.NewReader(rc))
 	if err != nil {
+		return err
+	}
+	if max := f.maxLevel.Load(); st.ActiveLevel() > max {
+		err := fmt.Errorf("the snapshot at index %d is at feature level %d, above the %d this node supports: upgrade this node", st.Index, st.ActiveLevel(), max)
+		f.signalHalt(st.Index, err)
 		return err
 	}
 	f.mu.Lock()

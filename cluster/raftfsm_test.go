@@ -108,7 +108,8 @@ func TestFSMPublishesNothingWithoutEvents(t *testing.T) {
 func TestFSMApplyUndecodableEntry(t *testing.T) {
 	f, sink := newWalkthroughFSM(t)
 	before, _ := fsmState(t, f)
-	for i, data := range [][]byte{nil, {0x02}, {EntryCommands, 0x91, 0xc1}, {EntryCommands, 0x92, 0x90}} {
+	// (An entry of an unknown kind is not garbage but newer: halt_test.go.)
+	for i, data := range [][]byte{nil, {0x00}, {EntryCommands, 0x91, 0xc1}, {EntryCommands, 0x92, 0x90}} {
 		index := uint64(10 + i)
 		resp, ok := f.Apply(&raft.Log{Index: index, Type: raft.LogCommand, Data: data}).(*ApplyResponse)
 		if !ok || !errors.Is(resp.Err, ErrUndecodable) || resp.Results != nil || resp.Index != index {

@@ -84,6 +84,9 @@ type nodeInfo struct {
 	// Leader and LeaderClient name the leader this node knows, if any.
 	Leader       string `msgpack:"leader"`
 	LeaderClient string `msgpack:"leader_client"`
+	// MaxLevel is the highest feature level the node's build applies; 0
+	// from a build before feature levels, which applies level 1.
+	MaxLevel uint32 `msgpack:"max_level,omitempty"`
 }
 
 // Errors of node-to-node calls.

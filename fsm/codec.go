@@ -31,6 +31,11 @@ const (
 // ErrUndecodable means a log entry could not be decoded at all.
 var ErrUndecodable = errors.New("fsm: undecodable log entry")
 
+// ErrNewerEntry means a log entry is of a kind this build does not know
+// and may not skip: it was written by a newer Switchboard. Such an error
+// also wraps ErrUndecodable.
+var ErrNewerEntry = errors.New("fsm: log entry of a newer kind, written by a newer Switchboard: upgrade this node")
+
 // EncodeEntry encodes commands as one log entry. The bytes are written by
 // hand (codec_append.go): they are exactly those msgpack's reflection
 // encoder wrote (testdata/entry_v1.bin and the tests hold them to it), without
@@ -85,7 +90,10 @@ func DecodeEntry(data []byte) ([]*Command, error) {
 		if data[0]&entryIgnorable != 0 {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("%w: kind %d", ErrUndecodable, data[0])
+		if data[0] == 0 {
+			return nil, fmt.Errorf("%w: kind 0", ErrUndecodable)
+		}
+		return nil, fmt.Errorf("%w: %w: kind %d", ErrUndecodable, ErrNewerEntry, data[0])
 	}
 	// Every declared length fits in the entry and nesting is bounded, so
 	// that neither decoder below allocates more than the entry's length

@@ -6,8 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/cluster"
-	"github.com/switchboard/switchboard/transport"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -71,7 +71,7 @@ func (b *Backend) clusterStatus(ctx context.Context, _ msgpack.RawMessage) (any,
 		return nil, err
 	}
 	leaderID, _ := b.raft.Leader()
-	out := &transport.ClusterStatus{Leader: leaderID, Nodes: make([]transport.ClusterNode, len(servers))}
+	out := &api.ClusterStatus{Leader: leaderID, Nodes: make([]api.ClusterNode, len(servers))}
 	var wg sync.WaitGroup
 	for i, srv := range servers {
 		cn := &out.Nodes[i]
@@ -93,7 +93,7 @@ func (b *Backend) clusterStatus(ctx context.Context, _ msgpack.RawMessage) (any,
 			defer wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
-			var st transport.NodeStatus
+			var st api.NodeStatus
 			if err := b.cl.Call(cctx, cn.ClientAddr, QueryStatus, nil, &st); err != nil {
 				cn.Error = err.Error()
 				return
@@ -120,7 +120,7 @@ func (b *Backend) clusterStatus(ctx context.Context, _ msgpack.RawMessage) (any,
 			}
 		}
 	}
-	slices.SortFunc(out.Nodes, func(a, b transport.ClusterNode) int {
+	slices.SortFunc(out.Nodes, func(a, b api.ClusterNode) int {
 		switch {
 		case a.ID < b.ID:
 			return -1

@@ -248,9 +248,9 @@ func (b *Backend) Attach(key string, since uint64, resume bool, out transport.Ou
 }
 
 // Status returns this node's status for the status query.
-func (b *Backend) Status() transport.NodeStatus {
+func (b *Backend) Status() api.NodeStatus {
 	st := b.raft.Status()
-	ns := transport.NodeStatus{
+	ns := api.NodeStatus{
 		Node:              st.ID,
 		ClientAddr:        b.cl.ClientAddr(),
 		RaftAddr:          st.RaftAddr,
@@ -263,12 +263,14 @@ func (b *Backend) Status() transport.NodeStatus {
 		LastLogIndex:      st.LastLogIndex,
 		LastSnapshotIndex: st.LastSnapshotIndex,
 		Version:           b.version,
+		MaxFeatureLevel:   b.raft.FSM().MaxLevel(),
 	}
+	b.raft.FSM().Read(func(s *fsm.State, _ uint64) { ns.FeatureLevel = s.ActiveLevel() })
 	if r := b.raft.Raft(); r != nil {
 		ns.RaftAppliedIndex = r.AppliedIndex()
 	}
 	for _, m := range st.Members {
-		ns.Members = append(ns.Members, transport.Member{ID: m.ID, RaftAddr: m.Address, Suffrage: m.Suffrage, Leader: m.ID == st.LeaderID})
+		ns.Members = append(ns.Members, api.Member{ID: m.ID, RaftAddr: m.Address, Suffrage: m.Suffrage, Leader: m.ID == st.LeaderID})
 	}
 	if b.sessions != nil {
 		ns.Sessions = b.sessions()

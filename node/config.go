@@ -69,7 +69,12 @@ type Config struct {
 	LogoutGrace time.Duration
 	// Version is reported in status.
 	Version string
-	Logger  *slog.Logger
+	// MaxFeatureLevel, if set, lowers the highest feature level the node
+	// applies below this build's (fsm.MaxLevel): the node then acts as an
+	// older build would, which is how tests exercise mixed-version
+	// clusters. Zero means this build's own.
+	MaxFeatureLevel uint32
+	Logger          *slog.Logger
 }
 
 // check validates cfg and fills in its defaults.

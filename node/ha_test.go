@@ -313,7 +313,7 @@ func TestHAMembershipOps(t *testing.T) {
 	f := c.followers()
 	admin := haDial(t, []string{f[0].client}, "admin", "", haAdminToken, true)
 
-	var cs transport.ClusterStatus
+	var cs api.ClusterStatus
 	haCall(t, admin, QueryClusterStatus, nil, &cs)
 	if len(cs.Nodes) != 3 || cs.Leader != c.leader().id {
 		t.Fatalf("cluster status: %+v", cs)

@@ -97,7 +97,7 @@ func TestHATLS(t *testing.T) {
 	}
 	defer admin.Close()
 	haCall(t, admin, "create_list", api.CreateListArgs{ID: "L1"}, nil)
-	var cs transport.ClusterStatus
+	var cs api.ClusterStatus
 	haCall(t, admin, QueryClusterStatus, nil, &cs)
 	for _, n := range cs.Nodes {
 		if !n.Reachable {

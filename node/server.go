@@ -79,6 +79,9 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	// The state machine, its Raft node and the cluster service: none
 	// touches disk or network yet.
 	f := cluster.NewFSM(nil, log.With("component", "fsm"))
+	if cfg.MaxFeatureLevel != 0 {
+		f.SetMaxLevel(cfg.MaxFeatureLevel)
+	}
 	raftNode, err := cluster.New(cfg.Raft, f)
 	if err != nil {
 		return nil, fmt.Errorf("new node: %w", err)
@@ -189,6 +192,7 @@ func (s *Server) bootstrap(ctx context.Context, cfg Config) error {
 		if err := s.Cluster.Register(rctx, s.Cluster.Self()); err != nil {
 			s.log.Warn("registering this node; will retry", "err", err)
 		}
+		s.Cluster.RaiseLevel(rctx) // a new cluster starts at this build's level
 		rcancel()
 	}
 	s.markReady()
@@ -260,6 +264,15 @@ func (s *Server) markReady() {
 		s.log.Info("ready: serving clients", "leader", st.LeaderID, "applied", st.AppliedIndex)
 	})
 }
+
+// Halted is closed when the node has met a log entry its build cannot
+// apply faithfully (a newer op or feature level: cluster/halt.go). It
+// applies nothing after it; whoever runs the node should close it and
+// exit with HaltErr, so that an operator upgrades it.
+func (s *Server) Halted() <-chan struct{} { return s.FSM.Halted() }
+
+// HaltErr says why the node halted (nil if it has not).
+func (s *Server) HaltErr() error { return s.FSM.HaltErr() }
 
 // Ready is closed once the node serves clients: it knows a leader and has
 // applied the log up to the leader's commit index as of then. Before,

@@ -180,6 +180,6 @@ func (c *Client) View(ctx context.Context) (api.StreamView, error) {
 }
 
 // Status returns the connected node's view of itself and of the cluster.
-func (c *Client) Status(ctx context.Context) (NodeStatus, error) {
-	return clientDo[NodeStatus](ctx, c, "status", nil) // answered by the node, not by the state
+func (c *Client) Status(ctx context.Context) (api.NodeStatus, error) {
+	return clientDo[api.NodeStatus](ctx, c, "status", nil) // answered by the node, not by the state
 }

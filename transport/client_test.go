@@ -175,7 +175,7 @@ func (b *ctBackend) deliver(key string, out transport.Outbox, ev fsm.Event) bool
 
 func (b *ctBackend) Query(_ context.Context, p api.Principal, op string, args msgpack.RawMessage) (any, error) {
 	if op == "status" {
-		return transport.NodeStatus{Node: "fake", State: "Leader"}, nil
+		return api.NodeStatus{Node: "fake", State: "Leader"}, nil
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -109,7 +109,7 @@ func (b *fakeBackend) Query(ctx context.Context, p api.Principal, op string, arg
 		return b.query(ctx, p, op, args)
 	}
 	if op == "status" {
-		return NodeStatus{Node: "node-1", State: "Leader"}, nil
+		return api.NodeStatus{Node: "node-1", State: "Leader"}, nil
 	}
 	return nil, api.Errorf(api.CodeUnknownOp, "unknown op %q", op)
 }

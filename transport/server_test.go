@@ -263,7 +263,7 @@ func TestRequests(t *testing.T) {
 
 	// Query success.
 	res = admin.call(2, "status", nil, 0)
-	var st NodeStatus
+	var st api.NodeStatus
 	if !res.OK || msgpack.Unmarshal(res.Data, &st) != nil || st.Node != "node-1" {
 		t.Fatalf("status res %+v", res)
 	}

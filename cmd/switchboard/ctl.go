@@ -198,7 +198,7 @@ func (x *ctl) table(header string, rows func(w io.Writer)) {
 }
 
 func (x *ctl) status(ctx context.Context) error {
-	var st transport.NodeStatus
+	var st api.NodeStatus
 	if err := x.call(ctx, node.QueryStatus, nil, &st, ""); err != nil {
 		return err
 	}

@@ -47,7 +47,7 @@ func (x *ctl) cluster(ctx context.Context, args []string) error {
 }
 
 func (x *ctl) clusterStatus(ctx context.Context) error {
-	var cs transport.ClusterStatus
+	var cs api.ClusterStatus
 	if err := x.call(ctx, node.QueryClusterStatus, nil, &cs, ""); err != nil {
 		return err
 	}

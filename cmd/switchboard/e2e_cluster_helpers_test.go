@@ -198,8 +198,8 @@ func (n *procNode) dumpLog(lines int) {
 }
 
 // status asks the node for its status; an error if it does not serve.
-func (n *procNode) status(ctx context.Context) (transport.NodeStatus, error) {
-	var st transport.NodeStatus
+func (n *procNode) status(ctx context.Context) (api.NodeStatus, error) {
+	var st api.NodeStatus
 	c, err := transport.Dial(ctx, transport.ClientConfig{Addrs: []string{n.client}, Role: "admin", Token: e2eAdminToken,
 		DialTimeout: 2 * time.Second, RequestTimeout: 5 * time.Second, PingInterval: -1})
 	if err != nil {

@@ -143,6 +143,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		HistorySize:         f.historySize,
 		LogoutGrace:         f.logoutGrace,
 		Version:             version,
+		MaxFeatureLevel:     testMaxFeatureLevel(&f.envErr),
 		Logger:              logger,
 	}
 	if f.tlsCert != "" {
@@ -176,9 +177,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "  admin token (shown once, saved in %s): %s\n",
 			filepath.Join(abs, adminTokenFile), token)
 	}
-	<-ctx.Done()
-	logger.Info("shutting down")
-	return srv.Close()
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+		return srv.Close()
+	case <-srv.Halted():
+		halt := srv.HaltErr()
+		logger.Error("stopping: this build cannot apply the cluster's log", "err", halt)
+		return errors.Join(fmt.Errorf("node %s stopped: %w", f.nodeID, halt), srv.Close())
+	}
 }
 
 // splitList splits a comma-separated list, dropping empty items.
@@ -261,4 +268,12 @@ func loadAdminToken(dataDir, given string) (token string, generated bool, err er
 		return "", false, fmt.Errorf("save admin token: %w", err)
 	}
 	return token, true, nil
+}
+
+// testMaxFeatureLevel reads SWITCHBOARD_TEST_MAX_FEATURE_LEVEL, a test-only
+// knob that makes this build act as an older one (a node that applies
+// feature levels up to that number), so that rolling upgrades are tested
+// with the real binary. Unset: this build's own level.
+func testMaxFeatureLevel(errp *error) uint32 {
+	return uint32(envInt("SWITCHBOARD_TEST_MAX_FEATURE_LEVEL", 0, errp))
 }
