@@ -30,10 +30,7 @@ func commands() []command {
 		{"agent", "act as an agent from a terminal: watch notifications, join, send, leave, close", runAgent},
 		{"customer", "act as a customer through a channel connector", runCustomer},
 		{"bench", "load-test a running cluster (--addr) or one started in-process (--embedded)", runBench},
-		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
-			_, err := fmt.Fprintln(stdout, "switchboard", version)
-			return err
-		}},
+		{"version", "print the version and commit (also --version)", runVersion},
 	}
 }
 
@@ -47,6 +44,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
 		return 2
+	}
+	switch args[0] {
+	case "--version", "-version":
+		args = append([]string{"version"}, args[1:]...)
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
