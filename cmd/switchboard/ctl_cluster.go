@@ -31,23 +31,25 @@ func (x *ctl) cluster(ctx context.Context, args []string) error {
 			a.Node = args[1]
 		}
 		var tr cluster.TransferResult
-		if err := x.call(ctx, cluster.OpTransferLeadership, a, &tr, ""); err != nil {
+		if err := x.do(ctx, cluster.OpTransferLeadership, a, &tr); err != nil {
 			return err
 		}
 		to := tr.To
 		if to == "" {
 			to = "(not known yet)"
 		}
-		fmt.Fprintf(x.out, "leadership moved from %s to %s\n", tr.From, to)
-		return nil
+		return x.done(cluster.OpTransferLeadership, a, tr, "leadership moved from %s to %s", tr.From, to)
 	}
 	return fmt.Errorf("%w: cluster status|remove NODE|transfer-leadership [NODE]", errUsage)
 }
 
 func (x *ctl) clusterStatus(ctx context.Context) error {
 	var cs transport.ClusterStatus
-	if err := x.call(ctx, cluster.QueryClusterStatus, nil, &cs, ""); err != nil {
+	if err := x.do(ctx, cluster.QueryClusterStatus, nil, &cs); err != nil {
 		return err
+	}
+	if x.json {
+		return x.printJSON(cs)
 	}
 	leader := cs.Leader
 	if leader == "" {
@@ -74,11 +76,10 @@ func (x *ctl) snapshot(ctx context.Context, args []string) error {
 	switch {
 	case len(args) == 1 && args[0] == "take":
 		var si cluster.SnapshotInfo
-		if err := x.call(ctx, cluster.OpSnapshotTake, nil, &si, ""); err != nil {
+		if err := x.do(ctx, cluster.OpSnapshotTake, nil, &si); err != nil {
 			return err
 		}
-		fmt.Fprintf(x.out, "node %s: snapshot %s at index %d (term %d, %d bytes)\n", si.Node, si.ID, si.Index, si.Term, si.Size)
-		return nil
+		return x.done(cluster.OpSnapshotTake, nil, si, "node %s: snapshot %s at index %d (term %d, %d bytes)", si.Node, si.ID, si.Index, si.Term, si.Size)
 	case len(args) == 2 && args[0] == "save":
 		return x.snapshotSave(ctx, args[1])
 	}
@@ -98,6 +99,9 @@ func (x *ctl) snapshotSave(ctx context.Context, file string) error {
 			}
 			if err := os.Rename(file+".part", file); err != nil {
 				return err
+			}
+			if x.json {
+				return writeJSON(x.out, savedSnapshot{File: file, ID: meta.ID, Index: meta.Index, Term: meta.Term, Size: meta.Size})
 			}
 			fmt.Fprintf(x.out, "saved snapshot %s (index %d, term %d, %d bytes) to %s\n", meta.ID, meta.Index, meta.Term, meta.Size, file)
 			return nil
@@ -122,7 +126,7 @@ func (x *ctl) snapshotCopy(ctx context.Context, path string) (cluster.SnapshotMe
 	var off int64
 	for {
 		var ch cluster.SnapshotChunk
-		if err := x.call(ctx, cluster.OpSnapshotRead, args, &ch, ""); err != nil {
+		if err := x.do(ctx, cluster.OpSnapshotRead, args, &ch); err != nil {
 			return cluster.SnapshotMeta{}, err
 		}
 		if ch.Offset != off {
@@ -159,4 +163,13 @@ func checkBackup(path string) error {
 		return fmt.Errorf("the saved snapshot %s does not decode: %w", filepath.Base(path), err)
 	}
 	return nil
+}
+
+// savedSnapshot is the JSON of `ctl snapshot save FILE -o json`.
+type savedSnapshot struct {
+	File  string `json:"file"`
+	ID    string `json:"id"`
+	Index uint64 `json:"index"`
+	Term  uint64 `json:"term"`
+	Size  int64  `json:"size"`
 }
