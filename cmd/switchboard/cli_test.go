@@ -245,7 +245,7 @@ func TestCtlJSONOnEveryVerb(t *testing.T) {
 	if len(nodes) != 1 {
 		t.Fatalf("cluster status nodes: %v", cs["nodes"])
 	}
-	hasKeys("cluster status node", nodes[0].(map[string]any), "id", "reachable", "lag", "status")
+	hasKeys("cluster status node", nodes[0].(map[string]any), "id", "reachable", "error", "applied", "lag", "status")
 	snap := change("snapshot take", j("snapshot", "take"), "snapshot_take")
 	if snap["node"] != "node1" || snap["index"] == nil {
 		t.Errorf("snapshot take result: %v", snap)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -48,26 +47,14 @@ func (x *ctl) clusterStatus(ctx context.Context) error {
 	if err := x.do(ctx, cluster.QueryClusterStatus, nil, &cs); err != nil {
 		return err
 	}
+	v, err := newClusterView(cs)
+	if err != nil {
+		return err
+	}
 	if x.json {
-		return x.printJSON(cs)
+		return x.printJSON(v)
 	}
-	leader := cs.Leader
-	if leader == "" {
-		leader = "none"
-	}
-	fmt.Fprintf(x.out, "leader %s, term %d, commit index %d, %d members\n\n", leader, cs.Term, cs.CommitIndex, len(cs.Nodes))
-	x.table("NODE\tSTATE\tSUFFRAGE\tTERM\tCOMMIT\tAPPLIED\tLAG\tLAST LOG\tSNAPSHOT\tSESSIONS\tCLIENTS\tRAFT\tVERSION", func(w io.Writer) {
-		for _, n := range cs.Nodes {
-			if n.Status == nil {
-				fmt.Fprintf(w, "%s\tunreachable\t%s\t-\t-\t-\t-\t-\t-\t-\t%s\t%s\t%s\n", n.ID, n.Suffrage, dash(n.ClientAddr), n.RaftAddr, n.Error)
-				continue
-			}
-			st := n.Status
-			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", n.ID, st.State, n.Suffrage, st.Term,
-				st.CommitIndex, st.AppliedIndex, n.Lag, st.LastLogIndex, st.LastSnapshotIndex, st.Sessions,
-				dash(n.ClientAddr), n.RaftAddr, st.Version)
-		}
-	})
+	v.render(x.out)
 	return nil
 }
 
