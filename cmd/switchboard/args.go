@@ -83,7 +83,7 @@ func (o *outputFlag) Set(s string) error {
 // registerOutput adds -o (and --output) to fs.
 func registerOutput(fs *flag.FlagSet) *outputFlag {
 	o := outputFlag(outputTable)
-	fs.Var(&o, "o", "output format: table or json (stable snake_case keys)")
-	fs.Var(&o, "output", "the same as -o")
+	fs.Var(&o, "o", "output `format`: table or json (stable snake_case keys)")
+	fs.Var(&o, "output", "the same as -o (`format`)")
 	return &o
 }

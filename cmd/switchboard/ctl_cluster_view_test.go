@@ -158,3 +158,15 @@ func TestClusterViewLeaderDown(t *testing.T) {
 		t.Errorf("header with an unreachable leader:\n%s", out.String())
 	}
 }
+
+// TestRenderStatus: `ctl status` shows the same APPLIED as cluster status
+// and an unknown leader as unknown, not as an empty cell.
+func TestRenderStatus(t *testing.T) {
+	var out bytes.Buffer
+	renderStatus(&out, transport.NodeStatus{Node: "n2", State: "Candidate", Term: 4, CommitIndex: 18, AppliedIndex: 16, RaftAppliedIndex: 18,
+		LastLogIndex: 19, ClientAddr: "c2", Version: "v1"})
+	r := row(t, out.String(), "n2")
+	if r["LEADER"] != "unknown" || r["APPLIED"] != "18" || r["VERSION"] != "v1" {
+		t.Fatalf("row %v of\n%s", r, out.String())
+	}
+}
