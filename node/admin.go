@@ -14,7 +14,7 @@ import (
 // Admin ops of the client protocol that are neither fsm commands nor fsm
 // queries: Backend.Query serves them, for admins only.
 const (
-	QueryClusterStatus   = "cluster_status"              // → transport.ClusterStatus
+	QueryClusterStatus   = "cluster_status"              // → api.ClusterStatus
 	OpClusterRemove      = "cluster_remove"              // cluster.NodeIDArgs → {}
 	OpTransferLeadership = "cluster_transfer_leadership" // cluster.NodeIDArgs (node optional) → cluster.TransferResult
 	OpSnapshotTake       = "snapshot_take"               // → SnapshotInfo

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -22,19 +21,46 @@ const agentHelp = `commands (one per line):
   request REQUEST   a request and its transcript
   help | quit`
 
-func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	flags := flag.NewFlagSet("agent", flag.ContinueOnError)
-	flags.SetOutput(stderr)
-	var cf connFlags
-	cf.register(flags)
-	user := flags.String("user", os.Getenv("SWITCHBOARD_USER"), "agent id (env SWITCHBOARD_USER)")
-	if err := flags.Parse(args); err != nil {
+// agentOptions is a parsed `switchboard agent` command line.
+type agentOptions struct {
+	conn  connFlags
+	user  string
+	token string
+}
+
+const agentUsage = `usage: switchboard agent --user ID [--token-file F | --token T] [--addr A,B,C] [flags]
+
+Connects as agent ID and prints its notifications; type commands on stdin.
+The agent token is the first found of: `
+
+// parseAgentArgs parses agent's flags, wherever they stand; it takes no
+// positional arguments (commands are typed in the console).
+func parseAgentArgs(args []string, stdout io.Writer) (agentOptions, error) {
+	var o agentOptions
+	fs := newFlagSet("agent")
+	o.conn.register(fs)
+	fs.StringVar(&o.user, "user", os.Getenv("SWITCHBOARD_USER"), "agent id (env SWITCHBOARD_USER)")
+	pos, err := parseAnywhere(fs, args, stdout, agentUsage+agentTokenLookup.order()+".\n\n"+consoleHelp())
+	if err != nil {
+		return o, err
+	}
+	if len(pos) > 0 {
+		return o, fmt.Errorf("%w: agent takes no arguments, got %q: type console commands once connected (see 'switchboard agent --help')", errUsage, pos)
+	}
+	if o.user == "" {
+		return o, fmt.Errorf("%w: agent needs --user (or SWITCHBOARD_USER)", errUsage)
+	}
+	o.token, err = o.conn.resolveToken(agentTokenLookup)
+	return o, err
+}
+
+func runAgent(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	o, err := parseAgentArgs(args, stdout)
+	if err != nil {
 		return err
 	}
-	if *user == "" || cf.token == "" {
-		return fmt.Errorf("%w: agent needs --user and --token (printed by 'switchboard ctl create agent')", errUsage)
-	}
-	c, err := cf.dial(ctx, "agent", *user, cf.token, true)
+	cf := o.conn
+	c, err := cf.dial(ctx, "agent", o.user, o.token, true)
 	if err != nil {
 		return err
 	}
@@ -45,7 +71,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer mu.Unlock()
 		fmt.Fprintf(stdout, format+"\n", a...)
 	}
-	say("connected as agent %s; type 'help' for commands", *user)
+	say("connected as agent %s; type 'help' for commands", o.user)
 	go func() {
 		for ev := range c.Events() {
 			say("%s", describeEvent(ev))

@@ -4,12 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -18,10 +15,11 @@ import (
 
 // connFlags are the flags every client subcommand shares.
 type connFlags struct {
-	addrs   string
-	token   string
-	data    string
-	timeout time.Duration
+	addrs     string
+	token     string
+	tokenFile string
+	data      string
+	timeout   time.Duration
 	// TLS: the CA of the nodes' certificates, and an optional client
 	// certificate.
 	tlsCA, tlsCert, tlsKey string
@@ -29,8 +27,9 @@ type connFlags struct {
 
 func (c *connFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.addrs, "addr", envOr("SWITCHBOARD_ADDR", "127.0.0.1:7400"), "node client address(es), comma-separated (env SWITCHBOARD_ADDR)")
-	fs.StringVar(&c.token, "token", os.Getenv("SWITCHBOARD_TOKEN"), "credential (env SWITCHBOARD_TOKEN; admin default: <data>/admin-token)")
-	fs.StringVar(&c.data, "data", envOr("SWITCHBOARD_DATA", "data"), "data dir of a local node, to find its admin token")
+	fs.StringVar(&c.token, "token", "", "credential (see the token lookup order in --help; --token-file keeps it out of argv)")
+	fs.StringVar(&c.tokenFile, "token-file", "", "read the credential from this file")
+	fs.StringVar(&c.data, "data", envOr("SWITCHBOARD_DATA", "data"), "data dir of a local node: ctl's last resort for the admin token is <data>/admin-token (env SWITCHBOARD_DATA)")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "time limit for connecting and for each request")
 	fs.StringVar(&c.tlsCA, "tls-ca", os.Getenv("SWITCHBOARD_TLS_CA"), "connect over TLS, trusting this CA (PEM) (env SWITCHBOARD_TLS_CA)")
 	fs.StringVar(&c.tlsCert, "tls-cert", os.Getenv("SWITCHBOARD_TLS_CLIENT_CERT"), "client certificate to present over TLS (optional) (env SWITCHBOARD_TLS_CLIENT_CERT)")
@@ -62,21 +61,6 @@ func (c *connFlags) tlsConfig() (*tls.Config, error) {
 		cfg.Certificates = []tls.Certificate{cert}
 	}
 	return cfg, nil
-}
-
-// adminToken returns --token, else the token saved by a local `serve`.
-func (c *connFlags) adminToken() (string, error) {
-	if c.token != "" {
-		return c.token, nil
-	}
-	b, err := os.ReadFile(filepath.Join(c.data, adminTokenFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("%w: no --token given and no %s: pass the admin token printed by 'switchboard serve'", errUsage, filepath.Join(c.data, adminTokenFile))
-	}
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(string(b)), nil
 }
 
 func (c *connFlags) dial(ctx context.Context, role, user, token string, reconnect bool) (*transport.Client, error) {

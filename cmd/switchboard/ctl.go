@@ -2,24 +2,20 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/node"
-
 	"github.com/switchboard/switchboard/transport"
 )
 
-const ctlUsage = `usage: switchboard ctl [--addr A] [--token T] <verb> ...
-
-  status                                       node and cluster status
+// ctlVerbs lists every verb of ctl.
+const ctlVerbs = `  status                                       the node ctl is connected to
   cluster status                               every member: state, term, commit/applied index, lag
   cluster remove NODE                          remove a node from the cluster
   cluster transfer-leadership [NODE]           hand leadership to NODE (default: the most up-to-date)
@@ -28,10 +24,10 @@ const ctlUsage = `usage: switchboard ctl [--addr A] [--token T] <verb> ...
   create mrd ID [--name N]
   create channel-type ID --mrd M
   create list ID [--name N]
-  create queue ID --mrd M [--priority P] [--offer-timeout 30s]
+  create queue ID --mrd M [--name N] [--priority P] [--offer-timeout 30s]
   create channel ID --type T (--list L | --queue Q)
   create agent ID [--name N] [--max MRD=N,...]   prints the agent's token
-  create connector ID --channels C[,C...]        prints the connector's token
+  create connector ID --channels C[,C...] [--name N]  prints the connector's token
   delete list|agent|connector ID
   subscribe AGENT LIST | unsubscribe AGENT LIST
   get mrds|channel-types|channels|lists|queues|agents|connectors
@@ -45,40 +41,35 @@ type ctl struct {
 	c       *transport.Client
 	out     io.Writer
 	timeout time.Duration
+	json    bool // -o json
 }
 
-func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	flags := flag.NewFlagSet("ctl", flag.ContinueOnError)
-	flags.SetOutput(stderr)
-	flags.Usage = func() { fmt.Fprintln(stderr, ctlUsage); flags.PrintDefaults() }
-	var cf connFlags
-	cf.register(flags)
-	if err := flags.Parse(args); err != nil {
-		return err
-	}
-	rest := flags.Args()
-	if len(rest) == 0 {
-		flags.Usage()
-		return fmt.Errorf("%w: ctl needs a verb", errUsage)
-	}
-	token, err := cf.adminToken()
+func runCtl(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	a, err := parseCtlArgs(args, stdout)
 	if err != nil {
 		return err
 	}
-	c, err := cf.dial(ctx, "admin", "", token, false)
+	token, err := a.conn.resolveToken(adminTokenLookup)
+	if err != nil {
+		return err
+	}
+	c, err := a.conn.dial(ctx, "admin", "", token, false)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	x := &ctl{c: c, out: stdout, timeout: cf.timeout}
-	verb, rest := rest[0], rest[1:]
+	x := &ctl{c: c, out: stdout, timeout: a.conn.timeout, json: *a.output == outputJSON}
+	verb, rest := a.verb, a.args
 	switch verb {
 	case "status":
+		if len(rest) != 0 {
+			return fmt.Errorf("%w: status takes no arguments, got %q", errUsage, rest)
+		}
 		return x.status(ctx)
 	case "create":
-		return x.create(ctx, rest)
+		return x.create(ctx, rest, a.create)
 	case "delete":
-		if len(rest) != 2 || (rest[0] != "list" && rest[0] != "agent") {
+		if len(rest) != 2 || (rest[0] != "list" && rest[0] != "agent" && rest[0] != "connector") {
 			return fmt.Errorf("%w: delete list|agent|connector ID", errUsage)
 		}
 		return x.call(ctx, "delete_"+rest[0], api.IDArgs{ID: rest[1]}, nil, "deleted %s %s", rest[0], rest[1])
@@ -103,75 +94,66 @@ func runCtl(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	case "pull-policy":
 		return x.pullPolicy(ctx, rest)
 	}
-	return fmt.Errorf("%w: unknown verb %q\n%s", errUsage, verb, ctlUsage)
+	return fmt.Errorf("%w: unknown verb %q\n\n%s", errUsage, verb, ctlUsage)
 }
 
-func (x *ctl) call(ctx context.Context, op string, args, out any, format string, a ...any) error {
+// do runs one call, printing nothing.
+func (x *ctl) do(ctx context.Context, op string, args, out any) error {
 	cctx, cancel := context.WithTimeout(ctx, x.timeout)
 	defer cancel()
-	if err := x.c.Call(cctx, op, args, out); err != nil {
-		return err
-	}
-	if format != "" {
-		fmt.Fprintf(x.out, format+"\n", a...)
-	}
-	return nil
+	return x.c.Call(cctx, op, args, out)
 }
 
-func (x *ctl) create(ctx context.Context, args []string) error {
-	if len(args) < 2 {
+// call runs a change and reports it (see done).
+func (x *ctl) call(ctx context.Context, op string, args, out any, format string, a ...any) error {
+	if err := x.do(ctx, op, args, out); err != nil {
+		return err
+	}
+	return x.done(op, args, out, format, a...)
+}
+
+func (x *ctl) create(ctx context.Context, args []string, f createFlags) error {
+	if len(args) != 2 {
 		return fmt.Errorf("%w: create KIND ID [flags]", errUsage)
 	}
 	kind, id := args[0], args[1]
-	flags := flag.NewFlagSet("create "+kind, flag.ContinueOnError)
-	name := flags.String("name", "", "display name")
-	mrd := flags.String("mrd", "", "media routing domain")
-	typ := flags.String("type", "", "channel type")
-	list := flags.String("list", "", "list of a pull channel")
-	queue := flags.String("queue", "", "queue of a push channel")
-	priority := flags.Int("priority", 0, "queue priority (higher first)")
-	offerTimeout := flags.Duration("offer-timeout", 30*time.Second, "how long an offer waits for an answer")
-	max := flags.String("max", "", "max concurrent conversations per MRD, e.g. social=3,chat=2")
-	channels := flags.String("channels", "", "channels a connector may speak for, comma-separated")
-	if err := flags.Parse(args[2:]); err != nil {
-		return err
-	}
 	var cred node.Credential
 	switch kind {
 	case "mrd":
-		return x.call(ctx, "create_mrd", api.CreateMRDArgs{ID: id, Name: *name}, nil, "created mrd %s", id)
+		return x.call(ctx, "create_mrd", api.CreateMRDArgs{ID: id, Name: f.name}, nil, "created mrd %s", id)
 	case "channel-type":
-		return x.call(ctx, "create_channel_type", api.CreateChannelTypeArgs{ID: id, MRD: *mrd}, nil, "created channel type %s", id)
+		return x.call(ctx, "create_channel_type", api.CreateChannelTypeArgs{ID: id, MRD: f.mrd}, nil, "created channel type %s", id)
 	case "list":
-		return x.call(ctx, "create_list", api.CreateListArgs{ID: id, Name: *name}, nil, "created list %s", id)
+		return x.call(ctx, "create_list", api.CreateListArgs{ID: id, Name: f.name}, nil, "created list %s", id)
 	case "queue":
-		return x.call(ctx, "create_queue", api.CreateQueueArgs{ID: id, Name: *name, MRD: *mrd, Priority: *priority, OfferTimeoutMs: offerTimeout.Milliseconds()}, nil, "created queue %s", id)
+		return x.call(ctx, "create_queue", api.CreateQueueArgs{ID: id, Name: f.name, MRD: f.mrd, Priority: f.priority, OfferTimeoutMs: f.offerTimeout.Milliseconds()}, nil, "created queue %s", id)
 	case "channel":
-		a := api.CreateChannelArgs{ID: id, Type: *typ, List: *list, Queue: *queue, Mode: api.ModePull}
-		if *queue != "" {
+		a := api.CreateChannelArgs{ID: id, Type: f.typ, List: f.list, Queue: f.queue, Mode: api.ModePull}
+		if f.queue != "" {
 			a.Mode = api.ModePush
 		}
 		return x.call(ctx, "create_channel", a, nil, "created %s channel %s", a.Mode, id)
 	case "agent":
-		m, err := parseMax(*max)
+		m, err := parseMax(f.max)
 		if err != nil {
 			return err
 		}
-		if err := x.call(ctx, "create_agent", api.CreateAgentArgs{ID: id, Name: *name, Max: m}, &cred, ""); err != nil {
+		a := api.CreateAgentArgs{ID: id, Name: f.name, Max: m}
+		if err := x.do(ctx, "create_agent", a, &cred); err != nil {
 			return err
 		}
+		return x.done("create_agent", a, cred, "created agent %s\ntoken: %s", cred.ID, cred.Token)
 	case "connector":
-		if *channels == "" {
+		if f.channels == "" {
 			return fmt.Errorf("%w: create connector ID --channels C[,C...]", errUsage)
 		}
-		if err := x.call(ctx, "create_connector", api.CreateConnectorArgs{ID: id, Name: *name, Channels: strings.Split(*channels, ",")}, &cred, ""); err != nil {
+		a := api.CreateConnectorArgs{ID: id, Name: f.name, Channels: strings.Split(f.channels, ",")}
+		if err := x.do(ctx, "create_connector", a, &cred); err != nil {
 			return err
 		}
-	default:
-		return fmt.Errorf("%w: cannot create %q", errUsage, kind)
+		return x.done("create_connector", a, cred, "created connector %s\ntoken: %s", cred.ID, cred.Token)
 	}
-	fmt.Fprintf(x.out, "created %s %s\ntoken: %s\n", kind, cred.ID, cred.Token)
-	return nil
+	return fmt.Errorf("%w: cannot create %q", errUsage, kind)
 }
 
 func parseMax(s string) (map[string]int, error) {
@@ -190,29 +172,9 @@ func parseMax(s string) (map[string]int, error) {
 	return m, nil
 }
 
-func (x *ctl) table(header string, rows func(w io.Writer)) {
-	w := tabwriter.NewWriter(x.out, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(w, header)
-	rows(w)
-	w.Flush()
-}
-
 func (x *ctl) status(ctx context.Context) error {
 	var st api.NodeStatus
-	if err := x.call(ctx, node.QueryStatus, nil, &st, ""); err != nil {
-		return err
-	}
-	x.table("NODE\tSTATE\tTERM\tLEADER\tCOMMIT\tAPPLIED\tLAST LOG\tSNAPSHOT\tSESSIONS\tCLIENTS\tVERSION", func(w io.Writer) {
-		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", st.Node, st.State, st.Term, st.Leader,
-			st.CommitIndex, st.AppliedIndex, st.LastLogIndex, st.LastSnapshotIndex, st.Sessions, st.ClientAddr, st.Version)
-	})
-	fmt.Fprintln(x.out)
-	x.table("MEMBER\tRAFT ADDRESS\tSUFFRAGE\tLEADER", func(w io.Writer) {
-		for _, m := range st.Members {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%v\n", m.ID, m.RaftAddr, m.Suffrage, m.Leader)
-		}
-	})
-	return nil
+	return x.query(ctx, node.QueryStatus, nil, &st, func() { renderStatus(x.out, st) })
 }
 
 func (x *ctl) get(ctx context.Context, args []string) error {
@@ -225,22 +187,16 @@ func (x *ctl) get(ctx context.Context, args []string) error {
 	switch {
 	case args[0] == "list" && len(args) == 2:
 		var snap api.ListSnapshot
-		if err := x.call(ctx, api.QueryList, api.QueryArgs{List: args[1]}, &snap, ""); err != nil {
-			return err
-		}
-		x.requestTable(snap.Requests)
-		return nil
+		return x.query(ctx, api.QueryList, api.QueryArgs{List: args[1]}, &snap, func() { x.requestTable(snap.Requests) })
 	case args[0] == "request" && len(args) == 2:
 		var v api.ConversationView
-		if err := x.call(ctx, api.QueryRequest, api.QueryArgs{Request: args[1]}, &v, ""); err != nil {
-			return err
-		}
-		x.requestTable([]api.RequestSummary{v.Request})
-		fmt.Fprintln(x.out)
-		for _, m := range v.Transcript {
-			fmt.Fprintln(x.out, formatMessage(m))
-		}
-		return nil
+		return x.query(ctx, api.QueryRequest, api.QueryArgs{Request: args[1]}, &v, func() {
+			x.requestTable([]api.RequestSummary{v.Request})
+			fmt.Fprintln(x.out)
+			for _, m := range v.Transcript {
+				fmt.Fprintln(x.out, formatMessage(m))
+			}
+		})
 	case len(args) != 1:
 		return fmt.Errorf("%w: get mrds|channel-types|channels|lists|queues|agents|connectors|agent-states|list ID|request ID|queue ID", errUsage)
 	}
@@ -299,11 +255,7 @@ func (x *ctl) get(ctx context.Context, args []string) error {
 }
 
 func (x *ctl) show(ctx context.Context, op string, out any, header string, rows func(io.Writer)) error {
-	if err := x.call(ctx, op, nil, out, ""); err != nil {
-		return err
-	}
-	x.table(header, rows)
-	return nil
+	return x.query(ctx, op, nil, out, func() { x.table(header, rows) })
 }
 
 func (x *ctl) requestTable(rs []api.RequestSummary) {

@@ -5,15 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-
-	"github.com/switchboard/switchboard/node"
 
 	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/cluster"
 	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/node"
 	"github.com/switchboard/switchboard/transport"
 )
 
@@ -33,41 +31,31 @@ func (x *ctl) cluster(ctx context.Context, args []string) error {
 			a.Node = args[1]
 		}
 		var tr cluster.TransferResult
-		if err := x.call(ctx, node.OpTransferLeadership, a, &tr, ""); err != nil {
+		if err := x.do(ctx, node.OpTransferLeadership, a, &tr); err != nil {
 			return err
 		}
 		to := tr.To
 		if to == "" {
 			to = "(not known yet)"
 		}
-		fmt.Fprintf(x.out, "leadership moved from %s to %s\n", tr.From, to)
-		return nil
+		return x.done(node.OpTransferLeadership, a, tr, "leadership moved from %s to %s", tr.From, to)
 	}
 	return fmt.Errorf("%w: cluster status|remove NODE|transfer-leadership [NODE]", errUsage)
 }
 
 func (x *ctl) clusterStatus(ctx context.Context) error {
 	var cs api.ClusterStatus
-	if err := x.call(ctx, node.QueryClusterStatus, nil, &cs, ""); err != nil {
+	if err := x.do(ctx, node.QueryClusterStatus, nil, &cs); err != nil {
 		return err
 	}
-	leader := cs.Leader
-	if leader == "" {
-		leader = "none"
+	v, err := newClusterView(cs)
+	if err != nil {
+		return err
 	}
-	fmt.Fprintf(x.out, "leader %s, term %d, commit index %d, %d members\n\n", leader, cs.Term, cs.CommitIndex, len(cs.Nodes))
-	x.table("NODE\tSTATE\tSUFFRAGE\tTERM\tCOMMIT\tAPPLIED\tLAG\tLAST LOG\tSNAPSHOT\tSESSIONS\tCLIENTS\tRAFT\tVERSION", func(w io.Writer) {
-		for _, n := range cs.Nodes {
-			if n.Status == nil {
-				fmt.Fprintf(w, "%s\tunreachable\t%s\t-\t-\t-\t-\t-\t-\t-\t%s\t%s\t%s\n", n.ID, n.Suffrage, dash(n.ClientAddr), n.RaftAddr, n.Error)
-				continue
-			}
-			st := n.Status
-			fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n", n.ID, st.State, n.Suffrage, st.Term,
-				st.CommitIndex, st.AppliedIndex, n.Lag, st.LastLogIndex, st.LastSnapshotIndex, st.Sessions,
-				dash(n.ClientAddr), n.RaftAddr, st.Version)
-		}
-	})
+	if x.json {
+		return x.printJSON(v)
+	}
+	v.render(x.out)
 	return nil
 }
 
@@ -76,11 +64,10 @@ func (x *ctl) snapshot(ctx context.Context, args []string) error {
 	switch {
 	case len(args) == 1 && args[0] == "take":
 		var si node.SnapshotInfo
-		if err := x.call(ctx, node.OpSnapshotTake, nil, &si, ""); err != nil {
+		if err := x.do(ctx, node.OpSnapshotTake, nil, &si); err != nil {
 			return err
 		}
-		fmt.Fprintf(x.out, "node %s: snapshot %s at index %d (term %d, %d bytes)\n", si.Node, si.ID, si.Index, si.Term, si.Size)
-		return nil
+		return x.done(node.OpSnapshotTake, nil, si, "node %s: snapshot %s at index %d (term %d, %d bytes)", si.Node, si.ID, si.Index, si.Term, si.Size)
 	case len(args) == 2 && args[0] == "save":
 		return x.snapshotSave(ctx, args[1])
 	}
@@ -100,6 +87,9 @@ func (x *ctl) snapshotSave(ctx context.Context, file string) error {
 			}
 			if err := os.Rename(file+".part", file); err != nil {
 				return err
+			}
+			if x.json {
+				return writeJSON(x.out, savedSnapshot{File: file, ID: meta.ID, Index: meta.Index, Term: meta.Term, Size: meta.Size})
 			}
 			fmt.Fprintf(x.out, "saved snapshot %s (index %d, term %d, %d bytes) to %s\n", meta.ID, meta.Index, meta.Term, meta.Size, file)
 			return nil
@@ -124,7 +114,7 @@ func (x *ctl) snapshotCopy(ctx context.Context, path string) (cluster.SnapshotMe
 	var off int64
 	for {
 		var ch cluster.SnapshotChunk
-		if err := x.call(ctx, node.OpSnapshotRead, args, &ch, ""); err != nil {
+		if err := x.do(ctx, node.OpSnapshotRead, args, &ch); err != nil {
 			return cluster.SnapshotMeta{}, err
 		}
 		if ch.Offset != off {
@@ -161,4 +151,13 @@ func checkBackup(path string) error {
 		return fmt.Errorf("the saved snapshot %s does not decode: %w", filepath.Base(path), err)
 	}
 	return nil
+}
+
+// savedSnapshot is the JSON of `ctl snapshot save FILE -o json`.
+type savedSnapshot struct {
+	File  string `json:"file"`
+	ID    string `json:"id"`
+	Index uint64 `json:"index"`
+	Term  uint64 `json:"term"`
+	Size  int64  `json:"size"`
 }

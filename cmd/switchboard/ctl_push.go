@@ -42,18 +42,10 @@ func (x *ctl) getPush(ctx context.Context, args []string) (handled bool, err err
 	switch {
 	case len(args) == 2 && args[0] == "queue":
 		var v api.QueueView
-		if err := x.call(ctx, api.QueryQueue, api.QueryArgs{Queue: args[1]}, &v, ""); err != nil {
-			return true, err
-		}
-		x.queueView(v)
-		return true, nil
+		return true, x.query(ctx, api.QueryQueue, api.QueryArgs{Queue: args[1]}, &v, func() { x.queueView(v) })
 	case len(args) == 1 && args[0] == "agent-states":
 		var v []api.AgentStatus
-		if err := x.call(ctx, api.QueryAgentStates, nil, &v, ""); err != nil {
-			return true, err
-		}
-		x.agentStates(v)
-		return true, nil
+		return true, x.query(ctx, api.QueryAgentStates, nil, &v, func() { x.agentStates(v) })
 	}
 	return false, nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,24 +17,52 @@ const customerHelp = `type a line to send it as the customer; also:
   /close   close the conversation
   /quit`
 
+// customerOptions is a parsed `switchboard customer` command line.
+type customerOptions struct {
+	conn                                    connFlags
+	connector, channel, customer, name, say string
+	token                                   string
+}
+
+const customerUsage = `usage: switchboard customer --connector ID [--token-file F | --token T] --channel C --customer ID [--name N] [--say TEXT] [flags]
+
+Plays a channel connector carrying one customer's messages: with --say,
+sends one message and exits; else each line typed is sent.
+The connector token is the first found of: `
+
+// parseCustomerArgs parses customer's flags, wherever they stand; it takes
+// no positional arguments.
+func parseCustomerArgs(args []string, stdout io.Writer) (customerOptions, error) {
+	var o customerOptions
+	fs := newFlagSet("customer")
+	o.conn.register(fs)
+	fs.StringVar(&o.connector, "connector", os.Getenv("SWITCHBOARD_USER"), "connector id (env SWITCHBOARD_USER)")
+	fs.StringVar(&o.channel, "channel", "", "channel the customer writes on")
+	fs.StringVar(&o.customer, "customer", "", "customer id on the channel")
+	fs.StringVar(&o.name, "name", "", "customer display name")
+	fs.StringVar(&o.say, "say", "", "send this one message, print the request it went to, and exit")
+	pos, err := parseAnywhere(fs, args, stdout, customerUsage+connectorTokenLookup.order()+".\n\n"+consoleHelp())
+	if err != nil {
+		return o, err
+	}
+	if len(pos) > 0 {
+		return o, fmt.Errorf("%w: customer takes no arguments, got %q (a message goes in --say \"...\")", errUsage, pos)
+	}
+	if o.connector == "" || o.channel == "" || o.customer == "" {
+		return o, fmt.Errorf("%w: customer needs --connector, --channel and --customer", errUsage)
+	}
+	o.token, err = o.conn.resolveToken(connectorTokenLookup)
+	return o, err
+}
+
 // runCustomer plays a channel connector carrying one customer's messages.
-func runCustomer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	flags := flag.NewFlagSet("customer", flag.ContinueOnError)
-	flags.SetOutput(stderr)
-	var cf connFlags
-	cf.register(flags)
-	connector := flags.String("connector", os.Getenv("SWITCHBOARD_USER"), "connector id (env SWITCHBOARD_USER)")
-	channel := flags.String("channel", "", "channel the customer writes on")
-	customer := flags.String("customer", "", "customer id on the channel")
-	name := flags.String("name", "", "customer display name")
-	say := flags.String("say", "", "send this one message, print the request it went to, and exit")
-	if err := flags.Parse(args); err != nil {
+func runCustomer(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	o, err := parseCustomerArgs(args, stdout)
+	if err != nil {
 		return err
 	}
-	if *connector == "" || cf.token == "" || *channel == "" || *customer == "" {
-		return fmt.Errorf("%w: customer needs --connector, --token, --channel and --customer", errUsage)
-	}
-	c, err := cf.dial(ctx, "connector", *connector, cf.token, *say == "")
+	cf := o.conn
+	c, err := cf.dial(ctx, "connector", o.connector, o.token, o.say == "")
 	if err != nil {
 		return err
 	}
@@ -44,11 +71,11 @@ func runCustomer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		cctx, cancel := context.WithTimeout(ctx, cf.timeout)
 		defer cancel()
 		var res api.CustomerMessageResult
-		err := c.Call(cctx, "customer_message", api.CustomerMessageArgs{Channel: *channel, CustomerID: *customer, CustomerName: *name, Text: text}, &res)
+		err := c.Call(cctx, "customer_message", api.CustomerMessageArgs{Channel: o.channel, CustomerID: o.customer, CustomerName: o.name, Text: text}, &res)
 		return res, err
 	}
-	if *say != "" {
-		res, err := send(ctx, *say)
+	if o.say != "" {
+		res, err := send(ctx, o.say)
 		if err != nil {
 			return err
 		}
@@ -65,7 +92,7 @@ func runCustomer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		defer mu.Unlock()
 		fmt.Fprintf(stdout, format+"\n", a...)
 	}
-	out("connected as connector %s for %s on %s; %s", *connector, *customer, *channel, customerHelp)
+	out("connected as connector %s for %s on %s; %s", o.connector, o.customer, o.channel, customerHelp)
 	var current string // the customer's open request, once known
 	var curMu sync.Mutex
 	go func() {
@@ -87,7 +114,7 @@ func runCustomer(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return nil
 		case "/agent":
 			var r api.RequestAgentResult
-			if err := c.Call(cctx, "request_agent", api.RequestAgentArgs{Channel: *channel, CustomerID: *customer}, &r); err != nil {
+			if err := c.Call(cctx, "request_agent", api.RequestAgentArgs{Channel: o.channel, CustomerID: o.customer}, &r); err != nil {
 				return err
 			}
 			out("request %s is %s; announced again: %v", r.Request, r.State, r.Announced)

@@ -30,10 +30,8 @@ func commands() []command {
 		{"agent", "act as an agent from a terminal: watch notifications, join, send, leave, close", runAgent},
 		{"customer", "act as a customer through a channel connector", runCustomer},
 		{"bench", "load-test a running cluster (--addr) or one started in-process (--embedded)", runBench},
-		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
-			_, err := fmt.Fprintln(stdout, "switchboard", version)
-			return err
-		}},
+		{"version", "print the version and commit (also --version)", runVersion},
+		{"help", "this help, with every ctl verb and console command ('help COMMAND': its flags)", runHelp},
 	}
 }
 
@@ -47,6 +45,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
 		return 2
+	}
+	switch args[0] {
+	case "--version", "-version":
+		args = append([]string{"version"}, args[1:]...)
+	case "-h", "-help", "--help":
+		args = append([]string{"help"}, args[1:]...)
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
@@ -65,10 +69,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(stdout)
-		return 0
-	}
 	fmt.Fprintf(stderr, "switchboard: unknown command %q\n", args[0])
 	usage(stderr)
 	return 2
@@ -77,11 +77,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 var errUsage = errors.New("usage error")
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: switchboard <command> [flags]\n\ncommands:")
+	fmt.Fprintln(w, "usage: switchboard <command> [arguments] [flags]\n\ncommands:")
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'switchboard <command> -h' for a command's flags.")
+	fmt.Fprintln(w, "\nRun 'switchboard help' for every ctl verb and console command,\n'switchboard <command> --help' for a command's flags.")
 }
 
 // envOr returns the environment variable's value, or def.

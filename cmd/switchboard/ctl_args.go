@@ -1,0 +1,128 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ctlArgs is a parsed ctl command line: the flags, wherever they stood,
+// then the verb and its arguments.
+type ctlArgs struct {
+	conn   connFlags
+	output *outputFlag
+	create createFlags
+	verb   string
+	args   []string // after the verb
+}
+
+// createFlags are the flags of `ctl create KIND ID`.
+type createFlags struct {
+	name, mrd, typ, list, queue, max, channels string
+	priority                                   int
+	offerTimeout                               time.Duration
+}
+
+func (c *createFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.name, "name", "", "create: display name")
+	fs.StringVar(&c.mrd, "mrd", "", "create channel-type|queue: media routing domain")
+	fs.StringVar(&c.typ, "type", "", "create channel: channel type")
+	fs.StringVar(&c.list, "list", "", "create channel: list of a pull channel")
+	fs.StringVar(&c.queue, "queue", "", "create channel: queue of a push channel")
+	fs.IntVar(&c.priority, "priority", 0, "create queue: priority (higher first)")
+	fs.DurationVar(&c.offerTimeout, "offer-timeout", 30*time.Second, "create queue: how long an offer waits for an answer")
+	fs.StringVar(&c.max, "max", "", "create agent: max concurrent conversations per MRD, e.g. social=3,chat=2")
+	fs.StringVar(&c.channels, "channels", "", "create connector: channels it may speak for, comma-separated")
+}
+
+// createFlagsOf lists the flags each `create KIND` takes.
+var createFlagsOf = map[string][]string{
+	"mrd":          {"name"},
+	"channel-type": {"mrd"},
+	"list":         {"name"},
+	"queue":        {"name", "mrd", "priority", "offer-timeout"},
+	"channel":      {"type", "list", "queue"},
+	"agent":        {"name", "max"},
+	"connector":    {"name", "channels"},
+}
+
+// parseCtlArgs parses ctl's command line. Flags may stand anywhere: before
+// the verb, after it or among its arguments; a flag that does not apply
+// to the verb is a usage error, never ignored. -h, --help and the verb
+// "help" print the help to stdout and return flag.ErrHelp.
+func parseCtlArgs(args []string, stdout io.Writer) (*ctlArgs, error) {
+	fs := newFlagSet("ctl")
+	a := &ctlArgs{}
+	a.conn.register(fs)
+	a.output = registerOutput(fs)
+	a.create.register(fs)
+	pos, err := parseAnywhere(fs, args, stdout, ctlHelp())
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) == 0 {
+		return nil, fmt.Errorf("%w: ctl needs a verb\n\n%s", errUsage, ctlUsage)
+	}
+	if pos[0] == "help" {
+		printHelp(stdout, ctlHelp(), fs)
+		return nil, flag.ErrHelp
+	}
+	a.verb, a.args = pos[0], pos[1:]
+	var allowed []string
+	if a.verb == "create" && len(a.args) > 0 {
+		allowed = createFlagsOf[a.args[0]]
+	}
+	var bad error
+	fs.Visit(func(f *flag.Flag) {
+		if bad != nil || !isCreateFlag(f.Name) || slices.Contains(allowed, f.Name) {
+			return
+		}
+		switch {
+		case a.verb != "create":
+			bad = fmt.Errorf("%w: --%s applies to 'ctl create', not to 'ctl %s'", errUsage, f.Name, a.verb)
+		case allowed != nil:
+			bad = fmt.Errorf("%w: 'ctl create %s' takes --%s, not --%s", errUsage, a.args[0], strings.Join(allowed, ", --"), f.Name)
+		}
+	})
+	return a, bad
+}
+
+func isCreateFlag(name string) bool {
+	for _, names := range createFlagsOf {
+		if slices.Contains(names, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// ctlUsage is the short usage of ctl: its verbs.
+var ctlUsage = "usage: switchboard ctl VERB [ARGUMENTS] [flags]   (flags anywhere, e.g. --addr A --token-file F -o json)\n\n" + ctlVerbs
+
+// ctlHelp is the full help of `ctl --help`.
+func ctlHelp() string {
+	return ctlUsage + `
+
+Every verb takes -o json for machine-readable output (stable snake_case
+keys): a change prints {"op", "args", "result"}, a query its result.
+
+The admin token is the first found of: ` + adminTokenLookup.order() + `.
+
+The agent and customer consoles ('switchboard agent', 'switchboard
+customer') take these commands once connected:
+
+` + consoleHelp()
+}
+
+// consoleHelp lists the commands of the agent and customer consoles.
+func consoleHelp() string {
+	return "agent console (switchboard agent --user ID --token-file F):\n" + indent(agentHelp+"\n"+agentPushHelp) +
+		"\n\ncustomer console (switchboard customer --connector ID --token-file F --channel C --customer ID):\n" + indent(customerHelp)
+}
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
+}
