@@ -86,6 +86,7 @@ type procNode struct {
 	dir    string
 	log    string
 	args   []string // extra serve flags
+	env    []string // extra environment (KEY=value)
 	cmd    *exec.Cmd
 	exited chan struct{}
 	starts int
@@ -102,13 +103,20 @@ type procCluster struct {
 // --bootstrap-expect, each listing all of them in --join.
 func startProcCluster(t *testing.T, size int, extra ...string) *procCluster {
 	t.Helper()
+	return startProcClusterEnv(t, size, nil, extra...)
+}
+
+// startProcClusterEnv is startProcCluster with env added to every node's
+// environment.
+func startProcClusterEnv(t *testing.T, size int, env []string, extra ...string) *procCluster {
+	t.Helper()
 	e2eBinary(t)
 	c := &procCluster{t: t, extra: extra}
 	root := t.TempDir()
 	for i := range size {
 		id := fmt.Sprintf("node%d", i+1)
 		c.nodes = append(c.nodes, &procNode{t: t, id: id, client: freeAddr(t), raft: freeAddr(t),
-			dir: filepath.Join(root, id), log: filepath.Join(root, id+".log")})
+			dir: filepath.Join(root, id), log: filepath.Join(root, id+".log"), env: env})
 	}
 	var all []string
 	for _, n := range c.nodes {
@@ -145,6 +153,7 @@ func (n *procNode) start() {
 		"--raft-addr", n.raft, "--log-level", "info"}, n.args...)
 	cmd := exec.Command(e2eBin, args...)
 	cmd.Env = append(os.Environ(), "SWITCHBOARD_ADMIN_TOKEN="+e2eAdminToken, "SWITCHBOARD_CLUSTER_TOKEN="+e2eClusterToken)
+	cmd.Env = append(cmd.Env, n.env...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {
 		lf.Close()
