@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,8 +25,17 @@ func cleanEnv(t *testing.T) {
 	t.Setenv("SWITCHBOARD_DATA", filepath.Join(t.TempDir(), "no-data"))
 }
 
-// deadAddr is a loopback address where nothing listens.
-func deadAddr(t *testing.T) string { return freeAddr(t) }
+// deadAddr is a loopback address where nothing listens: a port the
+// kernel gave and that was released at once (nothing binds it again).
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
 
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()

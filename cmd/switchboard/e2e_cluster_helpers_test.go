@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -85,8 +85,9 @@ type procNode struct {
 	raft   string
 	dir    string
 	log    string
-	args   []string // extra serve flags
-	env    []string // extra environment (KEY=value)
+	ports  [2]*heldPort // client, raft
+	args   []string     // extra serve flags
+	env    []string     // extra environment (KEY=value)
 	cmd    *exec.Cmd
 	exited chan struct{}
 	starts int
@@ -115,8 +116,7 @@ func startProcClusterEnv(t *testing.T, size int, env []string, extra ...string) 
 	root := t.TempDir()
 	for i := range size {
 		id := fmt.Sprintf("node%d", i+1)
-		c.nodes = append(c.nodes, &procNode{t: t, id: id, client: freeAddr(t), raft: freeAddr(t),
-			dir: filepath.Join(root, id), log: filepath.Join(root, id+".log"), env: env})
+		c.nodes = append(c.nodes, newProcNode(t, id, root, env))
 	}
 	var all []string
 	for _, n := range c.nodes {
@@ -140,6 +140,15 @@ func startProcClusterEnv(t *testing.T, size int, env []string, extra ...string) 
 	return c
 }
 
+// newProcNode is node id with its data and log under root and two held
+// ports.
+func newProcNode(t *testing.T, id, root string, env []string) *procNode {
+	n := &procNode{t: t, id: id, dir: filepath.Join(root, id), log: filepath.Join(root, id+".log"), env: env,
+		ports: [2]*heldPort{holdPort(t), holdPort(t)}}
+	n.client, n.raft = n.ports[0].addr, n.ports[1].addr
+	return n
+}
+
 // start runs the node's process; it does not wait for it to be ready.
 func (n *procNode) start() {
 	n.t.Helper()
@@ -150,8 +159,14 @@ func (n *procNode) start() {
 	n.starts++
 	fmt.Fprintf(lf, "=== start %d of %s\n", n.starts, n.id)
 	args := append([]string{"serve", "--node-id", n.id, "--data", n.dir, "--client-addr", n.client,
-		"--raft-addr", n.raft, "--log-level", "info"}, n.args...)
+		"--raft-addr", n.raft, "--client-listener-fd", "3", "--raft-listener-fd", "4", "--log-level", "info"}, n.args...)
 	cmd := exec.Command(e2eBin, args...)
+	for _, p := range n.ports {
+		p.pause()
+		f := p.file(n.t)
+		defer f.Close() // the child has its own copy once started
+		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+	}
 	cmd.Env = append(os.Environ(), "SWITCHBOARD_ADMIN_TOKEN="+e2eAdminToken, "SWITCHBOARD_CLUSTER_TOKEN="+e2eClusterToken)
 	cmd.Env = append(cmd.Env, n.env...)
 	cmd.Stdout, cmd.Stderr = lf, lf
@@ -162,9 +177,13 @@ func (n *procNode) start() {
 	n.cmd = cmd
 	exited := make(chan struct{})
 	n.exited = exited
+	ports := n.ports
 	go func() {
 		_ = cmd.Wait()
 		lf.Close()
+		for _, p := range ports {
+			p.refuse() // nobody serves the ports until the next start
+		}
 		close(exited)
 	}()
 }
@@ -658,27 +677,76 @@ func checkWatchers(t *testing.T, ws []*watcher, l1 map[string]api.RequestSummary
 	}
 }
 
-// freeAddr returns a loopback address whose port is free right now, for a
-// node process started with it.
-func freeAddr(t *testing.T) string {
+// heldPort is a loopback port the test process holds for a node process's
+// whole life, restarts included: it is bound once, and each start of the
+// node inherits the listening socket (serve --client-listener-fd and
+// --raft-listener-fd), so no port is ever picked, released and bound
+// again. While no node process runs, the test answers connections on it
+// by closing them at once, as a port nobody listens on would refuse them.
+type heldPort struct {
+	ln   *net.TCPListener
+	addr string
+	stop chan struct{} // closes the refusing loop; nil while a node serves
+	done chan struct{}
+}
+
+func holdPort(t *testing.T) *heldPort {
 	t.Helper()
-	// The switchboard processes these tests run take fixed --addr and
-	// --raft-addr flags (the other nodes' --join lists need them before
-	// any starts, and a killed node restarts on the same ones), so this is
-	// the one place a port is picked, released and bound again. Ports from
-	// below the kernel's ephemeral range (32768+ here), so an outgoing
-	// connection elsewhere on the machine cannot take the port between
-	// this check and the process binding it. In-process nodes hold their
-	// ports instead (testutil.Port).
-	for try := 0; try < 100; try++ {
-		addr := fmt.Sprintf("127.0.0.1:%d", 26000+rand.IntN(6000))
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		return addr
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port in 26000-31999")
-	return ""
+	p := &heldPort{ln: ln.(*net.TCPListener), addr: ln.Addr().String()}
+	p.refuse()
+	t.Cleanup(func() {
+		p.pause()
+		p.ln.Close()
+	})
+	return p
+}
+
+// file returns a duplicate of the listening socket for a child process.
+func (p *heldPort) file(t *testing.T) *os.File {
+	t.Helper()
+	f, err := p.ln.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// refuse starts closing every connection made to the port (no node runs).
+func (p *heldPort) refuse() {
+	if p.stop != nil {
+		return
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	p.stop, p.done = stop, done
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = p.ln.SetDeadline(time.Now().Add(20 * time.Millisecond))
+			if c, err := p.ln.AcceptTCP(); err == nil {
+				_ = c.SetLinger(0)
+				c.Close()
+			} else if !errors.Is(err, os.ErrDeadlineExceeded) {
+				return
+			}
+		}
+	}()
+}
+
+// pause stops the refusing loop: a node process is about to serve.
+func (p *heldPort) pause() {
+	if p.stop == nil {
+		return
+	}
+	close(p.stop)
+	<-p.done
+	p.stop = nil
 }

@@ -372,9 +372,9 @@ func TestClusterCtlBackupRestoreE2E(t *testing.T) {
 
 	// A new cluster from the backup: one node bootstraps from it, one joins.
 	root := t.TempDir()
-	n1 := &procNode{t: t, id: "r1", client: freeAddr(t), raft: freeAddr(t), dir: filepath.Join(root, "r1"), log: filepath.Join(root, "r1.log"),
-		args: []string{"--bootstrap", "--restore", backup}}
-	n2 := &procNode{t: t, id: "r2", client: freeAddr(t), raft: freeAddr(t), dir: filepath.Join(root, "r2"), log: filepath.Join(root, "r2.log")}
+	n1 := newProcNode(t, "r1", root, nil)
+	n1.args = []string{"--bootstrap", "--restore", backup}
+	n2 := newProcNode(t, "r2", root, nil)
 	n2.args = []string{"--join", n1.client}
 	r := &procCluster{t: t, nodes: []*procNode{n1, n2}}
 	t.Cleanup(func() {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -38,6 +39,7 @@ type serveFlags struct {
 	snapshotInterval, heartbeat, election time.Duration
 	logoutGrace                           time.Duration
 	restore, tlsCert, tlsKey, tlsCA       string
+	clientFD, raftFD                      int   // inherited listening sockets, 0 if none
 	envErr                                error // a malformed environment variable
 }
 
@@ -60,6 +62,8 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	str(&f.tlsKey, "tls-key", "SWITCHBOARD_TLS_KEY", "", "the certificate's key (PEM)")
 	str(&f.tlsCA, "tls-ca", "SWITCHBOARD_TLS_CA", "", "the CA that signed every node's certificate (PEM)")
 	fs.BoolVar(&f.bootstrap, "bootstrap", envBool("SWITCHBOARD_BOOTSTRAP", &f.envErr), "start a new cluster with this node as its only voter; others --join it (env SWITCHBOARD_BOOTSTRAP; the default with neither --join nor --bootstrap-expect)")
+	fs.IntVar(&f.clientFD, "client-listener-fd", 0, "serve clients on this inherited, already listening socket instead of binding --client-addr (for a supervisor that binds ports: systemd socket activation, tests)")
+	fs.IntVar(&f.raftFD, "raft-listener-fd", 0, "serve Raft on this inherited, already listening socket instead of binding --raft-addr")
 	fs.IntVar(&f.bootstrapExpect, "bootstrap-expect", envInt("SWITCHBOARD_BOOTSTRAP_EXPECT", 0, &f.envErr), "form a new cluster once this many nodes, started with --join listing each other, have met (env SWITCHBOARD_BOOTSTRAP_EXPECT)")
 	fs.IntVar(&f.historySize, "history", envInt("SWITCHBOARD_HISTORY", 65536, &f.envErr), "events kept in memory for clients resuming after a reconnect (env SWITCHBOARD_HISTORY)")
 	fs.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", uint64(envInt("SWITCHBOARD_SNAPSHOT_THRESHOLD", cluster.DefaultSnapshotThreshold, &f.envErr)), "log entries since the last snapshot that trigger a new one (env SWITCHBOARD_SNAPSHOT_THRESHOLD)")
@@ -145,6 +149,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Version:             version,
 		MaxFeatureLevel:     testMaxFeatureLevel(&f.envErr),
 		Logger:              logger,
+	}
+	if cfg.ClientListener, err = inheritedListener(f.clientFD, "client"); err != nil {
+		return err
+	}
+	if cfg.RaftListener, err = inheritedListener(f.raftFD, "raft"); err != nil {
+		return err
 	}
 	if f.tlsCert != "" {
 		cfg.TLS = &cluster.TLSConfig{CertFile: f.tlsCert, KeyFile: f.tlsKey, CAFile: f.tlsCA}
@@ -276,4 +286,25 @@ func loadAdminToken(dataDir, given string) (token string, generated bool, err er
 // with the real binary. Unset: this build's own level.
 func testMaxFeatureLevel(errp *error) uint32 {
 	return uint32(envInt("SWITCHBOARD_TEST_MAX_FEATURE_LEVEL", 0, errp))
+}
+
+// inheritedListener is the listening socket a parent process handed over
+// as file descriptor fd (nil when fd is 0).
+func inheritedListener(fd int, name string) (net.Listener, error) {
+	if fd == 0 {
+		return nil, nil
+	}
+	if fd < 3 {
+		return nil, fmt.Errorf("%w: --%s-listener-fd %d: descriptors 0-2 are stdin, stdout and stderr", errUsage, name, fd)
+	}
+	f := os.NewFile(uintptr(fd), name+"-listener")
+	if f == nil {
+		return nil, fmt.Errorf("--%s-listener-fd %d: not an open descriptor", name, fd)
+	}
+	defer f.Close() // FileListener holds its own duplicate
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("--%s-listener-fd %d: %w", name, fd, err)
+	}
+	return ln, nil
 }
