@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/internal/testutil"
 	"github.com/switchboard/switchboard/transport"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -343,13 +344,7 @@ func must(t *testing.T, err error) {
 // waitFor polls cond until it holds or ctWait passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(ctWait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.WaitFor(t, ctWait, cond, "%s", what)
 }
 
 // nextEvent returns the client's next event, failing after ctWait.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/internal/testutil"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -215,13 +216,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 // waitFor polls cond until it holds or waitTimeout passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, waitTimeout, cond, "%s", what)
 }
 
 // client is a raw protocol client: it writes frames with AppendFrame and
