@@ -9,65 +9,32 @@ import (
 
 	"github.com/switchboard/switchboard/api"
 	. "github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/fsm/fsmtest"
 )
 
 // Helpers of the FSM adapter's tests, after fsm's own test helpers: the
 // walkthrough setup, principals, encoding shorthands and a recording sink.
 
 // t0 is the leader time of the walkthrough setup (unix nanoseconds).
-const t0 = int64(1_700_000_000_000_000_000)
+const t0 = fsmtest.T0
 
-// Principals of the walkthrough.
+// Principals of the walkthrough (fsmtest).
 var (
-	admin = api.Principal{Role: api.RoleAdmin, ID: "admin"}
-	fb    = api.Principal{Role: api.RoleConnector, ID: "fb"} // allowed on C2 (pull, L1)
-	a1    = api.Principal{Role: api.RoleAgent, ID: "A1"}     // subscribed to L1, max 2 in social
-	a2    = api.Principal{Role: api.RoleAgent, ID: "A2"}     // subscribed to L1
-	a3    = api.Principal{Role: api.RoleAgent, ID: "A3"}     // subscribed to L2 only
+	admin = fsmtest.Admin
+	fb    = fsmtest.FB
+	a1    = fsmtest.A1
+	a2    = fsmtest.A2
+	a3    = fsmtest.A3
 )
 
 // cmd builds a command with no idempotency key and no time of its own.
-func cmd(op Op, by api.Principal, args any) *Command {
-	return &Command{Op: op, By: by, Args: args}
-}
+func cmd(op Op, by api.Principal, args any) *Command { return fsmtest.Cmd(op, by, args) }
 
 // keyed gives c an idempotency key.
-func keyed(client string, seq uint64, c *Command) *Command {
-	c.ClientID, c.Seq = client, seq
-	return c
-}
+func keyed(client string, seq uint64, c *Command) *Command { return fsmtest.Keyed(client, seq, c) }
 
-// walkthroughCommands is the admin setup of the Facebook walkthrough (as in
-// fsm's tests): MRD social with channel type facebook, lists L1 and L2,
-// pull channel C2 on L1, a push channel W1 on queue Q1 (MRD chat), agents
-// A1 (max 2 in social), A2 and A3, connectors fb (C2) and web (W1); A1 and
-// A2 subscribe to L1, A3 to L2.
-func walkthroughCommands() []*Command {
-	tok := []byte("hash")
-	cs := []*Command{
-		cmd(OpCreateMRD, admin, &api.CreateMRDArgs{ID: "social", Name: "Social"}),
-		cmd(OpCreateMRD, admin, &api.CreateMRDArgs{ID: "chat", Name: "Chat"}),
-		cmd(OpCreateChannelType, admin, &api.CreateChannelTypeArgs{ID: "facebook", MRD: "social"}),
-		cmd(OpCreateChannelType, admin, &api.CreateChannelTypeArgs{ID: "webchat", MRD: "chat"}),
-		cmd(OpCreateList, admin, &api.CreateListArgs{ID: "L1", Name: "Facebook"}),
-		cmd(OpCreateList, admin, &api.CreateListArgs{ID: "L2", Name: "Other"}),
-		cmd(OpCreateQueue, admin, &api.CreateQueueArgs{ID: "Q1", Name: "Web", MRD: "chat", Priority: 1, OfferTimeoutMs: 30000}),
-		cmd(OpCreateChannel, admin, &api.CreateChannelArgs{ID: "C2", Type: "facebook", Mode: api.ModePull, List: "L1"}),
-		cmd(OpCreateChannel, admin, &api.CreateChannelArgs{ID: "W1", Type: "webchat", Mode: api.ModePush, Queue: "Q1"}),
-		cmd(OpCreateAgent, admin, &api.CreateAgentArgs{ID: "A1", Name: "Ann", Max: map[string]int{"social": 2}, TokenHash: tok}),
-		cmd(OpCreateAgent, admin, &api.CreateAgentArgs{ID: "A2", Name: "Bob", TokenHash: tok}),
-		cmd(OpCreateAgent, admin, &api.CreateAgentArgs{ID: "A3", Name: "Cid", TokenHash: tok}),
-		cmd(OpCreateConnector, admin, &api.CreateConnectorArgs{ID: "fb", Name: "Facebook", Channels: []string{"C2"}, TokenHash: tok}),
-		cmd(OpCreateConnector, admin, &api.CreateConnectorArgs{ID: "web", Name: "Web", Channels: []string{"W1"}, TokenHash: tok}),
-		cmd(OpSubscribe, a1, &api.SubscribeArgs{List: "L1"}),
-		cmd(OpSubscribe, a2, &api.SubscribeArgs{List: "L1"}),
-		cmd(OpSubscribe, a3, &api.SubscribeArgs{List: "L2"}),
-	}
-	for _, c := range cs {
-		c.Time = t0
-	}
-	return cs
-}
+// walkthroughCommands is the walkthrough setup (fsmtest.WalkthroughCommands).
+func walkthroughCommands() []*Command { return fsmtest.WalkthroughCommands() }
 
 // restore decodes a state written by Marshal, or fails.
 func restore(tb testing.TB, data []byte) *State {

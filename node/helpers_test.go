@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,34 +18,8 @@ const (
 	applyWait  = 30 * time.Second
 )
 
-// testLogWriter sends log lines to t.Log, and drops them once the test has
-// finished (Raft goroutines may log while the node closes).
-type testLogWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *testLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
 // testLogger returns a logger writing to t.Log at debug level.
-func testLogger(t testing.TB) *slog.Logger {
-	w := &testLogWriter{t: t}
-	// Registered before any node's Close, so it runs after them.
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+func testLogger(t testing.TB) *slog.Logger { return testutil.Logger(t) }
 
 // waitFor polls cond until it holds, failing the test after timeout.
 func waitFor(t testing.TB, timeout time.Duration, cond func() bool) {

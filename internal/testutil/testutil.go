@@ -3,7 +3,9 @@
 package testutil
 
 import (
+	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -135,3 +137,32 @@ func (l *portListener) Close() error {
 }
 
 func (l *portListener) Addr() net.Addr { return l.port.ln.Addr() }
+
+// logWriter sends log lines to t.Log, and drops them once the test has
+// finished (Raft goroutines may log while a node closes).
+type logWriter struct {
+	mu   sync.Mutex
+	t    testing.TB
+	done bool
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+// Logger returns a logger writing to t.Log at debug level. Call it before
+// starting what logs to it, so that it stops before they are closed.
+func Logger(t testing.TB) *slog.Logger {
+	w := &logWriter{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		w.done = true
+		w.mu.Unlock()
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
