@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/internal/testutil"
 )
 
 // Timing of the fault tests, sized for a slow two-core CI machine running
@@ -48,15 +49,7 @@ func soak() bool { return os.Getenv("SWITCHBOARD_SOAK") != "" }
 func nodeID(i int) string { return "n" + strconv.Itoa(i) }
 
 // levelLogger returns a logger writing to t.Log at level.
-func levelLogger(t testing.TB, level slog.Level) *slog.Logger {
-	w := &testLogWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
+func levelLogger(t testing.TB, level slog.Level) *slog.Logger { return testutil.LevelLogger(t, level) }
 
 // testCluster is an in-process cluster of real Nodes (bolt stores in
 // t.TempDir, TCP on 127.0.0.1) whose Raft traffic runs through a faultNet.

@@ -157,12 +157,15 @@ func (w *logWriter) Write(p []byte) (int, error) {
 
 // Logger returns a logger writing to t.Log at debug level. Call it before
 // starting what logs to it, so that it stops before they are closed.
-func Logger(t testing.TB) *slog.Logger {
+func Logger(t testing.TB) *slog.Logger { return LevelLogger(t, slog.LevelDebug) }
+
+// LevelLogger is Logger at level.
+func LevelLogger(t testing.TB, level slog.Level) *slog.Logger {
 	w := &logWriter{t: t}
 	t.Cleanup(func() {
 		w.mu.Lock()
 		w.done = true
 		w.mu.Unlock()
 	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
