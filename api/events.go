@@ -42,6 +42,12 @@ type RequestSummary struct {
 	UpdatedAt    int64        `msgpack:"updated_at"`
 	// Preview is the first customer message, for the list view.
 	Preview string `msgpack:"preview,omitempty"`
+	// Unread counts the customer's messages since an agent was last in
+	// the conversation, and Latest is the last of them: what a list view
+	// shows of an UNREAD or INACTIVE request the customer wrote to again
+	// (feature level 2; absent when 0).
+	Unread int    `msgpack:"unread,omitempty"`
+	Latest string `msgpack:"latest,omitempty"`
 }
 
 // ListSnapshot is a list and its current requests, oldest first.

@@ -141,6 +141,13 @@ func applyCustomerMessage(s *State, c *Command, a *api.CustomerMessageArgs, out 
 		r.addMessage(msg)
 		r.UpdatedAt = s.Now
 		out.add(api.EvConversationMessage, agentKeys(r.Participants), api.ConversationMessage{Request: r.ID, Message: msg})
+		if r.State != api.StateActive && s.ActiveLevel() >= Level2 {
+			// Nobody is in the conversation: the list's subscribers
+			// see that the customer wrote again (a view update, never
+			// a second request.created).
+			r.Unread++
+			s.announceUpdate(r, out)
+		}
 		return api.CustomerMessageResult{Request: r.ID, State: r.State}, nil
 	}
 	if ch.Mode == api.ModePush {
@@ -161,6 +168,9 @@ func applyCustomerMessage(s *State, c *Command, a *api.CustomerMessageArgs, out 
 		UpdatedAt: s.Now,
 	}
 	r.addMessage(msg)
+	if s.ActiveLevel() >= Level2 {
+		r.Unread = 1
+	}
 	s.Requests[r.ID] = r
 	s.Open[openKey(ch.ID, a.CustomerID)] = r.ID
 	l.Requests = append(l.Requests, r.ID)
@@ -222,6 +232,7 @@ func applyJoin(s *State, c *Command, a *api.RequestArgs, out *events) (any, *api
 	ag.Conversations, _ = insertSorted(ag.Conversations, r.ID)
 	r.UpdatedAt = s.Now
 	r.AgentRequestedAt = 0
+	r.Unread = 0
 	wasState := r.State
 	r.State = api.StateActive
 	change := api.ParticipantChange{Request: r.ID, Agent: ag.ID, State: r.State, Participants: r.Participants}
@@ -270,7 +281,7 @@ func applyClose(s *State, c *Command, a *api.RequestArgs, out *events) (any, *ap
 			return nil, err
 		}
 	case api.RoleAgent:
-		if !containsSorted(r.Participants, c.By.ID) {
+		if !containsSorted(r.Participants, c.By.ID) && !s.closesFromList(c.By.ID, r) {
 			return nil, api.Errorf(api.CodeNotParticipant, "agent %q is not in request %q", c.By.ID, r.ID)
 		}
 	}
@@ -292,6 +303,17 @@ func applyClose(s *State, c *Command, a *api.RequestArgs, out *events) (any, *ap
 	s.retireClosed(r.ID)
 	s.route(out)
 	return nil, nil
+}
+
+// closesFromList reports whether agent may close r without being in it: r
+// waits on a list the agent is subscribed to with nobody in it (UNREAD or
+// INACTIVE), e.g. spam or a question answered elsewhere (level 2).
+func (s *State) closesFromList(agent string, r *Request) bool {
+	if s.ActiveLevel() < Level2 || r.List == "" || (r.State != api.StateUnread && r.State != api.StateInactive) {
+		return false
+	}
+	ag := s.Agents[agent]
+	return ag != nil && containsSorted(ag.Lists, r.List)
 }
 
 func applySend(s *State, c *Command, a *api.SendArgs, out *events) (any, *api.Error) {
@@ -426,6 +448,15 @@ func (r *Request) summary() api.RequestSummary {
 		if m.From.Role == api.RoleConnector {
 			sum.Preview = m.Text
 			break
+		}
+	}
+	if r.Unread > 0 {
+		sum.Unread = r.Unread
+		for i := len(r.Transcript) - 1; i >= 0; i-- {
+			if m := r.Transcript[i]; m.From.Role == api.RoleConnector {
+				sum.Latest = m.Text
+				break
+			}
 		}
 	}
 	return sum

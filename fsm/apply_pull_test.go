@@ -167,7 +167,7 @@ func TestCustomerMessage(t *testing.T) {
 			want := &Request{
 				ID: "R1", Channel: "C2", MRD: "social", List: "L1",
 				Customer: api.Customer{ID: "u1", Name: "Ursula"}, State: api.StateUnread,
-				CreatedAt: t0 + 5, UpdatedAt: t0 + 5,
+				CreatedAt: t0 + 5, UpdatedAt: t0 + 5, Unread: 1,
 				Transcript: []api.Message{{From: api.Principal{Role: api.RoleConnector, ID: "u1"}, Name: "Ursula", Text: "Hi", At: t0 + 5}},
 			}
 			if got := s.Requests["R1"]; !reflect.DeepEqual(got, want) {
@@ -442,7 +442,8 @@ func TestClose(t *testing.T) {
 		{name: "UNREAD by the connector", prep: openR1, c: closeBy(fb, "R1"), check: closed},
 		{name: "INACTIVE by the connector", prep: inactiveR1, c: closeBy(fb, "R1"), check: closed},
 		{name: "agent not participant", prep: activeR1, c: closeBy(a2, "R1"), code: api.CodeNotParticipant},
-		{name: "agent on UNREAD", prep: openR1, c: closeBy(a1, "R1"), code: api.CodeNotParticipant},
+		{name: "agent on UNREAD, not subscribed to its list", prep: openR1, c: closeBy(a3, "R1"), code: api.CodeNotParticipant},
+		{name: "subscribed agent on UNREAD, from the list", prep: openR1, c: closeBy(a1, "R1"), check: closed},
 		{name: "connector not on the channel", prep: activeR1, c: closeBy(web, "R1"), code: api.CodeForbidden},
 		{name: "already closed", prep: closedR1, c: closeBy(admin, "R1"), code: api.CodeClosed},
 		{name: "unknown request", c: closeBy(admin, "R9"), code: api.CodeNotFound},

@@ -302,6 +302,8 @@ func applyAcceptOffer(s *State, c *Command, a *api.OfferArgs, out *events) (any,
 	r.UpdatedAt = s.Now
 	r.AgentRequestedAt = 0
 	r.Declined = nil
+	r.StrictDecline = false
+	r.Unread = 0
 	wasState := r.State
 	r.State = api.StateActive
 	out.add(api.EvConversationJoined, s.conversationAudience(r), api.ParticipantChange{Request: r.ID, Agent: ag.ID, State: r.State, Participants: r.Participants})
@@ -472,9 +474,13 @@ func applyTransferToQueue(s *State, c *Command, a *api.TransferToQueueArgs, out 
 	s.withdrawOffer(r, api.WithdrawTransferred, out)
 	s.takeFromQueue(r)
 	r.Declined = nil
+	r.StrictDecline = false
 	if from != nil {
 		s.dropParticipant(r, from, out)
 		r.Declined = []string{from.ID}
+		// The agent let it go on purpose: others first, and back to it
+		// only when no other member is READY at all (level 2).
+		r.StrictDecline = s.ActiveLevel() >= Level2
 	}
 	r.Queue = q.ID
 	s.enqueue(r, api.QueuedTransfer, out)

@@ -19,8 +19,12 @@ func TestWalkthroughEvents(t *testing.T) {
 		if parts == nil {
 			parts = []string{}
 		}
-		return api.RequestSummary{ID: id, Channel: "C2", List: "L1", Customer: cust, State: st,
+		sum := api.RequestSummary{ID: id, Channel: "C2", List: "L1", Customer: cust, State: st,
 			Participants: parts, CreatedAt: t0 + 1, UpdatedAt: updated, Preview: "Hi"}
+		if st == api.StateUnread {
+			sum.Unread, sum.Latest = 1, "Hi" // nobody has joined: the opening message is unread
+		}
+		return sum
 	}
 	step := func(c *Command) (Result, []Event) {
 		t.Helper()
@@ -105,7 +109,7 @@ func TestWalkthroughEvents(t *testing.T) {
 		t.Fatalf("result %+v", res.Data)
 	}
 	r2 := api.RequestSummary{ID: "R2", Channel: "C2", List: "L1", Customer: cust, State: api.StateUnread,
-		Participants: []string{}, CreatedAt: t0 + 12, UpdatedAt: t0 + 12, Preview: "Hello again"}
+		Participants: []string{}, CreatedAt: t0 + 12, UpdatedAt: t0 + 12, Preview: "Hello again", Unread: 1, Latest: "Hello again"}
 	assertEvents(t, evs, ev(api.EvRequestCreated, r2, A("A1"), A("A2")))
 
 	// A3 subscribes late: it first gets the list as it is (R2 only, R1 was
@@ -119,6 +123,7 @@ func TestWalkthroughEvents(t *testing.T) {
 
 	_, evs = step(at(t0+14, cmd(OpJoin, a3, &api.RequestArgs{Request: "R2"})))
 	r2.State, r2.Participants, r2.UpdatedAt = api.StateActive, []string{"A3"}, t0+14
+	r2.Unread, r2.Latest = 0, "" // an agent is in: nothing is unread
 	assertEvents(t, evs,
 		ev(api.EvConversationJoined, api.ParticipantChange{Request: "R2", Agent: "A3", State: api.StateActive, Participants: []string{"A3"}}, A("A3"), C("fb")),
 		ev(api.EvRequestUpdated, r2, A("A1"), A("A2"), A("A3")),

@@ -33,8 +33,12 @@ const (
 	Level1 uint32 = 1
 	// Level2 adds the cap on idempotency sessions (MaxSessions), the
 	// list.unsubscribed events of delete_list, delete_connector,
-	// offer_timeout refused before the offer's expiry, and the bound on
-	// agents' and connectors' noop pad (api.MaxNoopPadBytes).
+	// offer_timeout refused before the offer's expiry, the bound on
+	// agents' and connectors' noop pad (api.MaxNoopPadBytes), list
+	// subscribers told when the customer writes to an UNREAD or INACTIVE
+	// request (request.updated with unread and latest), a subscribed agent
+	// closing such a request from the list without joining, and
+	// transfer_to_queue offering the request to the others first.
 	Level2 uint32 = 2
 
 	// MaxLevel is the highest level this build can apply.

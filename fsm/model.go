@@ -76,4 +76,13 @@ type Request struct {
 	Queued   bool     `msgpack:"queued,omitempty"`
 	Offer    *Offer   `msgpack:"offer,omitempty"`
 	Declined []string `msgpack:"declined,omitempty"`
+	// StrictDecline says the Declined agents let the request go by
+	// transfer_to_queue: they get it again only when no other member of
+	// its queue is READY in its MRD at all, not merely when no other is
+	// free this instant (level 2).
+	StrictDecline bool `msgpack:"strict_decline,omitempty"`
+	// Unread counts the customer's messages since an agent was last in
+	// the conversation (UNREAD or INACTIVE; level 2): the list view shows
+	// it with the latest one.
+	Unread int `msgpack:"unread,omitempty"`
 }

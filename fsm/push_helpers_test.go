@@ -366,6 +366,12 @@ func ptInvariants(s *State) error {
 				if max, ok := ag.Max[q.MRD]; ok && load[[2]string{m, q.MRD}] >= max {
 					continue
 				}
+				if r.StrictDecline && slices.Contains(r.Declined, m) && slices.ContainsFunc(q.Members, func(o string) bool {
+					oa := s.Agents[o]
+					return !slices.Contains(r.Declined, o) && oa.LoggedIn && oa.States[q.MRD].State == api.AgentReady
+				}) {
+					continue // it let the request go: it waits for the READY others
+				}
 				return fmt.Errorf("request %s waits in %s though %s could take it", r.ID, qid, m)
 			}
 		}

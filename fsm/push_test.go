@@ -824,3 +824,41 @@ func ptMsgpack(tb ptTB, v any) []byte {
 	}
 	return b
 }
+
+// transfer_to_queue offers the request to the others first: while another
+// member is READY, even with no free capacity this instant, the request
+// waits for it rather than going straight back to the agent who let it
+// go; that agent gets it again only when no other member is READY.
+func TestPushTransferToQueueOthersFirst(t *testing.T) {
+	s := ptWorld(t)
+	ptReady(t, s, "chat", "X")
+	ptArrive(t, s, "WS", "c1", 0)
+	ptAccept(t, s, "X", "R1")
+	// Y is READY but full: three conversations of its own.
+	ptApply(t, s, ptCmd(OpSetAgentState, ptAgent("X"), &api.SetAgentStateArgs{MRD: "chat", State: api.AgentNotReady}))
+	ptReady(t, s, "chat", "Y")
+	for _, c := range []string{"y1", "y2", "y3"} {
+		r, _ := ptArrive(t, s, "WS", c, 0)
+		ptAccept(t, s, "Y", r)
+	}
+	ptApply(t, s, ptCmd(OpSetAgentState, ptAgent("X"), &api.SetAgentStateArgs{MRD: "chat", State: api.AgentReady}))
+
+	ptApply(t, s, ptCmd(OpTransferToQueue, ptAgent("X"), &api.TransferToQueueArgs{Request: "R1", Queue: "QS"}))
+	if got := ptOfferee(s, "R1"); got != "" {
+		t.Fatalf("R1 offered to %s at once; want it to wait for Y", got)
+	}
+	ptEqual(t, "waiting", s.Queues["QS"].Waiting, []string{"R1"})
+
+	// Y frees a slot: R1 goes to Y.
+	ptApply(t, s, ptCmd(OpClose, ptAgent("Y"), &api.RequestArgs{Request: "R2"}))
+	ptEqual(t, "offers", ptOffered(s), []string{"R1→Y"})
+
+	// Again, but Y goes NOT_READY while R1 waits: then X, the only READY
+	// member, gets it back.
+	ptAccept(t, s, "Y", "R1")
+	ptApply(t, s, ptCmd(OpTransferToQueue, ptAgent("Y"), &api.TransferToQueueArgs{Request: "R1", Queue: "QS"}))
+	ptEqual(t, "offers", ptOffered(s), []string{"R1→X"}) // X is READY and free: the others first
+	ptApply(t, s, ptCmd(OpRejectOffer, ptAgent("X"), &api.OfferArgs{Request: "R1"}))
+	ptApply(t, s, ptCmd(OpSetAgentState, ptAgent("X"), &api.SetAgentStateArgs{MRD: "chat", State: api.AgentNotReady}))
+	ptEqual(t, "offers", ptOffered(s), []string{"R1→Y"}) // nobody else READY: back to Y
+}

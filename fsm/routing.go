@@ -325,7 +325,7 @@ func (s *State) pickAgent(r *Request, lastResort bool) (best *Agent, anyAvailabl
 			continue
 		}
 		anyAvailable = true
-		if containsSorted(r.Participants, id) || (!lastResort && containsSorted(r.Declined, id)) {
+		if containsSorted(r.Participants, id) || (containsSorted(r.Declined, id) && (!lastResort || (r.StrictDecline && s.otherReady(q, r)))) {
 			continue
 		}
 		load := s.load(ag, q.MRD)
@@ -335,6 +335,21 @@ func (s *State) pickAgent(r *Request, lastResort bool) (best *Agent, anyAvailabl
 		}
 	}
 	return best, anyAvailable
+}
+
+// otherReady reports whether a member of q other than r's decliners is
+// logged in and READY in q's MRD, free or not: someone who will be able
+// to take r without handing it back to the agent who let it go.
+func (s *State) otherReady(q *api.Queue, r *Request) bool {
+	for _, id := range q.Members {
+		if containsSorted(r.Declined, id) {
+			continue
+		}
+		if ag := s.Agents[id]; ag != nil && ag.LoggedIn && ag.stateIn(q.MRD).State == api.AgentReady {
+			return true
+		}
+	}
+	return false
 }
 
 // waitingOrder lists the queued requests of qs in the pull policy's order.

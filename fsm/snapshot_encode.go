@@ -244,7 +244,8 @@ func appendNodeInfo(b []byte, v *NodeInfo) []byte {
 func appendRequest(b []byte, v *Request) []byte {
 	n := 7 + nonEmpty(v.List) + nonNil(v.Offer) + nonEmpty(v.Queue) + nonFalse(v.Queued) +
 		nonEmptyN(len(v.Declined)) + nonZero(int64(v.Priority)) + nonZero(v.QueuedAt) +
-		nonEmptyN(len(v.Transcript)) + nonEmptyN(len(v.Participants)) + nonZero(v.AgentRequestedAt)
+		nonEmptyN(len(v.Transcript)) + nonEmptyN(len(v.Participants)) + nonZero(v.AgentRequestedAt) +
+		nonFalse(v.StrictDecline) + nonZero(int64(v.Unread))
 	b = msgp.AppendMapLen(b, n)
 	b = msgp.AppendStr(msgp.AppendStr(b, "id"), v.ID)
 	b = msgp.AppendStr(msgp.AppendStr(b, "mrd"), v.MRD)
@@ -260,6 +261,9 @@ func appendRequest(b []byte, v *Request) []byte {
 	b = msgp.AppendStr(msgp.AppendStr(b, "state"), string(v.State))
 	if v.Queued {
 		b = msgp.AppendBool(msgp.AppendStr(b, "queued"), v.Queued)
+	}
+	if v.Unread != 0 {
+		b = msgp.AppendInt(msgp.AppendStr(b, "unread"), int64(v.Unread))
 	}
 	b = msgp.AppendStr(msgp.AppendStr(b, "channel"), v.Channel)
 	b = msgp.AppendStr(b, "customer")
@@ -288,6 +292,9 @@ func appendRequest(b []byte, v *Request) []byte {
 	b = appendInt64(msgp.AppendStr(b, "updated_at"), v.UpdatedAt)
 	if len(v.Participants) > 0 {
 		b = appendStrs(msgp.AppendStr(b, "participants"), v.Participants)
+	}
+	if v.StrictDecline {
+		b = msgp.AppendBool(msgp.AppendStr(b, "strict_decline"), v.StrictDecline)
 	}
 	if v.AgentRequestedAt != 0 {
 		b = appendInt64(msgp.AppendStr(b, "agent_requested_at"), v.AgentRequestedAt)
