@@ -25,6 +25,11 @@ type CreateQueueArgs struct {
 	MRD            string `msgpack:"mrd"`
 	Priority       int    `msgpack:"priority"`
 	OfferTimeoutMs int64  `msgpack:"offer_timeout_ms"`
+	// AgingStepMs and AgingCap turn on aging (api.Queue; feature level 2):
+	// every AgingStepMs of waiting raises a request's effective priority
+	// by one, at most AgingCap. Both or neither.
+	AgingStepMs int64 `msgpack:"aging_step_ms,omitempty" level:"2"`
+	AgingCap    int   `msgpack:"aging_cap,omitempty" level:"2"`
 }
 
 // CreateChannelArgs creates a channel: Mode pull needs List, push needs Queue.

@@ -114,6 +114,11 @@ type Queue struct {
 	Members []string `msgpack:"members,omitempty"`
 	Waiting []string `msgpack:"waiting,omitempty"`
 	Offered []string `msgpack:"offered,omitempty"`
+	// Aging (strict-priority routing): a waiting request's effective
+	// priority is Priority + min(AgingCap, wait / AgingStepMs), so a
+	// low-priority queue is not starved forever. 0: no aging.
+	AgingStepMs int64 `msgpack:"aging_step_ms,omitempty"`
+	AgingCap    int   `msgpack:"aging_cap,omitempty"`
 }
 
 // Customer identifies the person behind a request.

@@ -88,6 +88,9 @@ func applyCreateList(s *State, _ *Command, a *api.CreateListArgs, _ *events) (an
 	return api.Created{ID: a.ID}, nil
 }
 
+// maxAgingCap bounds a queue's aging boost.
+const maxAgingCap = 1_000_000
+
 func applyCreateQueue(s *State, _ *Command, a *api.CreateQueueArgs, _ *events) (any, *api.Error) {
 	if err := checkID("id", a.ID); err != nil {
 		return nil, err
@@ -104,7 +107,12 @@ func applyCreateQueue(s *State, _ *Command, a *api.CreateQueueArgs, _ *events) (
 	if a.OfferTimeoutMs < 0 {
 		return nil, api.Errorf(api.CodeBadRequest, "offer_timeout_ms must not be negative")
 	}
-	s.Queues[a.ID] = &api.Queue{ID: a.ID, Name: a.Name, MRD: a.MRD, Priority: a.Priority, OfferTimeoutMs: a.OfferTimeoutMs}
+	if a.AgingStepMs < 0 || a.AgingCap < 0 || (a.AgingStepMs == 0) != (a.AgingCap == 0) ||
+		a.AgingStepMs > api.MaxOfferTimeoutMs || a.AgingCap > maxAgingCap {
+		return nil, api.Errorf(api.CodeBadRequest, "aging_step_ms (at most a day) and aging_cap (at most %d): both positive, or both 0 (no aging)", maxAgingCap)
+	}
+	s.Queues[a.ID] = &api.Queue{ID: a.ID, Name: a.Name, MRD: a.MRD, Priority: a.Priority, OfferTimeoutMs: a.OfferTimeoutMs,
+		AgingStepMs: a.AgingStepMs, AgingCap: a.AgingCap}
 	return api.Created{ID: a.ID}, nil
 }
 

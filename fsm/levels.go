@@ -37,8 +37,9 @@ const (
 	// agents' and connectors' noop pad (api.MaxNoopPadBytes), list
 	// subscribers told when the customer writes to an UNREAD or INACTIVE
 	// request (request.updated with unread and latest), a subscribed agent
-	// closing such a request from the list without joining, and
-	// transfer_to_queue offering the request to the others first.
+	// closing such a request from the list without joining,
+	// transfer_to_queue offering the request to the others first, and
+	// aging in queues (create_queue's aging_step_ms and aging_cap).
 	Level2 uint32 = 2
 
 	// MaxLevel is the highest level this build can apply.

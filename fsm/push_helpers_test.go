@@ -45,9 +45,9 @@ func ptCmd(op Op, by api.Principal, args any) *Command { return &Command{Op: op,
 func ptWorldCommands() []*Command {
 	tok := []byte("h")
 	cs := []*Command{
+		ptCmd(OpSetFeatureLevel, ptSystem, &api.FeatureLevelArgs{Level: MaxLevel}),
 		ptCmd(OpCreateMRD, ptAdmin, &api.CreateMRDArgs{ID: "chat"}),
 		ptCmd(OpCreateMRD, ptAdmin, &api.CreateMRDArgs{ID: "email"}),
-		ptCmd(OpSetFeatureLevel, api.Principal{Role: api.RoleSystem, ID: "leader"}, &api.FeatureLevelArgs{Level: MaxLevel}),
 		ptCmd(OpCreateChannelType, ptAdmin, &api.CreateChannelTypeArgs{ID: "webchat", MRD: "chat"}),
 		ptCmd(OpCreateChannelType, ptAdmin, &api.CreateChannelTypeArgs{ID: "forum", MRD: "chat"}),
 		ptCmd(OpCreateChannelType, ptAdmin, &api.CreateChannelTypeArgs{ID: "mail", MRD: "email"}),

@@ -382,12 +382,36 @@ func (s *State) waitingOrder(qs []*api.Queue) []*Request {
 	}
 	sorted := slices.Clone(qs)
 	slices.SortStableFunc(sorted, func(a, b *api.Queue) int { return cmp.Compare(b.Priority, a.Priority) })
-	for _, q := range sorted {
-		for _, id := range q.Waiting {
-			order = append(order, s.Requests[id])
+	// Strict priority: the queues' heads by effective priority (the
+	// queue's, raised by aging), each queue in its own order; a tie goes
+	// to the higher queue priority, then the smaller id (sorted's order).
+	pos := make([]int, len(sorted))
+	for {
+		bi, best := -1, 0
+		for i, q := range sorted {
+			if pos[i] >= len(q.Waiting) {
+				continue
+			}
+			if p := s.effectivePriority(q, s.Requests[q.Waiting[pos[i]]]); bi < 0 || p > best {
+				bi, best = i, p
+			}
 		}
+		if bi < 0 {
+			return order
+		}
+		order = append(order, s.Requests[sorted[bi].Waiting[pos[bi]]])
+		pos[bi]++
 	}
-	return order
+}
+
+// effectivePriority is q's priority for its waiting request r, raised by
+// one per AgingStepMs r has waited (leader time), at most AgingCap.
+func (s *State) effectivePriority(q *api.Queue, r *Request) int {
+	if q.AgingStepMs <= 0 || q.AgingCap <= 0 || s.Now <= r.QueuedAt {
+		return q.Priority
+	}
+	steps := (s.Now - r.QueuedAt) / (q.AgingStepMs * 1_000_000)
+	return q.Priority + int(min(steps, int64(q.AgingCap)))
 }
 
 // offerInfo describes r's pending offer.

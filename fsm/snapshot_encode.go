@@ -143,7 +143,8 @@ func appendList(b []byte, v *List) []byte {
 }
 
 func appendQueue(b []byte, v *api.Queue) []byte {
-	b = msgp.AppendMapLen(b, 5+nonEmptyN(len(v.Members))+nonEmptyN(len(v.Offered))+nonEmptyN(len(v.Waiting)))
+	b = msgp.AppendMapLen(b, 5+nonEmptyN(len(v.Members))+nonEmptyN(len(v.Offered))+nonEmptyN(len(v.Waiting))+
+		nonZero(int64(v.AgingCap))+nonZero(v.AgingStepMs))
 	b = msgp.AppendStr(msgp.AppendStr(b, "id"), v.ID)
 	b = msgp.AppendStr(msgp.AppendStr(b, "mrd"), v.MRD)
 	b = msgp.AppendStr(msgp.AppendStr(b, "name"), v.Name)
@@ -157,6 +158,12 @@ func appendQueue(b []byte, v *api.Queue) []byte {
 		b = appendStrs(msgp.AppendStr(b, "waiting"), v.Waiting)
 	}
 	b = msgp.AppendInt(msgp.AppendStr(b, "priority"), int64(v.Priority))
+	if v.AgingCap != 0 {
+		b = msgp.AppendInt(msgp.AppendStr(b, "aging_cap"), int64(v.AgingCap))
+	}
+	if v.AgingStepMs != 0 {
+		b = appendInt64(msgp.AppendStr(b, "aging_step_ms"), v.AgingStepMs)
+	}
 	return appendInt64(msgp.AppendStr(b, "offer_timeout_ms"), v.OfferTimeoutMs)
 }
 

@@ -24,7 +24,7 @@ const ctlVerbs = `  status                                       the node ctl is
   create mrd ID [--name N]
   create channel-type ID --mrd M
   create list ID [--name N]
-  create queue ID --mrd M [--name N] [--priority P] [--offer-timeout 30s]
+  create queue ID --mrd M [--name N] [--priority P] [--offer-timeout 30s] [--aging-step 30s --aging-cap 5]
   create channel ID --type T (--list L | --queue Q)
   create agent ID [--name N] [--max MRD=N,...]   prints the agent's token
   create connector ID --channels C[,C...] [--name N]  prints the connector's token
@@ -126,7 +126,8 @@ func (x *ctl) create(ctx context.Context, args []string, f createFlags) error {
 	case "list":
 		return x.call(ctx, "create_list", api.CreateListArgs{ID: id, Name: f.name}, nil, "created list %s", id)
 	case "queue":
-		return x.call(ctx, "create_queue", api.CreateQueueArgs{ID: id, Name: f.name, MRD: f.mrd, Priority: f.priority, OfferTimeoutMs: f.offerTimeout.Milliseconds()}, nil, "created queue %s", id)
+		return x.call(ctx, "create_queue", api.CreateQueueArgs{ID: id, Name: f.name, MRD: f.mrd, Priority: f.priority, OfferTimeoutMs: f.offerTimeout.Milliseconds(),
+			AgingStepMs: f.agingStep.Milliseconds(), AgingCap: f.agingCap}, nil, "created queue %s", id)
 	case "channel":
 		a := api.CreateChannelArgs{ID: id, Type: f.typ, List: f.list, Queue: f.queue, Mode: api.ModePull}
 		if f.queue != "" {

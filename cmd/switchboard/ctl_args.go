@@ -22,8 +22,8 @@ type ctlArgs struct {
 // createFlags are the flags of `ctl create KIND ID`.
 type createFlags struct {
 	name, mrd, typ, list, queue, max, channels string
-	priority                                   int
-	offerTimeout                               time.Duration
+	priority, agingCap                         int
+	offerTimeout, agingStep                    time.Duration
 }
 
 func (c *createFlags) register(fs *flag.FlagSet) {
@@ -34,6 +34,8 @@ func (c *createFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.queue, "queue", "", "create channel: queue of a push channel")
 	fs.IntVar(&c.priority, "priority", 0, "create queue: priority (higher first)")
 	fs.DurationVar(&c.offerTimeout, "offer-timeout", 30*time.Second, "create queue: how long an offer waits for an answer")
+	fs.DurationVar(&c.agingStep, "aging-step", 0, "create queue: raise a waiting request's priority by one per this much waiting (with --aging-cap)")
+	fs.IntVar(&c.agingCap, "aging-cap", 0, "create queue: at most this much raise by aging")
 	fs.StringVar(&c.max, "max", "", "create agent: max concurrent conversations per MRD, e.g. social=3,chat=2")
 	fs.StringVar(&c.channels, "channels", "", "create connector: channels it may speak for, comma-separated")
 }
@@ -43,7 +45,7 @@ var createFlagsOf = map[string][]string{
 	"mrd":          {"name"},
 	"channel-type": {"mrd"},
 	"list":         {"name"},
-	"queue":        {"name", "mrd", "priority", "offer-timeout"},
+	"queue":        {"name", "mrd", "priority", "offer-timeout", "aging-step", "aging-cap"},
 	"channel":      {"type", "list", "queue"},
 	"agent":        {"name", "max"},
 	"connector":    {"name", "channels"},
