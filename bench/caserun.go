@@ -46,6 +46,9 @@ type caseRun struct {
 	errMu     sync.Mutex
 	errKinds  map[string]int64 // error text → count
 	early     atomic.Int64     // notifications read before their ack
+	// rewriteUpdates says the cluster announces a customer's new message
+	// on an UNREAD or INACTIVE request to the list (feature level 2).
+	rewriteUpdates bool
 
 	// Expected list events per list: each goes to all its subscribers.
 	listEvents []atomic.Int64
@@ -130,6 +133,13 @@ func (r *caseRun) connect(ctx context.Context) error {
 		return fmt.Errorf("bench: admin connection: %w", err)
 	}
 	r.admin = c
+	st, err := c.Status(dctx)
+	if err != nil {
+		return fmt.Errorf("bench: status: %w", err)
+	}
+	// From level 2 a customer's new message on a request nobody is in
+	// tells the list (request.updated): the correctness count owes it.
+	r.rewriteUpdates = st.FeatureLevel >= 2
 	return nil
 }
 

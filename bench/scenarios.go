@@ -111,12 +111,18 @@ func (r *caseRun) runCustomers(limit int64) {
 				_, err := c.call(ctx, "customer_message", api.CustomerMessageArgs{Channel: channel, CustomerID: cust, CustomerName: "Customer " + cust, Text: "Hello, I need help with my order"}, &res)
 				cancel()
 				now := time.Now()
-				if r.answered("customer_message", w, start, now, err) && res.Created {
+				if !r.answered("customer_message", w, start, now, err) {
+					continue
+				}
+				switch {
+				case res.Created:
 					if n := requestNumber([]byte(res.Request)); n != 0 {
 						r.acks.set(n, now)
 					}
 					r.opened.Add(1)
 					r.listEvents[l].Add(1) // request.created to the list's subscribers
+				case r.rewriteUpdates && res.State != api.StateActive:
+					r.listEvents[l].Add(1) // request.updated: the customer wrote again
 				}
 			}
 		}()
