@@ -26,6 +26,13 @@ type Config struct {
 	// instead of binding Raft.RaftAddr (it becomes Raft.Listener). The node
 	// closes it.
 	RaftListener net.Listener
+	// HTTPAddr is where the node serves /healthz, /readyz, /metrics and
+	// /debug/pprof/ (http.go). Empty or "off": no HTTP listener. Ignored
+	// when HTTPListener is set.
+	HTTPAddr string
+	// HTTPListener, if set, is an already bound listener for HTTP, used
+	// instead of binding HTTPAddr. The node closes it.
+	HTTPListener net.Listener
 	// AdvertiseClientAddr is the client address other nodes and tools
 	// reach this node at (node registry, status). Empty means the bound
 	// address, which must then not be a wildcard such as 0.0.0.0.
