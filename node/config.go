@@ -54,7 +54,9 @@ type Config struct {
 	// cluster.Service.ExpectCluster).
 	BootstrapExpect int
 	// Restore, with Raft.Bootstrap and a new data dir, is a backup (from
-	// `ctl snapshot save`) the new cluster starts from.
+	// `ctl snapshot save`) the new cluster starts from. On a data dir that
+	// already holds Raft state it is ignored, with a log line, so that the
+	// command line that restored can restart the node unchanged.
 	Restore io.Reader
 
 	// TLS, if set, protects client connections, node-to-node calls and

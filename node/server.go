@@ -129,7 +129,12 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	undo = append(undo, func() { _ = raftNode.Close() })
 	existing := raftNode.HasState()
 	if cfg.Restore != nil && existing {
-		return nil, fmt.Errorf("node: restore: data dir %s already holds Raft state; restore into a new one", cfg.Raft.DataDir)
+		// The backup was restored on this data dir's first start (or it
+		// joined a cluster since): the same command line restarting the
+		// node must not need editing, nor roll the cluster back.
+		log.Info("restore: the data dir already holds Raft state; the backup is not restored again",
+			"data", cfg.Raft.DataDir, "last_index", raftNode.Status().LastLogIndex)
+		cfg.Restore = nil
 	}
 
 	// The client server over the backend, and the node ops of this layer.

@@ -83,6 +83,7 @@ type procNode struct {
 	id     string
 	client string
 	raft   string
+	http   string // the HTTP listener's address (chosen at the first start)
 	dir    string
 	log    string
 	args   []string // extra serve flags
@@ -149,8 +150,11 @@ func (n *procNode) start() {
 	}
 	n.starts++
 	fmt.Fprintf(lf, "=== start %d of %s\n", n.starts, n.id)
+	if n.http == "" {
+		n.http = freeAddr(n.t)
+	}
 	args := append([]string{"serve", "--node-id", n.id, "--data", n.dir, "--client-addr", n.client,
-		"--raft-addr", n.raft, "--log-level", "info"}, n.args...)
+		"--raft-addr", n.raft, "--http-addr", n.http, "--log-level", "info"}, n.args...)
 	cmd := exec.Command(e2eBin, args...)
 	cmd.Env = append(os.Environ(), "SWITCHBOARD_ADMIN_TOKEN="+e2eAdminToken, "SWITCHBOARD_CLUSTER_TOKEN="+e2eClusterToken)
 	cmd.Env = append(cmd.Env, n.env...)
