@@ -53,6 +53,9 @@ type NodeStatus struct {
 	// no-ops and configuration changes that never reach the state:
 	// CommitIndex minus it is how far this node lags.
 	RaftAppliedIndex uint64 `msgpack:"raft_applied_index"`
+	// Removed is true once this node has learned it was removed from the
+	// cluster's configuration: it serves no clients any more.
+	Removed bool `msgpack:"removed,omitempty"`
 }
 
 // Member is one voter or non-voter of the Raft configuration.

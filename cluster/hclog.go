@@ -8,6 +8,7 @@ import (
 	"log"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -22,11 +23,14 @@ type hclogAdapter struct {
 	base    *slog.Logger // includes the implied args
 	name    string
 	implied []any
+	noise   *noiseLimiter // shared by every logger derived from this one
 }
 
-// newHCLogger returns an hclog.Logger writing to l under name.
+// newHCLogger returns an hclog.Logger writing to l under name, with Raft's
+// routine noise about unreachable peers lowered and rate-limited
+// (hclog_noise.go).
 func newHCLogger(l *slog.Logger, name string) hclog.Logger {
-	return &hclogAdapter{base: l, name: name}
+	return &hclogAdapter{base: l, name: name, noise: newNoiseLimiter(noiseInterval, time.Now)}
 }
 
 func slogLevel(l hclog.Level) slog.Level {
@@ -48,6 +52,10 @@ func (h *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	if level == hclog.Off {
 		return
 	}
+	level, keep, suppressed := h.noise.filter(level, msg, args)
+	if !keep {
+		return
+	}
 	sl := slogLevel(level)
 	ctx := context.Background()
 	if !h.base.Enabled(ctx, sl) {
@@ -56,7 +64,11 @@ func (h *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	if h.name != "" {
 		args = append([]any{"logger", h.name}, args...)
 	}
-	h.base.Log(ctx, sl, msg, renderFormats(args)...)
+	args = renderFormats(args)
+	if suppressed > 0 {
+		args = append(args[:len(args):len(args)], noiseAttr(suppressed))
+	}
+	h.base.Log(ctx, sl, msg, args...)
 }
 
 // renderFormats expands hclog.Fmt values (raft logs e.g. its servers with
@@ -104,6 +116,7 @@ func (h *hclogAdapter) With(args ...any) hclog.Logger {
 		base:    h.base.With(args...),
 		name:    h.name,
 		implied: append(append([]any(nil), h.implied...), args...),
+		noise:   h.noise,
 	}
 }
 
@@ -117,7 +130,7 @@ func (h *hclogAdapter) Named(name string) hclog.Logger {
 }
 
 func (h *hclogAdapter) ResetNamed(name string) hclog.Logger {
-	return &hclogAdapter{base: h.base, name: name, implied: h.implied}
+	return &hclogAdapter{base: h.base, name: name, implied: h.implied, noise: h.noise}
 }
 
 func (h *hclogAdapter) SetLevel(hclog.Level) {}

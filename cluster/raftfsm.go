@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/switchboard/switchboard/api"
@@ -57,6 +58,10 @@ type FSM struct {
 	halted   chan struct{} // closed on halt
 	release  chan struct{} // closed by Close: a halted apply returns
 	closeMu  sync.Once
+
+	// Snapshot figures for the metrics (SnapshotStats).
+	snapshots, restores  atomic.Uint64
+	captureNs, persistNs atomic.Int64 // the last snapshot's
 }
 
 // NewFSM returns an FSM over an empty state. sink may be nil.
@@ -164,13 +169,16 @@ func (f *FSM) Read(fn func(s *fsm.State, applied uint64)) {
 // changes requests, agents and lists in place.) The hand encoder makes this
 // about 1.5 s of CPU for a million open requests.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	start := time.Now()
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	data, err := f.state.Marshal()
 	if err != nil {
 		return nil, fmt.Errorf("cluster: encode snapshot: %w", err)
 	}
-	return &snapshot{data: data}, nil
+	f.snapshots.Add(1)
+	f.captureNs.Store(int64(time.Since(start)))
+	return &snapshot{data: data, f: f}, nil
 }
 
 // Restore implements raft.FSM: it discards the current state for the
@@ -189,6 +197,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	f.state = st
 	f.mu.Unlock()
+	f.restores.Add(1)
 	f.markApplied(st.Index)
 	// Everything the sink knew is superseded: streams re-sync.
 	if f.sink != nil {
@@ -197,10 +206,15 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-type snapshot struct{ data []byte }
+type snapshot struct {
+	data []byte
+	f    *FSM
+}
 
 // Persist writes the encoded state; any failure cancels the sink.
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	start := time.Now()
+	defer func() { s.f.persistNs.Store(int64(time.Since(start))) }()
 	if _, err := sink.Write(s.data); err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("cluster: write snapshot: %w", err)
@@ -212,3 +226,20 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (s *snapshot) Release() {}
+
+// SnapshotStats are an FSM's snapshot figures since it was created.
+type SnapshotStats struct {
+	Taken    uint64 // snapshots captured (Raft's, and snapshot_take)
+	Restored uint64 // snapshots installed (from the leader, or a restore)
+	// LastCapture and LastPersist are how long the last snapshot took to
+	// encode (under the read lock: applies wait) and to write.
+	LastCapture, LastPersist time.Duration
+}
+
+// SnapshotStats returns the FSM's snapshot figures.
+func (f *FSM) SnapshotStats() SnapshotStats {
+	return SnapshotStats{
+		Taken: f.snapshots.Load(), Restored: f.restores.Load(),
+		LastCapture: time.Duration(f.captureNs.Load()), LastPersist: time.Duration(f.persistNs.Load()),
+	}
+}

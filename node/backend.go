@@ -7,6 +7,8 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
+	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard/switchboard/actors"
@@ -38,6 +40,13 @@ type Backend struct {
 	// authSem bounds the authentications catching up with the leader at
 	// once (catchUpForAuth).
 	authSem chan struct{}
+	// metrics counts commands and deliveries (nil: not counted); log
+	// carries the audit lines (audit.go); removed is set once the node was
+	// removed from the cluster (removed.go), after which clients are
+	// refused.
+	metrics *Metrics
+	log     *slog.Logger
+	removed atomic.Bool
 }
 
 var _ transport.Backend = (*Backend)(nil)
@@ -51,6 +60,7 @@ func newBackend(cl *cluster.Service, hub *actors.Hub, adminToken, version string
 		adminHash: sha256.Sum256([]byte(adminToken)),
 		version:   version,
 		authSem:   make(chan struct{}, 16),
+		log:       slog.New(slog.DiscardHandler),
 	}
 }
 
@@ -59,6 +69,9 @@ var errBadCredentials = &api.Error{Code: api.CodeUnauthenticated, Msg: "unknown 
 // Authenticate implements transport.Backend. Tokens are compared by their
 // SHA-256 in constant time; an unknown id and a wrong token look the same.
 func (b *Backend) Authenticate(role api.Role, id, token string) (api.Principal, error) {
+	if b.removed.Load() {
+		return api.Principal{}, errRemoved(b.raft.ID())
+	}
 	sum := sha256.Sum256([]byte(token))
 	switch role {
 	case api.RoleAdmin:
@@ -129,8 +142,12 @@ type Credential struct {
 // forbidden op are refused before anything is proposed; then it is
 // submitted.
 func (b *Backend) Commit(ctx context.Context, w transport.Write) (any, uint64, error) {
+	if b.removed.Load() {
+		return nil, 0, errRemoved(b.raft.ID())
+	}
 	cmd, ferr := fsm.Commands.NewCommand(w.By, w.ClientID, w.Seq, w.Op, w.Args)
 	if ferr != nil {
+		b.metrics.observeRefused(ferr)
 		return nil, 0, ferr
 	}
 	res, index, err := b.Submit(ctx, cmd)
@@ -159,7 +176,10 @@ func (b *Backend) Submit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uin
 	}
 	// Proposed here on the leader, forwarded by a follower; either way
 	// answered once this node has applied it (cluster.Service.Commit).
+	start := time.Now()
 	res, index, err := b.cl.Commit(ctx, cmd)
+	b.metrics.observeCommand(opName(cmd.Op), res, err, time.Since(start))
+	b.audit(cmd, res, index, err)
 	if err != nil {
 		return fsm.Result{}, index, err
 	}
@@ -218,11 +238,16 @@ func (b *Backend) Query(ctx context.Context, p api.Principal, op string, args ms
 	if op == QueryStatus {
 		return b.Status(), nil
 	}
+	if b.removed.Load() {
+		return nil, errRemoved(b.raft.ID())
+	}
 	if h := adminOps[op]; h != nil {
 		if p.Role != api.RoleAdmin {
 			return nil, api.Errorf(api.CodeForbidden, "%s may not %s", p.Role, op)
 		}
-		return h(b, ctx, args)
+		out, err := h(b, ctx, args)
+		b.auditAdminOp(p, op, args, err)
+		return out, err
 	}
 	if transport.IsLinearizable(ctx) {
 		if err := b.cl.ReadBarrier(ctx); err != nil {
@@ -244,7 +269,9 @@ func (b *Backend) Query(ctx context.Context, p api.Principal, op string, args ms
 
 // Attach implements transport.Backend.
 func (b *Backend) Attach(key string, since uint64, resume bool, out transport.Outbox) func() {
-	return b.hub.Attach(key, since, resume, out)
+	return b.metrics.wrapAttach(streamRole(key), out, func(out transport.Outbox) func() {
+		return b.hub.Attach(key, since, resume, out)
+	})
 }
 
 // Status returns this node's status for the status query.
@@ -264,6 +291,7 @@ func (b *Backend) Status() api.NodeStatus {
 		LastSnapshotIndex: st.LastSnapshotIndex,
 		Version:           b.version,
 		MaxFeatureLevel:   b.raft.FSM().MaxLevel(),
+		Removed:           b.removed.Load(),
 	}
 	b.raft.FSM().Read(func(s *fsm.State, _ uint64) { ns.FeatureLevel = s.ActiveLevel() })
 	if r := b.raft.Raft(); r != nil {

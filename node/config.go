@@ -26,6 +26,13 @@ type Config struct {
 	// instead of binding Raft.RaftAddr (it becomes Raft.Listener). The node
 	// closes it.
 	RaftListener net.Listener
+	// HTTPAddr is where the node serves /healthz, /readyz, /metrics and
+	// /debug/pprof/ (http.go). Empty or "off": no HTTP listener. Ignored
+	// when HTTPListener is set.
+	HTTPAddr string
+	// HTTPListener, if set, is an already bound listener for HTTP, used
+	// instead of binding HTTPAddr. The node closes it.
+	HTTPListener net.Listener
 	// AdvertiseClientAddr is the client address other nodes and tools
 	// reach this node at (node registry, status). Empty means the bound
 	// address, which must then not be a wildcard such as 0.0.0.0.
@@ -47,7 +54,9 @@ type Config struct {
 	// cluster.Service.ExpectCluster).
 	BootstrapExpect int
 	// Restore, with Raft.Bootstrap and a new data dir, is a backup (from
-	// `ctl snapshot save`) the new cluster starts from.
+	// `ctl snapshot save`) the new cluster starts from. On a data dir that
+	// already holds Raft state it is ignored, with a log line, so that the
+	// command line that restored can restart the node unchanged.
 	Restore io.Reader
 
 	// TLS, if set, protects client connections, node-to-node calls and

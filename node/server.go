@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard/switchboard/actors"
@@ -24,6 +26,7 @@ type Server struct {
 	Hub       *actors.Hub      // live delivery and this node's timers
 	Backend   *Backend         // what the client server serves
 	Transport *transport.Server
+	Metrics   *Metrics // the node's Prometheus registry (metrics.go)
 
 	presence *presence
 	ln       *splitListener
@@ -32,10 +35,17 @@ type Server struct {
 
 	ready     chan struct{}
 	readyOnce sync.Once
-	cancel    context.CancelFunc // stops the background work of run
-	wg        sync.WaitGroup
-	closeOnce sync.Once
-	closeErr  error
+	// removed is closed once the node learns it was removed from the
+	// configuration (removed.go); closing is set when Close starts.
+	removed     chan struct{}
+	removedOnce sync.Once
+	closing     atomic.Bool
+	http        *http.Server // nil without an HTTP listener (http.go)
+	httpLn      net.Listener
+	cancel      context.CancelFunc // stops the background work of run
+	wg          sync.WaitGroup
+	closeOnce   sync.Once
+	closeErr    error
 }
 
 var _ cluster.Sink = (*actors.Hub)(nil)
@@ -75,6 +85,13 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, err
 	}
 	undo = append(undo, func() { ln.Close() })
+	httpLn, err := listenHTTP(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if httpLn != nil {
+		undo = append(undo, func() { httpLn.Close() })
+	}
 
 	// The state machine, its Raft node and the cluster service: none
 	// touches disk or network yet.
@@ -112,11 +129,18 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	undo = append(undo, func() { _ = raftNode.Close() })
 	existing := raftNode.HasState()
 	if cfg.Restore != nil && existing {
-		return nil, fmt.Errorf("node: restore: data dir %s already holds Raft state; restore into a new one", cfg.Raft.DataDir)
+		// The backup was restored on this data dir's first start (or it
+		// joined a cluster since): the same command line restarting the
+		// node must not need editing, nor roll the cluster back.
+		log.Info("restore: the data dir already holds Raft state; the backup is not restored again",
+			"data", cfg.Raft.DataDir, "last_index", raftNode.Status().LastLogIndex)
+		cfg.Restore = nil
 	}
 
 	// The client server over the backend, and the node ops of this layer.
+	metrics := newMetrics(cfg.Version)
 	backend := newBackend(cl, hub, cfg.AdminToken, cfg.Version)
+	backend.metrics, backend.log = metrics, log.With("component", "backend")
 	tcfg := cfg.Transport
 	tcfg.NodeID = cfg.Raft.NodeID
 	if tcfg.Logger == nil {
@@ -138,10 +162,16 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		hello = transport.DefaultHelloTimeout
 	}
 	split := newSplitListener(ln, hello, log.With("component", "listener"), cl.ServeNode)
-	s = &Server{Node: raftNode, FSM: f, Cluster: cl, Hub: hub, Backend: backend, Transport: ts,
-		presence: pres, ln: split, log: log, serveErr: make(chan error, 1), ready: make(chan struct{})}
+	s = &Server{Node: raftNode, FSM: f, Cluster: cl, Hub: hub, Backend: backend, Transport: ts, Metrics: metrics,
+		presence: pres, ln: split, log: log, serveErr: make(chan error, 1), ready: make(chan struct{}),
+		removed: make(chan struct{})}
+	metrics.Registry.MustRegister(nodeCollector{s}, domainCollector{s, time.Now})
 	go func() { s.serveErr <- ts.Serve(split) }()
 	undo = append(undo, func() { _ = ts.Close(); split.Close() })
+	if httpLn != nil {
+		s.serveHTTP(httpLn, cfg.AdminToken)
+		undo = append(undo, s.closeHTTP)
+	}
 
 	if cfg.Raft.Bootstrap {
 		if err := s.bootstrap(ctx, cfg); err != nil {
@@ -222,10 +252,20 @@ func (s *Server) run(cfg Config, existing bool) {
 	if grace == 0 {
 		grace = actors.DefaultLogoutGrace
 	}
-	s.wg.Add(3)
+	s.wg.Add(5)
 	go func() {
 		defer s.wg.Done()
 		s.Cluster.Maintain(bg)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.watchRemoval(bg) // removed.go
+	}()
+	go func() {
+		defer s.wg.Done()
+		if r := s.Node.Raft(); r != nil {
+			s.Metrics.watchLeader(bg, r)
+		}
 	}()
 	go func() {
 		defer s.wg.Done()
@@ -316,6 +356,7 @@ const handoffTimeout = 5 * time.Second
 // close, Raft stops, and the actors.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		s.closing.Store(true) // /readyz says so from now on
 		s.cancel()
 		if err := s.Node.HandOff(handoffTimeout); err != nil {
 			s.log.Warn("leadership handoff before shutdown failed", "err", err)
@@ -323,6 +364,7 @@ func (s *Server) Close() error {
 		errTS := s.Transport.Close()
 		s.ln.Close()
 		s.Cluster.Close()
+		s.closeHTTP()
 		s.wg.Wait()
 		errNode := s.Node.Close()
 		s.Hub.Close()

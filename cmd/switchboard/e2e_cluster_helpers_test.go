@@ -83,9 +83,10 @@ type procNode struct {
 	id     string
 	client string
 	raft   string
+	http   string // the HTTP listener's address
 	dir    string
 	log    string
-	ports  [2]*heldPort // client, raft
+	ports  [3]*heldPort // client, raft, HTTP
 	args   []string     // extra serve flags
 	env    []string     // extra environment (KEY=value)
 	cmd    *exec.Cmd
@@ -144,8 +145,8 @@ func startProcClusterEnv(t *testing.T, size int, env []string, extra ...string) 
 // ports.
 func newProcNode(t *testing.T, id, root string, env []string) *procNode {
 	n := &procNode{t: t, id: id, dir: filepath.Join(root, id), log: filepath.Join(root, id+".log"), env: env,
-		ports: [2]*heldPort{holdPort(t), holdPort(t)}}
-	n.client, n.raft = n.ports[0].addr, n.ports[1].addr
+		ports: [3]*heldPort{holdPort(t), holdPort(t), holdPort(t)}}
+	n.client, n.raft, n.http = n.ports[0].addr, n.ports[1].addr, n.ports[2].addr
 	return n
 }
 
@@ -159,7 +160,8 @@ func (n *procNode) start() {
 	n.starts++
 	fmt.Fprintf(lf, "=== start %d of %s\n", n.starts, n.id)
 	args := append([]string{"serve", "--node-id", n.id, "--data", n.dir, "--client-addr", n.client,
-		"--raft-addr", n.raft, "--client-listener-fd", "3", "--raft-listener-fd", "4", "--log-level", "info"}, n.args...)
+		"--raft-addr", n.raft, "--http-addr", n.http, "--client-listener-fd", "3", "--raft-listener-fd", "4",
+		"--http-listener-fd", "5", "--log-level", "info"}, n.args...)
 	cmd := exec.Command(e2eBin, args...)
 	for _, p := range n.ports {
 		p.pause()
@@ -713,6 +715,20 @@ func (p *heldPort) file(t *testing.T) *os.File {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// rawFD returns a descriptor of the listening socket that no *os.File
+// owns: what a serve run in this process takes over with
+// --*-listener-fd (it closes it).
+func (p *heldPort) rawFD(t *testing.T) int {
+	t.Helper()
+	f := p.file(t)
+	defer f.Close()
+	fd, err := syscall.Dup(int(f.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fd
 }
 
 // refuse starts closing every connection made to the port (no node runs).

@@ -30,6 +30,7 @@ func commands() []command {
 		{"agent", "act as an agent from a terminal: watch notifications, join, send, leave, close", runAgent},
 		{"customer", "act as a customer through a channel connector", runCustomer},
 		{"bench", "load-test a running cluster (--addr) or one started in-process (--embedded)", runBench},
+		{"snapshot", "inspect a backup or a Raft snapshot offline: snapshot inspect FILE", runSnapshot},
 		{"version", "print the version and commit (also --version)", runVersion},
 		{"help", "this help, with every ctl verb and console command ('help COMMAND': its flags)", runHelp},
 	}

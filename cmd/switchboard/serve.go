@@ -32,14 +32,15 @@ type serveFlags struct {
 	dataDir, nodeID, clientAddr, raftAddr string
 	advertise, advertiseClient            string
 	adminToken, clusterToken, logLevel    string
-	bootstrap                             bool
+	httpAddr, logFormat                   string
+	bootstrap, stayAfterRemoval           bool
 	join                                  string
 	bootstrapExpect, historySize          int
 	snapshotThreshold, trailingLogs       uint64
 	snapshotInterval, heartbeat, election time.Duration
 	logoutGrace                           time.Duration
 	restore, tlsCert, tlsKey, tlsCA       string
-	clientFD, raftFD                      int   // inherited listening sockets, 0 if none
+	clientFD, raftFD, httpFD              int   // inherited listening sockets, 0 if none
 	envErr                                error // a malformed environment variable
 }
 
@@ -56,6 +57,8 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	str(&f.adminToken, "admin-token", "SWITCHBOARD_ADMIN_TOKEN", "", "admin token, the same on every node (default: generated once into <data>/admin-token)")
 	str(&f.clusterToken, "cluster-token", "SWITCHBOARD_CLUSTER_TOKEN", "", "node-to-node credential, the same on every node (default: the admin token)")
 	str(&f.logLevel, "log-level", "SWITCHBOARD_LOG_LEVEL", "info", "debug, info, warn or error")
+	str(&f.logFormat, "log-format", "SWITCHBOARD_LOG_FORMAT", "text", "text (logfmt) or json (one object a line)")
+	str(&f.httpAddr, "http-addr", "SWITCHBOARD_HTTP_ADDR", "127.0.0.1:7402", "address for /healthz, /readyz, /metrics and /debug/pprof/ (admin token); empty or off: none")
 	str(&f.join, "join", "SWITCHBOARD_JOIN", "", "client addresses of existing nodes to join, comma-separated (retried until it gets in)")
 	str(&f.restore, "restore", "SWITCHBOARD_RESTORE", "", "with --bootstrap and a new data dir: start the new cluster from this backup (ctl snapshot save)")
 	str(&f.tlsCert, "tls-cert", "SWITCHBOARD_TLS_CERT", "", "this node's TLS certificate (PEM): enables TLS for clients and mutual TLS between nodes")
@@ -64,6 +67,8 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.bootstrap, "bootstrap", envBool("SWITCHBOARD_BOOTSTRAP", &f.envErr), "start a new cluster with this node as its only voter; others --join it (env SWITCHBOARD_BOOTSTRAP; the default with neither --join nor --bootstrap-expect)")
 	fs.IntVar(&f.clientFD, "client-listener-fd", 0, "serve clients on this inherited, already listening socket instead of binding --client-addr (for a supervisor that binds ports: systemd socket activation, tests)")
 	fs.IntVar(&f.raftFD, "raft-listener-fd", 0, "serve Raft on this inherited, already listening socket instead of binding --raft-addr")
+	fs.IntVar(&f.httpFD, "http-listener-fd", 0, "serve HTTP on this inherited, already listening socket instead of binding --http-addr")
+	fs.BoolVar(&f.stayAfterRemoval, "stay-after-removal", envBool("SWITCHBOARD_STAY_AFTER_REMOVAL", &f.envErr), "keep running (serving no clients, /readyz 503) after this node is removed from the cluster, instead of exiting (env SWITCHBOARD_STAY_AFTER_REMOVAL)")
 	fs.IntVar(&f.bootstrapExpect, "bootstrap-expect", envInt("SWITCHBOARD_BOOTSTRAP_EXPECT", 0, &f.envErr), "form a new cluster once this many nodes, started with --join listing each other, have met (env SWITCHBOARD_BOOTSTRAP_EXPECT)")
 	fs.IntVar(&f.historySize, "history", envInt("SWITCHBOARD_HISTORY", 65536, &f.envErr), "events kept in memory for clients resuming after a reconnect (env SWITCHBOARD_HISTORY)")
 	fs.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", uint64(envInt("SWITCHBOARD_SNAPSHOT_THRESHOLD", cluster.DefaultSnapshotThreshold, &f.envErr)), "log entries since the last snapshot that trigger a new one (env SWITCHBOARD_SNAPSHOT_THRESHOLD)")
@@ -92,7 +97,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return fmt.Errorf("%w: --log-level: %v", errUsage, err)
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	logger, err := newLogger(stderr, f.logFormat, level)
+	if err != nil {
+		return err
+	}
 
 	join := splitList(f.join)
 	switch {
@@ -117,8 +125,25 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("%w: TLS needs --tls-cert, --tls-key and --tls-ca together", errUsage)
 	}
 
+	// A first start that fails (a port in use, a bad backup) leaves no
+	// data dir behind: the next attempt is a first start again, not a
+	// restart of a node that never formed.
+	newDir, err := isNewDir(f.dataDir)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
+	}
+	started := false
+	if newDir {
+		defer func() {
+			if !started {
+				if rmErr := os.RemoveAll(f.dataDir); rmErr != nil {
+					logger.Warn("removing the data dir of a failed first start", "data", f.dataDir, "err", rmErr)
+				}
+			}
+		}()
 	}
 	token, generated, err := loadAdminToken(f.dataDir, f.adminToken)
 	if err != nil {
@@ -139,6 +164,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			Logger:            logger.With("component", "raft"),
 		},
 		ClientAddr:          f.clientAddr,
+		HTTPAddr:            f.httpAddr,
 		AdvertiseClientAddr: f.advertiseClient,
 		AdminToken:          token,
 		ClusterToken:        f.clusterToken,
@@ -156,6 +182,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.RaftListener, err = inheritedListener(f.raftFD, "raft"); err != nil {
 		return err
 	}
+	if cfg.HTTPListener, err = inheritedListener(f.httpFD, "http"); err != nil {
+		return err
+	}
 	if f.tlsCert != "" {
 		cfg.TLS = &cluster.TLSConfig{CertFile: f.tlsCert, KeyFile: f.tlsKey, CAFile: f.tlsCA}
 	}
@@ -171,6 +200,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	started = true
 	abs, _ := filepath.Abs(f.dataDir)
 	mode := "single node"
 	switch {
@@ -181,16 +211,27 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case f.bootstrap:
 		mode = "bootstrapped a new cluster"
 	}
-	fmt.Fprintf(stdout, "switchboard %s: node %s serving (%s)\n  clients: %s\n  raft:    %s\n  data:    %s\n",
-		version, f.nodeID, mode, srv.ClientAddr(), srv.Node.Addr(), abs)
+	httpAddr := srv.HTTPAddr()
+	if httpAddr == "" {
+		httpAddr = "off"
+	}
+	fmt.Fprintf(stdout, "switchboard %s: node %s serving (%s)\n  clients: %s\n  raft:    %s\n  http:    %s\n  data:    %s\n",
+		version, f.nodeID, mode, srv.ClientAddr(), srv.Node.Addr(), httpAddr, abs)
 	if generated {
 		fmt.Fprintf(stdout, "  admin token (shown once, saved in %s): %s\n",
 			filepath.Join(abs, adminTokenFile), token)
+	}
+	removed := srv.RemovedCh()
+	if f.stayAfterRemoval {
+		removed = nil // stay: status and /readyz say removed
 	}
 	select {
 	case <-ctx.Done():
 		logger.Info("shutting down")
 		return srv.Close()
+	case <-removed:
+		logger.Error("stopping: this node was removed from the cluster")
+		return errors.Join(fmt.Errorf("node %s was removed from the cluster and stops (to rejoin: a new data dir and --join; to keep it running removed: --stay-after-removal)", f.nodeID), srv.Close())
 	case <-srv.Halted():
 		halt := srv.HaltErr()
 		logger.Error("stopping: this build cannot apply the cluster's log", "err", halt)
