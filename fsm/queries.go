@@ -104,11 +104,17 @@ func (s *State) Query(p api.Principal, op string, rawArgs []byte) (any, *api.Err
 		}), nil
 	case api.QueryAgents:
 		return sortedValues(s.Agents, func(a *Agent) api.AgentInfo {
-			return api.AgentInfo{ID: a.ID, Name: a.Name, Max: maps.Clone(a.Max), Lists: slices.Clone(a.Lists), Conversations: slices.Clone(a.Conversations)}
+			// Collections always present, empty rather than nil
+			// (docs/PROTOCOL.md §2).
+			max := maps.Clone(a.Max)
+			if max == nil {
+				max = map[string]int{}
+			}
+			return api.AgentInfo{ID: a.ID, Name: a.Name, Max: max, Lists: cloneOrEmpty(a.Lists), Conversations: cloneOrEmpty(a.Conversations)}
 		}), nil
 	case api.QueryConnectors:
 		return sortedValues(s.Connectors, func(c *Connector) api.ConnectorInfo {
-			return api.ConnectorInfo{ID: c.ID, Name: c.Name, Channels: slices.Clone(c.Channels)}
+			return api.ConnectorInfo{ID: c.ID, Name: c.Name, Channels: cloneOrEmpty(c.Channels)}
 		}), nil
 	}
 	return nil, api.Errorf(api.CodeUnknownOp, "unknown op %q", op)
@@ -122,4 +128,10 @@ func sortedValues[V any, R any](m map[string]V, conv func(V) R) []R {
 		out = append(out, conv(m[k]))
 	}
 	return out
+}
+
+// cloneOrEmpty copies xs, as an empty slice (encoded [], not nil) when
+// there is nothing to copy.
+func cloneOrEmpty(xs []string) []string {
+	return append(make([]string, 0, len(xs)), xs...)
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/switchboard/switchboard/api"
 	. "github.com/switchboard/switchboard/fsm"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // queryState is the walkthrough with R1 (A1 in it) and R2 (UNREAD) on L1.
@@ -241,4 +242,35 @@ func TestQueryOtherRolesForbidden(t *testing.T) {
 			}
 		}
 	}
+}
+
+// The admin listings send every collection, empty as empty, never nil: a
+// client may iterate them without checking (docs/PROTOCOL.md §2).
+func TestListingsSendEmptyCollections(t *testing.T) {
+	s := walkthrough(t)
+	mustApply(t, s, cmd(OpCreateAgent, admin, &api.CreateAgentArgs{ID: "A9", TokenHash: []byte("h")}))
+	v, qerr := s.Query(admin, api.QueryAgents, nil)
+	if qerr != nil {
+		t.Fatal(qerr)
+	}
+	raw, err := msgpack.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var agents []map[string]any
+	if err := msgpack.Unmarshal(raw, &agents); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range agents {
+		if a["id"] != "A9" {
+			continue
+		}
+		for _, k := range []string{"max", "lists", "conversations"} {
+			if a[k] == nil {
+				t.Errorf("get_agents: %s of an agent with none is %v, want empty", k, a[k])
+			}
+		}
+		return
+	}
+	t.Fatal("A9 not listed")
 }
