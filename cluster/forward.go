@@ -46,6 +46,9 @@ func (s *Service) Commit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uin
 		last          error
 	)
 	for {
+		// A retry waits for the backoff or for the next leader change,
+		// whichever is first: a new leader is tried at once.
+		_, leaderChanged := s.node.leaders.get()
 		res, index, err, retry := s.commitOnce(ctx, cmd)
 		if !retry {
 			return res, index, err
@@ -63,6 +66,8 @@ func (s *Service) Commit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uin
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
+		case <-leaderChanged:
+			t.Stop()
 		case <-ctx.Done():
 			t.Stop()
 			if api.CodeOf(last) == api.CodeNoLeader {
