@@ -35,7 +35,7 @@ type NodeStatus struct {
 	State             string   `msgpack:"state"` // Leader, Follower, Candidate, Shutdown
 	Term              uint64   `msgpack:"term"`
 	Leader            string   `msgpack:"leader"`      // leader node id, "" if none known
-	LeaderAddr        string   `msgpack:"leader_addr"` // leader raft address
+	LeaderAddr        string   `msgpack:"leader_addr"` // the leader's Raft address (not a client address)
 	CommitIndex       uint64   `msgpack:"commit_index"`
 	AppliedIndex      uint64   `msgpack:"applied_index"`
 	LastLogIndex      uint64   `msgpack:"last_log_index"`

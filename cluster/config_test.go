@@ -51,7 +51,7 @@ func TestNewValidates(t *testing.T) {
 func TestConfigDefaults(t *testing.T) {
 	c := Config{NodeID: "n1", DataDir: "d"}.withDefaults()
 	if c.RaftAddr != DefaultRaftAddr || c.HeartbeatTimeout != DefaultHeartbeatTimeout ||
-		c.ElectionTimeout != DefaultHeartbeatTimeout || c.LeaderLeaseTimeout != DefaultHeartbeatTimeout/2 ||
+		c.ElectionTimeout != DefaultHeartbeatTimeout || c.LeaderLeaseTimeout != DefaultHeartbeatTimeout ||
 		c.MaxAppendEntries != 1024 || c.Logger == nil {
 		t.Fatalf("defaults: %+v", c)
 	}
@@ -66,7 +66,7 @@ func TestConfigDefaults(t *testing.T) {
 	// A shorter heartbeat drags the dependent defaults along, so the
 	// result stays valid.
 	c = Config{NodeID: "n1", DataDir: "d", HeartbeatTimeout: 100 * time.Millisecond}.withDefaults()
-	if c.ElectionTimeout != 100*time.Millisecond || c.LeaderLeaseTimeout != 50*time.Millisecond {
+	if c.ElectionTimeout != 100*time.Millisecond || c.LeaderLeaseTimeout != 100*time.Millisecond {
 		t.Fatalf("derived timeouts: election %v, lease %v", c.ElectionTimeout, c.LeaderLeaseTimeout)
 	}
 

@@ -46,6 +46,9 @@ func (s *Service) Commit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uin
 		last          error
 	)
 	for {
+		// A retry waits for the backoff or for the next leader change,
+		// whichever is first: a new leader is tried at once.
+		_, leaderChanged := s.node.leaders.get()
 		res, index, err, retry := s.commitOnce(ctx, cmd)
 		if !retry {
 			return res, index, err
@@ -63,6 +66,8 @@ func (s *Service) Commit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uin
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
+		case <-leaderChanged:
+			t.Stop()
 		case <-ctx.Done():
 			t.Stop()
 			if api.CodeOf(last) == api.CodeNoLeader {
@@ -110,13 +115,31 @@ func (s *Service) commitOnce(ctx context.Context, cmd *fsm.Command) (res fsm.Res
 		return fsm.Result{}, 0, failure("forward", api.CodeBadRequest, "encode command", err), false
 	}
 	var fr forwardResult
-	err = s.peers.call(ctx, addr, rpcForward, forwardArgs{Entry: entry}, &fr)
+	// Wait on this leader only while it is the leader this node knows: a
+	// frozen or cut-off leader that the cluster has replaced would hold
+	// the write until it resumes or ctx ends.
+	fctx, stop := s.node.whileLeaderIs(ctx, id)
+	err = s.peers.call(fctx, addr, rpcForward, forwardArgs{Entry: entry}, &fr)
+	moved := leaderMoved(ctx, fctx)
+	stop()
 	if err != nil {
 		switch {
 		case errors.Is(err, errPeerUnreachable):
 			// Not sent: nothing happened on the leader.
 			s.log.Debug("forward: leader unreachable", "leader", id, "addr", addr, "err", err)
 			return fsm.Result{}, 0, noLeader("forward", noLeaderRetry), true
+		case moved:
+			// The old leader may yet commit the entry (a new leader
+			// that has it in its log would), so only a command with an
+			// idempotency key is re-sent: to the new leader, where a
+			// repeat is answered with the first result.
+			s.log.Debug("forward: leader replaced while waiting on it", "old", id)
+			if idempotent {
+				return fsm.Result{}, 0, failure("forward", api.CodeNotLeader,
+					fmt.Sprintf("leader %q was replaced while the write waited on it; re-sending to the new one", id), nil), true
+			}
+			return fsm.Result{}, 0, failure("forward", api.CodeTimeout,
+				fmt.Sprintf("leader %q was replaced while the write waited on it; outcome unknown", id), nil), false
 		case ctx.Err() != nil:
 			return fsm.Result{}, 0, failure("forward", api.CodeTimeout, "gave up waiting for the leader; outcome unknown, retry with the same seq", ctx.Err()), false
 		case errors.Is(err, errPeerLost):
@@ -241,9 +264,16 @@ func (s *Service) ReadBarrier(ctx context.Context) error {
 			err = noLeader("read index", noLeaderRetry)
 		} else {
 			var r readIndexResult
-			err = s.peers.call(ctx, addr, rpcReadIndex, nil, &r)
+			rctx, stop := s.node.whileLeaderIs(ctx, id)
+			err = s.peers.call(rctx, addr, rpcReadIndex, nil, &r)
+			moved := leaderMoved(ctx, rctx)
+			stop()
 			index = r.Index
-			if errors.Is(err, errPeerUnreachable) || errors.Is(err, errPeerLost) {
+			switch {
+			case moved && err != nil:
+				// Asked a leader the cluster has replaced: ask the new one.
+				err = s.notLeader("read index")
+			case errors.Is(err, errPeerUnreachable) || errors.Is(err, errPeerLost):
 				err = noLeader("read index", noLeaderRetry)
 			}
 		}

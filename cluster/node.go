@@ -25,6 +25,8 @@ type Node struct {
 	log *slog.Logger
 	// stop is closed when Close begins, releasing Proposes still waiting.
 	stop chan struct{}
+	// leaders is the leader this node knows, kept by watchLeader.
+	leaders *leaderWatch
 
 	mu     sync.RWMutex // guards the fields below
 	raft   *raft.Raft
@@ -47,10 +49,11 @@ func New(cfg Config, f *FSM) (*Node, error) {
 		return nil, err
 	}
 	return &Node{
-		cfg:  cfg,
-		fsm:  f,
-		log:  cfg.Logger.With("node", cfg.NodeID),
-		stop: make(chan struct{}),
+		cfg:     cfg,
+		fsm:     f,
+		log:     cfg.Logger.With("node", cfg.NodeID),
+		stop:    make(chan struct{}),
+		leaders: newLeaderWatch(),
 	}, nil
 }
 
@@ -147,6 +150,7 @@ func (n *Node) Open() (err error) {
 	}
 	n.raft, n.trans, n.store = r, trans, store
 	n.snaps, n.existing = snaps, existing
+	go n.watchLeader(r)
 	return nil
 }
 

@@ -172,7 +172,7 @@ func applyCustomerMessage(s *State, c *Command, a *api.CustomerMessageArgs, out 
 		r.Unread = 1
 	}
 	s.Requests[r.ID] = r
-	s.Open[openKey(ch.ID, a.CustomerID)] = r.ID
+	s.setOpen(ch.ID, a.CustomerID, r.ID)
 	l.Requests = append(l.Requests, r.ID)
 	out.add(api.EvRequestCreated, l.Subscribers, r.summary())
 	return api.CustomerMessageResult{Request: r.ID, Created: true, State: r.State}, nil
@@ -294,7 +294,7 @@ func applyClose(s *State, c *Command, a *api.RequestArgs, out *events) (any, *ap
 	}
 	r.State = api.StateClosed
 	r.UpdatedAt = s.Now
-	delete(s.Open, openKey(r.Channel, r.Customer.ID))
+	s.deleteOpen(r.Channel, r.Customer.ID)
 	out.add(api.EvConversationClosed, audience, api.ConversationClosed{Request: r.ID, By: c.By})
 	if l := s.Lists[r.List]; l != nil {
 		l.Requests = removeListed(l.Requests, r.ID)

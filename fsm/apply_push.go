@@ -508,7 +508,7 @@ func (s *State) openPushRequest(ch *api.Channel, a *api.CustomerMessageArgs, msg
 	}
 	r.addMessage(msg)
 	s.Requests[r.ID] = r
-	s.Open[openKey(ch.ID, a.CustomerID)] = r.ID
+	s.setOpen(ch.ID, a.CustomerID, r.ID)
 	s.enqueue(r, api.QueuedArrival, out)
 	s.route(out)
 	return api.CustomerMessageResult{Request: r.ID, Created: true, State: r.State}, nil

@@ -141,6 +141,7 @@ func ReadState(r *bufio.Reader) (st *State, err error) {
 		return nil, fmt.Errorf("fsm: decode snapshot: %w", err)
 	}
 	st.fillNil()
+	st.indexOpen()
 	return st, nil
 }
 

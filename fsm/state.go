@@ -50,7 +50,12 @@ type State struct {
 	Connectors   map[string]*Connector       `msgpack:"connectors"`
 	Requests     map[string]*Request         `msgpack:"requests"`
 	// Open maps channel+"\x00"+customer id to the customer's open request.
+	// Write it only through setOpen and deleteOpen (open_index.go), which
+	// keep openByChannel in step.
 	Open map[string]string `msgpack:"open"`
+	// openByChannel indexes Open by channel: channel id → the ids of its
+	// open requests. Derived, unexported: not in snapshots (open_index.go).
+	openByChannel map[string]map[string]struct{}
 	// ClosedOrder holds closed request ids, oldest first, for eviction.
 	ClosedOrder []string                  `msgpack:"closed_order"`
 	Sessions    map[string]*ClientSession `msgpack:"sessions"`
@@ -76,16 +81,17 @@ type State struct {
 // NewState returns an empty state.
 func NewState() *State {
 	return &State{
-		MRDs:         map[string]*api.MRD{},
-		ChannelTypes: map[string]*api.ChannelType{},
-		Channels:     map[string]*api.Channel{},
-		Lists:        map[string]*List{},
-		Queues:       map[string]*api.Queue{},
-		Agents:       map[string]*Agent{},
-		Connectors:   map[string]*Connector{},
-		Requests:     map[string]*Request{},
-		Open:         map[string]string{},
-		Sessions:     map[string]*ClientSession{},
+		MRDs:          map[string]*api.MRD{},
+		ChannelTypes:  map[string]*api.ChannelType{},
+		Channels:      map[string]*api.Channel{},
+		Lists:         map[string]*List{},
+		Queues:        map[string]*api.Queue{},
+		Agents:        map[string]*Agent{},
+		Connectors:    map[string]*Connector{},
+		Requests:      map[string]*Request{},
+		Open:          map[string]string{},
+		openByChannel: map[string]map[string]struct{}{},
+		Sessions:      map[string]*ClientSession{},
 	}
 }
 

@@ -39,11 +39,7 @@ func (s *State) View(key string) (api.StreamView, bool) {
 	v := api.StreamView{Connector: cn.ID, Lists: []api.ListSnapshot{}, Conversations: []api.ConversationView{}}
 	var ids []string
 	for _, chID := range cn.Channels {
-		for k, rid := range s.Open {
-			if len(k) > len(chID) && k[:len(chID)] == chID && k[len(chID)] == 0 {
-				ids = append(ids, rid)
-			}
-		}
+		ids = s.openOn(chID, ids)
 	}
 	slices.SortFunc(ids, compareRequestIDs)
 	for _, rid := range ids {

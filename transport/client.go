@@ -98,10 +98,16 @@ type ClientConfig struct {
 	Reconnect bool
 	// PingInterval is how often the client pings the node (default 30s;
 	// negative disables it). Pings keep an idle session open (the server
-	// closes sessions that send nothing for its idle timeout), and the
-	// connection is dropped when nothing has been received for three
-	// intervals.
+	// closes sessions that send nothing for its idle timeout).
 	PingInterval time.Duration
+	// DeadAfter is how long the connection may stay silent (no frame at
+	// all received) before the client takes the node for dead or frozen
+	// and breaks the connection; with Reconnect it then fails over to the
+	// next address. Zero means three times the keepalive interval the node
+	// announced in welcome (ping_ms: 15s with the node's default of 5s),
+	// or three PingIntervals with a node that announces none (an older
+	// version). Negative disables the check.
+	DeadAfter time.Duration
 	// MaxFrame is the largest frame payload accepted from the server
 	// (default DefaultClientMaxFrame).
 	MaxFrame int
@@ -453,9 +459,7 @@ func (c *Client) attach(cn *clientConn, addr int) {
 		resend = append(resend, cl.frame)
 	}
 	c.mu.Unlock()
-	if c.cfg.PingInterval > 0 {
-		go c.keepalive(cn)
-	}
+	go c.keepalive(cn)
 	if len(resend) > 0 {
 		c.log.Info("re-sending calls in flight", "count", len(resend), "addr", cn.addr)
 		// Not from run: it must go on reading responses meanwhile.
@@ -704,27 +708,57 @@ func (c *Client) connect(ctx context.Context, idx int) (*clientConn, error) {
 	return cn, nil
 }
 
-// keepalive pings cn every PingInterval and breaks it when it has been
-// silent for three intervals.
+// keepalive pings cn every PingInterval and breaks it once it has been
+// silent for longer than the silence limit (silenceLimit), checking six
+// times per limit: a dead or frozen node is detected within 7/6 of it.
 func (c *Client) keepalive(cn *clientConn) {
-	iv := c.cfg.PingInterval
-	t := time.NewTicker(iv)
+	dead := c.silenceLimit(cn.welcome)
+	every := c.cfg.PingInterval // <= 0: no pings
+	step := every
+	if dead > 0 && (step <= 0 || dead/6 < step) {
+		step = max(dead/6, time.Millisecond)
+	}
+	if step <= 0 {
+		return
+	}
+	t := time.NewTicker(step)
 	defer t.Stop()
+	lastPing := time.Now()
 	for {
 		select {
 		case <-cn.closed:
 			return
 		case <-t.C:
 		}
-		if silent := time.Since(time.Unix(0, cn.lastRecv.Load())); silent > 3*iv {
-			cn.fail(fmt.Errorf("transport: %s silent for %v", cn.addr, silent.Round(time.Millisecond)))
+		if silent := time.Since(time.Unix(0, cn.lastRecv.Load())); dead > 0 && silent > dead {
+			c.log.Warn("node silent: taking it for dead", "addr", cn.addr, "silent", silent.Round(time.Millisecond), "limit", dead)
+			cn.fail(fmt.Errorf("%w: %s silent for %v", ErrConnectionLost, cn.addr, silent.Round(time.Millisecond)))
 			return
 		}
-		// The pong matches no pending call: its arrival is what counts.
-		if b, err := EncodeFrame(&Frame{T: TypePing, ID: c.nextID.Add(1)}); err == nil {
-			cn.write(b)
+		if every > 0 && time.Since(lastPing) >= every-step/2 {
+			lastPing = time.Now()
+			// The pong matches no pending call: its arrival is what counts.
+			if b, err := EncodeFrame(&Frame{T: TypePing, ID: c.nextID.Add(1)}); err == nil {
+				cn.write(b)
+			}
 		}
 	}
+}
+
+// silenceLimit is how long a connection to the node that sent welcome w
+// may stay silent before the client breaks it (0: never). See DeadAfter.
+func (c *Client) silenceLimit(w Frame) time.Duration {
+	switch {
+	case c.cfg.DeadAfter < 0:
+		return 0
+	case c.cfg.DeadAfter > 0:
+		return c.cfg.DeadAfter
+	case w.PingMs > 0:
+		return 3 * time.Duration(w.PingMs) * time.Millisecond
+	case c.cfg.PingInterval > 0:
+		return 3 * c.cfg.PingInterval
+	}
+	return 0
 }
 
 // write sends one encoded frame; a failure breaks the connection.

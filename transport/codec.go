@@ -23,7 +23,7 @@ import (
 func appendFramePayload(b []byte, f *Frame) []byte {
 	n := 1
 	for _, set := range [...]bool{f.V != 0, f.Role != "", f.User != "", f.Token != "", f.Client != "", f.Since != nil,
-		f.Node != "", f.MaxFrame != 0, f.ID != 0, f.Op != "", len(f.Args) != 0, f.OK, len(f.Data) != 0,
+		f.Node != "", f.MaxFrame != 0, f.PingMs != 0, f.ID != 0, f.Op != "", len(f.Args) != 0, f.OK, len(f.Data) != 0,
 		f.Index != 0, f.Err != nil, f.Seq != 0, f.Linearizable, f.Kind != ""} {
 		if set {
 			n++
@@ -54,6 +54,9 @@ func appendFramePayload(b []byte, f *Frame) []byte {
 	}
 	if f.MaxFrame != 0 {
 		b = msgp.AppendInt(append(b, "\xa9max_frame"...), int64(f.MaxFrame))
+	}
+	if f.PingMs != 0 {
+		b = msgp.AppendInt(append(b, "\xa7ping_ms"...), int64(f.PingMs))
 	}
 	if f.ID != 0 {
 		b = msgp.AppendUint(append(b, "\xa2id"...), f.ID)

@@ -75,6 +75,12 @@ func decodeFrameFast(b []byte, f *Frame) bool {
 				return false
 			}
 			f.MaxFrame = int(int64(u))
+		case "ping_ms":
+			var u uint64
+			if u, i, ok = msgp.ReadInt(b, i); !ok {
+				return false
+			}
+			f.PingMs = int(int64(u))
 		case "id":
 			if f.ID, i, ok = msgp.ReadInt(b, i); !ok {
 				return false

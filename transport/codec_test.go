@@ -42,6 +42,7 @@ func frameTable(t testing.TB) map[string]*Frame {
 		"hello since 0": {T: TypeHello, V: 1, Role: "connector", User: "fb", Token: "tk", Since: ptr(uint64(0))},
 		"hello since":   {T: TypeHello, V: 1, Role: "admin", Token: strings.Repeat("t", 64), Since: ptr(uint64(0x1100003))},
 		"welcome":       {T: TypeWelcome, V: 1, Node: "n1", Role: "agent", User: "a1", Client: "c1", MaxFrame: DefaultMaxFrame, Seq: 1 << 40},
+		"welcome ping":  {T: TypeWelcome, V: 1, Node: "n1", Role: "admin", User: "admin", Client: "c1", MaxFrame: DefaultMaxFrame, PingMs: 5000},
 		"req":           {T: TypeRequest, ID: 2, Op: "join", Args: args, Seq: 5},
 		"req linear":    {T: TypeRequest, ID: math.MaxUint64, Op: "lists", Linearizable: true},
 		"req no args":   {T: TypeRequest, ID: 300, Op: "status"},
@@ -217,6 +218,9 @@ func genFrame(t *rapid.T) *Frame {
 	}
 	if opt("max_frame") {
 		f.MaxFrame = int(genInt(t, "max_frame"))
+	}
+	if opt("ping_ms") {
+		f.PingMs = int(genInt(t, "ping_ms"))
 	}
 	if opt("id") {
 		f.ID = genUint(t, "id")
@@ -396,6 +400,8 @@ func oddPayloads() map[string][]byte {
 		"id bool":               m(s("t"), s("req"), s("id"), []byte{0xc3}),
 		"v uint64":              m(s("t"), s("hello"), s("v"), []byte{0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}),
 		"max_frame int16":       m(s("t"), s("welcome"), s("max_frame"), []byte{0xd1, 0x80, 0x00}),
+		"ping_ms uint32":        m(s("t"), s("welcome"), s("ping_ms"), []byte{0xce, 0x00, 0x01, 0x00, 0x00}),
+		"ping_ms str":           m(s("t"), s("welcome"), s("ping_ms"), s("5000")),
 		"since twice":           m(s("t"), s("hello"), s("since"), []byte{0x05}, s("since"), []byte{0x06}),
 		"since nil":             m(s("t"), s("hello"), s("since"), []byte{0xc0}),
 		"since negative":        m(s("t"), s("hello"), s("since"), []byte{0xd2, 0xff, 0xff, 0xff, 0xfe}),

@@ -58,6 +58,11 @@ type ServerConfig struct {
 	// IdleTimeout closes a session that sends nothing for that long
 	// (default 2 minutes); every inbound frame resets it, so clients ping.
 	IdleTimeout time.Duration
+	// KeepaliveInterval is how long a session may go without the server
+	// sending anything before it sends a ping (default 5s; negative: never).
+	// It is announced in welcome (ping_ms) so that clients can tell a
+	// frozen or dead node from a quiet one: silence for three intervals.
+	KeepaliveInterval time.Duration
 	// MaxInFlight bounds concurrent requests per session (default 256).
 	// Beyond it the session stops reading its socket until one completes.
 	MaxInFlight int
@@ -81,6 +86,9 @@ func (cfg ServerConfig) withDefaults() ServerConfig {
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.KeepaliveInterval == 0 {
+		cfg.KeepaliveInterval = DefaultKeepaliveInterval
 	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight

@@ -167,7 +167,9 @@ func (s *session) hello(f *Frame) bool {
 		User:     p.ID,
 		Client:   s.clientID,
 		MaxFrame: s.srv.cfg.MaxFrame,
+		PingMs:   s.srv.cfg.pingMs(),
 	})
+	s.welcomed.Store(true)
 	if key := p.Key(); key != "" {
 		var since uint64
 		if f.Since != nil {

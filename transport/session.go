@@ -60,6 +60,7 @@ type session struct {
 
 	// Reader-owned; request goroutines read them after hello set them.
 	authed    bool
+	welcomed  atomic.Bool // welcome queued: the writer may send pings
 	principal api.Principal
 	clientID  string
 	detach    func()
@@ -222,15 +223,21 @@ func (s *session) stop(bye *ErrorBody, drop bool) {
 // sessions hold none.
 func (s *session) writeLoop() {
 	var batch [][]byte
+	ka := s.newKeepalive()
+	defer ka.stop()
 	for {
 		select {
 		case <-s.wake:
 		case <-s.stopCh:
+		case <-ka.C():
+			ka.fire(s) // queues a ping: the wake follows
+			continue
 		}
 		bw := s.srv.getWriter(deadlineWriter{s})
 		stopped, err := s.writeQueued(bw, &batch)
 		if err == nil && !stopped {
 			err = bw.Flush()
+			ka.wrote()
 		}
 		switch {
 		case err != nil:

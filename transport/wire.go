@@ -40,6 +40,9 @@ type Frame struct {
 	Since    *uint64 `msgpack:"since,omitempty"` // hello: resume after this event seq
 	Node     string  `msgpack:"node,omitempty"`
 	MaxFrame int     `msgpack:"max_frame,omitempty"`
+	// welcome: the node sends a ping after this many milliseconds without
+	// sending anything (0: it does not say; older nodes).
+	PingMs int `msgpack:"ping_ms,omitempty"`
 
 	// req / res / ping / pong
 	ID    uint64             `msgpack:"id,omitempty"`
