@@ -156,6 +156,10 @@ type RequestQueued struct {
 type ConversationView struct {
 	Request    RequestSummary `msgpack:"request"`
 	Transcript []Message      `msgpack:"transcript"`
+	// AgentRequestedAt is when the customer last asked for an agent
+	// (request_agent) while nobody was in the conversation; absent if it
+	// did not, or an agent has joined since.
+	AgentRequestedAt int64 `msgpack:"agent_requested_at,omitempty"`
 }
 
 // StreamView is everything a stream's owner needs to rebuild its screen: for

@@ -47,8 +47,8 @@ func TestQueryAdminListings(t *testing.T) {
 		}},
 		{api.QueryAgents, []api.AgentInfo{
 			{ID: "A1", Name: "Ann", Max: map[string]int{"social": 2}, Lists: []string{"L1"}, Conversations: []string{"R1"}},
-			{ID: "A2", Name: "Bob", Lists: []string{"L1"}},
-			{ID: "A3", Name: "Cid", Lists: []string{"L2"}},
+			{ID: "A2", Name: "Bob", Max: map[string]int{}, Lists: []string{"L1"}, Conversations: []string{}},
+			{ID: "A3", Name: "Cid", Max: map[string]int{}, Lists: []string{"L2"}, Conversations: []string{}},
 		}},
 		{api.QueryConnectors, []api.ConnectorInfo{{ID: "fb", Name: "Facebook", Channels: []string{"C2"}}, {ID: "web", Name: "Web", Channels: []string{"W1"}}}},
 	}

@@ -49,7 +49,7 @@ func (s *State) View(key string) (api.StreamView, bool) {
 }
 
 func (r *Request) view() api.ConversationView {
-	return api.ConversationView{Request: r.summary(), Transcript: slices.Clone(r.Transcript)}
+	return api.ConversationView{Request: r.summary(), Transcript: slices.Clone(r.Transcript), AgentRequestedAt: r.AgentRequestedAt}
 }
 
 // compareRequestIDs orders "R<n>" ids numerically (older first).
