@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/cluster"
+	"github.com/switchboard/switchboard/internal/testutil"
 	"github.com/switchboard/switchboard/transport"
 )
 
@@ -115,7 +117,15 @@ func TestHTTPMetricsAfterCommands(t *testing.T) {
 	last := haCall(t, admin, "customer_message", api.CustomerMessageArgs{Channel: "W", CustomerID: "c3", Text: "hi"}, nil)
 	haNextEvent(t, a1) // a1's stream is live: frames were delivered
 
-	fams := scrape(t, n.srv)
+	// Raft counts an entry applied only once the FSM has returned from it,
+	// a moment after the write's answer: scrape until it has caught up.
+	var fams map[string]*dto.MetricFamily
+	testutil.WaitFor(t, 10*time.Second, func() bool {
+		fams = scrape(t, n.srv)
+		applied, _ := sample(fams, "switchboard_raft_applied_index", nil)
+		ready, _ := sample(fams, "switchboard_node_ready", nil)
+		return applied >= float64(last) && ready == 1
+	}, "raft's applied index to reach %d and the node to be ready", last)
 	expect := func(name string, lbl map[string]string, want float64) {
 		t.Helper()
 		got, ok := sample(fams, name, lbl)
