@@ -242,6 +242,9 @@ func describeSummary(r api.RequestSummary) string {
 	if r.Preview != "" {
 		s += fmt.Sprintf(": %q", clip(r.Preview, 60))
 	}
+	if r.Unread > 1 || (r.Unread == 1 && r.Latest != r.Preview) {
+		s += fmt.Sprintf(" (%d unread, latest %q)", r.Unread, clip(r.Latest, 60))
+	}
 	return s
 }
 
