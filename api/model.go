@@ -145,6 +145,12 @@ const (
 
 // Write bounds.
 const (
+	// SessionWindow is the idempotency window: a node remembers the
+	// results of a client session's last SessionWindow seqs. A client
+	// never sends a seq SessionWindow or more above its oldest write still
+	// unanswered (docs/PROTOCOL.md §6), so that every retry it may make
+	// stays within the window.
+	SessionWindow = 128
 	// MaxWriteArgsBytes bounds the msgpack arguments of one write op: a
 	// larger one is refused (bad_request) before it reaches the log.
 	MaxWriteArgsBytes = 64 << 10

@@ -19,7 +19,7 @@ type Result struct {
 // Idempotency window: how many recent results a client session keeps, and
 // how long a silent client's session lives (leader time).
 const (
-	SessionWindow     = 128
+	SessionWindow     = api.SessionWindow
 	SessionTTL        = int64(60 * 60 * 1e9)
 	sessionSweepEvery = int64(60 * 1e9)
 	// MaxSessions bounds the client sessions kept, whatever their age: a

@@ -143,7 +143,7 @@ type Client struct {
 	done   chan struct{}
 
 	nextID     atomic.Uint64 // req and ping ids; 0 is never used
-	nextSeq    atomic.Uint64 // idempotency sequence of writes
+	seqs       seqWindow // idempotency sequence of writes, kept within the window
 	lastSeq    atomic.Uint64 // seq of the last event delivered
 	haveCursor atomic.Bool   // lastSeq is a valid resume cursor
 
@@ -316,7 +316,12 @@ func (c *Client) CallIndex(ctx context.Context, op string, args, out any) (uint6
 		f.Args = raw
 	}
 	if api.IsWrite(op) {
-		f.Seq = c.nextSeq.Add(1)
+		seq, err := c.seqs.acquire(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("transport: %s: waiting for the idempotency window: %w", op, err)
+		}
+		defer c.seqs.release(seq)
+		f.Seq = seq
 	} else {
 		f.Linearizable = IsLinearizable(ctx)
 	}
@@ -836,4 +841,55 @@ func clientRetryable(code api.Code) bool {
 		return true
 	}
 	return false
+}
+
+// seqWindow hands out write seqs so that none is api.SessionWindow or more
+// above the oldest write still unanswered (PROTOCOL.md §6): a write stuck
+// on a frozen leader holds the next seqs back, instead of falling out of
+// the node's idempotency window while later writes cycle, which would
+// leave its retry answered stale_sequence though it never applied.
+type seqWindow struct {
+	mu      sync.Mutex
+	last    uint64              // the last seq handed out
+	open    map[uint64]struct{} // handed out, not yet released
+	changed chan struct{}       // closed and replaced on each release
+}
+
+// acquire returns the next seq once it is within the window of the oldest
+// open one, or ctx's error.
+func (w *seqWindow) acquire(ctx context.Context) (uint64, error) {
+	for {
+		w.mu.Lock()
+		if w.open == nil {
+			w.open = map[uint64]struct{}{}
+			w.changed = make(chan struct{})
+		}
+		oldest := w.last + 1
+		for s := range w.open {
+			oldest = min(oldest, s)
+		}
+		if w.last+1 < oldest+api.SessionWindow {
+			w.last++
+			w.open[w.last] = struct{}{}
+			seq := w.last
+			w.mu.Unlock()
+			return seq, nil
+		}
+		ch := w.changed
+		w.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// release marks seq answered (or given up on).
+func (w *seqWindow) release(seq uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.open, seq)
+	close(w.changed)
+	w.changed = make(chan struct{})
 }
