@@ -143,7 +143,7 @@ type Client struct {
 	done   chan struct{}
 
 	nextID     atomic.Uint64 // req and ping ids; 0 is never used
-	seqs       seqWindow // idempotency sequence of writes, kept within the window
+	seqs       seqWindow     // idempotency sequence of writes, kept within the window
 	lastSeq    atomic.Uint64 // seq of the last event delivered
 	haveCursor atomic.Bool   // lastSeq is a valid resume cursor
 
