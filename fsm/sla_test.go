@@ -276,7 +276,7 @@ func TestInactiveReminderThenClose(t *testing.T) {
 	ptEqual(t, "the new spell's deadlines", s.Deadlines(r), []Deadline{{r, OpRemindInactive, since + 60e9}, {r, OpCloseInactive, since + 120e9}})
 	ptTick(t, s, 119_999)
 	ptReject(t, s, slaCmd(OpCloseInactive, r), api.CodeWrongState) // the new spell's is not due
-	_, evs = ptApply(t, s, slaCmd(OpRemindInactive, r))             // a new spell, a new reminder
+	_, evs = ptApply(t, s, slaCmd(OpRemindInactive, r))            // a new spell, a new reminder
 	ptWantKinds(t, evs, "request.reminder→"+inactiveSubscribers)
 	ptTick(t, s, 1)
 	_, evs = ptApply(t, s, slaCmd(OpCloseInactive, r))
