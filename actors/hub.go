@@ -106,6 +106,15 @@ type Config struct {
 	// lock. Called from the timer actor on gaining leadership and after a
 	// Reset.
 	PendingOffers func() (offers []api.OfferInfo, index uint64)
+	// Deadlines returns the pending deadlines (fsm.State.Deadlines) of
+	// request, or of every request when request is "", and the log index
+	// the state reflects, read under the FSM's read lock. With Submit and
+	// Deadlines set, the hub runs the deadline timers (deadlines.go)
+	// while SetLeader says this node leads.
+	Deadlines func(request string) (ds []fsm.Deadline, index uint64)
+	// DeadlineRescan is how often the leader re-reads every deadline
+	// (DefaultDeadlineRescan if zero; negative: never).
+	DeadlineRescan time.Duration
 	// AgentLoggedIn reports whether the agent is logged in in local state
 	// (nil: assume it is; the FSM refuses a logout of a logged-out agent).
 	AgentLoggedIn func(agent string) bool
@@ -137,6 +146,8 @@ type Hub struct {
 	convs   map[string]*actor.PID // by request id; dropped on close/reset
 	spawned uint64                // numbers conversation actor incarnations
 	timers  *actor.PID            // the offer timers (timers.go); nil if off
+	// deadlines are the SLA and INACTIVE timers (deadlines.go); nil if off
+	deadlines *actor.PID
 
 	// queue carries Publish's entries and Reset's resets, in log order, to
 	// the fan-out goroutine (publish.go); done is closed by Close, and
@@ -189,6 +200,9 @@ func NewHub(cfg Config) (*Hub, error) {
 	e, err := actor.NewEngine(actor.NewEngineConfig())
 	if err != nil {
 		return nil, fmt.Errorf("actors: start engine: %w", err)
+	}
+	if cfg.DeadlineRescan == 0 {
+		cfg.DeadlineRescan = DefaultDeadlineRescan
 	}
 	if cfg.LogoutGrace == 0 {
 		cfg.LogoutGrace = DefaultLogoutGrace
@@ -291,8 +305,10 @@ func (h *Hub) reset(index uint64) {
 		h.engine.Poison(pid)
 	}
 	clear(h.convs)
-	if h.timers != nil {
-		h.engine.Send(h.timers, timersReset{})
+	for _, pid := range []*actor.PID{h.timers, h.deadlines} {
+		if pid != nil {
+			h.engine.Send(pid, timersReset{})
+		}
 	}
 }
 
@@ -347,10 +363,12 @@ func (h *Hub) Close() {
 		}
 		clear(m)
 	}
-	if h.timers != nil {
-		pids = append(pids, h.timers)
-		h.timers = nil
+	for _, pid := range []*actor.PID{h.timers, h.deadlines} {
+		if pid != nil {
+			pids = append(pids, pid)
+		}
 	}
+	h.timers, h.deadlines = nil, nil
 	h.hist.reset(0)
 	h.mu.Unlock()
 	// The fan-out goroutine drops what is still queued; Publish and Reset

@@ -63,11 +63,12 @@ type offerTimers struct {
 
 // startTimers spawns the timer actor when the hub can propose.
 func (h *Hub) startTimers() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.startDeadlines()
 	if h.cfg.Submit == nil || h.cfg.PendingOffers == nil {
 		return
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.timers = h.spawn(&offerTimers{hub: h, armed: map[string]*armedOffer{}}, "timers", "offers")
 }
 
@@ -77,8 +78,13 @@ func (h *Hub) startTimers() {
 func (h *Hub) SetLeader(leader bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.timers != nil && !h.closed {
-		h.engine.Send(h.timers, leaderMsg{leader: leader})
+	if h.closed {
+		return
+	}
+	for _, pid := range []*actor.PID{h.timers, h.deadlines} {
+		if pid != nil {
+			h.engine.Send(pid, leaderMsg{leader: leader})
+		}
 	}
 }
 
@@ -107,6 +113,9 @@ func (h *Hub) ArmedOffers() ([]ArmedOffer, error) {
 // routeTimers hands the timer actor the events that start or end an
 // offer. Call with h.mu held.
 func (h *Hub) routeTimers(ev fsm.Event) {
+	if h.deadlines != nil && deadlineEvent(ev) != "" {
+		h.engine.Send(h.deadlines, ev)
+	}
 	if h.timers == nil {
 		return
 	}

@@ -40,10 +40,10 @@ type sysNode struct {
 
 var sysAdmin = api.Principal{Role: api.RoleAdmin, ID: "root"}
 
-func newSysNode(t *testing.T, grace time.Duration) *sysNode {
+func newSysNode(t *testing.T, grace time.Duration, opts ...func(*Config)) *sysNode {
 	t.Helper()
 	n := &sysNode{t: t, fsm: cluster.NewFSM(nil, slog.New(slog.DiscardHandler)), leader: true}
-	h, err := NewHub(Config{
+	cfg := Config{
 		Encode: testEncode,
 		View: func(key string) (v api.StreamView, index uint64, ok bool) {
 			n.fsm.Read(func(s *fsm.State, _ uint64) {
@@ -79,9 +79,23 @@ func newSysNode(t *testing.T, grace time.Duration) *sysNode {
 			n.asked++
 			return n.elsewhere
 		},
-		LogoutGrace: grace,
-		NodeID:      "n1",
-	})
+		Deadlines: func(request string) (ds []fsm.Deadline, index uint64) {
+			n.fsm.Read(func(s *fsm.State, _ uint64) {
+				ds = s.Deadlines(request)
+				index = s.Index
+			})
+			return ds, index
+		},
+		// No periodic rescan unless a test asks: the timers must follow
+		// the events by themselves.
+		DeadlineRescan: -1,
+		LogoutGrace:    grace,
+		NodeID:         "n1",
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h, err := NewHub(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,6 +130,8 @@ func (n *sysNode) submit(_ context.Context, cmd *fsm.Command) (fsm.Result, error
 		desc = fmt.Sprintf("offer_timeout %s %s", a.Request, a.OfferID)
 	case *api.AgentArgs:
 		desc = "logout " + a.Agent
+	case *api.RequestRef:
+		desc = opName(cmd.Op) + " " + a.Request
 	}
 	if cmd.By.Role != api.RoleSystem || cmd.By.ID != "node:n1" {
 		desc += fmt.Sprintf(" by %v", cmd.By)

@@ -16,6 +16,16 @@ type CreateChannelTypeArgs struct {
 type CreateListArgs struct {
 	ID   string `msgpack:"id"`
 	Name string `msgpack:"name"`
+	// SLAMs and SLAWarnPct set the list's service level (feature level 2;
+	// see ServiceLevelArgs).
+	SLAMs      int64 `msgpack:"sla_ms,omitempty" level:"2"`
+	SLAWarnPct int   `msgpack:"sla_warn_pct,omitempty" level:"2"`
+	// RemindInactiveMs: after a request has been INACTIVE this long, the
+	// list's subscribers get request.reminder (once per INACTIVE spell).
+	// CloseInactiveMs: after this long INACTIVE, the system closes it.
+	// 0: off (the default). Feature level 2.
+	RemindInactiveMs int64 `msgpack:"remind_inactive_ms,omitempty" level:"2"`
+	CloseInactiveMs  int64 `msgpack:"close_inactive_ms,omitempty" level:"2"`
 }
 
 // CreateQueueArgs creates a push-mode queue.
@@ -30,7 +40,41 @@ type CreateQueueArgs struct {
 	// by one, at most AgingCap. Both or neither.
 	AgingStepMs int64 `msgpack:"aging_step_ms,omitempty" level:"2"`
 	AgingCap    int   `msgpack:"aging_cap,omitempty" level:"2"`
+	// SLAMs and SLAWarnPct set the queue's service level (feature level
+	// 2; see ServiceLevelArgs).
+	SLAMs      int64 `msgpack:"sla_ms,omitempty" level:"2"`
+	SLAWarnPct int   `msgpack:"sla_warn_pct,omitempty" level:"2"`
 }
+
+// ServiceLevelArgs are the arguments of set_service_level: the service
+// level of one list or one queue (name exactly one). A request that
+// arrives there must have an agent in it (joined, or its offer accepted)
+// within SLAMs of its arrival; at WarnPct percent of that (1..99; 0: no
+// warning) it is in warning. SLAMs 0 turns the service level off. A
+// change applies to requests that arrive afterwards: a request's
+// deadlines are fixed at its arrival.
+type ServiceLevelArgs struct {
+	List    string `msgpack:"list,omitempty"`
+	Queue   string `msgpack:"queue,omitempty"`
+	SLAMs   int64  `msgpack:"sla_ms"`
+	WarnPct int    `msgpack:"warn_pct"`
+}
+
+// RequestRef names a request: the arguments of the system ops the
+// leader's timers propose (sla_warning, sla_breach, remind_inactive,
+// close_inactive).
+type RequestRef struct {
+	Request string `msgpack:"request"`
+}
+
+// Bounds of the service-level and INACTIVE settings.
+const (
+	// MaxSLAMs bounds sla_ms: one day.
+	MaxSLAMs = 24 * 60 * 60 * 1000
+	// MaxInactiveMs bounds remind_inactive_ms and close_inactive_ms: 30
+	// days.
+	MaxInactiveMs = 30 * MaxSLAMs
+)
 
 // CreateChannelArgs creates a channel: Mode pull needs List, push needs Queue.
 type CreateChannelArgs struct {

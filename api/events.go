@@ -48,6 +48,55 @@ type RequestSummary struct {
 	// (feature level 2; absent when 0).
 	Unread int    `msgpack:"unread,omitempty"`
 	Latest string `msgpack:"latest,omitempty"`
+	// SLA is the request's service-level state, for consoles to colour
+	// it: absent when its list or queue had no service level at its
+	// arrival (feature level 2).
+	SLA SLAState `msgpack:"sla,omitempty"`
+}
+
+// SLAState is a request's service-level state (feature level 2).
+type SLAState string
+
+// SLA states. A request on a list or queue with a service level starts
+// ok; the leader's timers move it to warning, then breached, unless an
+// agent gets into it first (joined, or its offer accepted), which makes it
+// met. A breached request stays breached; met, breached and a closed
+// request's state never change again.
+const (
+	SLAOk       SLAState = "ok"
+	SLAWarning  SLAState = "warning"
+	SLABreached SLAState = "breached"
+	SLAMet      SLAState = "met"
+)
+
+// Event kinds of service levels and INACTIVE reminders (feature level 2).
+const (
+	// EvRequestSLA goes to the list's subscribers, or the queue's members,
+	// when a request's SLA state changes: a RequestSLA.
+	EvRequestSLA EventKind = "request.sla"
+	// EvRequestReminder goes to the list's subscribers when a request has
+	// been INACTIVE for the list's remind_inactive_ms: a RequestReminder.
+	// It is a reminder of a request already listed, never a second
+	// request.created.
+	EvRequestReminder EventKind = "request.reminder"
+)
+
+// RequestSLA says a request's SLA state changed, at leader time At.
+type RequestSLA struct {
+	Request RequestSummary `msgpack:"request"`
+	List    string         `msgpack:"list,omitempty"`
+	Queue   string         `msgpack:"queue,omitempty"`
+	SLA     SLAState       `msgpack:"sla"`
+	At      int64          `msgpack:"at"`
+}
+
+// RequestReminder says a request has been INACTIVE since InactiveSince
+// (leader time), reminded at At.
+type RequestReminder struct {
+	Request       RequestSummary `msgpack:"request"`
+	List          string         `msgpack:"list"`
+	InactiveSince int64          `msgpack:"inactive_since"`
+	At            int64          `msgpack:"at"`
 }
 
 // ListSnapshot is a list and its current requests, oldest first.

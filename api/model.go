@@ -119,6 +119,9 @@ type Queue struct {
 	// low-priority queue is not starved forever. 0: no aging.
 	AgingStepMs int64 `msgpack:"aging_step_ms,omitempty"`
 	AgingCap    int   `msgpack:"aging_cap,omitempty"`
+	// Service level (ServiceLevelArgs; feature level 2). 0: none.
+	SLAMs      int64 `msgpack:"sla_ms,omitempty"`
+	SLAWarnPct int   `msgpack:"sla_warn_pct,omitempty"`
 }
 
 // Customer identifies the person behind a request.

@@ -42,6 +42,11 @@ const (
 	OpTransfer          = "transfer"
 	OpTransferToQueue   = "transfer_to_queue"
 	OpInvite            = "invite"
+	OpSetServiceLevel   = "set_service_level"
+	OpSLAWarning        = "sla_warning"
+	OpSLABreach         = "sla_breach"
+	OpRemindInactive    = "remind_inactive"
+	OpCloseInactive     = "close_inactive"
 )
 
 // writeOps is every write op, for IsWrite and WriteOps.
@@ -82,6 +87,11 @@ var writeOps = [...]string{
 	OpTransfer,
 	OpTransferToQueue,
 	OpInvite,
+	OpSetServiceLevel,
+	OpSLAWarning,
+	OpSLABreach,
+	OpRemindInactive,
+	OpCloseInactive,
 }
 
 // IsWrite reports whether op names a write op (a command through the Raft

@@ -21,6 +21,11 @@ type ListInfo struct {
 	Name        string   `msgpack:"name"`
 	Subscribers []string `msgpack:"subscribers"` // agent ids
 	Open        int      `msgpack:"open"`        // open requests on it
+	// The list's service level and INACTIVE settings (0: none).
+	SLAMs            int64 `msgpack:"sla_ms,omitempty"`
+	SLAWarnPct       int   `msgpack:"sla_warn_pct,omitempty"`
+	RemindInactiveMs int64 `msgpack:"remind_inactive_ms,omitempty"`
+	CloseInactiveMs  int64 `msgpack:"close_inactive_ms,omitempty"`
 }
 
 // AgentInfo is an agent in the admin listing (no credentials).

@@ -84,7 +84,14 @@ func applyCreateList(s *State, _ *Command, a *api.CreateListArgs, _ *events) (an
 	if s.Lists[a.ID] != nil {
 		return nil, api.Errorf(api.CodeAlreadyExists, "list %q already exists", a.ID)
 	}
-	s.Lists[a.ID] = &List{ID: a.ID, Name: a.Name}
+	if err := checkServiceLevel(a.SLAMs, a.SLAWarnPct); err != nil {
+		return nil, err
+	}
+	if err := checkInactive(a.RemindInactiveMs, a.CloseInactiveMs); err != nil {
+		return nil, err
+	}
+	s.Lists[a.ID] = &List{ID: a.ID, Name: a.Name, SLAMs: a.SLAMs, SLAWarnPct: a.SLAWarnPct,
+		RemindInactiveMs: a.RemindInactiveMs, CloseInactiveMs: a.CloseInactiveMs}
 	return api.Created{ID: a.ID}, nil
 }
 
@@ -111,8 +118,11 @@ func applyCreateQueue(s *State, _ *Command, a *api.CreateQueueArgs, _ *events) (
 		a.AgingStepMs > api.MaxOfferTimeoutMs || a.AgingCap > maxAgingCap {
 		return nil, api.Errorf(api.CodeBadRequest, "aging_step_ms (at most a day) and aging_cap (at most %d): both positive, or both 0 (no aging)", maxAgingCap)
 	}
+	if err := checkServiceLevel(a.SLAMs, a.SLAWarnPct); err != nil {
+		return nil, err
+	}
 	s.Queues[a.ID] = &api.Queue{ID: a.ID, Name: a.Name, MRD: a.MRD, Priority: a.Priority, OfferTimeoutMs: a.OfferTimeoutMs,
-		AgingStepMs: a.AgingStepMs, AgingCap: a.AgingCap}
+		AgingStepMs: a.AgingStepMs, AgingCap: a.AgingCap, SLAMs: a.SLAMs, SLAWarnPct: a.SLAWarnPct}
 	return api.Created{ID: a.ID}, nil
 }
 

@@ -171,6 +171,7 @@ func applyCustomerMessage(s *State, c *Command, a *api.CustomerMessageArgs, out 
 	if s.ActiveLevel() >= Level2 {
 		r.Unread = 1
 	}
+	s.startSLA(r, l.SLAMs, l.SLAWarnPct)
 	s.Requests[r.ID] = r
 	s.setOpen(ch.ID, a.CustomerID, r.ID)
 	l.Requests = append(l.Requests, r.ID)
@@ -233,12 +234,17 @@ func applyJoin(s *State, c *Command, a *api.RequestArgs, out *events) (any, *api
 	r.UpdatedAt = s.Now
 	r.AgentRequestedAt = 0
 	r.Unread = 0
+	r.markActive()
 	wasState := r.State
 	r.State = api.StateActive
 	change := api.ParticipantChange{Request: r.ID, Agent: ag.ID, State: r.State, Participants: r.Participants}
 	out.add(api.EvConversationJoined, s.conversationAudience(r), change)
+	met := s.slaMet(r) // the update below carries it; request.sla after
 	if wasState != r.State || r.List != "" {
 		s.announceUpdate(r, out)
+	}
+	if met {
+		s.tellSLA(r, out)
 	}
 	return api.JoinResult{Request: r.summary(), Transcript: slices.Clone(r.Transcript)}, nil
 }
@@ -263,6 +269,7 @@ func applyLeave(s *State, c *Command, a *api.RequestArgs, out *events) (any, *ap
 	r.UpdatedAt = s.Now
 	if len(parts) == 0 {
 		r.State = api.StateInactive
+		s.markInactive(r)
 	}
 	out.add(api.EvConversationLeft, audience, api.ParticipantChange{Request: r.ID, Agent: ag.ID, State: r.State, Participants: r.Participants})
 	s.announceUpdate(r, out)
@@ -285,6 +292,13 @@ func applyClose(s *State, c *Command, a *api.RequestArgs, out *events) (any, *ap
 			return nil, api.Errorf(api.CodeNotParticipant, "agent %q is not in request %q", c.By.ID, r.ID)
 		}
 	}
+	s.closeRequest(r, c.By, out)
+	return nil, nil
+}
+
+// closeRequest closes r for by: its participants leave it, its list drops
+// it, and routing runs (an offer of it is withdrawn first).
+func (s *State) closeRequest(r *Request, by api.Principal, out *events) {
 	s.beforeClose(r, out)
 	audience := s.conversationAudience(r)
 	for _, id := range r.Participants {
@@ -295,14 +309,13 @@ func applyClose(s *State, c *Command, a *api.RequestArgs, out *events) (any, *ap
 	r.State = api.StateClosed
 	r.UpdatedAt = s.Now
 	s.deleteOpen(r.Channel, r.Customer.ID)
-	out.add(api.EvConversationClosed, audience, api.ConversationClosed{Request: r.ID, By: c.By})
+	out.add(api.EvConversationClosed, audience, api.ConversationClosed{Request: r.ID, By: by})
 	if l := s.Lists[r.List]; l != nil {
 		l.Requests = removeListed(l.Requests, r.ID)
 		out.add(api.EvRequestRemoved, l.Subscribers, r.summary())
 	}
 	s.retireClosed(r.ID)
 	s.route(out)
-	return nil, nil
 }
 
 // closesFromList reports whether agent may close r without being in it: r
@@ -450,6 +463,7 @@ func (r *Request) summary() api.RequestSummary {
 			break
 		}
 	}
+	sum.SLA = r.SLA
 	if r.Unread > 0 {
 		sum.Unread = r.Unread
 		for i := len(r.Transcript) - 1; i >= 0; i-- {

@@ -304,11 +304,16 @@ func applyAcceptOffer(s *State, c *Command, a *api.OfferArgs, out *events) (any,
 	r.Declined = nil
 	r.StrictDecline = false
 	r.Unread = 0
+	r.markActive()
 	wasState := r.State
 	r.State = api.StateActive
 	out.add(api.EvConversationJoined, s.conversationAudience(r), api.ParticipantChange{Request: r.ID, Agent: ag.ID, State: r.State, Participants: r.Participants})
+	met := s.slaMet(r) // the update below carries it; request.sla after
 	if wasState != r.State || r.List != "" {
 		s.announceUpdate(r, out)
+	}
+	if met {
+		s.tellSLA(r, out)
 	}
 	s.route(out)
 	return api.JoinResult{Request: r.summary(), Transcript: slices.Clone(r.Transcript)}, nil
@@ -507,6 +512,7 @@ func (s *State) openPushRequest(ch *api.Channel, a *api.CustomerMessageArgs, msg
 		Priority:  a.Priority,
 	}
 	r.addMessage(msg)
+	s.startSLA(r, q.SLAMs, q.SLAWarnPct)
 	s.Requests[r.ID] = r
 	s.setOpen(ch.ID, a.CustomerID, r.ID)
 	s.enqueue(r, api.QueuedArrival, out)

@@ -174,5 +174,6 @@ func newRegistry() *Registry {
 	registerNodes(r)
 	registerPush(r)
 	registerLevels(r)
+	registerSLA(r)
 	return r
 }

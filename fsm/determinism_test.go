@@ -111,7 +111,9 @@ func (g *gen) next() *Command {
 		return &old
 	}
 	c := &Command{Time: g.tick()}
-	switch n := g.r.Intn(100); {
+	switch n := g.r.Intn(110); {
+	case n >= 100:
+		g.serviceLevel(c)
 	case n < 25:
 		c.Op, c.By = OpCustomerMessage, fb
 		if g.oneIn(8) {
@@ -163,7 +165,12 @@ func (g *gen) next() *Command {
 		}
 		c.Op, c.By, c.Args = OpCreateAgent, admin, &api.CreateAgentArgs{ID: g.agentID(), Name: g.pick("Dee", "Dee", "Dee", "", "\xff"), Max: max, TokenHash: []byte("h")}
 	case n < 89:
-		c.Op, c.By, c.Args = OpCreateList, admin, &api.CreateListArgs{ID: g.listID(), Name: "list"}
+		a := &api.CreateListArgs{ID: g.listID(), Name: "list"}
+		if g.oneIn(2) {
+			a.SLAMs, a.SLAWarnPct = g.slaMs(), pick(g, 0, 50, 80, 100)
+			a.RemindInactiveMs, a.CloseInactiveMs = g.slaMs(), g.slaMs()
+		}
+		c.Op, c.By, c.Args = OpCreateList, admin, a
 	case n < 90:
 		c.Op, c.By, c.Args = OpCreateChannel, admin, &api.CreateChannelArgs{ID: g.pick("C3", "C4"), Type: g.pick("facebook", "webchat", "nope"), Mode: api.RoutingMode(g.pick("pull", "push", "")), List: g.listID(), Queue: g.pick("", "Q1")}
 	case n < 91:
@@ -203,6 +210,41 @@ func (g *gen) next() *Command {
 	}
 	g.sent = append(g.sent, c)
 	return c
+}
+
+// slaMs is a service-level or INACTIVE setting: mostly a few seconds (the
+// clock moves up to 3 s a command), sometimes off or invalid.
+func (g *gen) slaMs() int64 {
+	return pick[int64](g, 0, 1000, 2000, 5000, 5000, 9000, -1, api.MaxSLAMs+1)
+}
+
+// serviceLevel makes a service-level command: set_service_level, or one
+// of the system timer ops, mostly by the system, aimed at open requests,
+// at whatever time the clock says (so early, due and stale ones).
+func (g *gen) serviceLevel(c *Command) {
+	switch n := g.r.Intn(10); {
+	case n < 3:
+		a := &api.ServiceLevelArgs{SLAMs: g.slaMs(), WarnPct: pick(g, 0, 0, 50, 80, 100)}
+		switch g.r.Intn(5) {
+		case 0:
+			a.Queue = g.pick("Q1", "Q2")
+		case 1:
+			a.List, a.Queue = g.listID(), "Q1"
+		default:
+			a.List = g.listID()
+		}
+		c.Op, c.By, c.Args = OpSetServiceLevel, admin, a
+		if g.oneIn(10) {
+			c.By = g.agentPrincipal()
+		}
+	default:
+		c.Op = pick(g, OpSLAWarning, OpSLABreach, OpSLABreach, OpRemindInactive, OpCloseInactive)
+		c.By = api.Principal{Role: api.RoleSystem, ID: "node:n1"}
+		if g.oneIn(10) {
+			c.By = admin
+		}
+		c.Args = &api.RequestRef{Request: g.requestID()}
+	}
 }
 
 // setup is the first two log entries: the walkthrough's admin commands.
@@ -320,7 +362,13 @@ func TestDeterminism(t *testing.T) {
 	}
 	var mu sync.Mutex
 	allCodes := map[api.Code]int{}
+	allKinds := map[api.EventKind]int{}
 	t.Cleanup(func() {
+		// The service-level timer ops must have applied, not only been
+		// refused.
+		if allKinds[api.EvRequestSLA] == 0 {
+			t.Errorf("no request.sla event (events: %v)", allKinds)
+		}
 		// The streams must have exercised the machine, not just bounced.
 		for _, c := range []api.Code{api.CodeOK, api.CodeNotFound, api.CodeForbidden, api.CodeBadRequest, api.CodeAlreadyExists,
 			api.CodeNotParticipant, api.CodeNotSubscribed, api.CodeAlreadyParticipant, api.CodeClosed, api.CodeOverCapacity,
@@ -341,6 +389,7 @@ func TestDeterminism(t *testing.T) {
 			fresh := []replica{&direct{NewState()}, &direct{NewState()}, newViaEntry(), newViaEntry()}
 			var restored []replica
 			codes := map[api.Code]int{}
+			kinds := map[api.EventKind]int{}
 			evCount := 0
 			index := uint64(0)
 			for i := range steps {
@@ -377,6 +426,9 @@ func TestDeterminism(t *testing.T) {
 							codes[api.CodeOf(x.Err)]++
 						}
 						evCount += len(evs)
+						for _, e := range evs {
+							kinds[e.Kind]++
+						}
 						continue
 					}
 					if j < len(fresh) && !reflect.DeepEqual(res, wantRes) {
@@ -401,6 +453,9 @@ func TestDeterminism(t *testing.T) {
 			defer mu.Unlock()
 			for c, n := range codes {
 				allCodes[c] += n
+			}
+			for k, n := range kinds {
+				allKinds[k] += n
 			}
 		})
 	}

@@ -38,8 +38,15 @@ const (
 	// subscribers told when the customer writes to an UNREAD or INACTIVE
 	// request (request.updated with unread and latest), a subscribed agent
 	// closing such a request from the list without joining,
-	// transfer_to_queue offering the request to the others first, and
-	// aging in queues (create_queue's aging_step_ms and aging_cap).
+	// transfer_to_queue offering the request to the others first,
+	// aging in queues (create_queue's aging_step_ms and aging_cap),
+	// service levels (create_list's and create_queue's sla_ms and
+	// sla_warn_pct, set_service_level, the system ops sla_warning and
+	// sla_breach refused before their deadline, a request's SLA state met
+	// when an agent gets into it, request.sla), and INACTIVE reminders and
+	// auto-close (create_list's remind_inactive_ms and close_inactive_ms,
+	// the system ops remind_inactive and close_inactive refused before
+	// theirs, request.reminder): see sla.go.
 	Level2 uint32 = 2
 
 	// MaxLevel is the highest level this build can apply.

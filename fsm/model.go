@@ -11,6 +11,11 @@ type List struct {
 	Subscribers []string `msgpack:"subscribers,omitempty"`
 	// Requests open on the list, in arrival order.
 	Requests []string `msgpack:"requests,omitempty"`
+	// Service level and INACTIVE settings (api.CreateListArgs; level 2).
+	SLAMs            int64 `msgpack:"sla_ms,omitempty"`
+	SLAWarnPct       int   `msgpack:"sla_warn_pct,omitempty"`
+	RemindInactiveMs int64 `msgpack:"remind_inactive_ms,omitempty"`
+	CloseInactiveMs  int64 `msgpack:"close_inactive_ms,omitempty"`
 }
 
 // Agent is a person who handles requests.
@@ -85,4 +90,17 @@ type Request struct {
 	// the conversation (UNREAD or INACTIVE; level 2): the list view shows
 	// it with the latest one.
 	Unread int `msgpack:"unread,omitempty"`
+	// Service level (sla.go; level 2). SLA is "" when the request's list
+	// or queue had no service level at its arrival. SLAWarnAt and SLADue
+	// are its deadlines, fixed at arrival (SLAWarnAt 0: no warning);
+	// SLAAt is when SLA last changed. All leader time.
+	SLA       api.SLAState `msgpack:"sla,omitempty"`
+	SLAAt     int64        `msgpack:"sla_at,omitempty"`
+	SLAWarnAt int64        `msgpack:"sla_warn_at,omitempty"`
+	SLADue    int64        `msgpack:"sla_due,omitempty"`
+	// InactiveSince is when the request last became INACTIVE, on a list
+	// with INACTIVE reminders or auto-close (0 otherwise); Reminded says
+	// that spell's request.reminder went out.
+	InactiveSince int64 `msgpack:"inactive_since,omitempty"`
+	Reminded      bool  `msgpack:"reminded,omitempty"`
 }

@@ -100,7 +100,8 @@ func (s *State) Query(p api.Principal, op string, rawArgs []byte) (any, *api.Err
 			for _, k := range l.Subscribers {
 				subs = append(subs, agentIDOf(k))
 			}
-			return api.ListInfo{ID: l.ID, Name: l.Name, Subscribers: subs, Open: len(l.Requests)}
+			return api.ListInfo{ID: l.ID, Name: l.Name, Subscribers: subs, Open: len(l.Requests),
+				SLAMs: l.SLAMs, SLAWarnPct: l.SLAWarnPct, RemindInactiveMs: l.RemindInactiveMs, CloseInactiveMs: l.CloseInactiveMs}
 		}), nil
 	case api.QueryAgents:
 		return sortedValues(s.Agents, func(a *Agent) api.AgentInfo {

@@ -473,6 +473,7 @@ func (s *State) dropParticipant(r *Request, ag *Agent, out *events) {
 	r.UpdatedAt = s.Now
 	if len(r.Participants) == 0 {
 		r.State = api.StateInactive
+		s.markInactive(r)
 	}
 	out.add(api.EvConversationLeft, audience, api.ParticipantChange{Request: r.ID, Agent: ag.ID, State: r.State, Participants: r.Participants})
 	s.announceUpdate(r, out)

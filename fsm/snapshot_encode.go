@@ -130,24 +130,40 @@ func appendChannel(b []byte, v *api.Channel) []byte {
 }
 
 func appendList(b []byte, v *List) []byte {
-	b = msgp.AppendMapLen(b, 2+nonEmptyN(len(v.Requests))+nonEmptyN(len(v.Subscribers)))
+	b = msgp.AppendMapLen(b, 2+nonEmptyN(len(v.Requests))+nonEmptyN(len(v.Subscribers))+
+		nonZero(v.SLAMs)+nonZero(int64(v.SLAWarnPct))+nonZero(v.CloseInactiveMs)+nonZero(v.RemindInactiveMs))
 	b = msgp.AppendStr(msgp.AppendStr(b, "id"), v.ID)
 	b = msgp.AppendStr(msgp.AppendStr(b, "name"), v.Name)
+	if v.SLAMs != 0 {
+		b = appendInt64(msgp.AppendStr(b, "sla_ms"), v.SLAMs)
+	}
 	if len(v.Requests) > 0 {
 		b = appendStrs(msgp.AppendStr(b, "requests"), v.Requests)
 	}
 	if len(v.Subscribers) > 0 {
 		b = appendStrs(msgp.AppendStr(b, "subscribers"), v.Subscribers)
 	}
+	if v.SLAWarnPct != 0 {
+		b = msgp.AppendInt(msgp.AppendStr(b, "sla_warn_pct"), int64(v.SLAWarnPct))
+	}
+	if v.CloseInactiveMs != 0 {
+		b = appendInt64(msgp.AppendStr(b, "close_inactive_ms"), v.CloseInactiveMs)
+	}
+	if v.RemindInactiveMs != 0 {
+		b = appendInt64(msgp.AppendStr(b, "remind_inactive_ms"), v.RemindInactiveMs)
+	}
 	return b
 }
 
 func appendQueue(b []byte, v *api.Queue) []byte {
 	b = msgp.AppendMapLen(b, 5+nonEmptyN(len(v.Members))+nonEmptyN(len(v.Offered))+nonEmptyN(len(v.Waiting))+
-		nonZero(int64(v.AgingCap))+nonZero(v.AgingStepMs))
+		nonZero(int64(v.AgingCap))+nonZero(v.AgingStepMs)+nonZero(v.SLAMs)+nonZero(int64(v.SLAWarnPct)))
 	b = msgp.AppendStr(msgp.AppendStr(b, "id"), v.ID)
 	b = msgp.AppendStr(msgp.AppendStr(b, "mrd"), v.MRD)
 	b = msgp.AppendStr(msgp.AppendStr(b, "name"), v.Name)
+	if v.SLAMs != 0 {
+		b = appendInt64(msgp.AppendStr(b, "sla_ms"), v.SLAMs)
+	}
 	if len(v.Members) > 0 {
 		b = appendStrs(msgp.AppendStr(b, "members"), v.Members)
 	}
@@ -160,6 +176,9 @@ func appendQueue(b []byte, v *api.Queue) []byte {
 	b = msgp.AppendInt(msgp.AppendStr(b, "priority"), int64(v.Priority))
 	if v.AgingCap != 0 {
 		b = msgp.AppendInt(msgp.AppendStr(b, "aging_cap"), int64(v.AgingCap))
+	}
+	if v.SLAWarnPct != 0 {
+		b = msgp.AppendInt(msgp.AppendStr(b, "sla_warn_pct"), int64(v.SLAWarnPct))
 	}
 	if v.AgingStepMs != 0 {
 		b = appendInt64(msgp.AppendStr(b, "aging_step_ms"), v.AgingStepMs)
@@ -252,10 +271,14 @@ func appendRequest(b []byte, v *Request) []byte {
 	n := 7 + nonEmpty(v.List) + nonNil(v.Offer) + nonEmpty(v.Queue) + nonFalse(v.Queued) +
 		nonEmptyN(len(v.Declined)) + nonZero(int64(v.Priority)) + nonZero(v.QueuedAt) +
 		nonEmptyN(len(v.Transcript)) + nonEmptyN(len(v.Participants)) + nonZero(v.AgentRequestedAt) +
-		nonFalse(v.StrictDecline) + nonZero(int64(v.Unread))
+		nonFalse(v.StrictDecline) + nonZero(int64(v.Unread)) + nonEmpty(string(v.SLA)) + nonZero(v.SLAAt) +
+		nonZero(v.SLADue) + nonFalse(v.Reminded) + nonZero(v.SLAWarnAt) + nonZero(v.InactiveSince)
 	b = msgp.AppendMapLen(b, n)
 	b = msgp.AppendStr(msgp.AppendStr(b, "id"), v.ID)
 	b = msgp.AppendStr(msgp.AppendStr(b, "mrd"), v.MRD)
+	if v.SLA != "" {
+		b = msgp.AppendStr(msgp.AppendStr(b, "sla"), string(v.SLA))
+	}
 	if v.List != "" {
 		b = msgp.AppendStr(msgp.AppendStr(b, "list"), v.List)
 	}
@@ -269,10 +292,16 @@ func appendRequest(b []byte, v *Request) []byte {
 	if v.Queued {
 		b = msgp.AppendBool(msgp.AppendStr(b, "queued"), v.Queued)
 	}
+	if v.SLAAt != 0 {
+		b = appendInt64(msgp.AppendStr(b, "sla_at"), v.SLAAt)
+	}
 	if v.Unread != 0 {
 		b = msgp.AppendInt(msgp.AppendStr(b, "unread"), int64(v.Unread))
 	}
 	b = msgp.AppendStr(msgp.AppendStr(b, "channel"), v.Channel)
+	if v.SLADue != 0 {
+		b = appendInt64(msgp.AppendStr(b, "sla_due"), v.SLADue)
+	}
 	b = msgp.AppendStr(b, "customer")
 	b = msgp.AppendMapLen(b, 1+nonEmpty(v.Customer.Name))
 	b = msgp.AppendStr(msgp.AppendStr(b, "id"), v.Customer.ID)
@@ -284,6 +313,9 @@ func appendRequest(b []byte, v *Request) []byte {
 	}
 	if v.Priority != 0 {
 		b = msgp.AppendInt(msgp.AppendStr(b, "priority"), int64(v.Priority))
+	}
+	if v.Reminded {
+		b = msgp.AppendBool(msgp.AppendStr(b, "reminded"), v.Reminded)
 	}
 	if v.QueuedAt != 0 {
 		b = appendInt64(msgp.AppendStr(b, "queued_at"), v.QueuedAt)
@@ -297,8 +329,14 @@ func appendRequest(b []byte, v *Request) []byte {
 		}
 	}
 	b = appendInt64(msgp.AppendStr(b, "updated_at"), v.UpdatedAt)
+	if v.SLAWarnAt != 0 {
+		b = appendInt64(msgp.AppendStr(b, "sla_warn_at"), v.SLAWarnAt)
+	}
 	if len(v.Participants) > 0 {
 		b = appendStrs(msgp.AppendStr(b, "participants"), v.Participants)
+	}
+	if v.InactiveSince != 0 {
+		b = appendInt64(msgp.AppendStr(b, "inactive_since"), v.InactiveSince)
 	}
 	if v.StrictDecline {
 		b = msgp.AppendBool(msgp.AppendStr(b, "strict_decline"), v.StrictDecline)

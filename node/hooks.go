@@ -14,8 +14,9 @@ import (
 
 // actorsConfig is the hub's configuration for a node over cl: events
 // encoded for the client protocol, stream views read from the state, and
-// what the actors need to issue the node's own commands (offer timeouts on
-// the leader, logouts after the session grace): the cluster's write path,
+// what the actors need to issue the node's own commands (offer timeouts,
+// SLA and INACTIVE deadlines on the leader, logouts after the session
+// grace): the cluster's write path,
 // its leadership, reads of the state, and agent presence on the other
 // nodes. The cluster service is made before the hub and touches no network
 // until used, so every hook is bound here, at construction.
@@ -47,6 +48,13 @@ func actorsConfig(cl *cluster.Service, historySize int, grace time.Duration, log
 				index = st.Index
 			})
 			return offers, index
+		},
+		Deadlines: func(request string) (ds []fsm.Deadline, index uint64) {
+			f.Read(func(st *fsm.State, _ uint64) {
+				ds = st.Deadlines(request)
+				index = st.Index
+			})
+			return ds, index
 		},
 		ConnectedElsewhere: func(ctx context.Context, agent string) bool {
 			return connectedElsewhere(cl, ctx, agent)

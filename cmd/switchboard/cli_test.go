@@ -269,6 +269,15 @@ func TestCtlJSONOnEveryVerb(t *testing.T) {
 	if code, out, errOut := runCLI(t, "ctl", "delete", "connector", "fb", "-o", "json"); code != 0 && !strings.Contains(errOut, "feature_not_enabled") {
 		t.Errorf("delete connector: exit %d\n%s%s", code, out, errOut)
 	}
+	// Service levels are feature level 2 too.
+	for _, args := range [][]string{
+		{"set-service-level", "list", "L1", "--sla", "30s", "--sla-warn", "80"},
+		{"create", "list", "L3", "--sla", "1m", "--sla-warn", "50", "--remind-inactive", "10m", "--close-inactive", "1h"},
+	} {
+		if code, out, errOut := runCLI(t, append(append([]string{"ctl"}, args...), "-o", "json")...); code != 0 && !strings.Contains(errOut, "feature_not_enabled") {
+			t.Errorf("%q: exit %d\n%s%s", args, code, out, errOut)
+		}
+	}
 	change("delete agent", j("delete", "agent", "alice"), "delete_agent")
 	change("delete list", j("delete", "list", "L2"), "delete_list")
 }
@@ -283,7 +292,7 @@ func TestHelpListsEverything(t *testing.T) {
 		"snapshot save FILE", "create mrd", "create channel-type", "create list", "create queue", "create channel",
 		"create agent", "create connector", "delete list|agent|connector", "subscribe AGENT LIST", "unsubscribe AGENT LIST",
 		"get mrds", "get list ID", "get request ID", "close REQUEST", "queue add-member", "pull-policy",
-		"get queue ID", "get agent-states",
+		"get queue ID", "get agent-states", "set-service-level list|queue ID", "--remind-inactive", "--close-inactive",
 		// agent console
 		"join REQUEST", "leave REQUEST", "send REQUEST TEXT", "view", "request REQUEST", "login | logout",
 		"ready MRD", "mode auto|pull", "request-chat", "accept REQUEST | reject REQUEST", "transfer REQUEST AGENT",

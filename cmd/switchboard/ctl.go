@@ -23,8 +23,8 @@ const ctlVerbs = `  status                                       the node ctl is
   snapshot save FILE                           back up the leader's state to FILE
   create mrd ID [--name N]
   create channel-type ID --mrd M
-  create list ID [--name N]
-  create queue ID --mrd M [--name N] [--priority P] [--offer-timeout 30s] [--aging-step 30s --aging-cap 5]
+  create list ID [--name N] [--sla 30s [--sla-warn 80]] [--remind-inactive 10m] [--close-inactive 1h]
+  create queue ID --mrd M [--name N] [--priority P] [--offer-timeout 30s] [--aging-step 30s --aging-cap 5] [--sla 30s [--sla-warn 80]]
   create channel ID --type T (--list L | --queue Q)
   create agent ID [--name N] [--max MRD=N,...]   prints the agent's token
   create connector ID --channels C[,C...] [--name N]  prints the connector's token
@@ -34,6 +34,7 @@ const ctlVerbs = `  status                                       the node ctl is
   get list ID                                  the list's open requests
   get request ID                               a request and its transcript
   close REQUEST                                close a request as admin
+  set-service-level list|queue ID --sla 30s [--sla-warn 80]   for requests arriving from now on (--sla 0: off)
 ` + ctlPushUsage
 
 // ctl is one admin session: a connection and where to print.
@@ -93,6 +94,8 @@ func runCtl(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		return x.queue(ctx, rest)
 	case "pull-policy":
 		return x.pullPolicy(ctx, rest)
+	case "set-service-level":
+		return x.setServiceLevel(ctx, rest, a.create)
 	}
 	return fmt.Errorf("%w: unknown verb %q\n\n%s", errUsage, verb, ctlUsage)
 }
@@ -124,10 +127,11 @@ func (x *ctl) create(ctx context.Context, args []string, f createFlags) error {
 	case "channel-type":
 		return x.call(ctx, "create_channel_type", api.CreateChannelTypeArgs{ID: id, MRD: f.mrd}, nil, "created channel type %s", id)
 	case "list":
-		return x.call(ctx, "create_list", api.CreateListArgs{ID: id, Name: f.name}, nil, "created list %s", id)
+		return x.call(ctx, "create_list", api.CreateListArgs{ID: id, Name: f.name, SLAMs: f.sla.Milliseconds(), SLAWarnPct: f.slaWarn,
+			RemindInactiveMs: f.remindInactive.Milliseconds(), CloseInactiveMs: f.closeInactive.Milliseconds()}, nil, "created list %s", id)
 	case "queue":
 		return x.call(ctx, "create_queue", api.CreateQueueArgs{ID: id, Name: f.name, MRD: f.mrd, Priority: f.priority, OfferTimeoutMs: f.offerTimeout.Milliseconds(),
-			AgingStepMs: f.agingStep.Milliseconds(), AgingCap: f.agingCap}, nil, "created queue %s", id)
+			AgingStepMs: f.agingStep.Milliseconds(), AgingCap: f.agingCap, SLAMs: f.sla.Milliseconds(), SLAWarnPct: f.slaWarn}, nil, "created queue %s", id)
 	case "channel":
 		a := api.CreateChannelArgs{ID: id, Type: f.typ, List: f.list, Queue: f.queue, Mode: api.ModePull}
 		if f.queue != "" {

@@ -22,8 +22,9 @@ type ctlArgs struct {
 // createFlags are the flags of `ctl create KIND ID`.
 type createFlags struct {
 	name, mrd, typ, list, queue, max, channels string
-	priority, agingCap                         int
-	offerTimeout, agingStep                    time.Duration
+	priority, agingCap, slaWarn                int
+	offerTimeout, agingStep, sla               time.Duration
+	remindInactive, closeInactive              time.Duration
 }
 
 func (c *createFlags) register(fs *flag.FlagSet) {
@@ -36,6 +37,10 @@ func (c *createFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.offerTimeout, "offer-timeout", 30*time.Second, "create queue: how long an offer waits for an answer")
 	fs.DurationVar(&c.agingStep, "aging-step", 0, "create queue: raise a waiting request's priority by one per this much waiting (with --aging-cap)")
 	fs.IntVar(&c.agingCap, "aging-cap", 0, "create queue: at most this much raise by aging")
+	fs.DurationVar(&c.sla, "sla", 0, "create list|queue, set-service-level: an agent must be in a request within this long of its arrival (0: no service level)")
+	fs.IntVar(&c.slaWarn, "sla-warn", 0, "create list|queue, set-service-level: warn at this percentage of --sla (1-99; 0: no warning)")
+	fs.DurationVar(&c.remindInactive, "remind-inactive", 0, "create list: remind the subscribers of a request INACTIVE this long (0: off)")
+	fs.DurationVar(&c.closeInactive, "close-inactive", 0, "create list: close a request INACTIVE this long (0: off)")
 	fs.StringVar(&c.max, "max", "", "create agent: max concurrent conversations per MRD, e.g. social=3,chat=2")
 	fs.StringVar(&c.channels, "channels", "", "create connector: channels it may speak for, comma-separated")
 }
@@ -44,12 +49,15 @@ func (c *createFlags) register(fs *flag.FlagSet) {
 var createFlagsOf = map[string][]string{
 	"mrd":          {"name"},
 	"channel-type": {"mrd"},
-	"list":         {"name"},
-	"queue":        {"name", "mrd", "priority", "offer-timeout", "aging-step", "aging-cap"},
+	"list":         {"name", "sla", "sla-warn", "remind-inactive", "close-inactive"},
+	"queue":        {"name", "mrd", "priority", "offer-timeout", "aging-step", "aging-cap", "sla", "sla-warn"},
 	"channel":      {"type", "list", "queue"},
 	"agent":        {"name", "max"},
 	"connector":    {"name", "channels"},
 }
+
+// serviceLevelFlags are the flags of `ctl set-service-level`.
+var serviceLevelFlags = []string{"sla", "sla-warn"}
 
 // parseCtlArgs parses ctl's command line. Flags may stand anywhere: before
 // the verb, after it or among its arguments; a flag that does not apply
@@ -77,12 +85,17 @@ func parseCtlArgs(args []string, stdout io.Writer) (*ctlArgs, error) {
 	if a.verb == "create" && len(a.args) > 0 {
 		allowed = createFlagsOf[a.args[0]]
 	}
+	if a.verb == "set-service-level" {
+		allowed = serviceLevelFlags
+	}
 	var bad error
 	fs.Visit(func(f *flag.Flag) {
 		if bad != nil || !isCreateFlag(f.Name) || slices.Contains(allowed, f.Name) {
 			return
 		}
 		switch {
+		case a.verb == "set-service-level":
+			bad = fmt.Errorf("%w: 'ctl set-service-level' takes --%s, not --%s", errUsage, strings.Join(allowed, ", --"), f.Name)
 		case a.verb != "create":
 			bad = fmt.Errorf("%w: --%s applies to 'ctl create', not to 'ctl %s'", errUsage, f.Name, a.verb)
 		case allowed != nil:

@@ -33,6 +33,23 @@ func TestParseCtlArgs(t *testing.T) {
 			t.Errorf("%q: %v, want a usage error", args, err)
 		}
 	}
+	a, err = parseCtlArgs([]string{"set-service-level", "queue", "Q", "--sla", "45s", "--sla-warn", "80"}, io.Discard)
+	if err != nil || a.create.sla != 45*time.Second || a.create.slaWarn != 80 {
+		t.Fatalf("set-service-level: %v %+v", err, a)
+	}
+	a, err = parseCtlArgs([]string{"create", "list", "L", "--sla", "1m", "--remind-inactive", "10m", "--close-inactive", "1h"}, io.Discard)
+	if err != nil || a.create.sla != time.Minute || a.create.remindInactive != 10*time.Minute || a.create.closeInactive != time.Hour {
+		t.Fatalf("create list: %v %+v", err, a)
+	}
+	for _, args := range [][]string{
+		{"set-service-level", "list", "L", "--remind-inactive", "1m"}, // a list-only create flag
+		{"create", "queue", "Q", "--close-inactive", "1m"},            // lists only
+		{"status", "--sla", "1s"},
+	} {
+		if _, err := parseCtlArgs(args, io.Discard); !errors.Is(err, errUsage) {
+			t.Errorf("%q: %v, want a usage error", args, err)
+		}
+	}
 	if _, err := parseCtlArgs([]string{"help"}, io.Discard); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("ctl help: %v", err)
 	}

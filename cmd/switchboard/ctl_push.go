@@ -36,6 +36,21 @@ func (x *ctl) pullPolicy(ctx context.Context, args []string) error {
 	return x.call(ctx, "set_pull_policy", api.SetPullPolicyArgs{Policy: api.PullPolicy(args[0])}, nil, "pull policy: %s", args[0])
 }
 
+// setServiceLevel runs "set-service-level list|queue ID --sla D
+// [--sla-warn P]".
+func (x *ctl) setServiceLevel(ctx context.Context, args []string, f createFlags) error {
+	if len(args) != 2 || (args[0] != "list" && args[0] != "queue") {
+		return fmt.Errorf("%w: set-service-level list|queue ID --sla 30s [--sla-warn 80]", errUsage)
+	}
+	a := api.ServiceLevelArgs{SLAMs: f.sla.Milliseconds(), WarnPct: f.slaWarn}
+	if args[0] == "list" {
+		a.List = args[1]
+	} else {
+		a.Queue = args[1]
+	}
+	return x.call(ctx, api.OpSetServiceLevel, a, nil, "service level of %s %s: %v, warning at %d%%", args[0], args[1], f.sla, f.slaWarn)
+}
+
 // getPush answers "get queue ID" and "get agent-states"; handled is false
 // for anything else.
 func (x *ctl) getPush(ctx context.Context, args []string) (handled bool, err error) {
