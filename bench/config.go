@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -83,6 +84,95 @@ type Config struct {
 	// Prefix starts every id the bench creates, so runs against one
 	// cluster do not collide (default: from the start time).
 	Prefix string
+}
+
+// configJSON is Config as the JSON report writes it: snake_case keys like
+// the rest of the report, durations in seconds or milliseconds as the key
+// says.
+type configJSON struct {
+	Addrs            []string `json:"addrs,omitempty"`
+	Embedded         int      `json:"embedded"`
+	DataDir          string   `json:"data_dir,omitempty"`
+	Scenarios        []string `json:"scenarios"`
+	Connectors       []int    `json:"connectors"`
+	GroupCommit      []bool   `json:"group_commit"`
+	BatchMaxInFlight int      `json:"batch_max_in_flight"`
+	BatchMaxCommands int      `json:"batch_max_commands"`
+	DurationSeconds  float64  `json:"duration_seconds"`
+	WarmupSeconds    float64  `json:"warmup_seconds"`
+	RatePerSecond    float64  `json:"rate_per_second"`
+	Lists            int      `json:"lists"`
+	Agents           int      `json:"agents"`
+	Subs             int      `json:"subs"`
+	Handle           float64  `json:"handle"`
+	LeaveRatio       float64  `json:"leave_ratio"`
+	Messages         int      `json:"messages"`
+	ThinkMS          float64  `json:"think_ms"`
+	MaxPerAgent      int      `json:"max_per_agent"`
+	PadBytes         int      `json:"pad_bytes"`
+	OpenRequests     int      `json:"open_requests"`
+	Prefix           string   `json:"prefix"`
+}
+
+// MarshalJSON writes the configuration with snake_case keys and
+// durations in seconds (duration_seconds, warmup_seconds) or milliseconds
+// (think_ms); the token is left out.
+func (c Config) MarshalJSON() ([]byte, error) {
+	return json.Marshal(configJSON{
+		Addrs: c.Addrs, Embedded: c.Embedded, DataDir: c.DataDir, Scenarios: c.Scenarios,
+		Connectors: c.Connectors, GroupCommit: c.GroupCommit,
+		BatchMaxInFlight: c.BatchMaxInFlight, BatchMaxCommands: c.BatchMaxCommands,
+		DurationSeconds: c.Duration.Seconds(), WarmupSeconds: c.Warmup.Seconds(), RatePerSecond: c.Rate,
+		Lists: c.Lists, Agents: c.Agents, Subs: c.Subs, Handle: c.Handle, LeaveRatio: c.LeaveRatio,
+		Messages: c.Messages, ThinkMS: float64(c.Think) / float64(time.Millisecond), MaxPerAgent: c.MaxPerAgent,
+		PadBytes: c.Pad, OpenRequests: c.OpenRequests, Prefix: c.Prefix,
+	})
+}
+
+// Setup and teardown time a case costs besides its warm-up and
+// measurement, for the plan printed up front: starting an embedded
+// cluster (per node) or connecting to a running one, creating the
+// topology, connecting the agents, and letting the load settle.
+const (
+	setupPerCase = 2 * time.Second
+	setupPerNode = time.Second // each embedded node beyond the first
+	setupPer1000 = time.Second // each 1,000 agents to create and connect
+	memoryOpenAt = 8000        // requests/s the memory scenario opens at, roughly (docs/PERFORMANCE.md)
+)
+
+// Plan is the bench's time budget, printed before it starts.
+type Plan struct {
+	Cases   int
+	Setup   time.Duration // per case (estimated)
+	Warmup  time.Duration // per case
+	Measure time.Duration // per case (the memory scenario: estimated)
+	Total   time.Duration
+}
+
+// Plan estimates how long the run takes: per case, setup + warm-up +
+// measurement; the memory scenario has no warm-up and takes as long as
+// opening its requests does.
+func (c *Config) Plan() Plan {
+	p := Plan{Warmup: c.Warmup, Measure: c.Duration}
+	p.Setup = setupPerCase + time.Duration(c.Agents)*setupPer1000/1000
+	if c.Embedded > 1 {
+		p.Setup += time.Duration(c.Embedded-1) * setupPerNode
+	}
+	for _, k := range c.cases() {
+		p.Cases++
+		if k.Scenario == ScenarioMemory {
+			p.Total += p.Setup + time.Duration(float64(c.OpenRequests)/memoryOpenAt*float64(time.Second))
+			continue
+		}
+		p.Total += p.Setup + c.Warmup + c.Duration
+	}
+	return p
+}
+
+// String is the plan as the bench prints it.
+func (p Plan) String() string {
+	return fmt.Sprintf("%d case(s) × (≈%s setup + %s warm-up + %s measured) ≈ %s in all",
+		p.Cases, p.Setup.Round(time.Second), p.Warmup, p.Measure, p.Total.Round(time.Second))
 }
 
 // DefaultConfig returns the defaults of `switchboard bench`.

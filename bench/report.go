@@ -13,17 +13,21 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 )
 
 // Report is the outcome of one bench invocation; --json writes it.
 type Report struct {
 	// Command is the command line as given (set by the caller).
-	Command  string       `json:"command,omitempty"`
-	Config   Config       `json:"config"`
-	Machine  Machine      `json:"machine"`
-	Started  time.Time    `json:"started"`
-	Finished time.Time    `json:"finished"`
-	Cases    []CaseResult `json:"cases"`
+	Command  string    `json:"command,omitempty"`
+	Config   Config    `json:"config"`
+	Machine  Machine   `json:"machine"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	// PlannedSeconds is the run's estimated length, printed up front;
+	// Finished − Started is what it took.
+	PlannedSeconds float64      `json:"planned_seconds"`
+	Cases          []CaseResult `json:"cases"`
 }
 
 // CaseResult is one case's figures.
@@ -158,7 +162,12 @@ func (r *Report) compare() {
 	}
 }
 
-// WriteTable prints the configuration and one row per case.
+// TableWidth is the widest line WriteTable prints (for realistic
+// figures); the JSON report carries every figure the table leaves out.
+const TableWidth = 120
+
+// WriteTable prints the configuration, one row per case and a legend of
+// the columns.
 func (r *Report) WriteTable(w io.Writer) {
 	cfg := r.Config
 	target := "embedded " + fmt.Sprint(cfg.Embedded) + "-node cluster in this process (loopback, BoltDB with fsync)"
@@ -166,53 +175,81 @@ func (r *Report) WriteTable(w io.Writer) {
 		target = "running cluster at " + strings.Join(cfg.Addrs, ",")
 	}
 	fmt.Fprintf(w, "\nswitchboard bench — %s\n", r.Started.UTC().Format(time.RFC3339))
+	field := func(name, value string) { writeWrapped(w, fmt.Sprintf("  %-9s ", name+":"), value) }
 	if r.Command != "" {
-		fmt.Fprintf(w, "  command:  %s\n", r.Command)
+		field("command", r.Command)
 	}
-	fmt.Fprintf(w, "  target:   %s\n", target)
-	fmt.Fprintf(w, "  machine:  %d CPUs (GOMAXPROCS %d) %s, %s memory, %s %s/%s\n", r.Machine.CPUs, r.Machine.GOMAXPROCS,
-		r.Machine.CPUModel, r.Machine.Memory, r.Machine.GoVersion, runtime.GOOS, runtime.GOARCH)
+	field("target", target)
+	field("machine", fmt.Sprintf("%d CPUs (GOMAXPROCS %d) %s, %s memory, %s %s/%s", r.Machine.CPUs, r.Machine.GOMAXPROCS,
+		r.Machine.CPUModel, r.Machine.Memory, r.Machine.GoVersion, runtime.GOOS, runtime.GOARCH))
 	rate := "as fast as possible (one command in flight per connector)"
 	if cfg.Rate > 0 {
 		rate = fmt.Sprintf("%g/s over all connectors", cfg.Rate)
 	}
-	fmt.Fprintf(w, "  load:     %v per case after %v warm-up; rate %s\n", cfg.Duration, cfg.Warmup, rate)
-	fmt.Fprintf(w, "  pull:     %d lists (one channel each), %d agents × %d lists, handle %.0f%% (leave+rejoin %.0f%%), %d messages each way in mixed, think %v\n",
-		cfg.Lists, cfg.Agents, cfg.Subs, cfg.Handle*100, cfg.LeaveRatio*100, cfg.Messages, cfg.Think)
-	fmt.Fprintf(w, "  push:     %d queues, agents of capacity %d in %d queues each, accepting and closing after %v\n", cfg.Lists, cfg.MaxPerAgent, cfg.Subs, cfg.Think)
-	fmt.Fprintf(w, "  raw:      no-op commands with a %d-byte payload\n", cfg.Pad)
-	cpu := "this process (nodes and bench clients)"
-	if cfg.Embedded == 0 {
-		cpu = "this bench process only (the cluster's own CPU is not seen)"
+	field("load", fmt.Sprintf("%v per case after %v warm-up; rate %s", cfg.Duration, cfg.Warmup, rate))
+	field("pull", fmt.Sprintf("%d lists (one channel each), %d agents × %d lists, handle %.0f%% (leave+rejoin %.0f%%), %d messages each way in mixed, think %v",
+		cfg.Lists, cfg.Agents, cfg.Subs, cfg.Handle*100, cfg.LeaveRatio*100, cfg.Messages, cfg.Think))
+	field("push", fmt.Sprintf("%d queues, agents of capacity %d in %d queues each, accepting and closing after %v", cfg.Lists, cfg.MaxPerAgent, cfg.Subs, cfg.Think))
+	field("raw", fmt.Sprintf("no-op commands with a %d-byte payload", cfg.Pad))
+	if n := len(r.Cases); n > 0 {
+		field("load avg", fmt.Sprintf("%.1f → %.1f (1-minute average at the first case's start → the last one's end; per case in the JSON)",
+			r.Cases[0].LoadBefore, r.Cases[n-1].LoadAfter))
 	}
-	fmt.Fprintf(w, "  columns:  cpu µs/cmd = CPU time of %s per command; cmd/entry = commands per Raft entry; n-* = notification latency from the customer message's ack\n\n", cpu)
+	if !r.Finished.IsZero() {
+		field("took", fmt.Sprintf("%s (planned ≈%s)", r.Finished.Sub(r.Started).Round(time.Second), time.Duration(r.PlannedSeconds*float64(time.Second)).Round(time.Second)))
+	}
+	fmt.Fprintln(w)
 
+	rows := 0
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "case\tload\tcmds/s\t×raw\tcpu µs/cmd\tcmd/entry\tp50 ms\tp99 ms\tp999 ms\tmax ms\tp50×raw\tnotif/s\tn-p50 ms\tn-p99 ms\tn-max ms\tmissed\tdup\tooo\terrors\t")
+	fmt.Fprintln(tw, "case\tcmd/s\t×raw\tp50\tp99\tmax\tp50×raw\tµs/cmd\tcmd/entry\tnotif/s\tn-p50\tn-p99\tfaults\terrors\t")
 	for _, c := range r.Cases {
 		if c.Scenario == ScenarioMemory {
 			continue
 		}
+		rows++
 		ratio, p50r := "-", "-"
 		if c.VsRaw != nil {
 			ratio = fmt.Sprintf("%.2f", c.VsRaw.CommandsPerSec)
 			p50r = fmt.Sprintf("%.2f", c.VsRaw.P50)
 		}
-		notif := []string{"-", "-", "-", "-"}
+		notif := []string{"-", "-", "-"}
 		if c.Agents > 0 {
-			notif = []string{count(c.NotificationsPerSec), ms(c.NotifLatency.P50), ms(c.NotifLatency.P99), ms(c.NotifLatency.Max)}
+			notif = []string{count(c.NotificationsPerSec), ms(c.NotifLatency.P50), ms(c.NotifLatency.P99)}
 		}
 		perEntry := "-"
 		if c.CommandsPerEntry > 0 {
 			perEntry = fmt.Sprintf("%.1f", c.CommandsPerEntry)
 		}
-		fmt.Fprintf(tw, "%s\t%.1f→%.1f\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t\n",
-			c.Case.String(), c.LoadBefore, c.LoadAfter, count(c.CommandsPerSec), ratio, c.CPUPerCommand, perEntry,
-			ms(c.Latency.P50), ms(c.Latency.P99), ms(c.Latency.P999), ms(c.Latency.Max), p50r,
-			notif[0], notif[1], notif[2], notif[3],
-			c.Correctness.Missed, c.Correctness.Duplicated, c.Correctness.OutOfOrder, c.Errors)
+		k := c.Correctness
+		faults := k.Missed + k.Duplicated + k.OutOfOrder + k.Unexpected + k.CutOff
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%d\t%d\t\n",
+			c.Case.String(), count(c.CommandsPerSec), ratio, ms(c.Latency.P50), ms(c.Latency.P99), ms(c.Latency.Max), p50r,
+			c.CPUPerCommand, perEntry, notif[0], notif[1], notif[2], faults, c.Errors)
 	}
 	tw.Flush()
+	if rows > 0 {
+		cpu := "this process (nodes and bench clients)"
+		if cfg.Embedded == 0 {
+			cpu = "this bench process only (the cluster's own CPU is not seen)"
+		}
+		fmt.Fprintln(w)
+		for _, l := range [][2]string{
+			{"case", "scenario, C = concurrent connectors, gc = group commit on/off (server: the cluster's own setting)"},
+			{"cmd/s", "commands answered per second in the measured window (k = thousand, M = million)"},
+			{"×raw", "cmd/s ÷ the raw case's at the same connector count (gc=off if run); - for raw itself or with no raw case"},
+			{"p50 p99 max", "command latency in ms, send to answer (p999 and the mean are in the JSON, per op too)"},
+			{"p50×raw", "p50 ÷ the raw case's p50 (- as for ×raw)"},
+			{"µs/cmd", "CPU time of " + cpu + " per command, in µs"},
+			{"cmd/entry", "commands per Raft log entry (group commit; embedded only, else -)"},
+			{"notif/s", "events the agents read per second (- without agents, e.g. raw)"},
+			{"n-p50 n-p99", "ms from a customer message's ack to each subscribed agent reading request.created (max in the JSON)"},
+			{"faults", "notifications missed + duplicated + out of order + unexpected + agents cut off: must be 0"},
+			{"errors", "commands that failed: must be 0 (both detailed below when not)"},
+		} {
+			writeWrapped(w, fmt.Sprintf("  %-13s", l[0]), l[1])
+		}
+	}
 	for _, c := range r.Cases {
 		if m := c.Memory; m != nil && c.Scenario == ScenarioMemory {
 			fmt.Fprintf(w, "\nmemory (%s, %d agents, %d open requests, this process after GC):\n", c.Case.String(), c.Agents, c.RequestsOpened)
@@ -226,12 +263,38 @@ func (r *Report) WriteTable(w io.Writer) {
 	}
 	for _, c := range r.Cases {
 		if len(c.ErrorKinds) > 0 || !c.Correctness.OK() {
-			fmt.Fprintf(w, "\n%s: %d errors, correctness %+v\n", c.Case.String(), c.Errors, c.Correctness)
+			k := c.Correctness
+			fmt.Fprintln(w)
+			writeWrapped(w, c.Case.String()+": ", fmt.Sprintf("%d errors; of %d list events owed, missed %d, duplicated %d, out of order %d, unexpected %d; %d agents cut off",
+				c.Errors, k.Expected, k.Missed, k.Duplicated, k.OutOfOrder, k.Unexpected, k.CutOff))
 			for _, k := range slices.Sorted(maps.Keys(c.ErrorKinds)) {
 				fmt.Fprintf(w, "  %6d × %s\n", c.ErrorKinds[k], k)
 			}
 		}
 	}
+}
+
+// writeWrapped writes prefix and text, wrapping text at spaces so no line
+// is wider than TableWidth; continuation lines are indented under text.
+func writeWrapped(w io.Writer, prefix, text string) {
+	indent := strings.Repeat(" ", utf8.RuneCountInString(prefix))
+	line, width := prefix, utf8.RuneCountInString(prefix)
+	first := true
+	for _, word := range strings.Fields(text) {
+		n := utf8.RuneCountInString(word)
+		if !first && width+1+n > TableWidth {
+			fmt.Fprintln(w, line)
+			line, width, first = indent, len(indent), true
+		}
+		if !first {
+			line += " "
+			width++
+		}
+		line += word
+		width += n
+		first = false
+	}
+	fmt.Fprintln(w, line)
 }
 
 // WriteJSON writes the report as indented JSON.

@@ -25,7 +25,13 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{Config: cfg, Machine: describeMachine(), Started: time.Now()}
-	for ci, k := range cfg.cases() {
+	plan := cfg.Plan()
+	rep.PlannedSeconds = plan.Total.Seconds()
+	fmt.Fprintf(progress, "bench: %s; the table follows at the end\n", plan)
+	cases := cfg.cases()
+	for ci, k := range cases {
+		left := plan.Total - time.Since(rep.Started)
+		fmt.Fprintf(progress, "[%d/%d] %s (≈%s left in the run)\n", ci+1, len(cases), k, max(left, 0).Round(time.Second))
 		res, err := runCase(ctx, &cfg, k, ci, progress)
 		if err != nil {
 			return rep, fmt.Errorf("%s: %w", k, err)
@@ -72,7 +78,7 @@ func runCase(ctx context.Context, cfg *Config, k Case, ci int, progress io.Write
 	if k.Scenario == ScenarioRaw {
 		lists = 1
 	}
-	fmt.Fprintf(progress, "%s: setting up %d lists, %d connectors, %d agents...\n", k, lists, k.Connectors, agents)
+	fmt.Fprintf(progress, "  setting up %d lists, %d connectors, %d agents...\n", lists, k.Connectors, agents)
 	r.topo = newTopology(fmt.Sprintf("%s-%d", cfg.Prefix, ci), lists, k.Connectors, agents, cfg.Subs)
 	r.topo.push, r.topo.max = k.Scenario == ScenarioPush, cfg.MaxPerAgent
 	r.listEvents = make([]atomic.Int64, lists)
@@ -170,8 +176,9 @@ func runCase(ctx context.Context, cfg *Config, k Case, ci int, progress io.Write
 	return res, nil
 }
 
-// showProgress prints a live line about the running case every second
-// until the returned func is called.
+// showProgress prints a live line about the running case until the
+// returned func is called: rewritten in place every second when w is a
+// terminal, else one line every 5 seconds (a log stays readable).
 func (r *caseRun) showProgress(w io.Writer) (stop func()) {
 	tty := false
 	if f, ok := w.(*os.File); ok {
@@ -187,6 +194,7 @@ func (r *caseRun) showProgress(w io.Writer) (stop func()) {
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
 		lastCmds, lastEv, lastT := r.done.Load(), r.agentEvents(), time.Now()
+		var measureFrom time.Time
 		for i := 1; ; i++ {
 			select {
 			case <-done:
@@ -199,23 +207,38 @@ func (r *caseRun) showProgress(w io.Writer) (stop func()) {
 			now := time.Now()
 			cmds, ev := r.done.Load(), r.agentEvents()
 			dt := now.Sub(lastT).Seconds()
-			phase := "warm-up"
-			if r.measuring.Load() {
-				phase = "measuring"
-			}
-			line := fmt.Sprintf("  %s %3.0fs %-9s %8s cmd/s  p99 %6s ms  %8s notif/s  errors %d",
-				r.k, now.Sub(start).Seconds(), phase, count(float64(cmds-lastCmds)/dt), ms(r.cmdLat.Summary().P99),
-				count(float64(ev-lastEv)/dt), r.errs.Load())
+			line := progressLine(r.k.Scenario, r.cfg, now.Sub(start), r.measuring.Load(), &measureFrom, now,
+				float64(cmds-lastCmds)/dt, r.cmdLat.Summary().P99, float64(ev-lastEv)/dt, r.errs.Load())
 			lastCmds, lastEv, lastT = cmds, ev, now
 			switch {
 			case tty:
-				fmt.Fprintf(w, "\r%s   ", line)
+				fmt.Fprintf(w, "\r\033[K%s", line) // \033[K: clear the rest of the line
 			case i%5 == 0:
 				fmt.Fprintln(w, line)
 			}
 		}
 	}()
 	return func() { close(done); <-finished }
+}
+
+// progressLine is the live line: the phase and how far into it, the rate
+// of commands and notifications over the last second, the p99 so far
+// and the errors.
+func progressLine(scenario string, cfg *Config, elapsed time.Duration, measuring bool, measureFrom *time.Time, now time.Time,
+	cmdRate, p99 float64, notifRate float64, errs int64) string {
+	var phase string
+	switch {
+	case scenario == ScenarioMemory:
+		phase = fmt.Sprintf("opening %3.0fs", elapsed.Seconds())
+	case measuring:
+		if measureFrom.IsZero() {
+			*measureFrom = now
+		}
+		phase = fmt.Sprintf("measuring %3.0f/%.0fs", now.Sub(*measureFrom).Seconds(), cfg.Duration.Seconds())
+	default:
+		phase = fmt.Sprintf("warm-up %3.0f/%.0fs", elapsed.Seconds(), cfg.Warmup.Seconds())
+	}
+	return fmt.Sprintf("  %-19s %7s cmd/s  p99 %6s ms  %7s notif/s  errors %d", phase, count(cmdRate), ms(p99), count(notifRate), errs)
 }
 
 // measureMemory collects garbage and reads the live heap and RSS.
@@ -246,7 +269,7 @@ func (r *caseRun) runMemory(ctx context.Context, res *CaseResult, progress io.Wr
 		a.counting.Store(true)
 	}
 	before := measureMemory()
-	fmt.Fprintf(progress, "%s: opening %d requests...\n", r.k, r.cfg.OpenRequests)
+	fmt.Fprintf(progress, "  opening %d requests...\n", r.cfg.OpenRequests)
 	stopProgress := r.showProgress(progress)
 	r.measuring.Store(true)
 	start := time.Now()
