@@ -216,7 +216,13 @@ func newToken() (string, []byte) {
 // (transport.IsLinearizable), and the admin cluster ops (admin.go).
 func (b *Backend) Query(ctx context.Context, p api.Principal, op string, args msgpack.RawMessage) (any, error) {
 	if op == QueryStatus {
-		return b.Status(), nil
+		st := b.Status()
+		if p.Role != api.RoleAdmin {
+			// Only nodes and admins need the Raft addresses; nobody
+			// else should learn where the Raft ports are.
+			st.RaftAddr, st.LeaderAddr, st.Members = "", "", nil
+		}
+		return st, nil
 	}
 	if h := adminOps[op]; h != nil {
 		if p.Role != api.RoleAdmin {

@@ -66,6 +66,9 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 			return nil, err
 		}
 		cfg.Raft.RaftTLS = parts.Raft
+	} else {
+		// Without TLS, Raft streams prove the cluster secret instead.
+		cfg.Raft.RaftSecret = []byte(cfg.ClusterToken)
 	}
 	ln, advertise, err := listenClients(cfg, parts.Server)
 	if err != nil {
