@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bufio"
 	"errors"
 	"io"
 	"net"
@@ -9,7 +10,9 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/switchboard/switchboard/api"
+	"github.com/switchboard/switchboard/cluster"
 	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/transport"
 )
 
 // A stranger who reaches the Raft port, without TLS, must not get a byte
@@ -104,5 +107,40 @@ func TestStatusHidesRaftAddressesFromNonAdmins(t *testing.T) {
 		if got.Node != "n1" || got.State != "Leader" {
 			t.Errorf("%s's status lost its non-secret fields: %+v", who.role, got)
 		}
+	}
+}
+
+// nodeHello sends a node's hello with token to the client port at addr and
+// returns the node's answer.
+func nodeHello(t *testing.T, addr, token string) transport.Frame {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b, _ := transport.EncodeFrame(&transport.Frame{T: transport.TypeHello, V: transport.ProtocolVersion,
+		Role: cluster.RoleNode, User: "n9", Token: token})
+	if _, err := c.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var fr transport.Frame
+	if err := transport.ReadFrame(bufio.NewReader(c), 1<<20, &fr); err != nil {
+		t.Fatal(err)
+	}
+	return fr
+}
+
+// The admin token is not the cluster secret: an admin (every ctl user)
+// cannot open a node session and forward entries as any principal.
+func TestAdminTokenCannotActAsNode(t *testing.T) {
+	n := newHANode(t, "n1", nil)
+	n.start(func(cfg *Config) { cfg.Raft.Bootstrap = true })
+	if fr := nodeHello(t, n.client, haAdminToken); fr.T != transport.TypeBye || fr.Err == nil || fr.Err.Code != api.CodeUnauthenticated {
+		t.Fatalf("node hello with the admin token: %+v, want bye unauthenticated", fr)
+	}
+	if fr := nodeHello(t, n.client, haClusterToken); fr.T != transport.TypeWelcome {
+		t.Fatalf("node hello with the cluster token: %+v, want welcome", fr)
 	}
 }

@@ -143,7 +143,8 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	split := newSplitListener(ln, hello, log.With("component", "listener"), cl.ServeNode)
 	s = &Server{Node: raftNode, FSM: f, Cluster: cl, Hub: hub, Backend: backend, Transport: ts,
 		presence: pres, ln: split, log: log, serveErr: make(chan error, 1), ready: make(chan struct{})}
-	go func() { s.serveErr <- ts.Serve(split) }()
+	serveErr := s.serveErr // not s: a failed Start returns a nil s
+	go func() { serveErr <- ts.Serve(split) }()
 	undo = append(undo, func() { _ = ts.Close(); split.Close() })
 
 	if cfg.Raft.Bootstrap {
