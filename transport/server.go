@@ -20,9 +20,13 @@ import (
 const (
 	DefaultHelloTimeout = 5 * time.Second  // time to send hello after connecting
 	DefaultOutboxFrames = 8192             // outbound queue per session, in frames
+	DefaultOutboxBytes  = 4 << 20          // outbound queue per session, in bytes
 	DefaultWriteTimeout = 10 * time.Second // longest a socket write may stall
 	DefaultIdleTimeout  = 2 * time.Minute  // longest silence from a client
-	DefaultMaxInFlight  = 256              // concurrent requests per session
+	// DefaultMaxInFlight is the concurrent requests per session: the
+	// idempotency window (fsm.SessionWindow), so that every write a client
+	// has in flight can still be answered from its record on a retry.
+	DefaultMaxInFlight = 128
 )
 
 // byeTimeout bounds how long a closing session may spend writing what is
@@ -52,13 +56,20 @@ type ServerConfig struct {
 	// 8192). A session whose queue overflows is cut off with
 	// CodeSlowConsumer.
 	OutboxFrames int
+	// OutboxBytes bounds each session's outbound queue in bytes (default
+	// DefaultOutboxBytes, 4 MiB), counting frames until the socket has
+	// taken them: a session that has that much waiting when another
+	// frame comes is cut off with CodeSlowConsumer. One frame is always
+	// accepted into a queue below the bound, so a session holds at most
+	// OutboxBytes plus its largest frame.
+	OutboxBytes int
 	// WriteTimeout bounds every socket write (default 10s); a write that
 	// makes no progress for that long closes the session.
 	WriteTimeout time.Duration
 	// IdleTimeout closes a session that sends nothing for that long
 	// (default 2 minutes); every inbound frame resets it, so clients ping.
 	IdleTimeout time.Duration
-	// MaxInFlight bounds concurrent requests per session (default 256).
+	// MaxInFlight bounds concurrent requests per session (default 128).
 	// Beyond it the session stops reading its socket until one completes.
 	MaxInFlight int
 	// Logger receives connection and cut-off logs (default slog.Default()).
@@ -75,6 +86,9 @@ func (cfg ServerConfig) withDefaults() ServerConfig {
 	}
 	if cfg.OutboxFrames <= 0 {
 		cfg.OutboxFrames = DefaultOutboxFrames
+	}
+	if cfg.OutboxBytes <= 0 {
+		cfg.OutboxBytes = DefaultOutboxBytes
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout

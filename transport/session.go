@@ -54,6 +54,10 @@ type session struct {
 	stopCh  chan struct{} // closed when the session stops
 	readEnd chan struct{} // closed when the reader has stopped reading
 
+	// queuedBytes, under mu, is the size of those frames, until written
+	// to the socket: what OutboxBytes bounds.
+	queuedBytes int
+
 	// cutAt, once set by stop, is the deadline of every remaining write.
 	dmu   sync.Mutex
 	cutAt time.Time
@@ -149,15 +153,18 @@ func (s *session) DeliverBatch(frames [][]byte) bool {
 		s.mu.Unlock()
 		return false
 	}
-	if s.queued+len(frames) > s.srv.cfg.OutboxFrames {
-		n := s.queued
+	if s.queued+len(frames) > s.srv.cfg.OutboxFrames || s.queuedBytes >= s.srv.cfg.OutboxBytes {
+		n, nb := s.queued, s.queuedBytes
 		s.mu.Unlock()
-		s.stop(byeBody(api.CodeSlowConsumer, "outbound queue full (%d frames): reconnect and resume from the last event received", n), true)
+		s.stop(byeBody(api.CodeSlowConsumer, "outbound queue full (%d frames, %d bytes): reconnect and resume from the last event received", n, nb), true)
 		return false
 	}
 	first := len(s.pending) == 0
 	s.pending = append(s.pending, frames...)
 	s.queued += len(frames)
+	for _, f := range frames {
+		s.queuedBytes += len(f)
+	}
 	s.mu.Unlock()
 	if first {
 		select {
@@ -261,10 +268,12 @@ func (s *session) writeQueued(bw *bufio.Writer, batch *[][]byte) (stopped bool, 
 			*batch = b
 			return false, nil
 		}
+		nb := 0
 		for _, f := range b {
 			if _, err := bw.Write(f); err != nil {
 				return false, err
 			}
+			nb += len(f)
 		}
 		n := len(b)
 		clear(b)
@@ -274,6 +283,7 @@ func (s *session) writeQueued(bw *bufio.Writer, batch *[][]byte) (stopped bool, 
 		*batch = b
 		s.mu.Lock()
 		s.queued -= n
+		s.queuedBytes -= nb
 		s.mu.Unlock()
 	}
 }

@@ -43,6 +43,7 @@ type serveFlags struct {
 	logoutGrace                           time.Duration
 	restore, tlsCert, tlsKey, tlsCA       string
 	envErr                                error // a malformed environment variable
+	limits                                limitFlags
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -73,6 +74,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.snapshotInterval, "snapshot-interval", envDuration("SWITCHBOARD_SNAPSHOT_INTERVAL", cluster.DefaultSnapshotInterval, &f.envErr), "how often to check the snapshot threshold (env SWITCHBOARD_SNAPSHOT_INTERVAL)")
 	fs.DurationVar(&f.heartbeat, "heartbeat-timeout", envDuration("SWITCHBOARD_HEARTBEAT_TIMEOUT", cluster.DefaultHeartbeatTimeout, &f.envErr), "how long a follower waits for the leader before an election (env SWITCHBOARD_HEARTBEAT_TIMEOUT)")
 	fs.DurationVar(&f.logoutGrace, "logout-grace", envDuration("SWITCHBOARD_LOGOUT_GRACE", actors.DefaultLogoutGrace, &f.envErr), "how long an agent whose last session on this node closed may take to reconnect before the node logs it out (the leader also logs out agents no node has had a session of for as long, e.g. after their node died); negative: never (env SWITCHBOARD_LOGOUT_GRACE)")
+	f.limits.register(fs, &f.envErr)
 	fs.DurationVar(&f.election, "election-timeout", envDuration("SWITCHBOARD_ELECTION_TIMEOUT", 0, &f.envErr), "how long a candidate waits for votes (default: the heartbeat timeout) (env SWITCHBOARD_ELECTION_TIMEOUT)")
 }
 
@@ -166,6 +168,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		MaxFeatureLevel:     testMaxFeatureLevel(&f.envErr),
 		Logger:              logger,
 	}
+	f.limits.apply(&cfg)
 	if f.tlsCert != "" {
 		cfg.TLS = &cluster.TLSConfig{CertFile: f.tlsCert, KeyFile: f.tlsKey, CAFile: f.tlsCA}
 	}
