@@ -171,6 +171,10 @@ func listenClients(cfg Config, tlsCfg *tls.Config) (net.Listener, string, error)
 		ln.Close()
 		return nil, "", err
 	}
+	// The caps count connections before TLS, so a stranger's handshake
+	// takes a place too.
+	ln = transport.NewLimitListener(ln, cfg.Transport.MaxConns, cfg.Transport.MaxConnsPerAddr,
+		cfg.Logger.With("component", "listener"))
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -72,8 +73,37 @@ type ServerConfig struct {
 	// MaxInFlight bounds concurrent requests per session (default 128).
 	// Beyond it the session stops reading its socket until one completes.
 	MaxInFlight int
+	// AgentWriteRate, ConnectorWriteRate and AdminWriteRate bound each
+	// principal's writes on this node, shared by all its sessions here
+	// (defaults DefaultAgentWriteRate...; Unlimited turns one off). A
+	// write over the rate is answered rate_limited with retry_ms and not
+	// applied.
+	AgentWriteRate, ConnectorWriteRate, AdminWriteRate Rate
+	// LoginFailuresPerAddr and LoginFailuresPerUser throttle failed
+	// hellos per source address and per role and user id (defaults
+	// DefaultLoginFailuresPerAddr, DefaultLoginFailuresPerUser): once one
+	// has used up its failures, its hellos get bye rate_limited before the
+	// credentials are checked.
+	LoginFailuresPerAddr, LoginFailuresPerUser Rate
+	// MaxConns and MaxConnsPerAddr cap the connections open at once on
+	// the client port, in all and per source address (defaults
+	// DefaultMaxConns, DefaultMaxConnsPerAddr; negative: no cap). The
+	// node's listener applies them (NewLimitListener).
+	MaxConns, MaxConnsPerAddr int
 	// Logger receives connection and cut-off logs (default slog.Default()).
 	Logger *slog.Logger
+}
+
+// orDefault is r, or def when r is zero; a positive rate without a burst
+// gets one second's worth.
+func (r Rate) orDefault(def Rate) Rate {
+	if r == (Rate{}) {
+		return def
+	}
+	if r.PerSec > 0 && r.Burst < 1 {
+		r.Burst = max(1, int(math.Ceil(r.PerSec)))
+	}
+	return r
 }
 
 // withDefaults returns cfg with every zero field set to its default.
@@ -99,6 +129,11 @@ func (cfg ServerConfig) withDefaults() ServerConfig {
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
 	}
+	cfg.AgentWriteRate = cfg.AgentWriteRate.orDefault(DefaultAgentWriteRate)
+	cfg.ConnectorWriteRate = cfg.ConnectorWriteRate.orDefault(DefaultConnectorWriteRate)
+	cfg.AdminWriteRate = cfg.AdminWriteRate.orDefault(DefaultAdminWriteRate)
+	cfg.LoginFailuresPerAddr = cfg.LoginFailuresPerAddr.orDefault(DefaultLoginFailuresPerAddr)
+	cfg.LoginFailuresPerUser = cfg.LoginFailuresPerUser.orDefault(DefaultLoginFailuresPerUser)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -117,6 +152,11 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	writes    *writeLimits   // per-principal write buckets
+	addrFails *failureLimits // failed hellos per source address
+	userFails *failureLimits // failed hellos per role and user
+	cutLog    cutLogs        // rate-limited cut-off warnings
+
 	writers sync.Pool     // *bufio.Writer, lent to sessions while they write
 	nextID  atomic.Uint64 // session ids, for logs
 	panics  atomic.Uint64 // recovered panics (tests assert zero)
@@ -133,12 +173,15 @@ func NewServer(b Backend, cfg ServerConfig) *Server {
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
-		backend:  b,
-		cfg:      cfg,
-		log:      cfg.Logger,
-		ctx:      ctx,
-		cancel:   cancel,
-		sessions: map[*session]struct{}{},
+		backend:   b,
+		cfg:       cfg,
+		log:       cfg.Logger,
+		ctx:       ctx,
+		cancel:    cancel,
+		sessions:  map[*session]struct{}{},
+		writes:    newWriteLimits(&cfg),
+		addrFails: newFailureLimits(cfg.LoginFailuresPerAddr),
+		userFails: newFailureLimits(cfg.LoginFailuresPerUser),
 	}
 }
 

@@ -27,6 +27,11 @@ const maxClientID = 128
 func (s *session) readLoop() {
 	cfg := &s.srv.cfg
 	helloBy := time.Now().Add(cfg.HelloTimeout)
+	if hd, ok := s.conn.(interface{ HelloDeadline() time.Time }); ok {
+		// The listener already waited for the first frame: the deadline
+		// runs from the connection's accept, as documented.
+		helloBy = hd.HelloDeadline()
+	}
 	_ = s.conn.SetReadDeadline(helloBy)
 	br := bufio.NewReaderSize(s.conn, readBufSize)
 	var (
@@ -39,7 +44,11 @@ func (s *session) readLoop() {
 			// is set before each read, not after the previous frame.
 			_ = s.conn.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
 		}
-		p, err := ReadFramePayload(br, cfg.MaxFrame, buf)
+		limit := cfg.MaxFrame
+		if !s.authed {
+			limit = min(limit, MaxHelloFrame)
+		}
+		p, err := ReadFramePayload(br, limit, buf)
 		if err != nil {
 			s.readFailed(err)
 			return
@@ -141,8 +150,22 @@ func (s *session) hello(f *Frame) bool {
 	if role == api.RoleAdmin {
 		user = ""
 	}
+	now := time.Now()
+	addrKey, userKey := remoteHost(s.conn), role.String()+"/"+user
+	if blocked, d := s.srv.addrFails.blocked(addrKey, now); blocked {
+		s.stop(rateLimited(d, "too many failed hellos from %s", addrKey), false)
+		return false
+	}
+	if blocked, d := s.srv.userFails.blocked(userKey, now); blocked {
+		s.stop(rateLimited(d, "too many failed hellos for %s", userKey), false)
+		return false
+	}
 	p, err := s.srv.backend.Authenticate(role, user, f.Token)
 	if err != nil {
+		if api.CodeOf(err) == api.CodeUnauthenticated {
+			s.srv.addrFails.fail(addrKey, now)
+			s.srv.userFails.fail(userKey, now)
+		}
 		s.stop(errorBody(err), false)
 		return false
 	}
@@ -150,6 +173,7 @@ func (s *session) hello(f *Frame) bool {
 		return false
 	}
 	s.principal = p
+	s.writes = s.srv.writes.acquire(p)
 	s.clientID = f.Client
 	if s.clientID == "" {
 		s.clientID = rand.Text()
@@ -195,6 +219,12 @@ func (s *session) request(f *Frame) bool {
 		return true
 	}
 	var job func(ctx context.Context) *Frame
+	if api.IsWrite(f.Op) && s.writes != nil {
+		if ok, d := s.writes.take(time.Now()); !ok {
+			s.send(&Frame{T: TypeResponse, ID: id, Err: rateLimited(d, "%s %s over its write rate (%g/s)", s.principal.Role, s.principal.ID, s.writes.rate.PerSec)})
+			return true
+		}
+	}
 	if api.IsWrite(f.Op) {
 		w := Write{By: s.principal, ClientID: s.clientID, Seq: f.Seq, Op: f.Op, Args: f.Args}
 		job = func(ctx context.Context) *Frame {

@@ -67,6 +67,7 @@ type session struct {
 	principal api.Principal
 	clientID  string
 	detach    func()
+	writes    *bucket       // the principal's write bucket; nil: unlimited
 	inflight  chan struct{} // MaxInFlight semaphore
 	reqs      sync.WaitGroup
 }
@@ -107,6 +108,7 @@ func (s *session) run() {
 	if s.detach != nil {
 		s.guard("detach", s.detach)
 	}
+	s.srv.writes.release(s.principal, s.writes)
 	// Keep reading (and discarding) until the writer has closed the
 	// connection or the client has: closing a socket with unread input
 	// sends a reset, which can destroy the bye in flight to the client.
@@ -219,7 +221,7 @@ func (s *session) stop(bye *ErrorBody, drop bool) {
 	s.cancel()
 	close(s.stopCh)
 	if bye != nil && bye.Code != api.CodeUnavailable {
-		s.logger().Warn("transport: session cut off", "code", bye.Name, "reason", bye.Msg)
+		s.srv.cutLog.get(bye.Code).Log(s.logger(), slog.LevelWarn, "transport: session cut off", "code", bye.Name, "reason", bye.Msg)
 	}
 }
 

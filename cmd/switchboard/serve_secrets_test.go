@@ -120,3 +120,18 @@ func TestServeGeneratesClusterTokenForSingleNode(t *testing.T) {
 		t.Fatal("the cluster token changed across a restart")
 	}
 }
+
+func TestRateFlag(t *testing.T) {
+	for in, want := range map[string]string{"off": "off", "200": "200:200", "0.5": "0.5:1", "5000:10000": "5000:10000"} {
+		var r rateFlag
+		if err := r.Set(in); err != nil || r.String() != want {
+			t.Errorf("%q: %q, %v; want %q", in, r.String(), err, want)
+		}
+	}
+	for _, bad := range []string{"", "0", "-1", "x", "5:0", "5:x"} {
+		var r rateFlag
+		if err := r.Set(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
