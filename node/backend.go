@@ -40,7 +40,18 @@ type Backend struct {
 	authSem chan struct{}
 }
 
-var _ transport.Backend = (*Backend)(nil)
+var (
+	_ transport.Backend           = (*Backend)(nil)
+	_ transport.CredentialChecker = (*Backend)(nil)
+)
+
+// CredentialValid implements transport.CredentialChecker: the local state
+// still holds tokenHash as p's token hash.
+func (b *Backend) CredentialValid(p api.Principal, tokenHash []byte) bool {
+	return b.tokenMatches(p.Role, p.ID, tokenHash)
+}
+
+var errRevoked = &api.Error{Code: api.CodeUnauthenticated, Msg: "credential revoked: the principal was deleted or its token replaced"}
 
 func newBackend(cl *cluster.Service, hub *actors.Hub, adminToken, version string) *Backend {
 	return &Backend{
@@ -129,6 +140,11 @@ type Credential struct {
 // forbidden op are refused before anything is proposed; then it is
 // submitted.
 func (b *Backend) Commit(ctx context.Context, w transport.Write) (any, uint64, error) {
+	if w.TokenHash != nil && !b.tokenMatches(w.By.Role, w.By.ID, w.TokenHash) {
+		// The session's credential is not the principal's any more: an
+		// old session must not act as a re-created id.
+		return nil, 0, errRevoked
+	}
 	cmd, ferr := fsm.Commands.NewCommand(w.By, w.ClientID, w.Seq, w.Op, w.Args)
 	if ferr != nil {
 		return nil, 0, ferr

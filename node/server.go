@@ -108,6 +108,23 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	undo = append(undo, hub.Close)
 	f.SetSink(hub)
 
+	// The client server over the backend: not serving yet, but it ends
+	// the sessions of principals an applied entry deletes, so it exists
+	// before Raft replays the log.
+	backend := newBackend(cl, hub, cfg.AdminToken, cfg.Version)
+	tcfg := cfg.Transport
+	tcfg.NodeID = cfg.Raft.NodeID
+	if tcfg.Logger == nil {
+		tcfg.Logger = log.With("component", "transport")
+	}
+	ts := transport.NewServer(backend, tcfg)
+	undo = append(undo, func() { _ = ts.Close() })
+	// The one binding after construction: the backend reports the
+	// server's session count in status, and the server needs the backend.
+	// Set before anything is served.
+	backend.sessions = ts.Sessions
+	f.SetRevoked(ts.Revalidate)
+
 	// Raft: recovers what the data dir holds, or bootstraps it.
 	if err := raftNode.Open(); err != nil {
 		return nil, fmt.Errorf("open node: %w", err)
@@ -118,18 +135,6 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, fmt.Errorf("node: restore: data dir %s already holds Raft state; restore into a new one", cfg.Raft.DataDir)
 	}
 
-	// The client server over the backend, and the node ops of this layer.
-	backend := newBackend(cl, hub, cfg.AdminToken, cfg.Version)
-	tcfg := cfg.Transport
-	tcfg.NodeID = cfg.Raft.NodeID
-	if tcfg.Logger == nil {
-		tcfg.Logger = log.With("component", "transport")
-	}
-	ts := transport.NewServer(backend, tcfg)
-	// The one binding after construction: the backend reports the
-	// server's session count in status, and the server needs the backend.
-	// Set before anything is served.
-	backend.sessions = ts.Sessions
 	pres := newPresence(cl, hub, log.With("component", "presence"))
 	pres.register()
 	cl.Handle(QueryStatus, func(context.Context, msgpack.RawMessage) (any, error) { return backend.Status(), nil })

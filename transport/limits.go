@@ -1,8 +1,10 @@
 package transport
 
 import (
+	"crypto/sha256"
 	"math"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -265,4 +267,52 @@ func rateLimited(d time.Duration, format string, args ...any) *ErrorBody {
 	b := byeBody(api.CodeRateLimited, format, args...)
 	b.RetryMs = int(min(max((d+time.Millisecond-1)/time.Millisecond, 1), math.MaxInt32))
 	return b
+}
+
+// credential is what a session authenticated as: the principal and the
+// SHA-256 of its token (never the token itself).
+type credential struct {
+	p    api.Principal
+	hash [sha256.Size]byte
+}
+
+// revocable reports whether the principal's credential can be revoked.
+func (c *credential) revocable() bool {
+	return c.p.Role == api.RoleAgent || c.p.Role == api.RoleConnector
+}
+
+// credentialValid asks the backend whether c still holds.
+func (srv *Server) credentialValid(c *credential) bool {
+	ck, ok := srv.backend.(CredentialChecker)
+	return !ok || !c.revocable() || ck.CredentialValid(c.p, c.hash[:])
+}
+
+// revokedBye is the bye of a session whose credential was revoked.
+func revokedBye(p api.Principal) *ErrorBody {
+	return byeBody(api.CodeUnauthenticated, "%s %q was deleted or its credential replaced", p.Role, p.ID)
+}
+
+// Revalidate ends, with bye unauthenticated, every session whose
+// credential the backend no longer holds (CredentialChecker): of the
+// given principals, or of anyone when ps is nil. It does not block on the
+// sessions (it may run on Raft's apply goroutine).
+func (srv *Server) Revalidate(ps []api.Principal) {
+	if _, ok := srv.backend.(CredentialChecker); !ok {
+		return
+	}
+	srv.mu.Lock()
+	sessions := make([]*session, 0, len(srv.sessions))
+	for s := range srv.sessions {
+		sessions = append(sessions, s)
+	}
+	srv.mu.Unlock()
+	for _, s := range sessions {
+		c := s.cred.Load()
+		if c == nil || !c.revocable() || (ps != nil && !slices.Contains(ps, c.p)) {
+			continue
+		}
+		if !srv.credentialValid(c) {
+			s.stop(revokedBye(c.p), true)
+		}
+	}
 }

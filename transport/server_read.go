@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -172,6 +173,14 @@ func (s *session) hello(f *Frame) bool {
 	if s.isStopped() {
 		return false
 	}
+	cred := &credential{p: p, hash: sha256.Sum256([]byte(f.Token))}
+	s.cred.Store(cred)
+	if !s.srv.credentialValid(cred) {
+		// Revoked between the check and now: Revalidate may have run
+		// before the credential was stored.
+		s.stop(revokedBye(p), false)
+		return false
+	}
 	s.principal = p
 	s.writes = s.srv.writes.acquire(p)
 	s.clientID = f.Client
@@ -227,6 +236,9 @@ func (s *session) request(f *Frame) bool {
 	}
 	if api.IsWrite(f.Op) {
 		w := Write{By: s.principal, ClientID: s.clientID, Seq: f.Seq, Op: f.Op, Args: f.Args}
+		if c := s.cred.Load(); c.revocable() {
+			w.TokenHash = c.hash[:]
+		}
 		job = func(ctx context.Context) *Frame {
 			data, index, err := s.srv.backend.Commit(ctx, w)
 			if err != nil {

@@ -58,6 +58,10 @@ type session struct {
 	// to the socket: what OutboxBytes bounds.
 	queuedBytes int
 
+	// cred is the credential the session authenticated with, once it has
+	// (read by Server.Revalidate from other goroutines).
+	cred atomic.Pointer[credential]
+
 	// cutAt, once set by stop, is the deadline of every remaining write.
 	dmu   sync.Mutex
 	cutAt time.Time
