@@ -152,7 +152,9 @@ func (s *session) hello(f *Frame) bool {
 		user = ""
 	}
 	now := time.Now()
-	addrKey, userKey := remoteHost(s.conn), role.String()+"/"+user
+	// Ids are at most 128 bytes: a longer user cannot log in, and must
+	// not make the throttle's keys big.
+	addrKey, userKey := remoteHost(s.conn), role.String()+"/"+user[:min(len(user), maxClientID)]
 	if blocked, d := s.srv.addrFails.blocked(addrKey, now); blocked {
 		s.stop(rateLimited(d, "too many failed hellos from %s", addrKey), false)
 		return false
