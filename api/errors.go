@@ -34,6 +34,7 @@ const (
 	CodeNoLeader    Code = 21 // no leader right now; retry after the hint
 	CodeUnavailable Code = 22 // node shutting down or not ready
 	CodeTimeout     Code = 23 // the outcome is unknown; retry with the same sequence
+	CodeRateLimited Code = 24 // over a rate limit; not applied, retry after the hint
 
 	CodeFrameTooLarge  Code = 30 // length prefix above the limit
 	CodeMalformedFrame Code = 31 // not decodable msgpack / wrong shape
@@ -64,6 +65,7 @@ var codeNames = map[Code]string{
 	CodeNoLeader:           "no_leader",
 	CodeUnavailable:        "unavailable",
 	CodeTimeout:            "timeout",
+	CodeRateLimited:        "rate_limited",
 	CodeFrameTooLarge:      "frame_too_large",
 	CodeMalformedFrame:     "malformed_frame",
 	CodeProtocol:           "protocol",

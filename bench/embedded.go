@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/node"
+	"github.com/switchboard/switchboard/transport"
 
 	"github.com/switchboard/switchboard/cluster"
 )
@@ -20,6 +21,9 @@ type embedded struct {
 	dir     string
 	rmDir   bool
 	token   string
+	// cluster is the embedded cluster's secret for node-to-node
+	// calls and Raft streams.
+	cluster string
 }
 
 // startEmbedded starts an n-node cluster on loopback with its data under
@@ -28,7 +32,7 @@ type embedded struct {
 // Raft configuration: BoltDB log with fsync, BatchApplyCh, MaxAppendEntries
 // 1024.
 func startEmbedded(ctx context.Context, n int, parent string, batch cluster.BatchConfig) (*embedded, error) {
-	e := &embedded{token: rand.Text()}
+	e := &embedded{token: rand.Text(), cluster: rand.Text()}
 	var err error
 	if parent == "" {
 		e.dir, err = os.MkdirTemp("", "switchboard-bench-*")
@@ -51,10 +55,15 @@ func startEmbedded(ctx context.Context, n int, parent string, batch cluster.Batc
 				DataDir:   filepath.Join(e.dir, fmt.Sprintf("node%d", i+1)),
 				Bootstrap: i == 0,
 			},
-			ClientAddr: "127.0.0.1:0",
-			AdminToken: e.token,
-			Batch:      batch,
-			Version:    "bench",
+			ClientAddr:   "127.0.0.1:0",
+			AdminToken:   e.token,
+			ClusterToken: e.cluster,
+			Batch:        batch,
+			Version:      "bench",
+			// The bench's synthetic agents write far faster than a
+			// person; the per-principal limits protect a production node
+			// from one, not the engine's throughput under test.
+			Transport: transport.ServerConfig{AgentWriteRate: transport.Unlimited, ConnectorWriteRate: transport.Unlimited},
 		}
 		if i > 0 {
 			cfg.Join = []string{e.servers[0].ClientAddr()}

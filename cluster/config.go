@@ -123,6 +123,13 @@ type Config struct {
 	// RaftTLS, if set, runs Raft over mutual TLS with this configuration
 	// (TLSConfig.Build makes it, as TLSParts.Raft).
 	RaftTLS *tls.Config
+
+	// RaftSecret, without RaftTLS, makes every Raft stream prove knowledge
+	// of it, both ways, before raft reads a byte (raftauth.go): the
+	// cluster secret, the same on every node. Empty leaves the Raft port
+	// unauthenticated, which only this package's own tests do; node.Start
+	// always sets it.
+	RaftSecret []byte
 }
 
 // withDefaults returns c with every zero field set to its default.

@@ -13,10 +13,11 @@ import (
 // newRaftTransport builds the Raft TCP transport bound to bind, or served
 // on cfg.Listener when set. When cfg.StreamLayer is set, the TCP stream
 // layer is handed to it first and the transport runs over what it returns
-// (tests use this to inject network faults); with neither, it is raft's
-// own TCP transport, unchanged.
+// (tests use this to inject network faults). With cfg.RaftSecret, every
+// stream is authenticated first (raftauth.go). With none of these, it is
+// raft's own TCP transport, unchanged.
 func newRaftTransport(cfg *Config, bind string, advertise net.Addr, logger hclog.Logger) (*raft.NetworkTransport, error) {
-	if cfg.StreamLayer == nil && cfg.Listener == nil {
+	if cfg.StreamLayer == nil && cfg.Listener == nil && len(cfg.RaftSecret) == 0 {
 		return raft.NewTCPTransportWithLogger(bind, advertise, cfg.TransportMaxPool, cfg.TransportTimeout, logger)
 	}
 	ln := cfg.Listener
@@ -32,8 +33,11 @@ func newRaftTransport(cfg *Config, bind string, advertise net.Addr, logger hclog
 		return nil, fmt.Errorf("local address %v is not advertisable", base.Addr())
 	}
 	var stream raft.StreamLayer = base
+	if len(cfg.RaftSecret) > 0 {
+		stream = newAuthStreamLayer(base, cfg.RaftSecret, cfg.Logger.With("node", cfg.NodeID, "component", "raft-auth"))
+	}
 	if cfg.StreamLayer != nil {
-		if stream = cfg.StreamLayer(base); stream == nil {
+		if stream = cfg.StreamLayer(stream); stream == nil {
 			_ = ln.Close()
 			return nil, errors.New("Config.StreamLayer returned nil")
 		}

@@ -213,6 +213,7 @@ func (s *Service) handleForward(ctx context.Context, raw msgpack.RawMessage) (an
 	if err != nil || len(cmds) != 1 {
 		return nil, api.Errorf(api.CodeBadRequest, "forward: want one encoded command (%v)", err)
 	}
+	cmds[0].Time = 0 // the leader's clock, never the sender's: Propose stamps it
 	if err := s.canPropose(cmds[0]); err != nil {
 		return nil, err
 	}

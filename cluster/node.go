@@ -92,6 +92,9 @@ func (n *Node) Open() (err error) {
 	if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("cluster: open: %w", err)
 	}
+	if err := privateTree(n.cfg.DataDir); err != nil { // private.go
+		return err
+	}
 	boltOpts := *bbolt.DefaultOptions
 	boltOpts.Timeout = n.cfg.StoreOpenTimeout
 	store, err = raftboltdb.New(raftboltdb.Options{
@@ -125,7 +128,11 @@ func (n *Node) Open() (err error) {
 	if err != nil {
 		return fmt.Errorf("cluster: open: read state: %w", err)
 	}
-	r, err := raft.NewRaft(n.cfg.raftConfig(hl), n.fsm, store, store, snaps, trans)
+	private := &privateSnapshots{FileSnapshotStore: snaps, dir: filepath.Join(n.cfg.DataDir, "snapshots")}
+	if err := privateTree(private.dir); err != nil {
+		return err
+	}
+	r, err := raft.NewRaft(n.cfg.raftConfig(hl), n.fsm, store, store, private, trans)
 	if err != nil {
 		return fmt.Errorf("cluster: start raft: %w", err)
 	}

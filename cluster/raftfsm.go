@@ -45,6 +45,9 @@ type FSM struct {
 	applied atomic.Uint64 // last applied log index (also state.Index)
 	sink    Sink
 	log     *slog.Logger
+	// revoked, if set, is told of credentials that entries removed
+	// (SetRevoked).
+	revoked func([]api.Principal)
 
 	waitMu sync.Mutex
 	waitCh chan struct{} // closed and replaced after each apply
@@ -77,6 +80,31 @@ func NewFSM(sink Sink, logger *slog.Logger) *FSM {
 
 // SetSink sets the event sink; call before Raft starts.
 func (f *FSM) SetSink(s Sink) { f.sink = s }
+
+// SetRevoked sets fn, called once an entry that deleted agents or
+// connectors is applied, with their principals, and once a snapshot is
+// installed, with nil (any credential may have changed): whoever holds
+// sessions of those principals ends them. It runs on Raft's apply
+// goroutine and must not block. Call before Raft starts.
+func (f *FSM) SetRevoked(fn func([]api.Principal)) { f.revoked = fn }
+
+// revokedBy returns the principals whose credential cmd removed.
+func revokedBy(cmd *fsm.Command, res fsm.Result) (api.Principal, bool) {
+	if res.Err != nil {
+		return api.Principal{}, false
+	}
+	a, ok := cmd.Args.(*api.IDArgs)
+	if !ok {
+		return api.Principal{}, false
+	}
+	switch cmd.Op {
+	case fsm.OpDeleteAgent:
+		return api.Principal{Role: api.RoleAgent, ID: a.ID}, true
+	case fsm.OpDeleteConnector:
+		return api.Principal{Role: api.RoleConnector, ID: a.ID}, true
+	}
+	return api.Principal{}, false
+}
 
 // Apply implements raft.FSM.
 func (f *FSM) Apply(l *raft.Log) any {
@@ -121,6 +149,17 @@ func (f *FSM) Apply(l *raft.Log) any {
 	f.markApplied(l.Index)
 	if f.sink != nil && len(evs) > 0 {
 		f.sink.Publish(l.Index, evs)
+	}
+	if f.revoked != nil {
+		var gone []api.Principal
+		for i, c := range cmds {
+			if p, ok := revokedBy(c, resp.Results[i]); ok {
+				gone = append(gone, p)
+			}
+		}
+		if len(gone) > 0 {
+			f.revoked(gone)
+		}
 	}
 	return resp
 }
@@ -200,6 +239,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.restores.Add(1)
 	f.markApplied(st.Index)
 	// Everything the sink knew is superseded: streams re-sync.
+	if f.revoked != nil {
+		f.revoked(nil)
+	}
 	if f.sink != nil {
 		f.sink.Reset(st.Index)
 	}

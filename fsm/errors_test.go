@@ -63,7 +63,7 @@ func TestCodeNames(t *testing.T) {
 	// Wire numbers never change.
 	fixed := map[api.Code]string{0: "ok", 1: "bad_request", 2: "unknown_op", 4: "forbidden", 5: "not_found", 6: "already_exists",
 		7: "wrong_state", 8: "not_participant", 9: "not_subscribed", 10: "already_participant", 11: "stale_sequence",
-		12: "over_capacity", 13: "closed", 50: "internal"}
+		12: "over_capacity", 13: "closed", 24: "rate_limited", 50: "internal"}
 	for c, name := range fixed {
 		if c.String() != name {
 			t.Errorf("code %d is %q, want %q", c, c.String(), name)

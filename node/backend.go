@@ -49,7 +49,18 @@ type Backend struct {
 	removed atomic.Bool
 }
 
-var _ transport.Backend = (*Backend)(nil)
+var (
+	_ transport.Backend           = (*Backend)(nil)
+	_ transport.CredentialChecker = (*Backend)(nil)
+)
+
+// CredentialValid implements transport.CredentialChecker: the local state
+// still holds tokenHash as p's token hash.
+func (b *Backend) CredentialValid(p api.Principal, tokenHash []byte) bool {
+	return b.tokenMatches(p.Role, p.ID, tokenHash)
+}
+
+var errRevoked = &api.Error{Code: api.CodeUnauthenticated, Msg: "credential revoked: the principal was deleted or its token replaced"}
 
 func newBackend(cl *cluster.Service, hub *actors.Hub, adminToken, version string) *Backend {
 	return &Backend{
@@ -145,6 +156,11 @@ func (b *Backend) Commit(ctx context.Context, w transport.Write) (any, uint64, e
 	if b.removed.Load() {
 		return nil, 0, errRemoved(b.raft.ID())
 	}
+	if w.TokenHash != nil && !b.tokenMatches(w.By.Role, w.By.ID, w.TokenHash) {
+		// The session's credential is not the principal's any more: an
+		// old session must not act as a re-created id.
+		return nil, 0, errRevoked
+	}
 	cmd, ferr := fsm.Commands.NewCommand(w.By, w.ClientID, w.Seq, w.Op, w.Args)
 	if ferr != nil {
 		b.metrics.observeRefused(ferr)
@@ -236,7 +252,13 @@ func newToken() (string, []byte) {
 // (transport.IsLinearizable), and the admin cluster ops (admin.go).
 func (b *Backend) Query(ctx context.Context, p api.Principal, op string, args msgpack.RawMessage) (any, error) {
 	if op == QueryStatus {
-		return b.Status(), nil
+		st := b.Status()
+		if p.Role != api.RoleAdmin {
+			// Only nodes and admins need the Raft addresses; nobody
+			// else should learn where the Raft ports are.
+			st.RaftAddr, st.LeaderAddr, st.Members = "", "", nil
+		}
+		return st, nil
 	}
 	if b.removed.Load() {
 		return nil, errRemoved(b.raft.ID())

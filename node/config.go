@@ -39,8 +39,10 @@ type Config struct {
 	AdvertiseClientAddr string
 	// AdminToken is the admin credential.
 	AdminToken string
-	// ClusterToken authenticates node-to-node calls (default AdminToken).
-	// Every node of a cluster needs the same one.
+	// ClusterToken is the cluster secret: it authenticates node-to-node
+	// calls and, without TLS, every Raft stream. Every node of a cluster
+	// needs the same one. Required, and it must differ from AdminToken:
+	// whoever holds it can act as a node.
 	ClusterToken string
 
 	// Join lists client addresses of nodes of an existing cluster. A node
@@ -97,10 +99,11 @@ func (cfg Config) check() (Config, error) {
 	if cfg.RaftListener != nil {
 		cfg.Raft.Listener = cfg.RaftListener
 	}
-	if cfg.ClusterToken == "" {
-		cfg.ClusterToken = cfg.AdminToken
-	}
 	switch {
+	case cfg.ClusterToken == "":
+		return cfg, errors.New("node: a cluster token is required")
+	case cfg.ClusterToken == cfg.AdminToken:
+		return cfg, errors.New("node: the cluster token must differ from the admin token")
 	case cfg.BootstrapExpect > 0 && cfg.Raft.Bootstrap:
 		return cfg, errors.New("node: bootstrap and bootstrap-expect exclude each other")
 	case cfg.BootstrapExpect > 0 && len(cfg.Join) == 0:

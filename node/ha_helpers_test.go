@@ -19,7 +19,10 @@ import (
 // the actors, the client port with node-to-node calls) on loopback. Names
 // carry an "ha" prefix so they stay apart from other test files' helpers.
 
-const haAdminToken = "ha-admin-token"
+const (
+	haAdminToken   = "ha-admin-token"
+	haClusterToken = "ha-cluster-token"
+)
 
 // haNode is one node of an in-process cluster that can be stopped and
 // started again on the same data dir.
@@ -49,6 +52,7 @@ func (n *haNode) config() Config {
 		ClientListener: n.ports[0].Listener(),
 		RaftListener:   n.ports[1].Listener(),
 		AdminToken:     haAdminToken,
+		ClusterToken:   haClusterToken,
 		Logger:         testLogger(n.t),
 	}
 	if n.tune != nil {

@@ -111,7 +111,7 @@ func TestHATLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tc.Close()
-	b, _ := transport.EncodeFrame(&transport.Frame{T: transport.TypeHello, V: transport.ProtocolVersion, Role: cluster.RoleNode, User: "intruder", Token: haAdminToken})
+	b, _ := transport.EncodeFrame(&transport.Frame{T: transport.TypeHello, V: transport.ProtocolVersion, Role: cluster.RoleNode, User: "intruder", Token: haClusterToken})
 	if _, err := tc.Write(b); err != nil {
 		t.Fatal(err)
 	}

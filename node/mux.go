@@ -88,7 +88,8 @@ func (l *splitListener) acceptLoop() {
 // route reads the first frame of c and hands c to the node server or to
 // the client server.
 func (l *splitListener) route(c net.Conn) {
-	_ = c.SetReadDeadline(time.Now().Add(l.peek))
+	helloBy := time.Now().Add(l.peek)
+	_ = c.SetReadDeadline(helloBy)
 	var hdr [4]byte
 	n, err := io.ReadFull(c, hdr[:])
 	prefix := hdr[:n]
@@ -112,7 +113,7 @@ func (l *splitListener) route(c net.Conn) {
 		l.refuse(c)
 		return
 	}
-	pc := &prefixConn{Conn: c, prefix: prefix}
+	pc := &prefixConn{Conn: c, prefix: prefix, helloBy: helloBy}
 	select {
 	case l.clients <- pc:
 	case <-l.done:
@@ -171,7 +172,13 @@ type prefixConn struct {
 	net.Conn
 	mu     sync.Mutex
 	prefix []byte
+	// helloBy is when the client's time to say hello ends: the peek
+	// has used part of it already.
+	helloBy time.Time
 }
+
+// HelloDeadline tells the client server when the hello deadline ends.
+func (c *prefixConn) HelloDeadline() time.Time { return c.helloBy }
 
 func (c *prefixConn) Read(p []byte) (int, error) {
 	c.mu.Lock()

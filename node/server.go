@@ -76,6 +76,9 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 			return nil, err
 		}
 		cfg.Raft.RaftTLS = parts.Raft
+	} else {
+		// Without TLS, Raft streams prove the cluster secret instead.
+		cfg.Raft.RaftSecret = []byte(cfg.ClusterToken)
 	}
 	ln, advertise, err := listenClients(cfg, parts.Server)
 	if err != nil {
@@ -122,6 +125,25 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	undo = append(undo, hub.Close)
 	f.SetSink(hub)
 
+	// The client server over the backend: not serving yet, but it ends
+	// the sessions of principals an applied entry deletes, so it exists
+	// before Raft replays the log.
+	metrics := newMetrics(cfg.Version)
+	backend := newBackend(cl, hub, cfg.AdminToken, cfg.Version)
+	backend.metrics, backend.log = metrics, log.With("component", "backend")
+	tcfg := cfg.Transport
+	tcfg.NodeID = cfg.Raft.NodeID
+	if tcfg.Logger == nil {
+		tcfg.Logger = log.With("component", "transport")
+	}
+	ts := transport.NewServer(backend, tcfg)
+	undo = append(undo, func() { _ = ts.Close() })
+	// The one binding after construction: the backend reports the
+	// server's session count in status, and the server needs the backend.
+	// Set before anything is served.
+	backend.sessions = ts.Sessions
+	f.SetRevoked(ts.Revalidate)
+
 	// Raft: recovers what the data dir holds, or bootstraps it.
 	if err := raftNode.Open(); err != nil {
 		return nil, fmt.Errorf("open node: %w", err)
@@ -137,20 +159,6 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		cfg.Restore = nil
 	}
 
-	// The client server over the backend, and the node ops of this layer.
-	metrics := newMetrics(cfg.Version)
-	backend := newBackend(cl, hub, cfg.AdminToken, cfg.Version)
-	backend.metrics, backend.log = metrics, log.With("component", "backend")
-	tcfg := cfg.Transport
-	tcfg.NodeID = cfg.Raft.NodeID
-	if tcfg.Logger == nil {
-		tcfg.Logger = log.With("component", "transport")
-	}
-	ts := transport.NewServer(backend, tcfg)
-	// The one binding after construction: the backend reports the
-	// server's session count in status, and the server needs the backend.
-	// Set before anything is served.
-	backend.sessions = ts.Sessions
 	pres := newPresence(cl, hub, log.With("component", "presence"))
 	pres.register()
 	cl.Handle(QueryStatus, func(context.Context, msgpack.RawMessage) (any, error) { return backend.Status(), nil })
@@ -166,7 +174,8 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		presence: pres, ln: split, log: log, serveErr: make(chan error, 1), ready: make(chan struct{}),
 		removed: make(chan struct{})}
 	metrics.Registry.MustRegister(nodeCollector{s}, domainCollector{s, time.Now})
-	go func() { s.serveErr <- ts.Serve(split) }()
+	serveErr := s.serveErr // not s: a failed Start returns a nil s
+	go func() { serveErr <- ts.Serve(split) }()
 	undo = append(undo, func() { _ = ts.Close(); split.Close() })
 	if httpLn != nil {
 		s.serveHTTP(httpLn, cfg.AdminToken)
@@ -197,6 +206,10 @@ func listenClients(cfg Config, tlsCfg *tls.Config) (net.Listener, string, error)
 		ln.Close()
 		return nil, "", err
 	}
+	// The caps count connections before TLS, so a stranger's handshake
+	// takes a place too.
+	ln = transport.NewLimitListener(ln, cfg.Transport.MaxConns, cfg.Transport.MaxConnsPerAddr,
+		cfg.Logger.With("component", "listener"))
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 	}

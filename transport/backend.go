@@ -34,14 +34,29 @@ type Backend interface {
 	Attach(key string, since uint64, resume bool, out Outbox) (detach func())
 }
 
+// CredentialChecker is implemented by a Backend whose agents' and
+// connectors' credentials can be revoked (the principal deleted, perhaps
+// re-created with a new token). A session is bound to the credential it
+// authenticated with, by the token's SHA-256: Server.Revalidate ends the
+// sessions whose credential the backend no longer holds.
+type CredentialChecker interface {
+	// CredentialValid reports whether p's credential is still the one
+	// whose SHA-256 is tokenHash.
+	CredentialValid(p api.Principal, tokenHash []byte) bool
+}
+
 // Write is a write op as a session received it: the principal is the
 // session's, the rest comes from the req frame.
 type Write struct {
-	By       api.Principal
-	ClientID string // the session's client id (idempotency)
-	Seq      uint64 // the req's seq; 0 disables deduplication
-	Op       string // an op for which api.IsWrite is true
-	Args     []byte // the req's msgpack args, nil if absent
+	By api.Principal
+	// TokenHash is the SHA-256 of the token the session authenticated
+	// with (agents and connectors): the backend refuses the write if the
+	// principal's credential is no longer that one.
+	TokenHash []byte
+	ClientID  string // the session's client id (idempotency)
+	Seq       uint64 // the req's seq; 0 disables deduplication
+	Op        string // an op for which api.IsWrite is true
+	Args      []byte // the req's msgpack args, nil if absent
 }
 
 // Outbox is a session's bounded outbound buffer of encoded frames.

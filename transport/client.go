@@ -837,7 +837,7 @@ func clientTerminal(err error) bool {
 // sent again with the same seq.
 func clientRetryable(code api.Code) bool {
 	switch code {
-	case api.CodeNotLeader, api.CodeNoLeader, api.CodeTimeout, api.CodeUnavailable:
+	case api.CodeNotLeader, api.CodeNoLeader, api.CodeTimeout, api.CodeUnavailable, api.CodeRateLimited:
 		return true
 	}
 	return false

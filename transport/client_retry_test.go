@@ -11,11 +11,12 @@ import (
 )
 
 // TestClientRetriesLeaderChangeCodes: a write answered not_leader,
-// no_leader, timeout or unavailable (the cluster between leaders) is
+// no_leader, timeout or unavailable (the cluster between leaders), or
+// rate_limited, is
 // retried with the same seq, and the application sees the original
 // success.
 func TestClientRetriesLeaderChangeCodes(t *testing.T) {
-	for _, code := range []api.Code{api.CodeNotLeader, api.CodeNoLeader, api.CodeTimeout, api.CodeUnavailable} {
+	for _, code := range []api.Code{api.CodeNotLeader, api.CodeNoLeader, api.CodeTimeout, api.CodeUnavailable, api.CodeRateLimited} {
 		t.Run(code.String(), func(t *testing.T) {
 			be := newCTBackend()
 			var failed atomic.Bool

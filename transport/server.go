@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -20,9 +21,13 @@ import (
 const (
 	DefaultHelloTimeout = 5 * time.Second  // time to send hello after connecting
 	DefaultOutboxFrames = 8192             // outbound queue per session, in frames
+	DefaultOutboxBytes  = 4 << 20          // outbound queue per session, in bytes
 	DefaultWriteTimeout = 10 * time.Second // longest a socket write may stall
 	DefaultIdleTimeout  = 2 * time.Minute  // longest silence from a client
-	DefaultMaxInFlight  = 256              // concurrent requests per session
+	// DefaultMaxInFlight is the concurrent requests per session: the
+	// idempotency window (fsm.SessionWindow), so that every write a client
+	// has in flight can still be answered from its record on a retry.
+	DefaultMaxInFlight = 128
 )
 
 // byeTimeout bounds how long a closing session may spend writing what is
@@ -52,6 +57,13 @@ type ServerConfig struct {
 	// 8192). A session whose queue overflows is cut off with
 	// CodeSlowConsumer.
 	OutboxFrames int
+	// OutboxBytes bounds each session's outbound queue in bytes (default
+	// DefaultOutboxBytes, 4 MiB), counting frames until the socket has
+	// taken them: a session that has that much waiting when another
+	// frame comes is cut off with CodeSlowConsumer. One frame is always
+	// accepted into a queue below the bound, so a session holds at most
+	// OutboxBytes plus its largest frame.
+	OutboxBytes int
 	// WriteTimeout bounds every socket write (default 10s); a write that
 	// makes no progress for that long closes the session.
 	WriteTimeout time.Duration
@@ -63,11 +75,40 @@ type ServerConfig struct {
 	// It is announced in welcome (ping_ms) so that clients can tell a
 	// frozen or dead node from a quiet one: silence for three intervals.
 	KeepaliveInterval time.Duration
-	// MaxInFlight bounds concurrent requests per session (default 256).
+	// MaxInFlight bounds concurrent requests per session (default 128).
 	// Beyond it the session stops reading its socket until one completes.
 	MaxInFlight int
+	// AgentWriteRate, ConnectorWriteRate and AdminWriteRate bound each
+	// principal's writes on this node, shared by all its sessions here
+	// (defaults DefaultAgentWriteRate...; Unlimited turns one off). A
+	// write over the rate is answered rate_limited with retry_ms and not
+	// applied.
+	AgentWriteRate, ConnectorWriteRate, AdminWriteRate Rate
+	// LoginFailuresPerAddr and LoginFailuresPerUser throttle failed
+	// hellos per source address and per role and user id (defaults
+	// DefaultLoginFailuresPerAddr, DefaultLoginFailuresPerUser): once one
+	// has used up its failures, its hellos get bye rate_limited before the
+	// credentials are checked.
+	LoginFailuresPerAddr, LoginFailuresPerUser Rate
+	// MaxConns and MaxConnsPerAddr cap the connections open at once on
+	// the client port, in all and per source address (defaults
+	// DefaultMaxConns, DefaultMaxConnsPerAddr; negative: no cap). The
+	// node's listener applies them (NewLimitListener).
+	MaxConns, MaxConnsPerAddr int
 	// Logger receives connection and cut-off logs (default slog.Default()).
 	Logger *slog.Logger
+}
+
+// orDefault is r, or def when r is zero; a positive rate without a burst
+// gets one second's worth.
+func (r Rate) orDefault(def Rate) Rate {
+	if r == (Rate{}) {
+		return def
+	}
+	if r.PerSec > 0 && r.Burst < 1 {
+		r.Burst = max(1, int(math.Ceil(r.PerSec)))
+	}
+	return r
 }
 
 // withDefaults returns cfg with every zero field set to its default.
@@ -81,6 +122,9 @@ func (cfg ServerConfig) withDefaults() ServerConfig {
 	if cfg.OutboxFrames <= 0 {
 		cfg.OutboxFrames = DefaultOutboxFrames
 	}
+	if cfg.OutboxBytes <= 0 {
+		cfg.OutboxBytes = DefaultOutboxBytes
+	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
 	}
@@ -93,6 +137,11 @@ func (cfg ServerConfig) withDefaults() ServerConfig {
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
 	}
+	cfg.AgentWriteRate = cfg.AgentWriteRate.orDefault(DefaultAgentWriteRate)
+	cfg.ConnectorWriteRate = cfg.ConnectorWriteRate.orDefault(DefaultConnectorWriteRate)
+	cfg.AdminWriteRate = cfg.AdminWriteRate.orDefault(DefaultAdminWriteRate)
+	cfg.LoginFailuresPerAddr = cfg.LoginFailuresPerAddr.orDefault(DefaultLoginFailuresPerAddr)
+	cfg.LoginFailuresPerUser = cfg.LoginFailuresPerUser.orDefault(DefaultLoginFailuresPerUser)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -111,6 +160,11 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	writes    *writeLimits   // per-principal write buckets
+	addrFails *failureLimits // failed hellos per source address
+	userFails *failureLimits // failed hellos per role and user
+	cutLog    cutLogs        // rate-limited cut-off warnings
+
 	writers sync.Pool     // *bufio.Writer, lent to sessions while they write
 	nextID  atomic.Uint64 // session ids, for logs
 	panics  atomic.Uint64 // recovered panics (tests assert zero)
@@ -127,12 +181,15 @@ func NewServer(b Backend, cfg ServerConfig) *Server {
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
-		backend:  b,
-		cfg:      cfg,
-		log:      cfg.Logger,
-		ctx:      ctx,
-		cancel:   cancel,
-		sessions: map[*session]struct{}{},
+		backend:   b,
+		cfg:       cfg,
+		log:       cfg.Logger,
+		ctx:       ctx,
+		cancel:    cancel,
+		sessions:  map[*session]struct{}{},
+		writes:    newWriteLimits(&cfg),
+		addrFails: newFailureLimits(cfg.LoginFailuresPerAddr),
+		userFails: newFailureLimits(cfg.LoginFailuresPerUser),
 	}
 }
 

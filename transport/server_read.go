@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +28,11 @@ const maxClientID = 128
 func (s *session) readLoop() {
 	cfg := &s.srv.cfg
 	helloBy := time.Now().Add(cfg.HelloTimeout)
+	if hd, ok := s.conn.(interface{ HelloDeadline() time.Time }); ok {
+		// The listener already waited for the first frame: the deadline
+		// runs from the connection's accept, as documented.
+		helloBy = hd.HelloDeadline()
+	}
 	_ = s.conn.SetReadDeadline(helloBy)
 	br := bufio.NewReaderSize(s.conn, readBufSize)
 	var (
@@ -39,7 +45,11 @@ func (s *session) readLoop() {
 			// is set before each read, not after the previous frame.
 			_ = s.conn.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
 		}
-		p, err := ReadFramePayload(br, cfg.MaxFrame, buf)
+		limit := cfg.MaxFrame
+		if !s.authed {
+			limit = min(limit, MaxHelloFrame)
+		}
+		p, err := ReadFramePayload(br, limit, buf)
 		if err != nil {
 			s.readFailed(err)
 			return
@@ -141,15 +151,40 @@ func (s *session) hello(f *Frame) bool {
 	if role == api.RoleAdmin {
 		user = ""
 	}
+	now := time.Now()
+	// Ids are at most 128 bytes: a longer user cannot log in, and must
+	// not make the throttle's keys big.
+	addrKey, userKey := remoteHost(s.conn), role.String()+"/"+user[:min(len(user), maxClientID)]
+	if blocked, d := s.srv.addrFails.blocked(addrKey, now); blocked {
+		s.stop(rateLimited(d, "too many failed hellos from %s", addrKey), false)
+		return false
+	}
+	if blocked, d := s.srv.userFails.blocked(userKey, now); blocked {
+		s.stop(rateLimited(d, "too many failed hellos for %s", userKey), false)
+		return false
+	}
 	p, err := s.srv.backend.Authenticate(role, user, f.Token)
 	if err != nil {
+		if api.CodeOf(err) == api.CodeUnauthenticated {
+			s.srv.addrFails.fail(addrKey, now)
+			s.srv.userFails.fail(userKey, now)
+		}
 		s.stop(errorBody(err), false)
 		return false
 	}
 	if s.isStopped() {
 		return false
 	}
+	cred := &credential{p: p, hash: sha256.Sum256([]byte(f.Token))}
+	s.cred.Store(cred)
+	if !s.srv.credentialValid(cred) {
+		// Revoked between the check and now: Revalidate may have run
+		// before the credential was stored.
+		s.stop(revokedBye(p), false)
+		return false
+	}
 	s.principal = p
+	s.writes = s.srv.writes.acquire(p)
 	s.clientID = f.Client
 	if s.clientID == "" {
 		s.clientID = rand.Text()
@@ -197,8 +232,17 @@ func (s *session) request(f *Frame) bool {
 		return true
 	}
 	var job func(ctx context.Context) *Frame
+	if api.IsWrite(f.Op) && s.writes != nil {
+		if ok, d := s.writes.take(time.Now()); !ok {
+			s.send(&Frame{T: TypeResponse, ID: id, Err: rateLimited(d, "%s %s over its write rate (%g/s)", s.principal.Role, s.principal.ID, s.writes.rate.PerSec)})
+			return true
+		}
+	}
 	if api.IsWrite(f.Op) {
 		w := Write{By: s.principal, ClientID: s.clientID, Seq: f.Seq, Op: f.Op, Args: f.Args}
+		if c := s.cred.Load(); c.revocable() {
+			w.TokenHash = c.hash[:]
+		}
 		job = func(ctx context.Context) *Frame {
 			data, index, err := s.srv.backend.Commit(ctx, w)
 			if err != nil {

@@ -54,6 +54,14 @@ type session struct {
 	stopCh  chan struct{} // closed when the session stops
 	readEnd chan struct{} // closed when the reader has stopped reading
 
+	// queuedBytes, under mu, is the size of those frames, until written
+	// to the socket: what OutboxBytes bounds.
+	queuedBytes int
+
+	// cred is the credential the session authenticated with, once it has
+	// (read by Server.Revalidate from other goroutines).
+	cred atomic.Pointer[credential]
+
 	// cutAt, once set by stop, is the deadline of every remaining write.
 	dmu   sync.Mutex
 	cutAt time.Time
@@ -64,6 +72,7 @@ type session struct {
 	principal api.Principal
 	clientID  string
 	detach    func()
+	writes    *bucket       // the principal's write bucket; nil: unlimited
 	inflight  chan struct{} // MaxInFlight semaphore
 	reqs      sync.WaitGroup
 }
@@ -104,6 +113,7 @@ func (s *session) run() {
 	if s.detach != nil {
 		s.guard("detach", s.detach)
 	}
+	s.srv.writes.release(s.principal, s.writes)
 	// Keep reading (and discarding) until the writer has closed the
 	// connection or the client has: closing a socket with unread input
 	// sends a reset, which can destroy the bye in flight to the client.
@@ -150,15 +160,18 @@ func (s *session) DeliverBatch(frames [][]byte) bool {
 		s.mu.Unlock()
 		return false
 	}
-	if s.queued+len(frames) > s.srv.cfg.OutboxFrames {
-		n := s.queued
+	if s.queued+len(frames) > s.srv.cfg.OutboxFrames || s.queuedBytes >= s.srv.cfg.OutboxBytes {
+		n, nb := s.queued, s.queuedBytes
 		s.mu.Unlock()
-		s.stop(byeBody(api.CodeSlowConsumer, "outbound queue full (%d frames): reconnect and resume from the last event received", n), true)
+		s.stop(byeBody(api.CodeSlowConsumer, "outbound queue full (%d frames, %d bytes): reconnect and resume from the last event received", n, nb), true)
 		return false
 	}
 	first := len(s.pending) == 0
 	s.pending = append(s.pending, frames...)
 	s.queued += len(frames)
+	for _, f := range frames {
+		s.queuedBytes += len(f)
+	}
 	s.mu.Unlock()
 	if first {
 		select {
@@ -213,7 +226,7 @@ func (s *session) stop(bye *ErrorBody, drop bool) {
 	s.cancel()
 	close(s.stopCh)
 	if bye != nil && bye.Code != api.CodeUnavailable {
-		s.logger().Warn("transport: session cut off", "code", bye.Name, "reason", bye.Msg)
+		s.srv.cutLog.get(bye.Code).Log(s.logger(), slog.LevelWarn, "transport: session cut off", "code", bye.Name, "reason", bye.Msg)
 	}
 }
 
@@ -268,10 +281,12 @@ func (s *session) writeQueued(bw *bufio.Writer, batch *[][]byte) (stopped bool, 
 			*batch = b
 			return false, nil
 		}
+		nb := 0
 		for _, f := range b {
 			if _, err := bw.Write(f); err != nil {
 				return false, err
 			}
+			nb += len(f)
 		}
 		n := len(b)
 		clear(b)
@@ -281,6 +296,7 @@ func (s *session) writeQueued(bw *bufio.Writer, batch *[][]byte) (stopped bool, 
 		*batch = b
 		s.mu.Lock()
 		s.queued -= n
+		s.queuedBytes -= nb
 		s.mu.Unlock()
 	}
 }

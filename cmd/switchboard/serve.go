@@ -23,9 +23,12 @@ import (
 	"github.com/switchboard/switchboard/cluster"
 )
 
-// adminTokenFile is where a generated admin token is kept, inside the data
-// dir, readable by its owner only.
-const adminTokenFile = "admin-token"
+// adminTokenFile and clusterTokenFile are where generated credentials are
+// kept, inside the data dir, readable by its owner only.
+const (
+	adminTokenFile   = "admin-token"
+	clusterTokenFile = "cluster-token"
+)
 
 // serveFlags are serve's flags; each has an environment variable.
 type serveFlags struct {
@@ -33,6 +36,7 @@ type serveFlags struct {
 	advertise, advertiseClient            string
 	adminToken, clusterToken, logLevel    string
 	httpAddr, logFormat                   string
+	adminTokenFile, clusterTokenFile      string
 	bootstrap, stayAfterRemoval           bool
 	join                                  string
 	bootstrapExpect, historySize          int
@@ -42,6 +46,7 @@ type serveFlags struct {
 	restore, tlsCert, tlsKey, tlsCA       string
 	clientFD, raftFD, httpFD              int   // inherited listening sockets, 0 if none
 	envErr                                error // a malformed environment variable
+	limits                                limitFlags
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -54,8 +59,10 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	str(&f.advertiseClient, "advertise-client", "SWITCHBOARD_ADVERTISE_CLIENT", "", "client address the other nodes and tools reach this node at (default: --client-addr)")
 	str(&f.raftAddr, "raft-addr", "SWITCHBOARD_RAFT_ADDR", "127.0.0.1:7401", "address for Raft traffic between nodes")
 	str(&f.advertise, "advertise", "SWITCHBOARD_ADVERTISE", "", "Raft address the other nodes dial (default: --raft-addr)")
-	str(&f.adminToken, "admin-token", "SWITCHBOARD_ADMIN_TOKEN", "", "admin token, the same on every node (default: generated once into <data>/admin-token)")
-	str(&f.clusterToken, "cluster-token", "SWITCHBOARD_CLUSTER_TOKEN", "", "node-to-node credential, the same on every node (default: the admin token)")
+	str(&f.adminToken, "admin-token", "SWITCHBOARD_ADMIN_TOKEN", "", "admin token, the same on every node; prefer --admin-token-file or the environment, which ps does not show (default for a single node: generated once into <data>/admin-token)")
+	str(&f.adminTokenFile, "admin-token-file", "SWITCHBOARD_ADMIN_TOKEN_FILE", "", "file holding the admin token")
+	str(&f.clusterToken, "cluster-token", "SWITCHBOARD_CLUSTER_TOKEN", "", "node-to-node secret (node calls and Raft streams), the same on every node and not the admin token; prefer --cluster-token-file or the environment (default for a single node: generated once into <data>/cluster-token; required with --join or --bootstrap-expect)")
+	str(&f.clusterTokenFile, "cluster-token-file", "SWITCHBOARD_CLUSTER_TOKEN_FILE", "", "file holding the cluster token")
 	str(&f.logLevel, "log-level", "SWITCHBOARD_LOG_LEVEL", "info", "debug, info, warn or error")
 	str(&f.logFormat, "log-format", "SWITCHBOARD_LOG_FORMAT", "text", "text (logfmt) or json (one object a line)")
 	str(&f.httpAddr, "http-addr", "SWITCHBOARD_HTTP_ADDR", "127.0.0.1:7402", "address for /healthz, /readyz, /metrics and /debug/pprof/ (admin token); empty or off: none")
@@ -76,6 +83,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.snapshotInterval, "snapshot-interval", envDuration("SWITCHBOARD_SNAPSHOT_INTERVAL", cluster.DefaultSnapshotInterval, &f.envErr), "how often to check the snapshot threshold (env SWITCHBOARD_SNAPSHOT_INTERVAL)")
 	fs.DurationVar(&f.heartbeat, "heartbeat-timeout", envDuration("SWITCHBOARD_HEARTBEAT_TIMEOUT", cluster.DefaultHeartbeatTimeout, &f.envErr), "how long a follower waits for the leader before an election (env SWITCHBOARD_HEARTBEAT_TIMEOUT)")
 	fs.DurationVar(&f.logoutGrace, "logout-grace", envDuration("SWITCHBOARD_LOGOUT_GRACE", actors.DefaultLogoutGrace, &f.envErr), "how long an agent whose last session on this node closed may take to reconnect before the node logs it out (the leader also logs out agents no node has had a session of for as long, e.g. after their node died); negative: never (env SWITCHBOARD_LOGOUT_GRACE)")
+	f.limits.register(fs, &f.envErr)
 	fs.DurationVar(&f.election, "election-timeout", envDuration("SWITCHBOARD_ELECTION_TIMEOUT", 0, &f.envErr), "how long a candidate waits for votes (default: the heartbeat timeout) (env SWITCHBOARD_ELECTION_TIMEOUT)")
 }
 
@@ -118,8 +126,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if f.restore != "" && !bootstrap {
 		return fmt.Errorf("%w: --restore starts a new cluster: use it with --bootstrap", errUsage)
 	}
-	if !bootstrap && f.adminToken == "" && f.clusterToken == "" {
-		return fmt.Errorf("%w: a node that joins or forms a cluster needs the cluster's credential: --cluster-token or --admin-token (env SWITCHBOARD_CLUSTER_TOKEN, SWITCHBOARD_ADMIN_TOKEN)", errUsage)
+	if f.adminToken != "" && f.adminTokenFile != "" {
+		return fmt.Errorf("%w: give --admin-token or --admin-token-file, not both", errUsage)
+	}
+	if f.clusterToken != "" && f.clusterTokenFile != "" {
+		return fmt.Errorf("%w: give --cluster-token or --cluster-token-file, not both", errUsage)
+	}
+	if !bootstrap && (f.adminToken == "" && f.adminTokenFile == "" || f.clusterToken == "" && f.clusterTokenFile == "") {
+		return fmt.Errorf("%w: a node that joins or forms a cluster needs the cluster's two credentials, the same on every node: "+
+			"--admin-token-file (or --admin-token, env SWITCHBOARD_ADMIN_TOKEN) and --cluster-token-file (or --cluster-token, env SWITCHBOARD_CLUSTER_TOKEN)", errUsage)
 	}
 	if (f.tlsCert != "" || f.tlsKey != "" || f.tlsCA != "") && (f.tlsCert == "" || f.tlsKey == "" || f.tlsCA == "") {
 		return fmt.Errorf("%w: TLS needs --tls-cert, --tls-key and --tls-ca together", errUsage)
@@ -145,9 +160,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 		}()
 	}
-	token, generated, err := loadAdminToken(f.dataDir, f.adminToken)
+	token, generated, err := loadSecret(f.dataDir, adminTokenFile, "admin token", f.adminToken, f.adminTokenFile)
 	if err != nil {
 		return err
+	}
+	clusterToken, clusterGenerated, err := loadSecret(f.dataDir, clusterTokenFile, "cluster token", f.clusterToken, f.clusterTokenFile)
+	if err != nil {
+		return err
+	}
+	if clusterToken == token {
+		return fmt.Errorf("%w: the cluster token must differ from the admin token: whoever holds it can act as a node", errUsage)
 	}
 	cfg := node.Config{
 		Raft: cluster.Config{
@@ -167,7 +189,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		HTTPAddr:            f.httpAddr,
 		AdvertiseClientAddr: f.advertiseClient,
 		AdminToken:          token,
-		ClusterToken:        f.clusterToken,
+		ClusterToken:        clusterToken,
 		Join:                join,
 		BootstrapExpect:     f.bootstrapExpect,
 		HistorySize:         f.historySize,
@@ -185,6 +207,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.HTTPListener, err = inheritedListener(f.httpFD, "http"); err != nil {
 		return err
 	}
+	f.limits.apply(&cfg)
 	if f.tlsCert != "" {
 		cfg.TLS = &cluster.TLSConfig{CertFile: f.tlsCert, KeyFile: f.tlsKey, CAFile: f.tlsCA}
 	}
@@ -220,6 +243,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if generated {
 		fmt.Fprintf(stdout, "  admin token (shown once, saved in %s): %s\n",
 			filepath.Join(abs, adminTokenFile), token)
+	}
+	if clusterGenerated {
+		fmt.Fprintf(stdout, "  cluster token generated into %s: nodes that join this one need it (--cluster-token-file)\n",
+			filepath.Join(abs, clusterTokenFile))
 	}
 	removed := srv.RemovedCh()
 	if f.stayAfterRemoval {
@@ -294,13 +321,19 @@ func envDuration(name string, def time.Duration, errp *error) time.Duration {
 	return d
 }
 
-// loadAdminToken returns the admin token: the given one, else the one saved
-// in the data dir, else a new random one saved there (generated=true).
-func loadAdminToken(dataDir, given string) (token string, generated bool, err error) {
+// loadSecret returns a credential: the given one, else the one in file,
+// else the one saved in the data dir under name, else a new random one
+// saved there, readable by the owner only (generated=true). Cluster mode
+// has checked that one of the first two is set.
+func loadSecret(dataDir, name, what, given, file string) (token string, generated bool, err error) {
 	if given != "" {
 		return given, false, nil
 	}
-	path := filepath.Join(dataDir, adminTokenFile)
+	if file != "" {
+		t, err := readTokenFile(what+" file", file)
+		return t, false, err
+	}
+	path := filepath.Join(dataDir, name)
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
@@ -308,15 +341,15 @@ func loadAdminToken(dataDir, given string) (token string, generated bool, err er
 			return t, false, nil
 		}
 	case !errors.Is(err, fs.ErrNotExist):
-		return "", false, fmt.Errorf("read admin token: %w", err)
+		return "", false, fmt.Errorf("read %s: %w", what, err)
 	}
 	var raw [24]byte
 	if _, err := rand.Read(raw[:]); err != nil {
-		return "", false, fmt.Errorf("generate admin token: %w", err)
+		return "", false, fmt.Errorf("generate %s: %w", what, err)
 	}
 	token = base64.RawURLEncoding.EncodeToString(raw[:])
 	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
-		return "", false, fmt.Errorf("save admin token: %w", err)
+		return "", false, fmt.Errorf("save %s: %w", what, err)
 	}
 	return token, true, nil
 }

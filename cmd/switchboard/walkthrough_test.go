@@ -55,6 +55,7 @@ func (n *testNode) start() {
 		ClientListener: n.client.Listener(),
 		RaftListener:   n.raft.Listener(),
 		AdminToken:     testAdminToken,
+		ClusterToken:   "walkthrough-cluster-token",
 		LogoutGrace:    n.grace,
 	})
 	if err != nil {

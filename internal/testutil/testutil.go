@@ -3,6 +3,7 @@
 package testutil
 
 import (
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -161,11 +162,16 @@ func Logger(t testing.TB) *slog.Logger { return LevelLogger(t, slog.LevelDebug) 
 
 // LevelLogger is Logger at level.
 func LevelLogger(t testing.TB, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(LogWriter(t), &slog.HandlerOptions{Level: level}))
+}
+
+// LogWriter writes each line to t.Log until the test ends, then drops it.
+func LogWriter(t testing.TB) io.Writer {
 	w := &logWriter{t: t}
 	t.Cleanup(func() {
 		w.mu.Lock()
 		w.done = true
 		w.mu.Unlock()
 	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	return w
 }
