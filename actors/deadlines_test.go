@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -190,4 +191,46 @@ func TestDeadlineRescanFindsSilentRequests(t *testing.T) {
 	n.slaWorld(api.CreateListArgs{SLAMs: 50}, true)
 	r := n.arriveOnList("c1")
 	sysWait(t, "the breach", func() bool { return n.request(r).SLA == api.SLABreached })
+}
+
+// The periodic rescan walks every request under the FSM's read lock, so it
+// is skipped while no list or queue sets a deadline; it resumes once one
+// does (and then finds a request that told nobody).
+func TestDeadlineRescanSkippedWhileNothingSetsADeadline(t *testing.T) {
+	var mu sync.Mutex
+	fullScans := 0
+	var n *sysNode
+	n = newSysNode(t, -1, func(c *Config) {
+		c.DeadlineRescan = 20 * time.Millisecond
+		deadlines := c.Deadlines
+		c.Deadlines = func(request string) ([]fsm.Deadline, uint64) {
+			if request == "" {
+				mu.Lock()
+				fullScans++
+				mu.Unlock()
+			}
+			return deadlines(request)
+		}
+		c.DeadlinesConfigured = func() (yes bool) {
+			n.fsm.Read(func(s *fsm.State, _ uint64) { yes = s.DeadlinesConfigured() })
+			return yes
+		}
+	})
+	scans := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return fullScans
+	}
+	n.setLeader(true)
+	n.armedDeadlines() // the scan on gaining the lead
+	after := scans()
+	// Ten rescan periods with no deadline setting anywhere: no full scan.
+	sysHolds(t, 200*time.Millisecond, "no full scan while nothing sets a deadline", func() bool { return scans() == after })
+
+	n.slaWorld(api.CreateListArgs{SLAMs: 50}, true)
+	r := n.arriveOnList("c1")
+	sysWait(t, "the breach, found by a rescan", func() bool { return n.request(r).SLA == api.SLABreached })
+	if scans() == after {
+		t.Fatal("a list sets a service level, yet no full scan ran")
+	}
 }

@@ -115,6 +115,11 @@ type Config struct {
 	// DeadlineRescan is how often the leader re-reads every deadline
 	// (DefaultDeadlineRescan if zero; negative: never).
 	DeadlineRescan time.Duration
+	// DeadlinesConfigured reports whether any list or queue sets a
+	// deadline (fsm.State.DeadlinesConfigured): the periodic re-read,
+	// which walks every request under the FSM's read lock, is skipped
+	// while none does (nil: never skipped).
+	DeadlinesConfigured func() bool
 	// AgentLoggedIn reports whether the agent is logged in in local state
 	// (nil: assume it is; the FSM refuses a logout of a logged-out agent).
 	AgentLoggedIn func(agent string) bool

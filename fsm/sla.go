@@ -287,6 +287,23 @@ func (s *State) Deadlines(id string) []Deadline {
 	return out
 }
 
+// DeadlinesConfigured reports whether any list or queue sets a service
+// level or an INACTIVE reminder or auto-close: without, no new request
+// gets a deadline. It reads the lists and queues only.
+func (s *State) DeadlinesConfigured() bool {
+	for _, l := range s.Lists {
+		if l.SLAMs > 0 || l.RemindInactiveMs > 0 || l.CloseInactiveMs > 0 {
+			return true
+		}
+	}
+	for _, q := range s.Queues {
+		if q.SLAMs > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *State) appendDeadlines(out []Deadline, r *Request) []Deadline {
 	if r.State == api.StateClosed {
 		return out

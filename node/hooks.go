@@ -56,6 +56,10 @@ func actorsConfig(cl *cluster.Service, historySize int, grace time.Duration, log
 			})
 			return ds, index
 		},
+		DeadlinesConfigured: func() (yes bool) {
+			f.Read(func(st *fsm.State, _ uint64) { yes = st.DeadlinesConfigured() })
+			return yes
+		},
 		ConnectedElsewhere: func(ctx context.Context, agent string) bool {
 			return connectedElsewhere(cl, ctx, agent)
 		},
