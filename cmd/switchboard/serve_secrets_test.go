@@ -14,24 +14,6 @@ import (
 	"github.com/switchboard/switchboard/internal/testutil"
 )
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // clearSecretEnv keeps the caller's environment out of serve's flags.
 func clearSecretEnv(t *testing.T) {
 	for _, e := range []string{"SWITCHBOARD_ADMIN_TOKEN", "SWITCHBOARD_ADMIN_TOKEN_FILE",
@@ -87,7 +69,7 @@ func TestServeGeneratesClusterTokenForSingleNode(t *testing.T) {
 		var (
 			wg       sync.WaitGroup
 			err      error
-			out, log syncBuffer
+			out, log lockedBuffer
 		)
 		wg.Add(1)
 		go func() {
