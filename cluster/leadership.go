@@ -67,6 +67,10 @@ type leaderWatch struct {
 	mu      sync.Mutex
 	id      string
 	changed chan struct{}
+	// last is the last leader known (never ""), moves counts its changes
+	// from one server to another.
+	last  string
+	moves uint64
 }
 
 func newLeaderWatch() *leaderWatch {
@@ -82,6 +86,20 @@ func (w *leaderWatch) set(id string) {
 		close(w.changed)
 		w.changed = make(chan struct{})
 	}
+	if id != "" && id != w.last {
+		if w.last != "" {
+			w.moves++
+		}
+		w.last = id
+	}
+}
+
+// LeaderChanges counts the times this node has seen the leader change
+// from one server to another (an election it observed), since it opened.
+func (n *Node) LeaderChanges() uint64 {
+	n.leaders.mu.Lock()
+	defer n.leaders.mu.Unlock()
+	return n.leaders.moves
 }
 
 // get returns the known leader's id ("" for none) and a channel closed once

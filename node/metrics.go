@@ -1,15 +1,14 @@
 package node
 
 import (
-	"context"
 	"errors"
 	"sync"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/switchboard/switchboard/api"
+	"github.com/switchboard/switchboard/cluster"
 	"github.com/switchboard/switchboard/fsm"
 	"github.com/switchboard/switchboard/transport"
 )
@@ -32,7 +31,6 @@ type Metrics struct {
 	streams         *prometheus.GaugeVec     // role
 	delivered       prometheus.Counter
 	dropped         prometheus.Counter
-	leaderChanges   prometheus.Counter
 }
 
 // newMetrics builds the node's registry. The collectors that read the
@@ -65,10 +63,6 @@ func newMetrics(version string) *Metrics {
 			Name: "switchboard_events_sessions_dropped_total",
 			Help: "Sessions whose outbox refused an event frame, so delivery to them stopped: a slow consumer cut off, or a session that had just closed.",
 		}),
-		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchboard_raft_leader_changes_total",
-			Help: "Times this node saw the cluster's leader change to another server (elections it observed).",
-		}),
 	}
 	for _, r := range []string{"agent", "connector"} {
 		m.streams.WithLabelValues(r)
@@ -80,7 +74,7 @@ func newMetrics(version string) *Metrics {
 	})
 	build.Set(1)
 	m.Registry.MustRegister(m.commands, m.commandSeconds, m.commandsRefused, m.streams,
-		m.delivered, m.dropped, m.leaderChanges, build,
+		m.delivered, m.dropped, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -182,32 +176,10 @@ func (m *Metrics) wrapAttach(role string, out transport.Outbox, attach func(tran
 	}
 }
 
-// watchLeader counts leader changes until ctx ends, from Raft's
-// observations.
-func (m *Metrics) watchLeader(ctx context.Context, r *raft.Raft) {
-	ch := make(chan raft.Observation, 16)
-	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
-		_, ok := o.Data.(raft.LeaderObservation)
-		return ok
-	})
-	r.RegisterObserver(obs)
-	defer r.DeregisterObserver(obs)
-	var last raft.ServerID
-	if _, id := r.LeaderWithID(); id != "" {
-		last = id
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case o := <-ch:
-			lo := o.Data.(raft.LeaderObservation)
-			if lo.LeaderID != "" && lo.LeaderID != last {
-				if last != "" {
-					m.leaderChanges.Inc()
-				}
-				last = lo.LeaderID
-			}
-		}
-	}
+// countLeaderChanges exports the leader changes node has seen.
+func (m *Metrics) countLeaderChanges(node *cluster.Node) {
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "switchboard_raft_leader_changes_total",
+		Help: "Times this node saw the cluster's leader change to another server (elections it observed).",
+	}, func() float64 { return float64(node.LeaderChanges()) }))
 }

@@ -129,6 +129,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	// the sessions of principals an applied entry deletes, so it exists
 	// before Raft replays the log.
 	metrics := newMetrics(cfg.Version)
+	metrics.countLeaderChanges(raftNode)
 	backend := newBackend(cl, hub, cfg.AdminToken, cfg.Version)
 	backend.metrics, backend.log = metrics, log.With("component", "backend")
 	tcfg := cfg.Transport
@@ -265,7 +266,7 @@ func (s *Server) run(cfg Config, existing bool) {
 	if grace == 0 {
 		grace = actors.DefaultLogoutGrace
 	}
-	s.wg.Add(5)
+	s.wg.Add(4)
 	go func() {
 		defer s.wg.Done()
 		s.Cluster.Maintain(bg)
@@ -273,12 +274,6 @@ func (s *Server) run(cfg Config, existing bool) {
 	go func() {
 		defer s.wg.Done()
 		s.watchRemoval(bg) // removed.go
-	}()
-	go func() {
-		defer s.wg.Done()
-		if r := s.Node.Raft(); r != nil {
-			s.Metrics.watchLeader(bg, r)
-		}
 	}()
 	go func() {
 		defer s.wg.Done()
