@@ -289,8 +289,23 @@ func (b *Backend) Query(ctx context.Context, p api.Principal, op string, args ms
 	return out, nil
 }
 
+// cursorWait is how long an attach waits for this node to reach a resume
+// cursor ahead of it before answering with a sync instead.
+const cursorWait = 2 * time.Second
+
 // Attach implements transport.Backend.
 func (b *Backend) Attach(key string, since uint64, resume bool, out transport.Outbox) func() {
+	if index := api.IndexOf(since); resume && index > b.raft.FSM().Applied() {
+		// A cursor this node has not reached: another node's that is
+		// ahead of this one (it catches up in a moment), or one beyond
+		// the log altogether. Wait a moment; past that, a sync rather
+		// than a stream that stays silent until the log gets there.
+		ctx, cancel := context.WithTimeout(context.Background(), cursorWait)
+		if err := b.raft.WaitIndex(ctx, index); err != nil {
+			resume = false
+		}
+		cancel()
+	}
 	return b.metrics.wrapAttach(streamRole(key), out, func(out transport.Outbox) func() {
 		return b.hub.Attach(key, since, resume, out)
 	})
