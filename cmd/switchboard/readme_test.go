@@ -221,9 +221,16 @@ func runWalkthrough(t *testing.T, bin string, sec readmeSection) {
 				}
 				_ = comment
 			case open != nil:
-				// Typed into the console the block opened.
+				// Typed into the console the block opened. A subscribe
+				// must have taken effect before the next command, as a
+				// reader waits for the console to answer.
 				if _, err := io.WriteString(open.stdin, line+"\n"); err != nil {
 					t.Fatalf("typing %q: %v", line, err)
+				}
+				if list, ok := strings.CutPrefix(line, "subscribe "); ok {
+					testutil.WaitFor(t, 20*time.Second, func() bool {
+						return strings.Contains(open.output(), "list.subscribed list "+list)
+					}, "the console to confirm %q:\n%s", line, testutil.Lazy(open.output))
 				}
 			default:
 				t.Fatalf("README line %q is neither a command nor console input", line)
