@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/switchboard/switchboard/internal/netutil"
 	"github.com/switchboard/switchboard/internal/ratelog"
 )
 
@@ -96,33 +97,14 @@ func newAuthStreamLayer(inner raft.StreamLayer, secret []byte, log *slog.Logger)
 
 func (l *authStreamLayer) acceptLoop() {
 	defer l.wg.Done()
-	var backoff time.Duration
-	for {
-		c, err := l.inner.Accept()
-		if err != nil {
-			select {
-			case <-l.done:
-				return
-			default:
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				time.Sleep(backoff)
-				continue
-			}
-			l.log.Error("raft listener failed", "err", err)
-			l.Close()
-			return
-		}
-		backoff = 0
+	netutil.AcceptLoop(l.inner, l.done, l.log, "raft", func() { l.Close() }, func(c net.Conn) {
 		select {
 		case l.pending <- struct{}{}:
 		default:
 			l.warn.Log(l.log, slog.LevelWarn, "raft stream refused: too many handshakes in progress",
 				"remote", c.RemoteAddr().String())
 			c.Close()
-			continue
+			return
 		}
 		l.wg.Add(1)
 		go func() {
@@ -140,7 +122,7 @@ func (l *authStreamLayer) acceptLoop() {
 				c.Close()
 			}
 		}()
-	}
+	})
 }
 
 // acceptHandshake runs the acceptor's side of the handshake on c.

@@ -3,7 +3,6 @@ package node
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/cluster"
+	"github.com/switchboard/switchboard/internal/netutil"
 	"github.com/switchboard/switchboard/transport"
 )
 
@@ -61,28 +61,7 @@ func (l *splitListener) SetReady() { l.ready.Store(true) }
 
 func (l *splitListener) acceptLoop() {
 	defer l.wg.Done()
-	var backoff time.Duration
-	for {
-		c, err := l.inner.Accept()
-		if err != nil {
-			select {
-			case <-l.done:
-				return
-			default:
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				time.Sleep(backoff)
-				continue
-			}
-			l.log.Error("client listener failed", "err", err)
-			l.Close()
-			return
-		}
-		backoff = 0
-		go l.route(c)
-	}
+	netutil.AcceptLoop(l.inner, l.done, l.log, "client", func() { l.Close() }, func(c net.Conn) { go l.route(c) })
 }
 
 // route reads the first frame of c and hands c to the node server or to
