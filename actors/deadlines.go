@@ -223,23 +223,13 @@ func (t *deadlineTimers) reconcile(ds []fsm.Deadline, in func(deadlineKey) bool)
 
 // afterFunc sends msg to the actor after d (at once if d <= 0).
 func (t *deadlineTimers) afterFunc(d time.Duration, msg any) *time.Timer {
-	e, pid := t.hub.engine, t.self
-	return time.AfterFunc(max(d, 0), func() { e.Send(pid, msg) })
+	return sendAfter(t.hub.engine, t.self, d, msg)
 }
 
-func (t *deadlineTimers) disarm(k deadlineKey) {
-	if a := t.armed[k]; a != nil {
-		if a.timer != nil {
-			a.timer.Stop()
-		}
-		delete(t.armed, k)
-	}
-}
+func (t *deadlineTimers) disarm(k deadlineKey) { disarm(t.armed, k) }
 
 func (t *deadlineTimers) stopAll() {
-	for k := range t.armed {
-		t.disarm(k)
-	}
+	disarmAll(t.armed)
 	if t.rescan != nil {
 		t.rescan.Stop()
 		t.rescan = nil

@@ -221,24 +221,12 @@ func (t *offerTimers) arm(o api.OfferInfo) {
 
 // afterFunc sends msg to the actor after d (at once if d <= 0).
 func (t *offerTimers) afterFunc(d time.Duration, msg any) *time.Timer {
-	e, pid := t.hub.engine, t.self
-	return time.AfterFunc(max(d, 0), func() { e.Send(pid, msg) })
+	return sendAfter(t.hub.engine, t.self, d, msg)
 }
 
-func (t *offerTimers) disarm(req string) {
-	if a := t.armed[req]; a != nil {
-		if a.timer != nil {
-			a.timer.Stop()
-		}
-		delete(t.armed, req)
-	}
-}
+func (t *offerTimers) disarm(req string) { disarm(t.armed, req) }
 
-func (t *offerTimers) stopAll() {
-	for req := range t.armed {
-		t.disarm(req)
-	}
-}
+func (t *offerTimers) stopAll() { disarmAll(t.armed) }
 
 // due proposes the offer_timeout of a timer that fired.
 func (t *offerTimers) due(m offerDue) {
