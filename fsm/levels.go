@@ -48,9 +48,14 @@ const (
 	// the system ops remind_inactive and close_inactive refused before
 	// theirs, request.reminder): see sla.go.
 	Level2 uint32 = 2
+	// Level3 adds the supervisor principal (create_supervisor,
+	// delete_supervisor, supervisors acting on requests and agents in
+	// their scope, the supervisor event stream): see supervisors.go. Other
+	// changes of this release add themselves here.
+	Level3 uint32 = 3
 
 	// MaxLevel is the highest level this build can apply.
-	MaxLevel = Level2
+	MaxLevel = Level3
 )
 
 // ActiveLevel is the cluster's active feature level.

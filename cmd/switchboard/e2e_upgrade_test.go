@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -94,17 +95,17 @@ func TestRollingUpgradeRaisesFeatureLevelE2E(t *testing.T) {
 	}
 	waitUntil(t, "the leader to raise the level once every node runs the new build", func() bool {
 		for _, n := range c.nodes {
-			if active, max, err := n.levels(t); err != nil || active != fsm.Level2 || max != fsm.Level2 {
+			if active, max, err := n.levels(t); err != nil || active != fsm.MaxLevel || max != fsm.MaxLevel {
 				return false
 			}
 		}
 		return true
 	})
 	if err := deleteConnector(t, c.addrs(c.nodes[0]), "x1"); err != nil {
-		t.Fatalf("delete_connector at level 2: %v", err)
+		t.Fatalf("delete_connector at level %d: %v", fsm.MaxLevel, err)
 	}
 	out := ctlRun(t, c.addrs(c.nodes[0]), "cluster", "status")
-	if !strings.Contains(out, "feature level 2") {
+	if !strings.Contains(out, fmt.Sprintf("feature level %d", fsm.MaxLevel)) {
 		t.Errorf("cluster status does not show the raised level:\n%s", out)
 	}
 
