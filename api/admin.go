@@ -103,6 +103,29 @@ type CreateConnectorArgs struct {
 	TokenHash []byte   `msgpack:"token_hash"`
 }
 
+// CreateSupervisorArgs creates a supervisor (feature level 3). Its scope is
+// every request and agent when MRDs, Lists and Queues are all empty;
+// otherwise the requests of those MRDs, lists and queues, and the agents
+// who work there (SupervisorScope). TokenHash is set by the node, as for
+// agents.
+type CreateSupervisorArgs struct {
+	ID        string   `msgpack:"id"`
+	Name      string   `msgpack:"name"`
+	MRDs      []string `msgpack:"mrds,omitempty"`
+	Lists     []string `msgpack:"lists,omitempty"`
+	Queues    []string `msgpack:"queues,omitempty"`
+	TokenHash []byte   `msgpack:"token_hash"`
+}
+
+// SupervisorInfo is one supervisor as get_supervisors lists it.
+type SupervisorInfo struct {
+	ID     string   `msgpack:"id"`
+	Name   string   `msgpack:"name"`
+	MRDs   []string `msgpack:"mrds"`
+	Lists  []string `msgpack:"lists"`
+	Queues []string `msgpack:"queues"`
+}
+
 // IDArgs names one entity.
 type IDArgs struct {
 	ID string `msgpack:"id"`

@@ -218,11 +218,14 @@ type ConversationView struct {
 type StreamView struct {
 	Agent         string             `msgpack:"agent,omitempty"`
 	Connector     string             `msgpack:"connector,omitempty"`
+	Supervisor    string             `msgpack:"supervisor,omitempty"`
 	Lists         []ListSnapshot     `msgpack:"lists"`
 	Conversations []ConversationView `msgpack:"conversations"`
 	// Push is an agent's routing status and pending offers; nil for a
 	// connector and for an agent that has never touched push routing.
 	Push *AgentPushView `msgpack:"push,omitempty"`
+	// Board is a supervisor's wallboard (api/supervise.go); nil otherwise.
+	Board *Board `msgpack:"board,omitempty"`
 }
 
 // EvSync is the kind of the event that carries a StreamView: sent on a fresh

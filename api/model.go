@@ -30,9 +30,12 @@ const (
 	RoleAgent
 	RoleConnector
 	RoleSystem
+	// RoleSupervisor watches and steers the requests and agents in its
+	// scope (feature level 3).
+	RoleSupervisor
 )
 
-var roleNames = [...]string{"none", "admin", "agent", "connector", "system"}
+var roleNames = [...]string{"none", "admin", "agent", "connector", "system", "supervisor"}
 
 func (r Role) String() string {
 	if int(r) < len(roleNames) {
@@ -65,6 +68,8 @@ func (p Principal) Key() string {
 		return AgentKey(p.ID)
 	case RoleConnector:
 		return ConnectorKey(p.ID)
+	case RoleSupervisor:
+		return SupervisorKey(p.ID)
 	}
 	return ""
 }
@@ -74,6 +79,10 @@ func AgentKey(id string) string { return "agent:" + id }
 
 // ConnectorKey is the recipient key of a channel connector's event stream.
 func ConnectorKey(id string) string { return "connector:" + id }
+
+// SupervisorKey is the recipient key of a supervisor's event stream: every
+// event about the requests and agents in the supervisor's scope.
+func SupervisorKey(id string) string { return "supervisor:" + id }
 
 // MRD is a media routing domain: a kind of work (chat, social, email, voice).
 type MRD struct {
@@ -122,6 +131,12 @@ type Queue struct {
 	// Service level (ServiceLevelArgs; feature level 2). 0: none.
 	SLAMs      int64 `msgpack:"sla_ms,omitempty"`
 	SLAWarnPct int   `msgpack:"sla_warn_pct,omitempty"`
+	// Service level of the day (feature level 3): SLDay is the UTC day
+	// (unix days, leader time) that SLMet and SLBreached count requests
+	// of, whose service level was met or breached that day.
+	SLDay      int64 `msgpack:"sl_day,omitempty"`
+	SLMet      int   `msgpack:"sl_met,omitempty"`
+	SLBreached int   `msgpack:"sl_breached,omitempty"`
 }
 
 // Customer identifies the person behind a request.

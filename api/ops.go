@@ -47,6 +47,8 @@ const (
 	OpSLABreach         = "sla_breach"
 	OpRemindInactive    = "remind_inactive"
 	OpCloseInactive     = "close_inactive"
+	OpCreateSupervisor  = "create_supervisor"
+	OpDeleteSupervisor  = "delete_supervisor"
 )
 
 // writeOps is every write op, for IsWrite and WriteOps.
@@ -92,6 +94,8 @@ var writeOps = [...]string{
 	OpSLABreach,
 	OpRemindInactive,
 	OpCloseInactive,
+	OpCreateSupervisor,
+	OpDeleteSupervisor,
 }
 
 // IsWrite reports whether op names a write op (a command through the Raft

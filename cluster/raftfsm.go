@@ -81,8 +81,8 @@ func NewFSM(sink Sink, logger *slog.Logger) *FSM {
 // SetSink sets the event sink; call before Raft starts.
 func (f *FSM) SetSink(s Sink) { f.sink = s }
 
-// SetRevoked sets fn, called once an entry that deleted agents or
-// connectors is applied, with their principals, and once a snapshot is
+// SetRevoked sets fn, called once an entry that deleted agents,
+// connectors or supervisors is applied, with their principals, and once a snapshot is
 // installed, with nil (any credential may have changed): whoever holds
 // sessions of those principals ends them. It runs on Raft's apply
 // goroutine and must not block. Call before Raft starts.
@@ -102,6 +102,8 @@ func revokedBy(cmd *fsm.Command, res fsm.Result) (api.Principal, bool) {
 		return api.Principal{Role: api.RoleAgent, ID: a.ID}, true
 	case fsm.OpDeleteConnector:
 		return api.Principal{Role: api.RoleConnector, ID: a.ID}, true
+	case fsm.OpDeleteSupervisor:
+		return api.Principal{Role: api.RoleSupervisor, ID: a.ID}, true
 	}
 	return api.Principal{}, false
 }

@@ -360,7 +360,7 @@ func TestRoleMatrix(t *testing.T) {
 		OpSubscribe: {api.RoleAdmin, api.RoleAgent}, OpUnsubscribe: {api.RoleAdmin, api.RoleAgent},
 		OpCustomerMessage: {api.RoleAdmin, api.RoleConnector}, OpRequestAgent: {api.RoleAdmin, api.RoleConnector},
 		OpJoin: {api.RoleAdmin, api.RoleAgent}, OpLeave: {api.RoleAdmin, api.RoleAgent},
-		OpClose: {api.RoleAdmin, api.RoleAgent, api.RoleConnector}, OpSend: {api.RoleAdmin, api.RoleAgent},
+		OpClose: {api.RoleAdmin, api.RoleAgent, api.RoleConnector, api.RoleSupervisor}, OpSend: {api.RoleAdmin, api.RoleAgent},
 	}
 	for op := range allowed {
 		if Commands.Lookup(op) == nil {
@@ -370,7 +370,7 @@ func TestRoleMatrix(t *testing.T) {
 	s := walkthrough(t)
 	for _, info := range Commands.Ops() {
 		want, fixed := allowed[info.Op]
-		for r := api.RoleNone; r <= api.RoleSystem+1; r++ {
+		for r := api.RoleNone; r <= api.RoleSupervisor+1; r++ {
 			if fixed && info.Allowed(r) != slices.Contains(want, r) {
 				t.Errorf("%s allowed for %s = %v", info.Name, r, info.Allowed(r))
 			}

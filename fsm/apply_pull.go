@@ -27,7 +27,7 @@ func registerPull(r *Registry) {
 	register(r, OpRequestAgent, api.OpRequestAgent, Level1, connector, applyRequestAgent)
 	register(r, OpJoin, api.OpJoin, Level1, agentOrAdmin, applyJoin)
 	register(r, OpLeave, api.OpLeave, Level1, agentOrAdmin, applyLeave)
-	register(r, OpClose, api.OpClose, Level1, roles(api.RoleAgent, api.RoleAdmin, api.RoleConnector), applyClose)
+	register(r, OpClose, api.OpClose, Level1, roles(api.RoleAgent, api.RoleAdmin, api.RoleConnector, api.RoleSupervisor), applyClose)
 	register(r, OpSend, api.OpSend, Level1, agentOrAdmin, applySend)
 }
 
@@ -290,6 +290,10 @@ func applyClose(s *State, c *Command, a *api.RequestArgs, out *events) (any, *ap
 	case api.RoleAgent:
 		if !containsSorted(r.Participants, c.By.ID) && !s.closesFromList(c.By.ID, r) {
 			return nil, api.Errorf(api.CodeNotParticipant, "agent %q is not in request %q", c.By.ID, r.ID)
+		}
+	case api.RoleSupervisor:
+		if err := s.superviseRequest(c, r); err != nil {
+			return nil, err
 		}
 	}
 	s.closeRequest(r, c.By, out)

@@ -28,9 +28,12 @@ const (
 func registerPush(r *Registry) {
 	admin := roles(api.RoleAdmin)
 	agentOrAdmin := roles(api.RoleAgent, api.RoleAdmin)
+	// Supervisors (level 3: none exists below it) act on the requests
+	// and agents in their scope (supervisors.go).
+	supervised3 := roles(api.RoleAgent, api.RoleAdmin, api.RoleSupervisor)
 	register(r, OpLogin, api.OpLogin, Level1, agentOrAdmin, applyLogin)
-	register(r, OpLogout, api.OpLogout, Level1, roles(api.RoleAgent, api.RoleAdmin, api.RoleSystem), applyLogout)
-	register(r, OpSetAgentState, api.OpSetAgentState, Level1, agentOrAdmin, applySetAgentState)
+	register(r, OpLogout, api.OpLogout, Level1, roles(api.RoleAgent, api.RoleAdmin, api.RoleSystem, api.RoleSupervisor), applyLogout)
+	register(r, OpSetAgentState, api.OpSetAgentState, Level1, supervised3, applySetAgentState)
 	register(r, OpSetAgentMode, api.OpSetAgentMode, Level1, agentOrAdmin, applySetAgentMode)
 	register(r, OpAddQueueMember, api.OpAddQueueMember, Level1, admin, applyAddQueueMember)
 	register(r, OpRemoveQueueMember, api.OpRemoveQueueMember, Level1, admin, applyRemoveQueueMember)
@@ -39,8 +42,8 @@ func registerPush(r *Registry) {
 	register(r, OpAcceptOffer, api.OpAcceptOffer, Level1, agentOrAdmin, applyAcceptOffer)
 	register(r, OpRejectOffer, api.OpRejectOffer, Level1, agentOrAdmin, applyRejectOffer)
 	register(r, OpOfferTimeout, api.OpOfferTimeout, Level1, roles(api.RoleSystem), applyOfferTimeout)
-	register(r, OpTransfer, api.OpTransfer, Level1, agentOrAdmin, applyTransfer)
-	register(r, OpTransferToQueue, api.OpTransferToQueue, Level1, agentOrAdmin, applyTransferToQueue)
+	register(r, OpTransfer, api.OpTransfer, Level1, supervised3, applyTransfer)
+	register(r, OpTransferToQueue, api.OpTransferToQueue, Level1, supervised3, applyTransferToQueue)
 	register(r, OpInvite, api.OpInvite, Level1, agentOrAdmin, applyInvite)
 }
 
@@ -98,6 +101,9 @@ func applyLogout(s *State, c *Command, a *api.AgentArgs, out *events) (any, *api
 	if err != nil {
 		return nil, err
 	}
+	if err := s.superviseAgent(c, ag, ""); err != nil {
+		return nil, err
+	}
 	if !ag.LoggedIn {
 		return nil, api.Errorf(api.CodeWrongState, "agent %q is not logged in", ag.ID)
 	}
@@ -119,6 +125,15 @@ func applySetAgentState(s *State, c *Command, a *api.SetAgentStateArgs, out *eve
 	}
 	if s.MRDs[a.MRD] == nil {
 		return nil, api.Errorf(api.CodeNotFound, "mrd %q not found", a.MRD)
+	}
+	if c.By.Role == api.RoleSupervisor {
+		// A supervisor may take an agent off routing, never put one on.
+		if a.State != api.AgentNotReady {
+			return nil, api.Errorf(api.CodeForbidden, "a supervisor may set an agent %s only", api.AgentNotReady)
+		}
+		if err := s.superviseAgent(c, ag, a.MRD); err != nil {
+			return nil, err
+		}
 	}
 	switch a.State {
 	case api.AgentReady:
@@ -400,7 +415,15 @@ func (s *State) directedOffer(c *Command, a *api.TransferArgs) (from, to *Agent,
 	if containsSorted(r.Participants, to.ID) {
 		return nil, nil, nil, api.Errorf(api.CodeAlreadyParticipant, "agent %q is already in request %q", to.ID, r.ID)
 	}
-	if r.Queued || r.Offer != nil {
+	if err := s.superviseRequest(c, r); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := s.superviseAgent(c, to, r.MRD); err != nil {
+		return nil, nil, nil, err
+	}
+	// A supervisor may assign a request waiting in its queue (the
+	// caller takes it out of the queue); an agent or admin may not.
+	if (r.Queued && c.By.Role != api.RoleSupervisor) || r.Offer != nil {
 		return nil, nil, nil, api.Errorf(api.CodeWrongState, "request %q is waiting for another offer to be answered", r.ID)
 	}
 	if st := to.stateIn(r.MRD); st.State != api.AgentReady {
@@ -428,6 +451,7 @@ func applyTransfer(s *State, c *Command, a *api.TransferArgs, out *events) (any,
 		s.dropParticipant(r, from, out)
 		r.Declined, _ = insertSorted(r.Declined, from.ID)
 	}
+	s.takeFromQueue(r) // a supervisor's assignment of a waiting request
 	s.makeOffer(r, to, api.OfferTransfer, fromID, out)
 	info := s.offerInfo(r)
 	s.route(out)
@@ -457,6 +481,9 @@ func applyInvite(s *State, c *Command, a *api.TransferArgs, out *events) (any, *
 func applyTransferToQueue(s *State, c *Command, a *api.TransferToQueueArgs, out *events) (any, *api.Error) {
 	r, err := s.liveRequest(a.Request)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.superviseRequest(c, r); err != nil {
 		return nil, err
 	}
 	from, err := s.handover(c, a.Agent, r)

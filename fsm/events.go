@@ -14,10 +14,15 @@ type Event struct {
 }
 
 // events accumulates the events of one command.
-type events struct{ list []Event }
+type events struct {
+	list []Event
+	// keepAll keeps events with no recipient: supervisors may hear them
+	// (superviseEvents, which then drops those nobody hears).
+	keepAll bool
+}
 
 func (e *events) add(kind api.EventKind, to []string, data any) {
-	if len(to) == 0 {
+	if len(to) == 0 && !e.keepAll {
 		return
 	}
 	e.list = append(e.list, Event{Kind: kind, To: to, Data: data})

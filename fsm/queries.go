@@ -12,7 +12,8 @@ import (
 func IsQuery(op string) bool {
 	switch op {
 	case api.QueryMRDs, api.QueryChannelTypes, api.QueryChannels, api.QueryLists, api.QueryQueues,
-		api.QueryAgents, api.QueryConnectors, api.QueryList, api.QueryRequest, api.QueryView:
+		api.QueryAgents, api.QueryConnectors, api.QueryList, api.QueryRequest, api.QueryView,
+		api.QueryBoard, api.QuerySupervisors:
 		return true
 	}
 	return isPushQuery(op)
@@ -33,6 +34,8 @@ func (s *State) Query(p api.Principal, op string, rawArgs []byte) (any, *api.Err
 	}
 	switch p.Role {
 	case api.RoleAdmin, api.RoleAgent, api.RoleConnector:
+	case api.RoleSupervisor:
+		return s.supervisorQuery(p, op, a)
 	default:
 		return nil, api.Errorf(api.CodeForbidden, "%s may not %s", p.Role, op)
 	}
@@ -80,6 +83,10 @@ func (s *State) Query(p api.Principal, op string, rawArgs []byte) (any, *api.Err
 		return nil, api.Errorf(api.CodeForbidden, "%s may not %s", p.Role, op)
 	}
 	switch op {
+	case api.QueryBoard:
+		return s.board(&Supervisor{ID: p.ID}), nil
+	case api.QuerySupervisors:
+		return s.supervisorInfos(), nil
 	case api.QueryMRDs:
 		return sortedValues(s.MRDs, func(m *api.MRD) api.MRD { return *m }), nil
 	case api.QueryChannelTypes:

@@ -117,6 +117,7 @@ func (s *State) slaMet(r *Request) bool {
 		return false
 	}
 	r.SLA, r.SLAAt = api.SLAMet, s.Now
+	s.countSL(r, true)
 	return true
 }
 
@@ -195,6 +196,7 @@ func applySLABreach(s *State, _ *Command, a *api.RequestRef, out *events) (any, 
 		return nil, err
 	}
 	s.setSLA(r, api.SLABreached, out)
+	s.countSL(r, false)
 	return nil, nil
 }
 

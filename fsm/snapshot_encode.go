@@ -49,6 +49,9 @@ func appendState(b []byte, s *State) []byte {
 	if s.Level != 0 {
 		n++
 	}
+	if len(s.Supervisors) > 0 {
+		n++
+	}
 	b = msgp.AppendMapLen(b, n)
 	b = msgp.AppendStr(b, "now")
 	b = appendInt64(b, s.Now)
@@ -89,6 +92,10 @@ func appendState(b []byte, s *State) []byte {
 	if s.PullPolicy != "" {
 		b = msgp.AppendStr(b, "pull_policy")
 		b = msgp.AppendStr(b, string(s.PullPolicy))
+	}
+	if len(s.Supervisors) > 0 {
+		b = msgp.AppendStr(b, "supervisors")
+		b = appendPtrMap(b, s.Supervisors, appendSupervisor)
 	}
 	b = msgp.AppendStr(b, "closed_order")
 	b = appendStrs(b, s.ClosedOrder)
@@ -157,10 +164,17 @@ func appendList(b []byte, v *List) []byte {
 
 func appendQueue(b []byte, v *api.Queue) []byte {
 	b = msgp.AppendMapLen(b, 5+nonEmptyN(len(v.Members))+nonEmptyN(len(v.Offered))+nonEmptyN(len(v.Waiting))+
-		nonZero(int64(v.AgingCap))+nonZero(v.AgingStepMs)+nonZero(v.SLAMs)+nonZero(int64(v.SLAWarnPct)))
+		nonZero(int64(v.AgingCap))+nonZero(v.AgingStepMs)+nonZero(v.SLAMs)+nonZero(int64(v.SLAWarnPct))+
+		nonZero(v.SLDay)+nonZero(int64(v.SLMet))+nonZero(int64(v.SLBreached)))
 	b = msgp.AppendStr(msgp.AppendStr(b, "id"), v.ID)
 	b = msgp.AppendStr(msgp.AppendStr(b, "mrd"), v.MRD)
 	b = msgp.AppendStr(msgp.AppendStr(b, "name"), v.Name)
+	if v.SLDay != 0 {
+		b = appendInt64(msgp.AppendStr(b, "sl_day"), v.SLDay)
+	}
+	if v.SLMet != 0 {
+		b = msgp.AppendInt(msgp.AppendStr(b, "sl_met"), int64(v.SLMet))
+	}
 	if v.SLAMs != 0 {
 		b = appendInt64(msgp.AppendStr(b, "sla_ms"), v.SLAMs)
 	}
@@ -176,6 +190,9 @@ func appendQueue(b []byte, v *api.Queue) []byte {
 	b = msgp.AppendInt(msgp.AppendStr(b, "priority"), int64(v.Priority))
 	if v.AgingCap != 0 {
 		b = msgp.AppendInt(msgp.AppendStr(b, "aging_cap"), int64(v.AgingCap))
+	}
+	if v.SLBreached != 0 {
+		b = msgp.AppendInt(msgp.AppendStr(b, "sl_breached"), int64(v.SLBreached))
 	}
 	if v.SLAWarnPct != 0 {
 		b = msgp.AppendInt(msgp.AppendStr(b, "sla_warn_pct"), int64(v.SLAWarnPct))
@@ -257,6 +274,22 @@ func appendConnector(b []byte, v *Connector) []byte {
 	b = msgp.AppendStr(msgp.AppendStr(b, "id"), v.ID)
 	b = msgp.AppendStr(msgp.AppendStr(b, "name"), v.Name)
 	b = appendStrs(msgp.AppendStr(b, "channels"), v.Channels)
+	return appendBin(msgp.AppendStr(b, "token_hash"), v.TokenHash)
+}
+
+func appendSupervisor(b []byte, v *Supervisor) []byte {
+	b = msgp.AppendMapLen(b, 3+nonEmptyN(len(v.MRDs))+nonEmptyN(len(v.Lists))+nonEmptyN(len(v.Queues)))
+	b = msgp.AppendStr(msgp.AppendStr(b, "id"), v.ID)
+	if len(v.MRDs) > 0 {
+		b = appendStrs(msgp.AppendStr(b, "mrds"), v.MRDs)
+	}
+	b = msgp.AppendStr(msgp.AppendStr(b, "name"), v.Name)
+	if len(v.Lists) > 0 {
+		b = appendStrs(msgp.AppendStr(b, "lists"), v.Lists)
+	}
+	if len(v.Queues) > 0 {
+		b = appendStrs(msgp.AppendStr(b, "queues"), v.Queues)
+	}
 	return appendBin(msgp.AppendStr(b, "token_hash"), v.TokenHash)
 }
 

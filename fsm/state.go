@@ -61,6 +61,9 @@ type State struct {
 	Sessions    map[string]*ClientSession `msgpack:"sessions"`
 	NextRequest uint64                    `msgpack:"next_request"`
 
+	// Supervisors by id (supervisors.go; level 3); nil when there are none.
+	Supervisors map[string]*Supervisor `msgpack:"supervisors,omitempty"`
+
 	// Nodes is the cluster's node registry (apply_nodes.go), by node id.
 	Nodes map[string]*NodeInfo `msgpack:"nodes,omitempty"`
 
@@ -113,6 +116,13 @@ func (s *State) Apply(c *Command) (Result, []Event) {
 	if err := info.checkLevel(c.Args, s.ActiveLevel()); err != nil {
 		return Result{Err: err}, nil
 	}
+	if c.By.Role == api.RoleSupervisor {
+		// Supervisors exist from level 3 on; one that does not exist
+		// (deleted, or never created) sends nothing.
+		if _, err := s.acting(c); err != nil {
+			return Result{Err: err}, nil
+		}
+	}
 	var sess *ClientSession
 	if c.Seq != 0 && c.ClientID != "" {
 		key := sessionKey(c)
@@ -132,11 +142,13 @@ func (s *State) Apply(c *Command) (Result, []Event) {
 			return Result{Err: api.Errorf(api.CodeStaleSequence, "sequence %d is older than the idempotency window (latest %d)", c.Seq, sess.MaxSeq)}, nil
 		}
 	}
-	var ev events
+	ev := events{keepAll: len(s.Supervisors) > 0}
 	data, err := info.apply(s, c, &ev)
 	res := Result{Err: err, Data: data}
 	if err != nil {
 		ev.list = nil
+	} else if ev.keepAll {
+		s.superviseEvents(&ev)
 	}
 	if sess != nil {
 		sess.Results[c.Seq] = res

@@ -28,6 +28,13 @@ func (s *State) View(key string) (api.StreamView, bool) {
 		v.Push = s.agentPushView(ag)
 		return v, true
 	}
+	if id := supervisorIDOf(key); id != "" {
+		b, ok := s.SupervisorBoard(id)
+		if !ok {
+			return api.StreamView{}, false
+		}
+		return api.StreamView{Supervisor: id, Lists: []api.ListSnapshot{}, Conversations: []api.ConversationView{}, Board: b}, true
+	}
 	const p = "connector:"
 	if len(key) <= len(p) || key[:len(p)] != p {
 		return api.StreamView{}, false

@@ -90,7 +90,7 @@ func (b *Backend) Authenticate(role api.Role, id, token string) (api.Principal, 
 			return api.Principal{Role: api.RoleAdmin, ID: "admin"}, nil
 		}
 		return api.Principal{}, errBadCredentials
-	case api.RoleAgent, api.RoleConnector:
+	case api.RoleAgent, api.RoleConnector, api.RoleSupervisor:
 		if token != "" && b.tokenMatches(role, id, sum[:]) {
 			return api.Principal{Role: role, ID: id}, nil
 		}
@@ -106,19 +106,30 @@ func (b *Backend) Authenticate(role api.Role, id, token string) (api.Principal, 
 }
 
 // tokenMatches reports whether the local state holds sum as the token hash
-// of the agent or connector id.
+// of the agent, connector or supervisor id.
 func (b *Backend) tokenMatches(role api.Role, id string, sum []byte) bool {
 	var stored []byte
-	b.fsm.Read(func(st *fsm.State, _ uint64) {
-		if role == api.RoleAgent {
-			if a := st.Agents[id]; a != nil {
-				stored = a.TokenHash
-			}
-		} else if c := st.Connectors[id]; c != nil {
-			stored = c.TokenHash
-		}
-	})
+	b.fsm.Read(func(st *fsm.State, _ uint64) { stored = storedHash(st, role, id) })
 	return len(stored) == len(sum) && subtle.ConstantTimeCompare(sum, stored) == 1
+}
+
+// storedHash is the token hash st holds for role's id (nil: none).
+func storedHash(st *fsm.State, role api.Role, id string) []byte {
+	switch role {
+	case api.RoleAgent:
+		if a := st.Agents[id]; a != nil {
+			return a.TokenHash
+		}
+	case api.RoleConnector:
+		if c := st.Connectors[id]; c != nil {
+			return c.TokenHash
+		}
+	case api.RoleSupervisor:
+		if sv := st.Supervisors[id]; sv != nil {
+			return sv.TokenHash
+		}
+	}
+	return nil
 }
 
 // authCatchUpTimeout bounds the read barrier of a failed authentication.
@@ -189,6 +200,9 @@ func (b *Backend) Submit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uin
 	case *api.CreateConnectorArgs:
 		token, hash = newToken()
 		a.TokenHash = hash
+	case *api.CreateSupervisorArgs:
+		token, hash = newToken()
+		a.TokenHash = hash
 	}
 	// Proposed here on the leader, forwarded by a follower; either way
 	// answered once this node has applied it (cluster.Service.Commit).
@@ -199,8 +213,8 @@ func (b *Backend) Submit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uin
 	if err != nil {
 		return fsm.Result{}, index, err
 	}
-	if token != "" && res.Err == nil && b.storedHashIs(cmd, hash) {
-		res.Data = Credential{ID: createdID(cmd), Token: token}
+	if role, id := createdPrincipal(cmd); token != "" && res.Err == nil && b.tokenMatches(role, id, hash) {
+		res.Data = Credential{ID: id, Token: token}
 	}
 	// Otherwise this was a retry answered from the idempotency record: the
 	// stored hash is the first attempt's, so this attempt's token would not
@@ -208,34 +222,18 @@ func (b *Backend) Submit(ctx context.Context, cmd *fsm.Command) (fsm.Result, uin
 	return res, index, nil
 }
 
-// createdID is the id a create_agent or create_connector command creates.
-func createdID(cmd *fsm.Command) string {
+// createdPrincipal is the principal a create_agent, create_connector or
+// create_supervisor command creates.
+func createdPrincipal(cmd *fsm.Command) (api.Role, string) {
 	switch a := cmd.Args.(type) {
 	case *api.CreateAgentArgs:
-		return a.ID
+		return api.RoleAgent, a.ID
 	case *api.CreateConnectorArgs:
-		return a.ID
+		return api.RoleConnector, a.ID
+	case *api.CreateSupervisorArgs:
+		return api.RoleSupervisor, a.ID
 	}
-	return ""
-}
-
-// storedHashIs reports whether the credential the state holds for the
-// principal a create command made is hash.
-func (b *Backend) storedHashIs(cmd *fsm.Command, hash []byte) bool {
-	var stored []byte
-	b.fsm.Read(func(st *fsm.State, _ uint64) {
-		switch a := cmd.Args.(type) {
-		case *api.CreateAgentArgs:
-			if ag := st.Agents[a.ID]; ag != nil {
-				stored = ag.TokenHash
-			}
-		case *api.CreateConnectorArgs:
-			if c := st.Connectors[a.ID]; c != nil {
-				stored = c.TokenHash
-			}
-		}
-	})
-	return subtle.ConstantTimeCompare(stored, hash) == 1
+	return api.RoleNone, ""
 }
 
 // newToken returns a random 256-bit token and its SHA-256.

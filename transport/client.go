@@ -66,7 +66,7 @@ type ClientConfig struct {
 	// Addrs are the nodes' client addresses (host:port). Dial tries them in
 	// order; a reconnect starts with the address after the one that broke.
 	Addrs []string
-	// Role is "admin", "agent" or "connector".
+	// Role is "admin", "agent", "connector" or "supervisor".
 	Role string
 	// User and Token are the credentials sent in hello.
 	User, Token string

@@ -125,6 +125,8 @@ func newWriteLimits(cfg *ServerConfig) *writeLimits {
 			api.RoleAgent:     cfg.AgentWriteRate,
 			api.RoleConnector: cfg.ConnectorWriteRate,
 			api.RoleAdmin:     cfg.AdminWriteRate,
+			// Supervisors are people at a console, as agents are.
+			api.RoleSupervisor: cfg.AgentWriteRate,
 		},
 		buckets: map[string]*bucket{},
 	}
@@ -278,7 +280,7 @@ type credential struct {
 
 // revocable reports whether the principal's credential can be revoked.
 func (c *credential) revocable() bool {
-	return c.p.Role == api.RoleAgent || c.p.Role == api.RoleConnector
+	return c.p.Role == api.RoleAgent || c.p.Role == api.RoleConnector || c.p.Role == api.RoleSupervisor
 }
 
 // credentialValid asks the backend whether c still holds.
