@@ -293,6 +293,8 @@ func TestHelpListsEverything(t *testing.T) {
 		"create agent", "create connector", "delete list|agent|connector", "subscribe AGENT LIST", "unsubscribe AGENT LIST",
 		"get mrds", "get list ID", "get request ID", "close REQUEST", "queue add-member", "pull-policy",
 		"get queue ID", "get agent-states", "set-service-level list|queue ID", "--remind-inactive", "--close-inactive",
+		"create supervisor", "get supervisors", "board", "assign REQUEST AGENT", "transfer REQUEST FROM TO",
+		"requeue REQUEST QUEUE", "not-ready AGENT MRD", "logout AGENT", "--supervisor ID",
 		// agent console
 		"join REQUEST", "leave REQUEST", "send REQUEST TEXT", "view", "request REQUEST", "login | logout",
 		"ready MRD", "mode auto|pull", "request-chat", "accept REQUEST | reject REQUEST", "transfer REQUEST AGENT",

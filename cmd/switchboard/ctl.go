@@ -35,7 +35,7 @@ const ctlVerbs = `  status                                       the node ctl is
   get request ID                               a request and its transcript
   close REQUEST                                close a request as admin
   set-service-level list|queue ID --sla 30s [--sla-warn 80]   for requests arriving from now on (--sla 0: off)
-` + ctlPushUsage
+` + ctlPushUsage + "\n" + ctlSuperviseUsage
 
 // ctl is one admin session: a connection and where to print.
 type ctl struct {
@@ -50,11 +50,18 @@ func runCtl(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if err != nil {
 		return err
 	}
-	token, err := a.conn.resolveToken(adminTokenLookup)
+	role, user, lookup := "admin", "", adminTokenLookup
+	if a.supervisor != "" {
+		if !supervisorVerbs[a.verb] {
+			return fmt.Errorf("%w: a supervisor may not run 'ctl %s' (see ctl --help)", errUsage, a.verb)
+		}
+		role, user, lookup = "supervisor", a.supervisor, supervisorTokenLookup
+	}
+	token, err := a.conn.resolveToken(lookup)
 	if err != nil {
 		return err
 	}
-	c, err := a.conn.dial(ctx, "admin", "", token, false)
+	c, err := a.conn.dial(ctx, role, user, token, false)
 	if err != nil {
 		return err
 	}
@@ -70,8 +77,8 @@ func runCtl(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	case "create":
 		return x.create(ctx, rest, a.create)
 	case "delete":
-		if len(rest) != 2 || (rest[0] != "list" && rest[0] != "agent" && rest[0] != "connector") {
-			return fmt.Errorf("%w: delete list|agent|connector ID", errUsage)
+		if len(rest) != 2 || (rest[0] != "list" && rest[0] != "agent" && rest[0] != "connector" && rest[0] != "supervisor") {
+			return fmt.Errorf("%w: delete list|agent|connector|supervisor ID", errUsage)
 		}
 		return x.call(ctx, "delete_"+rest[0], api.IDArgs{ID: rest[1]}, nil, "deleted %s %s", rest[0], rest[1])
 	case "subscribe", "unsubscribe":
@@ -96,6 +103,9 @@ func runCtl(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		return x.pullPolicy(ctx, rest)
 	case "set-service-level":
 		return x.setServiceLevel(ctx, rest, a.create)
+	}
+	if handled, err := x.supervise(ctx, verb, rest); handled {
+		return err
 	}
 	return fmt.Errorf("%w: unknown verb %q\n\n%s", errUsage, verb, ctlUsage)
 }
@@ -157,6 +167,8 @@ func (x *ctl) create(ctx context.Context, args []string, f createFlags) error {
 			return err
 		}
 		return x.done("create_connector", a, cred, "created connector %s\ntoken: %s", cred.ID, cred.Token)
+	case "supervisor":
+		return x.createSupervisor(ctx, id, f)
 	}
 	return fmt.Errorf("%w: cannot create %q", errUsage, kind)
 }
@@ -188,6 +200,9 @@ func (x *ctl) get(ctx context.Context, args []string) error {
 	}
 	if handled, err := x.getPush(ctx, args); handled {
 		return err
+	}
+	if len(args) == 1 && args[0] == "supervisors" {
+		return x.supervisors(ctx)
 	}
 	switch {
 	case args[0] == "list" && len(args) == 2:

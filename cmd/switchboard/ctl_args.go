@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -15,13 +16,16 @@ type ctlArgs struct {
 	conn   connFlags
 	output *outputFlag
 	create createFlags
-	verb   string
-	args   []string // after the verb
+	// supervisor, if set, is the supervisor ctl acts as (--supervisor).
+	supervisor string
+	verb       string
+	args       []string // after the verb
 }
 
 // createFlags are the flags of `ctl create KIND ID`.
 type createFlags struct {
 	name, mrd, typ, list, queue, max, channels string
+	mrds, lists, queues                        string
 	priority, agingCap, slaWarn                int
 	offerTimeout, agingStep, sla               time.Duration
 	remindInactive, closeInactive              time.Duration
@@ -43,6 +47,9 @@ func (c *createFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.closeInactive, "close-inactive", 0, "create list: close a request INACTIVE this long (0: off)")
 	fs.StringVar(&c.max, "max", "", "create agent: max concurrent conversations per MRD, e.g. social=3,chat=2")
 	fs.StringVar(&c.channels, "channels", "", "create connector: channels it may speak for, comma-separated")
+	fs.StringVar(&c.mrds, "mrds", "", "create supervisor: MRDs of its scope, comma-separated")
+	fs.StringVar(&c.lists, "lists", "", "create supervisor: lists of its scope, comma-separated")
+	fs.StringVar(&c.queues, "queues", "", "create supervisor: queues of its scope, comma-separated (no --mrds, --lists or --queues: everything)")
 }
 
 // createFlagsOf lists the flags each `create KIND` takes.
@@ -54,6 +61,7 @@ var createFlagsOf = map[string][]string{
 	"channel":      {"type", "list", "queue"},
 	"agent":        {"name", "max"},
 	"connector":    {"name", "channels"},
+	"supervisor":   {"name", "mrds", "lists", "queues"},
 }
 
 // serviceLevelFlags are the flags of `ctl set-service-level`.
@@ -69,6 +77,7 @@ func parseCtlArgs(args []string, stdout io.Writer) (*ctlArgs, error) {
 	a.conn.register(fs)
 	a.output = registerOutput(fs)
 	a.create.register(fs)
+	fs.StringVar(&a.supervisor, "supervisor", os.Getenv("SWITCHBOARD_SUPERVISOR"), "act as this supervisor, with its token (env SWITCHBOARD_SUPERVISOR)")
 	pos, err := parseAnywhere(fs, args, stdout, ctlHelp())
 	if err != nil {
 		return nil, err

@@ -35,6 +35,11 @@ var (
 		envs: []string{"SWITCHBOARD_AGENT_TOKEN", "SWITCHBOARD_TOKEN"},
 		hint: "'switchboard ctl create agent ID' prints one",
 	}
+	supervisorTokenLookup = tokenLookup{
+		what: "supervisor token",
+		envs: []string{"SWITCHBOARD_SUPERVISOR_TOKEN", "SWITCHBOARD_TOKEN"},
+		hint: "'switchboard ctl create supervisor ID' prints one",
+	}
 	connectorTokenLookup = tokenLookup{
 		what: "connector token",
 		envs: []string{"SWITCHBOARD_CONNECTOR_TOKEN", "SWITCHBOARD_TOKEN"},
