@@ -86,6 +86,10 @@ func (g *gen) actor() (api.Principal, string) {
 		return g.agentPrincipal(), g.agentID() // maybe acting for another
 	case 3:
 		return g.connectorPrincipal(), g.agentID() // forbidden
+	case 4:
+		// A supervisor (of everything, of social, of L2, or deleted):
+		// forbidden but for close in its scope.
+		return api.Principal{Role: api.RoleSupervisor, ID: g.pick("sall", "ssoc", "sl2", "gone")}, g.agentID()
 	}
 	return g.agentPrincipal(), ""
 }
@@ -255,6 +259,12 @@ func setupEntries() [][]*Command {
 		cmd(OpCreateAgent, admin, &api.CreateAgentArgs{ID: "A5", Max: map[string]int{"social": 1, "chat": 1}, TokenHash: []byte("h")}),
 		cmd(OpSubscribe, admin, &api.SubscribeArgs{Agent: "A4", List: "L1"}),
 		cmd(OpSubscribe, admin, &api.SubscribeArgs{Agent: "A5", List: "L1"}),
+		// Supervisors hear events in their scope (supervisors.go).
+		cmd(OpCreateSupervisor, admin, &api.CreateSupervisorArgs{ID: "sall", TokenHash: []byte("h")}),
+		cmd(OpCreateSupervisor, admin, &api.CreateSupervisorArgs{ID: "ssoc", MRDs: []string{"social"}, TokenHash: []byte("h")}),
+		cmd(OpCreateSupervisor, admin, &api.CreateSupervisorArgs{ID: "sl2", Lists: []string{"L2"}, TokenHash: []byte("h")}),
+		cmd(OpCreateSupervisor, admin, &api.CreateSupervisorArgs{ID: "gone", TokenHash: []byte("h")}),
+		cmd(OpDeleteSupervisor, admin, &api.IDArgs{ID: "gone"}),
 	}
 	return [][]*Command{setup[:8], setup[8:], more}
 }

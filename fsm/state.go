@@ -2,9 +2,13 @@ package fsm
 
 import (
 	"cmp"
+
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 
 	"github.com/switchboard/switchboard/api"
 )
@@ -14,6 +18,46 @@ import (
 type Result struct {
 	Err  *api.Error `msgpack:"err,omitempty"`
 	Data any        `msgpack:"data,omitempty"`
+}
+
+// DecodeMsgpack decodes a result as a snapshot stores it. Its Data keeps
+// the raw msgpack it was written as: the Go type it had is not recorded,
+// and decoding it into generic values would change its encoding (a small
+// int read back as int8 is written wider), so a restored replica's next
+// snapshot would differ from its peers'. A retried command answered from
+// a restored record sends those bytes as they were.
+func (r *Result) DecodeMsgpack(d *msgpack.Decoder) error {
+	n, err := d.DecodeMapLen()
+	if err != nil || n < 0 {
+		*r = Result{}
+		return err
+	}
+	*r = Result{}
+	for range n {
+		key, err := d.DecodeString()
+		if err != nil {
+			return err
+		}
+		switch key {
+		case "err":
+			if err := d.Decode(&r.Err); err != nil {
+				return err
+			}
+		case "data":
+			raw, err := d.DecodeRaw()
+			if err != nil {
+				return err
+			}
+			if len(raw) != 1 || raw[0] != msgpcode.Nil {
+				r.Data = raw
+			}
+		default:
+			if err := d.Skip(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Idempotency window: how many recent results a client session keeps, and
