@@ -113,7 +113,7 @@ func runWalkthrough(t *testing.T, bin string, sec readmeSection) {
 	dir := t.TempDir()
 	client, raft, web := holdPort(t), holdPort(t), holdPort(t)
 	env := append(os.Environ(), "SWITCHBOARD_ADDR="+client.addr)
-	for _, v := range []string{"SWITCHBOARD_TOKEN", "SWITCHBOARD_ADMIN_TOKEN", "SWITCHBOARD_AGENT_TOKEN", "SWITCHBOARD_CONNECTOR_TOKEN", "SWITCHBOARD_DATA"} {
+	for _, v := range []string{"SWITCHBOARD_TOKEN", "SWITCHBOARD_ADMIN_TOKEN", "SWITCHBOARD_AGENT_TOKEN", "SWITCHBOARD_CONNECTOR_TOKEN", "SWITCHBOARD_SUPERVISOR", "SWITCHBOARD_SUPERVISOR_TOKEN", "SWITCHBOARD_DATA"} {
 		env = append(env, v+"=")
 	}
 
@@ -208,15 +208,15 @@ func runWalkthrough(t *testing.T, bin string, sec readmeSection) {
 				last = string(out)
 				// A create that prints a token: what <NAME's token> and
 				// <connector token> stand for in later lines.
-				if len(args) >= 4 && args[0] == "ctl" && args[1] == "create" && (args[2] == "agent" || args[2] == "connector") {
+				if len(args) >= 4 && args[0] == "ctl" && args[1] == "create" && (args[2] == "agent" || args[2] == "connector" || args[2] == "supervisor") {
 					m := printedToken.FindStringSubmatch(last)
 					if m == nil {
 						t.Fatalf("%s printed no token:\n%s", line, last)
 					}
-					if args[2] == "agent" {
-						tokens[args[3]+"'s token"] = m[1]
-					} else {
+					if args[2] == "connector" {
 						tokens["connector token"] = m[1]
+					} else {
+						tokens[args[3]+"'s token"] = m[1]
 					}
 				}
 				_ = comment
@@ -230,6 +230,12 @@ func runWalkthrough(t *testing.T, bin string, sec readmeSection) {
 				if list, ok := strings.CutPrefix(line, "subscribe "); ok {
 					testutil.WaitFor(t, 20*time.Second, func() bool {
 						return strings.Contains(open.output(), "list.subscribed list "+list)
+					}, "the console to confirm %q:\n%s", line, testutil.Lazy(open.output))
+				}
+				// Likewise READY: the next command may count on it.
+				if mrd, ok := strings.CutPrefix(line, "ready "); ok {
+					testutil.WaitFor(t, 20*time.Second, func() bool {
+						return strings.Contains(open.output(), "is READY in "+mrd)
 					}, "the console to confirm %q:\n%s", line, testutil.Lazy(open.output))
 				}
 			default:
