@@ -87,6 +87,9 @@ func TestShortPullRunOnThreeNodesIsCorrect(t *testing.T) {
 	cfg.Warmup = 200 * time.Millisecond
 	cfg.Lists, cfg.Agents, cfg.Subs = 3, 12, 2
 	cfg.LeaveRatio = 0.3
+	// Two supervisors of everything, on different nodes: each must read
+	// every list event of every list once (a miss is a fault).
+	cfg.Supervisors = 2
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer
@@ -115,6 +118,7 @@ func TestConfigErrors(t *testing.T) {
 		"unknown scenario": func(c *Config) { c.Scenarios = []string{"nope"} },
 		"zero connectors":  func(c *Config) { c.Connectors = []int{0} },
 		"handle > 1":       func(c *Config) { c.Handle = 2 },
+		"supervisors < 0":  func(c *Config) { c.Supervisors = -1 },
 	} {
 		cfg := DefaultConfig()
 		mut(&cfg)

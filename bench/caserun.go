@@ -26,6 +26,7 @@ type caseRun struct {
 	admin  *transport.Client
 	agents []*agentConn
 	conns  []*agentConn // connectors
+	supers []*agentConn // supervisors of everything
 
 	// load is cancelled when the load stops; workers check it between
 	// commands (commands in flight finish under their own timeout).
@@ -197,8 +198,35 @@ func (r *caseRun) dialAgents(ctx context.Context, handler func(*agentConn, *even
 	})
 }
 
+// dialSupervisors connects every supervisor (spread over the nodes); each
+// reads (and checks) its stream, which carries every list's events.
+func (r *caseRun) dialSupervisors(ctx context.Context) error {
+	t := r.topo
+	r.supers = make([]*agentConn, len(t.supers))
+	return parallel(ctx, len(t.supers), setupConcurrency, func(ctx context.Context, i int) error {
+		s, err := dialAgent(ctx, r.addrs[i%len(r.addrs)], "supervisor", i, t.supers[i], t.superToks[i], nil)
+		r.supers[i] = s
+		return err
+	})
+}
+
+// allListEvents is what a supervisor of everything is owed: every list
+// event of every list, once.
+func (r *caseRun) allListEvents() int64 {
+	var n int64
+	for i := range r.listEvents {
+		n += r.listEvents[i].Load()
+	}
+	return n
+}
+
 // close releases the case's connections.
 func (r *caseRun) close() {
+	for _, a := range r.supers {
+		if a != nil {
+			a.close()
+		}
+	}
 	for _, a := range r.agents {
 		if a != nil {
 			a.close()
@@ -294,6 +322,11 @@ func (r *caseRun) settle(ctx context.Context) {
 				break
 			}
 		}
+		for _, s := range r.supers {
+			if s.listEvents.Load() < r.allListEvents() {
+				owed = true
+			}
+		}
 		if !owed {
 			return
 		}
@@ -334,6 +367,24 @@ func (r *caseRun) correctness() Correctness {
 		// closed was never offered (or its offer lost).
 		c.Expected = r.opened.Load()
 		c.Missed = max(c.Expected-r.closed.Load(), 0)
+	}
+	for _, s := range r.supers {
+		c.Duplicated += s.dups.Load()
+		c.OutOfOrder += s.outOfOrder.Load()
+		if r.k.Scenario != ScenarioPush {
+			got, want := s.listEvents.Load(), r.allListEvents()
+			c.Expected += want
+			if got < want {
+				c.Missed += want - got
+			} else {
+				c.Unexpected += got - want
+			}
+		}
+		select {
+		case <-s.done:
+			c.CutOff++
+		default:
+		}
 	}
 	for _, a := range r.conns {
 		c.Duplicated += a.dups.Load()

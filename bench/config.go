@@ -60,6 +60,10 @@ type Config struct {
 	Lists  int
 	Agents int
 	Subs   int
+	// Supervisors connected, each a supervisor of everything: it hears
+	// every event of every list and queue, and its stream is checked like
+	// an agent's (nothing missed, duplicated or out of order).
+	Supervisors int
 	// Handle is the fraction of requests an agent joins and closes (the
 	// rest stay open on their list).
 	Handle float64
@@ -86,6 +90,9 @@ type Config struct {
 	Prefix string
 }
 
+// maxSupervisors bounds Config.Supervisors.
+const maxSupervisors = 64
+
 // configJSON is Config as the JSON report writes it: snake_case keys like
 // the rest of the report, durations in seconds or milliseconds as the key
 // says.
@@ -104,6 +111,7 @@ type configJSON struct {
 	Lists            int      `json:"lists"`
 	Agents           int      `json:"agents"`
 	Subs             int      `json:"subs"`
+	Supervisors      int      `json:"supervisors"`
 	Handle           float64  `json:"handle"`
 	LeaveRatio       float64  `json:"leave_ratio"`
 	Messages         int      `json:"messages"`
@@ -123,7 +131,7 @@ func (c Config) MarshalJSON() ([]byte, error) {
 		Connectors: c.Connectors, GroupCommit: c.GroupCommit,
 		BatchMaxInFlight: c.BatchMaxInFlight, BatchMaxCommands: c.BatchMaxCommands,
 		DurationSeconds: c.Duration.Seconds(), WarmupSeconds: c.Warmup.Seconds(), RatePerSecond: c.Rate,
-		Lists: c.Lists, Agents: c.Agents, Subs: c.Subs, Handle: c.Handle, LeaveRatio: c.LeaveRatio,
+		Lists: c.Lists, Agents: c.Agents, Subs: c.Subs, Supervisors: c.Supervisors, Handle: c.Handle, LeaveRatio: c.LeaveRatio,
 		Messages: c.Messages, ThinkMS: float64(c.Think) / float64(time.Millisecond), MaxPerAgent: c.MaxPerAgent,
 		PadBytes: c.Pad, OpenRequests: c.OpenRequests, Prefix: c.Prefix,
 	})
@@ -237,6 +245,9 @@ func (c *Config) validate() error {
 	}
 	if c.Rate < 0 {
 		return bad("--rate must not be negative")
+	}
+	if c.Supervisors < 0 || c.Supervisors > maxSupervisors {
+		return bad("--supervisors %d: want 0 to %d", c.Supervisors, maxSupervisors)
 	}
 	if c.Lists < 1 || c.Agents < 0 || c.Subs < 1 {
 		return bad("want at least 1 list and 1 subscription per agent")

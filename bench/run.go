@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -79,7 +80,11 @@ func runCase(ctx context.Context, cfg *Config, k Case, ci int, progress io.Write
 		lists = 1
 	}
 	fmt.Fprintf(progress, "  setting up %d lists, %d connectors, %d agents...\n", lists, k.Connectors, agents)
-	r.topo = newTopology(fmt.Sprintf("%s-%d", cfg.Prefix, ci), lists, k.Connectors, agents, cfg.Subs)
+	supers := cfg.Supervisors
+	if k.Scenario == ScenarioRaw {
+		supers = 0
+	}
+	r.topo = newTopology(fmt.Sprintf("%s-%d", cfg.Prefix, ci), lists, k.Connectors, agents, cfg.Subs, supers)
 	r.topo.push, r.topo.max = k.Scenario == ScenarioPush, cfg.MaxPerAgent
 	r.listEvents = make([]atomic.Int64, lists)
 	if err := r.topo.create(ctx, r.admin); err != nil {
@@ -98,7 +103,10 @@ func runCase(ctx context.Context, cfg *Config, k Case, ci int, progress io.Write
 	if err := r.dialConnectors(ctx); err != nil {
 		return nil, err
 	}
-	for _, a := range r.agents {
+	if err := r.dialSupervisors(ctx); err != nil {
+		return nil, err
+	}
+	for _, a := range slices.Concat(r.agents, r.supers) {
 		a.counting.Store(true)
 	}
 

@@ -70,11 +70,16 @@ type topology struct {
 	agents     []string
 	agentToks  []string
 	agentLists [][]int // lists each agent subscribes to
+	supers     []string
+	superToks  []string
 	subs       [][]int // agents subscribed to each list, ascending
 }
 
-func newTopology(prefix string, lists, connectors, agents, subsPerAgent int) *topology {
+func newTopology(prefix string, lists, connectors, agents, subsPerAgent, supervisors int) *topology {
 	t := &topology{prefix: prefix, mrd: prefix + "-mrd", listIdx: map[string]int{}}
+	for i := range supervisors {
+		t.supers = append(t.supers, fmt.Sprintf("%s-s%d", prefix, i))
+	}
 	for i := range lists {
 		id := fmt.Sprintf("%s-l%d", prefix, i)
 		t.lists = append(t.lists, id)
@@ -138,6 +143,19 @@ func (t *topology) create(ctx context.Context, admin *transport.Client) error {
 		if err != nil {
 			return fmt.Errorf("create connector: %w", err)
 		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	t.superToks = make([]string, len(t.supers))
+	if err := parallel(cctx, len(t.supers), setupConcurrency, func(ctx context.Context, i int) error {
+		var cred struct {
+			Token string `msgpack:"token"`
+		}
+		if err := admin.Call(ctx, api.OpCreateSupervisor, api.CreateSupervisorArgs{ID: t.supers[i]}, &cred); err != nil {
+			return fmt.Errorf("create supervisor: %w", err)
+		}
+		t.superToks[i] = cred.Token
 		return nil
 	}); err != nil {
 		return err

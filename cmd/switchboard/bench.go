@@ -53,6 +53,7 @@ Flags:
 	flags.Float64Var(&d.Rate, "rate", 0, "requests opened (pull, mixed) or commands (raw) per second over all connectors; 0: as fast as possible")
 	flags.IntVar(&d.Lists, "lists", d.Lists, "lists (push: queues); each connector has a channel on list i mod lists")
 	flags.IntVar(&d.Agents, "agents", d.Agents, "agents connected")
+	flags.IntVar(&d.Supervisors, "supervisors", d.Supervisors, "supervisors of everything connected, each hearing every event (its stream checked like an agent's)")
 	flags.IntVar(&d.Subs, "subs", d.Subs, "lists each agent subscribes to (push: queues it is a member of)")
 	flags.Float64Var(&d.Handle, "handle", d.Handle, "fraction of requests an agent joins and closes")
 	flags.Float64Var(&d.LeaveRatio, "leave", d.LeaveRatio, "fraction of handled requests left and re-joined once before closing")
