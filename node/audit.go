@@ -27,9 +27,10 @@ import (
 // auditKey is the attribute that marks an audit line.
 const auditKey = "audit"
 
-// audit logs an admin command submitted through this node.
+// audit logs an admin's or a supervisor's command submitted through this
+// node: both act on others, so who did what must be on record.
 func (b *Backend) audit(cmd *fsm.Command, res fsm.Result, index uint64, err error) {
-	if cmd.By.Role != api.RoleAdmin {
+	if cmd.By.Role != api.RoleAdmin && cmd.By.Role != api.RoleSupervisor {
 		return
 	}
 	attrs := []any{slog.Bool(auditKey, true),
@@ -39,9 +40,9 @@ func (b *Backend) audit(cmd *fsm.Command, res fsm.Result, index uint64, err erro
 		attrs = append(attrs, "target", t)
 	}
 	attrs = append(attrs, "index", index, "outcome", outcome(res, err))
-	msg := "admin command applied"
+	msg := cmd.By.Role.String() + " command applied"
 	if err != nil {
-		msg = "admin command not committed"
+		msg = cmd.By.Role.String() + " command not committed"
 	}
 	b.log.Info(msg, attrs...)
 }
@@ -64,8 +65,9 @@ func (b *Backend) auditAdminOp(p api.Principal, op string, args msgpack.RawMessa
 }
 
 // auditTarget returns the entity a command's arguments name: their ID
-// field (create_agent, create_list...), else their Agent field (subscribe,
-// set_agent_state...), else "".
+// field (create_agent, create_list...), else their Request field (close,
+// transfer...), else their Agent field (subscribe, set_agent_state...),
+// else "".
 func auditTarget(args any) string {
 	v := reflect.ValueOf(args)
 	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
@@ -77,7 +79,7 @@ func auditTarget(args any) string {
 	if v.Kind() != reflect.Struct {
 		return ""
 	}
-	for _, name := range []string{"ID", "Agent"} {
+	for _, name := range []string{"ID", "Request", "Agent"} {
 		if f := v.FieldByName(name); f.IsValid() && f.Kind() == reflect.String && f.String() != "" {
 			return f.String()
 		}

@@ -84,3 +84,43 @@ func TestAuditLog(t *testing.T) {
 		}
 	}
 }
+
+// A supervisor's commands are on record too: who (the supervisor), what
+// and on which request or agent.
+func TestAuditLogOfSupervisors(t *testing.T) {
+	var logs syncBuffer
+	n := newHANode(t, "n1", func(cfg *Config) {
+		cfg.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	})
+	n.start(func(cfg *Config) { cfg.Raft.Bootstrap = true })
+	admin := haDial(t, []string{n.client}, "admin", "", haAdminToken, false)
+	tokens, fbToken := haSetup(t, admin, "alice")
+	var cred Credential
+	haCall(t, admin, api.OpCreateSupervisor, api.CreateSupervisorArgs{ID: "sam"}, &cred)
+	sam := haDial(t, []string{n.client}, "supervisor", "sam", cred.Token, false)
+	alice := haDial(t, []string{n.client}, "agent", "alice", tokens["alice"], false)
+	haCall(t, alice, api.OpLogin, api.AgentArgs{}, nil)
+	fb := haDial(t, []string{n.client}, "connector", "fb", fbToken, false)
+	var cm api.CustomerMessageResult
+	haCall(t, fb, api.OpCustomerMessage, api.CustomerMessageArgs{Channel: "C1", CustomerID: "john", Text: "hi"}, &cm)
+	closeIdx := haCall(t, sam, api.OpClose, api.RequestArgs{Request: cm.Request}, nil)
+	haCall(t, sam, api.OpLogout, api.AgentArgs{Agent: "alice"}, nil)
+
+	var sup []map[string]any
+	for _, l := range logs.auditLines(t) {
+		if l["principal"] == "supervisor:sam" {
+			sup = append(sup, l)
+		}
+	}
+	if len(sup) != 2 {
+		t.Fatalf("%d audit lines of supervisor sam, want 2 (close, logout): %v", len(sup), sup)
+	}
+	if c := sup[0]; c["msg"] != "supervisor command applied" || c["op"] != "close" || c["target"] != cm.Request ||
+		c["index"] != float64(closeIdx) || c["outcome"] != "ok" {
+		t.Fatalf("audit line of the supervisor's close: %v (index %d)", c, closeIdx)
+	}
+	if l := sup[1]; l["op"] != "logout" || l["target"] != "alice" || l["outcome"] != "ok" {
+		t.Fatalf("audit line of the supervisor's logout: %v", l)
+	}
+}
+
