@@ -193,7 +193,12 @@ func (s *session) hello(f *Frame) bool {
 	log := s.logger().With("role", p.Role.String(), "user", p.ID, "client", s.clientID)
 	s.log.Store(log)
 
-	// welcome is queued before Attach, so it precedes every event.
+	// welcome is queued before Attach, so it precedes every event. It
+	// echoes the marker when a caught_up will follow: only sessions with
+	// a stream get one.
+	key := p.Key()
+	marker := f.Marker && key != ""
+	s.marker.Store(marker)
 	s.send(&Frame{
 		T:        TypeWelcome,
 		V:        ProtocolVersion,
@@ -203,16 +208,17 @@ func (s *session) hello(f *Frame) bool {
 		Client:   s.clientID,
 		MaxFrame: s.srv.cfg.MaxFrame,
 		PingMs:   s.srv.cfg.pingMs(),
+		Marker:   marker,
 	})
 	s.welcomed.Store(true)
-	if key := p.Key(); key != "" {
+	if key != "" {
 		var since uint64
 		if f.Since != nil {
 			since = *f.Since
 		}
 		s.detach = s.srv.backend.Attach(key, since, f.Since != nil, s)
 	}
-	log.Debug("transport: hello", "resume", f.Since != nil)
+	log.Debug("transport: hello", "resume", f.Since != nil, "marker", marker)
 	return true
 }
 
