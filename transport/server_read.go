@@ -156,10 +156,12 @@ func (s *session) hello(f *Frame) bool {
 	// not make the throttle's keys big.
 	addrKey, userKey := remoteHost(s.conn), role.String()+"/"+user[:min(len(user), maxClientID)]
 	if blocked, d := s.srv.addrFails.blocked(addrKey, now); blocked {
+		s.srv.limited.add(limitLoginAddr, role)
 		s.stop(rateLimited(d, "too many failed hellos from %s", addrKey), false)
 		return false
 	}
 	if blocked, d := s.srv.userFails.blocked(userKey, now); blocked {
+		s.srv.limited.add(limitLoginUser, role)
 		s.stop(rateLimited(d, "too many failed hellos for %s", userKey), false)
 		return false
 	}
@@ -240,6 +242,7 @@ func (s *session) request(f *Frame) bool {
 	var job func(ctx context.Context) *Frame
 	if api.IsWrite(f.Op) && s.writes != nil {
 		if ok, d := s.writes.take(time.Now()); !ok {
+			s.srv.limited.add(limitWrite, s.principal.Role)
 			s.send(&Frame{T: TypeResponse, ID: id, Err: rateLimited(d, "%s %s over its write rate (%g/s)", s.principal.Role, s.principal.ID, s.writes.rate.PerSec)})
 			return true
 		}
