@@ -122,6 +122,12 @@ func TestAppendFrameProtocolExamples(t *testing.T) {
 		{&Frame{T: TypeRequest, ID: 2, Op: "join", Args: []byte{0x82, 0xa7, 'r', 'e', 'q', 'u', 'e', 's', 't', 0xa2, 'R', '1', 0xa5, 'a', 'g', 'e', 'n', 't', 0xa0}, Seq: 5},
 			"00 00 00 30 85 a1 74 a3 72 65 71 a2 69 64 02 a2 6f 70 a4 6a 6f 69 6e a4 61 72 67 73 82 a7 72 65 " +
 				"71 75 65 73 74 a2 52 31 a5 61 67 65 6e 74 a0 a3 73 65 71 05"},
+		{&Frame{T: TypeHello, V: 1, Role: "agent", User: "a1", Token: "tk", Client: "c1", Marker: true},
+			"00 00 00 3a 87 a1 74 a5 68 65 6c 6c 6f a1 76 01 a4 72 6f 6c 65 a5 61 67 65 6e 74 a4 75 73 65 72 " +
+				"a2 61 31 a5 74 6f 6b 65 6e a2 74 6b a6 63 6c 69 65 6e 74 a2 63 31 a6 6d 61 72 6b 65 72 c3"},
+		{&Frame{T: TypeCaughtUp, Seq: 0x1100003, Mode: api.CaughtUpReplay},
+			"00 00 00 22 83 a1 74 a9 63 61 75 67 68 74 5f 75 70 a3 73 65 71 ce 01 10 00 03 a4 6d 6f 64 65 a6 " +
+				"72 65 70 6c 61 79"},
 	}
 	for _, c := range cases {
 		got, err := EncodeFrame(c.f)
