@@ -14,6 +14,8 @@ import (
 type session struct {
 	out   Outbox
 	batch BatchOutbox // out, if it takes several frames at once
+	// caught is out, if it is told when the stream has caught up.
+	caught CaughtUpOutbox
 	// lastSeq is the seq of the last event delivered (or reflected by the
 	// last sync). Only the agent actor reads or writes it.
 	lastSeq uint64
@@ -78,6 +80,27 @@ func (s *session) deliverAll(frames [][]byte) (ok bool, why string) {
 		s.detached = true
 		return false, "slow consumer: outbox full"
 	}
+	return true, ""
+}
+
+// caughtUp tells the outbox, if it asked, that the stream caught up in
+// mode at s.lastSeq; like Deliver, never after detach.
+func (s *session) caughtUp(mode string) (ok bool, why string) {
+	if s.caught == nil {
+		return true, ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.detached {
+		return false, ""
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			s.detached = true
+			ok, why = false, fmt.Sprintf("outbox panicked: %v", v)
+		}
+	}()
+	s.caught.CaughtUp(mode, s.lastSeq)
 	return true, ""
 }
 
@@ -198,8 +221,12 @@ func (a *agent) attach(m attachMsg) {
 	if m.resume {
 		if entries, ok := a.hub.replay(m.since); ok {
 			s.lastSeq = m.since
+			mode := api.CaughtUpNone
 			if a.catchUp(s, entries) {
-				a.sessions = append(a.sessions, s)
+				if s.lastSeq != m.since {
+					mode = api.CaughtUpReplay
+				}
+				a.caughtUp(s, mode)
 			}
 			return
 		}
@@ -216,8 +243,19 @@ func (a *agent) attach(m attachMsg) {
 	// lastSeq past events that are still on their way through the inbox.
 	entries, _ := a.hub.replay(seq)
 	if a.start(s, frame, seq, entries) {
-		a.sessions = append(a.sessions, s)
+		a.caughtUp(s, api.CaughtUpSync)
 	}
+}
+
+// caughtUp tells s's outbox how it caught up, in the same turn as the
+// frames that did it (so before any later event), and keeps s for the
+// live events.
+func (a *agent) caughtUp(s *session, mode string) {
+	if ok, why := s.caughtUp(mode); !ok {
+		a.dropped(why)
+		return
+	}
+	a.sessions = append(a.sessions, s)
 }
 
 // resync gives every session a fresh sync, then the history after it.

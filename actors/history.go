@@ -31,6 +31,8 @@ type history struct {
 	// covered is the seq after which every event is still held: raised to
 	// an evicted entry's seq, and by reset. A cursor >= covered can resume.
 	covered uint64
+	// bytes is the size of the frames held.
+	bytes int
 }
 
 func newHistory(size int) *history {
@@ -39,6 +41,7 @@ func newHistory(size int) *history {
 
 // push appends e, evicting the oldest entry when the ring is full.
 func (h *history) push(e *entry) {
+	h.bytes += len(e.frame)
 	if h.n < len(h.buf) {
 		h.buf[(h.start+h.n)%len(h.buf)] = e
 		h.n++
@@ -46,6 +49,7 @@ func (h *history) push(e *entry) {
 	}
 	old := h.buf[h.start]
 	h.covered = max(h.covered, old.seq)
+	h.bytes -= len(old.frame)
 	h.buf[h.start] = e
 	h.start = (h.start + 1) % len(h.buf)
 }
@@ -68,6 +72,6 @@ func (h *history) after(since uint64, dst []*entry) []*entry {
 // reset forgets every entry and raises covered to at least covered.
 func (h *history) reset(covered uint64) {
 	clear(h.buf)
-	h.start, h.n = 0, 0
+	h.start, h.n, h.bytes = 0, 0, 0
 	h.covered = max(h.covered, covered)
 }

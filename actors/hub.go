@@ -36,6 +36,24 @@ type BatchOutbox interface {
 	DeliverBatch(frames [][]byte) bool
 }
 
+// CaughtUpOutbox is an Outbox that is told when its stream has caught up
+// after Attach. The transport session implements it (the hello's
+// opt-in caught_up frame), and the node's metrics count resumes and
+// syncs through it.
+type CaughtUpOutbox interface {
+	Outbox
+	// CaughtUp is called once per Attach, from the stream's actor, right
+	// after the frames that brought the session up to date were handed to
+	// the outbox and before any later event: mode is api.CaughtUpReplay
+	// (events after the cursor were replayed), api.CaughtUpNone (there was
+	// nothing to replay) or api.CaughtUpSync (a sync, then the events
+	// after it); seq is the seq of the last frame delivered (the cursor
+	// itself when nothing was). It is not called for a session dropped
+	// before it caught up, nor for the syncs that follow a snapshot
+	// install (Reset). It must not block.
+	CaughtUp(mode string, seq uint64)
+}
+
 // Defaults for Config's zero fields.
 const (
 	DefaultHistorySize  = 65536
@@ -328,6 +346,7 @@ func (h *Hub) reset(index uint64) {
 func (h *Hub) Attach(key string, since uint64, resume bool, out Outbox) (detach func()) {
 	s := &session{out: out}
 	s.batch, _ = out.(BatchOutbox)
+	s.caught, _ = out.(CaughtUpOutbox)
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -394,6 +413,14 @@ func (h *Hub) Close() {
 			return
 		}
 	}
+}
+
+// HistoryStats returns how many events the history holds for resume
+// and the size of their encoded frames in bytes.
+func (h *Hub) HistoryStats() (entries, bytes int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.hist.n, h.hist.bytes
 }
 
 // replay returns the history's entries after seq, or ok false (and no

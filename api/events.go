@@ -29,6 +29,15 @@ func SeqOf(index uint64, pos int) uint64 { return index<<SeqShift | uint64(pos) 
 // IndexOf returns the log index an event sequence number belongs to.
 func IndexOf(seq uint64) uint64 { return seq >> SeqShift }
 
+// How a newly attached event stream caught up: the mode of the caught_up
+// frame a session that asked for it (hello marker) receives once the
+// replay or the sync is delivered (docs/PROTOCOL.md §4).
+const (
+	CaughtUpReplay = "replay" // events after the cursor were replayed from the history
+	CaughtUpNone   = "none"   // the history holds no event for the stream after the cursor
+	CaughtUpSync   = "sync"   // a sync event came first (no cursor, or one the history does not cover)
+)
+
 // RequestSummary is how a request appears in a list view and its events.
 type RequestSummary struct {
 	ID           string       `msgpack:"id"`

@@ -130,6 +130,10 @@ type Config struct {
 	// unauthenticated, which only this package's own tests do; node.Start
 	// always sets it.
 	RaftSecret []byte
+
+	// Observer, if set, is told how long this node's commits and log
+	// writes take (observe.go), for its metrics. Nil measures nothing.
+	Observer Observer
 }
 
 // withDefaults returns c with every zero field set to its default.

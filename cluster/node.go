@@ -132,7 +132,11 @@ func (n *Node) Open() (err error) {
 	if err := privateTree(private.dir); err != nil {
 		return err
 	}
-	r, err := raft.NewRaft(n.cfg.raftConfig(hl), n.fsm, store, store, private, trans)
+	var logs raft.LogStore = store
+	if n.cfg.Observer != nil {
+		logs = timedLogStore{LogStore: store, obs: n.cfg.Observer}
+	}
+	r, err := raft.NewRaft(n.cfg.raftConfig(hl), n.fsm, logs, store, private, trans)
 	if err != nil {
 		return fmt.Errorf("cluster: start raft: %w", err)
 	}

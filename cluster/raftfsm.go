@@ -48,6 +48,9 @@ type FSM struct {
 	// revoked, if set, is told of credentials that entries removed
 	// (SetRevoked).
 	revoked func([]api.Principal)
+	// onApply, if set, is told of every applied command entry
+	// (SetApplied).
+	onApply AppliedFunc
 
 	waitMu sync.Mutex
 	waitCh chan struct{} // closed and replaced after each apply
@@ -87,6 +90,12 @@ func (f *FSM) SetSink(s Sink) { f.sink = s }
 // sessions of those principals ends them. It runs on Raft's apply
 // goroutine and must not block. Call before Raft starts.
 func (f *FSM) SetRevoked(fn func([]api.Principal)) { f.revoked = fn }
+
+// SetApplied sets fn, told of every command entry applied, after the
+// sink: its commands, their results and its events (see AppliedFunc).
+// Entries replayed from the log when the node starts are told too. Call
+// before Raft starts.
+func (f *FSM) SetApplied(fn AppliedFunc) { f.onApply = fn }
 
 // revokedBy returns the principals whose credential cmd removed.
 func revokedBy(cmd *fsm.Command, res fsm.Result) (api.Principal, bool) {
@@ -151,6 +160,9 @@ func (f *FSM) Apply(l *raft.Log) any {
 	f.markApplied(l.Index)
 	if f.sink != nil && len(evs) > 0 {
 		f.sink.Publish(l.Index, evs)
+	}
+	if f.onApply != nil {
+		f.onApply(l.Index, cmds, resp.Results, evs)
 	}
 	if f.revoked != nil {
 		var gone []api.Principal

@@ -293,6 +293,7 @@ const cursorWait = 2 * time.Second
 
 // Attach implements transport.Backend.
 func (b *Backend) Attach(key string, since uint64, resume bool, out transport.Outbox) func() {
+	asked := resume
 	if index := api.IndexOf(since); resume && index > b.raft.FSM().Applied() {
 		// A cursor this node has not reached: another node's that is
 		// ahead of this one (it catches up in a moment), or one beyond
@@ -304,7 +305,7 @@ func (b *Backend) Attach(key string, since uint64, resume bool, out transport.Ou
 		}
 		cancel()
 	}
-	return b.metrics.wrapAttach(streamRole(key), out, func(out transport.Outbox) func() {
+	return b.metrics.wrapAttach(streamRole(key), asked, out, func(out transport.Outbox) func() {
 		return b.hub.Attach(key, since, resume, out)
 	})
 }

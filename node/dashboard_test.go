@@ -84,13 +84,27 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 			t.Errorf("the dashboard queries %s, which the node does not export (it exports: %s)", name, familyNames(fams))
 		}
 	}
-	// And the other way round: every family of ours is on the dashboard.
+	// And the other way round: every family of ours is on the dashboard,
+	// and in the operations guide's table of metrics.
+	doc, err := os.ReadFile(operationsDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name := range fams {
-		if strings.HasPrefix(name, "switchboard_") && !used[name] && !used[name+"_bucket"] {
+		if !strings.HasPrefix(name, "switchboard_") {
+			continue
+		}
+		if !used[name] && !used[name+"_bucket"] {
 			t.Errorf("%s is exported but on no dashboard panel", name)
+		}
+		if !strings.Contains(string(doc), "| `"+name+"` |") {
+			t.Errorf("%s is exported but not in %s's table of metrics", name, operationsDoc)
 		}
 	}
 }
+
+// operationsDoc documents every metric (Monitoring).
+const operationsDoc = "../docs/OPERATIONS.md"
 
 // exported reports whether name is a family of the scrape, or a series of
 // a histogram family (_bucket, _sum, _count).

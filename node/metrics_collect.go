@@ -40,13 +40,17 @@ var (
 	descSessions      = desc("switchboard_transport_sessions", "Open client connections on this node (every role, and connections that have not said hello yet).")
 	descLevelActive   = desc("switchboard_fsm_feature_level", "The cluster's active feature level, as this node's state holds it.")
 	descLevelSupports = desc("switchboard_node_max_feature_level", "The highest feature level this node's build applies.")
+	descHistEntries   = desc("switchboard_events_history_entries", "Events this node's history holds for resume (bounded by serve --history).")
+	descHistBytes     = desc("switchboard_events_history_bytes", "Size of the encoded event frames this node's history holds for resume.")
+	descRateLimited   = desc("switchboard_transport_rate_limited_total", "Refusals for a rate limit, by kind (write: a write over its principal's rate; login_addr, login_user: a hello refused by the failed-login throttle) and role (for a hello, the role it claimed).", "kind", "role")
+	descConnRefused   = desc("switchboard_transport_connections_refused_total", "Client connections closed on accept over a cap, by cap (total, per_address).", "cap")
 )
 
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRaftState, descRaftTerm, descCommitIndex, descAppliedIndex,
 		descFSMApplied, descLastLogIndex, descSnapIndex, descLastContact, descMembers, descSnapshots,
 		descRestores, descSnapCapture, descSnapPersist, descReady, descRemoved, descHalted, descSessions,
-		descLevelActive, descLevelSupports} {
+		descLevelActive, descLevelSupports, descHistEntries, descHistBytes, descRateLimited, descConnRefused} {
 		ch <- d
 	}
 }
@@ -56,8 +60,8 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	counter := func(d *prometheus.Desc, v float64) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 	}
 	st := s.Node.Status()
 	for _, state := range raftStates {
@@ -98,6 +102,15 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	s.FSM.Read(func(st *fsm.State, _ uint64) { level = st.ActiveLevel() })
 	gauge(descLevelActive, float64(level))
 	gauge(descLevelSupports, float64(s.FSM.MaxLevel()))
+	entries, bytes := s.Hub.HistoryStats()
+	gauge(descHistEntries, float64(entries))
+	gauge(descHistBytes, float64(bytes))
+	s.Transport.RateLimited(func(kind string, role api.Role, n uint64) {
+		counter(descRateLimited, float64(n), kind, role.String())
+	})
+	total, perAddr := s.capped.Refused()
+	counter(descConnRefused, float64(total), "total")
+	counter(descConnRefused, float64(perAddr), "per_address")
 }
 
 func b2f(b bool) float64 {

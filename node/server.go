@@ -30,6 +30,7 @@ type Server struct {
 
 	presence *presence
 	ln       *splitListener
+	capped   *transport.LimitListener // the client port's connection caps
 	log      *slog.Logger
 	serveErr chan error
 
@@ -80,7 +81,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 		// Without TLS, Raft streams prove the cluster secret instead.
 		cfg.Raft.RaftSecret = []byte(cfg.ClusterToken)
 	}
-	ln, advertise, err := listenClients(cfg, parts.Server)
+	ln, capped, advertise, err := listenClients(cfg, parts.Server)
 	if err != nil {
 		if cfg.Raft.Listener != nil {
 			cfg.Raft.Listener.Close()
@@ -97,11 +98,15 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 
 	// The state machine, its Raft node and the cluster service: none
-	// touches disk or network yet.
+	// touches disk or network yet. The metrics time the Raft node's
+	// commits and log writes, and count offers from what it applies.
+	metrics := newMetrics(cfg.Version)
 	f := cluster.NewFSM(nil, log.With("component", "fsm"))
 	if cfg.MaxFeatureLevel != 0 {
 		f.SetMaxLevel(cfg.MaxFeatureLevel)
 	}
+	f.SetApplied(metrics.observeApplied)
+	cfg.Raft.Observer = metrics
 	raftNode, err := cluster.New(cfg.Raft, f)
 	if err != nil {
 		return nil, fmt.Errorf("new node: %w", err)
@@ -128,7 +133,6 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	// The client server over the backend: not serving yet, but it ends
 	// the sessions of principals an applied entry deletes, so it exists
 	// before Raft replays the log.
-	metrics := newMetrics(cfg.Version)
 	metrics.countLeaderChanges(raftNode)
 	backend := newBackend(cl, hub, cfg.AdminToken, cfg.Version)
 	backend.metrics, backend.log = metrics, log.With("component", "backend")
@@ -172,7 +176,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 	split := newSplitListener(ln, hello, log.With("component", "listener"), cl.ServeNode)
 	s = &Server{Node: raftNode, FSM: f, Cluster: cl, Hub: hub, Backend: backend, Transport: ts, Metrics: metrics,
-		presence: pres, ln: split, log: log, serveErr: make(chan error, 1), ready: make(chan struct{}),
+		presence: pres, ln: split, capped: capped, log: log, serveErr: make(chan error, 1), ready: make(chan struct{}),
 		removed: make(chan struct{})}
 	metrics.Registry.MustRegister(nodeCollector{s}, domainCollector{s, time.Now})
 	serveErr := s.serveErr // not s: a failed Start returns a nil s
@@ -193,28 +197,30 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 }
 
 // listenClients returns the client port's listener (TLS-wrapped when
-// configured) and the client address to advertise.
-func listenClients(cfg Config, tlsCfg *tls.Config) (net.Listener, string, error) {
+// configured), the connection caps under it (for their metrics) and the
+// client address to advertise.
+func listenClients(cfg Config, tlsCfg *tls.Config) (net.Listener, *transport.LimitListener, string, error) {
 	ln := cfg.ClientListener
 	if ln == nil {
 		var err error
 		if ln, err = net.Listen("tcp", cfg.ClientAddr); err != nil {
-			return nil, "", fmt.Errorf("listen for clients on %s: %w", cfg.ClientAddr, err)
+			return nil, nil, "", fmt.Errorf("listen for clients on %s: %w", cfg.ClientAddr, err)
 		}
 	}
 	advertise, err := advertisedClientAddr(cfg.AdvertiseClientAddr, ln.Addr())
 	if err != nil {
 		ln.Close()
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	// The caps count connections before TLS, so a stranger's handshake
 	// takes a place too.
-	ln = transport.NewLimitListener(ln, cfg.Transport.MaxConns, cfg.Transport.MaxConnsPerAddr,
+	capped := transport.NewLimitListener(ln, cfg.Transport.MaxConns, cfg.Transport.MaxConnsPerAddr,
 		cfg.Logger.With("component", "listener"))
+	ln = capped
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
-	return ln, advertise, nil
+	return ln, capped, advertise, nil
 }
 
 // bootstrap finishes the start of a node started with Raft.Bootstrap: no

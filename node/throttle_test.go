@@ -77,13 +77,24 @@ func codeOf(f transport.Frame) api.Code {
 
 // Writes over a principal's rate are refused with rate_limited and a
 // retry hint, and not applied; the principal's sessions share one bucket,
-// so a second connection buys nothing.
+// so a second connection buys nothing. /metrics counts the refusals by
+// role.
 func TestWritesOverThePrincipalRateAreRateLimited(t *testing.T) {
-	n := newHANode(t, "n1", nil)
+	n := newHANode(t, "n1", withHTTP(t))
 	n.start(func(cfg *Config) {
 		cfg.Raft.Bootstrap = true
 		cfg.Transport.ConnectorWriteRate = transport.Rate{PerSec: 0.001, Burst: 5}
 	})
+	writeRefusals := func(role string) float64 {
+		v, ok := sample(scrape(t, n.srv), "switchboard_transport_rate_limited_total", labels("kind", "write", "role", role))
+		if !ok {
+			t.Fatalf("no rate_limited series for writes of %s", role)
+		}
+		return v
+	}
+	if v := writeRefusals("connector"); v != 0 {
+		t.Fatalf("%v write refusals before any write", v)
+	}
 	admin := haDial(t, []string{n.client}, "admin", "", haAdminToken, false)
 	_, connTok := haSetup(t, admin)
 	clients := []*transport.Client{
@@ -124,6 +135,12 @@ func TestWritesOverThePrincipalRateAreRateLimited(t *testing.T) {
 	if len(snap.Requests) != ok {
 		t.Fatalf("list holds %d requests after %d applied writes: a refused write was applied", len(snap.Requests), ok)
 	}
+	if got := writeRefusals("connector"); got != float64(lim) {
+		t.Fatalf("switchboard_transport_rate_limited_total{kind=write,role=connector} = %v, want %d", got, lim)
+	}
+	if got := writeRefusals("agent"); got != 0 {
+		t.Fatalf("agent write refusals %v, want 0", got)
+	}
 	// Admins are not limited by default.
 	for i := range 20 {
 		haCall(t, admin, "create_mrd", api.CreateMRDArgs{ID: fmt.Sprintf("m%d", i)}, nil)
@@ -158,10 +175,11 @@ func (l *logCounter) count(sub string) int {
 // Failed hellos are throttled per source address and per user: past the
 // allowance, hellos are refused with rate_limited before the credentials
 // are looked at (so the right token does not get through either), and
-// the failures are not logged one line each.
+// the failures are not logged one line each. /metrics counts each kind
+// of refusal.
 func TestFailedLoginsAreThrottledPerAddressAndPerUser(t *testing.T) {
 	var logs logCounter
-	n := newHANode(t, "n1", nil)
+	n := newHANode(t, "n1", withHTTP(t))
 	n.start(func(cfg *Config) {
 		cfg.Raft.Bootstrap = true
 		cfg.Transport.LoginFailuresPerAddr = transport.Rate{PerSec: 0.001, Burst: 5}
@@ -204,12 +222,25 @@ func TestFailedLoginsAreThrottledPerAddressAndPerUser(t *testing.T) {
 	if c := logs.count("code=unauthenticated"); c > 2 {
 		t.Errorf("%d WARN lines for 8 failed hellos: want them rate-limited", c)
 	}
+
+	fams := scrape(t, n.srv)
+	for _, c := range []struct {
+		kind, role string
+		want       float64
+	}{
+		{"login_addr", "agent", 1}, {"login_user", "agent", 1}, {"write", "agent", 0}, {"login_addr", "admin", 0},
+	} {
+		if got, _ := sample(fams, "switchboard_transport_rate_limited_total", labels("kind", c.kind, "role", c.role)); got != c.want {
+			t.Errorf("rate_limited{kind=%s,role=%s} = %v, want %v", c.kind, c.role, got, c.want)
+		}
+	}
 }
 
 // The client port caps the connections open at once, per source address
-// and in all; a connection over a cap is closed before a byte is read.
+// and in all; a connection over a cap is closed before a byte is read,
+// and counted by cap in /metrics.
 func TestConnectionCaps(t *testing.T) {
-	n := newHANode(t, "n1", nil)
+	n := newHANode(t, "n1", withHTTP(t))
 	n.start(func(cfg *Config) {
 		cfg.Raft.Bootstrap = true
 		cfg.Transport.MaxConnsPerAddr = 3
@@ -238,6 +269,12 @@ func TestConnectionCaps(t *testing.T) {
 	}
 	if accepted(dialRaw(t, n.client, "127.0.0.4")) {
 		t.Fatal("a 6th connection got in over a total cap of 5")
+	}
+	fams := scrape(t, n.srv)
+	for cp, want := range map[string]float64{"per_address": 1, "total": 1} {
+		if got, ok := sample(fams, "switchboard_transport_connections_refused_total", labels("cap", cp)); !ok || got != want {
+			t.Errorf("connections_refused{cap=%s} = %v (present %v), want %v", cp, got, ok, want)
+		}
 	}
 }
 

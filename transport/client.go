@@ -78,6 +78,18 @@ type ClientConfig struct {
 	// of with a sync event.
 	Resume bool
 	Since  uint64
+	// OnCaughtUp, if set, asks every node connected to for a caught_up
+	// frame (PROTOCOL.md §4.4) and is called with it: once per connection
+	// of an agent or connector, when the stream's start has been
+	// delivered, mode api.CaughtUpReplay (the events after the cursor
+	// were replayed), api.CaughtUpNone (nothing to replay) or
+	// api.CaughtUpSync (a sync came first); seq is the last seq the node
+	// delivered. When it is called, every event of the replay or sync is
+	// already on the Events channel, and no later event is. It runs on the
+	// client's read loop: it must return quickly. Not called for a
+	// connection whose events overflowed (a resume follows), nor by a node
+	// that does not send the frame (welcome's Marker is false then).
+	OnCaughtUp func(mode string, seq uint64)
 	// DialTimeout bounds one dial plus the hello/welcome exchange (default
 	// 5s). RequestTimeout bounds a call whose context has no deadline, and
 	// a single socket write (default 30s).
@@ -260,7 +272,7 @@ func (c *Client) LastSeq() uint64 { return c.lastSeq.Load() }
 func (c *Client) ClientID() string { return c.cfg.ClientID }
 
 // Welcome returns the welcome frame of the current (or last) connection:
-// Node, Role, User, Client and MaxFrame.
+// Node, Role, User, Client, MaxFrame, PingMs and Marker.
 func (c *Client) Welcome() Frame {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -570,6 +582,10 @@ func (c *Client) serve(cn *clientConn) error {
 			if b, err := EncodeFrame(&Frame{T: TypePong, ID: f.ID}); err == nil {
 				cn.write(b)
 			}
+		case TypeCaughtUp:
+			if !lagging && c.cfg.OnCaughtUp != nil {
+				c.cfg.OnCaughtUp(f.Mode, f.Seq)
+			}
 		case TypeBye:
 			if f.Err != nil {
 				return f.Err
@@ -675,7 +691,8 @@ func (c *Client) connect(ctx context.Context, idx int) (*clientConn, error) {
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
 	nc.SetDeadline(time.Now().Add(c.cfg.DialTimeout))
-	hello := Frame{T: TypeHello, V: ProtocolVersion, Role: c.cfg.Role, User: c.cfg.User, Token: c.cfg.Token, Client: c.cfg.ClientID}
+	hello := Frame{T: TypeHello, V: ProtocolVersion, Role: c.cfg.Role, User: c.cfg.User, Token: c.cfg.Token, Client: c.cfg.ClientID,
+		Marker: c.cfg.OnCaughtUp != nil}
 	if c.haveCursor.Load() {
 		since := c.lastSeq.Load()
 		hello.Since = &since

@@ -189,12 +189,14 @@ func (b *ctBackend) Query(_ context.Context, p api.Principal, op string, args ms
 }
 
 // Attach replays the history after since (the history is never trimmed),
-// or starts with a sync, then delivers live events.
+// or starts with a sync, tells the outbox how it caught up, then delivers
+// live events.
 func (b *ctBackend) Attach(key string, since uint64, resume bool, out transport.Outbox) func() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.attaches = append(b.attaches, ctAttach{key, since, resume})
 	ok := true
+	mode, last := api.CaughtUpNone, since
 	if resume {
 		var mine []fsm.Event
 		for _, ev := range b.history {
@@ -212,13 +214,18 @@ func (b *ctBackend) Attach(key string, since uint64, resume bool, out transport.
 			if ok = b.deliver(key, out, ev); !ok {
 				break
 			}
+			mode, last = api.CaughtUpReplay, ev.Seq
 		}
 	} else {
 		view, found := b.state.View(key)
 		if !found {
 			return func() {}
 		}
-		ok = b.deliver(key, out, fsm.Event{Seq: api.SeqOf(b.index, 1<<api.SeqShift-1), Kind: api.EvSync, Data: view})
+		mode, last = api.CaughtUpSync, api.SeqOf(b.index, 1<<api.SeqShift-1)
+		ok = b.deliver(key, out, fsm.Event{Seq: last, Kind: api.EvSync, Data: view})
+	}
+	if cu, isCU := out.(interface{ CaughtUp(string, uint64) }); ok && isCU {
+		cu.CaughtUp(mode, last)
 	}
 	if ok {
 		if b.streams[key] == nil {
@@ -902,4 +909,86 @@ func TestClientDefaultID(t *testing.T) {
 	if a.ClientID() == b.ClientID() {
 		t.Fatal("two clients share an id")
 	}
+}
+
+// caughtUp is one OnCaughtUp call, with how many events the Events
+// channel held then.
+type caughtUp struct {
+	mode     string
+	seq      uint64
+	buffered int
+}
+
+// TestClientOnCaughtUp: with OnCaughtUp the client asks for the marker
+// and is told, on each connection, how the stream started, once every
+// event of the start is on the Events channel; without it, the welcome
+// carries no marker and nothing changes.
+func TestClientOnCaughtUp(t *testing.T) {
+	cl := newCTCluster(t, 1, nil)
+	adm := cl.admin(t)
+	tk := ctSetup(t, adm)
+	ctx := ctCtx(t)
+	var (
+		mu    sync.Mutex
+		calls []caughtUp
+		ag    *transport.Client
+	)
+	seen := func() []caughtUp {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(calls)
+	}
+	ready := make(chan struct{})
+	onCaughtUp := func(mode string, seq uint64) {
+		<-ready // ag is set
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, caughtUp{mode, seq, len(ag.Events())})
+	}
+	ag = cl.dial(t, transport.ClientConfig{Role: "agent", User: "a1", Token: tk.agent, OnCaughtUp: onCaughtUp})
+	close(ready)
+	if !ag.Welcome().Marker {
+		t.Fatalf("welcome %+v, want marker", ag.Welcome())
+	}
+	waitFor(t, "the first caught_up", func() bool { return len(seen()) == 1 })
+	if c := seen()[0]; c.mode != api.CaughtUpSync || c.buffered != 1 {
+		t.Fatalf("fresh connection: %+v, want sync with the sync event already buffered", c)
+	}
+	syncEv := expectKind(t, ag, api.EvSync)
+	if c := seen()[0]; c.seq != syncEv.Seq {
+		t.Fatalf("caught_up seq %d, sync seq %d", c.seq, syncEv.Seq)
+	}
+
+	// Two events after the cursor: a resume replays them, then the marker.
+	cn := cl.dial(t, transport.ClientConfig{Role: "connector", User: "cn1", Token: tk.connector})
+	_, err := ag.Subscribe(ctx, "", "L1")
+	must(t, err)
+	sub := expectKind(t, ag, api.EvListSubscribed)
+	message(t, cn, "c1")
+	created := expectKind(t, ag, api.EvRequestCreated)
+	var resumed []caughtUp
+	var rmu sync.Mutex
+	again := cl.dial(t, transport.ClientConfig{Role: "agent", User: "a1", Token: tk.agent, Resume: true, Since: syncEv.Seq,
+		OnCaughtUp: func(mode string, seq uint64) {
+			rmu.Lock()
+			defer rmu.Unlock()
+			resumed = append(resumed, caughtUp{mode, seq, 0})
+		}})
+	if got := expectKind(t, again, api.EvListSubscribed); got.Seq != sub.Seq {
+		t.Fatalf("replayed %d, want %d", got.Seq, sub.Seq)
+	}
+	expectKind(t, again, api.EvRequestCreated)
+	waitFor(t, "the resumed connection's caught_up", func() bool { rmu.Lock(); defer rmu.Unlock(); return len(resumed) == 1 })
+	rmu.Lock()
+	if r := resumed[0]; r.mode != api.CaughtUpReplay || r.seq != created.Seq {
+		t.Fatalf("resume: %+v, want replay at %d", r, created.Seq)
+	}
+	rmu.Unlock()
+
+	// Without OnCaughtUp: no marker asked, none in welcome.
+	plain := cl.dial(t, transport.ClientConfig{Role: "agent", User: "a1", Token: tk.agent})
+	if plain.Welcome().Marker {
+		t.Fatal("welcome carries the marker though the client did not ask")
+	}
+	expectKind(t, plain, api.EvSync)
 }

@@ -23,8 +23,8 @@ import (
 func appendFramePayload(b []byte, f *Frame) []byte {
 	n := 1
 	for _, set := range [...]bool{f.V != 0, f.Role != "", f.User != "", f.Token != "", f.Client != "", f.Since != nil,
-		f.Node != "", f.MaxFrame != 0, f.PingMs != 0, f.ID != 0, f.Op != "", len(f.Args) != 0, f.OK, len(f.Data) != 0,
-		f.Index != 0, f.Err != nil, f.Seq != 0, f.Linearizable, f.Kind != ""} {
+		f.Node != "", f.MaxFrame != 0, f.PingMs != 0, f.Marker, f.ID != 0, f.Op != "", len(f.Args) != 0, f.OK, len(f.Data) != 0,
+		f.Index != 0, f.Err != nil, f.Seq != 0, f.Linearizable, f.Kind != "", f.Mode != ""} {
 		if set {
 			n++
 		}
@@ -58,6 +58,9 @@ func appendFramePayload(b []byte, f *Frame) []byte {
 	if f.PingMs != 0 {
 		b = msgp.AppendInt(append(b, "\xa7ping_ms"...), int64(f.PingMs))
 	}
+	if f.Marker {
+		b = append(b, "\xa6marker\xc3"...)
+	}
 	if f.ID != 0 {
 		b = msgp.AppendUint(append(b, "\xa2id"...), f.ID)
 	}
@@ -87,6 +90,9 @@ func appendFramePayload(b []byte, f *Frame) []byte {
 	}
 	if f.Kind != "" {
 		b = msgp.AppendStr(append(b, "\xa4kind"...), f.Kind)
+	}
+	if f.Mode != "" {
+		b = msgp.AppendStr(append(b, "\xa4mode"...), f.Mode)
 	}
 	return b
 }

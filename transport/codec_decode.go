@@ -81,6 +81,10 @@ func decodeFrameFast(b []byte, f *Frame) bool {
 				return false
 			}
 			f.PingMs = int(int64(u))
+		case "marker":
+			if f.Marker, i, ok = msgp.ReadBool(b, i); !ok {
+				return false
+			}
 		case "id":
 			if f.ID, i, ok = msgp.ReadInt(b, i); !ok {
 				return false
@@ -119,6 +123,12 @@ func decodeFrameFast(b []byte, f *Frame) bool {
 			if f.Kind, i, ok = readString(b, i); !ok {
 				return false
 			}
+		case "mode":
+			var s []byte
+			if s, i, ok = msgp.ReadStr(b, i); !ok {
+				return false
+			}
+			f.Mode = modeName(s)
 		case "err":
 			return false // rare (failed res, bye): the reflection decoder
 		default:
@@ -149,6 +159,8 @@ func frameType(s []byte) string {
 		return TypeWelcome
 	case TypeBye:
 		return TypeBye
+	case TypeCaughtUp:
+		return TypeCaughtUp
 	}
 	return string(s)
 }
@@ -164,6 +176,20 @@ func roleName(s []byte) string {
 		return "admin"
 	case "node":
 		return "node"
+	}
+	return string(s)
+}
+
+// modeName returns the caught_up mode s, without allocating for the
+// known ones.
+func modeName(s []byte) string {
+	switch string(s) {
+	case api.CaughtUpReplay:
+		return api.CaughtUpReplay
+	case api.CaughtUpNone:
+		return api.CaughtUpNone
+	case api.CaughtUpSync:
+		return api.CaughtUpSync
 	}
 	return string(s)
 }

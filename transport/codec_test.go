@@ -43,12 +43,18 @@ func frameTable(t testing.TB) map[string]*Frame {
 		"hello since":   {T: TypeHello, V: 1, Role: "admin", Token: strings.Repeat("t", 64), Since: ptr(uint64(0x1100003))},
 		"welcome":       {T: TypeWelcome, V: 1, Node: "n1", Role: "agent", User: "a1", Client: "c1", MaxFrame: DefaultMaxFrame, Seq: 1 << 40},
 		"welcome ping":  {T: TypeWelcome, V: 1, Node: "n1", Role: "admin", User: "admin", Client: "c1", MaxFrame: DefaultMaxFrame, PingMs: 5000},
-		"req":           {T: TypeRequest, ID: 2, Op: "join", Args: args, Seq: 5},
-		"req linear":    {T: TypeRequest, ID: math.MaxUint64, Op: "lists", Linearizable: true},
-		"req no args":   {T: TypeRequest, ID: 300, Op: "status"},
-		"res ok":        {T: TypeResponse, ID: 77, OK: true, Index: 1 << 33, Data: mustMarshal(t, api.CustomerMessageResult{Request: "R1", Created: true})},
-		"res ok empty":  {T: TypeResponse, ID: 127, OK: true},
-		"res err":       {T: TypeResponse, ID: 128, Index: 255, Err: &ErrorBody{Code: api.CodeNotFound, Name: "not_found", Msg: "no such request"}},
+		"hello marker":  {T: TypeHello, V: 1, Role: "agent", User: "a1", Token: "tk", Client: "c1", Since: ptr(uint64(7)), Marker: true},
+		"welcome marker": {T: TypeWelcome, V: 1, Node: "n1", Role: "agent", User: "a1", Client: "c1", MaxFrame: DefaultMaxFrame, PingMs: 5000,
+			Marker: true},
+		"caught_up":      {T: TypeCaughtUp, Mode: api.CaughtUpReplay, Seq: api.SeqOf(17, 3)},
+		"caught_up sync": {T: TypeCaughtUp, Mode: api.CaughtUpSync, Seq: api.SeqOf(1<<40, 1<<api.SeqShift-1)},
+		"caught_up at 0": {T: TypeCaughtUp, Mode: api.CaughtUpNone},
+		"req":            {T: TypeRequest, ID: 2, Op: "join", Args: args, Seq: 5},
+		"req linear":     {T: TypeRequest, ID: math.MaxUint64, Op: "lists", Linearizable: true},
+		"req no args":    {T: TypeRequest, ID: 300, Op: "status"},
+		"res ok":         {T: TypeResponse, ID: 77, OK: true, Index: 1 << 33, Data: mustMarshal(t, api.CustomerMessageResult{Request: "R1", Created: true})},
+		"res ok empty":   {T: TypeResponse, ID: 127, OK: true},
+		"res err":        {T: TypeResponse, ID: 128, Index: 255, Err: &ErrorBody{Code: api.CodeNotFound, Name: "not_found", Msg: "no such request"}},
 		"res not leader": {T: TypeResponse, ID: 256, Err: &ErrorBody{Code: api.CodeNotLeader, Name: "not_leader", Msg: strings.Repeat("m", 300),
 			Leader: "10.0.0.1:7400", RetryMs: 65536}},
 		"ev":       {T: TypeEvent, Seq: api.SeqOf(17, 3), Kind: string(api.EvRequestCreated), Data: mustMarshal(t, map[string]any{"id": "R1"})},
@@ -116,6 +122,12 @@ func TestAppendFrameProtocolExamples(t *testing.T) {
 		{&Frame{T: TypeRequest, ID: 2, Op: "join", Args: []byte{0x82, 0xa7, 'r', 'e', 'q', 'u', 'e', 's', 't', 0xa2, 'R', '1', 0xa5, 'a', 'g', 'e', 'n', 't', 0xa0}, Seq: 5},
 			"00 00 00 30 85 a1 74 a3 72 65 71 a2 69 64 02 a2 6f 70 a4 6a 6f 69 6e a4 61 72 67 73 82 a7 72 65 " +
 				"71 75 65 73 74 a2 52 31 a5 61 67 65 6e 74 a0 a3 73 65 71 05"},
+		{&Frame{T: TypeHello, V: 1, Role: "agent", User: "a1", Token: "tk", Client: "c1", Marker: true},
+			"00 00 00 3a 87 a1 74 a5 68 65 6c 6c 6f a1 76 01 a4 72 6f 6c 65 a5 61 67 65 6e 74 a4 75 73 65 72 " +
+				"a2 61 31 a5 74 6f 6b 65 6e a2 74 6b a6 63 6c 69 65 6e 74 a2 63 31 a6 6d 61 72 6b 65 72 c3"},
+		{&Frame{T: TypeCaughtUp, Seq: 0x1100003, Mode: api.CaughtUpReplay},
+			"00 00 00 22 83 a1 74 a9 63 61 75 67 68 74 5f 75 70 a3 73 65 71 ce 01 10 00 03 a4 6d 6f 64 65 a6 " +
+				"72 65 70 6c 61 79"},
 	}
 	for _, c := range cases {
 		got, err := EncodeFrame(c.f)
@@ -194,7 +206,7 @@ func genRaw(t *rapid.T, label string) msgpack.RawMessage {
 
 func genFrame(t *rapid.T) *Frame {
 	opt := func(label string) bool { return rapid.Bool().Draw(t, label+"?") }
-	f := &Frame{T: rapid.SampledFrom([]string{TypeHello, TypeWelcome, TypeRequest, TypeResponse, TypeEvent, TypePing, TypePong, TypeBye, "", "other"}).Draw(t, "t")}
+	f := &Frame{T: rapid.SampledFrom([]string{TypeHello, TypeWelcome, TypeRequest, TypeResponse, TypeEvent, TypePing, TypePong, TypeBye, TypeCaughtUp, "", "other"}).Draw(t, "t")}
 	if opt("v") {
 		f.V = int(genInt(t, "v"))
 	}
@@ -222,6 +234,7 @@ func genFrame(t *rapid.T) *Frame {
 	if opt("ping_ms") {
 		f.PingMs = int(genInt(t, "ping_ms"))
 	}
+	f.Marker = opt("marker")
 	if opt("id") {
 		f.ID = genUint(t, "id")
 	}
@@ -249,6 +262,9 @@ func genFrame(t *rapid.T) *Frame {
 	f.Linearizable = opt("linearizable")
 	if opt("kind") {
 		f.Kind = genString(t, "kind")
+	}
+	if opt("mode") {
+		f.Mode = rapid.SampledFrom([]string{api.CaughtUpReplay, api.CaughtUpNone, api.CaughtUpSync, "other", strings.Repeat("m", 40)}).Draw(t, "mode")
 	}
 	return f
 }
@@ -431,6 +447,10 @@ func oddPayloads() map[string][]byte {
 		"time ext in t":         m(s("t"), []byte{0xd6, 0xff, 0, 0, 0, 1}),
 		"node array":            m(s("t"), s("welcome"), s("node"), []byte{0x91, 0xa1, 'n'}),
 		"user empty then value": m(s("t"), s("hello"), s("user"), s(""), s("user"), s("u")),
+		"marker nil":            m(s("t"), s("hello"), s("marker"), []byte{0xc0}),
+		"marker int":            m(s("t"), s("hello"), s("marker"), []byte{0x01}),
+		"mode bin":              m(s("t"), s("caught_up"), s("mode"), []byte{0xc4, 1, 'x'}),
+		"mode nil":              m(s("t"), s("caught_up"), s("mode"), []byte{0xc0}),
 	}
 }
 
@@ -482,7 +502,7 @@ func TestDecodeFrameSameAsReflectRapid(t *testing.T) {
 			p[i] = rapid.Byte().Draw(rt, "byte")
 		case 2: // one more pair at the end
 			extra, _ := msgpack.Marshal(genValue(rt, "extra", 0))
-			key := rapid.SampledFrom([]string{"t", "id", "op", "args", "since", "ok", "zz", "data", "err", "v"}).Draw(rt, "key")
+			key := rapid.SampledFrom([]string{"t", "id", "op", "args", "since", "ok", "zz", "data", "err", "v", "marker", "mode"}).Draw(rt, "key")
 			if p[0] >= 0x80 && p[0] < 0x8f {
 				p[0]++
 				p = append(msgp.AppendStr(p, key), extra...)

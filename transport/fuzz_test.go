@@ -18,8 +18,9 @@ import (
 )
 
 // fuzzSeeds are the starting corpus (also committed under
-// testdata/fuzz/FuzzReadFrame): a valid hello, a hello and requests, an
-// oversize prefix, a truncated frame and garbage.
+// testdata/fuzz/FuzzReadFrame): a valid hello, one asking for the
+// caught_up marker, a hello and requests, an oversize prefix, a truncated
+// frame and garbage.
 func fuzzSeeds(tb testing.TB) [][]byte {
 	frames := func(fs ...*Frame) []byte {
 		var b []byte
@@ -40,8 +41,11 @@ func fuzzSeeds(tb testing.TB) [][]byte {
 		&Frame{T: TypeRequest, ID: 3, Op: "status"},
 		&Frame{T: TypePing, ID: 4},
 	)
+	marker := *hello
+	marker.Marker = true
 	return [][]byte{
 		frames(hello),
+		frames(&marker, &Frame{T: TypeRequest, ID: 1, Op: "status"}),
 		helloReq,
 		{0xff, 0xff, 0xff, 0xff, 0x80},
 		helloReq[:len(helloReq)-3],
@@ -146,7 +150,7 @@ func checkSession(t *testing.T, srv *Server, data []byte) {
 			break
 		}
 		switch f.T {
-		case TypeWelcome, TypeResponse, TypePong, TypeEvent, TypeBye:
+		case TypeWelcome, TypeResponse, TypePong, TypeEvent, TypeBye, TypeCaughtUp:
 		default:
 			t.Fatalf("server sent a %q frame", f.T)
 		}

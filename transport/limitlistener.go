@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard/switchboard/internal/ratelog"
@@ -29,6 +30,9 @@ type LimitListener struct {
 	mu     sync.Mutex
 	open   int
 	byAddr map[string]int
+
+	// Connections refused over each cap (Refused).
+	refusedTotal, refusedPerAddr atomic.Uint64
 }
 
 // NewLimitListener wraps ln with caps of total and perAddr open
@@ -69,6 +73,11 @@ func (l *LimitListener) Accept() (net.Conn, error) {
 		}
 		l.mu.Unlock()
 		if over != "" {
+			if over == "total" {
+				l.refusedTotal.Add(1)
+			} else {
+				l.refusedPerAddr.Add(1)
+			}
 			c.Close()
 			l.warn.Log(l.log, slog.LevelWarn, "connection refused: over the "+over+" connection cap",
 				"remote", host, "max_total", l.total, "max_per_address", l.perAddr)
@@ -83,6 +92,13 @@ func (l *LimitListener) Open() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.open
+}
+
+// Refused returns how many connections were closed on accept because
+// they were over the cap on all connections, and over the cap per source
+// address.
+func (l *LimitListener) Refused() (total, perAddr uint64) {
+	return l.refusedTotal.Load(), l.refusedPerAddr.Load()
 }
 
 func (l *LimitListener) done(host string) {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard/switchboard/api"
@@ -39,6 +40,53 @@ var (
 	DefaultLoginFailuresPerAddr = Rate{PerSec: 1, Burst: 20}
 	DefaultLoginFailuresPerUser = Rate{PerSec: 1, Burst: 20}
 )
+
+// Kinds of rate-limit refusal, as Server.RateLimited reports them.
+const (
+	// LimitWrite: a write over its principal's rate, answered
+	// rate_limited and not applied.
+	LimitWrite = "write"
+	// LimitLoginAddr: a hello from a source address that used up its
+	// failed hellos, refused with bye rate_limited.
+	LimitLoginAddr = "login_addr"
+	// LimitLoginUser: a hello for a role and user id that used up its
+	// failed hellos, refused with bye rate_limited.
+	LimitLoginUser = "login_user"
+)
+
+// Indexes of limitCounts' kinds.
+const (
+	limitWrite = iota
+	limitLoginAddr
+	limitLoginUser
+)
+
+var (
+	limitKinds = [...]string{limitWrite: LimitWrite, limitLoginAddr: LimitLoginAddr, limitLoginUser: LimitLoginUser}
+	limitRoles = [...]api.Role{api.RoleAdmin, api.RoleAgent, api.RoleConnector}
+)
+
+// limitCounts counts rate-limit refusals by kind (limitKinds' index) and
+// role.
+type limitCounts [len(limitKinds)][api.RoleSystem]atomic.Uint64
+
+func (c *limitCounts) add(kind int, r api.Role) {
+	if r < api.RoleSystem {
+		c[kind][r].Add(1)
+	}
+}
+
+// RateLimited calls fn with how many refusals of each kind (LimitWrite,
+// LimitLoginAddr, LimitLoginUser) and role (admin, agent, connector;
+// for a hello, the role it claimed) this server made since it started,
+// zeros included.
+func (srv *Server) RateLimited(fn func(kind string, role api.Role, n uint64)) {
+	for k, kind := range limitKinds {
+		for _, r := range limitRoles {
+			fn(kind, r, srv.limited[k][r].Load())
+		}
+	}
+}
 
 // MaxHelloFrame is the largest frame a connection may send before its
 // hello is accepted: a hello is a few hundred bytes, and a stranger must

@@ -164,6 +164,7 @@ type Server struct {
 	addrFails *failureLimits // failed hellos per source address
 	userFails *failureLimits // failed hellos per role and user
 	cutLog    cutLogs        // rate-limited cut-off warnings
+	limited   limitCounts    // rate-limit refusals (RateLimited)
 
 	writers sync.Pool     // *bufio.Writer, lent to sessions while they write
 	nextID  atomic.Uint64 // session ids, for logs

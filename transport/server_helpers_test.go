@@ -115,15 +115,17 @@ func (b *fakeBackend) Query(ctx context.Context, p api.Principal, op string, arg
 	return nil, api.Errorf(api.CodeUnknownOp, "unknown op %q", op)
 }
 
-// Attach records the call and delivers a sync event at once, as the real
-// node does.
+// Attach records the call and delivers a sync event at once, then tells
+// the outbox it caught up, as the real node does.
 func (b *fakeBackend) Attach(key string, since uint64, resume bool, out Outbox) func() {
 	b.mu.Lock()
 	b.outboxes[key] = out
 	b.attaches = append(b.attaches, attachCall{key, since, resume})
 	b.mu.Unlock()
-	if ev, err := EncodeEvent(since+1, "sync", nil); err == nil {
-		out.Deliver(ev)
+	if ev, err := EncodeEvent(since+1, "sync", nil); err == nil && out.Deliver(ev) {
+		if cu, ok := out.(interface{ CaughtUp(string, uint64) }); ok {
+			cu.CaughtUp(api.CaughtUpSync, since+1)
+		}
 	}
 	return func() {
 		b.mu.Lock()

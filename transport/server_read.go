@@ -156,10 +156,12 @@ func (s *session) hello(f *Frame) bool {
 	// not make the throttle's keys big.
 	addrKey, userKey := remoteHost(s.conn), role.String()+"/"+user[:min(len(user), maxClientID)]
 	if blocked, d := s.srv.addrFails.blocked(addrKey, now); blocked {
+		s.srv.limited.add(limitLoginAddr, role)
 		s.stop(rateLimited(d, "too many failed hellos from %s", addrKey), false)
 		return false
 	}
 	if blocked, d := s.srv.userFails.blocked(userKey, now); blocked {
+		s.srv.limited.add(limitLoginUser, role)
 		s.stop(rateLimited(d, "too many failed hellos for %s", userKey), false)
 		return false
 	}
@@ -193,7 +195,12 @@ func (s *session) hello(f *Frame) bool {
 	log := s.logger().With("role", p.Role.String(), "user", p.ID, "client", s.clientID)
 	s.log.Store(log)
 
-	// welcome is queued before Attach, so it precedes every event.
+	// welcome is queued before Attach, so it precedes every event. It
+	// echoes the marker when a caught_up will follow: only sessions with
+	// a stream get one.
+	key := p.Key()
+	marker := f.Marker && key != ""
+	s.marker.Store(marker)
 	s.send(&Frame{
 		T:        TypeWelcome,
 		V:        ProtocolVersion,
@@ -203,16 +210,17 @@ func (s *session) hello(f *Frame) bool {
 		Client:   s.clientID,
 		MaxFrame: s.srv.cfg.MaxFrame,
 		PingMs:   s.srv.cfg.pingMs(),
+		Marker:   marker,
 	})
 	s.welcomed.Store(true)
-	if key := p.Key(); key != "" {
+	if key != "" {
 		var since uint64
 		if f.Since != nil {
 			since = *f.Since
 		}
 		s.detach = s.srv.backend.Attach(key, since, f.Since != nil, s)
 	}
-	log.Debug("transport: hello", "resume", f.Since != nil)
+	log.Debug("transport: hello", "resume", f.Since != nil, "marker", marker)
 	return true
 }
 
@@ -234,6 +242,7 @@ func (s *session) request(f *Frame) bool {
 	var job func(ctx context.Context) *Frame
 	if api.IsWrite(f.Op) && s.writes != nil {
 		if ok, d := s.writes.take(time.Now()); !ok {
+			s.srv.limited.add(limitWrite, s.principal.Role)
 			s.send(&Frame{T: TypeResponse, ID: id, Err: rateLimited(d, "%s %s over its write rate (%g/s)", s.principal.Role, s.principal.ID, s.writes.rate.PerSec)})
 			return true
 		}

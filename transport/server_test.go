@@ -549,3 +549,50 @@ func TestClose(t *testing.T) {
 		t.Fatalf("Serve after Close returned %v", err)
 	}
 }
+
+// TestHelloMarker: a hello with marker gets welcome marker and, once the
+// backend has delivered the stream's start, a caught_up frame with the
+// mode and seq the backend reported, before anything else; a hello
+// without it sees no caught_up and no marker in welcome; an admin, who
+// has no stream, gets neither.
+func TestHelloMarker(t *testing.T) {
+	h := newHarness(t, ServerConfig{}, nil)
+	since := uint64(41)
+	c := h.dial()
+	c.send(&Frame{T: TypeHello, V: ProtocolVersion, Role: "agent", User: "bob", Token: testToken, Since: &since, Marker: true})
+	if w := c.read(); w.T != TypeWelcome || !w.Marker {
+		t.Fatalf("first frame %+v, want welcome with marker", w)
+	}
+	if ev := c.read(); ev.T != TypeEvent || ev.Kind != "sync" || ev.Seq != 42 {
+		t.Fatalf("second frame %+v, want the sync", ev)
+	}
+	if m := c.read(); m.T != TypeCaughtUp || m.Mode != api.CaughtUpSync || m.Seq != 42 {
+		t.Fatalf("third frame %+v, want caught_up sync at 42", m)
+	}
+	c.roundTrip(5)
+
+	// Without the marker: today's frames exactly.
+	plain := h.dial()
+	plain.send(&Frame{T: TypeHello, V: ProtocolVersion, Role: "connector", User: "fb", Token: testToken})
+	if w := plain.read(); w.T != TypeWelcome || w.Marker {
+		t.Fatalf("welcome without marker asked: %+v", w)
+	}
+	if ev := plain.read(); ev.T != TypeEvent {
+		t.Fatalf("%+v, want the sync", ev)
+	}
+	plain.send(&Frame{T: TypePing, ID: 6})
+	if f := plain.read(); f.T != TypePong || f.ID != 6 {
+		t.Fatalf("%+v after the sync, want the pong and no caught_up", f)
+	}
+
+	// An admin has no stream: no marker, no caught_up.
+	adm := h.dial()
+	adm.send(&Frame{T: TypeHello, V: ProtocolVersion, Role: "admin", Token: testToken, Marker: true})
+	if w := adm.read(); w.T != TypeWelcome || w.Marker {
+		t.Fatalf("admin welcome %+v, want no marker", w)
+	}
+	adm.send(&Frame{T: TypePing, ID: 7})
+	if f := adm.read(); f.T != TypePong || f.ID != 7 {
+		t.Fatalf("admin: %+v, want the pong and no caught_up", f)
+	}
+}

@@ -69,6 +69,7 @@ type session struct {
 	// Reader-owned; request goroutines read them after hello set them.
 	authed    bool
 	welcomed  atomic.Bool // welcome queued: the writer may send pings
+	marker    atomic.Bool // the hello asked for caught_up (CaughtUp)
 	principal api.Principal
 	clientID  string
 	detach    func()
@@ -180,6 +181,16 @@ func (s *session) DeliverBatch(frames [][]byte) bool {
 		}
 	}
 	return true
+}
+
+// CaughtUp queues the caught_up frame, if the hello asked for it, once
+// the backend has delivered the stream's replay or sync: it is called on
+// the stream's delivery goroutine, in order with the events (see
+// actors.CaughtUpOutbox).
+func (s *session) CaughtUp(mode string, seq uint64) {
+	if s.marker.Load() {
+		s.send(&Frame{T: TypeCaughtUp, Mode: mode, Seq: seq})
+	}
 }
 
 // send encodes v as a frame and queues it.

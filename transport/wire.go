@@ -24,6 +24,9 @@ const (
 	TypePing     = "ping"    // either way: liveness probe
 	TypePong     = "pong"    // answer to ping, echoing its id
 	TypeBye      = "bye"     // server → client: the reason, just before close
+	// TypeCaughtUp (server → client) follows the replay or the sync of a
+	// session whose hello asked for it (Marker): mode and seq.
+	TypeCaughtUp = "caught_up"
 )
 
 // Frame is every frame's shape: a msgpack map whose "t" says which fields
@@ -43,6 +46,10 @@ type Frame struct {
 	// welcome: the node sends a ping after this many milliseconds without
 	// sending anything (0: it does not say; older nodes).
 	PingMs int `msgpack:"ping_ms,omitempty"`
+	// hello: send a caught_up frame once the stream's replay or sync is
+	// delivered; welcome: one will follow (a stream is attached and the
+	// node knows the frame).
+	Marker bool `msgpack:"marker,omitempty"`
 
 	// req / res / ping / pong
 	ID    uint64             `msgpack:"id,omitempty"`
@@ -61,6 +68,10 @@ type Frame struct {
 
 	// ev
 	Kind string `msgpack:"kind,omitempty"`
+
+	// caught_up: how the stream caught up (api.CaughtUpReplay,
+	// api.CaughtUpNone, api.CaughtUpSync); Seq is the last seq delivered.
+	Mode string `msgpack:"mode,omitempty"`
 
 	// bye (also uses Err)
 }
