@@ -41,6 +41,8 @@ type Metrics struct {
 	// Offers, from the applied log (observeApplied).
 	offersMade  *prometheus.CounterVec // kind
 	offersEnded *prometheus.CounterVec // outcome
+	// Service-level changes, from the applied log (observeApplied).
+	slaChanges *prometheus.CounterVec // state
 }
 
 // Values of switchboard_events_syncs_total's reason label.
@@ -123,6 +125,13 @@ func newMetrics(version string) *Metrics {
 			Name: "switchboard_offers_ended_total",
 			Help: "Offers that ended, by outcome: accepted, or the reason it was withdrawn (rejected, timeout, not_ready, logged_out, closed, transferred, removed), counted from the log this node applied.",
 		}, []string{"outcome"}),
+		slaChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_sla_changes_total",
+			Help: "Requests whose service level became warning, breached or met (request.sla), counted from the log this node applied.",
+		}, []string{"state"}),
+	}
+	for _, st := range []api.SLAState{api.SLAWarning, api.SLABreached, api.SLAMet} {
+		m.slaChanges.WithLabelValues(string(st))
 	}
 	for _, r := range []string{"agent", "connector"} {
 		m.streams.WithLabelValues(r)
@@ -144,7 +153,7 @@ func newMetrics(version string) *Metrics {
 	build.Set(1)
 	m.Registry.MustRegister(m.commands, m.commandSeconds, m.commandsRefused, m.streams,
 		m.delivered, m.dropped, m.resumes, m.syncs, m.commitSeconds, m.entryCommands, m.logStoreSeconds,
-		m.offersMade, m.offersEnded, build,
+		m.offersMade, m.offersEnded, m.slaChanges, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -200,7 +209,8 @@ func (m *Metrics) LogStored(_ int, took time.Duration, _ error) {
 	m.logStoreSeconds.Observe(took.Seconds())
 }
 
-// observeApplied counts the offers an applied entry made and ended
+// observeApplied counts the offers an applied entry made and ended, and
+// its requests' service-level changes
 // (cluster.FSM.SetApplied): offer.created by kind, offer.withdrawn by
 // reason, and accept_offer applied without error as accepted. Every
 // node applies the same log, so every node counts the same.
@@ -214,6 +224,10 @@ func (m *Metrics) observeApplied(_ uint64, cmds []*fsm.Command, results []fsm.Re
 		case api.EvOfferWithdrawn:
 			if w, ok := evs[i].Data.(api.OfferWithdrawn); ok {
 				m.offersEnded.WithLabelValues(w.Reason).Inc()
+			}
+		case api.EvRequestSLA:
+			if s, ok := evs[i].Data.(api.RequestSLA); ok {
+				m.slaChanges.WithLabelValues(string(s.SLA)).Inc()
 			}
 		}
 	}

@@ -137,11 +137,12 @@ var (
 	descQueueLongest   = desc("switchboard_queue_longest_wait_seconds", "How long the longest-waiting request of a queue has waited (since it was queued); 0 when none waits.", "queue")
 	descAgents         = desc("switchboard_agents", "Agents by MRD and state (READY, NOT_READY, LOGGED_OUT).", "mrd", "state")
 	descAgentsLoggedIn = desc("switchboard_agents_logged_in", "Agents logged in.")
+	descQueueSLToday   = desc("switchboard_queue_service_level_today", "Requests of a queue whose service level was decided today (UTC, leader time), by outcome (met, breached); met/(met+breached) is the queue's service level.", "queue", "outcome")
 )
 
 func (c domainCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRequestsOpen, descListRequests, descListOldest, descQueueWaiting,
-		descQueueOffered, descQueueLongest, descAgents, descAgentsLoggedIn} {
+		descQueueOffered, descQueueLongest, descAgents, descAgentsLoggedIn, descQueueSLToday} {
 		ch <- d
 	}
 }
@@ -200,6 +201,12 @@ func (c domainCollector) Collect(ch chan<- prometheus.Metric) {
 					first = r.QueuedAt
 				}
 			}
+			met, breached := 0, 0
+			if q.SLDay == st.Now/dayNanos {
+				met, breached = q.SLMet, q.SLBreached
+			}
+			gauge(descQueueSLToday, float64(met), id, "met")
+			gauge(descQueueSLToday, float64(breached), id, "breached")
 			gauge(descQueueWaiting, float64(len(q.Waiting)), id)
 			gauge(descQueueOffered, float64(len(q.Offered)), id)
 			gauge(descQueueLongest, age(first), id)
@@ -240,3 +247,6 @@ func agentStateIn(a *fsm.Agent, mrd string) api.AgentState {
 	}
 	return api.AgentNotReady
 }
+
+// dayNanos is a day in unix nanoseconds: api.Queue.SLDay counts them.
+const dayNanos = int64(24 * time.Hour)

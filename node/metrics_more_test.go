@@ -329,3 +329,46 @@ func TestHTTPMetricsOffers(t *testing.T) {
 	}, "the offer counters to match the streams: %s", testutil.Lazy(func() string { return last }))
 	t.Logf("offers made %v, ended %v", made, ended)
 }
+
+// TestHTTPMetricsServiceLevels: a request left waiting past its queue's
+// service level is counted breached (the leader's deadline timer decides
+// it), one answered in time met, in the changes counter and in the
+// queue's figures of the day.
+func TestHTTPMetricsServiceLevels(t *testing.T) {
+	n := startHTTPNode(t, nil)
+	admin := haDial(t, []string{n.client}, "admin", "", haAdminToken, false)
+	haCall(t, admin, "create_mrd", api.CreateMRDArgs{ID: "chat"}, nil)
+	haCall(t, admin, "create_channel_type", api.CreateChannelTypeArgs{ID: "web", MRD: "chat"}, nil)
+	haCall(t, admin, "create_queue", api.CreateQueueArgs{ID: "Q", MRD: "chat", OfferTimeoutMs: 60000, SLAMs: 300}, nil)
+	haCall(t, admin, "create_channel", api.CreateChannelArgs{ID: "W", Type: "web", Mode: api.ModePush, Queue: "Q"}, nil)
+	var cred Credential
+	haCall(t, admin, "create_agent", api.CreateAgentArgs{ID: "p", Max: map[string]int{"chat": 2}}, &cred)
+	haCall(t, admin, "add_queue_member", api.QueueMemberArgs{Agent: "p", Queue: "Q"}, nil)
+	p := haDial(t, []string{n.client}, "agent", "p", cred.Token, false)
+	tally := newOfferTally()
+	tally.follow(t, p)
+	haCall(t, p, "login", api.AgentArgs{}, nil)
+	for _, st := range []string{"warning", "breached", "met"} {
+		if v, ok := sample(scrape(t, n.srv), "switchboard_sla_changes_total", labels("state", st)); !ok || v != 0 {
+			t.Fatalf("sla changes %s = %v (present %v) before any request", st, v, ok)
+		}
+	}
+
+	// Nobody READY: the first request waits past its 300 ms.
+	haCall(t, admin, "customer_message", api.CustomerMessageArgs{Channel: "W", CustomerID: "late", Text: "hi"}, nil)
+	waitSample(t, n, "switchboard_sla_changes_total", labels("state", "breached"), func(v float64) bool { return v == 1 }, "1")
+	waitSample(t, n, "switchboard_queue_service_level_today", labels("queue", "Q", "outcome", "breached"), func(v float64) bool { return v == 1 }, "1")
+	haCall(t, p, "set_agent_state", api.SetAgentStateArgs{MRD: "chat", State: api.AgentReady}, nil)
+	o := tally.offer(t)
+	haCall(t, p, api.OpAcceptOffer, api.OfferArgs{Request: o.Request.ID, OfferID: o.ID}, nil)
+	tally.accepted(o)
+	// The agent is READY with room: the next one is offered and taken at once.
+	haCall(t, admin, "customer_message", api.CustomerMessageArgs{Channel: "W", CustomerID: "fast", Text: "hi"}, nil)
+	o = tally.offer(t)
+	haCall(t, p, api.OpAcceptOffer, api.OfferArgs{Request: o.Request.ID, OfferID: o.ID}, nil)
+	waitSample(t, n, "switchboard_sla_changes_total", labels("state", "met"), func(v float64) bool { return v == 1 }, "1")
+	waitSample(t, n, "switchboard_queue_service_level_today", labels("queue", "Q", "outcome", "met"), func(v float64) bool { return v == 1 }, "1")
+	if v, _ := sample(scrape(t, n.srv), "switchboard_sla_changes_total", labels("state", "breached")); v != 1 {
+		t.Fatalf("breached = %v after a late answer, want still 1 (a late answer is not met)", v)
+	}
+}
