@@ -123,4 +123,3 @@ func TestAuditLogOfSupervisors(t *testing.T) {
 		t.Fatalf("audit line of the supervisor's logout: %v", l)
 	}
 }
-
