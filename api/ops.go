@@ -47,6 +47,8 @@ const (
 	OpSLABreach         = "sla_breach"
 	OpRemindInactive    = "remind_inactive"
 	OpCloseInactive     = "close_inactive"
+	OpAgentPresent      = "agent_present"
+	OpLogoutAbsent      = "logout_absent"
 )
 
 // writeOps is every write op, for IsWrite and WriteOps.
@@ -92,6 +94,8 @@ var writeOps = [...]string{
 	OpSLABreach,
 	OpRemindInactive,
 	OpCloseInactive,
+	OpAgentPresent,
+	OpLogoutAbsent,
 }
 
 // IsWrite reports whether op names a write op (a command through the Raft

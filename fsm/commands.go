@@ -175,5 +175,6 @@ func newRegistry() *Registry {
 	registerPush(r)
 	registerLevels(r)
 	registerSLA(r)
+	registerPresence(r)
 	return r
 }
