@@ -21,7 +21,18 @@ import (
 // The count is this node's. Before proposing, the node asks the others
 // (Config.ConnectedElsewhere) whether the agent has a session there — a
 // client that reconnected to another node keeps its login. An agent whose
-// node dies is not logged out by anyone: its timer died with the node.
+// node dies is not logged out by this node: its timer died with the node
+// (the leader's sweep does it, node/orphans.go).
+//
+// Between the question and the logout's apply, a session may attach here
+// or elsewhere; it must keep the login. With presence replicated (feature
+// level 3, fsm/presence.go) the first session of a logged-in agent to
+// attach on a node proposes agent_present, which gives the agent a new
+// presence value, and the grace's logout is logout_absent carrying the
+// value read before asking: the state machine refuses it if the agent
+// attached (its agent_present applied first) or logged in since. A
+// further session on a node that already has one proposes nothing: that
+// node answers "present" to any question asked meanwhile.
 
 // graceDue is the grace timer of incarnation gen firing.
 type graceDue struct{ gen uint64 }
@@ -34,9 +45,36 @@ type graceState struct {
 }
 
 // sessionOpened counts an attached session and cancels a running grace.
+// The agent's first session here is announced to the cluster.
 func (a *agent) sessionOpened() {
 	a.grace.attached++
 	a.stopGrace()
+	if a.grace.attached == 1 {
+		a.announcePresence()
+	}
+}
+
+// announcePresence proposes agent_present for a logged-in agent, when
+// presence is replicated, so that a logout decided before this attach
+// (here or on another node) is refused.
+func (a *agent) announcePresence() {
+	id, ok := strings.CutPrefix(a.key, api.AgentKey(""))
+	h := a.hub
+	if !ok || id == "" || h.cfg.Submit == nil || h.cfg.AgentPresence == nil || h.cfg.LogoutGrace < 0 {
+		return
+	}
+	if p := h.cfg.AgentPresence(id); !p.LoggedIn || !p.Replicated {
+		return
+	}
+	cmd := &fsm.Command{Op: fsm.OpAgentPresent, By: h.system(), Args: &api.AgentArgs{Agent: id}}
+	h.submit(cmd, func(res fsm.Result, err error) {
+		switch {
+		case err != nil:
+			h.log.Warn("could not announce an agent's session to the cluster", "agent", id, "err", err)
+		case res.Err != nil:
+			h.log.Debug("agent_present refused", "agent", id, "err", res.Err)
+		}
+	})
 }
 
 // sessionClosed counts a detached session; the last one arms the grace.
@@ -74,14 +112,17 @@ func (a *agent) graceExpired(m graceDue) {
 	a.grace.timer = nil
 	id, _ := strings.CutPrefix(a.key, api.AgentKey(""))
 	h := a.hub
-	if h.cfg.AgentLoggedIn != nil && !h.cfg.AgentLoggedIn(id) {
-		return
+	// The presence is read before the other nodes are asked: a session
+	// that attaches anywhere after this read changes it.
+	p := fsm.Presence{LoggedIn: true}
+	if h.cfg.AgentPresence != nil {
+		p = h.cfg.AgentPresence(id)
 	}
-	if h.cfg.Submit == nil {
+	if !p.LoggedIn || h.cfg.Submit == nil {
 		return
 	}
 	log := h.log.With("agent", id, "grace", h.cfg.LogoutGrace)
-	cmd := &fsm.Command{Op: fsm.OpLogout, By: h.system(), Args: &api.AgentArgs{Agent: id}}
+	cmd := fsm.AbsentLogout(h.system(), id, p)
 	h.job(func(ctx context.Context) {
 		if h.cfg.ConnectedElsewhere != nil && h.cfg.ConnectedElsewhere(ctx, id) {
 			log.Debug("not logging out an agent connected to another node")

@@ -138,9 +138,13 @@ type Config struct {
 	// which walks every request under the FSM's read lock, is skipped
 	// while none does (nil: never skipped).
 	DeadlinesConfigured func() bool
-	// AgentLoggedIn reports whether the agent is logged in in local state
-	// (nil: assume it is; the FSM refuses a logout of a logged-out agent).
-	AgentLoggedIn func(agent string) bool
+	// AgentPresence reads the agent's login and presence in local state
+	// (fsm.State.PresenceOf; nil: assume it is logged in, and presence is
+	// not replicated). With presence replicated, the first session of a
+	// logged-in agent to attach here is announced (agent_present) and the
+	// grace's logout carries the presence read before asking the other
+	// nodes (grace.go).
+	AgentPresence func(agent string) fsm.Presence
 	// ConnectedElsewhere reports whether the agent has a session on
 	// another node; if so the grace does not log it out (nil: never).
 	ConnectedElsewhere func(ctx context.Context, agent string) bool

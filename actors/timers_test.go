@@ -36,6 +36,10 @@ type sysNode struct {
 	elsewhere bool          // ConnectedElsewhere's answer
 	behind    time.Duration // how far the leader's clock runs behind the wall clock
 	asked     int           // ConnectedElsewhere calls
+	// before, if set, is called with each submitted command before it is
+	// applied, and after with its result (neither under mu).
+	before func(*fsm.Command)
+	after  func(*fsm.Command, fsm.Result)
 }
 
 var sysAdmin = api.Principal{Role: api.RoleAdmin, ID: "root"}
@@ -65,13 +69,9 @@ func newSysNode(t *testing.T, grace time.Duration, opts ...func(*Config)) *sysNo
 			})
 			return o, index
 		},
-		AgentLoggedIn: func(id string) (in bool) {
-			n.fsm.Read(func(s *fsm.State, _ uint64) {
-				if ag := s.Agents[id]; ag != nil {
-					in = ag.LoggedIn
-				}
-			})
-			return in
+		AgentPresence: func(id string) (p fsm.Presence) {
+			n.fsm.Read(func(s *fsm.State, _ uint64) { p = s.PresenceOf(id) })
+			return p
 		},
 		ConnectedElsewhere: func(context.Context, string) bool {
 			n.mu.Lock()
@@ -129,7 +129,9 @@ func (n *sysNode) submit(_ context.Context, cmd *fsm.Command) (fsm.Result, error
 	case *api.OfferArgs:
 		desc = fmt.Sprintf("offer_timeout %s %s", a.Request, a.OfferID)
 	case *api.AgentArgs:
-		desc = "logout " + a.Agent
+		desc = opName(cmd.Op) + " " + a.Agent
+	case *fsm.LogoutAbsentArgs:
+		desc = opName(cmd.Op) + " " + a.Agent
 	case *api.RequestRef:
 		desc = opName(cmd.Op) + " " + a.Request
 	}
@@ -142,8 +144,16 @@ func (n *sysNode) submit(_ context.Context, cmd *fsm.Command) (fsm.Result, error
 		n.mu.Unlock()
 		return fsm.Result{}, &api.Error{Code: api.CodeNoLeader, Msg: "no leader (test)"}
 	}
+	before, after := n.before, n.after
 	n.mu.Unlock()
-	return n.commit(cmd), nil
+	if before != nil {
+		before(cmd)
+	}
+	res := n.commit(cmd)
+	if after != nil {
+		after(cmd, res)
+	}
+	return res, nil
 }
 
 // do applies a command and fails the test on a business error.

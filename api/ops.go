@@ -49,6 +49,8 @@ const (
 	OpCloseInactive     = "close_inactive"
 	OpCreateSupervisor  = "create_supervisor"
 	OpDeleteSupervisor  = "delete_supervisor"
+	OpAgentPresent      = "agent_present"
+	OpLogoutAbsent      = "logout_absent"
 )
 
 // writeOps is every write op, for IsWrite and WriteOps.
@@ -96,6 +98,8 @@ var writeOps = [...]string{
 	OpCloseInactive,
 	OpCreateSupervisor,
 	OpDeleteSupervisor,
+	OpAgentPresent,
+	OpLogoutAbsent,
 }
 
 // IsWrite reports whether op names a write op (a command through the Raft

@@ -10,7 +10,7 @@ import (
 // Op numbers of the push-routing commands. Never renumber.
 const (
 	OpLogin             Op = 40 // AgentArgs; agent (itself) or admin
-	OpLogout            Op = 41 // AgentArgs; agent (itself), admin or system (session grace timer)
+	OpLogout            Op = 41 // AgentArgs; agent (itself), admin or system (session grace timer, below Level3: presence.go)
 	OpSetAgentState     Op = 42 // SetAgentStateArgs; agent (itself) or admin
 	OpSetAgentMode      Op = 43 // SetAgentModeArgs; agent (itself) or admin
 	OpAddQueueMember    Op = 44 // QueueMemberArgs; admin
@@ -88,6 +88,11 @@ func applyLogin(s *State, c *Command, a *api.AgentArgs, out *events) (any, *api.
 	}
 	if !ag.LoggedIn {
 		ag.LoggedIn, ag.LoginAt, ag.States = true, s.Now, nil
+		if s.ActiveLevel() >= Level3 {
+			// A node's logout decided before this login must not
+			// apply to it (presence.go).
+			s.stampPresence(ag)
+		}
 		out.add(api.EvAgentState, []string{api.AgentKey(ag.ID)}, api.AgentStateChange{Agent: ag.ID, State: api.AgentNotReady, Since: s.Now})
 	}
 	return s.agentStatus(ag), nil
@@ -107,12 +112,17 @@ func applyLogout(s *State, c *Command, a *api.AgentArgs, out *events) (any, *api
 	if !ag.LoggedIn {
 		return nil, api.Errorf(api.CodeWrongState, "agent %q is not logged in", ag.ID)
 	}
+	return s.logout(ag, out), nil
+}
+
+// logout logs out ag, which is logged in, and returns its status.
+func (s *State) logout(ag *Agent, out *events) api.AgentStatus {
 	ag.LoggedIn, ag.LoginAt, ag.States = false, 0, nil
 	ag.ChatRequested, ag.ChatRequestedAt = false, 0
 	s.returnAgentOffers(ag, "", api.WithdrawLoggedOut, out)
 	out.add(api.EvAgentState, []string{api.AgentKey(ag.ID)}, api.AgentStateChange{Agent: ag.ID, State: api.AgentLoggedOut, Since: s.Now})
 	s.route(out)
-	return s.agentStatus(ag), nil
+	return s.agentStatus(ag)
 }
 
 // applySetAgentState sets the agent READY or NOT_READY in one MRD. NOT_READY

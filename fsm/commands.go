@@ -176,5 +176,6 @@ func newRegistry() *Registry {
 	registerLevels(r)
 	registerSLA(r)
 	registerSupervisors(r)
+	registerPresence(r)
 	return r
 }

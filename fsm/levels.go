@@ -50,8 +50,11 @@ const (
 	Level2 uint32 = 2
 	// Level3 adds the supervisor principal (create_supervisor,
 	// delete_supervisor, supervisors acting on requests and agents in
-	// their scope, the supervisor event stream): see supervisors.go. Other
-	// changes of this release add themselves here.
+	// their scope, the supervisor event stream): see supervisors.go. It
+	// replicates agent presence (agent_present, login stamping a presence
+	// value, logout_absent refused once the agent attached or logged in
+	// since a node found it absent): see presence.go. Other changes of
+	// this release add themselves here.
 	Level3 uint32 = 3
 
 	// MaxLevel is the highest level this build can apply.

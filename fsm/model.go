@@ -43,6 +43,10 @@ type Agent struct {
 	LastAssignedAt  int64                    `msgpack:"last_assigned_at,omitempty"`
 	ChatRequested   bool                     `msgpack:"chat_requested,omitempty"`
 	ChatRequestedAt int64                    `msgpack:"chat_requested_at,omitempty"`
+	// Presence changes whenever a session of the agent attaches to a node
+	// where it had none, or it logs in (level 3): a node's logout decided
+	// before is then refused (presence.go).
+	Presence uint64 `msgpack:"presence,omitempty"`
 }
 
 // Connector is a channel connector: the software that brings customers'

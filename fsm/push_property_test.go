@@ -13,8 +13,10 @@ import (
 )
 
 // TestPushProperty drives random sequences of push-routing commands —
-// arrivals, agent state and mode changes, logins and logouts, accepts,
-// rejects, timeouts, Request Chat, leaves, closes, transfers, invitations,
+// arrivals, agent state and mode changes, logins and logouts (a node's
+// logout_absent too, with the presence it read or a stale one, and
+// agent_present), accepts, rejects, timeouts, Request Chat, leaves,
+// closes, transfers, invitations,
 // queue membership and policy changes, list joins, clock ticks — through two
 // replicas: A applies each command as built, B applies it after
 // EncodeEntry/DecodeEntry, and now and then B restarts from its own
@@ -161,7 +163,7 @@ func (g *ptGen) next() *Command {
 	kind := rapid.SampledFrom([]string{
 		"arrive", "arrive", "arrive", "list", "join", "login", "logout", "state", "state", "mode",
 		"accept", "accept", "accept", "reject", "timeout", "timeout", "chat", "leave", "close",
-		"transfer", "invite", "toqueue", "member", "policy", "tick", "again",
+		"transfer", "invite", "toqueue", "member", "policy", "tick", "again", "present",
 	}).Draw(g.t, "kind")
 	switch kind {
 	case "arrive":
@@ -186,11 +188,22 @@ func (g *ptGen) next() *Command {
 		return ptCmd(OpLogin, by, &api.AgentArgs{Agent: named})
 	case "logout":
 		id := g.pick("agent", ptAgents)
+		if g.chance("absent", 3) {
+			// A node's logout of an agent it found absent: with the
+			// presence it read, or a stale one.
+			p := s.PresenceOf(id)
+			if g.chance("stale presence", 2) {
+				p.Value = rapid.Uint64Range(0, s.NextPresence+1).Draw(g.t, "presence")
+			}
+			return AbsentLogout(ptSystem, id, p)
+		}
 		if g.chance("system", 3) {
 			return ptCmd(OpLogout, ptSystem, &api.AgentArgs{Agent: id})
 		}
 		by, named := g.by(id)
 		return ptCmd(OpLogout, by, &api.AgentArgs{Agent: named})
+	case "present":
+		return ptCmd(OpAgentPresent, ptSystem, &api.AgentArgs{Agent: g.pick("agent", ptAgents)})
 	case "state":
 		by, named := g.by(g.pick("agent", ptAgents))
 		st := rapid.SampledFrom([]api.AgentState{api.AgentReady, api.AgentReady, api.AgentNotReady}).Draw(g.t, "state")

@@ -52,6 +52,9 @@ func appendState(b []byte, s *State) []byte {
 	if len(s.Supervisors) > 0 {
 		n++
 	}
+	if s.NextPresence != 0 {
+		n++
+	}
 	b = msgp.AppendMapLen(b, n)
 	b = msgp.AppendStr(b, "now")
 	b = appendInt64(b, s.Now)
@@ -103,6 +106,10 @@ func appendState(b []byte, s *State) []byte {
 	b = appendUint64(b, s.NextRequest)
 	b = msgp.AppendStr(b, "channel_types")
 	b = appendPtrMap(b, s.ChannelTypes, appendChannelType)
+	if s.NextPresence != 0 {
+		b = msgp.AppendStr(b, "next_presence")
+		b = appendUint64(b, s.NextPresence)
+	}
 	return b
 }
 
@@ -207,7 +214,8 @@ func appendAgent(b []byte, v *Agent) []byte {
 	n := 3 + nonEmptyN(len(v.Max)) + nonEmpty(string(v.Mode)) + nonEmptyN(len(v.Lists)) +
 		nonEmptyN(len(v.Offers)) + nonEmptyN(len(v.Queues)) + nonEmptyN(len(v.States)) +
 		nonZero(v.LoginAt) + nonFalse(v.LoggedIn) + nonEmptyN(len(v.Conversations)) +
-		nonFalse(v.ChatRequested) + nonZero(v.LastAssignedAt) + nonZero(v.ChatRequestedAt)
+		nonFalse(v.ChatRequested) + nonZero(v.LastAssignedAt) + nonZero(v.ChatRequestedAt) +
+		nonZeroU(v.Presence)
 	b = msgp.AppendMapLen(b, n)
 	b = msgp.AppendStr(msgp.AppendStr(b, "id"), v.ID)
 	if len(v.Max) > 0 {
@@ -239,6 +247,9 @@ func appendAgent(b []byte, v *Agent) []byte {
 	}
 	if v.LoginAt != 0 {
 		b = appendInt64(msgp.AppendStr(b, "login_at"), v.LoginAt)
+	}
+	if v.Presence != 0 {
+		b = appendUint64(msgp.AppendStr(b, "presence"), v.Presence)
 	}
 	if v.LoggedIn {
 		b = msgp.AppendBool(msgp.AppendStr(b, "logged_in"), v.LoggedIn)
@@ -535,6 +546,13 @@ func nonEmptyN(n int) int {
 }
 
 func nonZero(v int64) int {
+	if v != 0 {
+		return 1
+	}
+	return 0
+}
+
+func nonZeroU(v uint64) int {
 	if v != 0 {
 		return 1
 	}

@@ -123,6 +123,8 @@ type State struct {
 	// Level is the cluster's active feature level (levels.go); 0, in a
 	// state written before levels existed, is Level1.
 	Level uint32 `msgpack:"level,omitempty"`
+	// NextPresence numbers agents' presence values (presence.go).
+	NextPresence uint64 `msgpack:"next_presence,omitempty"`
 }
 
 // NewState returns an empty state.

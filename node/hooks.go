@@ -63,13 +63,9 @@ func actorsConfig(cl *cluster.Service, historySize int, grace time.Duration, log
 		ConnectedElsewhere: func(ctx context.Context, agent string) bool {
 			return connectedElsewhere(cl, ctx, agent)
 		},
-		AgentLoggedIn: func(agent string) (in bool) {
-			f.Read(func(st *fsm.State, _ uint64) {
-				if ag := st.Agents[agent]; ag != nil {
-					in = ag.LoggedIn
-				}
-			})
-			return in
+		AgentPresence: func(agent string) (p fsm.Presence) {
+			f.Read(func(st *fsm.State, _ uint64) { p = st.PresenceOf(agent) })
+			return p
 		},
 	}
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/switchboard/switchboard/api"
@@ -19,6 +20,14 @@ import (
 // every few seconds it asks every registered node which logged-in agents
 // have a session there, and logs out those no node has reported for a
 // whole grace. A node that does not answer counts as having no sessions.
+//
+// The sweep reads each agent's presence (fsm/presence.go) before asking
+// the nodes, and an absence lasts only while the presence stays the same:
+// with presence replicated (feature level 3), a session that attached and
+// left again between two rounds starts the absence anew, and the logout
+// (logout_absent) carries the presence of the absence, so the state
+// machine refuses it if a session attached, or the agent logged in,
+// between the last round and the apply.
 
 // rpcAgentsPresent asks a node which of a list of agents have a session
 // on it.
@@ -69,18 +78,24 @@ func (p *presence) localPresent(ctx context.Context, ids []string) ([]string, er
 	return present, nil
 }
 
-// loggedInAgents returns the ids of the agents logged in, sorted.
-func (p *presence) loggedInAgents() []string {
-	var ids []string
+// loggedIn is a logged-in agent and its presence, as the state says.
+type loggedIn struct {
+	id string
+	p  fsm.Presence
+}
+
+// loggedInAgents returns the agents logged in, sorted by id.
+func (p *presence) loggedInAgents() []loggedIn {
+	var in []loggedIn
 	p.fsm.Read(func(st *fsm.State, _ uint64) {
 		for id, ag := range st.Agents {
 			if ag.LoggedIn {
-				ids = append(ids, id)
+				in = append(in, loggedIn{id: id, p: st.PresenceOf(id)})
 			}
 		}
 	})
-	slices.Sort(ids)
-	return ids
+	slices.SortFunc(in, func(a, b loggedIn) int { return strings.Compare(a.id, b.id) })
+	return in
 }
 
 // presentAnywhere asks this node and every other registered node which of
@@ -104,49 +119,57 @@ func (p *presence) presentAnywhere(ctx context.Context, ids []string) (present m
 }
 
 // orphanSweeper is the leader's bookkeeping of logged-in agents no node
-// has reported a session for. Its clock is the caller's: since is when an
-// agent was first found absent, cleared when it is seen again, when it
-// logs out, and whenever this node stops leading.
+// has reported a session for. Its clock is the caller's: an absence
+// starts when an agent is first found absent with a presence value, and
+// is forgotten when the agent is seen again, when it logs out, when its
+// presence changes, and whenever this node stops leading.
 type orphanSweeper struct {
-	grace time.Duration
-	since map[string]time.Time
+	grace  time.Duration
+	absent map[string]absence
 }
 
-// observe records one sweep at now of the logged-in agents and those of
-// them present somewhere, and returns the agents absent for at least the
-// grace, sorted.
-func (o *orphanSweeper) observe(now time.Time, loggedIn []string, present map[string]bool) []string {
-	if o.since == nil {
-		o.since = map[string]time.Time{}
+// absence is when an agent was first found absent, and its presence then.
+type absence struct {
+	since time.Time
+	value uint64
+}
+
+// observe records one sweep at now of the logged-in agents (their
+// presence read before the nodes were asked) and those of them present
+// somewhere, and returns the agents absent with the same presence for at
+// least the grace, sorted.
+func (o *orphanSweeper) observe(now time.Time, in []loggedIn, present map[string]bool) []loggedIn {
+	if o.absent == nil {
+		o.absent = map[string]absence{}
 	}
-	var due []string
-	in := make(map[string]bool, len(loggedIn))
-	for _, id := range loggedIn {
-		in[id] = true
-		if present[id] {
-			delete(o.since, id)
+	var due []loggedIn
+	ids := make(map[string]bool, len(in))
+	for _, ag := range in {
+		ids[ag.id] = true
+		if present[ag.id] {
+			delete(o.absent, ag.id)
 			continue
 		}
-		first, seen := o.since[id]
-		if !seen {
-			o.since[id] = now
+		first, seen := o.absent[ag.id]
+		if !seen || first.value != ag.p.Value {
+			o.absent[ag.id] = absence{since: now, value: ag.p.Value}
 			continue
 		}
-		if now.Sub(first) >= o.grace {
-			due = append(due, id)
+		if now.Sub(first.since) >= o.grace {
+			due = append(due, ag)
 		}
 	}
-	for id := range o.since {
-		if !in[id] {
-			delete(o.since, id)
+	for id := range o.absent {
+		if !ids[id] {
+			delete(o.absent, id)
 		}
 	}
-	slices.Sort(due)
+	slices.SortFunc(due, func(a, b loggedIn) int { return strings.Compare(a.id, b.id) })
 	return due
 }
 
 // reset forgets every absence (this node stopped leading).
-func (o *orphanSweeper) reset() { clear(o.since) }
+func (o *orphanSweeper) reset() { clear(o.absent) }
 
 // sweepOrphans runs the leader's sweep of orphaned logins until ctx ends;
 // grace is the logout grace (not positive: it returns at once).
@@ -161,27 +184,30 @@ func (p *presence) sweepOrphans(ctx context.Context, grace time.Duration) {
 			o.reset()
 			continue
 		}
-		ids := p.loggedInAgents()
+		in := p.loggedInAgents()
+		ids := make([]string, len(in))
+		for i, ag := range in {
+			ids[i] = ag.id
+		}
 		present, conclusive := p.presentAnywhere(ctx, ids)
 		if !conclusive {
 			// A node that is up could not say (or is of a version without
 			// agents_present, in a rolling upgrade): count nobody absent.
 			continue
 		}
-		due := o.observe(time.Now(), ids, present)
-		for _, id := range due {
-			p.logoutOrphan(ctx, id, grace)
+		for _, ag := range o.observe(time.Now(), in, present) {
+			p.logoutOrphan(ctx, ag, grace)
 		}
 	}
 }
 
-// logoutOrphan logs out an agent no node has a session of.
-func (p *presence) logoutOrphan(ctx context.Context, agent string, grace time.Duration) {
-	log := p.log.With("agent", agent, "grace", grace)
+// logoutOrphan logs out an agent no node has a session of, unless its
+// presence changed since it was found absent.
+func (p *presence) logoutOrphan(ctx context.Context, ag loggedIn, grace time.Duration) {
+	log := p.log.With("agent", ag.id, "grace", grace)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	cmd := &fsm.Command{Op: fsm.OpLogout, By: api.Principal{Role: api.RoleSystem, ID: "node:" + p.cl.Node().ID()},
-		Args: &api.AgentArgs{Agent: agent}}
+	cmd := fsm.AbsentLogout(api.Principal{Role: api.RoleSystem, ID: "node:" + p.cl.Node().ID()}, ag.id, ag.p)
 	res, _, err := p.cl.Commit(ctx, cmd)
 	switch {
 	case err != nil:

@@ -10,6 +10,7 @@ import (
 	"github.com/switchboard/switchboard/cluster"
 
 	"github.com/switchboard/switchboard/api"
+	"github.com/switchboard/switchboard/fsm"
 	"github.com/switchboard/switchboard/transport"
 )
 
@@ -17,30 +18,52 @@ func TestOrphanSweeperLogsOutOnlyAfterAWholeGraceAbsent(t *testing.T) {
 	o := &orphanSweeper{grace: 10 * time.Second}
 	t0 := time.Unix(1000, 0)
 	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	// Each agent's presence value, as the state says at each step: b's
+	// changes at 45 s (a session attached and left between two rounds).
 	steps := []struct {
 		at       time.Duration
 		loggedIn []string
 		present  []string
 		due      []string
+		bumped   []string
 	}{
-		{0, []string{"a", "b", "c"}, []string{"a"}, nil},                          // b, c first missed
-		{9 * time.Second, []string{"a", "b", "c"}, []string{"a", "c"}, nil},       // c back: forgotten
-		{10 * time.Second, []string{"a", "b", "c"}, []string{"a"}, []string{"b"}}, // b gone 10 s; c starts again
-		{15 * time.Second, []string{"a", "c"}, []string{"a"}, nil},                // b logged out: forgotten
-		{20 * time.Second, []string{"a", "b", "c"}, nil, []string{"c"}},           // b absent anew, a first missed
-		{30 * time.Second, []string{"a", "b", "c"}, nil, []string{"a", "b", "c"}},
+		{0, []string{"a", "b", "c"}, []string{"a"}, nil, nil},                          // b, c first missed
+		{9 * time.Second, []string{"a", "b", "c"}, []string{"a", "c"}, nil, nil},       // c back: forgotten
+		{10 * time.Second, []string{"a", "b", "c"}, []string{"a"}, []string{"b"}, nil}, // b gone 10 s; c starts again
+		{15 * time.Second, []string{"a", "c"}, []string{"a"}, nil, nil},                // b logged out: forgotten
+		{20 * time.Second, []string{"a", "b", "c"}, nil, []string{"c"}, nil},           // b absent anew, a first missed
+		{30 * time.Second, []string{"a", "b", "c"}, nil, []string{"a", "b", "c"}, nil},
+		{40 * time.Second, []string{"b"}, nil, []string{"b"}, nil},
+		{45 * time.Second, []string{"b"}, nil, nil, []string{"b"}}, // b came and went: absent anew
+		{54 * time.Second, []string{"b"}, nil, nil, nil},
+		{55 * time.Second, []string{"b"}, nil, []string{"b"}, nil},
 	}
+	value := map[string]uint64{"a": 1, "b": 2, "c": 3}
 	for i, s := range steps {
+		for _, id := range s.bumped {
+			value[id] += 10
+		}
 		present := map[string]bool{}
 		for _, id := range s.present {
 			present[id] = true
 		}
-		if due := o.observe(at(s.at), s.loggedIn, present); !slices.Equal(due, s.due) {
+		var in []loggedIn
+		for _, id := range s.loggedIn {
+			in = append(in, loggedIn{id: id, p: fsm.Presence{LoggedIn: true, Value: value[id], Replicated: true}})
+		}
+		var due []string
+		for _, ag := range o.observe(at(s.at), in, present) {
+			if ag.p.Value != value[ag.id] {
+				t.Fatalf("step %d: %s due with presence %d, want %d", i, ag.id, ag.p.Value, value[ag.id])
+			}
+			due = append(due, ag.id)
+		}
+		if !slices.Equal(due, s.due) {
 			t.Fatalf("step %d (at %v): due %v, want %v", i, s.at, due, s.due)
 		}
 	}
 	o.reset()
-	if due := o.observe(at(40*time.Second), []string{"a"}, nil); due != nil {
+	if due := o.observe(at(70*time.Second), []loggedIn{{id: "a"}}, nil); due != nil {
 		t.Fatalf("after reset: due %v, want nothing until a new grace", due)
 	}
 }
