@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/switchboard/switchboard/api"
@@ -40,14 +41,42 @@ func TestRetryReturnsOriginalResultAndAppliesOnce(t *testing.T) {
 	}
 }
 
+// walkthroughAt is the walkthrough with the state at feature level, not
+// this build's: the old rules, for the tests that pin them.
+func walkthroughAt(tb testing.TB, level uint32) *State {
+	tb.Helper()
+	cs := walkthroughCommands()
+	cs[0].Args = &api.FeatureLevelArgs{Level: level}
+	s := NewState()
+	for _, c := range cs {
+		mustApply(tb, s, c)
+	}
+	if s.ActiveLevel() != level {
+		tb.Fatalf("state at level %d, want %d", s.ActiveLevel(), level)
+	}
+	return s
+}
+
 // A retry names the original command; its arguments are not looked at.
+// From level 3 a join's retry gets the compact record of the first join
+// (its request and entry), below it the whole first result.
 func TestRetryWithOtherArgsStillReturnsOriginal(t *testing.T) {
 	s := walkthrough(t)
 	openR1(t, s)
-	first, _ := mustApply(t, s, keyed("c1", 7, cmd(OpJoin, a1, &api.RequestArgs{Request: "R1"})))
+	s.Index = 31
+	mustApply(t, s, keyed("c1", 7, cmd(OpJoin, a1, &api.RequestArgs{Request: "R1"})))
+	s.Index = 32
 	res, evs := s.Apply(keyed("c1", 7, cmd(OpJoin, a1, &api.RequestArgs{Request: "R9"})))
+	if want := (api.Applied{Retry: true, Index: 31, Request: "R1"}); res.Err != nil || res.Data != want || len(evs) != 0 {
+		t.Errorf("retry answered %+v with %d events, want %+v", res, len(evs), want)
+	}
+
+	s = walkthroughAt(t, Level2)
+	openR1(t, s)
+	first, _ := mustApply(t, s, keyed("c1", 7, cmd(OpJoin, a1, &api.RequestArgs{Request: "R1"})))
+	res, evs = s.Apply(keyed("c1", 7, cmd(OpJoin, a1, &api.RequestArgs{Request: "R9"})))
 	if !reflect.DeepEqual(res, first) || len(evs) != 0 {
-		t.Errorf("retry answered %+v with %d events", res, len(evs))
+		t.Errorf("level 2: retry answered %+v with %d events", res, len(evs))
 	}
 }
 
@@ -298,5 +327,46 @@ func TestSessionsBoundedInNumber(t *testing.T) {
 	}
 	if res, _ := s.Apply(keyed("fresh", 1, at(t0+MaxSessions, cmd(OpJoin, a1, &api.RequestArgs{Request: "R404"})))); api.CodeOf(res.Err) != api.CodeNotFound {
 		t.Errorf("the same join from a new client: %+v, want not_found (the check above could not fail)", res)
+	}
+}
+
+// manySubscribes fills L1 with 200 requests whose first message is 1,000
+// bytes (each shows it twice in the list view, as its preview and as the
+// latest unread: the view is about 430 KB), then has A3 subscribe to it
+// 128 times from one client id (unsubscribing in between without a seq,
+// so that every subscribe stays in the window). It returns the snapshot
+// size before and after the subscribes.
+func manySubscribes(t *testing.T, s *State) (before, after int) {
+	t.Helper()
+	text := strings.Repeat("m", 1000)
+	for i := range 200 {
+		customerMessage(t, s, fmt.Sprintf("u%d", i), text)
+	}
+	before = len(marshal(t, s))
+	for seq := uint64(1); seq <= SessionWindow; seq++ {
+		s.Index = 1000 + seq
+		mustApply(t, s, keyed("app", seq, cmd(OpSubscribe, a3, &api.SubscribeArgs{List: "L1"})))
+		mustApply(t, s, cmd(OpUnsubscribe, a3, &api.SubscribeArgs{List: "L1"}))
+	}
+	return before, len(marshal(t, s))
+}
+
+// A client id's subscribes do not grow the snapshot by their list views:
+// from level 3 each keeps a record of at most MaxRecordBytes, so 128 of
+// them add at most 32 KiB, however long the list. (Level 2 keeps the
+// views: about 430 KB each here, 55 MB in all; issue #10 saw 0.8 → 54 MiB.)
+func TestSnapshotBoundedAfterManySubscribes(t *testing.T) {
+	before, after := manySubscribes(t, walkthrough(t))
+	t.Logf("level 3: snapshot %d bytes before 128 subscribes, %d after (+%d)", before, after, after-before)
+	if grew := after - before; grew > SessionWindow*MaxRecordBytes {
+		t.Errorf("128 subscribes grew the snapshot by %d bytes, above %d", grew, SessionWindow*MaxRecordBytes)
+	}
+	if testing.Short() {
+		return
+	}
+	before, after = manySubscribes(t, walkthroughAt(t, Level2))
+	t.Logf("level 2: snapshot %d bytes before 128 subscribes, %d after (+%d)", before, after, after-before)
+	if after-before < SessionWindow*400_000 {
+		t.Errorf("level 2 kept less than the list views: +%d bytes", after-before)
 	}
 }

@@ -31,7 +31,9 @@ const (
 	MaxClosedKept = 10000
 )
 
-// ClientSession remembers a client's recent results for idempotent retries.
+// ClientSession remembers a client's recent results for idempotent
+// retries: whole below level 3, as small records from level 3 on (record,
+// sessions.go).
 type ClientSession struct {
 	MaxSeq   uint64            `msgpack:"max_seq"`
 	Results  map[uint64]Result `msgpack:"results"`
@@ -139,7 +141,11 @@ func (s *State) Apply(c *Command) (Result, []Event) {
 		ev.list = nil
 	}
 	if sess != nil {
-		sess.Results[c.Seq] = res
+		if s.ActiveLevel() >= Level3 {
+			sess.Results[c.Seq] = s.record(res)
+		} else {
+			sess.Results[c.Seq] = res
+		}
 		if c.Seq > sess.MaxSeq {
 			sess.MaxSeq = c.Seq
 		}
