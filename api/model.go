@@ -165,14 +165,23 @@ const (
 
 // Idempotency records (feature level 3; docs/PROTOCOL.md §6). The nodes
 // keep, per client session, a small record of each recent write's outcome
-// rather than its whole result, so that no client can grow the
-// replicated state with the views its writes returned.
+// rather than its whole result, and cap what one principal may hold, so
+// that no principal can grow the replicated state or push out another
+// principal's records.
 const (
 	// MaxRecordBytes bounds one idempotency record, msgpack-encoded.
 	MaxRecordBytes = 256
 	// MaxRecordErrBytes bounds a kept rejection's message: a longer one
 	// is cut at a character boundary and ends with "…".
 	MaxRecordErrBytes = 160
+	// MaxClientIDsPerPrincipal bounds the client sessions one principal
+	// (an agent, a connector, the admins, a node) keeps: past it the
+	// principal's least recently used session is forgotten.
+	MaxClientIDsPerPrincipal = 64
+	// MaxRecordsPerPrincipal bounds the records of one principal's
+	// sessions together (16 sessions with a full SessionWindow each):
+	// past it, too, its least recently used session is forgotten.
+	MaxRecordsPerPrincipal = 16 * SessionWindow
 )
 
 // Applied is the answer to a write re-sent with the seq of one that

@@ -13,6 +13,37 @@ import (
 	"pgregory.net/rapid"
 )
 
+// checkSessionIndex fails unless s.principals holds exactly s.Sessions,
+// each under its principal, with the principal's record count.
+func checkSessionIndex(tb ptTB, s *State) {
+	tb.Helper()
+	want := map[string]map[string]*ClientSession{}
+	records := map[string]int{}
+	for k, sess := range s.Sessions {
+		p := principalOf(k)
+		if want[p] == nil {
+			want[p] = map[string]*ClientSession{}
+		}
+		want[p][k] = sess
+		records[p] += len(sess.Results)
+	}
+	if len(want) != len(s.principals) {
+		tb.Fatalf("session index has %d principals, Sessions %d", len(s.principals), len(want))
+	}
+	for p, sessions := range want {
+		u := s.principals[p]
+		if u == nil {
+			tb.Fatalf("session index lacks principal %q", p)
+		}
+		if !reflect.DeepEqual(u.sessions, sessions) {
+			tb.Fatalf("session index of %q: %d sessions, Sessions %d", p, len(u.sessions), len(sessions))
+		}
+		if u.records != records[p] {
+			tb.Fatalf("session index of %q counts %d records, its sessions hold %d", p, u.records, records[p])
+		}
+	}
+}
+
 // recordSize is a record's size in the snapshot encoding.
 func recordSize(r Result) int { return len(appendResult(nil, r)) }
 
@@ -204,11 +235,13 @@ func TestRecordsOfLongestIDsFit(t *testing.T) {
 	apply(ptCmd(OpRejectOffer, ptAgent("Y"), &api.OfferArgs{Request: "R2"}))
 	apply(ptCmd(OpTransfer, agent, &api.TransferArgs{Request: "R2", ToAgent: "Y"}))
 	apply(ptCmd(OpLogout, agent, &api.AgentArgs{}))
+	checkSessionIndex(t, s)
 }
 
 // Whatever op, principal and arguments (drawn at random: existing and
 // unknown ids, the longest ids, long and invalid text), the record a
-// session keeps is at most MaxRecordBytes encoded.
+// session keeps is at most MaxRecordBytes encoded, and the per-principal
+// index stays in step with the sessions.
 func TestRecordSizeProperty(t *testing.T) {
 	ops := Commands.Ops()
 	long := strings.Repeat("i", api.MaxIDBytes)
@@ -325,7 +358,18 @@ func TestRecordSizeProperty(t *testing.T) {
 				kept["whole"]++
 			}
 		}
+		checkSessionIndex(rt, s)
+		checkSessionIndex(rt, readStateOf(rt, s))
 	})
+}
+
+func readStateOf(tb ptTB, s *State) *State {
+	tb.Helper()
+	back, err := ReadState(bufio.NewReader(bytes.NewReader(ptMarshal(tb, s))))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return back
 }
 
 // Below level 3 a session keeps each result whole, as before.
