@@ -52,6 +52,12 @@ const (
 	// delete_supervisor, supervisors acting on requests and agents in
 	// their scope, the supervisor event stream): see supervisors.go. Other
 	// changes of this release add themselves here.
+	// It also keeps a small idempotency record per result instead of the
+	// whole result (at most api.MaxRecordBytes: small results whole, a
+	// rejection with its message cut short, api.Applied for views), and
+	// caps each principal's client sessions and records
+	// (api.MaxClientIDsPerPrincipal, api.MaxRecordsPerPrincipal), evicting
+	// its own least recently used: see sessions.go.
 	Level3 uint32 = 3
 
 	// MaxLevel is the highest level this build can apply.
