@@ -244,8 +244,11 @@ func TestRecordsOfLongestIDsFit(t *testing.T) {
 // index stays in step with the sessions.
 func TestRecordSizeProperty(t *testing.T) {
 	ops := Commands.Ops()
+	viewOps := []Op{OpSubscribe, OpJoin, OpAcceptOffer, OpLogin, OpLogout, OpSetAgentState, OpSetAgentMode,
+		OpRequestChat, OpTransfer, OpInvite}
 	long := strings.Repeat("i", api.MaxIDBytes)
-	strs := []string{"", "X", "Y", "Z", long, "LC", "LK", "QS", "QV", "QE", "WS", "WV", "FC", "ME", "chat", "email",
+	// Mostly "" and existing ids, so that many draws succeed.
+	strs := []string{"", "", "", "", "", "", "X", "Y", "Z", long, "LC", "LK", "QS", "QV", "QE", "WS", "WV", "FC", "ME", "chat", "email",
 		"R1", "R2", "R3", "O1", "O2", "cx", "pull", "push", "auto", "READY", "NOT_READY", "first_due",
 		strings.Repeat("é", 700), "bad \xff id", strings.Repeat("w", api.MaxTextBytes)}
 	ints := []int64{0, 1, 2, 3, -1, 50, 1000, 30_000, 1 << 40}
@@ -317,6 +320,9 @@ func TestRecordSizeProperty(t *testing.T) {
 		seqs := map[string]uint64{}
 		for step := range rapid.IntRange(1, 60).Draw(rt, "steps") {
 			info := rapid.SampledFrom(ops).Draw(rt, "op")
+			if rapid.Bool().Draw(rt, "view op") { // half of them: an op that returns a view
+				info = Commands.Lookup(rapid.SampledFrom(viewOps).Draw(rt, "view"))
+			}
 			if info.Op == OpSetFeatureLevel {
 				continue // lowering is refused, raising is past this build
 			}
