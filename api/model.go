@@ -177,3 +177,49 @@ const (
 	// to fill every replica's disk.
 	MaxNoopPadBytes = 256
 )
+
+// Idempotency records (feature level 3; docs/PROTOCOL.md §6). The nodes
+// keep, per client session, a small record of each recent write's outcome
+// rather than its whole result, and cap what one principal may hold, so
+// that no principal can grow the replicated state or push out another
+// principal's records.
+const (
+	// MaxRecordBytes bounds one idempotency record, msgpack-encoded.
+	MaxRecordBytes = 256
+	// MaxRecordErrBytes bounds a kept rejection's message: a longer one
+	// is cut at a character boundary and ends with "…".
+	MaxRecordErrBytes = 160
+	// MaxClientIDsPerPrincipal bounds the client sessions one principal
+	// (an agent, a connector, the admins, a node) keeps: past it the
+	// principal's least recently used session is forgotten.
+	MaxClientIDsPerPrincipal = 64
+	// MaxRecordsPerPrincipal bounds the records of one principal's
+	// sessions together (16 sessions with a full SessionWindow each):
+	// past it, too, its least recently used session is forgotten.
+	MaxRecordsPerPrincipal = 16 * SessionWindow
+)
+
+// Applied is the answer to a write re-sent with the seq of one that
+// already applied, when that write's result was a view of the state (a
+// list, a conversation, an agent's status, an offer): the cluster keeps
+// only this record of it (feature level 3; docs/PROTOCOL.md §6). The
+// write applied once, in the log entry at Index, whose events carry seqs
+// with seq >> 20 == Index. The view itself comes as events (a subscribe's
+// list.subscribed, or a sync on resume) or from a read (get_list,
+// get_request, get_agent_states, get_view), which shows the state as it
+// is now. The id fields name what the write was about, where it had one.
+type Applied struct {
+	// Retry is always true: the mark of this record.
+	Retry bool   `msgpack:"retry"`
+	Index uint64 `msgpack:"index"`
+	// List is a subscribe's list.
+	List string `msgpack:"list,omitempty"`
+	// Agent is the agent whose status login, logout, set_agent_state or
+	// set_agent_mode returned.
+	Agent string `msgpack:"agent,omitempty"`
+	// Request is the request of a join, accept_offer, transfer, invite,
+	// or of the offer a request_chat got at once.
+	Request string `msgpack:"request,omitempty"`
+	// Offer is the offer a transfer, an invite or a request_chat made.
+	Offer string `msgpack:"offer,omitempty"`
+}

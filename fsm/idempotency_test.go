@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/switchboard/switchboard/api"
@@ -40,14 +41,42 @@ func TestRetryReturnsOriginalResultAndAppliesOnce(t *testing.T) {
 	}
 }
 
+// walkthroughAt is the walkthrough with the state at feature level, not
+// this build's: the old rules, for the tests that pin them.
+func walkthroughAt(tb testing.TB, level uint32) *State {
+	tb.Helper()
+	cs := walkthroughCommands()
+	cs[0].Args = &api.FeatureLevelArgs{Level: level}
+	s := NewState()
+	for _, c := range cs {
+		mustApply(tb, s, c)
+	}
+	if s.ActiveLevel() != level {
+		tb.Fatalf("state at level %d, want %d", s.ActiveLevel(), level)
+	}
+	return s
+}
+
 // A retry names the original command; its arguments are not looked at.
+// From level 3 a join's retry gets the compact record of the first join
+// (its request and entry), below it the whole first result.
 func TestRetryWithOtherArgsStillReturnsOriginal(t *testing.T) {
 	s := walkthrough(t)
 	openR1(t, s)
-	first, _ := mustApply(t, s, keyed("c1", 7, cmd(OpJoin, a1, &api.RequestArgs{Request: "R1"})))
+	s.Index = 31
+	mustApply(t, s, keyed("c1", 7, cmd(OpJoin, a1, &api.RequestArgs{Request: "R1"})))
+	s.Index = 32
 	res, evs := s.Apply(keyed("c1", 7, cmd(OpJoin, a1, &api.RequestArgs{Request: "R9"})))
+	if want := (api.Applied{Retry: true, Index: 31, Request: "R1"}); res.Err != nil || res.Data != want || len(evs) != 0 {
+		t.Errorf("retry answered %+v with %d events, want %+v", res, len(evs), want)
+	}
+
+	s = walkthroughAt(t, Level2)
+	openR1(t, s)
+	first, _ := mustApply(t, s, keyed("c1", 7, cmd(OpJoin, a1, &api.RequestArgs{Request: "R1"})))
+	res, evs = s.Apply(keyed("c1", 7, cmd(OpJoin, a1, &api.RequestArgs{Request: "R9"})))
 	if !reflect.DeepEqual(res, first) || len(evs) != 0 {
-		t.Errorf("retry answered %+v with %d events", res, len(evs))
+		t.Errorf("level 2: retry answered %+v with %d events", res, len(evs))
 	}
 }
 
@@ -257,10 +286,12 @@ func TestSessionsSurviveSnapshot(t *testing.T) {
 }
 
 // Sessions are bounded in number, not only by age: past MaxSessions the
-// least recently seen are dropped, the same ones on every replica.
+// least recently seen are dropped, the same ones on every replica. At
+// level 2 one principal's client ids reach that cap (from level 3 they
+// cannot: TestOnePrincipalCannotEvictAnothersRecords).
 func TestSessionsBoundedInNumber(t *testing.T) {
 	run := func() *State {
-		s := walkthrough(t)
+		s := walkthroughAt(t, Level2)
 		for i := range MaxSessions + 1 {
 			// A few share an instant, so ties are broken by key.
 			when := t0 + int64(i/4)
@@ -298,5 +329,156 @@ func TestSessionsBoundedInNumber(t *testing.T) {
 	}
 	if res, _ := s.Apply(keyed("fresh", 1, at(t0+MaxSessions, cmd(OpJoin, a1, &api.RequestArgs{Request: "R404"})))); api.CodeOf(res.Err) != api.CodeNotFound {
 		t.Errorf("the same join from a new client: %+v, want not_found (the check above could not fail)", res)
+	}
+}
+
+// manySubscribes fills L1 with 200 requests whose first message is 1,000
+// bytes (each shows it twice in the list view, as its preview and as the
+// latest unread: the view is about 430 KB), then has A3 subscribe to it
+// 128 times from one client id (unsubscribing in between without a seq,
+// so that every subscribe stays in the window). It returns the snapshot
+// size before and after the subscribes.
+func manySubscribes(t *testing.T, s *State) (before, after int) {
+	t.Helper()
+	text := strings.Repeat("m", 1000)
+	for i := range 200 {
+		customerMessage(t, s, fmt.Sprintf("u%d", i), text)
+	}
+	before = len(marshal(t, s))
+	for seq := uint64(1); seq <= SessionWindow; seq++ {
+		s.Index = 1000 + seq
+		mustApply(t, s, keyed("app", seq, cmd(OpSubscribe, a3, &api.SubscribeArgs{List: "L1"})))
+		mustApply(t, s, cmd(OpUnsubscribe, a3, &api.SubscribeArgs{List: "L1"}))
+	}
+	return before, len(marshal(t, s))
+}
+
+// A client id's subscribes do not grow the snapshot by their list views:
+// from level 3 each keeps a record of at most MaxRecordBytes, so 128 of
+// them add at most 32 KiB, however long the list. (Level 2 keeps the
+// views: about 430 KB each here, 55 MB in all; issue #10 saw 0.8 → 54 MiB.)
+func TestSnapshotBoundedAfterManySubscribes(t *testing.T) {
+	before, after := manySubscribes(t, walkthrough(t))
+	t.Logf("level 3: snapshot %d bytes before 128 subscribes, %d after (+%d)", before, after, after-before)
+	if grew := after - before; grew > SessionWindow*MaxRecordBytes {
+		t.Errorf("128 subscribes grew the snapshot by %d bytes, above %d", grew, SessionWindow*MaxRecordBytes)
+	}
+	if testing.Short() {
+		return
+	}
+	before, after = manySubscribes(t, walkthroughAt(t, Level2))
+	t.Logf("level 2: snapshot %d bytes before 128 subscribes, %d after (+%d)", before, after, after-before)
+	if after-before < SessionWindow*400_000 {
+		t.Errorf("level 2 kept less than the list views: +%d bytes", after-before)
+	}
+}
+
+// One principal minting client ids cannot push out another principal's
+// record: from level 3 it keeps at most MaxClientIDsPerPrincipal sessions,
+// losing its own least recently used, and never reaches MaxSessions. The
+// other principal's retry, after more than MaxSessions new client ids,
+// gets the original result and applies nothing.
+func TestOnePrincipalCannotEvictAnothersRecords(t *testing.T) {
+	s := walkthrough(t)
+	msg := func() *Command {
+		return keyed("fb-app", 1, at(t0+1, cmd(OpCustomerMessage, fb, &api.CustomerMessageArgs{Channel: "C2", CustomerID: "u1", Text: "Hi"})))
+	}
+	first, _ := mustApply(t, s, msg())
+	join := func() *Command { return keyed("a1-app", 1, at(t0+1, cmd(OpJoin, a1, &api.RequestArgs{Request: "R1"}))) }
+	s.Index = 7
+	mustApply(t, s, join())
+	for i := range MaxSessions + 1 {
+		mustApply(t, s, keyed(fmt.Sprintf("m%06d", i), 1, at(t0+2+int64(i), cmd(OpNoop, a2, &api.NoopArgs{}))))
+	}
+	var mine []string
+	for k := range s.Sessions {
+		if strings.HasPrefix(k, "agent:A2/") {
+			mine = append(mine, k)
+		}
+	}
+	slices.Sort(mine)
+	if len(mine) != MaxClientIDsPerPrincipal || mine[0] != fmt.Sprintf("agent:A2/m%06d", MaxSessions+1-MaxClientIDsPerPrincipal) {
+		t.Errorf("A2 keeps %d sessions from %v on, want its %d latest", len(mine), mine[:1], MaxClientIDsPerPrincipal)
+	}
+	res, evs := s.Apply(msg())
+	if !reflect.DeepEqual(res, first) || len(evs) != 0 {
+		t.Errorf("fb's retry answered %+v with %d events, want the original %+v", res, len(evs), first)
+	}
+	if n := len(s.Requests["R1"].Transcript); n != 1 {
+		t.Errorf("R1's transcript has %d messages: the retry applied again", n)
+	}
+	if res, _ := s.Apply(join()); res.Data != (api.Applied{Retry: true, Index: 7, Request: "R1"}) {
+		t.Errorf("A1's retry answered %+v, want its record", res)
+	}
+}
+
+// A principal's sessions together keep at most MaxRecordsPerPrincipal
+// records: past it, its least recently used session goes, not another
+// principal's; the same on every replica.
+func TestRecordsPerPrincipalCapped(t *testing.T) {
+	const clients = 20
+	run := func() *State {
+		s := walkthrough(t)
+		mustApply(t, s, keyed("other", 1, at(t0, cmd(OpNoop, a1, &api.NoopArgs{}))))
+		when := t0
+		for c := range clients {
+			for seq := uint64(1); seq <= SessionWindow+2; seq++ {
+				when++
+				mustApply(t, s, keyed(fmt.Sprintf("c%02d", c), seq, at(when, cmd(OpNoop, a2, &api.NoopArgs{}))))
+			}
+		}
+		return s
+	}
+	s := run()
+	records, sessions := 0, 0
+	for k, sess := range s.Sessions {
+		if strings.HasPrefix(k, "agent:A2/") {
+			sessions++
+			records += len(sess.Results)
+		}
+	}
+	keep := MaxRecordsPerPrincipal / SessionWindow
+	if records > MaxRecordsPerPrincipal || sessions != keep {
+		t.Errorf("A2 keeps %d records in %d sessions, want at most %d in %d", records, sessions, MaxRecordsPerPrincipal, keep)
+	}
+	for c := range clients {
+		_, kept := s.Sessions[fmt.Sprintf("agent:A2/c%02d", c)]
+		if want := c >= clients-keep; kept != want {
+			t.Errorf("client c%02d kept = %v, want %v", c, kept, want)
+		}
+	}
+	if _, ok := s.Sessions["agent:A1/other"]; !ok {
+		t.Error("A1's session, older than all of A2's, was dropped")
+	}
+	if !bytes.Equal(marshal(t, s), marshal(t, run())) {
+		t.Error("two replicas fed the same commands hold different sessions")
+	}
+}
+
+// MaxSessions stays the last line from level 3: many principals together
+// past it lose the least recently seen tenth.
+func TestSessionsGlobalCapAtLevel3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("65,600 sessions")
+	}
+	s := walkthrough(t)
+	principals := MaxSessions/MaxClientIDsPerPrincipal + 1
+	when := t0
+	for c := range MaxClientIDsPerPrincipal {
+		for p := range principals {
+			when++
+			by := api.Principal{Role: api.RoleAgent, ID: fmt.Sprintf("P%04d", p)}
+			mustApply(t, s, keyed(fmt.Sprintf("c%02d", c), 1, at(when, cmd(OpNoop, by, &api.NoopArgs{}))))
+		}
+	}
+	if n := len(s.Sessions); n > MaxSessions || n < MaxSessions*9/10 {
+		t.Errorf("%d sessions after %d, want between %d and %d", n, principals*MaxClientIDsPerPrincipal, MaxSessions*9/10, MaxSessions)
+	}
+	if _, ok := s.Sessions["agent:P0000/c00"]; ok {
+		t.Error("the least recently seen session survived the global cap")
+	}
+	back := restore(t, marshal(t, s))
+	if !bytes.Equal(marshal(t, back), marshal(t, s)) {
+		t.Error("restored state encodes differently")
 	}
 }

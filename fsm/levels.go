@@ -53,8 +53,13 @@ const (
 	// their scope, the supervisor event stream): see supervisors.go. It
 	// replicates agent presence (agent_present, login stamping a presence
 	// value, logout_absent refused once the agent attached or logged in
-	// since a node found it absent): see presence.go. Other changes of
-	// this release add themselves here.
+	// since a node found it absent): see presence.go. It keeps a small
+	// idempotency record per result instead of the whole result (at most
+	// api.MaxRecordBytes: small results whole, a rejection with its message
+	// cut short, api.Applied for views), and caps each principal's client
+	// sessions and records (api.MaxClientIDsPerPrincipal,
+	// api.MaxRecordsPerPrincipal), evicting its own least recently used:
+	// see sessions.go. Other changes of this release add themselves here.
 	Level3 uint32 = 3
 
 	// MaxLevel is the highest level this build can apply.

@@ -142,6 +142,7 @@ func ReadState(r *bufio.Reader) (st *State, err error) {
 	}
 	st.fillNil()
 	st.indexOpen()
+	st.indexSessions()
 	return st, nil
 }
 

@@ -210,6 +210,9 @@ func TestSnapshotEncoderCoversEveryField(t *testing.T) {
 		checkOpenIndex(t, back)
 		back.openByChannel = nil
 		rawResultsToValues(t, back)
+		// So is the per-principal session index.
+		checkSessionIndex(t, back)
+		back.principals = nil
 		if !reflect.DeepEqual(back, s) {
 			t.Fatalf("seed %d: Marshal → ReadState is not the identity", seed)
 		}
@@ -221,7 +224,7 @@ func TestSnapshotEncoderCoversEveryField(t *testing.T) {
 		if err := msgpack.Unmarshal(raw, plain); err != nil {
 			t.Fatal(err)
 		}
-		plain.openByChannel = nil
+		plain.openByChannel, plain.principals = nil, nil
 		rawResultsToValues(t, plain)
 		if !reflect.DeepEqual(back, plain) {
 			t.Fatalf("seed %d: the hand encoding decodes differently from msgpack.Marshal's", seed)

@@ -69,13 +69,18 @@ const (
 	// MaxSessions bounds the client sessions kept, whatever their age: a
 	// client that opened a new client id per command would otherwise grow
 	// the state for a whole SessionTTL. Past it, the least recently seen
-	// tenth is dropped (their retries then apply as new commands).
+	// tenth is dropped (their retries then apply as new commands). From
+	// level 3 each principal is held to MaxClientIDsPerPrincipal sessions
+	// first (sessions.go), so this is the last line, which no principal
+	// reaches alone.
 	MaxSessions = 65536
 	// MaxClosedKept bounds how many closed requests stay queryable.
 	MaxClosedKept = 10000
 )
 
-// ClientSession remembers a client's recent results for idempotent retries.
+// ClientSession remembers a client's recent results for idempotent
+// retries: whole below level 3, as small records from level 3 on (record,
+// sessions.go).
 type ClientSession struct {
 	MaxSeq   uint64            `msgpack:"max_seq"`
 	Results  map[uint64]Result `msgpack:"results"`
@@ -101,9 +106,16 @@ type State struct {
 	// open requests. Derived, unexported: not in snapshots (open_index.go).
 	openByChannel map[string]map[string]struct{}
 	// ClosedOrder holds closed request ids, oldest first, for eviction.
-	ClosedOrder []string                  `msgpack:"closed_order"`
-	Sessions    map[string]*ClientSession `msgpack:"sessions"`
-	NextRequest uint64                    `msgpack:"next_request"`
+	ClosedOrder []string `msgpack:"closed_order"`
+	// Sessions are the idempotency sessions, by sessionKey. Add and drop
+	// them only through addSession and dropSession (sessions.go), which
+	// keep principals in step.
+	Sessions map[string]*ClientSession `msgpack:"sessions"`
+	// principals indexes Sessions by principal, with their record counts
+	// (sessions.go). Derived, unexported: not in snapshots.
+	principals map[string]*principalUse
+
+	NextRequest uint64 `msgpack:"next_request"`
 
 	// Supervisors by id (supervisors.go; level 3); nil when there are none.
 	Supervisors map[string]*Supervisor `msgpack:"supervisors,omitempty"`
@@ -141,6 +153,7 @@ func NewState() *State {
 		Open:          map[string]string{},
 		openByChannel: map[string]map[string]struct{}{},
 		Sessions:      map[string]*ClientSession{},
+		principals:    map[string]*principalUse{},
 	}
 }
 
@@ -169,15 +182,23 @@ func (s *State) Apply(c *Command) (Result, []Event) {
 			return Result{Err: err}, nil
 		}
 	}
-	var sess *ClientSession
+	var (
+		sess *ClientSession
+		key  string
+		use  *principalUse // sess's principal's (sessions.go)
+	)
 	if c.Seq != 0 && c.ClientID != "" {
-		key := sessionKey(c)
+		key = sessionKey(c)
 		sess = s.Sessions[key]
 		if sess == nil {
 			sess = &ClientSession{Results: map[uint64]Result{}}
-			s.Sessions[key] = sess
+			s.addSession(key, sess)
 		}
 		sess.LastSeen = s.Now
+		use = s.principalUseOf(key)
+		if s.ActiveLevel() >= Level3 {
+			s.capPrincipal(key, use)
+		}
 		if len(s.Sessions) > MaxSessions && s.ActiveLevel() >= Level2 {
 			s.trimSessions(key)
 		}
@@ -197,7 +218,12 @@ func (s *State) Apply(c *Command) (Result, []Event) {
 		s.superviseEvents(&ev)
 	}
 	if sess != nil {
-		sess.Results[c.Seq] = res
+		had := len(sess.Results)
+		if s.ActiveLevel() >= Level3 {
+			sess.Results[c.Seq] = s.record(res)
+		} else {
+			sess.Results[c.Seq] = res
+		}
 		if c.Seq > sess.MaxSeq {
 			sess.MaxSeq = c.Seq
 		}
@@ -211,6 +237,10 @@ func (s *State) Apply(c *Command) (Result, []Event) {
 					delete(sess.Results, seq)
 				}
 			}
+		}
+		use.records += len(sess.Results) - had
+		if s.ActiveLevel() >= Level3 {
+			s.capPrincipal(key, use)
 		}
 	}
 	return res, ev.list
@@ -230,7 +260,7 @@ func (s *State) sweepSessions() {
 	s.LastSweep = s.Now
 	for k, sess := range s.Sessions {
 		if s.Now-sess.LastSeen > SessionTTL {
-			delete(s.Sessions, k)
+			s.dropSession(k)
 		}
 	}
 }
@@ -257,7 +287,7 @@ func (s *State) trimSessions(keep string) {
 		return strings.Compare(a.key, b.key)
 	})
 	for _, a := range all[:len(s.Sessions)-MaxSessions*9/10] {
-		delete(s.Sessions, a.key)
+		s.dropSession(a.key)
 	}
 }
 

@@ -86,9 +86,11 @@ func (c *Client) Noop(ctx context.Context, pad []byte) error {
 // Agent and connector writes. agent is "" when an agent acts for itself; an
 // admin names the agent it acts for.
 
-// Subscribe subscribes agent to list and returns the list's current requests.
+// Subscribe subscribes agent to list and returns the list's current requests
+// (for a retry answered from the cluster's record, read after it:
+// client_applied.go).
 func (c *Client) Subscribe(ctx context.Context, agent, list string) (api.ListSnapshot, error) {
-	return clientDo[api.ListSnapshot](ctx, c, api.OpSubscribe, api.SubscribeArgs{Agent: agent, List: list})
+	return clientView(ctx, c, api.OpSubscribe, api.SubscribeArgs{Agent: agent, List: list}, c.rereadList)
 }
 
 // Unsubscribe unsubscribes agent from list.
@@ -108,7 +110,7 @@ func (c *Client) RequestAgent(ctx context.Context, a api.RequestAgentArgs) (api.
 
 // Join puts agent in the conversation of request.
 func (c *Client) Join(ctx context.Context, request, agent string) (api.JoinResult, error) {
-	return clientDo[api.JoinResult](ctx, c, api.OpJoin, api.RequestArgs{Request: request, Agent: agent})
+	return clientView(ctx, c, api.OpJoin, api.RequestArgs{Request: request, Agent: agent}, c.rereadConversation)
 }
 
 // Leave takes agent out of the conversation of request.

@@ -100,8 +100,10 @@ func runAgent(ctx context.Context, args []string, stdout, _ io.Writer) error {
 			if err := need(2); err != nil {
 				return err
 			}
-			var jr api.JoinResult
-			if err := c.Call(cctx, "join", api.RequestArgs{Request: f[1]}, &jr); err != nil {
+			// The typed helper: a retry answered from the cluster's
+			// record gets the transcript read after it.
+			jr, err := c.Join(cctx, f[1], "")
+			if err != nil {
 				return err
 			}
 			for _, m := range jr.Transcript {
