@@ -185,7 +185,7 @@
       const [rid, text] = h ? h(data) : [null, ""];
       if (rid) {
         const tl = model.timelines.get(rid) || [];
-        tl.push({ seq: e.lastEventId, kind, at: serverNow(), text });
+        tl.push({ seq: e.lastEventId, kind, at: eventTime(data), text });
         if (tl.length > MAX_TIMELINE) tl.shift();
         model.timelines.set(rid, tl);
       }
@@ -202,10 +202,22 @@
     scheduleRender();
   }
 
+  // The board is read again once events stop coming for a moment, and
+  // again after the read if more came meanwhile.
+  // eventTime is when an event happened (leader time, ms) if its payload
+  // says, else now.
+  function eventTime(d) {
+    const ns = d.at || (d.message && d.message.at) || d.since || (d.request && d.request.updated_at) || d.updated_at;
+    return ns ? nsToMs(ns) : serverNow();
+  }
+
   let refreshTimer = null;
+  let refreshDirty = false;
   function scheduleBoardRefresh() {
+    refreshDirty = true;
     if (refreshTimer) return;
     refreshTimer = setTimeout(async () => {
+      refreshDirty = false;
       try {
         const res = await fetch("/console/api/board", { credentials: "same-origin" });
         if (res.ok) {
@@ -214,10 +226,13 @@
           for (const a of b.agents || []) model.agents.set(a.status.agent, a);
           scheduleRender();
         }
+      } catch (err) {
+        refreshDirty = true; // out of reach (the stream reconnects meanwhile): try again
       } finally {
         refreshTimer = null;
+        if (refreshDirty) scheduleBoardRefresh();
       }
-    }, 1500);
+    }, 1000);
   }
 
   // ---- The stream. ----
@@ -349,7 +364,7 @@
         el("div", { class: "figures" },
           figure(q.waiting || 0, "waiting", (q.waiting || 0) > 0 && sla === "breached"),
           figure(q.offered || 0, "offered"),
-          el("div", { class: "figure" }, el("b", {}, q.waiting && oldest ? age(oldest) : "—"), el("span", { text: "longest wait" }))),
+          el("div", { class: "figure" }, el("b", {}, q.waiting && oldest ? age(oldest) : "—"), el("span", { class: "label", text: "longest wait" }))),
         el("div", { class: "tile-foot" },
           el("span", {}, "today ", badge(slCls, pct === null ? "no data" : `${pct}%`), ` ${q.met || 0} met / ${q.breached || 0} breached`),
           el("span", {}, el("strong", { text: String(q.ready || 0) }), " ready · ",
@@ -380,7 +395,7 @@
   }
 
   function figure(n, label, hot) {
-    return el("div", { class: "figure" + (hot ? " hot" : "") }, el("b", { text: String(n) }), el("span", { text: label }));
+    return el("div", { class: "figure" + (hot ? " hot" : "") }, el("b", { text: String(n) }), el("span", { class: "label", text: label }));
   }
 
   function renderAgents() {
@@ -405,7 +420,7 @@
         el("td", { text: st.logged_in ? st.mode : "logged out" }),
         el("td", {}, mrds.length ? mrds : el("span", { class: "dim", text: st.logged_in ? "—" : "LOGGED OUT" })),
         el("td", {}, (a.conversations || []).map((c) => el("a", { href: "#/request/" + encodeURIComponent(c), class: "mono", text: c + " " }))),
-        el("td", {}, buttons));
+        el("td", {}, el("div", { class: "buttons" }, buttons)));
     });
     replace("agents", rows.length ? rows : [el("tr", { class: "empty" }, el("td", { colspan: "5", text: "No agent in your scope." }))], "tbody");
     const ready = agents.filter((a) => (a.status.mrds || []).some((m) => m.state === "READY")).length;
@@ -419,8 +434,14 @@
   async function openRequest(id) {
     transcript = { id, view: null };
     document.getElementById("transcript").replaceChildren(el("li", { class: "dim", text: "loading…" }));
-    const res = await fetch("/console/api/request/" + encodeURIComponent(id), { credentials: "same-origin" });
-    const out = await res.json().catch(() => ({}));
+    let res, out;
+    try {
+      res = await fetch("/console/api/request/" + encodeURIComponent(id), { credentials: "same-origin" });
+      out = await res.json().catch(() => ({}));
+    } catch (err) {
+      res = { ok: false };
+      out = { message: "the node did not answer: reopen the request" };
+    }
     if (transcript.id !== id) return;
     if (!res.ok) {
       document.getElementById("transcript").replaceChildren(el("li", { class: "dim", text: out.message || "not available" }));
@@ -453,13 +474,14 @@
       head.replaceChildren(el("h2", { text: id }), el("span", { class: "dim", text: "not open in your scope" }));
     } else {
       const offer = model.offers.get(id);
-      head.replaceChildren(
+      head.replaceChildren(...[
         el("h2", { class: "mono", text: r.id }),
         badge(open ? r.state : "CLOSED", open ? r.state : "CLOSED"),
         slaBadge(r.sla),
         offer ? badge("OFFERED", "OFFERED → " + agentName(offer.agent)) : null,
         el("span", { class: "meta", text: `${r.customer.name || r.customer.id} · ${where(r)} · ${r.channel}` }),
-        el("span", { class: "meta" }, "age ", age(nsToMs(r.created_at))));
+        el("span", { class: "meta" }, "age ", age(nsToMs(r.created_at))),
+      ].filter(Boolean));
       head.dataset.state = open ? r.state : "CLOSED";
     }
     const parts = (r && open && r.participants) || [];
