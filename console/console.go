@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/api"
+	"github.com/switchboard/switchboard/internal/ratelog"
 	"github.com/switchboard/switchboard/transport"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -54,15 +55,17 @@ const (
 	maxLoginBody           = 4 << 10
 	maxActionBody          = 16 << 10
 	maxRateKeys            = 16384
+	failedLoginLogEvery    = 5 * time.Second
 )
 
-// Default rates.
-var (
-	// DefaultLoginFailures: a source address gets 10 failed logins at
-	// once, then one every two seconds.
-	DefaultLoginFailures = Rate{PerSec: 0.5, Burst: 10}
-	// DefaultActionRate: a supervisor's actions through one node.
-	DefaultActionRate = Rate{PerSec: 20, Burst: 40}
+// Default rates: a source address gets 10 failed logins at once, then
+// one every two seconds; a supervisor's actions through one node, 20 a
+// second in bursts of 40.
+const (
+	DefaultLoginFailuresPerSec = 0.5
+	DefaultLoginFailuresBurst  = 10
+	DefaultActionsPerSec       = 20
+	DefaultActionsBurst        = 40
 )
 
 // Config configures a Handler.
@@ -101,8 +104,8 @@ type Config struct {
 	// (DefaultStreamWriteWait).
 	StreamWriteWait time.Duration
 	// LoginFailures limits failed logins per source address
-	// (DefaultLoginFailures); ActionRate a supervisor's actions
-	// (DefaultActionRate).
+	// (DefaultLoginFailuresPerSec, DefaultLoginFailuresBurst); ActionRate
+	// a supervisor's actions (DefaultActionsPerSec, DefaultActionsBurst).
 	LoginFailures Rate
 	ActionRate    Rate
 	// Now is the clock (time.Now if nil).
@@ -122,6 +125,9 @@ type Handler struct {
 	logins  *limiter
 	actions *limiter
 	acts    map[string]action
+	// failLog rate-limits the log lines of failed logins, which anyone
+	// can cause at will.
+	failLog *ratelog.Limiter
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -156,10 +162,10 @@ func New(cfg Config) (*Handler, error) {
 	setDefault(&cfg.StreamFrames, DefaultStreamFrames)
 	setDefault(&cfg.StreamBytes, DefaultStreamBytes)
 	if cfg.LoginFailures == (Rate{}) {
-		cfg.LoginFailures = DefaultLoginFailures
+		cfg.LoginFailures = Rate{PerSec: DefaultLoginFailuresPerSec, Burst: DefaultLoginFailuresBurst}
 	}
 	if cfg.ActionRate == (Rate{}) {
-		cfg.ActionRate = DefaultActionRate
+		cfg.ActionRate = Rate{PerSec: DefaultActionsPerSec, Burst: DefaultActionsBurst}
 	}
 	pages, err := parsePages()
 	if err != nil {
@@ -175,6 +181,7 @@ func New(cfg Config) (*Handler, error) {
 		logins:  newLimiter(cfg.LoginFailures, maxRateKeys),
 		actions: newLimiter(cfg.ActionRate, maxRateKeys),
 		acts:    actionTable(),
+		failLog: ratelog.New(failedLoginLogEvery),
 		done:    make(chan struct{}),
 		recheck: make(chan struct{}),
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -167,7 +168,7 @@ func secure(r *http.Request) bool {
 func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, value string, expires time.Time) {
 	http.SetCookie(w, &http.Cookie{
 		Name: cookieName, Value: value, Path: cookiePath, Expires: expires,
-		MaxAge: int(time.Until(expires).Seconds()), HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode,
+		MaxAge: int(expires.Sub(h.now()).Seconds()), HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode,
 	})
 }
 
@@ -210,7 +211,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	p, err := h.cfg.Backend.Authenticate(api.RoleSupervisor, id, token)
 	if err != nil || id == "" || token == "" {
 		h.logins.take(addr)
-		h.log.Info("console login failed", "supervisor", id, "addr", addr)
+		h.failLog.Log(h.log, slog.LevelWarn, "console login failed", "supervisor", id, "addr", addr)
 		h.renderLogin(w, http.StatusUnauthorized, id, "Unknown supervisor or wrong token.")
 		return
 	}

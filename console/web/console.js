@@ -72,7 +72,8 @@
       dropRequest(sum.id);
       return;
     }
-    model.requests.set(sum.id, Object.assign(model.requests.get(sum.id) || {}, sum));
+    // A summary is whole: a field it omits is empty (unread 0, no sla).
+    model.requests.set(sum.id, sum);
   }
 
   function dropRequest(id) {
