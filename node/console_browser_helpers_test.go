@@ -47,7 +47,7 @@ type browser struct {
 	logs       []string
 }
 
-// newBrowser starts headless Chromium with a 1280×800 window. When the
+// newBrowser starts headless Chromium with a 1280×800 viewport. When the
 // test ends, the page's console lines are logged and any uncaught
 // JavaScript exception fails it.
 func newBrowser(t *testing.T, path string) *browser {
@@ -64,7 +64,7 @@ func newBrowser(t *testing.T, path string) *browser {
 	b := &browser{ctx: ctx}
 	// The first Run starts the browser for the context's whole life: no
 	// timeout on this one.
-	if err := chromedp.Do(ctx); err != nil {
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
 		cancel()
 		cancelAlloc()
 		t.Fatalf("start chromium at %s: %v", path, err)
