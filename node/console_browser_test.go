@@ -21,8 +21,8 @@ import (
 // sends the browser's reconnect to another node, where the stream resumes
 // with exactly the events missed (the page's applied ids are held to the
 // supervisor's TCP stream); a close from the request page reaches the
-// agents over TCP; an SLA breach turns a row red. It saves a screenshot of
-// the populated wallboard (SWITCHBOARD_CONSOLE_SCREENSHOT=path to keep
+// agents over TCP; an SLA breach turns a row red; the agents table sets an
+// agent NOT_READY. It saves a screenshot of the populated wallboard (SWITCHBOARD_CONSOLE_SCREENSHOT=path to keep
 // it, as docs/img/console.png was made).
 func TestConsoleInBrowser(t *testing.T) {
 	chromium := chromiumPath(t)
@@ -143,8 +143,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 
 	// The picture of the wallboard.
-	b.waitJS(t, "the board refreshed", `document.querySelectorAll("#queues .tile").length === 2`, 5*time.Second)
-	b.waitJS(t, "the toast gone", `document.getElementById("toast").hidden`, 10*time.Second)
+	b.waitJS(t, "the board's figures read again and the toast gone",
+		`document.body.dataset.board !== "refreshing" && document.getElementById("toast").hidden`, 10*time.Second)
 	png, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
@@ -156,7 +156,22 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err := os.WriteFile(out, png, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("screenshot of the wallboard (%d bytes) in %s; the whole test took %v", len(png), out, time.Since(start).Round(time.Millisecond))
+	t.Logf("screenshot of the wallboard (%d bytes) in %s", len(png), out)
+
+	// The agents table's buttons: Erin is set NOT_READY in chat and hears
+	// it; the table shows it.
+	erin := `document.querySelector('#agents tr[data-agent="erin"]')`
+	b.run(t, "open the agents table", 10*time.Second,
+		chromedp.Navigate(base+"/console/#/agents"),
+		chromedp.WaitVisible(chromedp.CSS(`#agents tr[data-agent="erin"] button[data-action="not_ready"][data-mrd="chat"]`)),
+		chromedp.Click(chromedp.CSS(`#agents tr[data-agent="erin"] button[data-action="not_ready"][data-mrd="chat"]`)),
+	)
+	d.expect(t, "erin", func(ev transport.Event) bool {
+		var sc api.AgentStateChange
+		return ev.Kind == api.EvAgentState && ev.Decode(&sc) == nil && sc.MRD == "chat" && sc.State == api.AgentNotReady && sc.Reason == "supervisor"
+	})
+	b.waitJS(t, "Erin NOT_READY in the table", erin+`.querySelector('[data-mrd="chat"]').dataset.state === "NOT_READY"`, 10*time.Second)
+	t.Logf("the whole test took %v", time.Since(start).Round(time.Millisecond))
 }
 
 // consoleDemo is a contact center in the middle of a morning: two lists

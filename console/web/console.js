@@ -11,7 +11,8 @@
 //
 // For tests and the curious, window.sb exposes the counters that
 // document.body's data attributes also show: applied (events applied),
-// syncs, dupes (events dropped as already seen) and the ids applied.
+// syncs, dupes (events dropped as already seen) and the ids applied;
+// data-board says whether a read of the board is pending.
 "use strict";
 
 (() => {
@@ -217,12 +218,14 @@
   function scheduleBoardRefresh() {
     refreshDirty = true;
     if (refreshTimer) return;
+    document.body.dataset.board = "refreshing";
     refreshTimer = setTimeout(async () => {
       refreshDirty = false;
       try {
         const res = await fetch("/console/api/board", { credentials: "same-origin" });
         if (res.ok) {
           const b = await res.json();
+          for (const l of b.lists || []) model.lists.set(l.id, l);
           for (const q of b.queues || []) model.queues.set(q.id, q);
           for (const a of b.agents || []) model.agents.set(a.status.agent, a);
           scheduleRender();
@@ -232,6 +235,7 @@
       } finally {
         refreshTimer = null;
         if (refreshDirty) scheduleBoardRefresh();
+        else document.body.dataset.board = "fresh";
       }
     }, 1000);
   }
