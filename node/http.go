@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/switchboard/switchboard/console"
 )
 
 // The node's HTTP listener (Config.HTTPAddr): probes for load balancers and
@@ -23,8 +25,10 @@ import (
 //	GET /readyz         200 when the node serves clients, else 503; JSON either way
 //	GET /metrics        Prometheus text format (Metrics)
 //	GET /debug/pprof/   net/http/pprof, with Authorization: Bearer <admin token>
+//	    /console/       the supervisors' web console (package console)
 //
-// docs/OPERATIONS.md ("Monitoring") documents them for operators.
+// docs/OPERATIONS.md ("Monitoring", "Web console") documents them for
+// operators.
 
 // readyApplyWait is how long /readyz waits for this node to apply what it
 // knows committed before it answers 503: a healthy node applies within
@@ -115,9 +119,10 @@ func isClosed(ch <-chan struct{}) bool {
 	}
 }
 
-// httpHandler returns the node's HTTP routes.
-func (s *Server) httpHandler(adminToken string) http.Handler {
+// httpHandler returns the node's HTTP routes, the console's among them.
+func (s *Server) httpHandler(adminToken string, cons http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("/console/", cons)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "node": s.Node.ID()})
 	})
@@ -187,13 +192,33 @@ func listenHTTP(cfg Config) (net.Listener, error) {
 	return ln, nil
 }
 
-// serveHTTP serves the HTTP routes on ln until closeHTTP.
-func (s *Server) serveHTTP(ln net.Listener, adminToken string) {
+// newConsole returns the web console over the backend. Its session keys
+// come from the cluster secret, the same on every node, so that a
+// supervisor's browser may land on any of them.
+func newConsole(b *Backend, cfg Config, log *slog.Logger) (*console.Handler, error) {
+	cons, err := console.New(console.Config{
+		Backend: b,
+		Secret:  []byte(cfg.ClusterToken),
+		Node:    cfg.Raft.NodeID,
+		Logger:  log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
+	return cons, nil
+}
+
+// serveHTTP serves the HTTP routes, the console's among them, on ln until
+// closeHTTP.
+func (s *Server) serveHTTP(ln net.Listener, adminToken string, cons *console.Handler) {
 	s.http = &http.Server{
-		Handler:           s.httpHandler(adminToken),
+		Handler:           s.httpHandler(adminToken, cons),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       time.Minute,
 	}
+	// Shutdown waits for the requests in progress: the console's event
+	// streams end at once instead (the browsers reconnect elsewhere).
+	s.http.RegisterOnShutdown(cons.Close)
 	s.httpLn = ln
 	s.wg.Add(1)
 	go func() {

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/actors"
+	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/cluster"
+	"github.com/switchboard/switchboard/console"
 	"github.com/switchboard/switchboard/transport"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -147,7 +149,21 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	// server's session count in status, and the server needs the backend.
 	// Set before anything is served.
 	backend.sessions = ts.Sessions
-	f.SetRevoked(ts.Revalidate)
+	// The web console, served on the HTTP listener, over the same
+	// backend; like the client server, it ends the event streams of the
+	// supervisors an applied entry deletes.
+	var cons *console.Handler
+	if httpLn != nil {
+		if cons, err = newConsole(backend, cfg, log.With("component", "console")); err != nil {
+			return nil, err
+		}
+	}
+	f.SetRevoked(func(ps []api.Principal) {
+		ts.Revalidate(ps)
+		if cons != nil {
+			cons.Revalidate(ps)
+		}
+	})
 
 	// Raft: recovers what the data dir holds, or bootstraps it.
 	if err := raftNode.Open(); err != nil {
@@ -183,7 +199,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	go func() { serveErr <- ts.Serve(split) }()
 	undo = append(undo, func() { _ = ts.Close(); split.Close() })
 	if httpLn != nil {
-		s.serveHTTP(httpLn, cfg.AdminToken)
+		s.serveHTTP(httpLn, cfg.AdminToken, cons)
 		undo = append(undo, s.closeHTTP)
 	}
 
