@@ -341,59 +341,45 @@ func (r *caseRun) settle(ctx context.Context) {
 	}
 }
 
-// correctness totals the agents' counters.
+// correctness totals the agents', supervisors' and connectors' counters.
 func (r *caseRun) correctness() Correctness {
 	var c Correctness
+	pull := r.k.Scenario != ScenarioPush
 	for i, a := range r.agents {
-		c.Duplicated += a.dups.Load()
-		c.OutOfOrder += a.outOfOrder.Load()
-		if r.k.Scenario != ScenarioPush {
-			got, want := a.listEvents.Load(), r.expectedListEvents(i)
-			c.Expected += want
-			if got < want {
-				c.Missed += want - got
-			} else {
-				c.Unexpected += got - want
-			}
-		}
-		select {
-		case <-a.done: // the bench has not closed it yet
-			c.CutOff++
-		default:
-		}
+		c.add(a, pull, r.expectedListEvents(i))
 	}
-	if r.k.Scenario == ScenarioPush {
+	if !pull {
 		// Push owes each request one offer taken to the end: one never
 		// closed was never offered (or its offer lost).
 		c.Expected = r.opened.Load()
 		c.Missed = max(c.Expected-r.closed.Load(), 0)
 	}
 	for _, s := range r.supers {
-		c.Duplicated += s.dups.Load()
-		c.OutOfOrder += s.outOfOrder.Load()
-		if r.k.Scenario != ScenarioPush {
-			got, want := s.listEvents.Load(), r.allListEvents()
-			c.Expected += want
-			if got < want {
-				c.Missed += want - got
-			} else {
-				c.Unexpected += got - want
-			}
-		}
-		select {
-		case <-s.done:
-			c.CutOff++
-		default:
-		}
+		c.add(s, pull, r.allListEvents())
 	}
 	for _, a := range r.conns {
-		c.Duplicated += a.dups.Load()
-		c.OutOfOrder += a.outOfOrder.Load()
-		select {
-		case <-a.done:
-			c.CutOff++
-		default:
-		}
+		c.add(a, false, 0)
 	}
 	return c
+}
+
+// add counts one stream's faults; with lists, also the list events it
+// read against the want it was owed.
+func (c *Correctness) add(a *agentConn, lists bool, want int64) {
+	c.Duplicated += a.dups.Load()
+	c.OutOfOrder += a.outOfOrder.Load()
+	if lists {
+		got := a.listEvents.Load()
+		c.Expected += want
+		if got < want {
+			c.Missed += want - got
+		} else {
+			c.Unexpected += got - want
+		}
+	}
+	select {
+	case <-a.done: // the bench has not closed it yet
+		c.CutOff++
+	default:
+	}
 }
