@@ -182,5 +182,34 @@ func (s *State) fillNil() {
 		if sess.Results == nil {
 			sess.Results = map[uint64]Result{}
 		}
+		for seq, r := range sess.Results {
+			if r.Data != nil {
+				r.Data = compactInts(r.Data)
+				sess.Results[seq] = r
+			}
+		}
 	}
+}
+
+// compactInts undoes what decoding a result into generic values does to
+// its small integers. A result's int fields were encoded compactly, so a
+// value in -32..127 was one byte (fixint); msgpack decodes that as an int8,
+// which its encoder writes back as two bytes (int8 code). As an int it is
+// written compactly again, so a restored state encodes to the bytes of the
+// state it was taken from. Other decoded integers (uint8 and wider) encode
+// back to what they were read from.
+func compactInts(v any) any {
+	switch x := v.(type) {
+	case int8:
+		return int(x)
+	case map[string]any:
+		for k, e := range x {
+			x[k] = compactInts(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = compactInts(e)
+		}
+	}
+	return v
 }
