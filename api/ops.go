@@ -47,6 +47,9 @@ const (
 	OpSLABreach         = "sla_breach"
 	OpRemindInactive    = "remind_inactive"
 	OpCloseInactive     = "close_inactive"
+	OpGrantList         = "grant_list"
+	OpRevokeList        = "revoke_list"
+	OpSetListAccess     = "set_list_access"
 )
 
 // writeOps is every write op, for IsWrite and WriteOps.
@@ -92,6 +95,9 @@ var writeOps = [...]string{
 	OpSLABreach,
 	OpRemindInactive,
 	OpCloseInactive,
+	OpGrantList,
+	OpRevokeList,
+	OpSetListAccess,
 }
 
 // IsWrite reports whether op names a write op (a command through the Raft

@@ -26,6 +26,11 @@ type ListInfo struct {
 	SLAWarnPct       int   `msgpack:"sla_warn_pct,omitempty"`
 	RemindInactiveMs int64 `msgpack:"remind_inactive_ms,omitempty"`
 	CloseInactiveMs  int64 `msgpack:"close_inactive_ms,omitempty"`
+	// Access is who may subscribe (ListOpen or ListRestricted); Granted
+	// the agents granted the list (grant_list), sorted: on a restricted
+	// list, the only ones who may be subscribed.
+	Access  ListAccess `msgpack:"access"`
+	Granted []string   `msgpack:"granted"`
 }
 
 // AgentInfo is an agent in the admin listing (no credentials).

@@ -87,6 +87,10 @@ func applySubscribe(s *State, c *Command, a *api.SubscribeArgs, out *events) (an
 	if l == nil {
 		return nil, api.Errorf(api.CodeNotFound, "list %q not found", a.List)
 	}
+	if !l.mayAccess(ag.ID) {
+		// Whoever asks: an admin grants first (grant_list).
+		return nil, api.Errorf(api.CodeForbidden, "list %q is restricted and agent %q holds no grant of it", l.ID, ag.ID)
+	}
 	key := api.AgentKey(ag.ID)
 	subs, added := insertSorted(l.Subscribers, key)
 	if !added {

@@ -400,6 +400,10 @@ func (s *State) directedOffer(c *Command, a *api.TransferArgs) (from, to *Agent,
 	if containsSorted(r.Participants, to.ID) {
 		return nil, nil, nil, api.Errorf(api.CodeAlreadyParticipant, "agent %q is already in request %q", to.ID, r.ID)
 	}
+	if l := s.Lists[r.List]; l != nil && !l.mayAccess(to.ID) {
+		// A restricted list's conversations are for its granted agents.
+		return nil, nil, nil, api.Errorf(api.CodeForbidden, "list %q of request %q is restricted and agent %q holds no grant of it", l.ID, r.ID, to.ID)
+	}
 	if r.Queued || r.Offer != nil {
 		return nil, nil, nil, api.Errorf(api.CodeWrongState, "request %q is waiting for another offer to be answered", r.ID)
 	}

@@ -175,5 +175,6 @@ func newRegistry() *Registry {
 	registerPush(r)
 	registerLevels(r)
 	registerSLA(r)
+	registerListAccess(r)
 	return r
 }

@@ -50,8 +50,12 @@ const (
 	Level2 uint32 = 2
 	// Level3 adds the supervisor principal (create_supervisor,
 	// delete_supervisor, supervisors acting on requests and agents in
-	// their scope, the supervisor event stream): see supervisors.go. Other
-	// changes of this release add themselves here.
+	// their scope, the supervisor event stream): see supervisors.go. It
+	// adds list access (create_list's access, grant_list, revoke_list,
+	// set_list_access: on a restricted list only granted agents may be
+	// subscribed, or be transferred or invited into its conversations):
+	// see list_access.go. Other changes of this release add themselves
+	// here.
 	Level3 uint32 = 3
 
 	// MaxLevel is the highest level this build can apply.

@@ -51,6 +51,11 @@ func (s *State) Query(p api.Principal, op string, rawArgs []byte) (any, *api.Err
 		if p.Role == api.RoleAgent && !containsSorted(l.Subscribers, api.AgentKey(p.ID)) {
 			return nil, api.Errorf(api.CodeNotSubscribed, "agent %q is not subscribed to list %q", p.ID, l.ID)
 		}
+		if p.Role == api.RoleAgent && !l.mayAccess(p.ID) {
+			// Never true while subscribed (list_access.go): the rule,
+			// checked where it is read as well.
+			return nil, api.Errorf(api.CodeForbidden, "list %q is restricted and agent %q holds no grant of it", l.ID, p.ID)
+		}
 		if p.Role == api.RoleConnector {
 			return nil, api.Errorf(api.CodeForbidden, "connectors may not read lists")
 		}
@@ -63,7 +68,7 @@ func (s *State) Query(p api.Principal, op string, rawArgs []byte) (any, *api.Err
 		switch p.Role {
 		case api.RoleAgent:
 			ag := s.Agents[p.ID]
-			if ag == nil || (!containsSorted(r.Participants, p.ID) && !containsSorted(ag.Lists, r.List)) {
+			if ag == nil || (!containsSorted(r.Participants, p.ID) && !s.readsFromList(ag, r)) {
 				return nil, api.Errorf(api.CodeForbidden, "agent %q may not read request %q", p.ID, r.ID)
 			}
 		case api.RoleConnector:
@@ -101,7 +106,8 @@ func (s *State) Query(p api.Principal, op string, rawArgs []byte) (any, *api.Err
 				subs = append(subs, agentIDOf(k))
 			}
 			return api.ListInfo{ID: l.ID, Name: l.Name, Subscribers: subs, Open: len(l.Requests),
-				SLAMs: l.SLAMs, SLAWarnPct: l.SLAWarnPct, RemindInactiveMs: l.RemindInactiveMs, CloseInactiveMs: l.CloseInactiveMs}
+				SLAMs: l.SLAMs, SLAWarnPct: l.SLAWarnPct, RemindInactiveMs: l.RemindInactiveMs, CloseInactiveMs: l.CloseInactiveMs,
+				Access: l.accessOf(), Granted: cloneOrEmpty(l.Granted)}
 		}), nil
 	case api.QueryAgents:
 		return sortedValues(s.Agents, func(a *Agent) api.AgentInfo {
@@ -119,6 +125,16 @@ func (s *State) Query(p api.Principal, op string, rawArgs []byte) (any, *api.Err
 		}), nil
 	}
 	return nil, api.Errorf(api.CodeUnknownOp, "unknown op %q", op)
+}
+
+// readsFromList reports whether agent ag may read r as a request of a list
+// it is subscribed to (and, the list being restricted, granted).
+func (s *State) readsFromList(ag *Agent, r *Request) bool {
+	if r.List == "" || !containsSorted(ag.Lists, r.List) {
+		return false
+	}
+	l := s.Lists[r.List]
+	return l == nil || l.mayAccess(ag.ID)
 }
 
 // sortedValues returns conv of every map value, ordered by key.

@@ -42,8 +42,8 @@ func TestQueryAdminListings(t *testing.T) {
 		}},
 		{api.QueryQueues, []api.Queue{{ID: "Q1", Name: "Web", MRD: "chat", Priority: 1, OfferTimeoutMs: 30000}}},
 		{api.QueryLists, []api.ListInfo{
-			{ID: "L1", Name: "Facebook", Subscribers: []string{"A1", "A2"}, Open: 2},
-			{ID: "L2", Name: "Other", Subscribers: []string{"A3"}, Open: 0},
+			{ID: "L1", Name: "Facebook", Subscribers: []string{"A1", "A2"}, Open: 2, Access: api.ListOpen, Granted: []string{}},
+			{ID: "L2", Name: "Other", Subscribers: []string{"A3"}, Open: 0, Access: api.ListOpen, Granted: []string{}},
 		}},
 		{api.QueryAgents, []api.AgentInfo{
 			{ID: "A1", Name: "Ann", Max: map[string]int{"social": 2}, Lists: []string{"L1"}, Conversations: []string{"R1"}},

@@ -78,6 +78,24 @@ func (c *Client) DeleteConnector(ctx context.Context, id string) error {
 	return c.Call(ctx, api.OpDeleteConnector, api.IDArgs{ID: id}, nil)
 }
 
+// GrantList lets agent subscribe to list once the list is restricted
+// (feature level 3).
+func (c *Client) GrantList(ctx context.Context, list, agent string) error {
+	return c.Call(ctx, api.OpGrantList, api.ListGrantArgs{List: list, Agent: agent}, nil)
+}
+
+// RevokeList takes agent's grant of list back; on a restricted list the
+// agent is unsubscribed (feature level 3).
+func (c *Client) RevokeList(ctx context.Context, list, agent string) error {
+	return c.Call(ctx, api.OpRevokeList, api.ListGrantArgs{List: list, Agent: agent}, nil)
+}
+
+// SetListAccess opens or restricts list; restricting it unsubscribes every
+// agent without a grant (feature level 3).
+func (c *Client) SetListAccess(ctx context.Context, list string, access api.ListAccess) error {
+	return c.Call(ctx, api.OpSetListAccess, api.ListAccessArgs{List: list, Access: access}, nil)
+}
+
 // Noop commits a command that changes nothing (the benchmark baseline).
 func (c *Client) Noop(ctx context.Context, pad []byte) error {
 	return c.Call(ctx, api.OpNoop, api.NoopArgs{Pad: pad}, nil)
