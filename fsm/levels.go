@@ -54,7 +54,13 @@ const (
 	// adds list access (create_list's access, grant_list, revoke_list,
 	// set_list_access: on a restricted list only granted agents may be
 	// subscribed, or be transferred or invited into its conversations):
-	// see list_access.go. Other changes of this release add themselves
+	// see list_access.go. It bounds what views carry (views.go,
+	// view_size.go): a subscribe's list view, as result and as
+	// list.subscribed, is a first page with its total; summaries' preview
+	// and latest are cut to api.MaxPreviewBytes; a conversation holds at
+	// most api.MaxParticipants agents, an agent at most api.MaxAgentLists
+	// lists and api.MaxAgentOffers pending offers before a transfer or an
+	// invitation to it. Other changes of this release add themselves
 	// here.
 	Level3 uint32 = 3
 

@@ -92,7 +92,8 @@ func TestQueryResultsDoNotAliasState(t *testing.T) {
 func TestQueryList(t *testing.T) {
 	s := queryState(t)
 	want := s.ListSnapshot(s.Lists["L1"])
-	if len(want.Requests) != 2 || want.Requests[0].ID != "R1" || want.Requests[1].ID != "R2" {
+	want.Seq = api.SyncSeq(s.Index)
+	if len(want.Requests) != 2 || want.Requests[0].ID != "R1" || want.Requests[1].ID != "R2" || want.Total != 2 || want.More {
 		t.Fatalf("L1 snapshot %+v", want)
 	}
 	cases := []struct {
@@ -124,7 +125,7 @@ func TestQueryList(t *testing.T) {
 func TestQueryRequest(t *testing.T) {
 	s := queryState(t)
 	r1 := s.Requests["R1"]
-	want := api.ConversationView{Request: r1.Summary(), Transcript: r1.Transcript}
+	want := api.ConversationView{Request: s.Summary(r1), Transcript: r1.Transcript}
 	cases := []struct {
 		name string
 		by   api.Principal
@@ -169,7 +170,7 @@ func TestQueryView(t *testing.T) {
 	want := api.StreamView{
 		Agent:         "A1",
 		Lists:         []api.ListSnapshot{s.ListSnapshot(s.Lists["L1"])},
-		Conversations: []api.ConversationView{{Request: r1.Summary(), Transcript: r1.Transcript}},
+		Conversations: []api.ConversationView{{Request: s.Summary(r1), Transcript: r1.Transcript}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("A1 view\n got  %+v\n want %+v", got, want)
