@@ -33,7 +33,7 @@ const ctlVerbs = `  status                                       the node ctl is
   grant-list AGENT LIST | revoke-list AGENT LIST  let AGENT subscribe to a restricted LIST (revoking unsubscribes it)
   set-list-access LIST open|restricted         restricting unsubscribes every agent without a grant
   get mrds|channel-types|channels|lists|queues|agents|connectors
-  get list ID                                  the list's open requests
+  get list ID                                  the list's open requests (every page)
   get request ID                               a request and its transcript
   close REQUEST                                close a request as admin
   set-service-level list|queue ID --sla 30s [--sla-warn 80]   for requests arriving from now on (--sla 0: off)
@@ -207,8 +207,15 @@ func (x *ctl) get(ctx context.Context, args []string) error {
 	}
 	switch {
 	case args[0] == "list" && len(args) == 2:
-		var snap api.ListSnapshot
-		return x.query(ctx, api.QueryList, api.QueryArgs{List: args[1]}, &snap, func() { x.requestTable(snap.Requests) })
+		snap, err := x.wholeList(ctx, args[1])
+		if err != nil {
+			return err
+		}
+		if x.json {
+			return x.printJSON(snap)
+		}
+		x.requestTable(snap.Requests)
+		return nil
 	case args[0] == "request" && len(args) == 2:
 		var v api.ConversationView
 		return x.query(ctx, api.QueryRequest, api.QueryArgs{Request: args[1]}, &v, func() {
@@ -274,6 +281,29 @@ func (x *ctl) get(ctx context.Context, args []string) error {
 		})
 	}
 	return fmt.Errorf("%w: cannot get %q", errUsage, args[0])
+}
+
+// wholeList reads every open request of list, page after page (a node
+// sends one page per answer, docs/PROTOCOL.md §18).
+func (x *ctl) wholeList(ctx context.Context, list string) (api.ListSnapshot, error) {
+	var whole api.ListSnapshot
+	args := api.QueryArgs{List: list, Limit: api.MaxPageSize}
+	for {
+		var page api.ListSnapshot
+		if err := x.do(ctx, api.QueryList, args, &page); err != nil {
+			return whole, err
+		}
+		reqs := append(whole.Requests, page.Requests...)
+		whole, whole.Requests = page, reqs
+		if !page.More || len(page.Requests) == 0 {
+			whole.More = false
+			if whole.Requests == nil {
+				whole.Requests = []api.RequestSummary{}
+			}
+			return whole, nil
+		}
+		args.After = page.Requests[len(page.Requests)-1].ID
+	}
 }
 
 func (x *ctl) show(ctx context.Context, op string, out any, header string, rows func(io.Writer)) error {
