@@ -124,9 +124,11 @@ func (s *State) conversationPage(ids []string, after string, limit int, b *viewB
 // the page. A paged read (progress) always holds at least one if there is
 // one.
 func (s *State) listPage(l *List, after string, limit int, b *viewBudget, progress bool) api.ListSnapshot {
-	snap := api.ListSnapshot{List: l.ID, Name: l.Name, Requests: []api.RequestSummary{}, Total: len(l.Requests)}
+	start := startAfter(l.Requests, after)
+	snap := api.ListSnapshot{List: l.ID, Name: l.Name, Total: len(l.Requests),
+		Requests: make([]api.RequestSummary, 0, min(limit, len(l.Requests)-start))}
 	b.left -= listHeaderSize(l)
-	for i := startAfter(l.Requests, after); i < len(l.Requests); i++ {
+	for i := start; i < len(l.Requests); i++ {
 		r := s.Requests[l.Requests[i]]
 		if r == nil {
 			continue
