@@ -27,7 +27,7 @@ const (
 	MaxPageSize     = 1000
 	// MaxPreviewBytes bounds a request summary's preview and latest: the
 	// message's first bytes, cut at a character boundary (feature level
-	// 3 for events; reads always).
+	// 3).
 	MaxPreviewBytes = 256
 	// MaxParticipants is the most agents a conversation holds (feature
 	// level 3): a join, an invitation or an accepted offer beyond it

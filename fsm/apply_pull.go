@@ -234,13 +234,13 @@ func applyJoin(s *State, c *Command, a *api.RequestArgs, out *events) (any, *api
 	if containsSorted(r.Participants, ag.ID) {
 		return nil, api.Errorf(api.CodeAlreadyParticipant, "agent %q is already in request %q", ag.ID, r.ID)
 	}
-	if err := s.checkRoomFor(r, 1); err != nil {
-		return nil, err
-	}
 	if r.List != "" && !containsSorted(ag.Lists, r.List) {
 		return nil, api.Errorf(api.CodeNotSubscribed, "agent %q is not subscribed to list %q", ag.ID, r.List)
 	}
 	if err := s.checkJoinPush(ag, r); err != nil {
+		return nil, err
+	}
+	if err := s.checkRoomFor(r, 1); err != nil {
 		return nil, err
 	}
 	if max, ok := ag.Max[r.MRD]; ok && s.load(ag, r.MRD) >= max {
