@@ -177,7 +177,7 @@ func (l *list) Receive(c *actor.Context) {
 		// one taken right after a Reset must win over the empty view.
 		if m.seq >= l.seq {
 			l.seq = m.seq
-			l.replace(m.snap.Requests)
+			l.replace(m.snap)
 		}
 	case listReset:
 		l.seq = max(l.seq, m.seq)
@@ -203,14 +203,19 @@ func (l *list) apply(ev fsm.Event) {
 		}
 	case api.EvListSubscribed:
 		if snap, ok := payload[api.ListSnapshot](ev.Data); ok {
-			l.replace(snap.Requests)
+			l.replace(&snap)
 		}
 	}
 }
 
-func (l *list) replace(reqs []api.RequestSummary) {
-	clear(l.open)
-	for _, r := range reqs {
+// replace takes snap's requests as the view. A snapshot that is a first
+// page (More: views are paged, api/views.go) does not show the rest: its
+// requests are taken in, and the view keeps what it knew of the others.
+func (l *list) replace(snap *api.ListSnapshot) {
+	if !snap.More {
+		clear(l.open)
+	}
+	for _, r := range snap.Requests {
 		if r.State != api.StateClosed {
 			l.open[r.ID] = openRequest{state: r.State, createdAt: r.CreatedAt}
 		}

@@ -130,3 +130,36 @@ func TestListSeededBySync(t *testing.T) {
 		t.Fatalf("ListView = %d, %d, %v; want 1, 0", n, oldest, err)
 	}
 }
+
+// A snapshot that is a first page (views are paged) does not say the
+// requests it leaves out are gone: the list's view keeps them.
+func TestListSeededByAFirstPage(t *testing.T) {
+	h, err := NewHub(Config{
+		Encode: testEncode,
+		View:   func(string) (api.StreamView, uint64, bool) { return api.StreamView{}, 30, true },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	h.Reset(30)
+	settle(t, h)
+	full := []api.ListSnapshot{{List: "L1", Total: 2, Requests: []api.RequestSummary{
+		summary("R1", api.StateUnread, 100, 100), summary("R2", api.StateUnread, 90, 120),
+	}}}
+	h.seedLists(syncSeq(30), full)
+	settle(t, h)
+	page := []api.ListSnapshot{{List: "L1", Total: 2, More: true, Requests: []api.RequestSummary{
+		summary("R2", api.StateActive, 90, 130, "b"),
+	}}}
+	h.seedLists(syncSeq(31), page)
+	settle(t, h)
+	if n, oldest, err := h.ListView("L1"); err != nil || n != 2 || oldest != 100 {
+		t.Fatalf("ListView after a first page = %d, %d, %v; want 2, 100", n, oldest, err)
+	}
+	h.seedLists(syncSeq(32), []api.ListSnapshot{{List: "L1", Total: 1, Requests: page[0].Requests}})
+	settle(t, h)
+	if n, oldest, err := h.ListView("L1"); err != nil || n != 1 || oldest != 0 {
+		t.Fatalf("ListView after a whole list = %d, %d, %v; want 1, 0", n, oldest, err)
+	}
+}

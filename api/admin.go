@@ -26,6 +26,37 @@ type CreateListArgs struct {
 	// 0: off (the default). Feature level 2.
 	RemindInactiveMs int64 `msgpack:"remind_inactive_ms,omitempty" level:"2"`
 	CloseInactiveMs  int64 `msgpack:"close_inactive_ms,omitempty" level:"2"`
+	// Access says who may subscribe to the list (ListAccess; "" is
+	// ListOpen). Feature level 3.
+	Access ListAccess `msgpack:"access,omitempty" level:"3"`
+}
+
+// ListAccess says who may subscribe to a list, and so see its requests.
+type ListAccess string
+
+// List access modes (feature level 3).
+const (
+	// ListOpen: any agent may subscribe itself (an admin may subscribe
+	// any agent). Every list created before level 3 is open.
+	ListOpen ListAccess = "open"
+	// ListRestricted: only the agents an admin granted the list
+	// (grant_list) may be subscribed to it, by themselves or by an admin.
+	// Revoking a grant, or restricting a list, unsubscribes the agents
+	// without one.
+	ListRestricted ListAccess = "restricted"
+)
+
+// ListGrantArgs are the arguments of grant_list and revoke_list: the agent
+// that may (or may no longer) subscribe to a restricted list.
+type ListGrantArgs struct {
+	List  string `msgpack:"list"`
+	Agent string `msgpack:"agent"`
+}
+
+// ListAccessArgs are the arguments of set_list_access.
+type ListAccessArgs struct {
+	List   string     `msgpack:"list"`
+	Access ListAccess `msgpack:"access"`
 }
 
 // CreateQueueArgs creates a push-mode queue.

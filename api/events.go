@@ -108,11 +108,21 @@ type RequestReminder struct {
 	At            int64          `msgpack:"at"`
 }
 
-// ListSnapshot is a list and its current requests, oldest first.
+// ListSnapshot is a list and its current requests, oldest first: from
+// feature level 3 (and in every read) a page of them (api/views.go).
 type ListSnapshot struct {
 	List     string           `msgpack:"list"`
 	Name     string           `msgpack:"name"`
 	Requests []RequestSummary `msgpack:"requests"`
+	// Total is the number of requests open on the list, and More says
+	// some come after the last one carried (get_list with after fetches
+	// them). Both are absent from a list.subscribed event or a subscribe
+	// result below feature level 3, whose Requests is the whole list.
+	Total int  `msgpack:"total,omitempty"`
+	More  bool `msgpack:"more,omitempty"`
+	// Seq, in a get_list answer, is the point of the event stream the
+	// page reflects (SyncSeq of the log index the node had applied).
+	Seq uint64 `msgpack:"seq,omitempty"`
 }
 
 // ListRef names a list.
@@ -235,6 +245,9 @@ type StreamView struct {
 	Push *AgentPushView `msgpack:"push,omitempty"`
 	// Board is a supervisor's wallboard (api/supervise.go); nil otherwise.
 	Board *Board `msgpack:"board,omitempty"`
+	// MoreConversations says Conversations is a first page: the rest
+	// come from get_conversations, after the last one carried.
+	MoreConversations bool `msgpack:"more_conversations,omitempty"`
 }
 
 // EvSync is the kind of the event that carries a StreamView: sent on a fresh

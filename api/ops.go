@@ -51,6 +51,9 @@ const (
 	OpDeleteSupervisor  = "delete_supervisor"
 	OpAgentPresent      = "agent_present"
 	OpLogoutAbsent      = "logout_absent"
+	OpGrantList         = "grant_list"
+	OpRevokeList        = "revoke_list"
+	OpSetListAccess     = "set_list_access"
 )
 
 // writeOps is every write op, for IsWrite and WriteOps.
@@ -100,6 +103,9 @@ var writeOps = [...]string{
 	OpDeleteSupervisor,
 	OpAgentPresent,
 	OpLogoutAbsent,
+	OpGrantList,
+	OpRevokeList,
+	OpSetListAccess,
 }
 
 // IsWrite reports whether op names a write op (a command through the Raft

@@ -26,6 +26,11 @@ type ListInfo struct {
 	SLAWarnPct       int   `msgpack:"sla_warn_pct,omitempty"`
 	RemindInactiveMs int64 `msgpack:"remind_inactive_ms,omitempty"`
 	CloseInactiveMs  int64 `msgpack:"close_inactive_ms,omitempty"`
+	// Access is who may subscribe (ListOpen or ListRestricted); Granted
+	// the agents granted the list (grant_list), sorted: on a restricted
+	// list, the only ones who may be subscribed.
+	Access  ListAccess `msgpack:"access"`
+	Granted []string   `msgpack:"granted"`
 }
 
 // AgentInfo is an agent in the admin listing (no credentials).
@@ -44,11 +49,18 @@ type ConnectorInfo struct {
 	Channels []string `msgpack:"channels"`
 }
 
-// QueryArgs are the arguments of get_list and get_request.
+// QueryArgs are the arguments of the reads.
 type QueryArgs struct {
 	List    string `msgpack:"list"`
 	Request string `msgpack:"request"`
 	Queue   string `msgpack:"queue,omitempty"` // get_queue
+	// After and Limit page a read: its items after the one whose id is
+	// After (in the read's order), at most Limit of them (0: the read's
+	// default; above MaxPageSize: MaxPageSize). get_list, get_queue and
+	// get_conversations default to DefaultPageSize; the admin listings
+	// to everything (refused with CodeFrameTooLarge past MaxNodeFrame).
+	After string `msgpack:"after,omitempty"`
+	Limit int    `msgpack:"limit,omitempty"`
 }
 
 // Read-only push-routing queries.
@@ -72,6 +84,11 @@ type QueueView struct {
 	Members        []string        `msgpack:"members"`
 	Waiting        []QueuedRequest `msgpack:"waiting"`
 	Offers         []OfferInfo     `msgpack:"offers"` // by request id
+	// WaitingTotal is the number of requests waiting; More says some
+	// wait behind the last one carried (get_queue with after fetches
+	// them).
+	WaitingTotal int  `msgpack:"waiting_total"`
+	More         bool `msgpack:"more,omitempty"`
 }
 
 // QueuedRequest is a request waiting in a queue.

@@ -41,8 +41,11 @@ type Board struct {
 	Queues   []BoardQueue     `msgpack:"queues"`
 	Agents   []BoardAgent     `msgpack:"agents"`
 	Requests []RequestSummary `msgpack:"requests"`
-	// Truncated is true when Requests or Agents hold only the first
-	// MaxBoardRequests / MaxBoardAgents.
+	// Truncated is true when something was left out: a Board holds at
+	// most MaxBoardRequests requests and MaxBoardAgents agents, and stays
+	// within MaxViewBytes (half of it for requests, a quarter for agents,
+	// a quarter for lists and queues), so that a sync never grows with
+	// the state.
 	Truncated bool `msgpack:"truncated"`
 }
 

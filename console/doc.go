@@ -32,5 +32,5 @@
 // that falls behind is cut off and reconnects), the streams per supervisor
 // and in total, request bodies, failed logins per source address and
 // actions per supervisor. docs/OPERATIONS.md ("Web console") is the
-// operator's view; docs/PROTOCOL.md §18 the stream's.
+// operator's view; docs/PROTOCOL.md §20 the stream's.
 package console

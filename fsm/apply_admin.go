@@ -90,8 +90,11 @@ func applyCreateList(s *State, _ *Command, a *api.CreateListArgs, _ *events) (an
 	if err := checkInactive(a.RemindInactiveMs, a.CloseInactiveMs); err != nil {
 		return nil, err
 	}
+	if err := checkAccess(a.Access); err != nil {
+		return nil, err
+	}
 	s.Lists[a.ID] = &List{ID: a.ID, Name: a.Name, SLAMs: a.SLAMs, SLAWarnPct: a.SLAWarnPct,
-		RemindInactiveMs: a.RemindInactiveMs, CloseInactiveMs: a.CloseInactiveMs}
+		RemindInactiveMs: a.RemindInactiveMs, CloseInactiveMs: a.CloseInactiveMs, Access: storedAccess(a.Access)}
 	return api.Created{ID: a.ID}, nil
 }
 
@@ -278,6 +281,7 @@ func applyDeleteAgent(s *State, _ *Command, a *api.IDArgs, _ *events) (any, *api
 			l.Subscribers, _ = removeSorted(l.Subscribers, key)
 		}
 	}
+	s.dropGrants(a.ID)
 	delete(s.Agents, a.ID)
 	return nil, nil
 }

@@ -87,14 +87,28 @@ func applySubscribe(s *State, c *Command, a *api.SubscribeArgs, out *events) (an
 	if l == nil {
 		return nil, api.Errorf(api.CodeNotFound, "list %q not found", a.List)
 	}
+	if !l.mayAccess(ag.ID) {
+		// Whoever asks: an admin grants first (grant_list).
+		return nil, api.Errorf(api.CodeForbidden, "list %q is restricted and agent %q holds no grant of it", l.ID, ag.ID)
+	}
 	key := api.AgentKey(ag.ID)
 	subs, added := insertSorted(l.Subscribers, key)
 	if !added {
 		return nil, api.Errorf(api.CodeAlreadyExists, "agent %q is already subscribed to list %q", ag.ID, l.ID)
 	}
+	if len(ag.Lists) >= api.MaxAgentLists && s.ActiveLevel() >= Level3 {
+		// A sync shows every list of the agent's: their number is bounded.
+		return nil, api.Errorf(api.CodeOverCapacity, "agent %q is subscribed to %d lists, the most it may be", ag.ID, len(ag.Lists))
+	}
 	l.Subscribers = subs
 	ag.Lists, _ = insertSorted(ag.Lists, l.ID)
-	snap := s.listSnapshot(l)
+	var snap api.ListSnapshot
+	if s.ActiveLevel() >= Level3 {
+		// The first page: the rest comes from get_list (api/views.go).
+		snap = s.ListSnapshot(l)
+	} else {
+		snap = s.wholeList(l)
+	}
 	out.add(api.EvListSubscribed, []string{key}, snap)
 	return snap, nil
 }
@@ -175,7 +189,7 @@ func applyCustomerMessage(s *State, c *Command, a *api.CustomerMessageArgs, out 
 	s.Requests[r.ID] = r
 	s.setOpen(ch.ID, a.CustomerID, r.ID)
 	l.Requests = append(l.Requests, r.ID)
-	out.add(api.EvRequestCreated, l.Subscribers, r.summary())
+	out.add(api.EvRequestCreated, l.Subscribers, s.summary(r))
 	return api.CustomerMessageResult{Request: r.ID, Created: true, State: r.State}, nil
 }
 
@@ -226,6 +240,9 @@ func applyJoin(s *State, c *Command, a *api.RequestArgs, out *events) (any, *api
 	if err := s.checkJoinPush(ag, r); err != nil {
 		return nil, err
 	}
+	if err := s.checkRoomFor(r, 1); err != nil {
+		return nil, err
+	}
 	if max, ok := ag.Max[r.MRD]; ok && s.load(ag, r.MRD) >= max {
 		return nil, api.Errorf(api.CodeOverCapacity, "agent %q is at its maximum of %d in mrd %q", ag.ID, max, r.MRD)
 	}
@@ -246,7 +263,7 @@ func applyJoin(s *State, c *Command, a *api.RequestArgs, out *events) (any, *api
 	if met {
 		s.tellSLA(r, out)
 	}
-	return api.JoinResult{Request: r.summary(), Transcript: slices.Clone(r.Transcript)}, nil
+	return api.JoinResult{Request: s.summary(r), Transcript: slices.Clone(r.Transcript)}, nil
 }
 
 func applyLeave(s *State, c *Command, a *api.RequestArgs, out *events) (any, *api.Error) {
@@ -316,7 +333,7 @@ func (s *State) closeRequest(r *Request, by api.Principal, out *events) {
 	out.add(api.EvConversationClosed, audience, api.ConversationClosed{Request: r.ID, By: by})
 	if l := s.Lists[r.List]; l != nil {
 		l.Requests = removeListed(l.Requests, r.ID)
-		out.add(api.EvRequestRemoved, l.Subscribers, r.summary())
+		out.add(api.EvRequestRemoved, l.Subscribers, s.summary(r))
 	}
 	s.retireClosed(r.ID)
 	s.route(out)
@@ -389,7 +406,7 @@ func removeListed(ids []string, id string) []string {
 // announceUpdate tells the request's list subscribers of its new state.
 func (s *State) announceUpdate(r *Request, out *events) {
 	if l := s.Lists[r.List]; l != nil {
-		out.add(api.EvRequestUpdated, l.Subscribers, r.summary())
+		out.add(api.EvRequestUpdated, l.Subscribers, s.summary(r))
 	}
 }
 
@@ -446,46 +463,23 @@ func (r *Request) addMessage(m api.Message) {
 	}
 }
 
-func (r *Request) summary() api.RequestSummary {
-	sum := api.RequestSummary{
-		ID:           r.ID,
-		Channel:      r.Channel,
-		List:         r.List,
-		Queue:        r.Queue,
-		Customer:     r.Customer,
-		State:        r.State,
-		Participants: r.Participants,
-		CreatedAt:    r.CreatedAt,
-		UpdatedAt:    r.UpdatedAt,
-	}
-	if sum.Participants == nil {
-		sum.Participants = []string{}
-	}
-	for _, m := range r.Transcript {
-		if m.From.Role == api.RoleConnector {
-			sum.Preview = m.Text
-			break
-		}
-	}
-	sum.SLA = r.SLA
-	if r.Unread > 0 {
-		sum.Unread = r.Unread
-		for i := len(r.Transcript) - 1; i >= 0; i-- {
-			if m := r.Transcript[i]; m.From.Role == api.RoleConnector {
-				sum.Latest = m.Text
-				break
-			}
-		}
-	}
-	return sum
-}
-
-func (s *State) listSnapshot(l *List) api.ListSnapshot {
+// wholeList is l with every open request, oldest first: a subscribe's
+// list view below level 3.
+func (s *State) wholeList(l *List) api.ListSnapshot {
 	snap := api.ListSnapshot{List: l.ID, Name: l.Name, Requests: make([]api.RequestSummary, 0, len(l.Requests))}
 	for _, id := range l.Requests {
 		if r := s.Requests[id]; r != nil {
-			snap.Requests = append(snap.Requests, r.summary())
+			snap.Requests = append(snap.Requests, s.summary(r))
 		}
 	}
 	return snap
+}
+
+// checkRoomFor refuses n more agents in r's conversation past
+// api.MaxParticipants (level 3): a summary lists them all.
+func (s *State) checkRoomFor(r *Request, n int) *api.Error {
+	if len(r.Participants)+n > api.MaxParticipants && s.ActiveLevel() >= Level3 {
+		return api.Errorf(api.CodeOverCapacity, "request %q has %d agents in it, the most a conversation holds is %d", r.ID, len(r.Participants), api.MaxParticipants)
+	}
+	return nil
 }

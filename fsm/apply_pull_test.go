@@ -516,7 +516,7 @@ func TestTranscriptBounds(t *testing.T) {
 	}
 	// The list preview is the first customer message still kept; the
 	// customer's was dropped, so there is none.
-	if p := s.Requests["R1"].Summary().Preview; p != "" {
+	if p := s.Summary(s.Requests["R1"]).Preview; p != "" {
 		t.Errorf("preview %q", p)
 	}
 }

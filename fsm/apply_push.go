@@ -320,6 +320,9 @@ func applyAcceptOffer(s *State, c *Command, a *api.OfferArgs, out *events) (any,
 	if containsSorted(r.Participants, ag.ID) {
 		return nil, api.Errorf(api.CodeAlreadyParticipant, "agent %q is already in request %q", ag.ID, r.ID)
 	}
+	if err := s.checkRoomFor(r, 1); err != nil {
+		return nil, err
+	}
 	s.clearOffer(r)
 	r.Participants, _ = insertSorted(r.Participants, ag.ID)
 	ag.Conversations, _ = insertSorted(ag.Conversations, r.ID)
@@ -341,7 +344,7 @@ func applyAcceptOffer(s *State, c *Command, a *api.OfferArgs, out *events) (any,
 		s.tellSLA(r, out)
 	}
 	s.route(out)
-	return api.JoinResult{Request: r.summary(), Transcript: slices.Clone(r.Transcript)}, nil
+	return api.JoinResult{Request: s.summary(r), Transcript: slices.Clone(r.Transcript)}, nil
 }
 
 // applyRejectOffer returns the offer; the request goes to another eligible
@@ -425,6 +428,10 @@ func (s *State) directedOffer(c *Command, a *api.TransferArgs) (from, to *Agent,
 	if containsSorted(r.Participants, to.ID) {
 		return nil, nil, nil, api.Errorf(api.CodeAlreadyParticipant, "agent %q is already in request %q", to.ID, r.ID)
 	}
+	if l := s.Lists[r.List]; l != nil && !l.mayAccess(to.ID) {
+		// A restricted list's conversations are for its granted agents.
+		return nil, nil, nil, api.Errorf(api.CodeForbidden, "list %q of request %q is restricted and agent %q holds no grant of it", l.ID, r.ID, to.ID)
+	}
 	if err := s.superviseRequest(c, r); err != nil {
 		return nil, nil, nil, err
 	}
@@ -441,6 +448,10 @@ func (s *State) directedOffer(c *Command, a *api.TransferArgs) (from, to *Agent,
 	}
 	if !s.hasCapacity(to, r.MRD) {
 		return nil, nil, nil, api.Errorf(api.CodeOverCapacity, "agent %q is at its maximum of %d in mrd %q", to.ID, to.Max[r.MRD], r.MRD)
+	}
+	if len(to.Offers) >= api.MaxAgentOffers && s.ActiveLevel() >= Level3 {
+		// Its sync shows every pending offer: their number is bounded.
+		return nil, nil, nil, api.Errorf(api.CodeOverCapacity, "agent %q holds %d pending offers, the most it may", to.ID, len(to.Offers))
 	}
 	return from, to, r, nil
 }
@@ -474,6 +485,9 @@ func applyTransfer(s *State, c *Command, a *api.TransferArgs, out *events) (any,
 func applyInvite(s *State, c *Command, a *api.TransferArgs, out *events) (any, *api.Error) {
 	from, to, r, err := s.directedOffer(c, a)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.checkRoomFor(r, 1); err != nil {
 		return nil, err
 	}
 	fromID := ""

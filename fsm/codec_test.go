@@ -24,7 +24,7 @@ import (
 var sampleArgs = map[Op]any{
 	OpCreateMRD:         &api.CreateMRDArgs{ID: "social", Name: "Social"},
 	OpCreateChannelType: &api.CreateChannelTypeArgs{ID: "facebook", MRD: "social"},
-	OpCreateList:        &api.CreateListArgs{ID: "L1", Name: "Facebook ünï"},
+	OpCreateList:        &api.CreateListArgs{ID: "L1", Name: "Facebook ünï", Access: api.ListRestricted},
 	OpCreateQueue:       &api.CreateQueueArgs{ID: "Q1", Name: "Web", MRD: "chat", Priority: -3, OfferTimeoutMs: math.MaxInt64},
 	OpCreateChannel:     &api.CreateChannelArgs{ID: "C2", Type: "facebook", Mode: api.ModePull, List: "L1", Queue: "Q"},
 	OpCreateAgent:       &api.CreateAgentArgs{ID: "A1", Name: "Ann", Max: map[string]int{"social": 2, "chat": 1 << 40}, TokenHash: []byte{0, 1, 255}},
@@ -40,6 +40,9 @@ var sampleArgs = map[Op]any{
 	OpLeave:             &api.RequestArgs{Request: "R2", Agent: "A2"},
 	OpClose:             &api.RequestArgs{Request: "R3"},
 	OpSend:              &api.SendArgs{Request: "R1", Agent: "A1", Text: "hello"},
+	OpGrantList:         &api.ListGrantArgs{List: "L1", Agent: "A1"},
+	OpRevokeList:        &api.ListGrantArgs{List: "L2", Agent: "A2"},
+	OpSetListAccess:     &api.ListAccessArgs{List: "L1", Access: api.ListRestricted},
 }
 
 // argsFor returns sample args for op, or zero args for an op added since.

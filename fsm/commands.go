@@ -177,5 +177,6 @@ func newRegistry() *Registry {
 	registerSLA(r)
 	registerSupervisors(r)
 	registerPresence(r)
+	registerListAccess(r)
 	return r
 }

@@ -189,8 +189,10 @@ func (g *gen) next() *Command {
 		c.Op, c.By, c.Args = OpDeleteList, admin, &api.IDArgs{ID: g.listID()}
 	case n < 96:
 		c.Op, c.By, c.Args = OpDeleteAgent, admin, &api.IDArgs{ID: g.pick("A3", "A5", "A9")}
-	case n < 98:
+	case n < 97:
 		c.Op, c.By, c.Args = OpNoop, g.agentPrincipal(), &api.NoopArgs{}
+	case n < 98:
+		g.listAccess(c)
 	case n < 99:
 		c.Op, c.By, c.Args = Op(90+g.r.Intn(10)), admin, &api.IDArgs{ID: "x"} // unknown op
 	default:
@@ -214,6 +216,23 @@ func (g *gen) next() *Command {
 	}
 	g.sent = append(g.sent, c)
 	return c
+}
+
+// listAccess makes a grant_list, revoke_list or set_list_access, mostly
+// valid.
+func (g *gen) listAccess(c *Command) {
+	c.By = admin
+	if g.oneIn(10) {
+		c.By = g.agentPrincipal()
+	}
+	switch g.r.Intn(3) {
+	case 0:
+		c.Op, c.Args = OpGrantList, &api.ListGrantArgs{List: g.listID(), Agent: g.agentID()}
+	case 1:
+		c.Op, c.Args = OpRevokeList, &api.ListGrantArgs{List: g.listID(), Agent: g.agentID()}
+	default:
+		c.Op, c.Args = OpSetListAccess, &api.ListAccessArgs{List: g.listID(), Access: api.ListAccess(g.pick("open", "restricted", "restricted", "", "x"))}
+	}
 }
 
 // slaMs is a service-level or INACTIVE setting: mostly a few seconds (the

@@ -115,7 +115,7 @@ func TestWalkthroughEvents(t *testing.T) {
 	// A3 subscribes late: it first gets the list as it is (R2 only, R1 was
 	// removed), then live changes.
 	res, evs = step(at(t0+13, cmd(OpSubscribe, a3, &api.SubscribeArgs{List: "L1"})))
-	snap := api.ListSnapshot{List: "L1", Name: "Facebook", Requests: []api.RequestSummary{r2}}
+	snap := api.ListSnapshot{List: "L1", Name: "Facebook", Requests: []api.RequestSummary{r2}, Total: 1}
 	assertEvents(t, evs, ev(api.EvListSubscribed, snap, A("A3")))
 	if !reflect.DeepEqual(res.Data, snap) {
 		t.Errorf("subscribe result %+v, want the snapshot", res.Data)

@@ -59,7 +59,18 @@ const (
 	// cut short, api.Applied for views), and caps each principal's client
 	// sessions and records (api.MaxClientIDsPerPrincipal,
 	// api.MaxRecordsPerPrincipal), evicting its own least recently used:
-	// see sessions.go. Other changes of this release add themselves here.
+	// see sessions.go. It
+	// adds list access (create_list's access, grant_list, revoke_list,
+	// set_list_access: on a restricted list only granted agents may be
+	// subscribed, or be transferred or invited into its conversations):
+	// see list_access.go. It bounds what views carry (views.go,
+	// view_size.go): a subscribe's list view, as result and as
+	// list.subscribed, is a first page with its total; summaries' preview
+	// and latest are cut to api.MaxPreviewBytes; a conversation holds at
+	// most api.MaxParticipants agents, an agent at most api.MaxAgentLists
+	// lists and api.MaxAgentOffers pending offers before a transfer or an
+	// invitation to it. Other changes of this release add themselves
+	// here.
 	Level3 uint32 = 3
 
 	// MaxLevel is the highest level this build can apply.

@@ -16,6 +16,11 @@ type List struct {
 	SLAWarnPct       int   `msgpack:"sla_warn_pct,omitempty"`
 	RemindInactiveMs int64 `msgpack:"remind_inactive_ms,omitempty"`
 	CloseInactiveMs  int64 `msgpack:"close_inactive_ms,omitempty"`
+	// Access says who may subscribe ("" is api.ListOpen); Granted are
+	// the agent ids an admin granted the list, sorted: on a restricted
+	// list, every subscriber is granted (list_access.go; level 3).
+	Access  api.ListAccess `msgpack:"access,omitempty"`
+	Granted []string       `msgpack:"granted,omitempty"`
 }
 
 // Agent is a person who handles requests.

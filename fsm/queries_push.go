@@ -19,11 +19,12 @@ func (s *State) pushQuery(p api.Principal, op string, a api.QueryArgs) (handled 
 		if p.Role != api.RoleAdmin && !(p.Role == api.RoleAgent && containsSorted(q.Members, p.ID)) {
 			return true, nil, api.Errorf(api.CodeForbidden, "%s %q may not read queue %q", p.Role, p.ID, q.ID)
 		}
-		return true, s.queueView(q), nil
+		v, err := s.queueView(q, a.After, a.Limit)
+		return true, v, err
 	case api.QueryAgentStates:
 		switch p.Role {
 		case api.RoleAdmin:
-			return true, sortedValues(s.Agents, s.agentStatus), nil
+			return true, sortedValues(s.Agents, page{after: a.After, limit: a.Limit}, s.agentStatus), nil
 		case api.RoleAgent:
 			if ag := s.Agents[p.ID]; ag != nil {
 				return true, []api.AgentStatus{s.agentStatus(ag)}, nil
@@ -34,17 +35,49 @@ func (s *State) pushQuery(p api.Principal, op string, a api.QueryArgs) (handled 
 	return false, nil, nil
 }
 
-func (s *State) queueView(q *api.Queue) api.QueueView {
+// queueView is q with a page of its waiting requests: those behind the
+// request after in queue order (from the start if after is ""), at most
+// limit (0: api.DefaultPageSize) within api.MaxViewBytes. A queue's order
+// changes as requests are offered and come back, so a page is a view of
+// the moment: the queue's events keep a console true.
+func (s *State) queueView(q *api.Queue, after string, limit int) (api.QueueView, *api.Error) {
 	v := api.QueueView{
 		ID: q.ID, Name: q.Name, MRD: q.MRD, Priority: q.Priority, OfferTimeoutMs: q.OfferTimeoutMs,
 		Members: slices.Clone(q.Members), Waiting: []api.QueuedRequest{}, Offers: []api.OfferInfo{},
+		WaitingTotal: len(q.Waiting),
 	}
 	if v.Members == nil {
 		v.Members = []string{}
 	}
-	for _, id := range q.Waiting {
+	limit, err := pageLimit(limit, api.DefaultPageSize)
+	if err != nil {
+		return v, err
+	}
+	start := 0
+	if after != "" {
+		r := s.Requests[after]
+		if r == nil {
+			return v, api.Errorf(api.CodeNotFound, "request %q not found", after)
+		}
+		i, found := s.waitingIndex(q, r)
+		if found {
+			i++
+		}
+		start = i
+	}
+	b := viewBudget{left: api.MaxViewBytes}
+	for _, id := range q.Waiting[start:] {
 		r := s.Requests[id]
-		v.Waiting = append(v.Waiting, api.QueuedRequest{Request: r.summary(), Priority: r.Priority, QueuedAt: r.QueuedAt, Declined: slices.Clone(r.Declined)})
+		if len(v.Waiting) == limit {
+			v.More = true
+			break
+		}
+		w := api.QueuedRequest{Request: s.summary(r), Priority: r.Priority, QueuedAt: r.QueuedAt, Declined: slices.Clone(r.Declined)}
+		if !b.take(queuedSize(&w), len(v.Waiting) == 0) {
+			v.More = true
+			break
+		}
+		v.Waiting = append(v.Waiting, w)
 	}
 	ids := slices.Clone(q.Offered)
 	slices.SortFunc(ids, compareRequestIDs)
@@ -53,7 +86,7 @@ func (s *State) queueView(q *api.Queue) api.QueueView {
 			v.Offers = append(v.Offers, s.offerInfo(r))
 		}
 	}
-	return v
+	return v, nil
 }
 
 // agentPushView is the agent's push view, or nil if it has never logged in,
@@ -89,5 +122,6 @@ func (s *State) QueueView(id string) (api.QueueView, bool) {
 	if q == nil {
 		return api.QueueView{}, false
 	}
-	return s.queueView(q), true
+	v, _ := s.queueView(q, "", 0)
+	return v, true
 }

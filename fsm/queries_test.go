@@ -42,8 +42,8 @@ func TestQueryAdminListings(t *testing.T) {
 		}},
 		{api.QueryQueues, []api.Queue{{ID: "Q1", Name: "Web", MRD: "chat", Priority: 1, OfferTimeoutMs: 30000}}},
 		{api.QueryLists, []api.ListInfo{
-			{ID: "L1", Name: "Facebook", Subscribers: []string{"A1", "A2"}, Open: 2},
-			{ID: "L2", Name: "Other", Subscribers: []string{"A3"}, Open: 0},
+			{ID: "L1", Name: "Facebook", Subscribers: []string{"A1", "A2"}, Open: 2, Access: api.ListOpen, Granted: []string{}},
+			{ID: "L2", Name: "Other", Subscribers: []string{"A3"}, Open: 0, Access: api.ListOpen, Granted: []string{}},
 		}},
 		{api.QueryAgents, []api.AgentInfo{
 			{ID: "A1", Name: "Ann", Max: map[string]int{"social": 2}, Lists: []string{"L1"}, Conversations: []string{"R1"}},
@@ -92,7 +92,8 @@ func TestQueryResultsDoNotAliasState(t *testing.T) {
 func TestQueryList(t *testing.T) {
 	s := queryState(t)
 	want := s.ListSnapshot(s.Lists["L1"])
-	if len(want.Requests) != 2 || want.Requests[0].ID != "R1" || want.Requests[1].ID != "R2" {
+	want.Seq = api.SyncSeq(s.Index)
+	if len(want.Requests) != 2 || want.Requests[0].ID != "R1" || want.Requests[1].ID != "R2" || want.Total != 2 || want.More {
 		t.Fatalf("L1 snapshot %+v", want)
 	}
 	cases := []struct {
@@ -124,7 +125,7 @@ func TestQueryList(t *testing.T) {
 func TestQueryRequest(t *testing.T) {
 	s := queryState(t)
 	r1 := s.Requests["R1"]
-	want := api.ConversationView{Request: r1.Summary(), Transcript: r1.Transcript}
+	want := api.ConversationView{Request: s.Summary(r1), Transcript: r1.Transcript}
 	cases := []struct {
 		name string
 		by   api.Principal
@@ -169,7 +170,7 @@ func TestQueryView(t *testing.T) {
 	want := api.StreamView{
 		Agent:         "A1",
 		Lists:         []api.ListSnapshot{s.ListSnapshot(s.Lists["L1"])},
-		Conversations: []api.ConversationView{{Request: r1.Summary(), Transcript: r1.Transcript}},
+		Conversations: []api.ConversationView{{Request: s.Summary(r1), Transcript: r1.Transcript}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("A1 view\n got  %+v\n want %+v", got, want)

@@ -162,7 +162,7 @@ func (s *State) takeFromQueue(r *Request) {
 func (s *State) enqueue(r *Request, reason string, out *events) {
 	r.QueuedAt = s.Now
 	s.putInQueue(r)
-	out.add(api.EvRequestQueued, s.conversationAudience(r), api.RequestQueued{Request: r.summary(), Queue: r.Queue, Priority: r.Priority, Reason: reason})
+	out.add(api.EvRequestQueued, s.conversationAudience(r), api.RequestQueued{Request: s.summary(r), Queue: r.Queue, Priority: r.Priority, Reason: reason})
 }
 
 // offerTimeoutMs is the lifetime of an offer of r.
@@ -422,7 +422,7 @@ func (s *State) offerInfo(r *Request) api.OfferInfo {
 		Kind:      o.Kind,
 		Agent:     o.Agent,
 		From:      o.From,
-		Request:   r.summary(),
+		Request:   s.summary(r),
 		Queue:     r.Queue,
 		MRD:       r.MRD,
 		Priority:  r.Priority,

@@ -129,7 +129,7 @@ func (s *State) setSLA(r *Request, st api.SLAState, out *events) {
 
 // tellSLA tells r's list's subscribers or queue's members its SLA state.
 func (s *State) tellSLA(r *Request, out *events) {
-	out.add(api.EvRequestSLA, s.slaAudience(r), api.RequestSLA{Request: r.summary(), List: r.List, Queue: r.Queue, SLA: r.SLA, At: r.SLAAt})
+	out.add(api.EvRequestSLA, s.slaAudience(r), api.RequestSLA{Request: s.summary(r), List: r.List, Queue: r.Queue, SLA: r.SLA, At: r.SLAAt})
 }
 
 // slaAudience is who hears of a request's service level: its list's
@@ -233,7 +233,7 @@ func applyRemindInactive(s *State, _ *Command, a *api.RequestRef, out *events) (
 		return nil, err
 	}
 	r.Reminded = true
-	out.add(api.EvRequestReminder, l.Subscribers, api.RequestReminder{Request: r.summary(), List: l.ID, InactiveSince: r.InactiveSince, At: s.Now})
+	out.add(api.EvRequestReminder, l.Subscribers, api.RequestReminder{Request: s.summary(r), List: l.ID, InactiveSince: r.InactiveSince, At: s.Now})
 	return nil, nil
 }
 

@@ -145,11 +145,18 @@ func appendChannel(b []byte, v *api.Channel) []byte {
 
 func appendList(b []byte, v *List) []byte {
 	b = msgp.AppendMapLen(b, 2+nonEmptyN(len(v.Requests))+nonEmptyN(len(v.Subscribers))+
-		nonZero(v.SLAMs)+nonZero(int64(v.SLAWarnPct))+nonZero(v.CloseInactiveMs)+nonZero(v.RemindInactiveMs))
+		nonZero(v.SLAMs)+nonZero(int64(v.SLAWarnPct))+nonZero(v.CloseInactiveMs)+nonZero(v.RemindInactiveMs)+
+		nonEmpty(string(v.Access))+nonEmptyN(len(v.Granted)))
 	b = msgp.AppendStr(msgp.AppendStr(b, "id"), v.ID)
 	b = msgp.AppendStr(msgp.AppendStr(b, "name"), v.Name)
+	if v.Access != "" {
+		b = msgp.AppendStr(msgp.AppendStr(b, "access"), string(v.Access))
+	}
 	if v.SLAMs != 0 {
 		b = appendInt64(msgp.AppendStr(b, "sla_ms"), v.SLAMs)
+	}
+	if len(v.Granted) > 0 {
+		b = appendStrs(msgp.AppendStr(b, "granted"), v.Granted)
 	}
 	if len(v.Requests) > 0 {
 		b = appendStrs(msgp.AppendStr(b, "requests"), v.Requests)

@@ -324,13 +324,43 @@ func (s *State) SupervisorBoard(id string) (*api.Board, bool) {
 	return s.board(sv), true
 }
 
+// Board budgets: what each part of a Board may take of api.MaxViewBytes
+// (estimated as view_size.go does), so that a supervisor's sync stays
+// within a view's bound whatever the state's size.
+const (
+	boardPlacesBytes   = api.MaxViewBytes / 4 // lists and queues
+	boardAgentsBytes   = api.MaxViewBytes / 4
+	boardRequestsBytes = api.MaxViewBytes / 2
+	boardListFixed     = 256
+	boardQueueFixed    = 384
+	boardAgentFixed    = 256
+	boardMRDFixed      = 128
+)
+
+// boardAgentSize bounds the encoding of a BoardAgent.
+func boardAgentSize(a *api.BoardAgent) int {
+	n := boardAgentFixed + strSize(a.Status.Agent) + strSize(a.Name)
+	for _, m := range a.Status.MRDs {
+		n += boardMRDFixed + strSize(m.MRD) + strSize(m.Reason)
+	}
+	for _, q := range a.Status.Queues {
+		n += strSize(q)
+	}
+	for _, c := range a.Conversations {
+		n += strSize(c)
+	}
+	return n
+}
+
 // board builds a Board of sv's scope (sv of everything for an admin). It
-// reads every open request in scope once; the lists it returns are
-// bounded (api.MaxBoardRequests, api.MaxBoardAgents).
+// reads every open request in scope once; what it returns is bounded in
+// count (api.MaxBoardRequests, api.MaxBoardAgents) and in bytes (the
+// budgets above), Truncated saying when something was left out.
 func (s *State) board(sv *Supervisor) *api.Board {
 	b := &api.Board{Supervisor: sv.ID, At: s.Now, Lists: []api.BoardList{}, Queues: []api.BoardQueue{},
 		Agents: []api.BoardAgent{}, Requests: []api.RequestSummary{}}
 	var open []*Request
+	places := viewBudget{left: boardPlacesBytes}
 	for _, id := range slices.Sorted(maps.Keys(s.Lists)) {
 		l := s.Lists[id]
 		inList := containsSorted(sv.Lists, id) || sv.all()
@@ -359,6 +389,10 @@ func (s *State) board(sv *Supervisor) *api.Board {
 			}
 		}
 		if shown {
+			if !places.take(boardListFixed+strSize(bl.ID)+strSize(bl.Name), false) {
+				b.Truncated = true
+				continue
+			}
 			b.Lists = append(b.Lists, bl)
 		}
 	}
@@ -391,6 +425,10 @@ func (s *State) board(sv *Supervisor) *api.Board {
 		if q.SLDay == today {
 			bq.Met, bq.Breached = q.SLMet, q.SLBreached
 		}
+		if !places.take(boardQueueFixed+strSize(bq.ID)+strSize(bq.Name)+strSize(bq.MRD), false) {
+			b.Truncated = true
+			continue
+		}
 		b.Queues = append(b.Queues, bq)
 	}
 	// Push requests: every open request of a queue in scope (waiting,
@@ -411,26 +449,34 @@ func (s *State) board(sv *Supervisor) *api.Board {
 	if len(open) > api.MaxBoardRequests {
 		open, b.Truncated = open[:api.MaxBoardRequests], true
 	}
+	reqs := viewBudget{left: boardRequestsBytes}
 	for _, r := range open {
-		b.Requests = append(b.Requests, r.summary())
+		sum := s.summary(r)
+		if !reqs.take(summarySize(&sum), false) {
+			b.Truncated = true
+			break
+		}
+		b.Requests = append(b.Requests, sum)
 	}
+	agents := viewBudget{left: boardAgentsBytes}
 	for _, id := range slices.Sorted(maps.Keys(s.Agents)) {
 		ag := s.Agents[id]
 		if !s.coversAgent(sv, ag, "") {
 			continue
 		}
-		if len(b.Agents) == api.MaxBoardAgents {
+		ba := api.BoardAgent{Status: s.agentStatus(ag), Name: ag.Name, Conversations: cloneOrEmpty(ag.Conversations)}
+		if len(b.Agents) == api.MaxBoardAgents || !agents.take(boardAgentSize(&ba), false) {
 			b.Truncated = true
 			break
 		}
-		b.Agents = append(b.Agents, api.BoardAgent{Status: s.agentStatus(ag), Name: ag.Name, Conversations: cloneOrEmpty(ag.Conversations)})
+		b.Agents = append(b.Agents, ba)
 	}
 	return b
 }
 
 // supervisorInfos lists the supervisors for get_supervisors.
 func (s *State) supervisorInfos() []api.SupervisorInfo {
-	return sortedValues(s.Supervisors, func(sv *Supervisor) api.SupervisorInfo {
+	return sortedValues(s.Supervisors, page{}, func(sv *Supervisor) api.SupervisorInfo {
 		return api.SupervisorInfo{ID: sv.ID, Name: sv.Name, MRDs: cloneOrEmpty(sv.MRDs), Lists: cloneOrEmpty(sv.Lists), Queues: cloneOrEmpty(sv.Queues)}
 	})
 }
@@ -456,7 +502,7 @@ func (s *State) supervisorQuery(p api.Principal, op string, a api.QueryArgs) (an
 		if !sv.coversRequest(r) {
 			return nil, api.Errorf(api.CodeForbidden, "request %q is outside supervisor %q's scope", r.ID, sv.ID)
 		}
-		return r.view(), nil
+		return s.conversationView(r), nil
 	case api.QueryList:
 		l := s.Lists[a.List]
 		if l == nil {
@@ -465,7 +511,10 @@ func (s *State) supervisorQuery(p api.Principal, op string, a api.QueryArgs) (an
 		if !sv.all() && !containsSorted(sv.Lists, l.ID) {
 			return nil, api.Errorf(api.CodeForbidden, "list %q is outside supervisor %q's scope", l.ID, sv.ID)
 		}
-		return s.listSnapshot(l), nil
+		limit, _ := pageLimit(a.Limit, api.DefaultPageSize)
+		snap := s.listPage(l, a.After, limit, &viewBudget{left: api.MaxViewBytes}, true)
+		snap.Seq = api.SyncSeq(s.Index)
+		return snap, nil
 	case api.QueryQueue:
 		q := s.Queues[a.Queue]
 		if q == nil {
@@ -474,7 +523,7 @@ func (s *State) supervisorQuery(p api.Principal, op string, a api.QueryArgs) (an
 		if !sv.coversPlace(q.MRD, "", q.ID) {
 			return nil, api.Errorf(api.CodeForbidden, "queue %q is outside supervisor %q's scope", q.ID, sv.ID)
 		}
-		return s.queueView(q), nil
+		return s.queueView(q, a.After, a.Limit)
 	}
 	return nil, api.Errorf(api.CodeForbidden, "supervisor may not %s", op)
 }

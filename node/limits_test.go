@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
@@ -39,13 +40,17 @@ func TestPipelinedGetListIsCutOffAtTheByteBudget(t *testing.T) {
 	tokens, connTok := haSetup(t, admin, "a1")
 	conn := haDial(t, []string{n.client}, "connector", "fb", connTok, false)
 	text := strings.Repeat("x", 4000)
-	for i := range 50 {
-		haCall(t, conn, api.OpCustomerMessage, api.CustomerMessageArgs{Channel: "C1", CustomerID: "cust" + string(rune('A'+i%26)) + string(rune('a'+i/26)), Text: text}, nil)
+	const open = 600
+	for i := range open {
+		haCall(t, conn, api.OpCustomerMessage, api.CustomerMessageArgs{Channel: "C1", CustomerID: fmt.Sprintf("cust%d", i), Text: text}, nil)
 	}
+	// A whole page: every request (a summary shows the first 256 bytes
+	// of its message).
+	listArgs := api.QueryArgs{List: "L1", Limit: api.MaxPageSize}
 	var snap api.ListSnapshot
-	haCall(t, admin, "get_list", api.ListRef{List: "L1"}, &snap)
-	if len(snap.Requests) != 50 {
-		t.Fatalf("list holds %d requests, want 50", len(snap.Requests))
+	haCall(t, admin, "get_list", listArgs, &snap)
+	if len(snap.Requests) != open || snap.More {
+		t.Fatalf("a page of the list holds %d requests (more %v), want %d", len(snap.Requests), snap.More, open)
 	}
 	sessions := n.srv.Transport.Sessions()
 	base := heapInUse()
@@ -55,7 +60,7 @@ func TestPipelinedGetListIsCutOffAtTheByteBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	args, _ := msgpack.Marshal(api.ListRef{List: "L1"})
+	args, _ := msgpack.Marshal(listArgs)
 	go func() {
 		hello, _ := transport.EncodeFrame(&transport.Frame{T: transport.TypeHello, V: transport.ProtocolVersion, Role: "agent", User: "a1", Token: tokens["a1"]})
 		if _, err := c.Write(hello); err != nil {
@@ -69,10 +74,10 @@ func TestPipelinedGetListIsCutOffAtTheByteBudget(t *testing.T) {
 		}
 	}()
 
-	// Every answer is ~200 KB: 20,000 of them are 4 GB, and the old
+	// Every answer is ~300 KB: 20,000 of them are 6 GB, and the old
 	// bound (8,192 frames) let the heap grow by 1.4 GiB or more. The
 	// session must be gone long before: the in-flight answers being built
-	// (128 × 200 KB) and the budget are ~30 MiB; the bound leaves room for
+	// (128 × 300 KB) and the budget are ~40 MiB; the bound leaves room for
 	// the garbage of encoding them and for whatever else runs in this
 	// process under -race on a loaded machine (153 MiB was seen once).
 	const maxGrowth = 512 << 20

@@ -46,8 +46,11 @@ const (
 	DefaultEventBuffer    = 4096
 	DefaultPingInterval   = 30 * time.Second
 	// DefaultClientMaxFrame is the largest frame a client accepts from the
-	// server by default: a sync view of a busy agent can be large.
-	DefaultClientMaxFrame = 16 << 20
+	// server by default: api.MaxNodeFrame, the most a node sends whatever
+	// the size of its state (views are paged). Set ClientConfig.MaxFrame
+	// to 16 MiB to talk to nodes from before paging, whose sync could be
+	// that large.
+	DefaultClientMaxFrame = api.MaxNodeFrame
 )
 
 // Reconnect backoff bounds: each failed attempt doubles the delay, with

@@ -78,6 +78,24 @@ func (c *Client) DeleteConnector(ctx context.Context, id string) error {
 	return c.Call(ctx, api.OpDeleteConnector, api.IDArgs{ID: id}, nil)
 }
 
+// GrantList lets agent subscribe to list once the list is restricted
+// (feature level 3).
+func (c *Client) GrantList(ctx context.Context, list, agent string) error {
+	return c.Call(ctx, api.OpGrantList, api.ListGrantArgs{List: list, Agent: agent}, nil)
+}
+
+// RevokeList takes agent's grant of list back; on a restricted list the
+// agent is unsubscribed (feature level 3).
+func (c *Client) RevokeList(ctx context.Context, list, agent string) error {
+	return c.Call(ctx, api.OpRevokeList, api.ListGrantArgs{List: list, Agent: agent}, nil)
+}
+
+// SetListAccess opens or restricts list; restricting it unsubscribes every
+// agent without a grant (feature level 3).
+func (c *Client) SetListAccess(ctx context.Context, list string, access api.ListAccess) error {
+	return c.Call(ctx, api.OpSetListAccess, api.ListAccessArgs{List: list, Access: access}, nil)
+}
+
 // Noop commits a command that changes nothing (the benchmark baseline).
 func (c *Client) Noop(ctx context.Context, pad []byte) error {
 	return c.Call(ctx, api.OpNoop, api.NoopArgs{Pad: pad}, nil)
@@ -165,9 +183,24 @@ func (c *Client) Connectors(ctx context.Context) ([]api.ConnectorInfo, error) {
 	return clientDo[[]api.ConnectorInfo](ctx, c, api.QueryConnectors, nil)
 }
 
-// List returns a list and its open requests (admins, subscribed agents).
+// List returns a list and the first page of its open requests (admins,
+// subscribed agents): ListPage with no cursor and the default limit.
 func (c *Client) List(ctx context.Context, list string) (api.ListSnapshot, error) {
 	return clientDo[api.ListSnapshot](ctx, c, api.QueryList, api.QueryArgs{List: list})
+}
+
+// ListPage returns the open requests of list after the request id after
+// ("" for the first), at most limit (0: the node's default). More says
+// there are others: ask again after the last one.
+func (c *Client) ListPage(ctx context.Context, list, after string, limit int) (api.ListSnapshot, error) {
+	return clientDo[api.ListSnapshot](ctx, c, api.QueryList, api.QueryArgs{List: list, After: after, Limit: limit})
+}
+
+// Conversations returns the caller's conversations after the request id
+// after, oldest first (agents, connectors): the rest of a sync or view
+// that said more_conversations.
+func (c *Client) Conversations(ctx context.Context, after string, limit int) (api.ConversationPage, error) {
+	return clientDo[api.ConversationPage](ctx, c, api.QueryConversations, api.QueryArgs{After: after, Limit: limit})
 }
 
 // Request returns a request with its recent transcript.

@@ -264,11 +264,12 @@ func (c *client) send(f *Frame) {
 	c.writeRaw(b)
 }
 
-// next reads one frame, waiting at most waitTimeout.
+// next reads one frame, waiting at most waitTimeout. Frames from the node
+// may be as large as api.MaxNodeFrame.
 func (c *client) next() (Frame, error) {
 	_ = c.c.SetReadDeadline(time.Now().Add(waitTimeout))
 	var f Frame
-	err := ReadFrame(c.br, DefaultMaxFrame, &f)
+	err := ReadFrame(c.br, api.MaxNodeFrame, &f)
 	return f, err
 }
 

@@ -257,7 +257,7 @@ func (s *session) request(f *Frame) bool {
 			if err != nil {
 				return &Frame{T: TypeResponse, ID: id, Index: index, Err: errorBody(err)}
 			}
-			return okFrame(id, data, index)
+			return ResponseFrame(id, data, index)
 		}
 	} else {
 		op, args, p, lin := f.Op, f.Args, s.principal, f.Linearizable
@@ -269,7 +269,7 @@ func (s *session) request(f *Frame) bool {
 			if err != nil {
 				return &Frame{T: TypeResponse, ID: id, Err: errorBody(err)}
 			}
-			return okFrame(id, data, 0)
+			return ResponseFrame(id, data, 0)
 		}
 	}
 
@@ -287,18 +287,30 @@ func (s *session) request(f *Frame) bool {
 	return true
 }
 
-// okFrame is a successful res carrying data (omitted when nil).
-func okFrame(id uint64, data any, index uint64) *Frame {
+// ResponseFrame is the res frame a node sends for a successful op with
+// result data (omitted when nil). Its payload never exceeds
+// api.MaxNodeFrame: a result too large for it (reads are paged, but an
+// admin listing of a huge configuration may be) is answered with
+// frame_too_large instead, naming the size, so the caller asks for less.
+func ResponseFrame(id uint64, data any, index uint64) *Frame {
 	f := &Frame{T: TypeResponse, ID: id, OK: true, Index: index}
 	if data != nil {
 		raw, err := marshalData(data)
 		if err != nil {
 			return &Frame{T: TypeResponse, ID: id, Index: index, Err: byeBody(api.CodeInternal, "encode result: %v", err)}
 		}
+		if len(raw) > api.MaxNodeFrame-maxResponseOverhead {
+			return &Frame{T: TypeResponse, ID: id, Index: index, Err: byeBody(api.CodeFrameTooLarge,
+				"the answer takes %d bytes, above the %d a node sends: ask for a page (after, limit)", len(raw), api.MaxNodeFrame-maxResponseOverhead)}
+		}
 		f.Data = raw
 	}
 	return f
 }
+
+// maxResponseOverhead bounds what a res frame's payload holds besides its
+// data: the map header, t, id, ok, index and their keys.
+const maxResponseOverhead = 64
 
 // marshalData encodes a result the way frames are encoded (compact ints).
 func marshalData(v any) (msgpack.RawMessage, error) {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -595,4 +596,32 @@ func TestHelloMarker(t *testing.T) {
 	if f := adm.read(); f.T != TypePong || f.ID != 7 {
 		t.Fatalf("admin: %+v, want the pong and no caught_up", f)
 	}
+}
+
+// No answer exceeds api.MaxNodeFrame: one that would (an admin listing of
+// a huge configuration; views are paged before they get there) is
+// refused with frame_too_large, and the session goes on. An answer just
+// within the bound is sent whole.
+func TestAnswerAboveTheNodeFrameRefused(t *testing.T) {
+	be := newFakeBackend()
+	be.query = func(_ context.Context, _ api.Principal, op string, _ msgpack.RawMessage) (any, error) {
+		switch op {
+		case "huge":
+			return []byte(string(make([]byte, api.MaxNodeFrame))), nil
+		case "big":
+			return make([]byte, api.MaxNodeFrame-maxResponseOverhead-8), nil
+		}
+		return nil, api.Errorf(api.CodeUnknownOp, "unknown op %q", op)
+	}
+	h := newHarness(t, ServerConfig{}, be)
+	c := h.helloClient("admin", "")
+	res := c.call(1, "huge", nil, 0)
+	if res.OK || errCode(res) != api.CodeFrameTooLarge || !strings.Contains(res.Err.Msg, "page") {
+		t.Fatalf("res %+v (err %v), want frame_too_large", res, res.Err)
+	}
+	res = c.call(2, "big", nil, 0)
+	if !res.OK || len(res.Data) < api.MaxNodeFrame-maxResponseOverhead-8 {
+		t.Fatalf("an answer within the bound: ok %v, %d bytes of data (err %v)", res.OK, len(res.Data), res.Err)
+	}
+	c.roundTrip(3)
 }

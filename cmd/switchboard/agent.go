@@ -17,7 +17,9 @@ const agentHelp = `commands (one per line):
   subscribe LIST | unsubscribe LIST
   join REQUEST | leave REQUEST | close REQUEST
   send REQUEST TEXT...
-  view              your lists and conversations
+  view              your lists and conversations (the first of each)
+  list LIST [AFTER] a list's open requests, after request AFTER
+  conversations [AFTER]  your conversations, after request AFTER
   request REQUEST   a request and its transcript
   help | quit`
 
@@ -127,6 +129,23 @@ func runAgent(ctx context.Context, args []string, stdout, _ io.Writer) error {
 				return err
 			}
 			say("%s", describeView(v))
+			return nil
+		case "list":
+			if err := need(2); err != nil {
+				return err
+			}
+			var l api.ListSnapshot
+			if err := c.Call(cctx, api.QueryList, api.QueryArgs{List: f[1], After: optional(f, 2)}, &l); err != nil {
+				return err
+			}
+			say("%s", describeList(l))
+			return nil
+		case "conversations":
+			var p api.ConversationPage
+			if err := c.Call(cctx, api.QueryConversations, api.QueryArgs{After: optional(f, 1)}, &p); err != nil {
+				return err
+			}
+			say("%s", describeConversations(p.Conversations, p.More))
 			return nil
 		case "request":
 			if err := need(2); err != nil {
@@ -252,11 +271,37 @@ func describeSummary(r api.RequestSummary) string {
 
 func describeList(l api.ListSnapshot) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "list %s: %d open", l.List, len(l.Requests))
+	fmt.Fprintf(&b, "list %s: %d open", l.List, max(l.Total, len(l.Requests)))
 	for _, r := range l.Requests {
 		b.WriteString("\n    " + describeSummary(r))
 	}
+	if l.More && len(l.Requests) > 0 {
+		fmt.Fprintf(&b, "\n    ... more: list %s %s", l.List, l.Requests[len(l.Requests)-1].ID)
+	} else if l.More {
+		fmt.Fprintf(&b, "\n    ... more: list %s", l.List)
+	}
 	return b.String()
+}
+
+// describeConversations lists conversations, and how to see more.
+func describeConversations(cs []api.ConversationView, more bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d conversation(s)", len(cs))
+	for _, c := range cs {
+		b.WriteString("\n  in " + describeSummary(c.Request))
+	}
+	if more && len(cs) > 0 {
+		b.WriteString("\n  ... more: conversations " + cs[len(cs)-1].Request.ID)
+	}
+	return b.String()
+}
+
+// optional returns f[i], or "" if there is none.
+func optional(f []string, i int) string {
+	if i < len(f) {
+		return f[i]
+	}
+	return ""
 }
 
 func describeView(v api.StreamView) string {
@@ -267,6 +312,9 @@ func describeView(v api.StreamView) string {
 	}
 	for _, c := range v.Conversations {
 		b.WriteString("\n  in " + describeSummary(c.Request))
+	}
+	if v.MoreConversations && len(v.Conversations) > 0 {
+		b.WriteString("\n  ... more: conversations " + v.Conversations[len(v.Conversations)-1].Request.ID)
 	}
 	if v.Push != nil {
 		b.WriteString("\n  " + describePushView(*v.Push))

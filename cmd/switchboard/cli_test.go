@@ -227,6 +227,10 @@ func TestCtlJSONOnEveryVerb(t *testing.T) {
 	if args, _ := m["args"].(map[string]any); args["agent"] != "alice" || args["list"] != "L1" {
 		t.Errorf("subscribe args: %v", m["args"])
 	}
+	change("create restricted list", j("create", "list", "L4", "--access", "restricted"), "create_list")
+	change("grant-list", j("grant-list", "alice", "L4"), "grant_list")
+	change("revoke-list", j("revoke-list", "alice", "L4"), "revoke_list")
+	change("set-list-access", j("set-list-access", "L2", "restricted"), "set_list_access")
 	change("queue add-member", j("queue", "add-member", "support", "alice"), "add_queue_member")
 	change("pull-policy", j("pull-policy", "first_due"), "set_pull_policy")
 
@@ -239,7 +243,7 @@ func TestCtlJSONOnEveryVerb(t *testing.T) {
 	hasKeys("get mrds", j("get", "mrds"), "id", "name")
 	hasKeys("get channel-types", j("get", "channel-types"), "id", "mrd")
 	hasKeys("get channels", j("get", "channels"), "id", "type", "mrd", "mode")
-	hasKeys("get lists", j("get", "lists"), "id", "open")
+	hasKeys("get lists", j("get", "lists"), "id", "open", "access", "granted")
 	hasKeys("get queues", j("get", "queues"), "id", "mrd", "priority", "offer_timeout_ms")
 	hasKeys("get agents", j("get", "agents"), "id")
 	hasKeys("get connectors", j("get", "connectors"), "id", "channels")
@@ -295,6 +299,7 @@ func TestHelpListsEverything(t *testing.T) {
 		"get queue ID", "get agent-states", "set-service-level list|queue ID", "--remind-inactive", "--close-inactive",
 		"create supervisor", "get supervisors", "board", "assign REQUEST AGENT", "transfer REQUEST FROM TO",
 		"requeue REQUEST QUEUE", "not-ready AGENT MRD", "logout AGENT", "--supervisor ID",
+		"grant-list AGENT LIST", "revoke-list AGENT LIST", "set-list-access LIST open|restricted", "--access open|restricted",
 		// agent console
 		"join REQUEST", "leave REQUEST", "send REQUEST TEXT", "view", "request REQUEST", "login | logout",
 		"ready MRD", "mode auto|pull", "request-chat", "accept REQUEST | reject REQUEST", "transfer REQUEST AGENT",

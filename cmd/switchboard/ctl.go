@@ -23,15 +23,17 @@ const ctlVerbs = `  status                                       the node ctl is
   snapshot save FILE                           back up the leader's state to FILE
   create mrd ID [--name N]
   create channel-type ID --mrd M
-  create list ID [--name N] [--sla 30s [--sla-warn 80]] [--remind-inactive 10m] [--close-inactive 1h]
+  create list ID [--name N] [--access open|restricted] [--sla 30s [--sla-warn 80]] [--remind-inactive 10m] [--close-inactive 1h]
   create queue ID --mrd M [--name N] [--priority P] [--offer-timeout 30s] [--aging-step 30s --aging-cap 5] [--sla 30s [--sla-warn 80]]
   create channel ID --type T (--list L | --queue Q)
   create agent ID [--name N] [--max MRD=N,...]   prints the agent's token
   create connector ID --channels C[,C...] [--name N]  prints the connector's token
   delete list|agent|connector ID
   subscribe AGENT LIST | unsubscribe AGENT LIST
+  grant-list AGENT LIST | revoke-list AGENT LIST  let AGENT subscribe to a restricted LIST (revoking unsubscribes it)
+  set-list-access LIST open|restricted         restricting unsubscribes every agent without a grant
   get mrds|channel-types|channels|lists|queues|agents|connectors
-  get list ID                                  the list's open requests
+  get list ID                                  the list's open requests (every page)
   get request ID                               a request and its transcript
   close REQUEST                                close a request as admin
   set-service-level list|queue ID --sla 30s [--sla-warn 80]   for requests arriving from now on (--sla 0: off)
@@ -86,6 +88,20 @@ func runCtl(ctx context.Context, args []string, stdout, _ io.Writer) error {
 			return fmt.Errorf("%w: %s AGENT LIST", errUsage, verb)
 		}
 		return x.call(ctx, verb, api.SubscribeArgs{Agent: rest[0], List: rest[1]}, nil, "%sd %s to %s", verb, rest[0], rest[1])
+	case "grant-list", "revoke-list":
+		if len(rest) != 2 {
+			return fmt.Errorf("%w: %s AGENT LIST", errUsage, verb)
+		}
+		op, done := api.OpGrantList, "granted %s list %s"
+		if verb == "revoke-list" {
+			op, done = api.OpRevokeList, "revoked %s's grant of list %s"
+		}
+		return x.call(ctx, op, api.ListGrantArgs{Agent: rest[0], List: rest[1]}, nil, done, rest[0], rest[1])
+	case "set-list-access":
+		if len(rest) != 2 || (rest[1] != string(api.ListOpen) && rest[1] != string(api.ListRestricted)) {
+			return fmt.Errorf("%w: set-list-access LIST open|restricted", errUsage)
+		}
+		return x.call(ctx, api.OpSetListAccess, api.ListAccessArgs{List: rest[0], Access: api.ListAccess(rest[1])}, nil, "list %s is %s", rest[0], rest[1])
 	case "close":
 		if len(rest) != 1 {
 			return fmt.Errorf("%w: close REQUEST", errUsage)
@@ -138,7 +154,7 @@ func (x *ctl) create(ctx context.Context, args []string, f createFlags) error {
 		return x.call(ctx, "create_channel_type", api.CreateChannelTypeArgs{ID: id, MRD: f.mrd}, nil, "created channel type %s", id)
 	case "list":
 		return x.call(ctx, "create_list", api.CreateListArgs{ID: id, Name: f.name, SLAMs: f.sla.Milliseconds(), SLAWarnPct: f.slaWarn,
-			RemindInactiveMs: f.remindInactive.Milliseconds(), CloseInactiveMs: f.closeInactive.Milliseconds()}, nil, "created list %s", id)
+			RemindInactiveMs: f.remindInactive.Milliseconds(), CloseInactiveMs: f.closeInactive.Milliseconds(), Access: api.ListAccess(f.access)}, nil, "created list %s", id)
 	case "queue":
 		return x.call(ctx, "create_queue", api.CreateQueueArgs{ID: id, Name: f.name, MRD: f.mrd, Priority: f.priority, OfferTimeoutMs: f.offerTimeout.Milliseconds(),
 			AgingStepMs: f.agingStep.Milliseconds(), AgingCap: f.agingCap, SLAMs: f.sla.Milliseconds(), SLAWarnPct: f.slaWarn}, nil, "created queue %s", id)
@@ -206,8 +222,15 @@ func (x *ctl) get(ctx context.Context, args []string) error {
 	}
 	switch {
 	case args[0] == "list" && len(args) == 2:
-		var snap api.ListSnapshot
-		return x.query(ctx, api.QueryList, api.QueryArgs{List: args[1]}, &snap, func() { x.requestTable(snap.Requests) })
+		snap, err := x.wholeList(ctx, args[1])
+		if err != nil {
+			return err
+		}
+		if x.json {
+			return x.printJSON(snap)
+		}
+		x.requestTable(snap.Requests)
+		return nil
 	case args[0] == "request" && len(args) == 2:
 		var v api.ConversationView
 		return x.query(ctx, api.QueryRequest, api.QueryArgs{Request: args[1]}, &v, func() {
@@ -244,9 +267,10 @@ func (x *ctl) get(ctx context.Context, args []string) error {
 		})
 	case "lists":
 		var v []api.ListInfo
-		return x.show(ctx, api.QueryLists, &v, "ID\tNAME\tOPEN\tSUBSCRIBERS", func(w io.Writer) {
+		return x.show(ctx, api.QueryLists, &v, "ID\tNAME\tOPEN\tACCESS\tSUBSCRIBERS\tGRANTED", func(w io.Writer) {
 			for _, l := range v {
-				fmt.Fprintf(w, "%s\t%s\t%d\t%s\n", l.ID, dash(l.Name), l.Open, dash(strings.Join(l.Subscribers, ",")))
+				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", l.ID, dash(l.Name), l.Open, dash(string(l.Access)),
+					dash(strings.Join(l.Subscribers, ",")), dash(strings.Join(l.Granted, ",")))
 			}
 		})
 	case "queues":
@@ -272,6 +296,29 @@ func (x *ctl) get(ctx context.Context, args []string) error {
 		})
 	}
 	return fmt.Errorf("%w: cannot get %q", errUsage, args[0])
+}
+
+// wholeList reads every open request of list, page after page (a node
+// sends one page per answer, docs/PROTOCOL.md §18).
+func (x *ctl) wholeList(ctx context.Context, list string) (api.ListSnapshot, error) {
+	var whole api.ListSnapshot
+	args := api.QueryArgs{List: list, Limit: api.MaxPageSize}
+	for {
+		var page api.ListSnapshot
+		if err := x.do(ctx, api.QueryList, args, &page); err != nil {
+			return whole, err
+		}
+		reqs := append(whole.Requests, page.Requests...)
+		whole, whole.Requests = page, reqs
+		if !page.More || len(page.Requests) == 0 {
+			whole.More = false
+			if whole.Requests == nil {
+				whole.Requests = []api.RequestSummary{}
+			}
+			return whole, nil
+		}
+		args.After = page.Requests[len(page.Requests)-1].ID
+	}
 }
 
 func (x *ctl) show(ctx context.Context, op string, out any, header string, rows func(io.Writer)) error {

@@ -25,7 +25,7 @@ type ctlArgs struct {
 // createFlags are the flags of `ctl create KIND ID`.
 type createFlags struct {
 	name, mrd, typ, list, queue, max, channels string
-	mrds, lists, queues                        string
+	mrds, lists, queues, access                string
 	priority, agingCap, slaWarn                int
 	offerTimeout, agingStep, sla               time.Duration
 	remindInactive, closeInactive              time.Duration
@@ -45,6 +45,7 @@ func (c *createFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.slaWarn, "sla-warn", 0, "create list|queue, set-service-level: warn at this percentage of --sla (1-99; 0: no warning)")
 	fs.DurationVar(&c.remindInactive, "remind-inactive", 0, "create list: remind the subscribers of a request INACTIVE this long (0: off)")
 	fs.DurationVar(&c.closeInactive, "close-inactive", 0, "create list: close a request INACTIVE this long (0: off)")
+	fs.StringVar(&c.access, "access", "", "create list: who may subscribe: open (any agent; the default) or restricted (only agents granted with grant-list)")
 	fs.StringVar(&c.max, "max", "", "create agent: max concurrent conversations per MRD, e.g. social=3,chat=2")
 	fs.StringVar(&c.channels, "channels", "", "create connector: channels it may speak for, comma-separated")
 	fs.StringVar(&c.mrds, "mrds", "", "create supervisor: MRDs of its scope, comma-separated")
@@ -56,7 +57,7 @@ func (c *createFlags) register(fs *flag.FlagSet) {
 var createFlagsOf = map[string][]string{
 	"mrd":          {"name"},
 	"channel-type": {"mrd"},
-	"list":         {"name", "sla", "sla-warn", "remind-inactive", "close-inactive"},
+	"list":         {"name", "sla", "sla-warn", "remind-inactive", "close-inactive", "access"},
 	"queue":        {"name", "mrd", "priority", "offer-timeout", "aging-step", "aging-cap", "sla", "sla-warn"},
 	"channel":      {"type", "list", "queue"},
 	"agent":        {"name", "max"},

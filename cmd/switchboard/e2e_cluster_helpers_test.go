@@ -451,13 +451,48 @@ func watch(name string, c *transport.Client) *watcher {
 	w := &watcher{name: name, client: c, ids: map[string]bool{}, arrived: map[string]time.Time{}, created: map[string]int64{}}
 	go func() {
 		for ev := range c.Events() {
-			w.take(ev)
+			if after := w.take(ev); after != "" {
+				w.page(after)
+			}
 		}
 	}()
 	return w
 }
 
-func (w *watcher) take(ev transport.Event) {
+// page reads the rest of L1 after request after, as a client does when a
+// sync or list.subscribed carries a first page (docs/PROTOCOL.md §18):
+// the watcher only collects ids, so it takes the union.
+func (w *watcher) page(after string) {
+	for after != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		snap, err := w.client.ListPage(ctx, "L1", after, api.MaxPageSize)
+		cancel()
+		w.mu.Lock()
+		if err != nil {
+			if !errors.Is(err, transport.ErrClosed) {
+				w.problems = append(w.problems, fmt.Sprintf("get_list L1 after %s: %v", after, err))
+			}
+			w.mu.Unlock()
+			return
+		}
+		for _, r := range snap.Requests {
+			if !w.ids[r.ID] {
+				w.ids[r.ID] = true
+				w.created[r.ID] = r.CreatedAt
+			}
+		}
+		w.mu.Unlock()
+		after = ""
+		if snap.More && len(snap.Requests) > 0 {
+			after = snap.Requests[len(snap.Requests)-1].ID
+		}
+	}
+}
+
+// take applies an event to the watcher's view of L1. It returns the
+// request after which L1 must be read further ("" if it need not): a sync
+// or a list.subscribed that carried a first page.
+func (w *watcher) take(ev transport.Event) (after string) {
 	now := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -477,9 +512,10 @@ func (w *watcher) take(ev transport.Event) {
 					w.ids[r.ID] = true
 					w.created[r.ID] = r.CreatedAt
 				}
+				after = morePages(l)
 			}
 		}
-		return
+		return after
 	}
 	if ev.Seq <= w.lastSeq {
 		w.problems = append(w.problems, fmt.Sprintf("event %d (%s) after %d: duplicate or out of order", ev.Seq, ev.Kind, w.lastSeq))
@@ -506,8 +542,19 @@ func (w *watcher) take(ev transport.Event) {
 			for _, r := range l.Requests {
 				w.ids[r.ID] = true
 			}
+			return morePages(l)
 		}
 	}
+	return ""
+}
+
+// morePages is the request after which a first page of a list goes on,
+// "" if it is the whole list.
+func morePages(l api.ListSnapshot) string {
+	if !l.More || len(l.Requests) == 0 {
+		return ""
+	}
+	return l.Requests[len(l.Requests)-1].ID
 }
 
 // has reports whether the watcher knows every one of ids.
@@ -552,20 +599,27 @@ func (w *watcher) known() map[string]bool {
 	return out
 }
 
-// listL1 reads L1 with a linearizable read: request id → summary.
+// listL1 reads L1, every page, with linearizable reads: request id →
+// summary.
 func listL1(t *testing.T, admin *transport.Client) map[string]api.RequestSummary {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(transport.WithLinearizable(context.Background()), 30*time.Second)
 	defer cancel()
-	var snap api.ListSnapshot
-	if err := admin.Call(ctx, api.QueryList, api.QueryArgs{List: "L1"}, &snap); err != nil {
-		t.Fatalf("get_list L1: %v", err)
+	out := map[string]api.RequestSummary{}
+	args := api.QueryArgs{List: "L1", Limit: api.MaxPageSize}
+	for {
+		var snap api.ListSnapshot
+		if err := admin.Call(ctx, api.QueryList, args, &snap); err != nil {
+			t.Fatalf("get_list L1 after %q: %v", args.After, err)
+		}
+		for _, r := range snap.Requests {
+			out[r.ID] = r
+		}
+		if !snap.More || len(snap.Requests) == 0 {
+			return out
+		}
+		args.After = snap.Requests[len(snap.Requests)-1].ID
 	}
-	out := make(map[string]api.RequestSummary, len(snap.Requests))
-	for _, r := range snap.Requests {
-		out[r.ID] = r
-	}
-	return out
 }
 
 // checkExactlyOnce checks every outcome against L1: each acknowledged
