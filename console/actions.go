@@ -2,8 +2,6 @@ package console
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,10 +19,9 @@ import (
 
 // The actions (POST /console/api/{op}, a JSON body with the op's fields as
 // docs/PROTOCOL.md names them) are the supervisor's ordinary write ops.
-// The page sends X-Client-ID (its idempotency session, one per tab) and
-// X-Seq (one per action, the same when it retries one); without them the
-// write gets a client id of its own and seq 1, and is applied once per
-// POST.
+// The page sends X-Client-ID (its idempotency session, one per page load)
+// and X-Seq (one per action, the same when it retries one); without them
+// the write is not deduplicated (seq 0) and is applied once per POST.
 //
 // The answer is 200 {"ok": true, "index": N, "data": result} or an error
 // status with {"code": "<api error code name>", "message": "..."}.
@@ -186,13 +183,14 @@ func (h *Handler) action(w http.ResponseWriter, r *http.Request) {
 }
 
 // idempotency returns the write's client id and seq: the page's headers,
-// or a fresh client id of the console's and seq 1.
+// or none (seq 0: the write is not deduplicated). A fresh client id per
+// header-less write would hold one of the supervisor's idempotency
+// sessions each, evicting the pages' own (fsm: a principal keeps at most
+// api.MaxClientIDsPerPrincipal).
 func idempotency(r *http.Request) (string, uint64, error) {
 	id, seqText := r.Header.Get(clientIDHeader), r.Header.Get(seqHeader)
 	if id == "" && seqText == "" {
-		var b [16]byte
-		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
-		return "console-" + hex.EncodeToString(b[:]), 1, nil
+		return "", 0, nil
 	}
 	if len(id) == 0 || len(id) > maxClientID || strings.Trim(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != "" {
 		return "", 0, fmt.Errorf("%s: want 1 to %d letters, digits, - or _", clientIDHeader, maxClientID)
@@ -225,6 +223,11 @@ func (h *Handler) request(w http.ResponseWriter, r *http.Request) {
 
 // query answers a read of the supervisor's, as JSON.
 func (h *Handler) query(w http.ResponseWriter, r *http.Request, s session, op string, args any) {
+	if ok, wait := h.reads.take(s.id); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+		writeError(w, http.StatusTooManyRequests, api.CodeRateLimited.String(), "too many reads: slow down")
+		return
+	}
 	var raw msgpack.RawMessage
 	if args != nil {
 		var err error

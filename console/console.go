@@ -124,7 +124,10 @@ type Handler struct {
 	streams *streamLimits
 	logins  *limiter
 	actions *limiter
-	acts    map[string]action
+	// reads limits a supervisor's board and request reads, which walk
+	// the state under its read lock (the actions' rate, its own bucket).
+	reads *limiter
+	acts  map[string]action
 	// failLog rate-limits the log lines of failed logins, which anyone
 	// can cause at will.
 	failLog *ratelog.Limiter
@@ -180,12 +183,13 @@ func New(cfg Config) (*Handler, error) {
 		streams: newStreamLimits(cfg.MaxStreams, cfg.StreamsPerSupervisor),
 		logins:  newLimiter(cfg.LoginFailures, maxRateKeys),
 		actions: newLimiter(cfg.ActionRate, maxRateKeys),
+		reads:   newLimiter(cfg.ActionRate, maxRateKeys),
 		acts:    actionTable(),
 		failLog: ratelog.New(failedLoginLogEvery),
 		done:    make(chan struct{}),
 		recheck: make(chan struct{}),
 	}
-	h.logins.now, h.actions.now = cfg.Now, cfg.Now
+	h.logins.now, h.actions.now, h.reads.now = cfg.Now, cfg.Now, cfg.Now
 	h.mux = h.routes()
 	return h, nil
 }

@@ -117,6 +117,7 @@ func applyLogout(s *State, c *Command, a *api.AgentArgs, out *events) (any, *api
 
 // logout logs out ag, which is logged in, and returns its status.
 func (s *State) logout(ag *Agent, out *events) api.AgentStatus {
+	out.agentChanges(ag) // its MRD states go: supervisors of them hear the logout
 	ag.LoggedIn, ag.LoginAt, ag.States = false, 0, nil
 	ag.ChatRequested, ag.ChatRequestedAt = false, 0
 	s.returnAgentOffers(ag, "", api.WithdrawLoggedOut, out)
@@ -416,6 +417,11 @@ func (s *State) directedOffer(c *Command, a *api.TransferArgs) (from, to *Agent,
 	if r, err = s.liveRequest(a.Request); err != nil {
 		return nil, nil, nil, err
 	}
+	// Before anything about the request is told, so that a supervisor
+	// learns nothing of one outside its scope.
+	if err := s.superviseRequest(c, r); err != nil {
+		return nil, nil, nil, err
+	}
 	if from, err = s.handover(c, a.Agent, r); err != nil {
 		return nil, nil, nil, err
 	}
@@ -431,9 +437,6 @@ func (s *State) directedOffer(c *Command, a *api.TransferArgs) (from, to *Agent,
 	if l := s.Lists[r.List]; l != nil && !l.mayAccess(to.ID) {
 		// A restricted list's conversations are for its granted agents.
 		return nil, nil, nil, api.Errorf(api.CodeForbidden, "list %q of request %q is restricted and agent %q holds no grant of it", l.ID, r.ID, to.ID)
-	}
-	if err := s.superviseRequest(c, r); err != nil {
-		return nil, nil, nil, err
 	}
 	if err := s.superviseAgent(c, to, r.MRD); err != nil {
 		return nil, nil, nil, err
@@ -472,8 +475,12 @@ func applyTransfer(s *State, c *Command, a *api.TransferArgs, out *events) (any,
 		s.dropParticipant(r, from, out)
 		r.Declined, _ = insertSorted(r.Declined, from.ID)
 	}
+	wasQueued := r.Queued
 	s.takeFromQueue(r) // a supervisor's assignment of a waiting request
-	s.makeOffer(r, to, api.OfferTransfer, fromID, out)
+	o := s.makeOffer(r, to, api.OfferTransfer, fromID, out)
+	if wasQueued {
+		o.QueuedAt = r.QueuedAt
+	}
 	info := s.offerInfo(r)
 	s.route(out)
 	return info, nil
@@ -538,6 +545,7 @@ func applyTransferToQueue(s *State, c *Command, a *api.TransferToQueueArgs, out 
 		// only when no other member is READY at all (level 2).
 		r.StrictDecline = s.ActiveLevel() >= Level2
 	}
+	out.requestMoves(r) // supervisors of its old queue hear it leave
 	r.Queue = q.ID
 	s.enqueue(r, api.QueuedTransfer, out)
 	s.route(out)

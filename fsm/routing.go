@@ -47,6 +47,10 @@ type Offer struct {
 	From      string        `msgpack:"from,omitempty"` // transferring or inviting agent
 	CreatedAt int64         `msgpack:"created_at"`
 	ExpiresAt int64         `msgpack:"expires_at"`
+	// QueuedAt is when the request had been queued, for an offer a
+	// supervisor made of a request waiting in its queue (level 3): if the
+	// offer is not accepted, the request goes back to its place.
+	QueuedAt int64 `msgpack:"queued_at,omitempty"`
 }
 
 // AgentMRDState is an agent's state in one MRD while logged in.
@@ -251,6 +255,11 @@ func (s *State) returnOffer(r *Request, reason string, decline bool, out *events
 	switch {
 	case r.Queue == "" || r.State == api.StateClosed:
 	case o.Kind == api.OfferRoute:
+		s.putInQueue(r)
+	case o.QueuedAt != 0:
+		// A supervisor's assignment of a waiting request: back to its
+		// place, as a routing offer goes.
+		r.QueuedAt = o.QueuedAt
 		s.putInQueue(r)
 	case len(r.Participants) == 0:
 		s.enqueue(r, api.QueuedTransferFailed, out)

@@ -412,13 +412,16 @@ func appendMessage(b []byte, m *api.Message) []byte {
 }
 
 func appendOffer(b []byte, v *Offer) []byte {
-	b = msgp.AppendMapLen(b, 5+nonEmpty(v.From))
+	b = msgp.AppendMapLen(b, 5+nonEmpty(v.From)+nonZero(v.QueuedAt))
 	b = msgp.AppendStr(msgp.AppendStr(b, "id"), v.ID)
 	if v.From != "" {
 		b = msgp.AppendStr(msgp.AppendStr(b, "from"), v.From)
 	}
 	b = msgp.AppendStr(msgp.AppendStr(b, "kind"), string(v.Kind))
 	b = msgp.AppendStr(msgp.AppendStr(b, "agent"), v.Agent)
+	if v.QueuedAt != 0 {
+		b = appendInt64(msgp.AppendStr(b, "queued_at"), v.QueuedAt)
+	}
 	b = appendInt64(msgp.AppendStr(b, "created_at"), v.CreatedAt)
 	return appendInt64(msgp.AppendStr(b, "expires_at"), v.ExpiresAt)
 }

@@ -152,7 +152,18 @@ func (s *State) coversAgent(sv *Supervisor, ag *Agent, mrd string) bool {
 		}
 	}
 	for _, id := range ag.Lists {
-		if containsSorted(sv.Lists, id) {
+		if containsSorted(sv.Lists, id) && (mrd == "" || s.listServes(id, mrd)) {
+			return true
+		}
+	}
+	return false
+}
+
+// listServes reports whether a channel of MRD mrd parks its requests on
+// list id (so that a supervisor of the list oversees its agents there).
+func (s *State) listServes(id, mrd string) bool {
+	for _, ch := range s.Channels {
+		if ch.List == id && ch.MRD == mrd {
 			return true
 		}
 	}
@@ -209,14 +220,19 @@ func (s *State) superviseEvents(ev *events) {
 	for _, e := range ev.list {
 		var add []string
 		if supervised(e.Kind) {
-			mrd, list, queue, agent := s.eventPlace(e.Data)
+			mrd, list, queue, agent, req := s.eventPlace(e.Data)
+			was, moved := ev.wasIn[req]
+			var wasAgent *Agent
+			if agent != nil {
+				wasAgent = ev.wasAgent[agent.ID]
+			}
 			for _, id := range ids {
 				sv := s.Supervisors[id]
 				covered := false
 				if agent != nil {
-					covered = s.coversAgent(sv, agent, mrd)
+					covered = s.coversAgent(sv, agent, mrd) || (wasAgent != nil && s.coversAgent(sv, wasAgent, mrd))
 				} else {
-					covered = sv.coversPlace(mrd, list, queue)
+					covered = sv.coversPlace(mrd, list, queue) || (moved && sv.coversPlace(was[0], was[1], was[2]))
 				}
 				if covered {
 					add = append(add, api.SupervisorKey(id))
@@ -243,9 +259,10 @@ func supervised(k api.EventKind) bool {
 }
 
 // eventPlace says where an event happens: the request's MRD, list and
-// queue, or (for an agent's state or mode) the agent and the MRD.
-func (s *State) eventPlace(data any) (mrd, list, queue string, agent *Agent) {
-	bySummary := func(sum *api.RequestSummary) (string, string, string, *Agent) {
+// queue (and its id), or (for an agent's state or mode) the agent and the
+// MRD.
+func (s *State) eventPlace(data any) (mrd, list, queue string, agent *Agent, req string) {
+	bySummary := func(sum *api.RequestSummary) (string, string, string, *Agent, string) {
 		m := ""
 		if ch := s.Channels[sum.Channel]; ch != nil {
 			m = ch.MRD
@@ -253,13 +270,13 @@ func (s *State) eventPlace(data any) (mrd, list, queue string, agent *Agent) {
 		if r := s.Requests[sum.ID]; r != nil {
 			m = r.MRD
 		}
-		return m, sum.List, sum.Queue, nil
+		return m, sum.List, sum.Queue, nil, sum.ID
 	}
-	byID := func(id string) (string, string, string, *Agent) {
+	byID := func(id string) (string, string, string, *Agent, string) {
 		if r := s.Requests[id]; r != nil {
-			return r.MRD, r.List, r.Queue, nil
+			return r.MRD, r.List, r.Queue, nil, id
 		}
-		return "", "", "", nil
+		return "", "", "", nil, id
 	}
 	switch d := data.(type) {
 	case api.RequestSummary:
@@ -282,16 +299,16 @@ func (s *State) eventPlace(data any) (mrd, list, queue string, agent *Agent) {
 		return byID(d.Request)
 	case api.AgentStateChange:
 		if ag := s.Agents[d.Agent]; ag != nil {
-			return d.MRD, "", "", ag
+			return d.MRD, "", "", ag, ""
 		}
 	case api.AgentModeChange:
 		if ag := s.Agents[d.Agent]; ag != nil {
-			return "", "", "", ag
+			return "", "", "", ag, ""
 		}
 	}
 	// Unknown to the scope rules: only a supervisor of everything hears
 	// it (coversPlace with nothing named).
-	return "\x00", "", "", nil
+	return "\x00", "", "", nil, ""
 }
 
 // countSL counts r's service level, decided now (met or breached), in its
@@ -511,7 +528,10 @@ func (s *State) supervisorQuery(p api.Principal, op string, a api.QueryArgs) (an
 		if !sv.all() && !containsSorted(sv.Lists, l.ID) {
 			return nil, api.Errorf(api.CodeForbidden, "list %q is outside supervisor %q's scope", l.ID, sv.ID)
 		}
-		limit, _ := pageLimit(a.Limit, api.DefaultPageSize)
+		limit, err := pageLimit(a.Limit, api.DefaultPageSize)
+		if err != nil {
+			return nil, err
+		}
 		snap := s.listPage(l, a.After, limit, &viewBudget{left: api.MaxViewBytes}, true)
 		snap.Seq = api.SyncSeq(s.Index)
 		return snap, nil

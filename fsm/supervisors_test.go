@@ -125,6 +125,67 @@ func TestSupervisorAssignsAWaitingRequest(t *testing.T) {
 	}
 }
 
+// An assignment the agent rejects puts the request back at its place in
+// the queue, not behind the requests that arrived since.
+func TestRejectedAssignmentKeepsTheQueuePlace(t *testing.T) {
+	s := svWorld(t)
+	first, _ := ptArrive(t, s, "WS", "c1", 0)
+	queuedAt := s.Requests[first].QueuedAt
+	ptTick(t, s, 60_000)
+	second, _ := ptArrive(t, s, "WS", "c2", 0)
+	ptReady(t, s, "email", "Y")
+	ptApply(t, s, ptCmd(OpSetAgentMode, ptAgent("Y"), &api.SetAgentModeArgs{Mode: api.AgentModePull}))
+	ptApply(t, s, ptCmd(OpSetAgentState, ptAgent("Y"), &api.SetAgentStateArgs{MRD: "chat", State: api.AgentReady}))
+	ptApply(t, s, ptCmd(OpTransfer, svChat, &api.TransferArgs{Request: first, ToAgent: "Y"}))
+	ptApply(t, s, ptCmd(OpRejectOffer, ptAgent("Y"), &api.OfferArgs{Request: first}))
+	r := s.Requests[first]
+	if !r.Queued || r.QueuedAt != queuedAt || !slices.Equal(s.Queues["QS"].Waiting, []string{first, second}) {
+		t.Fatalf("after the rejected assignment: queued %v at %d (was %d), QS waiting %v; want back first in line",
+			r.Queued, r.QueuedAt, queuedAt, s.Queues["QS"].Waiting)
+	}
+}
+
+// A supervisor learns nothing of a request outside its scope from a
+// transfer's errors: the scope is checked first.
+func TestSupervisorTransferOutsideScopeTellsNothing(t *testing.T) {
+	s := svWorld(t)
+	ptReady(t, s, "chat", "X")
+	req, _ := ptArrive(t, s, "WS", "c1", 0)
+	ptAccept(t, s, "X", req)
+	ptReject(t, s, ptCmd(OpTransfer, svQE, &api.TransferArgs{Request: req, ToAgent: "X"}), api.CodeForbidden)
+	ptReject(t, s, ptCmd(OpTransfer, svQE, &api.TransferArgs{Request: req, Agent: "Z", ToAgent: "Y"}), api.CodeForbidden)
+}
+
+// A supervisor of a list oversees its agents in the MRDs of the list's
+// channels only.
+func TestListSupervisorNotReadyInTheListsMRDOnly(t *testing.T) {
+	s := svWorld(t)
+	ptReady(t, s, "chat", "X")
+	ptApply(t, s, ptCmd(OpSetAgentState, ptAgent("X"), &api.SetAgentStateArgs{MRD: "email", State: api.AgentReady}))
+	ptReject(t, s, ptCmd(OpSetAgentState, svLC, &api.SetAgentStateArgs{Agent: "X", MRD: "email", State: api.AgentNotReady}), api.CodeForbidden)
+	ptApply(t, s, ptCmd(OpSetAgentState, svLC, &api.SetAgentStateArgs{Agent: "X", MRD: "chat", State: api.AgentNotReady}))
+}
+
+// A supervisor hears a request leave its scope and an agent log out of
+// it: the events of the move reach those who watched it before.
+func TestSupervisorsHearWhatLeavesTheirScope(t *testing.T) {
+	s := svWorld(t)
+	ptApply(t, s, ptCmd(OpCreateSupervisor, ptAdmin, &api.CreateSupervisorArgs{ID: "qs", Queues: []string{"QS"}, TokenHash: []byte("h")}))
+	ptApply(t, s, ptCmd(OpCreateSupervisor, ptAdmin, &api.CreateSupervisorArgs{ID: "em", MRDs: []string{"email"}, TokenHash: []byte("h")}))
+	req, _ := ptArrive(t, s, "WS", "c1", 0)
+	_, evs := ptApply(t, s, ptCmd(OpTransferToQueue, svChat, &api.TransferToQueueArgs{Request: req, Queue: "QV"}))
+	if !hasKindTo(evs, api.EvRequestQueued, api.SupervisorKey("qs")) {
+		t.Fatalf("request moved out of QS: supervisor qs not told: %q", ptKinds(evs))
+	}
+	// W works in email by its state only (no max there, no queue).
+	ptApply(t, s, ptCmd(OpCreateAgent, ptAdmin, &api.CreateAgentArgs{ID: "W", TokenHash: []byte("h")}))
+	ptReady(t, s, "email", "W")
+	_, evs = ptApply(t, s, ptCmd(OpLogout, api.Principal{Role: api.RoleSupervisor, ID: "em"}, &api.AgentArgs{Agent: "W"}))
+	if !hasKindTo(evs, api.EvAgentState, api.SupervisorKey("em")) {
+		t.Fatalf("W logged out of email: supervisor em not told: %q", ptKinds(evs))
+	}
+}
+
 // A supervisor moves a conversation from one agent to another, and puts
 // another in a queue.
 func TestSupervisorTransfers(t *testing.T) {

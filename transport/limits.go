@@ -63,21 +63,22 @@ const (
 
 var (
 	limitKinds = [...]string{limitWrite: LimitWrite, limitLoginAddr: LimitLoginAddr, limitLoginUser: LimitLoginUser}
-	limitRoles = [...]api.Role{api.RoleAdmin, api.RoleAgent, api.RoleConnector}
+	limitRoles = [...]api.Role{api.RoleAdmin, api.RoleAgent, api.RoleConnector, api.RoleSupervisor}
 )
 
 // limitCounts counts rate-limit refusals by kind (limitKinds' index) and
 // role.
-type limitCounts [len(limitKinds)][api.RoleSystem]atomic.Uint64
+type limitCounts [len(limitKinds)][api.RoleSupervisor + 1]atomic.Uint64
 
 func (c *limitCounts) add(kind int, r api.Role) {
-	if r < api.RoleSystem {
+	if r <= api.RoleSupervisor && r != api.RoleSystem {
 		c[kind][r].Add(1)
 	}
 }
 
 // RateLimited calls fn with how many refusals of each kind (LimitWrite,
-// LimitLoginAddr, LimitLoginUser) and role (admin, agent, connector;
+// LimitLoginAddr, LimitLoginUser) and role (admin, agent, connector,
+// supervisor;
 // for a hello, the role it claimed) this server made since it started,
 // zeros included.
 func (srv *Server) RateLimited(fn func(kind string, role api.Role, n uint64)) {

@@ -37,7 +37,9 @@ var (
 	}
 	supervisorTokenLookup = tokenLookup{
 		what: "supervisor token",
-		envs: []string{"SWITCHBOARD_SUPERVISOR_TOKEN", "SWITCHBOARD_TOKEN"},
+		// Not SWITCHBOARD_TOKEN: often the admin's, it would be sent
+		// as a supervisor's.
+		envs: []string{"SWITCHBOARD_SUPERVISOR_TOKEN"},
 		hint: "'switchboard ctl create supervisor ID' prints one",
 	}
 	connectorTokenLookup = tokenLookup{

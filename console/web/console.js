@@ -21,21 +21,19 @@
   const skew = Number(meta("server-time")) - Date.now(); // server clock minus ours, ms
   const serverNow = () => Date.now() + skew;
 
-  // ---- Idempotency: one client id per tab, one seq per action. ----
+  // ---- Idempotency: one client id per page load, one seq per action. ----
+  // Not kept in sessionStorage: a duplicated tab copies it, and two pages
+  // sending the same seq would have the second answered with the first's
+  // record instead of being applied. A retry happens inside act(), on
+  // this page, so nothing needs to outlive it.
   const clientId = (() => {
-    let id = sessionStorage.getItem("sb-client-id");
-    if (!id) {
-      const b = new Uint8Array(16);
-      crypto.getRandomValues(b);
-      id = "console-" + Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-      sessionStorage.setItem("sb-client-id", id);
-    }
-    return id;
+    const b = new Uint8Array(16);
+    crypto.getRandomValues(b);
+    return "console-" + Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
   })();
+  let actionSeq = 0;
   function nextSeq() {
-    const seq = Number(sessionStorage.getItem("sb-seq") || "0") + 1;
-    sessionStorage.setItem("sb-seq", String(seq));
-    return seq;
+    return ++actionSeq;
   }
 
   // ---- The model. ----
@@ -225,9 +223,26 @@
         const res = await fetch("/console/api/board", { credentials: "same-origin" });
         if (res.ok) {
           const b = await res.json();
+          // What the board no longer shows (a request moved out of
+          // scope, an agent logged out of it, a list deleted) goes —
+          // unless it changed after the board was read (its events
+          // arrived meanwhile: updated_at after the board's at).
+          if (!b.truncated) {
+            const drop = (map, shown) => {
+              for (const k of [...map.keys()]) if (!shown.has(k)) map.delete(k);
+            };
+            drop(model.lists, new Set((b.lists || []).map((l) => l.id)));
+            drop(model.queues, new Set((b.queues || []).map((q) => q.id)));
+            drop(model.agents, new Set((b.agents || []).map((a) => a.status.agent)));
+            const open = new Set((b.requests || []).map((r) => r.id));
+            for (const [id, r] of [...model.requests]) {
+              if (!open.has(id) && (r.updated_at || r.created_at || 0) <= b.at) model.requests.delete(id);
+            }
+          }
           for (const l of b.lists || []) model.lists.set(l.id, l);
           for (const q of b.queues || []) model.queues.set(q.id, q);
           for (const a of b.agents || []) model.agents.set(a.status.agent, a);
+          for (const r of b.requests || []) model.requests.set(r.id, Object.assign(model.requests.get(r.id) || {}, r));
           scheduleRender();
         }
       } catch (err) {
