@@ -119,7 +119,7 @@ type ClientConfig struct {
 	// all received) before the client takes the node for dead or frozen
 	// and breaks the connection; with Reconnect it then fails over to the
 	// next address. Zero means three times the keepalive interval the node
-	// announced in welcome (ping_ms: 15s with the node's default of 5s),
+	// announced in welcome (ping_ms: 6s with the node's default of 2s),
 	// or three PingIntervals with a node that announces none (an older
 	// version). Negative disables the check.
 	DeadAfter time.Duration

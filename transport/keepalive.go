@@ -5,8 +5,10 @@ import "time"
 // DefaultKeepaliveInterval is how long a session's outbound side may stay
 // silent before the server sends a ping (ServerConfig.KeepaliveInterval).
 // A client that hears nothing for three intervals may take the node for
-// dead (docs/PROTOCOL.md §4.6).
-const DefaultKeepaliveInterval = 5 * time.Second
+// dead (docs/PROTOCOL.md §4.6): 6 s, so that a frozen node is left in
+// seconds (issue 11), at the cost of one small frame every 2 s on an
+// idle session (500 a second for 1,000 idle agents).
+const DefaultKeepaliveInterval = 2 * time.Second
 
 // keepalive is a session writer's timer: it fires after the interval
 // without any write, and the writer then queues a ping. Pings start once

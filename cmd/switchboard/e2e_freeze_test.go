@@ -26,8 +26,8 @@ import (
 // exactly once and no other.
 //
 // The 5 s freeze takes about 12 s in all on two cores, the 15 s one
-// (as long as the Go client's default silence limit, and past the 10 s
-// a node waits on a forwarded write) about 19 s: both run in the default
+// (longer than the Go client's default silence limit, 6 s, and than the
+// 10 s a node waits on a forwarded write) about 19 s: both run in the default
 // suite, and -short skips the 15 s one unless SWITCHBOARD_SOAK=1.
 //
 // There is no partition variant: the fault-injecting network
@@ -102,7 +102,7 @@ type freezeWriters struct {
 
 // startFreezeWriters starts the connectors: fw1 and fw3 connected to the
 // leader, fw2 and fw4 to a follower; fw1 and fw2 with the Go client's
-// defaults (a node silent for 15 s is taken for dead), fw3 and fw4
+// defaults (a node silent for 6 s is taken for dead), fw3 and fw4
 // impatient (2 s), so that they leave the frozen leader and re-send its
 // writes elsewhere while it is stopped.
 func startFreezeWriters(t *testing.T, c *procCluster, leader *procNode, tokens map[string]string) *freezeWriters {
