@@ -48,18 +48,25 @@ func (s *State) unindexOpen(channel, rid string) {
 
 // indexOpen rebuilds the index from Open (after decoding a snapshot).
 func (s *State) indexOpen() {
-	s.openByChannel = make(map[string]map[string]struct{}, len(s.Open))
+	// Count first, so that each channel's set is made at its size: a
+	// million open requests on a few channels would otherwise grow their
+	// sets step by step.
+	counts := map[string]int{}
+	for k := range s.Open {
+		if i := strings.IndexByte(k, 0); i >= 0 {
+			counts[k[:i]]++
+		}
+	}
+	s.openByChannel = make(map[string]map[string]struct{}, len(counts))
+	for ch, n := range counts {
+		s.openByChannel[ch] = make(map[string]struct{}, n)
+	}
 	for k, rid := range s.Open {
 		i := strings.IndexByte(k, 0)
 		if i < 0 {
 			continue // not an openKey: no connector's view lists it
 		}
-		ids := s.openByChannel[k[:i]]
-		if ids == nil {
-			ids = map[string]struct{}{}
-			s.openByChannel[k[:i]] = ids
-		}
-		ids[rid] = struct{}{}
+		s.openByChannel[k[:i]][rid] = struct{}{}
 	}
 }
 

@@ -136,9 +136,13 @@ func ReadState(r *bufio.Reader) (st *State, err error) {
 			st, err = nil, fmt.Errorf("fsm: decode snapshot: %v", p)
 		}
 	}()
-	st = NewState()
-	if err := msgpack.NewDecoder(bytes.NewReader(data)).Decode(st); err != nil {
-		return nil, fmt.Errorf("fsm: decode snapshot: %w", err)
+	if st, err = readStateFast(data); err != nil {
+		// Not in the shape the fast path knows: the reflection decoder
+		// reads anything msgpack wrote.
+		st = NewState()
+		if err := msgpack.NewDecoder(bytes.NewReader(data)).Decode(st); err != nil {
+			return nil, fmt.Errorf("fsm: decode snapshot: %w", err)
+		}
 	}
 	st.fillNil()
 	st.indexOpen()
