@@ -219,7 +219,7 @@ func (a *agent) catchUp(s *session, entries []*entry) bool {
 func (a *agent) attach(m attachMsg) {
 	s := m.s
 	if m.resume {
-		if entries, ok := a.hub.replay(m.since); ok {
+		if entries, ok := a.hub.resumeFrom(a.key, m.since); ok {
 			s.lastSeq = m.since
 			mode := api.CaughtUpNone
 			if a.catchUp(s, entries) {

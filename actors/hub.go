@@ -165,9 +165,13 @@ type Hub struct {
 	log    *slog.Logger
 	engine *actor.Engine
 
-	mu      sync.Mutex
-	closed  bool
-	hist    *history
+	mu     sync.Mutex
+	closed bool
+	hist   *history
+	// floors holds, for a key whose principal was deleted (Forget), the
+	// seq a resume cursor must reach to replay: the history before it
+	// was the old principal's, which a re-created id must not read.
+	floors  map[string]uint64
 	agents  map[string]*actor.PID // by recipient key; kept until Close
 	lists   map[string]*actor.PID // by list id; kept until Close
 	convs   map[string]*actor.PID // by request id; dropped on close/reset
@@ -425,6 +429,50 @@ func (h *Hub) HistoryStats() (entries, bytes int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.hist.n, h.hist.bytes
+}
+
+// Forget says the principals of keys were deleted by log entry index: a
+// session of a key re-created later that resumes from a cursor before
+// that entry gets a sync, not a replay of the events the deleted
+// principal was sent. Ordered with Publish, like Reset.
+func (h *Hub) Forget(index uint64, keys []string) {
+	if len(keys) > 0 {
+		h.enqueue(pubItem{index: index, forget: keys})
+	}
+}
+
+// forget is Forget, run by the fan-out goroutine. Floors the history no
+// longer covers are dropped: no cursor below them can replay anyway.
+func (h *Hub) forget(index uint64, keys []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	if h.floors == nil {
+		h.floors = map[string]uint64{}
+	}
+	for k, floor := range h.floors {
+		if floor <= h.hist.covered {
+			delete(h.floors, k)
+		}
+	}
+	for _, k := range keys {
+		h.floors[k] = syncSeq(index)
+	}
+}
+
+// resumeFrom returns the history's entries after since for key's session,
+// or ok false when the history does not hold them all or since is before
+// the key's principal was last deleted (forget).
+func (h *Hub) resumeFrom(key string, since uint64) (entries []*entry, ok bool) {
+	h.mu.Lock()
+	floor := h.floors[key]
+	h.mu.Unlock()
+	if since < floor {
+		return nil, false
+	}
+	return h.replay(since)
 }
 
 // replay returns the history's entries after seq, or ok false (and no

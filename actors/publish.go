@@ -32,11 +32,12 @@ type pubItem struct {
 	evs     []fsm.Event
 	reset   bool
 	barrier chan struct{}
+	forget  []string // keys whose principal was deleted (Forget)
 }
 
 // ordered reports whether the item must be handled on its own, after
 // everything queued before it and before everything queued after.
-func (it *pubItem) ordered() bool { return it.reset || it.barrier != nil }
+func (it *pubItem) ordered() bool { return it.reset || it.barrier != nil || it.forget != nil }
 
 // maxRun bounds how many queued entries one round of the fan-out merges
 // into one message per recipient.
@@ -124,6 +125,8 @@ func (h *Hub) fanOutLoop() {
 			switch {
 			case last.reset:
 				h.reset(last.index)
+			case last.forget != nil:
+				h.forget(last.index, last.forget)
 			case last.barrier != nil:
 				close(last.barrier)
 			}

@@ -47,7 +47,7 @@ type FSM struct {
 	log     *slog.Logger
 	// revoked, if set, is told of credentials that entries removed
 	// (SetRevoked).
-	revoked func([]api.Principal)
+	revoked func(index uint64, ps []api.Principal)
 	// onApply, if set, is told of every applied command entry
 	// (SetApplied).
 	onApply AppliedFunc
@@ -85,11 +85,12 @@ func NewFSM(sink Sink, logger *slog.Logger) *FSM {
 func (f *FSM) SetSink(s Sink) { f.sink = s }
 
 // SetRevoked sets fn, called once an entry that deleted agents,
-// connectors or supervisors is applied, with their principals, and once a snapshot is
-// installed, with nil (any credential may have changed): whoever holds
-// sessions of those principals ends them. It runs on Raft's apply
+// connectors or supervisors is applied, with the entry's index and their
+// principals, and once a snapshot is installed, with 0 and nil (any
+// credential may have changed): whoever holds sessions of those
+// principals ends them. It runs on Raft's apply
 // goroutine and must not block. Call before Raft starts.
-func (f *FSM) SetRevoked(fn func([]api.Principal)) { f.revoked = fn }
+func (f *FSM) SetRevoked(fn func(index uint64, ps []api.Principal)) { f.revoked = fn }
 
 // SetApplied sets fn, told of every command entry applied, after the
 // sink: its commands, their results and its events (see AppliedFunc).
@@ -172,7 +173,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 			}
 		}
 		if len(gone) > 0 {
-			f.revoked(gone)
+			f.revoked(l.Index, gone)
 		}
 	}
 	return resp
@@ -254,7 +255,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.markApplied(st.Index)
 	// Everything the sink knew is superseded: streams re-sync.
 	if f.revoked != nil {
-		f.revoked(nil)
+		f.revoked(0, nil)
 	}
 	if f.sink != nil {
 		f.sink.Reset(st.Index)

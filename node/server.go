@@ -158,10 +158,21 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 			return nil, err
 		}
 	}
-	f.SetRevoked(func(ps []api.Principal) {
+	f.SetRevoked(func(index uint64, ps []api.Principal) {
 		ts.Revalidate(ps)
 		if cons != nil {
 			cons.Revalidate(ps)
+		}
+		// An id created again later is another principal: it must not
+		// resume into the events the deleted one was sent.
+		var keys []string
+		for _, p := range ps {
+			if k := p.Key(); k != "" {
+				keys = append(keys, k)
+			}
+		}
+		if index > 0 {
+			hub.Forget(index, keys)
 		}
 	})
 

@@ -82,3 +82,50 @@ func nextOfKind(t *testing.T, c *transport.Client, kind api.EventKind) transport
 		}
 	}
 }
+
+// A supervisor deleted and created again under the same id is another
+// principal: resuming from a cursor of the old one's stream gets a sync,
+// not a replay of the events the old one was sent (customer messages its
+// scope may no longer cover).
+func TestRecreatedSupervisorDoesNotReplayTheOldStream(t *testing.T) {
+	n := newHANode(t, "n1", nil)
+	n.start(func(cfg *Config) { cfg.Raft.Bootstrap = true })
+	admin := haDial(t, []string{n.client}, "admin", "", haAdminToken, false)
+	_, fbToken := haSetup(t, admin, "a1")
+	var old Credential
+	haCall(t, admin, api.OpCreateSupervisor, api.CreateSupervisorArgs{ID: "sam"}, &old)
+	sup := haDial(t, []string{n.client}, "supervisor", "sam", old.Token, false)
+	if ev := haNextEvent(t, sup); ev.Kind != api.EvSync {
+		t.Fatalf("first event %s, want sync", ev.Kind)
+	}
+	fb := haDial(t, []string{n.client}, "connector", "fb", fbToken, false)
+	haCall(t, fb, api.OpCustomerMessage, api.CustomerMessageArgs{Channel: "C1", CustomerID: "john", Text: "my card number is..."}, nil)
+	created := nextOfKind(t, sup, api.EvRequestCreated)
+	sup.Close()
+
+	haCall(t, admin, api.OpDeleteSupervisor, api.IDArgs{ID: "sam"}, nil)
+	var again Credential
+	haCall(t, admin, api.OpCreateSupervisor, api.CreateSupervisorArgs{ID: "sam", Queues: []string{}}, &again)
+	resume := func(token string, since uint64) transport.Event {
+		t.Helper()
+		c, err := transport.Dial(t.Context(), transport.ClientConfig{Addrs: []string{n.client}, Role: "supervisor", User: "sam",
+			Token: token, Resume: true, Since: since})
+		if err != nil {
+			t.Fatalf("dial the new sam: %v", err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return haNextEvent(t, c)
+	}
+	if ev := resume(again.Token, created.Seq-1); ev.Kind != api.EvSync {
+		t.Fatalf("the new sam resuming before the old sam's request.created got %s (seq %d), want a sync", ev.Kind, ev.Seq)
+	}
+	// A cursor of the new principal's own stream resumes as usual.
+	c := haDial(t, []string{n.client}, "supervisor", "sam", again.Token, false)
+	sync := haNextEvent(t, c)
+	haCall(t, fb, api.OpCustomerMessage, api.CustomerMessageArgs{Channel: "C1", CustomerID: "mary", Text: "hello"}, nil)
+	mine := nextOfKind(t, c, api.EvRequestCreated)
+	c.Close()
+	if ev := resume(again.Token, sync.Seq); ev.Kind != api.EvRequestCreated || ev.Seq != mine.Seq {
+		t.Fatalf("the new sam resuming from its own sync got %s (seq %d), want the replay of request.created %d", ev.Kind, ev.Seq, mine.Seq)
+	}
+}
