@@ -167,6 +167,25 @@ type pendingStr struct {
 
 func isNil(b []byte, i int) bool { return i < len(b) && b[i] == 0xc0 }
 
+// eachField reads a map at i, calling field with each key and the offset
+// of its value; field reads the value and returns the offset after it.
+func eachField(b []byte, i int, field func(key []byte, i int) (int, bool)) (int, bool) {
+	n, i, ok := msgp.ReadMapLen(b, i)
+	if !ok {
+		return i, false
+	}
+	for range n {
+		var k []byte
+		if k, i, ok = msgp.ReadStr(b, i); !ok {
+			return i, false
+		}
+		if i, ok = field(k, i); !ok {
+			return i, false
+		}
+	}
+	return i, true
+}
+
 // str reads a str (or nil: "") at i into *dst, once the request is done.
 func (d *reqDecoder) str(b []byte, i int, dst *string) (int, bool) {
 	if isNil(b, i) {
@@ -256,102 +275,76 @@ func (d *reqDecoder) flush() {
 // request decodes one request at i (a map, as appendRequest writes it);
 // its map key goes to *key.
 func (d *reqDecoder) request(b []byte, i int, key []byte, keyDst *string) (*Request, int, bool) {
-	n, i, ok := msgp.ReadMapLen(b, i)
+	r := &Request{}
+	d.strs = append(d.strs[:0], pendingStr{keyDst, key})
+	i, ok := eachField(b, i, func(k []byte, i int) (int, bool) {
+		switch string(k) {
+		case "id":
+			return d.str(b, i, &r.ID)
+		case "mrd":
+			return d.str(b, i, &r.MRD)
+		case "sla":
+			return d.str(b, i, (*string)(&r.SLA))
+		case "list":
+			return d.str(b, i, &r.List)
+		case "queue":
+			return d.str(b, i, &r.Queue)
+		case "state":
+			return d.str(b, i, (*string)(&r.State))
+		case "channel":
+			return d.str(b, i, &r.Channel)
+		case "offer":
+			return d.offer(b, i, &r.Offer)
+		case "queued":
+			return boolAt(b, i, &r.Queued)
+		case "reminded":
+			return boolAt(b, i, &r.Reminded)
+		case "strict_decline":
+			return boolAt(b, i, &r.StrictDecline)
+		case "sla_at":
+			return int64At(b, i, &r.SLAAt)
+		case "sla_due":
+			return int64At(b, i, &r.SLADue)
+		case "queued_at":
+			return int64At(b, i, &r.QueuedAt)
+		case "created_at":
+			return int64At(b, i, &r.CreatedAt)
+		case "updated_at":
+			return int64At(b, i, &r.UpdatedAt)
+		case "sla_warn_at":
+			return int64At(b, i, &r.SLAWarnAt)
+		case "inactive_since":
+			return int64At(b, i, &r.InactiveSince)
+		case "agent_requested_at":
+			return int64At(b, i, &r.AgentRequestedAt)
+		case "unread":
+			return intAt(b, i, &r.Unread)
+		case "priority":
+			return intAt(b, i, &r.Priority)
+		case "customer":
+			return eachField(b, i, func(k []byte, i int) (int, bool) {
+				switch string(k) {
+				case "id":
+					return d.str(b, i, &r.Customer.ID)
+				case "name":
+					return d.str(b, i, &r.Customer.Name)
+				}
+				return i, false
+			})
+		case "declined":
+			return d.strSlice(b, i, &r.Declined)
+		case "participants":
+			return d.strSlice(b, i, &r.Participants)
+		case "transcript":
+			return d.transcript(b, i, &r.Transcript)
+		}
+		return i, false // a field this decoder does not know
+	})
 	if !ok {
 		return nil, i, false
 	}
-	r := &Request{}
-	d.strs = append(d.strs[:0], pendingStr{keyDst, key})
-	for range n {
-		var k []byte
-		if k, i, ok = msgp.ReadStr(b, i); !ok {
-			return nil, i, false
-		}
-		switch string(k) {
-		case "id":
-			i, ok = d.str(b, i, &r.ID)
-		case "mrd":
-			i, ok = d.str(b, i, &r.MRD)
-		case "sla":
-			i, ok = d.str(b, i, (*string)(&r.SLA))
-		case "list":
-			i, ok = d.str(b, i, &r.List)
-		case "queue":
-			i, ok = d.str(b, i, &r.Queue)
-		case "state":
-			i, ok = d.str(b, i, (*string)(&r.State))
-		case "channel":
-			i, ok = d.str(b, i, &r.Channel)
-		case "offer":
-			i, ok = d.offer(b, i, &r.Offer)
-		case "queued":
-			i, ok = boolAt(b, i, &r.Queued)
-		case "reminded":
-			i, ok = boolAt(b, i, &r.Reminded)
-		case "strict_decline":
-			i, ok = boolAt(b, i, &r.StrictDecline)
-		case "sla_at":
-			i, ok = int64At(b, i, &r.SLAAt)
-		case "sla_due":
-			i, ok = int64At(b, i, &r.SLADue)
-		case "queued_at":
-			i, ok = int64At(b, i, &r.QueuedAt)
-		case "created_at":
-			i, ok = int64At(b, i, &r.CreatedAt)
-		case "updated_at":
-			i, ok = int64At(b, i, &r.UpdatedAt)
-		case "sla_warn_at":
-			i, ok = int64At(b, i, &r.SLAWarnAt)
-		case "inactive_since":
-			i, ok = int64At(b, i, &r.InactiveSince)
-		case "agent_requested_at":
-			i, ok = int64At(b, i, &r.AgentRequestedAt)
-		case "unread":
-			i, ok = intAt(b, i, &r.Unread)
-		case "priority":
-			i, ok = intAt(b, i, &r.Priority)
-		case "customer":
-			i, ok = d.customer(b, i, &r.Customer)
-		case "declined":
-			i, ok = d.strSlice(b, i, &r.Declined)
-		case "participants":
-			i, ok = d.strSlice(b, i, &r.Participants)
-		case "transcript":
-			i, ok = d.transcript(b, i, &r.Transcript)
-		default:
-			return nil, i, false // a field this decoder does not know
-		}
-		if !ok {
-			return nil, i, false
-		}
-	}
 	d.flush()
 	return r, i, true
-}
-
-func (d *reqDecoder) customer(b []byte, i int, c *api.Customer) (int, bool) {
-	n, i, ok := msgp.ReadMapLen(b, i)
-	if !ok {
-		return i, false
-	}
-	for range n {
-		var k []byte
-		if k, i, ok = msgp.ReadStr(b, i); !ok {
-			return i, false
-		}
-		switch string(k) {
-		case "id":
-			i, ok = d.str(b, i, &c.ID)
-		case "name":
-			i, ok = d.str(b, i, &c.Name)
-		default:
-			return i, false
-		}
-		if !ok {
-			return i, false
-		}
-	}
-	return i, true
 }
 
 func (d *reqDecoder) offer(b []byte, i int, dst **Offer) (int, bool) {
@@ -359,40 +352,27 @@ func (d *reqDecoder) offer(b []byte, i int, dst **Offer) (int, bool) {
 		*dst = nil
 		return i + 1, true
 	}
-	n, i, ok := msgp.ReadMapLen(b, i)
-	if !ok {
-		return i, false
-	}
 	o := &Offer{}
-	for range n {
-		var k []byte
-		if k, i, ok = msgp.ReadStr(b, i); !ok {
-			return i, false
-		}
+	*dst = o
+	return eachField(b, i, func(k []byte, i int) (int, bool) {
 		switch string(k) {
 		case "id":
-			i, ok = d.str(b, i, &o.ID)
+			return d.str(b, i, &o.ID)
 		case "from":
-			i, ok = d.str(b, i, &o.From)
+			return d.str(b, i, &o.From)
 		case "kind":
-			i, ok = d.str(b, i, (*string)(&o.Kind))
+			return d.str(b, i, (*string)(&o.Kind))
 		case "agent":
-			i, ok = d.str(b, i, &o.Agent)
+			return d.str(b, i, &o.Agent)
 		case "queued_at":
-			i, ok = int64At(b, i, &o.QueuedAt)
+			return int64At(b, i, &o.QueuedAt)
 		case "created_at":
-			i, ok = int64At(b, i, &o.CreatedAt)
+			return int64At(b, i, &o.CreatedAt)
 		case "expires_at":
-			i, ok = int64At(b, i, &o.ExpiresAt)
-		default:
-			return i, false
+			return int64At(b, i, &o.ExpiresAt)
 		}
-		if !ok {
-			return i, false
-		}
-	}
-	*dst = o
-	return i, true
+		return i, false
+	})
 }
 
 func (d *reqDecoder) transcript(b []byte, i int, dst *[]api.Message) (int, bool) {
@@ -405,60 +385,36 @@ func (d *reqDecoder) transcript(b []byte, i int, dst *[]api.Message) (int, bool)
 		return i, false
 	}
 	out := make([]api.Message, n)
+	*dst = out
 	for j := range out {
 		m := &out[j]
-		var fields int
-		if fields, i, ok = msgp.ReadMapLen(b, i); !ok {
-			return i, false
-		}
-		for range fields {
-			var k []byte
-			if k, i, ok = msgp.ReadStr(b, i); !ok {
-				return i, false
-			}
+		i, ok = eachField(b, i, func(k []byte, i int) (int, bool) {
 			switch string(k) {
 			case "at":
-				i, ok = int64At(b, i, &m.At)
+				return int64At(b, i, &m.At)
 			case "name":
-				i, ok = d.str(b, i, &m.Name)
+				return d.str(b, i, &m.Name)
 			case "text":
-				i, ok = d.str(b, i, &m.Text)
+				return d.str(b, i, &m.Text)
 			case "from":
-				i, ok = d.principal(b, i, &m.From)
-			default:
-				return i, false
+				return eachField(b, i, func(k []byte, i int) (int, bool) {
+					switch string(k) {
+					case "id":
+						return d.str(b, i, &m.From.ID)
+					case "role":
+						var v int64
+						i, ok := int64At(b, i, &v)
+						if !ok || v < 0 || v > 255 {
+							return i, false
+						}
+						m.From.Role = api.Role(v)
+						return i, true
+					}
+					return i, false
+				})
 			}
-			if !ok {
-				return i, false
-			}
-		}
-	}
-	*dst = out
-	return i, true
-}
-
-func (d *reqDecoder) principal(b []byte, i int, p *api.Principal) (int, bool) {
-	n, i, ok := msgp.ReadMapLen(b, i)
-	if !ok {
-		return i, false
-	}
-	for range n {
-		var k []byte
-		if k, i, ok = msgp.ReadStr(b, i); !ok {
 			return i, false
-		}
-		switch string(k) {
-		case "id":
-			i, ok = d.str(b, i, &p.ID)
-		case "role":
-			var v int64
-			if i, ok = int64At(b, i, &v); ok && (v < 0 || v > 255) {
-				return i, false
-			}
-			p.Role = api.Role(v)
-		default:
-			return i, false
-		}
+		})
 		if !ok {
 			return i, false
 		}
