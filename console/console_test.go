@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/api"
+	"github.com/switchboard/switchboard/internal/testutil"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -354,23 +355,12 @@ func TestStreamLimitsAndRevocation(t *testing.T) {
 		t.Fatalf("the deleted supervisor's stream ended with %v", comments)
 	}
 	// Its place is free again.
-	testWait(t, func() bool {
+	testutil.WaitFor(t, 5*time.Second, func() bool {
 		resp, s := bob.openEvents("/console/events", nil)
 		s.close()
 		return resp.StatusCode == http.StatusOK
-	})
+	}, "the deleted supervisor's stream place to be free again")
 	sa.close()
-}
-
-func testWait(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // TestPages: the page needs a session; the login page and the static files

@@ -33,14 +33,15 @@ func (s *State) Query(p api.Principal, op string, rawArgs []byte) (any, *api.Err
 		}
 	}
 	switch p.Role {
-	case api.RoleAdmin, api.RoleAgent, api.RoleConnector:
-	case api.RoleSupervisor:
-		return s.supervisorQuery(p, op, a)
+	case api.RoleAdmin, api.RoleAgent, api.RoleConnector, api.RoleSupervisor:
 	default:
 		return nil, api.Errorf(api.CodeForbidden, "%s may not %s", p.Role, op)
 	}
 	if a.Limit < 0 {
 		return nil, api.Errorf(api.CodeBadRequest, "%s: limit must not be negative", op)
+	}
+	if p.Role == api.RoleSupervisor {
+		return s.supervisorQuery(p, op, a)
 	}
 	switch op {
 	case api.QueryView:
@@ -78,10 +79,7 @@ func (s *State) Query(p api.Principal, op string, rawArgs []byte) (any, *api.Err
 		if p.Role == api.RoleConnector {
 			return nil, api.Errorf(api.CodeForbidden, "connectors may not read lists")
 		}
-		limit, _ := pageLimit(a.Limit, api.DefaultPageSize)
-		snap := s.listPage(l, a.After, limit, &viewBudget{left: api.MaxViewBytes}, true)
-		snap.Seq = api.SyncSeq(s.Index)
-		return snap, nil
+		return s.listQuery(l, a), nil
 	case api.QueryRequest:
 		r := s.Requests[a.Request]
 		if r == nil {
@@ -196,4 +194,13 @@ func sortedValues[V any, R any](m map[string]V, pg page, conv func(V) R) []R {
 // there is nothing to copy.
 func cloneOrEmpty(xs []string) []string {
 	return append(make([]string, 0, len(xs)), xs...)
+}
+
+// listQuery answers get_list: a page of l's open requests after a.After
+// (a.Limit checked by Query), with the seq it reflects.
+func (s *State) listQuery(l *List, a api.QueryArgs) api.ListSnapshot {
+	limit, _ := pageLimit(a.Limit, api.DefaultPageSize) // not negative: checked by Query
+	snap := s.listPage(l, a.After, limit, &viewBudget{left: api.MaxViewBytes}, true)
+	snap.Seq = api.SyncSeq(s.Index)
+	return snap
 }

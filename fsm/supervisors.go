@@ -331,6 +331,16 @@ func (s *State) countSL(r *Request, met bool) {
 
 const dayNanos = int64(24 * 60 * 60 * 1e9)
 
+// ServiceLevelToday returns q's requests whose service level was met and
+// breached on the state's current (UTC, leader time) day: zeros when its
+// figures are of an earlier day.
+func (s *State) ServiceLevelToday(q *api.Queue) (met, breached int) {
+	if q.SLDay != s.Now/dayNanos {
+		return 0, 0
+	}
+	return q.SLMet, q.SLBreached
+}
+
 // SupervisorBoard returns supervisor id's Board, and false if there is no
 // such supervisor.
 func (s *State) SupervisorBoard(id string) (*api.Board, bool) {
@@ -413,7 +423,6 @@ func (s *State) board(sv *Supervisor) *api.Board {
 			b.Lists = append(b.Lists, bl)
 		}
 	}
-	today := s.Now / dayNanos
 	for _, id := range slices.Sorted(maps.Keys(s.Queues)) {
 		q := s.Queues[id]
 		if !sv.coversPlace(q.MRD, "", q.ID) {
@@ -439,9 +448,7 @@ func (s *State) board(sv *Supervisor) *api.Board {
 				bq.Ready++
 			}
 		}
-		if q.SLDay == today {
-			bq.Met, bq.Breached = q.SLMet, q.SLBreached
-		}
+		bq.Met, bq.Breached = s.ServiceLevelToday(q)
 		if !places.take(boardQueueFixed+strSize(bq.ID)+strSize(bq.Name)+strSize(bq.MRD), false) {
 			b.Truncated = true
 			continue
@@ -498,8 +505,8 @@ func (s *State) supervisorInfos() []api.SupervisorInfo {
 	})
 }
 
-// supervisorQuery answers a supervisor's read: its view and board, and the
-// lists and requests in its scope.
+// supervisorQuery answers a supervisor's read (its arguments checked by
+// Query): its view and board, and the lists and requests in its scope.
 func (s *State) supervisorQuery(p api.Principal, op string, a api.QueryArgs) (any, *api.Error) {
 	sv := s.Supervisors[p.ID]
 	if sv == nil {
@@ -528,13 +535,7 @@ func (s *State) supervisorQuery(p api.Principal, op string, a api.QueryArgs) (an
 		if !sv.all() && !containsSorted(sv.Lists, l.ID) {
 			return nil, api.Errorf(api.CodeForbidden, "list %q is outside supervisor %q's scope", l.ID, sv.ID)
 		}
-		limit, err := pageLimit(a.Limit, api.DefaultPageSize)
-		if err != nil {
-			return nil, err
-		}
-		snap := s.listPage(l, a.After, limit, &viewBudget{left: api.MaxViewBytes}, true)
-		snap.Seq = api.SyncSeq(s.Index)
-		return snap, nil
+		return s.listQuery(l, a), nil
 	case api.QueryQueue:
 		q := s.Queues[a.Queue]
 		if q == nil {

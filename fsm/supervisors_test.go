@@ -242,8 +242,7 @@ func TestSupervisorsHearEventsInScope(t *testing.T) {
 	for _, id := range []string{"X", "Y", "Z"} {
 		ptApply(t, s, ptCmd(OpUnsubscribe, ptAgent(id), &api.SubscribeArgs{List: "LC"}))
 	}
-	res, evs := ptApply(t, s, ptCmd(OpCustomerMessage, ptConn, &api.CustomerMessageArgs{Channel: "FC", CustomerID: "p1", Text: "hi"}))
-	_ = res
+	_, evs := ptApply(t, s, ptCmd(OpCustomerMessage, ptConn, &api.CustomerMessageArgs{Channel: "FC", CustomerID: "p1", Text: "hi"}))
 	if !hasKindTo(evs, api.EvRequestCreated, api.SupervisorKey("all")) ||
 		!hasKindTo(evs, api.EvRequestCreated, api.SupervisorKey("lc")) ||
 		!hasKindTo(evs, api.EvRequestCreated, api.SupervisorKey("chat")) ||
@@ -379,6 +378,11 @@ func TestSupervisorQueries(t *testing.T) {
 	}
 	if _, err := s.Query(svQE, api.QueryAgents, nil); err == nil || err.Code != api.CodeForbidden {
 		t.Fatalf("qe listing agents: %v, want forbidden", err)
+	}
+	// Its arguments are checked as anyone's: a negative limit would page
+	// nothing forever.
+	if _, err := s.Query(svLC, api.QueryList, mustPack(t, api.QueryArgs{List: "LC", Limit: -1})); err == nil || err.Code != api.CodeBadRequest {
+		t.Fatalf("lc reading LC with limit -1: %v, want bad_request", err)
 	}
 	v, err := s.Query(svQE, api.QueryBoard, nil)
 	if err != nil || len(v.(*api.Board).Requests) != 1 {

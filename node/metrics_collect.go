@@ -201,10 +201,7 @@ func (c domainCollector) Collect(ch chan<- prometheus.Metric) {
 					first = r.QueuedAt
 				}
 			}
-			met, breached := 0, 0
-			if q.SLDay == st.Now/dayNanos {
-				met, breached = q.SLMet, q.SLBreached
-			}
+			met, breached := st.ServiceLevelToday(q)
 			gauge(descQueueSLToday, float64(met), id, "met")
 			gauge(descQueueSLToday, float64(breached), id, "breached")
 			gauge(descQueueWaiting, float64(len(q.Waiting)), id)
@@ -247,6 +244,3 @@ func agentStateIn(a *fsm.Agent, mrd string) api.AgentState {
 	}
 	return api.AgentNotReady
 }
-
-// dayNanos is a day in unix nanoseconds: api.Queue.SLDay counts them.
-const dayNanos = int64(24 * time.Hour)
