@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/switchboard/switchboard/cluster"
 	"slices"
 	"strings"
 	"time"
@@ -84,6 +85,9 @@ type Config struct {
 	Pad int
 	// OpenRequests is how many requests the memory scenario opens.
 	OpenRequests int
+	// SnapshotCapture is the embedded nodes' snapshot capture mode
+	// (cluster.CaptureReplay or CaptureLock; "" is the node's default).
+	SnapshotCapture string
 
 	// Prefix starts every id the bench creates, so runs against one
 	// cluster do not collide (default: from the start time).
@@ -119,6 +123,7 @@ type configJSON struct {
 	MaxPerAgent      int      `json:"max_per_agent"`
 	PadBytes         int      `json:"pad_bytes"`
 	OpenRequests     int      `json:"open_requests"`
+	SnapshotCapture  string   `json:"snapshot_capture,omitempty"`
 	Prefix           string   `json:"prefix"`
 }
 
@@ -133,7 +138,7 @@ func (c Config) MarshalJSON() ([]byte, error) {
 		DurationSeconds: c.Duration.Seconds(), WarmupSeconds: c.Warmup.Seconds(), RatePerSecond: c.Rate,
 		Lists: c.Lists, Agents: c.Agents, Subs: c.Subs, Supervisors: c.Supervisors, Handle: c.Handle, LeaveRatio: c.LeaveRatio,
 		Messages: c.Messages, ThinkMS: float64(c.Think) / float64(time.Millisecond), MaxPerAgent: c.MaxPerAgent,
-		PadBytes: c.Pad, OpenRequests: c.OpenRequests, Prefix: c.Prefix,
+		PadBytes: c.Pad, OpenRequests: c.OpenRequests, SnapshotCapture: c.SnapshotCapture, Prefix: c.Prefix,
 	})
 }
 
@@ -260,6 +265,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxPerAgent < 1 {
 		return bad("--max must be at least 1")
+	}
+	if c.SnapshotCapture != "" && c.SnapshotCapture != cluster.CaptureReplay && c.SnapshotCapture != cluster.CaptureLock {
+		return bad("--snapshot-capture %q: want %s or %s", c.SnapshotCapture, cluster.CaptureReplay, cluster.CaptureLock)
 	}
 	if c.Messages < 0 || c.Think < 0 || c.Pad < 0 || c.OpenRequests < 0 {
 		return bad("negative count or time")

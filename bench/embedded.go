@@ -28,10 +28,10 @@ type embedded struct {
 
 // startEmbedded starts an n-node cluster on loopback with its data under
 // parent (a new temporary directory if parent is ""), with group commit
-// configured as batch. It is what `switchboard serve` runs, with the default
+// configured as batch and snapshots captured as capture says. It is what `switchboard serve` runs, with the default
 // Raft configuration: BoltDB log with fsync, BatchApplyCh, MaxAppendEntries
 // 1024.
-func startEmbedded(ctx context.Context, n int, parent string, batch cluster.BatchConfig) (*embedded, error) {
+func startEmbedded(ctx context.Context, n int, parent string, batch cluster.BatchConfig, capture string) (*embedded, error) {
 	e := &embedded{token: rand.Text(), cluster: rand.Text()}
 	var err error
 	if parent == "" {
@@ -54,6 +54,8 @@ func startEmbedded(ctx context.Context, n int, parent string, batch cluster.Batc
 				RaftAddr:  "127.0.0.1:0",
 				DataDir:   filepath.Join(e.dir, fmt.Sprintf("node%d", i+1)),
 				Bootstrap: i == 0,
+				// SnapshotCapture: the bench's --snapshot-capture.
+				SnapshotCapture: capture,
 			},
 			ClientAddr:   "127.0.0.1:0",
 			AdminToken:   e.token,

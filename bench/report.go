@@ -116,6 +116,15 @@ type Memory struct {
 	SnapshotSeconds   float64 `json:"snapshot_seconds,omitempty"`
 	SnapshotEncodeSec float64 `json:"snapshot_encode_seconds,omitempty"`
 	SnapshotBytes     int     `json:"snapshot_bytes,omitempty"`
+	// SnapshotCapture is the node's capture mode (cluster.CaptureReplay
+	// or CaptureLock), SnapshotHold how long the snapshot held Raft's
+	// apply goroutine, and DuringSnapshot the latency of the writes due
+	// while it ran; BeforeSnapshot is the same trickle's in the seconds
+	// before (snapprobe.go).
+	SnapshotCapture string   `json:"snapshot_capture,omitempty"`
+	SnapshotHold    float64  `json:"snapshot_hold_seconds,omitempty"`
+	BeforeSnapshot  *Latency `json:"before_snapshot,omitempty"`
+	DuringSnapshot  *Latency `json:"during_snapshot,omitempty"`
 }
 
 // Ratio compares a case with its raw baseline.
@@ -258,6 +267,11 @@ func (r *Report) WriteTable(w io.Writer) {
 			fmt.Fprintf(w, "  total:             %s heap, %s RSS\n", bytesStr(float64(m.HeapBytes)), bytesStr(float64(m.RSSBytes)))
 			fmt.Fprintf(w, "  opening:           %.1f s (%s requests/s)\n", m.OpenSeconds, count(float64(c.RequestsOpened)/m.OpenSeconds))
 			fmt.Fprintf(w, "  snapshot:          %.2f s (state encode %.2f s, %s)\n", m.SnapshotSeconds, m.SnapshotEncodeSec, bytesStr(float64(m.SnapshotBytes)))
+			if d, b := m.DuringSnapshot, m.BeforeSnapshot; d != nil && b != nil {
+				fmt.Fprintf(w, "  during snapshot:   capture %s, applies held %.3f s; %d writes p50 %.1f p99 %.1f p999 %.1f max %.1f ms\n",
+					m.SnapshotCapture, m.SnapshotHold, d.Count, d.P50, d.P99, d.P999, d.Max)
+				fmt.Fprintf(w, "  before it:         %d writes p50 %.1f p99 %.1f p999 %.1f max %.1f ms\n", b.Count, b.P50, b.P99, b.P999, b.Max)
+			}
 			fmt.Fprintf(w, "  missed %d, duplicated %d, out of order %d, errors %d\n", c.Correctness.Missed, c.Correctness.Duplicated, c.Correctness.OutOfOrder, c.Errors)
 		}
 	}

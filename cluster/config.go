@@ -75,6 +75,12 @@ type Config struct {
 	TrailingLogs uint64
 	// SnapshotRetain is how many snapshots are kept on disk.
 	SnapshotRetain int
+	// SnapshotCapture is how a snapshot is taken: CaptureReplay (the
+	// default, "") rebuilds it off the apply path from the last snapshot
+	// and the log since, with a second copy of the state in memory while
+	// it runs; CaptureLock encodes the live state under the FSM lock,
+	// holding every write back meanwhile (snapshot_replay.go).
+	SnapshotCapture string
 
 	// HeartbeatTimeout is how long a follower waits without contact
 	// before starting an election.
@@ -193,6 +199,9 @@ func (c *Config) validate() error {
 	}
 	if c.DataDir == "" {
 		return errors.New("cluster: config: DataDir is required")
+	}
+	if c.SnapshotCapture != "" && c.SnapshotCapture != CaptureReplay && c.SnapshotCapture != CaptureLock {
+		return fmt.Errorf("cluster: config: SnapshotCapture %q, want %q or %q", c.SnapshotCapture, CaptureReplay, CaptureLock)
 	}
 	if c.SnapshotRetain < 1 {
 		return fmt.Errorf("cluster: config: SnapshotRetain %d, want at least 1", c.SnapshotRetain)

@@ -132,6 +132,9 @@ func (n *Node) Open() (err error) {
 	if err := privateTree(private.dir); err != nil {
 		return err
 	}
+	if n.cfg.SnapshotCapture != CaptureLock {
+		n.fsm.SetReplaySource(private, store) // snapshot_replay.go
+	}
 	var logs raft.LogStore = store
 	if n.cfg.Observer != nil {
 		logs = timedLogStore{LogStore: store, obs: n.cfg.Observer}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	. "github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/fsm/fsmtest"
 )
 
 // On the random command streams of the determinism test, after every
@@ -14,15 +15,15 @@ func TestMarshalMatchesReflectionOnRandomStates(t *testing.T) {
 	for seed := range int64(3) {
 		d := &direct{s: NewState()}
 		var index uint64
-		for _, e := range setupEntries() {
+		for _, e := range fsmtest.SetupEntries() {
 			index++
 			d.apply(t, index, e)
 		}
-		g := newGen(seed)
+		g := fsmtest.NewGen(seed)
 		for i := range 1000 {
-			g.peek(d.s)
+			g.Peek(d.s)
 			index++
-			d.apply(t, index, g.entry())
+			d.apply(t, index, g.Entry())
 			if i%10 != 9 {
 				continue
 			}

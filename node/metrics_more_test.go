@@ -121,7 +121,6 @@ func TestHTTPMetricsResumesSyncsAndHistory(t *testing.T) {
 	n := startHTTPNode(t, func(cfg *Config) { cfg.HistorySize = historySize })
 	admin := haDial(t, []string{n.client}, "admin", "", haAdminToken, false)
 	tokens, fbToken := haSetup(t, admin, "a1")
-	fb := haDial(t, []string{n.client}, "connector", "fb", fbToken, false)
 	newSyncs := labels("reason", "new")
 	lostSyncs := labels("reason", "cursor_not_held")
 	fams := scrape(t, n.srv)
@@ -134,6 +133,9 @@ func TestHTTPMetricsResumesSyncsAndHistory(t *testing.T) {
 		t.Fatalf("first event %s, want sync", ev.Kind)
 	}
 	waitSample(t, n, "switchboard_events_syncs_total", newSyncs, func(v float64) bool { return v == syncs0+1 }, "one more new sync")
+	// The connector dials only now: its own stream's sync, counted when
+	// it is sent, would otherwise race the baseline above.
+	fb := haDial(t, []string{n.client}, "connector", "fb", fbToken, false)
 
 	// Two requests: a1 hears of them; the history holds their events.
 	haCall(t, fb, "customer_message", api.CustomerMessageArgs{Channel: "C1", CustomerID: "c1", Text: "hi"}, nil)

@@ -1,0 +1,75 @@
+package bench
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchboard/switchboard/api"
+)
+
+// Commands during a snapshot (issue 11, item 7): the memory scenario
+// snapshots a state of OpenRequests open requests while a steady trickle
+// of writes goes on, and reports the latency of the writes due while the
+// snapshot ran. A snapshot encoded under the FSM lock holds every one of
+// them back; one rebuilt off the apply path should not.
+const (
+	probeRate    = 400 // writes a second, over probeWorkers connectors
+	probeWorkers = 8
+	// probeLead is how long the trickle runs before the snapshot starts:
+	// its latency then is the baseline.
+	probeLead = 3 * time.Second
+)
+
+// snapshotProbe writes for probeLead, then runs fn, and returns the
+// latency of the writes due in the lead (the baseline) and of those due
+// between fn's start and its end (from their due time: a write held back
+// is charged for the whole wait), how long fn took and its error.
+func (r *caseRun) snapshotProbe(fn func() error) (before, during Latency, took time.Duration, err error) {
+	lead, rec := NewRecorder(), NewRecorder()
+	var from, to atomic.Int64 // the window, unix nanoseconds; to 0 while open
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	conns := r.conns[:min(probeWorkers, len(r.conns))]
+	for w, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := newPacer(probeRate, len(conns))
+			channel := r.topo.channels[w]
+			for i := 0; ctx.Err() == nil; i++ {
+				due := p.wait(ctx, i)
+				if ctx.Err() != nil {
+					return
+				}
+				cctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+				cust := "snap" + strconv.Itoa(w) + "-" + strconv.Itoa(i)
+				var res api.CustomerMessageResult
+				_, err := c.call(cctx, "customer_message", api.CustomerMessageArgs{Channel: channel, CustomerID: cust, Text: "Are you there?"}, &res)
+				cancel()
+				end := time.Now()
+				if err != nil {
+					r.fail("customer_message", err)
+				}
+				f, t := from.Load(), to.Load()
+				switch at := due.UnixNano(); {
+				case f == 0 || at < f:
+					lead.Record(w, end.Sub(due))
+				case t == 0 || at <= t:
+					rec.Record(w, end.Sub(due))
+				}
+			}
+		}()
+	}
+	time.Sleep(probeLead) // the baseline's window, not a wait for anything
+	start := time.Now()
+	from.Store(start.UnixNano())
+	err = fn()
+	took = time.Since(start)
+	to.Store(time.Now().UnixNano())
+	stop()
+	wg.Wait()
+	return lead.Summary(), rec.Summary(), took, err
+}
