@@ -88,6 +88,12 @@ type Config struct {
 	// SnapshotCapture is the embedded nodes' snapshot capture mode
 	// (cluster.CaptureReplay or CaptureLock; "" is the node's default).
 	SnapshotCapture string
+	// RebuildCommand is the embedded nodes' cluster.Config.RebuildCommand
+	// (for CaptureProcess).
+	RebuildCommand []string `json:"-"`
+	// NodeLog, if set, is a file the embedded nodes log to (info and
+	// above); by default their logs are dropped.
+	NodeLog string
 
 	// Prefix starts every id the bench creates, so runs against one
 	// cluster do not collide (default: from the start time).
@@ -266,8 +272,14 @@ func (c *Config) validate() error {
 	if c.MaxPerAgent < 1 {
 		return bad("--max must be at least 1")
 	}
-	if c.SnapshotCapture != "" && c.SnapshotCapture != cluster.CaptureReplay && c.SnapshotCapture != cluster.CaptureLock {
-		return bad("--snapshot-capture %q: want %s or %s", c.SnapshotCapture, cluster.CaptureReplay, cluster.CaptureLock)
+	switch c.SnapshotCapture {
+	case "", cluster.CaptureReplay, cluster.CaptureLock:
+	case cluster.CaptureProcess:
+		if len(c.RebuildCommand) == 0 {
+			return bad("--snapshot-capture %s: no rebuild command", c.SnapshotCapture)
+		}
+	default:
+		return bad("--snapshot-capture %q: want %s, %s or %s", c.SnapshotCapture, cluster.CaptureProcess, cluster.CaptureReplay, cluster.CaptureLock)
 	}
 	if c.Messages < 0 || c.Think < 0 || c.Pad < 0 || c.OpenRequests < 0 {
 		return bad("negative count or time")

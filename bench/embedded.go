@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -24,6 +25,7 @@ type embedded struct {
 	// cluster is the embedded cluster's secret for node-to-node
 	// calls and Raft streams.
 	cluster string
+	logFile *os.File // Config.NodeLog, open while the cluster runs
 }
 
 // startEmbedded starts an n-node cluster on loopback with its data under
@@ -31,8 +33,18 @@ type embedded struct {
 // configured as batch and snapshots captured as capture says. It is what `switchboard serve` runs, with the default
 // Raft configuration: BoltDB log with fsync, BatchApplyCh, MaxAppendEntries
 // 1024.
-func startEmbedded(ctx context.Context, n int, parent string, batch cluster.BatchConfig, capture string) (*embedded, error) {
+func startEmbedded(ctx context.Context, n int, cfg *Config, batch cluster.BatchConfig) (*embedded, error) {
+	parent := cfg.DataDir
 	e := &embedded{token: rand.Text(), cluster: rand.Text()}
+	logger := slog.New(slog.DiscardHandler)
+	if cfg.NodeLog != "" {
+		f, err := os.OpenFile(cfg.NodeLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("bench: node log: %w", err)
+		}
+		e.logFile = f
+		logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
 	var err error
 	if parent == "" {
 		e.dir, err = os.MkdirTemp("", "switchboard-bench-*")
@@ -48,30 +60,32 @@ func startEmbedded(ctx context.Context, n int, parent string, batch cluster.Batc
 		// Port 0 everywhere: the node binds a free port itself and
 		// advertises what it bound, so no port is picked, released and
 		// then lost to another process (tests run packages in parallel).
-		cfg := node.Config{
+		ncfg := node.Config{
 			Raft: cluster.Config{
 				NodeID:    fmt.Sprintf("node%d", i+1),
 				RaftAddr:  "127.0.0.1:0",
 				DataDir:   filepath.Join(e.dir, fmt.Sprintf("node%d", i+1)),
 				Bootstrap: i == 0,
 				// SnapshotCapture: the bench's --snapshot-capture.
-				SnapshotCapture: capture,
+				SnapshotCapture: cfg.SnapshotCapture,
+				RebuildCommand:  cfg.RebuildCommand,
 			},
 			ClientAddr:   "127.0.0.1:0",
 			AdminToken:   e.token,
 			ClusterToken: e.cluster,
 			Batch:        batch,
 			Version:      "bench",
+			Logger:       logger.With("node", fmt.Sprintf("node%d", i+1)),
 			// The bench's synthetic agents write far faster than a
 			// person; the per-principal limits protect a production node
 			// from one, not the engine's throughput under test.
 			Transport: transport.ServerConfig{AgentWriteRate: transport.Unlimited, ConnectorWriteRate: transport.Unlimited},
 		}
 		if i > 0 {
-			cfg.Join = []string{e.servers[0].ClientAddr()}
+			ncfg.Join = []string{e.servers[0].ClientAddr()}
 		}
 		sctx, cancel := context.WithTimeout(ctx, time.Minute)
-		srv, err := node.Start(sctx, cfg)
+		srv, err := node.Start(sctx, ncfg)
 		cancel()
 		if err != nil {
 			e.close()
@@ -165,6 +179,9 @@ func (e *embedded) close() error {
 	}
 	if e.rmDir {
 		errs = append(errs, os.RemoveAll(e.dir))
+	}
+	if e.logFile != nil {
+		errs = append(errs, e.logFile.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -52,8 +52,8 @@ func runCase(ctx context.Context, cfg *Config, k Case, ci int, progress io.Write
 	r := newCaseRun(cfg, k)
 	res = &CaseResult{Case: k, Nodes: cfg.Embedded, LoadBefore: loadAvg()}
 	if cfg.Embedded > 0 {
-		r.emb, err = startEmbedded(ctx, cfg.Embedded, cfg.DataDir, cluster.BatchConfig{
-			Disabled: !*k.GroupCommit, MaxInFlight: cfg.BatchMaxInFlight, MaxCommands: cfg.BatchMaxCommands}, cfg.SnapshotCapture)
+		r.emb, err = startEmbedded(ctx, cfg.Embedded, cfg, cluster.BatchConfig{
+			Disabled: !*k.GroupCommit, MaxInFlight: cfg.BatchMaxInFlight, MaxCommands: cfg.BatchMaxCommands})
 		if err != nil {
 			return nil, err
 		}

@@ -78,9 +78,15 @@ type Config struct {
 	// SnapshotCapture is how a snapshot is taken: CaptureReplay (the
 	// default, "") rebuilds it off the apply path from the last snapshot
 	// and the log since, with a second copy of the state in memory while
-	// it runs; CaptureLock encodes the live state under the FSM lock,
-	// holding every write back meanwhile (snapshot_replay.go).
+	// it runs; CaptureProcess does the same in a child process started
+	// with RebuildCommand; CaptureLock encodes the live state under the
+	// FSM lock, holding every write back meanwhile (snapshot_replay.go).
 	SnapshotCapture string
+	// RebuildCommand is the command line of the child that rebuilds a
+	// snapshot with CaptureProcess: a program that runs
+	// RunRebuildChild on its standard input and output (the switchboard
+	// binary with RebuildCommand as its first argument).
+	RebuildCommand []string
 
 	// HeartbeatTimeout is how long a follower waits without contact
 	// before starting an election.
@@ -200,8 +206,14 @@ func (c *Config) validate() error {
 	if c.DataDir == "" {
 		return errors.New("cluster: config: DataDir is required")
 	}
-	if c.SnapshotCapture != "" && c.SnapshotCapture != CaptureReplay && c.SnapshotCapture != CaptureLock {
-		return fmt.Errorf("cluster: config: SnapshotCapture %q, want %q or %q", c.SnapshotCapture, CaptureReplay, CaptureLock)
+	switch c.SnapshotCapture {
+	case "", CaptureReplay, CaptureLock:
+	case CaptureProcess:
+		if len(c.RebuildCommand) == 0 {
+			return fmt.Errorf("cluster: config: SnapshotCapture %q needs a RebuildCommand", c.SnapshotCapture)
+		}
+	default:
+		return fmt.Errorf("cluster: config: SnapshotCapture %q, want %q, %q or %q", c.SnapshotCapture, CaptureProcess, CaptureReplay, CaptureLock)
 	}
 	if c.SnapshotRetain < 1 {
 		return fmt.Errorf("cluster: config: SnapshotRetain %d, want at least 1", c.SnapshotRetain)

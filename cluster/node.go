@@ -132,8 +132,12 @@ func (n *Node) Open() (err error) {
 	if err := privateTree(private.dir); err != nil {
 		return err
 	}
-	if n.cfg.SnapshotCapture != CaptureLock {
-		n.fsm.SetReplaySource(private, store) // snapshot_replay.go
+	switch n.cfg.SnapshotCapture { // snapshot_replay.go
+	case CaptureLock:
+	case CaptureProcess:
+		n.fsm.SetReplaySource(private, store, n.cfg.RebuildCommand)
+	default:
+		n.fsm.SetReplaySource(private, store, nil)
 	}
 	var logs raft.LogStore = store
 	if n.cfg.Observer != nil {

@@ -78,6 +78,9 @@ type FSM struct {
 	replay       *replaySource
 	sinceRestore bool
 	directNext   atomic.Bool
+	// inProcessNext asks for the next rebuild to run in this process,
+	// after one in a child process failed (snapshot_child.go).
+	inProcessNext atomic.Bool
 }
 
 // NewFSM returns an FSM over an empty state. sink may be nil.

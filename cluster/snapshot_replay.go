@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -37,22 +38,30 @@ import (
 
 // Snapshot capture modes (Config.SnapshotCapture).
 const (
-	CaptureReplay = "replay" // rebuild in Persist, off the apply path (default)
-	CaptureLock   = "lock"   // encode under the FSM lock, as before
+	// CaptureProcess rebuilds in Persist, in a child process at the
+	// lowest CPU priority (snapshot_child.go): serve's default.
+	CaptureProcess = "process"
+	// CaptureReplay rebuilds in Persist, in the node's process: the
+	// default of a cluster.Config.
+	CaptureReplay = "replay"
+	// CaptureLock encodes under the FSM lock, as before.
+	CaptureLock = "lock"
 )
 
 // replaySource is what a rebuild reads: the node's snapshot store and its
-// log store.
+// log store; command, if set, is the child process that rebuilds.
 type replaySource struct {
-	snaps raft.SnapshotStore
-	logs  raft.LogStore
+	snaps   raft.SnapshotStore
+	logs    raft.LogStore
+	command []string
 }
 
 // SetReplaySource makes the FSM take snapshots off the apply path, reading
-// the snapshot store and the log Raft writes (Node.Open calls it before
-// Raft starts, unless Config.SnapshotCapture is "lock").
-func (f *FSM) SetReplaySource(snaps raft.SnapshotStore, logs raft.LogStore) {
-	f.replay = &replaySource{snaps: snaps, logs: logs}
+// the snapshot store and the log Raft writes, in a child process started
+// with command if it is not empty (Node.Open calls it before Raft starts,
+// unless Config.SnapshotCapture is "lock").
+func (f *FSM) SetReplaySource(snaps raft.SnapshotStore, logs raft.LogStore, command []string) {
+	f.replay = &replaySource{snaps: snaps, logs: logs, command: command}
 }
 
 // fingerprint is a cheap summary of a state, taken under the lock when a
@@ -93,6 +102,27 @@ var errRebuild = errors.New("cluster: rebuild snapshot")
 func (s *replaySnapshot) Persist(sink raft.SnapshotSink) error {
 	start := time.Now()
 	defer func() { s.f.persistNs.Store(int64(time.Since(start))) }()
+	if len(s.src.command) > 0 && !s.f.inProcessNext.Swap(false) {
+		ctx, cancel := context.WithTimeout(context.Background(), childTimeout)
+		defer cancel()
+		go func() {
+			select {
+			case <-s.f.release: // the node is closing
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		from, n, err := s.persistInChild(ctx, sink)
+		if err != nil {
+			s.f.inProcessNext.Store(true)
+			s.f.log.Error("snapshot rebuild in a child process failed: the next one is rebuilt in this process", "index", s.index, "err", err)
+			return err
+		}
+		s.f.rebuilt.Add(1)
+		s.f.log.Info("snapshot rebuilt in a child process", "index", s.index, "from_snapshot", from, "entries", s.index-from,
+			"bytes", n, "took", time.Since(start).Round(time.Millisecond))
+		return nil
+	}
 	st, from, err := rebuildState(s.src, s.index, s.max)
 	if err == nil {
 		if got := fingerprintOf(st); got != s.want {
@@ -106,14 +136,22 @@ func (s *replaySnapshot) Persist(sink raft.SnapshotSink) error {
 		_ = sink.Cancel()
 		return err
 	}
+	rebuilt := time.Since(start)
 	data, err := st.Marshal()
 	st = nil //nolint:ineffassign // let the copy go before the write
 	if err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("cluster: encode snapshot: %w", err)
 	}
+	encoded := time.Since(start)
 	s.f.rebuilt.Add(1)
-	return writeSnapshot(sink, data)
+	if err := writeSnapshot(sink, data); err != nil {
+		return err
+	}
+	s.f.log.Info("snapshot rebuilt off the apply path", "index", s.index, "from_snapshot", from, "entries", s.index-from,
+		"bytes", len(data), "rebuild", rebuilt.Round(time.Millisecond), "encode", (encoded - rebuilt).Round(time.Millisecond),
+		"write", (time.Since(start) - encoded).Round(time.Millisecond))
+	return nil
 }
 
 func (s *replaySnapshot) Release() {}
@@ -123,46 +161,30 @@ func (s *replaySnapshot) Release() {}
 // applies them (maxLevel as the live FSM had it). from is the snapshot's
 // index (0 when it started from an empty state).
 func rebuildState(src *replaySource, upTo uint64, maxLevel uint32) (st *fsm.State, from uint64, err error) {
-	st, from, err = newestSnapshotAtOrBelow(src.snaps, upTo)
+	base, err := baseOf(src, upTo)
 	if err != nil {
 		return nil, 0, err
 	}
-	if from < upTo {
-		first, err := src.logs.FirstIndex()
-		if err != nil {
-			return nil, 0, fmt.Errorf("%w: read the log: %w", errRebuild, err)
-		}
-		if first > from+1 {
-			return nil, 0, fmt.Errorf("%w: the log starts at %d, after the snapshot at %d", errRebuild, first, from)
+	st = fsm.NewState()
+	if base != nil {
+		from = base.Index
+		if st, err = readSnapshot(src.snaps, base); err != nil {
+			return nil, 0, err
 		}
 	}
-	var l raft.Log
-	for idx := from + 1; idx <= upTo; idx++ {
-		if err := src.logs.GetLog(idx, &l); err != nil {
-			return nil, 0, fmt.Errorf("%w: log entry %d: %w", errRebuild, idx, err)
-		}
-		if l.Type != raft.LogCommand {
-			continue // Raft hands only commands to the FSM (no ConfigurationStore)
-		}
-		cmds, bad, haltErr := decodeEntry(&l, maxLevel)
-		switch {
-		case haltErr != nil:
-			return nil, 0, fmt.Errorf("%w: log entry %d: %w", errRebuild, idx, haltErr)
-		case bad != nil:
-			st.Index = idx // skipped by every replica, as Apply does
-		default:
-			applyCommands(st, idx, cmds)
-		}
+	if err := replayLog(st, from, upTo, maxLevel, src.logs.GetLog); err != nil {
+		return nil, 0, err
 	}
 	return st, from, nil
 }
 
-// newestSnapshotAtOrBelow reads the snapshot with the highest index not
-// above upTo, or returns an empty state at 0 when there is none.
-func newestSnapshotAtOrBelow(snaps raft.SnapshotStore, upTo uint64) (*fsm.State, uint64, error) {
-	metas, err := snaps.List()
+// baseOf returns the meta of the newest snapshot in src at or below upTo
+// (nil when there is none: the rebuild starts from an empty state), once
+// it has checked that the log holds every entry after it up to upTo.
+func baseOf(src *replaySource, upTo uint64) (*raft.SnapshotMeta, error) {
+	metas, err := src.snaps.List()
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: list snapshots: %w", errRebuild, err)
+		return nil, fmt.Errorf("%w: list snapshots: %w", errRebuild, err)
 	}
 	var best *raft.SnapshotMeta
 	for _, m := range metas {
@@ -170,17 +192,56 @@ func newestSnapshotAtOrBelow(snaps raft.SnapshotStore, upTo uint64) (*fsm.State,
 			best = m
 		}
 	}
-	if best == nil {
-		return fsm.NewState(), 0, nil
+	var from uint64
+	if best != nil {
+		from = best.Index
 	}
-	_, rc, err := snaps.Open(best.ID)
+	if from < upTo {
+		first, err := src.logs.FirstIndex()
+		if err != nil {
+			return nil, fmt.Errorf("%w: read the log: %w", errRebuild, err)
+		}
+		if first > from+1 {
+			return nil, fmt.Errorf("%w: the log starts at %d, after the snapshot at %d", errRebuild, first, from)
+		}
+	}
+	return best, nil
+}
+
+// readSnapshot decodes the snapshot meta names.
+func readSnapshot(snaps raft.SnapshotStore, meta *raft.SnapshotMeta) (*fsm.State, error) {
+	_, rc, err := snaps.Open(meta.ID)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: open snapshot %s: %w", errRebuild, best.ID, err)
+		return nil, fmt.Errorf("%w: open snapshot %s: %w", errRebuild, meta.ID, err)
 	}
 	defer rc.Close()
 	st, err := fsm.ReadState(bufio.NewReaderSize(rc, 1<<20))
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: read snapshot %s: %w", errRebuild, best.ID, err)
+		return nil, fmt.Errorf("%w: read snapshot %s: %w", errRebuild, meta.ID, err)
 	}
-	return st, best.Index, nil
+	return st, nil
+}
+
+// replayLog applies the log entries after from, up to upTo, to st as
+// Apply applies them, reading each with get.
+func replayLog(st *fsm.State, from, upTo uint64, maxLevel uint32, get func(uint64, *raft.Log) error) error {
+	var l raft.Log
+	for idx := from + 1; idx <= upTo; idx++ {
+		if err := get(idx, &l); err != nil {
+			return fmt.Errorf("%w: log entry %d: %w", errRebuild, idx, err)
+		}
+		if l.Type != raft.LogCommand {
+			continue // Raft hands only commands to the FSM (no ConfigurationStore)
+		}
+		cmds, bad, haltErr := decodeEntry(&l, maxLevel)
+		switch {
+		case haltErr != nil:
+			return fmt.Errorf("%w: log entry %d: %w", errRebuild, idx, haltErr)
+		case bad != nil:
+			st.Index = idx // skipped by every replica, as Apply does
+		default:
+			applyCommands(st, idx, cmds)
+		}
+	}
+	return nil
 }

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -92,10 +95,50 @@ func feed(n *Node, f *FSM, g *fsmtest.Gen) error {
 // Finally the node restarts from its snapshot and log and must come back
 // to the same state.
 func TestReplaySnapshotEqualsLiveState(t *testing.T) {
+	snapshotsEqualLive(t, CaptureReplay)
+}
+
+// TestChildSnapshotEqualsLiveState: the same, rebuilt in a child process
+// (this test binary, made a rebuilder by TestMain).
+func TestChildSnapshotEqualsLiveState(t *testing.T) {
+	snapshotsEqualLive(t, CaptureProcess)
+}
+
+// TestMain makes the test binary a snapshot rebuilder when a test starts
+// it as one (childCommand), and runs the tests otherwise.
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		if err := RunRebuildChild(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// childEnv makes this test binary a rebuilder (TestMain).
+const childEnv = "SWITCHBOARD_TEST_REBUILD_CHILD"
+
+// childCommand is a RebuildCommand running this test binary as a
+// rebuilder.
+func childCommand(t *testing.T) []string {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []string{"env", childEnv + "=1", self}
+}
+
+func snapshotsEqualLive(t *testing.T, capture string) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir)
 	cfg.SnapshotThreshold = 1 << 30 // only the snapshots the test asks for
 	cfg.SnapshotInterval = 1 << 40
+	cfg.SnapshotCapture = capture
+	if capture == CaptureProcess {
+		cfg.RebuildCommand = childCommand(t)
+	}
 	f := NewFSM(nil, nil)
 	live := recordLive(f)
 	n := openLeader(t, cfg, f)
@@ -212,7 +255,7 @@ func TestReplaySnapshotFailureFallsBackToLock(t *testing.T) {
 	live := recordLive(f)
 	n := openLeader(t, cfg, f)
 	store := &failingList{SnapshotStore: f.replay.snaps}
-	f.SetReplaySource(store, f.replay.logs)
+	f.SetReplaySource(store, f.replay.logs, nil)
 
 	for i := range 5 {
 		mustOK(t, propose(t, n, createMRD(string(rune('a'+i)))))
@@ -244,5 +287,44 @@ func TestReplaySnapshotFailureFallsBackToLock(t *testing.T) {
 	meta, data := newestSnapshot(t, n)
 	if want, _ := live.bytesAt(meta.Index); !bytes.Equal(data, want) {
 		t.Fatal("the rebuilt snapshot differs from the live state at its index")
+	}
+}
+
+// TestChildSnapshotFailureFallsBackInProcess: a child that fails (here
+// one that is not a rebuilder at all) fails that snapshot, keeps nothing
+// half-written, and the next snapshot is rebuilt in the node's process;
+// the one after goes to a child again.
+func TestChildSnapshotFailureFallsBackInProcess(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.SnapshotThreshold = 1 << 30
+	cfg.SnapshotInterval = 1 << 40
+	cfg.SnapshotCapture = CaptureProcess
+	cfg.RebuildCommand = []string{"sh", "-c", "cat >/dev/null; echo no rebuilder here >&2; exit 3"}
+	f := NewFSM(nil, nil)
+	live := recordLive(f)
+	n := openLeader(t, cfg, f)
+	mustOK(t, propose(t, n, createMRD("a")))
+	err := n.Snapshot()
+	if err == nil || !strings.Contains(err.Error(), "no rebuilder here") {
+		t.Fatalf("snapshot with a failing child: %v, want the child's error", err)
+	}
+	if metas, _ := n.snaps.List(); len(metas) != 0 {
+		t.Fatalf("%d snapshots kept after a failed child, want 0", len(metas))
+	}
+	mustOK(t, propose(t, n, createMRD("b")))
+	if err := n.Snapshot(); err != nil {
+		t.Fatalf("snapshot after a failed child: %v", err)
+	}
+	if st := f.SnapshotStats(); st.Rebuilt != 1 || st.Direct != 0 {
+		t.Fatalf("after a failed child: rebuilt %d, direct %d; want 1 and 0", st.Rebuilt, st.Direct)
+	}
+	meta, data := newestSnapshot(t, n)
+	if want, _ := live.bytesAt(meta.Index); !bytes.Equal(data, want) {
+		t.Fatal("the snapshot rebuilt in process differs from the live state at its index")
+	}
+	// The next one goes to the (still failing) child again.
+	mustOK(t, propose(t, n, createMRD("c")))
+	if err := n.Snapshot(); err == nil {
+		t.Fatal("the snapshot after the fallback did not go to the child")
 	}
 }

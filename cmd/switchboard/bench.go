@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/switchboard/switchboard/bench"
+	"github.com/switchboard/switchboard/cluster"
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -62,7 +63,9 @@ Flags:
 	flags.IntVar(&d.MaxPerAgent, "max", d.MaxPerAgent, "push: each agent's maximum of concurrent conversations")
 	flags.IntVar(&d.Pad, "pad", d.Pad, "payload bytes of a raw no-op command")
 	flags.IntVar(&d.OpenRequests, "open-requests", d.OpenRequests, "requests the memory scenario opens")
-	flags.StringVar(&d.SnapshotCapture, "snapshot-capture", "", "the embedded nodes' snapshot capture: replay (off the apply path, the default) or lock (encoded while writes wait); the memory scenario times writes during a snapshot")
+	flags.StringVar(&d.NodeLog, "node-log", "", "append the embedded nodes' logs (info and above) to this file; default: dropped")
+	flags.StringVar(&d.SnapshotCapture, "snapshot-capture", cluster.CaptureProcess, "the embedded nodes' snapshot capture, as serve's: process, replay or lock; the memory scenario times writes during a snapshot")
+	d.RebuildCommand = rebuildCommand()
 	flags.StringVar(&d.Prefix, "prefix", "", "prefix of every id the bench creates (default: from the time)")
 	jsonOut := flags.String("json", "", "also write the report as JSON to this file")
 	cpuProfile := flags.String("cpuprofile", "", "write a CPU profile of the whole run (embedded: node and clients) to this file")

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/switchboard/switchboard/cluster"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -48,6 +50,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch args[0] {
+	case cluster.RebuildCommand: // a node's snapshot rebuild (cluster/snapshot_child.go)
+		if err := cluster.RunRebuildChild(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		return 0
 	case "--version", "-version":
 		args = append([]string{"version"}, args[1:]...)
 	case "-h", "-help", "--help":
@@ -91,4 +99,18 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// rebuildCommand is the command line of a child rebuilding a snapshot:
+// this very binary (through /proc/self/exe where there is one, so an
+// upgrade that replaced the file on disk does not change the code that
+// rebuilds), with cluster.RebuildCommand as its argument.
+func rebuildCommand() []string {
+	self := "/proc/self/exe"
+	if _, err := os.Stat(self); err != nil {
+		if self, err = os.Executable(); err != nil {
+			return nil
+		}
+	}
+	return []string{self, cluster.RebuildCommand}
 }

@@ -64,7 +64,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	str(&f.adminTokenFile, "admin-token-file", "SWITCHBOARD_ADMIN_TOKEN_FILE", "", "file holding the admin token")
 	str(&f.clusterToken, "cluster-token", "SWITCHBOARD_CLUSTER_TOKEN", "", "node-to-node secret (node calls and Raft streams), the same on every node and not the admin token; prefer --cluster-token-file or the environment (default for a single node: generated once into <data>/cluster-token; required with --join or --bootstrap-expect)")
 	str(&f.clusterTokenFile, "cluster-token-file", "SWITCHBOARD_CLUSTER_TOKEN_FILE", "", "file holding the cluster token")
-	str(&f.snapshotCapture, "snapshot-capture", "SWITCHBOARD_SNAPSHOT_CAPTURE", cluster.CaptureReplay, "replay: build snapshots off the apply path, from the last snapshot and the log since (writes go on meanwhile; a second copy of the state in memory while it runs); lock: encode the live state while writes wait")
+	str(&f.snapshotCapture, "snapshot-capture", "SWITCHBOARD_SNAPSHOT_CAPTURE", cluster.CaptureProcess, "process: rebuild snapshots off the apply path, from the last snapshot and the log since, in a child process at the lowest CPU priority; replay: the same in this process; lock: encode the live state while writes wait")
 	str(&f.logLevel, "log-level", "SWITCHBOARD_LOG_LEVEL", "info", "debug, info, warn or error")
 	str(&f.logFormat, "log-format", "SWITCHBOARD_LOG_FORMAT", "text", "text (logfmt) or json (one object a line)")
 	str(&f.httpAddr, "http-addr", "SWITCHBOARD_HTTP_ADDR", "127.0.0.1:7402", "address for /healthz, /readyz, /metrics and /debug/pprof/ (admin token); empty or off: none")
@@ -183,6 +183,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			SnapshotThreshold: f.snapshotThreshold,
 			SnapshotInterval:  f.snapshotInterval,
 			SnapshotCapture:   f.snapshotCapture,
+			RebuildCommand:    rebuildCommand(),
 			TrailingLogs:      f.trailingLogs,
 			HeartbeatTimeout:  f.heartbeat,
 			ElectionTimeout:   f.election,

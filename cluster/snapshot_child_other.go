@@ -1,0 +1,12 @@
+//go:build !linux
+
+package cluster
+
+import "os/exec"
+
+// childAttrs: only Linux kills a child with its parent; elsewhere a child
+// left behind ends when its input closes.
+func childAttrs(*exec.Cmd) {}
+
+// lowerPriority: best effort, Linux only.
+func lowerPriority(int) {}
