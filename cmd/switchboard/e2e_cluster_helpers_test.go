@@ -370,64 +370,84 @@ type ack struct {
 	at       time.Time
 }
 
-// writers are clients that stream customer_message commands (each to a
-// new customer, so each opens one request) until stopped.
-type writers struct {
-	mu    sync.Mutex
-	acks  []ack
-	stop  chan struct{}
-	wg    sync.WaitGroup
-	count int
+// writerPool runs writing goroutines until halted and keeps how each write
+// ended (T): what the writers of every scenario share.
+type writerPool[T any] struct {
+	mu   sync.Mutex
+	out  []T
+	stop chan struct{}
+	wg   sync.WaitGroup
 }
 
-func startWriters(t *testing.T, c *procCluster, token string, n int, pause time.Duration) *writers {
-	w := &writers{stop: make(chan struct{}), count: n}
-	for i := range n {
-		cl := e2eDial(t, c.addrs(c.nodes[i%len(c.nodes)]), "connector", "fb", token)
-		w.wg.Add(1)
-		go func() {
-			defer w.wg.Done()
-			for k := 0; ; k++ {
+func newWriterPool[T any]() *writerPool[T] {
+	return &writerPool[T]{stop: make(chan struct{})}
+}
+
+// loop runs write(0), write(1)... in a goroutine, keeping each outcome
+// and pausing between writes, until the pool is halted.
+func (p *writerPool[T]) loop(pause time.Duration, write func(k int) T) {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for k := 0; ; k++ {
+			select {
+			case <-p.stop:
+				return
+			default:
+			}
+			o := write(k)
+			p.mu.Lock()
+			p.out = append(p.out, o)
+			p.mu.Unlock()
+			if pause > 0 {
 				select {
-				case <-w.stop:
-					return
-				default:
-				}
-				cust := fmt.Sprintf("w%d-%d", i, k)
-				ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-				var r api.CustomerMessageResult
-				err := cl.Call(ctx, "customer_message", api.CustomerMessageArgs{Channel: "C1", CustomerID: cust, Text: "hello " + cust}, &r)
-				cancel()
-				a := ack{customer: cust, err: err, at: time.Now()}
-				if err == nil {
-					a.request = r.Request
-				}
-				w.mu.Lock()
-				w.acks = append(w.acks, a)
-				w.mu.Unlock()
-				if pause > 0 {
-					time.Sleep(pause)
+				case <-p.stop:
+				case <-time.After(pause):
 				}
 			}
-		}()
-	}
-	return w
+		}
+	}()
 }
 
-// halt stops the writers and returns every outcome.
-func (w *writers) halt() []ack {
-	close(w.stop)
-	w.wg.Wait()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return slices.Clone(w.acks)
+// halt stops the writers once every write in flight has ended, and
+// returns every outcome.
+func (p *writerPool[T]) halt() []T {
+	close(p.stop)
+	p.wg.Wait()
+	return p.snapshot()
 }
 
 // snapshot returns the outcomes so far.
-func (w *writers) snapshot() []ack {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return slices.Clone(w.acks)
+func (p *writerPool[T]) snapshot() []T {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.out)
+}
+
+// writers are clients that stream customer_message commands (each to a
+// new customer, so each opens one request) until stopped.
+type writers struct {
+	*writerPool[ack]
+}
+
+func startWriters(t *testing.T, c *procCluster, token string, n int, pause time.Duration) *writers {
+	w := &writers{newWriterPool[ack]()}
+	for i := range n {
+		cl := e2eDial(t, c.addrs(c.nodes[i%len(c.nodes)]), "connector", "fb", token)
+		w.loop(pause, func(k int) ack {
+			cust := fmt.Sprintf("w%d-%d", i, k)
+			ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+			defer cancel()
+			var r api.CustomerMessageResult
+			err := cl.Call(ctx, "customer_message", api.CustomerMessageArgs{Channel: "C1", CustomerID: cust, Text: "hello " + cust}, &r)
+			a := ack{customer: cust, err: err, at: time.Now()}
+			if err == nil {
+				a.request = r.Request
+			}
+			return a
+		})
+	}
+	return w
 }
 
 // watcher is an agent watching L1: it keeps its current view of L1 (from
