@@ -92,6 +92,11 @@ type procNode struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
 	starts int
+
+	// advertiseClient and advertiseRaft, when set, are the addresses the
+	// node advertises instead of the ones it listens on (the test's
+	// proxies in front of it: e2e_partition_test.go).
+	advertiseClient, advertiseRaft string
 }
 
 // procCluster is three (or more) switchboard processes.
@@ -112,19 +117,49 @@ func startProcCluster(t *testing.T, size int, extra ...string) *procCluster {
 // environment.
 func startProcClusterEnv(t *testing.T, size int, env []string, extra ...string) *procCluster {
 	t.Helper()
+	return startProcClusterOpts(t, procClusterOpts{size: size, env: env, extra: extra})
+}
+
+// procClusterOpts shape a cluster of processes.
+type procClusterOpts struct {
+	size  int
+	env   []string // added to every node's environment
+	extra []string // extra serve flags of every node
+	// host, if set, is the loopback address node i (from 0) listens on,
+	// instead of 127.0.0.1.
+	host func(i int) string
+	// front, if set, is called with each node before any starts: it may
+	// put something in front of its ports and set the addresses it
+	// advertises.
+	front func(n *procNode)
+}
+
+// startProcClusterOpts starts the nodes of o, which form a cluster with
+// --bootstrap-expect, each listing every node's advertised client address
+// in --join.
+func startProcClusterOpts(t *testing.T, o procClusterOpts) *procCluster {
+	t.Helper()
 	e2eBinary(t)
-	c := &procCluster{t: t, extra: extra}
+	c := &procCluster{t: t, extra: o.extra}
 	root := t.TempDir()
-	for i := range size {
+	for i := range o.size {
 		id := fmt.Sprintf("node%d", i+1)
-		c.nodes = append(c.nodes, newProcNode(t, id, root, env))
+		host := "127.0.0.1"
+		if o.host != nil {
+			host = o.host(i)
+		}
+		n := newProcNodeOn(t, id, root, o.env, host)
+		if o.front != nil {
+			o.front(n)
+		}
+		c.nodes = append(c.nodes, n)
 	}
 	var all []string
 	for _, n := range c.nodes {
-		all = append(all, n.client)
+		all = append(all, n.reachedAt())
 	}
 	for _, n := range c.nodes {
-		n.args = append([]string{"--bootstrap-expect", fmt.Sprint(size), "--join", strings.Join(all, ",")}, extra...)
+		n.args = append([]string{"--bootstrap-expect", fmt.Sprint(o.size), "--join", strings.Join(all, ",")}, o.extra...)
 		n.start()
 	}
 	t.Cleanup(func() {
@@ -141,13 +176,26 @@ func startProcClusterEnv(t *testing.T, size int, env []string, extra ...string) 
 	return c
 }
 
-// newProcNode is node id with its data and log under root and two held
-// ports.
+// newProcNode is node id with its data and log under root and three held
+// ports on 127.0.0.1.
 func newProcNode(t *testing.T, id, root string, env []string) *procNode {
+	return newProcNodeOn(t, id, root, env, "127.0.0.1")
+}
+
+// newProcNodeOn is newProcNode with the ports held on host.
+func newProcNodeOn(t *testing.T, id, root string, env []string, host string) *procNode {
 	n := &procNode{t: t, id: id, dir: filepath.Join(root, id), log: filepath.Join(root, id+".log"), env: env,
-		ports: [3]*heldPort{holdPort(t), holdPort(t), holdPort(t)}}
+		ports: [3]*heldPort{holdPortOn(t, host), holdPortOn(t, host), holdPortOn(t, host)}}
 	n.client, n.raft, n.http = n.ports[0].addr, n.ports[1].addr, n.ports[2].addr
 	return n
+}
+
+// reachedAt is the client address the node advertises to the others.
+func (n *procNode) reachedAt() string {
+	if n.advertiseClient != "" {
+		return n.advertiseClient
+	}
+	return n.client
 }
 
 // start runs the node's process; it does not wait for it to be ready.
@@ -162,6 +210,12 @@ func (n *procNode) start() {
 	args := append([]string{"serve", "--node-id", n.id, "--data", n.dir, "--client-addr", n.client,
 		"--raft-addr", n.raft, "--http-addr", n.http, "--client-listener-fd", "3", "--raft-listener-fd", "4",
 		"--http-listener-fd", "5", "--log-level", "info"}, n.args...)
+	if n.advertiseClient != "" {
+		args = append(args, "--advertise-client", n.advertiseClient)
+	}
+	if n.advertiseRaft != "" {
+		args = append(args, "--advertise", n.advertiseRaft)
+	}
 	cmd := exec.Command(e2eBin, args...)
 	for _, p := range n.ports {
 		p.pause()
@@ -768,7 +822,13 @@ type heldPort struct {
 
 func holdPort(t *testing.T) *heldPort {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return holdPortOn(t, "127.0.0.1")
+}
+
+// holdPortOn is holdPort on a loopback address of host's choosing.
+func holdPortOn(t *testing.T, host string) *heldPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}

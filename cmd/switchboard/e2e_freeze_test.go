@@ -22,10 +22,11 @@ import (
 // the 10 s a node waits on a forwarded write) 18-22 s: both run in the
 // default suite, and -short skips the 15 s one unless SWITCHBOARD_SOAK=1.
 //
-// There is no partition variant: the fault-injecting network
-// (cluster/faultnet_test.go) wraps Raft's stream layer inside one test
-// process, and nothing equivalent reaches between processes without
-// firewall rules on a shared machine.
+// The partition variant, the leader cut off from the others while it
+// keeps running and serving its clients, is e2e_partition_test.go: the
+// nodes listen on loopback addresses of their own behind proxies of the
+// test process, which cut the leader's node-to-node traffic by source
+// address. The writers and the checks are shared (e2e_fault_test.go).
 
 func TestClusterFreezeLeader5sE2E(t *testing.T) {
 	freezeScenario(t, 5*time.Second)
