@@ -348,24 +348,30 @@ func (c *procCluster) addrs(first *procNode) []string {
 	return out
 }
 
-// waitCaughtUp waits until n has applied the leader's commit index.
+// waitCaughtUp waits until n has applied the leader's commit index as of
+// the wait's start (its first moment with a healthy cluster): a target
+// that holds still while writers keep committing, which a node trailing
+// the leader by one round trip would otherwise chase on a loaded machine.
 func (c *procCluster) waitCaughtUp(n *procNode, timeout time.Duration) {
 	c.t.Helper()
 	deadline := time.Now().Add(timeout)
+	var target uint64
 	for {
-		leader, _ := c.healthy()
-		if leader != nil {
+		if leader, _ := c.healthy(); leader != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			lst, err1 := leader.status(ctx)
-			st, err2 := n.status(ctx)
+			if target == 0 {
+				if lst, err := leader.status(ctx); err == nil {
+					target = lst.CommitIndex
+				}
+			}
+			st, err := n.status(ctx)
 			cancel()
-			if err1 == nil && err2 == nil && st.AppliedIndex > 0 && st.CommitIndex >= lst.CommitIndex && lst.CommitIndex > 0 &&
-				st.LastLogIndex >= lst.CommitIndex {
+			if target > 0 && err == nil && st.AppliedIndex > 0 && st.CommitIndex >= target && st.LastLogIndex >= target {
 				return
 			}
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("%s did not catch up within %v", n.id, timeout)
+			c.t.Fatalf("%s did not catch up with commit index %d within %v", n.id, target, timeout)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
