@@ -440,15 +440,25 @@ func partitionScenario(t *testing.T, cutFor time.Duration, mode cutMode) {
 
 	// The old leader rejoins as a follower and catches up, and the writes
 	// go on.
+	var back api.NodeStatus
+	waitUntil(t, "the old leader to follow another", func() bool {
+		st, err := statusOf(leader)
+		if err != nil || st.State != "Follower" || st.Leader == "" || st.Leader == leader.id {
+			return false
+		}
+		back = st
+		return true
+	})
+	following := time.Since(healedAt)
+	waitUntil(t, "the old leader to apply what the others had committed by the heal", func() bool {
+		st, err := statusOf(leader)
+		return err == nil && st.RaftAppliedIndex >= majority.CommitIndex
+	})
+	t.Logf("%s follows %s (term %d) %v after the heal, and had applied what the others had committed by then %v after it",
+		leader.id, back.Leader, back.Term, following.Round(time.Millisecond), time.Since(healedAt).Round(time.Millisecond))
 	c.waitCaughtUp(leader, e2eWait)
-	rejoined := time.Since(healedAt)
-	st, err := statusOf(leader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%s caught up %v after the heal: %s of %s, term %d", leader.id, rejoined.Round(time.Millisecond), st.State, st.Leader, st.Term)
-	if st.State != "Follower" || st.Leader == leader.id {
-		t.Errorf("after the heal %s is %s, leader %s: want a follower", leader.id, st.State, st.Leader)
+	if st, err := statusOf(leader); err != nil || st.State != "Follower" || st.Leader == leader.id {
+		t.Errorf("after the heal %s is %s, leader %s (%v): want a follower", leader.id, st.State, st.Leader, err)
 	}
 	waitUntil(t, "writes after the heal", func() bool { return w.acked(healedAt) >= 200 })
 	outcomes := w.halt()
