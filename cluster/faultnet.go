@@ -58,9 +58,10 @@ type tcpStreamLayer struct {
 	advertise net.Addr
 }
 
-// Dial implements raft.StreamLayer.
+// Dial implements raft.StreamLayer. The stream leaves from the listener's
+// address when that is a specific one (dialsource.go).
 func (s *tcpStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return net.DialTimeout("tcp", string(address), timeout)
+	return dialer(s.Listener.Addr(), string(address), timeout).Dial("tcp", string(address))
 }
 
 // Addr returns the advertised address.

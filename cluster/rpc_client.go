@@ -25,6 +25,7 @@ type peers struct {
 	self  string // this node's id, sent as hello user
 	token string
 	tls   *tls.Config // nil: plain TCP
+	local net.Addr    // the client listener's address, dialled from (dialsource.go); nil: any
 	log   *slog.Logger
 
 	mu     sync.Mutex
@@ -33,8 +34,8 @@ type peers struct {
 	closed bool
 }
 
-func newPeers(self, token string, tlsCfg *tls.Config, logger *slog.Logger) *peers {
-	return &peers{self: self, token: token, tls: tlsCfg, log: logger,
+func newPeers(self, token string, tlsCfg *tls.Config, local net.Addr, logger *slog.Logger) *peers {
+	return &peers{self: self, token: token, tls: tlsCfg, local: local, log: logger,
 		conns: map[string]*peerConn{}, dials: map[string]chan struct{}{}}
 }
 
@@ -119,7 +120,7 @@ func (p *peers) dial(ctx context.Context, addr string) (*peerConn, error) {
 		nc  net.Conn
 		err error
 	)
-	d := &net.Dialer{}
+	d := dialer(p.local, addr, 0)
 	if p.tls != nil {
 		td := &tls.Dialer{NetDialer: d, Config: p.tls}
 		nc, err = td.DialContext(dctx, "tcp", addr)

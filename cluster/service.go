@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,10 @@ type ServiceConfig struct {
 	// ClientAddr is the client address this node advertises: where other
 	// nodes reach its node-to-node server, recorded in the node registry.
 	ClientAddr string
+	// ClientBind is the address the node's client listener is bound to:
+	// calls to other nodes leave from its IP when that is a specific one
+	// (dialsource.go). Nil lets the kernel choose.
+	ClientBind net.Addr
 	// ClusterToken authenticates node-to-node calls, both ways. Required.
 	ClusterToken string
 	// PeerTLS, if set, is the TLS configuration for dialling other nodes
@@ -71,7 +76,7 @@ func NewService(node *Node, cfg ServiceConfig) *Service {
 		node:         node,
 		clientAddr:   cfg.ClientAddr,
 		log:          logger,
-		peers:        newPeers(node.ID(), cfg.ClusterToken, cfg.PeerTLS, logger.With("component", "peers")),
+		peers:        newPeers(node.ID(), cfg.ClusterToken, cfg.PeerTLS, cfg.ClientBind, logger.With("component", "peers")),
 		noLeaderWait: DefaultNoLeaderWait,
 		handlers:     map[string]Handler{},
 	}

@@ -84,10 +84,10 @@ type tlsStreamLayer struct {
 	cfg       *tls.Config
 }
 
-// Dial connects to another node's Raft address over TLS.
+// Dial connects to another node's Raft address over TLS, from the
+// listener's address when that is a specific one (dialsource.go).
 func (l *tlsStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	d := &net.Dialer{Timeout: timeout}
-	c, err := tls.DialWithDialer(d, "tcp", string(address), l.cfg)
+	c, err := tls.DialWithDialer(dialer(l.Listener.Addr(), string(address), timeout), "tcp", string(address), l.cfg)
 	if err != nil {
 		return nil, err
 	}

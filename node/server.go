@@ -115,6 +115,7 @@ func Start(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 	cl := cluster.NewService(raftNode, cluster.ServiceConfig{
 		ClientAddr:      advertise,
+		ClientBind:      ln.Addr(),
 		ClusterToken:    cfg.ClusterToken,
 		PeerTLS:         parts.Peer,
 		RequirePeerCert: parts.Server != nil,

@@ -92,6 +92,11 @@ type procNode struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
 	starts int
+
+	// advertiseClient and advertiseRaft, when set, are the addresses the
+	// node advertises instead of the ones it listens on (the test's
+	// proxies in front of it: e2e_partition_test.go).
+	advertiseClient, advertiseRaft string
 }
 
 // procCluster is three (or more) switchboard processes.
@@ -112,19 +117,49 @@ func startProcCluster(t *testing.T, size int, extra ...string) *procCluster {
 // environment.
 func startProcClusterEnv(t *testing.T, size int, env []string, extra ...string) *procCluster {
 	t.Helper()
+	return startProcClusterOpts(t, procClusterOpts{size: size, env: env, extra: extra})
+}
+
+// procClusterOpts shape a cluster of processes.
+type procClusterOpts struct {
+	size  int
+	env   []string // added to every node's environment
+	extra []string // extra serve flags of every node
+	// host, if set, is the loopback address node i (from 0) listens on,
+	// instead of 127.0.0.1.
+	host func(i int) string
+	// front, if set, is called with each node before any starts: it may
+	// put something in front of its ports and set the addresses it
+	// advertises.
+	front func(n *procNode)
+}
+
+// startProcClusterOpts starts the nodes of o, which form a cluster with
+// --bootstrap-expect, each listing every node's advertised client address
+// in --join.
+func startProcClusterOpts(t *testing.T, o procClusterOpts) *procCluster {
+	t.Helper()
 	e2eBinary(t)
-	c := &procCluster{t: t, extra: extra}
+	c := &procCluster{t: t, extra: o.extra}
 	root := t.TempDir()
-	for i := range size {
+	for i := range o.size {
 		id := fmt.Sprintf("node%d", i+1)
-		c.nodes = append(c.nodes, newProcNode(t, id, root, env))
+		host := "127.0.0.1"
+		if o.host != nil {
+			host = o.host(i)
+		}
+		n := newProcNodeOn(t, id, root, o.env, host)
+		if o.front != nil {
+			o.front(n)
+		}
+		c.nodes = append(c.nodes, n)
 	}
 	var all []string
 	for _, n := range c.nodes {
-		all = append(all, n.client)
+		all = append(all, n.reachedAt())
 	}
 	for _, n := range c.nodes {
-		n.args = append([]string{"--bootstrap-expect", fmt.Sprint(size), "--join", strings.Join(all, ",")}, extra...)
+		n.args = append([]string{"--bootstrap-expect", fmt.Sprint(o.size), "--join", strings.Join(all, ",")}, o.extra...)
 		n.start()
 	}
 	t.Cleanup(func() {
@@ -141,13 +176,26 @@ func startProcClusterEnv(t *testing.T, size int, env []string, extra ...string) 
 	return c
 }
 
-// newProcNode is node id with its data and log under root and two held
-// ports.
+// newProcNode is node id with its data and log under root and three held
+// ports on 127.0.0.1.
 func newProcNode(t *testing.T, id, root string, env []string) *procNode {
+	return newProcNodeOn(t, id, root, env, "127.0.0.1")
+}
+
+// newProcNodeOn is newProcNode with the ports held on host.
+func newProcNodeOn(t *testing.T, id, root string, env []string, host string) *procNode {
 	n := &procNode{t: t, id: id, dir: filepath.Join(root, id), log: filepath.Join(root, id+".log"), env: env,
-		ports: [3]*heldPort{holdPort(t), holdPort(t), holdPort(t)}}
+		ports: [3]*heldPort{holdPortOn(t, host), holdPortOn(t, host), holdPortOn(t, host)}}
 	n.client, n.raft, n.http = n.ports[0].addr, n.ports[1].addr, n.ports[2].addr
 	return n
+}
+
+// reachedAt is the client address the node advertises to the others.
+func (n *procNode) reachedAt() string {
+	if n.advertiseClient != "" {
+		return n.advertiseClient
+	}
+	return n.client
 }
 
 // start runs the node's process; it does not wait for it to be ready.
@@ -162,6 +210,12 @@ func (n *procNode) start() {
 	args := append([]string{"serve", "--node-id", n.id, "--data", n.dir, "--client-addr", n.client,
 		"--raft-addr", n.raft, "--http-addr", n.http, "--client-listener-fd", "3", "--raft-listener-fd", "4",
 		"--http-listener-fd", "5", "--log-level", "info"}, n.args...)
+	if n.advertiseClient != "" {
+		args = append(args, "--advertise-client", n.advertiseClient)
+	}
+	if n.advertiseRaft != "" {
+		args = append(args, "--advertise", n.advertiseRaft)
+	}
 	cmd := exec.Command(e2eBin, args...)
 	for _, p := range n.ports {
 		p.pause()
@@ -294,24 +348,30 @@ func (c *procCluster) addrs(first *procNode) []string {
 	return out
 }
 
-// waitCaughtUp waits until n has applied the leader's commit index.
+// waitCaughtUp waits until n has applied the leader's commit index as of
+// the wait's start (its first moment with a healthy cluster): a target
+// that holds still while writers keep committing, which a node trailing
+// the leader by one round trip would otherwise chase on a loaded machine.
 func (c *procCluster) waitCaughtUp(n *procNode, timeout time.Duration) {
 	c.t.Helper()
 	deadline := time.Now().Add(timeout)
+	var target uint64
 	for {
-		leader, _ := c.healthy()
-		if leader != nil {
+		if leader, _ := c.healthy(); leader != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			lst, err1 := leader.status(ctx)
-			st, err2 := n.status(ctx)
+			if target == 0 {
+				if lst, err := leader.status(ctx); err == nil {
+					target = lst.CommitIndex
+				}
+			}
+			st, err := n.status(ctx)
 			cancel()
-			if err1 == nil && err2 == nil && st.AppliedIndex > 0 && st.CommitIndex >= lst.CommitIndex && lst.CommitIndex > 0 &&
-				st.LastLogIndex >= lst.CommitIndex {
+			if target > 0 && err == nil && st.AppliedIndex > 0 && st.CommitIndex >= target && st.LastLogIndex >= target {
 				return
 			}
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("%s did not catch up within %v", n.id, timeout)
+			c.t.Fatalf("%s did not catch up with commit index %d within %v", n.id, target, timeout)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -370,64 +430,84 @@ type ack struct {
 	at       time.Time
 }
 
-// writers are clients that stream customer_message commands (each to a
-// new customer, so each opens one request) until stopped.
-type writers struct {
-	mu    sync.Mutex
-	acks  []ack
-	stop  chan struct{}
-	wg    sync.WaitGroup
-	count int
+// writerPool runs writing goroutines until halted and keeps how each write
+// ended (T): what the writers of every scenario share.
+type writerPool[T any] struct {
+	mu   sync.Mutex
+	out  []T
+	stop chan struct{}
+	wg   sync.WaitGroup
 }
 
-func startWriters(t *testing.T, c *procCluster, token string, n int, pause time.Duration) *writers {
-	w := &writers{stop: make(chan struct{}), count: n}
-	for i := range n {
-		cl := e2eDial(t, c.addrs(c.nodes[i%len(c.nodes)]), "connector", "fb", token)
-		w.wg.Add(1)
-		go func() {
-			defer w.wg.Done()
-			for k := 0; ; k++ {
+func newWriterPool[T any]() *writerPool[T] {
+	return &writerPool[T]{stop: make(chan struct{})}
+}
+
+// loop runs write(0), write(1)... in a goroutine, keeping each outcome
+// and pausing between writes, until the pool is halted.
+func (p *writerPool[T]) loop(pause time.Duration, write func(k int) T) {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for k := 0; ; k++ {
+			select {
+			case <-p.stop:
+				return
+			default:
+			}
+			o := write(k)
+			p.mu.Lock()
+			p.out = append(p.out, o)
+			p.mu.Unlock()
+			if pause > 0 {
 				select {
-				case <-w.stop:
-					return
-				default:
-				}
-				cust := fmt.Sprintf("w%d-%d", i, k)
-				ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-				var r api.CustomerMessageResult
-				err := cl.Call(ctx, "customer_message", api.CustomerMessageArgs{Channel: "C1", CustomerID: cust, Text: "hello " + cust}, &r)
-				cancel()
-				a := ack{customer: cust, err: err, at: time.Now()}
-				if err == nil {
-					a.request = r.Request
-				}
-				w.mu.Lock()
-				w.acks = append(w.acks, a)
-				w.mu.Unlock()
-				if pause > 0 {
-					time.Sleep(pause)
+				case <-p.stop:
+				case <-time.After(pause):
 				}
 			}
-		}()
-	}
-	return w
+		}
+	}()
 }
 
-// halt stops the writers and returns every outcome.
-func (w *writers) halt() []ack {
-	close(w.stop)
-	w.wg.Wait()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return slices.Clone(w.acks)
+// halt stops the writers once every write in flight has ended, and
+// returns every outcome.
+func (p *writerPool[T]) halt() []T {
+	close(p.stop)
+	p.wg.Wait()
+	return p.snapshot()
 }
 
 // snapshot returns the outcomes so far.
-func (w *writers) snapshot() []ack {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return slices.Clone(w.acks)
+func (p *writerPool[T]) snapshot() []T {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.out)
+}
+
+// writers are clients that stream customer_message commands (each to a
+// new customer, so each opens one request) until stopped.
+type writers struct {
+	*writerPool[ack]
+}
+
+func startWriters(t *testing.T, c *procCluster, token string, n int, pause time.Duration) *writers {
+	w := &writers{newWriterPool[ack]()}
+	for i := range n {
+		cl := e2eDial(t, c.addrs(c.nodes[i%len(c.nodes)]), "connector", "fb", token)
+		w.loop(pause, func(k int) ack {
+			cust := fmt.Sprintf("w%d-%d", i, k)
+			ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+			defer cancel()
+			var r api.CustomerMessageResult
+			err := cl.Call(ctx, "customer_message", api.CustomerMessageArgs{Channel: "C1", CustomerID: cust, Text: "hello " + cust}, &r)
+			a := ack{customer: cust, err: err, at: time.Now()}
+			if err == nil {
+				a.request = r.Request
+			}
+			return a
+		})
+	}
+	return w
 }
 
 // watcher is an agent watching L1: it keeps its current view of L1 (from
@@ -748,7 +828,13 @@ type heldPort struct {
 
 func holdPort(t *testing.T) *heldPort {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return holdPortOn(t, "127.0.0.1")
+}
+
+// holdPortOn is holdPort on a loopback address of host's choosing.
+func holdPortOn(t *testing.T, host string) *heldPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
