@@ -181,15 +181,21 @@ func (s *replaySnapshot) persistInChild(ctx context.Context, sink raft.SnapshotS
 		fed <- err
 	}()
 	written, copyErr := io.Copy(sink, stdout)
+	if copyErr != nil {
+		// The child may be blocked writing to a pipe nobody reads.
+		_ = cmd.Process.Kill()
+	}
 	waitErr := cmd.Wait()
 	feedErr := <-fed
 	switch {
-	case waitErr != nil:
-		return fail(fmt.Errorf("%w: in a child process: %w: %s", errRebuild, waitErr, bytes.TrimSpace(stderr.Bytes())))
-	case feedErr != nil:
-		return fail(fmt.Errorf("%w: feed the child: %w", errRebuild, feedErr))
 	case copyErr != nil:
 		return fail(fmt.Errorf("cluster: write snapshot: %w", copyErr))
+	case feedErr != nil && waitErr != nil: // which one began it is unknown
+		return fail(fmt.Errorf("%w: feed the child: %w; the child: %w: %s", errRebuild, feedErr, waitErr, bytes.TrimSpace(stderr.Bytes())))
+	case feedErr != nil:
+		return fail(fmt.Errorf("%w: feed the child: %w", errRebuild, feedErr))
+	case waitErr != nil:
+		return fail(fmt.Errorf("%w: in a child process: %w: %s", errRebuild, waitErr, bytes.TrimSpace(stderr.Bytes())))
 	}
 	if err := sink.Close(); err != nil {
 		return from, written, fmt.Errorf("cluster: close snapshot: %w", err)
