@@ -120,11 +120,12 @@ type Memory struct {
 	// or CaptureLock), SnapshotHold how long the snapshot held Raft's
 	// apply goroutine, and DuringSnapshot the latency of the writes due
 	// while it ran; BeforeSnapshot is the same trickle's in the seconds
-	// before (snapprobe.go).
+	// before, AfterSnapshot for as long again after (snapprobe.go).
 	SnapshotCapture string   `json:"snapshot_capture,omitempty"`
 	SnapshotHold    float64  `json:"snapshot_hold_seconds,omitempty"`
 	BeforeSnapshot  *Latency `json:"before_snapshot,omitempty"`
 	DuringSnapshot  *Latency `json:"during_snapshot,omitempty"`
+	AfterSnapshot   *Latency `json:"after_snapshot,omitempty"`
 }
 
 // Ratio compares a case with its raw baseline.
@@ -271,6 +272,9 @@ func (r *Report) WriteTable(w io.Writer) {
 				fmt.Fprintf(w, "  during snapshot:   capture %s, applies held %.3f s; %d writes p50 %.1f p99 %.1f p999 %.1f max %.1f ms\n",
 					m.SnapshotCapture, m.SnapshotHold, d.Count, d.P50, d.P99, d.P999, d.Max)
 				fmt.Fprintf(w, "  before it:         %d writes p50 %.1f p99 %.1f p999 %.1f max %.1f ms\n", b.Count, b.P50, b.P99, b.P999, b.Max)
+				if a := m.AfterSnapshot; a != nil {
+					fmt.Fprintf(w, "  after it:          %d writes p50 %.1f p99 %.1f p999 %.1f max %.1f ms\n", a.Count, a.P50, a.P99, a.P999, a.Max)
+				}
 			}
 			fmt.Fprintf(w, "  missed %d, duplicated %d, out of order %d, errors %d\n", c.Correctness.Missed, c.Correctness.Duplicated, c.Correctness.OutOfOrder, c.Errors)
 		}

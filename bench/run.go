@@ -316,12 +316,12 @@ func (r *caseRun) runMemory(ctx context.Context, res *CaseResult, progress io.Wr
 	// The correctness of the streams is judged before the snapshot, whose
 	// trickle of writes opens requests the counts above do not expect.
 	res.Correctness = r.correctness()
-	lead, lat, took, err := r.snapshotProbe(leader.Node.Snapshot) // snapprobe.go
+	lead, lat, tail, took, err := r.snapshotProbe(leader.Node.Snapshot) // snapprobe.go
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
 	m.SnapshotSeconds = took.Seconds()
-	m.BeforeSnapshot, m.DuringSnapshot = &lead, &lat
+	m.BeforeSnapshot, m.DuringSnapshot, m.AfterSnapshot = &lead, &lat, &tail
 	m.SnapshotCapture = r.cfg.SnapshotCapture
 	if m.SnapshotCapture == "" {
 		m.SnapshotCapture = cluster.CaptureReplay

@@ -21,14 +21,18 @@ const (
 	// probeLead is how long the trickle runs before the snapshot starts:
 	// its latency then is the baseline.
 	probeLead = 3 * time.Second
+	// probeAfterMax bounds the window after the snapshot.
+	probeAfterMax = time.Minute
 )
 
-// snapshotProbe writes for probeLead, then runs fn, and returns the
-// latency of the writes due in the lead (the baseline) and of those due
-// between fn's start and its end (from their due time: a write held back
-// is charged for the whole wait), how long fn took and its error.
-func (r *caseRun) snapshotProbe(fn func() error) (before, during Latency, took time.Duration, err error) {
-	lead, rec := NewRecorder(), NewRecorder()
+// snapshotProbe writes for probeLead, then runs fn, then writes for as
+// long again as fn took (at most probeAfterMax), and returns the latency
+// of the writes due in the lead, of those due between fn's start and its
+// end (from their due time: a write held back is charged for the whole
+// wait) and of those due after: a baseline as long as the snapshot, over
+// the same state. Then how long fn took, and its error.
+func (r *caseRun) snapshotProbe(fn func() error) (before, during, after Latency, took time.Duration, err error) {
+	lead, rec, tail := NewRecorder(), NewRecorder(), NewRecorder()
 	var from, to atomic.Int64 // the window, unix nanoseconds; to 0 while open
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -59,6 +63,8 @@ func (r *caseRun) snapshotProbe(fn func() error) (before, during Latency, took t
 					lead.Record(w, end.Sub(due))
 				case t == 0 || at <= t:
 					rec.Record(w, end.Sub(due))
+				default:
+					tail.Record(w, end.Sub(due))
 				}
 			}
 		}()
@@ -69,7 +75,10 @@ func (r *caseRun) snapshotProbe(fn func() error) (before, during Latency, took t
 	err = fn()
 	took = time.Since(start)
 	to.Store(time.Now().UnixNano())
+	if err == nil {
+		time.Sleep(min(took, probeAfterMax)) // the after window, as long
+	}
 	stop()
 	wg.Wait()
-	return lead.Summary(), rec.Summary(), took, err
+	return lead.Summary(), rec.Summary(), tail.Summary(), took, err
 }
