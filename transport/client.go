@@ -62,7 +62,19 @@ const (
 	// retryable code that carried no retry_ms.
 	clientRetryDefault = 100 * time.Millisecond
 	clientRetryMax     = 5 * time.Second
+	// clientLeaderlessStay is how long the client stays on a node before
+	// a no_leader answer from it makes the client move to another
+	// address (leaveLeaderless): a node answers no_leader only after
+	// waiting for a leader itself (3 s by default), so with such nodes
+	// this never delays a move; against a node that answered at once, it
+	// keeps an election from moving each client more than once.
+	clientLeaderlessStay = 2 * time.Second
 )
+
+// errLeaderless is why the client leaves a node that answered no_leader
+// (leaveLeaderless): the connection is broken on purpose, and the usual
+// failover takes over.
+var errLeaderless = errors.New("node has no leader")
 
 // ClientConfig configures a Client. Zero values take the defaults noted.
 type ClientConfig struct {
@@ -104,9 +116,19 @@ type ClientConfig struct {
 	// LastSeq, and re-sending every call still in flight with its original
 	// id and seq, so that the nodes' idempotency answers a write that had
 	// already committed with its original result. Calls answered
-	// not_leader, no_leader, timeout or unavailable are retried the same
-	// way after retry_ms (a node forwards writes to the leader itself, so
-	// these only say the cluster is between leaders). The
+	// not_leader, timeout, unavailable or rate_limited are retried on the
+	// same node after retry_ms (a node forwards writes to the leader
+	// itself, so these only say the cluster is between leaders). A call
+	// answered no_leader, which a node sends once it has itself waited
+	// for a leader in vain (3 s by default: it is cut off from the
+	// others, or the cluster has lost its quorum), makes the client leave
+	// that node when it has another address: the connection is dropped
+	// and the failover above moves to the next address, resumes the
+	// stream and re-sends every call in flight, this one included, with
+	// the same id and seq; several such answers from one connection
+	// cause one move, and a node connected to for less than 2 s is not
+	// left for it (the call is retried there after retry_ms). With a
+	// single address the call is retried on the same node. The
 	// client then only gives up on Close or on a bye whose code retrying
 	// cannot cure (unauthenticated, forbidden, protocol, malformed_frame,
 	// frame_too_large, bad_request, unknown_op).
@@ -180,6 +202,7 @@ type clientCall struct {
 
 type clientReply struct {
 	f   *Frame
+	cn  *clientConn // the connection f came on
 	err error
 }
 
@@ -189,6 +212,7 @@ type clientConn struct {
 	r        *bufio.Reader
 	addr     string
 	welcome  Frame
+	at       time.Time // when the hello was accepted
 	wmu      sync.Mutex
 	wtimeout time.Duration
 	lastRecv atomic.Int64 // unix nanoseconds of the last frame read
@@ -373,6 +397,13 @@ func (c *Client) CallIndex(ctx context.Context, op string, args, out any) (uint6
 		if !c.cfg.Reconnect || !clientRetryable(eb.Code) {
 			return r.f.Index, eb
 		}
+		if eb.Code == api.CodeNoLeader && c.leaveLeaderless(r.cn) {
+			// On the next node as soon as it is connected: attach
+			// re-sends the call, or start sends it on the new node if
+			// the client is already there.
+			c.log.Debug("retrying call on another node", "op", op, "seq", f.Seq, "code", eb.Name, "left", r.cn.addr)
+			continue
+		}
 		wait := min(max(time.Duration(eb.RetryMs)*time.Millisecond, 0), clientRetryMax)
 		if wait == 0 {
 			wait = clientRetryDefault
@@ -455,8 +486,37 @@ func (c *Client) forget(id uint64) {
 	c.mu.Unlock()
 }
 
+// leaveLeaderless is called when cn answered a call no_leader. It moves
+// the client off cn (the node waited for a leader in vain, and another
+// node may have one: a leader cut off from the others keeps its clients
+// but answers their writes no_leader until the partition heals) by
+// breaking it: run then fails over exactly as after a lost connection,
+// to the next address, resuming the stream after LastSeq and re-sending
+// every call in flight with its id and seq. It reports whether the call
+// is to go to another node now: the client has left cn, or is leaving
+// it. It is false with a single address (nowhere to go) and while cn is
+// younger than clientLeaderlessStay, so that nodes answering no_leader
+// at once during an election do not bounce the client from one to the
+// next: the call then waits retry_ms and goes to cn again.
+func (c *Client) leaveLeaderless(cn *clientConn) bool {
+	if len(c.cfg.Addrs) < 2 || cn == nil {
+		return false
+	}
+	c.mu.Lock()
+	cur := c.cur
+	c.mu.Unlock()
+	if cur != cn {
+		return true // another call's answer moved the client already
+	}
+	if time.Since(cn.at) < clientLeaderlessStay {
+		return false
+	}
+	cn.fail(fmt.Errorf("%w: %s answered no_leader", errLeaderless, cn.addr))
+	return true
+}
+
 // complete hands a res or pong to its waiting call, if still waiting.
-func (c *Client) complete(f *Frame) {
+func (c *Client) complete(cn *clientConn, f *Frame) {
 	c.mu.Lock()
 	cl := c.pending[f.ID]
 	if cl != nil && cl.ping == (f.T == TypePong) {
@@ -466,7 +526,7 @@ func (c *Client) complete(f *Frame) {
 	}
 	c.mu.Unlock()
 	if cl != nil {
-		cl.reply <- clientReply{f: f}
+		cl.reply <- clientReply{f: f, cn: cn}
 	}
 }
 
@@ -530,7 +590,11 @@ func (c *Client) run(cn *clientConn) {
 			final = err
 			return
 		}
-		c.log.Info("connection lost, reconnecting", "addr", cn.addr, "err", err, "last_seq", c.LastSeq())
+		if errors.Is(err, errLeaderless) {
+			c.log.Info("node answers no_leader: moving to another address", "addr", cn.addr, "node", cn.welcome.Node, "last_seq", c.LastSeq())
+		} else {
+			c.log.Info("connection lost, reconnecting", "addr", cn.addr, "err", err, "last_seq", c.LastSeq())
+		}
 		var idx int
 		cn, idx, err = c.redial()
 		if err != nil {
@@ -568,7 +632,7 @@ func (c *Client) serve(cn *clientConn) error {
 		cn.lastRecv.Store(time.Now().UnixNano())
 		switch f.T {
 		case TypeResponse, TypePong:
-			c.complete(&f)
+			c.complete(cn, &f)
 		case TypeEvent:
 			if lagging {
 				break
@@ -728,8 +792,8 @@ func (c *Client) connect(ctx context.Context, idx int) (*clientConn, error) {
 		}
 		return nil, err
 	}
-	cn.welcome = f
-	cn.lastRecv.Store(time.Now().UnixNano())
+	cn.welcome, cn.at = f, time.Now()
+	cn.lastRecv.Store(cn.at.UnixNano())
 	return cn, nil
 }
 

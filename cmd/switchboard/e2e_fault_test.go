@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -81,6 +82,7 @@ func createFaultConnectors(t *testing.T, admin *transport.Client) map[string]str
 // connector, until halted.
 type faultWriters struct {
 	*writerPool[writeOutcome]
+	on map[string]*procNode // connector → the node it first connected to
 }
 
 // others returns the nodes of c but n.
@@ -102,7 +104,7 @@ func (c *procCluster) others(n *procNode) []*procNode {
 // has every node's address, starting with its own.
 func startFaultWriters(t *testing.T, c *procCluster, leader *procNode, tokens map[string]string) *faultWriters {
 	t.Helper()
-	w := &faultWriters{newWriterPool[writeOutcome]()}
+	w := &faultWriters{writerPool: newWriterPool[writeOutcome](), on: map[string]*procNode{}}
 	followers := c.others(leader)
 	for i := range faultConnectors {
 		id := fmt.Sprintf("fw%d", i+1)
@@ -114,6 +116,7 @@ func startFaultWriters(t *testing.T, c *procCluster, leader *procNode, tokens ma
 		if i >= 2 {
 			cfg.DeadAfter = faultImpatient
 		}
+		w.on[id] = first
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		cl, err := transport.Dial(ctx, cfg)
 		cancel()
@@ -136,6 +139,25 @@ func startFaultWriters(t *testing.T, c *procCluster, leader *procNode, tokens ma
 		}
 	}
 	return w
+}
+
+// slowest returns the longest a write took to be answered among those of
+// the connectors that first connected to a node of among (in) or to
+// another node (!in), and the connector that sent it.
+func (w *faultWriters) slowest(outcomes []writeOutcome, among []*procNode, in bool) (time.Duration, string) {
+	var (
+		worst time.Duration
+		conn  string
+	)
+	for _, o := range outcomes {
+		if slices.Contains(among, w.on[o.conn]) != in {
+			continue
+		}
+		if d := o.answered.Sub(o.sent); d > worst {
+			worst, conn = d, o.conn
+		}
+	}
+	return worst, conn
 }
 
 // acked counts the writes acknowledged so far that were sent after t0.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/api"
+	"github.com/switchboard/switchboard/cluster"
 	"github.com/switchboard/switchboard/internal/testutil"
 	"github.com/switchboard/switchboard/node"
 	"github.com/switchboard/switchboard/transport"
@@ -24,8 +25,11 @@ import (
 // acknowledged exactly once, or refused with an answer that says it was
 // not applied; none may be answered stale_sequence or end unknowable; a
 // write sent to the cut-off node by a client that does not retry must be
-// answered promptly with one that says to send it again; after the heal
-// the old leader is a follower and every node holds the same state.
+// answered promptly with one that says to send it again; the Go client's
+// connectors on the cut-off node leave it at that answer for another
+// address, where their writes are acknowledged without waiting for the
+// heal; after the heal the old leader is a follower and every node holds
+// the same state.
 //
 // The cut is made in userspace, with no firewall rule, so that it works
 // in any container that runs the suite: each node listens on its own
@@ -99,6 +103,11 @@ func (m cutMode) String() string {
 // it does after its lease, the heartbeat timeout (400 ms), plus a
 // loaded machine's delays.
 const partitionStepDown = 10 * time.Second
+
+// partitionMoveSlack is how long, past the cut-off node's first no_leader
+// answer, its connectors may take to reconnect to another node and have
+// their writes acknowledged there: tens of milliseconds unloaded.
+const partitionMoveSlack = 3 * time.Second
 
 // partitionHost is the loopback address node i (from 0) listens on.
 func partitionHost(i int) string { return fmt.Sprintf("127.0.0.%d", 11+i) }
@@ -370,7 +379,8 @@ func partitionScenario(t *testing.T, cutFor time.Duration, mode cutMode) {
 	t.Logf("%s stepped down %v after the cut (%s, term %d, commit index %d)", leader.id, steppedDown.Round(time.Millisecond), down.State, down.Term, down.CommitIndex)
 
 	// ...and answers a write sent to it now, promptly, with an answer
-	// that says to send it again (the Go client does so by itself).
+	// that says to send it again (the Go client does so by itself, on
+	// another node).
 	type answer struct {
 		err  error
 		took time.Duration
@@ -468,6 +478,24 @@ func partitionScenario(t *testing.T, cutFor time.Duration, mode cutMode) {
 	// acknowledged write exactly once, nothing of a refused one, and
 	// nothing of the probe's.
 	acked := checkOutcomes(t, outcomes, cutAt, "the cut")
+	// The connectors on the cut-off node leave it for their next address
+	// at its first no_leader answer, which comes once it has waited for
+	// a leader in vain (cluster.DefaultNoLeaderWait) after stepping down,
+	// and re-send their writes there: their writes do not wait for the
+	// heal.
+	cutOff := []*procNode{leader}
+	onCut, onCutConn := w.slowest(outcomes, cutOff, true)
+	onOthers, onOthersConn := w.slowest(outcomes, cutOff, false)
+	t.Logf("slowest write, connectors on the cut-off node: %v (%s); connectors on the others: %v (%s)",
+		onCut.Round(time.Millisecond), onCutConn, onOthers.Round(time.Millisecond), onOthersConn)
+	if limit := steppedDown + cluster.DefaultNoLeaderWait + partitionMoveSlack; limit < cutFor {
+		if onCut > limit {
+			t.Errorf("a write of a connector on the cut-off node %s took %v (limit %v): it waited for the heal instead of moving to another node",
+				leader.id, onCut.Round(time.Millisecond), limit.Round(time.Millisecond))
+		}
+	} else {
+		t.Logf("the %v cut is too short to tell a connector that moved from one that waited for the heal (limit %v)", cutFor, limit.Round(time.Millisecond))
+	}
 	l1 := checkStateHolds(t, c, admin, append(outcomes, writeOutcome{conn: "probe", customer: "probe-1", err: pa.err}), acked)
 	for id, r := range l1 {
 		if r.Customer.ID == "probe-1" {
