@@ -1,66 +1,134 @@
 package fsm
 
 import (
+	"bytes"
 	"errors"
 	"strings"
+	"sync"
 
 	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/internal/msgp"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// The snapshot decoder's fast path. A snapshot's bulk is its requests and
-// the open-request index: decoded by msgpack's reflection they cost about
-// 22 allocations a request and most of a restore's time. readStateFast
-// decodes those two maps by hand — a request's strings in one allocation,
-// its slices sized once — and the rest of the state (configuration,
-// agents, sessions: small) by msgpack, from a map holding the other keys.
+// The snapshot decoder's fast path. A snapshot's bulk is its requests,
+// the open-request map and the lists' request ids: decoded by msgpack's
+// reflection they cost about 22 allocations a request and most of a
+// restore's time. readStateFast decodes those three by hand and the rest
+// of the state (configuration, agents, sessions: small) by msgpack, from a
+// map holding the other keys. What it allocates, it allocates in bulk:
+// requests and messages from slabs, strings copied into chunks shared by
+// neighbouring entries, the names of configuration (channels, lists,
+// MRDs, agents) interned; a million open requests take some 120,000
+// allocations instead of 6 million, which the garbage collector also
+// marks faster. It builds the open index by channel (open_index.go) while
+// it reads the open map, from the snapshot's bytes in order. The open map
+// and the lists are decoded on goroutines of their own while the calling
+// one decodes the requests (sections); each builds its own maps, so the
+// state is the same whatever the order they run in.
 //
 // It accepts exactly what appendState writes and what msgpack would
-// decode the same way; anything else (an unexpected key or type, a
-// snapshot of another writer) returns errNotFast and ReadState decodes the
-// whole snapshot by reflection instead. snapshot_decode_test.go holds the
-// two paths to the same result.
+// decode the same way; anything else (an unexpected key or type, maps not
+// in Marshal's order, a snapshot of another writer, a malformed snapshot)
+// returns errNotFast and ReadState checks the snapshot (msgp.Check) and
+// decodes it whole by reflection instead. The fast path runs before that
+// check: every length it reads is bounded by the bytes left before it
+// sizes anything by it, and it nests no deeper than a request's fields.
+// snapshot_decode_test.go holds the two paths to the same result (and
+// FuzzReadState, on any input).
 
 var errNotFast = errors.New("fsm: snapshot not in the fast decoder's shape")
 
-// readStateFast decodes data (a state, checked by msgp.Check) into a new
-// State, or returns errNotFast.
-func readStateFast(data []byte) (*State, error) {
+// fastOptions tunes readStateFast; the result does not depend on them.
+type fastOptions struct {
+	// parallel: the open map and the lists, when of at least this many
+	// bytes, are decoded on goroutines of their own (sections) while
+	// this one decodes the requests.
+	parallel int
+	// Requests are allocated reqSlab at a time, and their messages
+	// msgSlab at a time (0 or 1: one by one); the strings of consecutive
+	// requests share chunks of strChunk bytes, those of the open map
+	// chunks of openChunk bytes (strCopier; 0: one by one).
+	reqSlab, msgSlab, strChunk, openChunk int
+}
+
+// restoreOptions are ReadState's: below 256 KiB (some 10,000 open
+// requests) a value is not worth a goroutine of its own; slabs of 64
+// requests (22 KiB) and 256 messages (16 KiB), requests' strings in
+// chunks of 8 KiB (some 60 requests' worth), the open map's in chunks of
+// 1 KiB (some 40 entries: they are in the order of their keys, not of
+// their requests' ids, so the chunks are kept small). A slab or a chunk
+// is freed when the last of its entries is: see docs/PERFORMANCE.md
+// "Restore" for what that keeps.
+func restoreOptions() fastOptions {
+	return fastOptions{parallel: 256 << 10, reqSlab: 64, msgSlab: 256, strChunk: 8 << 10, openChunk: 1 << 10}
+}
+
+// Interning: the strings of a request that name configuration (its
+// channel, list, MRD, queue, state, agents) repeat across requests, so
+// each decoder keeps one copy of each, up to maxInterned strings of at
+// most maxInternLen bytes (beyond that they are copied per request).
+const (
+	maxInterned  = 4096
+	maxInternLen = 64
+)
+
+// readStateFast decodes data (a state, without its version byte) into a
+// new State, with its open index built, or returns errNotFast.
+func readStateFast(data []byte, opt fastOptions) (st *State, err error) {
 	n, i, ok := msgp.ReadMapLen(data, 0)
-	if !ok {
+	if !ok || n > len(data)-i {
 		return nil, errNotFast
 	}
 	var (
 		requests map[string]*Request
-		open     map[string]string
-		haveReq  bool
-		haveOpen bool
+		lists    map[string]*List
+		open     openIndex
+		seen     = map[string]bool{}
 		rest     = make([]byte, 0, 4096)
 		restN    int
+		par      = sections{min: opt.parallel}
 	)
+	defer par.wait() // never leave a goroutine running, even on a panic here
 	for range n {
 		key, next, ok := msgp.ReadStr(data, i)
 		if !ok {
 			return nil, errNotFast
 		}
-		switch string(key) {
-		case "requests":
-			if haveReq {
+		switch k := string(key); k {
+		case "requests", "lists", "open":
+			if seen[k] {
 				return nil, errNotFast // msgpack would merge the two
 			}
-			if requests, i, ok = decodeRequests(data, next); !ok {
+			seen[k] = true
+			var decode func() (int, bool)
+			switch k {
+			case "requests":
+				decode = func() (end int, ok bool) {
+					requests, end, ok = newReqDecoder(opt).requests(data, next)
+					return end, ok
+				}
+			case "lists":
+				decode = func() (end int, ok bool) {
+					lists, end, ok = newReqDecoder(opt).lists(data, next)
+					return end, ok
+				}
+			case "open":
+				decode = func() (int, bool) {
+					open.decode(data, next, opt.openChunk)
+					return open.end, open.ok
+				}
+			}
+			if k == "requests" {
+				// The bulk of the snapshot, the last big value in
+				// Marshal's order: decoded here while the others are.
+				i, ok = decode()
+			} else {
+				i, ok = par.decode(data, next, decode)
+			}
+			if !ok {
 				return nil, errNotFast
 			}
-			haveReq = true
-		case "open":
-			if haveOpen {
-				return nil, errNotFast
-			}
-			if open, i, ok = decodeStringMap(data, next); !ok {
-				return nil, errNotFast
-			}
-			haveOpen = true
 		default:
 			vlen, err := msgp.Check(data[next:], maxSnapshotDepth)
 			if err != nil {
@@ -74,75 +142,301 @@ func readStateFast(data []byte) (*State, error) {
 	if i != len(data) {
 		return nil, errNotFast
 	}
-	st := NewState()
+	st = NewState()
 	body := msgp.AppendMapLen(make([]byte, 0, len(rest)+5), restN)
 	body = append(body, rest...)
 	if err := msgpack.Unmarshal(body, st); err != nil {
 		return nil, err
 	}
-	if haveReq {
+	if !par.wait() {
+		return nil, errNotFast
+	}
+	if seen["requests"] {
 		st.Requests = requests
 	}
-	if haveOpen {
-		st.Open = open
+	if seen["lists"] {
+		st.Lists = lists
+	}
+	if seen["open"] {
+		st.Open, st.openByChannel = open.open, open.byChannel
 	}
 	return st, nil
 }
 
-// decodeStringMap decodes a map of str to str (or nil) at i.
-func decodeStringMap(b []byte, i int) (map[string]string, int, bool) {
-	if isNil(b, i) {
-		return nil, i + 1, true
-	}
-	n, i, ok := msgp.ReadMapLen(b, i)
-	if !ok {
-		return nil, i, false
-	}
-	m := make(map[string]string, n)
-	for range n {
-		k, next, ok := msgp.ReadStr(b, i)
-		if !ok {
-			return nil, i, false
-		}
-		v, after, ok := msgp.ReadStr(b, next)
-		if !ok {
-			return nil, i, false
-		}
-		// Key and value in one allocation.
-		var sb strings.Builder
-		sb.Grow(len(k) + len(v))
-		sb.Write(k)
-		sb.Write(v)
-		s := sb.String()
-		m[s[:len(k)]] = s[len(k):]
-		i = after
-	}
-	return m, i, true
+// sections decodes the big values of a snapshot's top level on goroutines
+// of their own: each builds maps no other touches, and the state is put
+// together once all are done, so the result is the same in any order.
+type sections struct {
+	min  int // bytes from which a value is decoded on a goroutine of its own
+	wg   sync.WaitGroup
+	oks  []*bool
+	done bool
 }
 
-// decodeRequests decodes the requests map (or nil) at i.
-func decodeRequests(b []byte, i int) (map[string]*Request, int, bool) {
+// decode runs fn, which decodes the value at at and returns the offset
+// after it. A value of at least min bytes is skipped here (a walk of its
+// bytes) and fn runs on a new goroutine: decode returns at once with the
+// offset after the value, and wait says whether fn succeeded.
+func (p *sections) decode(data []byte, at int, fn func() (int, bool)) (int, bool) {
+	if len(data)-at < p.min {
+		return fn()
+	}
+	vlen, err := msgp.Check(data[at:], maxSnapshotDepth)
+	if err != nil {
+		return at, false
+	}
+	if vlen < p.min {
+		end, ok := fn()
+		return end, ok && end == at+vlen
+	}
+	ok := new(bool)
+	p.oks = append(p.oks, ok)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer func() {
+			if recover() != nil {
+				*ok = false
+			}
+		}()
+		end, fnOK := fn()
+		*ok = fnOK && end == at+vlen
+	}()
+	return at + vlen, true
+}
+
+// wait waits for the goroutines and says whether they all succeeded.
+func (p *sections) wait() bool {
+	p.wg.Wait()
+	for _, ok := range p.oks {
+		if !*ok {
+			return false
+		}
+	}
+	return true
+}
+
+// openIndex is the decoded open map and the index by channel built from
+// it, exactly what indexOpen builds from the map.
+type openIndex struct {
+	open      map[string]string
+	byChannel map[string]map[string]struct{}
+	end       int  // the offset after the map
+	ok        bool // decoded
+}
+
+// decode decodes the open map (or nil) at i. A read of its entries counts
+// each channel's open requests first, so that each channel's set is made
+// at its size; the channel ids are decoded once each. Its keys must be in
+// Marshal's order, so none is there twice (the index of a map whose later
+// entry replaced an earlier one would differ from indexOpen's).
+func (o *openIndex) decode(b []byte, i, chunk int) {
+	*o = openIndex{end: i}
+	if isNil(b, i) {
+		o.byChannel = map[string]map[string]struct{}{}
+		o.end, o.ok = i+1, true
+		return
+	}
+	n, i, ok := msgp.ReadMapLen(b, i)
+	if !ok || n > (len(b)-i)/2 {
+		return
+	}
+	var (
+		chanAt = map[string]int{} // channel id → index in sets
+		ids    []string           // the channel ids, by index
+		counts []int
+		last   = -1 // the previous entry's channel (the map is sorted: runs of one channel are common)
+	)
+	channelOf := func(k []byte) int {
+		c := bytes.IndexByte(k, 0)
+		if c < 0 {
+			return -1 // not an openKey: no connector's view lists it
+		}
+		ch := k[:c]
+		if last >= 0 && ids[last] == string(ch) {
+			return last
+		}
+		x, ok := chanAt[string(ch)]
+		if !ok {
+			x = len(ids)
+			id := string(ch)
+			chanAt[id] = x
+			ids = append(ids, id)
+			counts = append(counts, 0)
+		}
+		last = x
+		return x
+	}
+	j := i
+	var prev []byte
+	for e := range n {
+		k, next, ok := msgp.ReadStr(b, j)
+		if !ok || e > 0 && !inOrder(prev, k) {
+			return // a key twice, or not Marshal's order
+		}
+		prev = k
+		if _, j, ok = msgp.ReadStr(b, next); !ok {
+			return
+		}
+		if x := channelOf(k); x >= 0 {
+			counts[x]++
+		}
+	}
+	open := make(map[string]string, n)
+	sets := make([]map[string]struct{}, len(ids))
+	byChannel := make(map[string]map[string]struct{}, len(ids))
+	for x, id := range ids {
+		sets[x] = make(map[string]struct{}, counts[x])
+		byChannel[id] = sets[x]
+	}
+	strs := strCopier{size: chunk}
+	for range n {
+		k, next, _ := msgp.ReadStr(b, i) // read above
+		v, after, _ := msgp.ReadStr(b, next)
+		i = after
+		key, rid := strs.copy(k), strs.copy(v)
+		open[key] = rid
+		if x := channelOf(k); x >= 0 {
+			sets[x][rid] = struct{}{}
+		}
+	}
+	o.open, o.byChannel, o.end, o.ok = open, byChannel, i, true
+}
+
+// strCopier copies strings out of the snapshot into chunks of size
+// bytes, each shared by the strings of consecutive entries (a string
+// longer than an eighth of a chunk has its own allocation): one allocation
+// for dozens of strings instead of one each. A chunk is freed once none of
+// its strings is referenced; its strings are of entries next to each
+// other in the snapshot (a request's fields; requests in the order of
+// their ids, so of their arrival).
+type strCopier struct {
+	size  int
+	chunk strings.Builder
+}
+
+func (c *strCopier) copy(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if len(b) > c.size/8 {
+		return string(b)
+	}
+	if c.chunk.Cap()-c.chunk.Len() < len(b) {
+		c.chunk.Reset() // its strings keep the old chunk
+		c.chunk.Grow(c.size)
+	}
+	start := c.chunk.Len()
+	c.chunk.Write(b) // within its capacity: earlier strings do not move
+	return c.chunk.String()[start:]
+}
+
+// interner keeps one copy of each string that names configuration (a
+// channel, a list, an MRD, an agent), up to maxInterned strings of at
+// most maxInternLen bytes; a small cache in front of its map answers most
+// look-ups with one comparison (requests next to each other often share
+// their channel, list and MRD).
+type interner struct {
+	m     map[string]string
+	cache [256]string
+}
+
+// get returns the interned copy of b, or false when b is not to be
+// interned (too long, or the interner is full).
+func (in *interner) get(b []byte) (string, bool) {
+	if len(b) == 0 {
+		return "", true
+	}
+	if len(b) > maxInternLen {
+		return "", false
+	}
+	h := (len(b)*31 + int(b[0])*7 + int(b[len(b)-1])*3 + int(b[len(b)/2])) & 255
+	if s := in.cache[h]; s == string(b) {
+		return s, true
+	}
+	s, ok := in.m[string(b)]
+	if !ok {
+		if len(in.m) >= maxInterned {
+			return "", false
+		}
+		s = string(b)
+		in.m[s] = s
+	}
+	in.cache[h] = s
+	return s, true
+}
+
+// reqDecoder decodes requests one at a time: their strings are copied
+// into shared chunks or interned, their structs and messages taken from
+// slabs.
+type reqDecoder struct {
+	opt    fastOptions
+	strs   strCopier
+	intern interner
+	left   int // requests still to read, for the last slab's size
+	reqs   []Request
+	msgs   []api.Message
+}
+
+func newReqDecoder(opt fastOptions) *reqDecoder {
+	return &reqDecoder{opt: opt, strs: strCopier{size: opt.strChunk}, intern: interner{m: make(map[string]string, 64)}}
+}
+
+// newRequest returns a zero request from the slab.
+func (d *reqDecoder) newRequest() *Request {
+	if d.opt.reqSlab <= 1 {
+		return &Request{}
+	}
+	if len(d.reqs) == 0 {
+		d.reqs = make([]Request, max(1, min(d.opt.reqSlab, d.left)))
+	}
+	r := &d.reqs[0]
+	d.reqs = d.reqs[1:]
+	return r
+}
+
+// newMessages returns n zero messages, from the slab if few; their
+// capacity is n, so that an append never writes over another request's.
+func (d *reqDecoder) newMessages(n int) []api.Message {
+	if n == 0 {
+		return []api.Message{}
+	}
+	if n > d.opt.msgSlab/4 {
+		return make([]api.Message, n)
+	}
+	if len(d.msgs) < n {
+		d.msgs = make([]api.Message, d.opt.msgSlab)
+	}
+	out := d.msgs[:n:n]
+	d.msgs = d.msgs[n:]
+	return out
+}
+
+// requests decodes the requests map (or nil) at i.
+func (d *reqDecoder) requests(b []byte, i int) (map[string]*Request, int, bool) {
 	if isNil(b, i) {
 		return nil, i + 1, true
 	}
 	n, i, ok := msgp.ReadMapLen(b, i)
-	if !ok {
+	if !ok || n > (len(b)-i)/2 {
 		return nil, i, false
 	}
 	m := make(map[string]*Request, n)
-	var d reqDecoder
-	for range n {
+	var prev []byte
+	for e := range n {
+		d.left = n - e
 		k, next, ok := msgp.ReadStr(b, i)
-		if !ok {
-			return nil, i, false
+		if !ok || e > 0 && !inOrder(prev, k) {
+			return nil, i, false // a key twice, or not Marshal's order
 		}
+		prev = k
+		key := d.strs.copy(k)
 		if isNil(b, next) {
-			m[string(k)] = nil
+			m[key] = nil
 			i = next + 1
 			continue
 		}
-		var key string
-		r, after, ok := d.request(b, next, k, &key)
+		r, after, ok := d.request(b, next, key)
 		if !ok {
 			return nil, i, false
 		}
@@ -152,51 +446,97 @@ func decodeRequests(b []byte, i int) (map[string]*Request, int, bool) {
 	return m, i, true
 }
 
-// reqDecoder decodes requests one at a time, reusing its scratch space:
-// each request's strings (its key in the map included) share one
-// allocation, made once the request is read.
-type reqDecoder struct {
-	strs []pendingStr
-}
-
-// pendingStr is a string field waiting for its request's allocation.
-type pendingStr struct {
-	dst *string
-	b   []byte
-}
-
 func isNil(b []byte, i int) bool { return i < len(b) && b[i] == 0xc0 }
+
+// fields reads the header of a map at i: its number of entries.
+func fields(b []byte, i int) (int, int, bool) {
+	return msgp.ReadMapLen(b, i)
+}
+
+// field reads the e-th key of a map at i; the keys must be in Marshal's
+// order (inOrder), so none is there twice: msgpack would merge a struct
+// read twice into the first.
+func field(b []byte, i, e int, prev []byte) ([]byte, int, bool) {
+	k, next, ok := msgp.ReadStr(b, i)
+	if !ok || e > 0 && !inOrder(prev, k) {
+		return nil, i, false
+	}
+	return k, next, true
+}
 
 // eachField reads a map at i, calling field with each key and the offset
 // of its value; field reads the value and returns the offset after it.
-func eachField(b []byte, i int, field func(key []byte, i int) (int, bool)) (int, bool) {
-	n, i, ok := msgp.ReadMapLen(b, i)
+func eachField(b []byte, i int, fn func(key []byte, i int) (int, bool)) (int, bool) {
+	n, i, ok := fields(b, i)
 	if !ok {
 		return i, false
 	}
-	for range n {
-		var k []byte
-		if k, i, ok = msgp.ReadStr(b, i); !ok {
+	var k []byte
+	for e := range n {
+		if k, i, ok = field(b, i, e, k); !ok {
 			return i, false
 		}
-		if i, ok = field(k, i); !ok {
+		if i, ok = fn(k, i); !ok {
 			return i, false
 		}
 	}
 	return i, true
 }
 
-// str reads a str (or nil: "") at i into *dst, once the request is done.
-func (d *reqDecoder) str(b []byte, i int, dst *string) (int, bool) {
-	if isNil(b, i) {
-		*dst = ""
-		return i + 1, true
+// inOrder says whether the str key b comes after a in the order of
+// Marshal's maps: by encoded bytes, so shorter first (a str's header
+// grows with its length), then bytewise.
+func inOrder(a, b []byte) bool {
+	if len(a) != len(b) {
+		return len(a) < len(b)
 	}
-	s, next, ok := msgp.ReadStr(b, i)
+	return bytes.Compare(a, b) < 0
+}
+
+// readStr reads a str (or nil: nil, and ok) at i.
+func readStr(b []byte, i int) ([]byte, int, bool) {
+	if isNil(b, i) {
+		return nil, i + 1, true
+	}
+	return msgp.ReadStr(b, i)
+}
+
+// str reads a str (or nil: "") at i into *dst.
+func (d *reqDecoder) str(b []byte, i int, dst *string) (int, bool) {
+	s, next, ok := readStr(b, i)
+	if ok {
+		*dst = d.strs.copy(s)
+	}
+	return next, ok
+}
+
+// name reads a str (or nil) that names configuration (a channel, a list,
+// an agent): interned.
+func (d *reqDecoder) name(b []byte, i int, dst *string) (int, bool) {
+	s, next, ok := readStr(b, i)
 	if !ok {
 		return i, false
 	}
-	d.strs = append(d.strs, pendingStr{dst, s})
+	if v, ok := d.intern.get(s); ok {
+		*dst = v
+	} else {
+		*dst = d.strs.copy(s)
+	}
+	return next, true
+}
+
+// strLike reads a str (or nil) that is often like: equal, it is like
+// (one copy for both).
+func (d *reqDecoder) strLike(b []byte, i int, dst *string, like string) (int, bool) {
+	s, next, ok := readStr(b, i)
+	if !ok {
+		return i, false
+	}
+	if string(s) == like {
+		*dst = like
+	} else {
+		*dst = d.strs.copy(s)
+	}
 	return next, true
 }
 
@@ -231,14 +571,34 @@ func boolAt(b []byte, i int, dst *bool) (int, bool) {
 	return next, ok
 }
 
-// strs reads an array of str (or nil).
-func (d *reqDecoder) strSlice(b []byte, i int, dst *[]string) (int, bool) {
+// names reads an array of names (agent ids; or nil).
+func (d *reqDecoder) names(b []byte, i int, dst *[]string) (int, bool) {
 	if isNil(b, i) {
 		*dst = nil
 		return i + 1, true
 	}
 	n, i, ok := msgp.ReadArrayLen(b, i)
-	if !ok {
+	if !ok || n > len(b)-i {
+		return i, false
+	}
+	out := make([]string, n)
+	for j := range out {
+		if i, ok = d.name(b, i, &out[j]); !ok {
+			return i, false
+		}
+	}
+	*dst = out
+	return i, true
+}
+
+// strArray reads an array of str (or nil), each copied.
+func (d *reqDecoder) strArray(b []byte, i int, dst *[]string) (int, bool) {
+	if isNil(b, i) {
+		*dst = nil
+		return i + 1, true
+	}
+	n, i, ok := msgp.ReadArrayLen(b, i)
+	if !ok || n > len(b)-i {
 		return i, false
 	}
 	out := make([]string, n)
@@ -251,78 +611,122 @@ func (d *reqDecoder) strSlice(b []byte, i int, dst *[]string) (int, bool) {
 	return i, true
 }
 
-// flush gives the pending strings their one allocation.
-func (d *reqDecoder) flush() {
-	total := 0
-	for _, p := range d.strs {
-		total += len(p.b)
+// lists decodes the lists map (or nil) at i: the ids of their open
+// requests, a million in all for a million open requests, are copied in
+// chunks.
+func (d *reqDecoder) lists(b []byte, i int) (map[string]*List, int, bool) {
+	if isNil(b, i) {
+		return nil, i + 1, true
 	}
-	var sb strings.Builder
-	sb.Grow(total)
-	for _, p := range d.strs {
-		sb.Write(p.b)
+	n, i, ok := msgp.ReadMapLen(b, i)
+	if !ok || n > (len(b)-i)/2 {
+		return nil, i, false
 	}
-	all := sb.String()
-	off := 0
-	for _, p := range d.strs {
-		*p.dst = all[off : off+len(p.b)]
-		off += len(p.b)
+	m := make(map[string]*List, n)
+	var prev []byte
+	for e := range n {
+		k, next, ok := msgp.ReadStr(b, i)
+		if !ok || e > 0 && !inOrder(prev, k) {
+			return nil, i, false
+		}
+		prev = k
+		key := d.strs.copy(k)
+		if isNil(b, next) {
+			m[key] = nil
+			i = next + 1
+			continue
+		}
+		l := &List{}
+		if i, ok = eachField(b, next, func(k []byte, i int) (int, bool) {
+			switch string(k) {
+			case "id":
+				return d.strLike(b, i, &l.ID, key)
+			case "name":
+				return d.str(b, i, &l.Name)
+			case "access":
+				return d.name(b, i, (*string)(&l.Access))
+			case "sla_ms":
+				return int64At(b, i, &l.SLAMs)
+			case "granted":
+				return d.names(b, i, &l.Granted)
+			case "requests":
+				return d.strArray(b, i, &l.Requests)
+			case "subscribers":
+				return d.names(b, i, &l.Subscribers)
+			case "sla_warn_pct":
+				return intAt(b, i, &l.SLAWarnPct)
+			case "close_inactive_ms":
+				return int64At(b, i, &l.CloseInactiveMs)
+			case "remind_inactive_ms":
+				return int64At(b, i, &l.RemindInactiveMs)
+			}
+			return i, false
+		}); !ok {
+			return nil, i, false
+		}
+		m[key] = l
 	}
-	clear(d.strs)
-	d.strs = d.strs[:0]
+	return m, i, true
 }
 
-// request decodes one request at i (a map, as appendRequest writes it);
-// its map key goes to *key.
-func (d *reqDecoder) request(b []byte, i int, key []byte, keyDst *string) (*Request, int, bool) {
-	r := &Request{}
-	d.strs = append(d.strs[:0], pendingStr{keyDst, key})
-	i, ok := eachField(b, i, func(k []byte, i int) (int, bool) {
+// request decodes one request at i (a map, as appendRequest writes it)
+// whose key in the requests map is key.
+func (d *reqDecoder) request(b []byte, i int, key string) (*Request, int, bool) {
+	r := d.newRequest()
+	n, i, ok := fields(b, i)
+	if !ok {
+		return nil, i, false
+	}
+	var k []byte
+	for e := range n {
+		if k, i, ok = field(b, i, e, k); !ok {
+			return nil, i, false
+		}
 		switch string(k) {
 		case "id":
-			return d.str(b, i, &r.ID)
+			i, ok = d.strLike(b, i, &r.ID, key)
 		case "mrd":
-			return d.str(b, i, &r.MRD)
+			i, ok = d.name(b, i, &r.MRD)
 		case "sla":
-			return d.str(b, i, (*string)(&r.SLA))
+			i, ok = d.name(b, i, (*string)(&r.SLA))
 		case "list":
-			return d.str(b, i, &r.List)
+			i, ok = d.name(b, i, &r.List)
 		case "queue":
-			return d.str(b, i, &r.Queue)
+			i, ok = d.name(b, i, &r.Queue)
 		case "state":
-			return d.str(b, i, (*string)(&r.State))
+			i, ok = d.name(b, i, (*string)(&r.State))
 		case "channel":
-			return d.str(b, i, &r.Channel)
+			i, ok = d.name(b, i, &r.Channel)
 		case "offer":
-			return d.offer(b, i, &r.Offer)
+			i, ok = d.offer(b, i, &r.Offer)
 		case "queued":
-			return boolAt(b, i, &r.Queued)
+			i, ok = boolAt(b, i, &r.Queued)
 		case "reminded":
-			return boolAt(b, i, &r.Reminded)
+			i, ok = boolAt(b, i, &r.Reminded)
 		case "strict_decline":
-			return boolAt(b, i, &r.StrictDecline)
+			i, ok = boolAt(b, i, &r.StrictDecline)
 		case "sla_at":
-			return int64At(b, i, &r.SLAAt)
+			i, ok = int64At(b, i, &r.SLAAt)
 		case "sla_due":
-			return int64At(b, i, &r.SLADue)
+			i, ok = int64At(b, i, &r.SLADue)
 		case "queued_at":
-			return int64At(b, i, &r.QueuedAt)
+			i, ok = int64At(b, i, &r.QueuedAt)
 		case "created_at":
-			return int64At(b, i, &r.CreatedAt)
+			i, ok = int64At(b, i, &r.CreatedAt)
 		case "updated_at":
-			return int64At(b, i, &r.UpdatedAt)
+			i, ok = int64At(b, i, &r.UpdatedAt)
 		case "sla_warn_at":
-			return int64At(b, i, &r.SLAWarnAt)
+			i, ok = int64At(b, i, &r.SLAWarnAt)
 		case "inactive_since":
-			return int64At(b, i, &r.InactiveSince)
+			i, ok = int64At(b, i, &r.InactiveSince)
 		case "agent_requested_at":
-			return int64At(b, i, &r.AgentRequestedAt)
+			i, ok = int64At(b, i, &r.AgentRequestedAt)
 		case "unread":
-			return intAt(b, i, &r.Unread)
+			i, ok = intAt(b, i, &r.Unread)
 		case "priority":
-			return intAt(b, i, &r.Priority)
+			i, ok = intAt(b, i, &r.Priority)
 		case "customer":
-			return eachField(b, i, func(k []byte, i int) (int, bool) {
+			i, ok = eachField(b, i, func(k []byte, i int) (int, bool) {
 				switch string(k) {
 				case "id":
 					return d.str(b, i, &r.Customer.ID)
@@ -332,18 +736,18 @@ func (d *reqDecoder) request(b []byte, i int, key []byte, keyDst *string) (*Requ
 				return i, false
 			})
 		case "declined":
-			return d.strSlice(b, i, &r.Declined)
+			i, ok = d.names(b, i, &r.Declined)
 		case "participants":
-			return d.strSlice(b, i, &r.Participants)
+			i, ok = d.names(b, i, &r.Participants)
 		case "transcript":
-			return d.transcript(b, i, &r.Transcript)
+			i, ok = d.transcript(b, i, &r.Transcript, &r.Customer)
+		default:
+			ok = false // a field this decoder does not know
 		}
-		return i, false // a field this decoder does not know
-	})
-	if !ok {
-		return nil, i, false
+		if !ok {
+			return nil, i, false
+		}
 	}
-	d.flush()
 	return r, i, true
 }
 
@@ -353,17 +757,17 @@ func (d *reqDecoder) offer(b []byte, i int, dst **Offer) (int, bool) {
 		return i + 1, true
 	}
 	o := &Offer{}
-	*dst = o
+	*dst = o // the request's keys are in order: "offer" is read once
 	return eachField(b, i, func(k []byte, i int) (int, bool) {
 		switch string(k) {
 		case "id":
 			return d.str(b, i, &o.ID)
 		case "from":
-			return d.str(b, i, &o.From)
+			return d.name(b, i, &o.From)
 		case "kind":
-			return d.str(b, i, (*string)(&o.Kind))
+			return d.name(b, i, (*string)(&o.Kind))
 		case "agent":
-			return d.str(b, i, &o.Agent)
+			return d.name(b, i, &o.Agent)
 		case "queued_at":
 			return int64At(b, i, &o.QueuedAt)
 		case "created_at":
@@ -375,32 +779,56 @@ func (d *reqDecoder) offer(b []byte, i int, dst **Offer) (int, bool) {
 	})
 }
 
-func (d *reqDecoder) transcript(b []byte, i int, dst *[]api.Message) (int, bool) {
+// transcript decodes a request's messages (or nil) at i; cust is the
+// request's customer, whose id and name its messages mostly carry
+// (Marshal writes "customer" before "transcript").
+func (d *reqDecoder) transcript(b []byte, i int, dst *[]api.Message, cust *api.Customer) (int, bool) {
 	if isNil(b, i) {
 		*dst = nil
 		return i + 1, true
 	}
 	n, i, ok := msgp.ReadArrayLen(b, i)
-	if !ok {
+	if !ok || n > len(b)-i {
 		return i, false
 	}
-	out := make([]api.Message, n)
+	out := d.newMessages(n)
 	*dst = out
 	for j := range out {
 		m := &out[j]
-		i, ok = eachField(b, i, func(k []byte, i int) (int, bool) {
+		nf, at, ok := fields(b, i)
+		if !ok {
+			return i, false
+		}
+		i = at
+		var k []byte
+		for e := range nf {
+			if k, i, ok = field(b, i, e, k); !ok {
+				return i, false
+			}
 			switch string(k) {
 			case "at":
-				return int64At(b, i, &m.At)
+				i, ok = int64At(b, i, &m.At)
 			case "name":
-				return d.str(b, i, &m.Name)
+				i, ok = d.strLike(b, i, &m.Name, cust.Name)
 			case "text":
-				return d.str(b, i, &m.Text)
+				i, ok = d.str(b, i, &m.Text)
 			case "from":
-				return eachField(b, i, func(k []byte, i int) (int, bool) {
+				i, ok = eachField(b, i, func(k []byte, i int) (int, bool) {
 					switch string(k) {
 					case "id":
-						return d.str(b, i, &m.From.ID)
+						// The customer's id, or an agent's (interned).
+						s, next, ok := readStr(b, i)
+						if !ok {
+							return i, false
+						}
+						if string(s) == cust.ID {
+							m.From.ID = cust.ID
+						} else if v, ok := d.intern.get(s); ok {
+							m.From.ID = v
+						} else {
+							m.From.ID = d.strs.copy(s)
+						}
+						return next, true
 					case "role":
 						var v int64
 						i, ok := int64At(b, i, &v)
@@ -412,11 +840,12 @@ func (d *reqDecoder) transcript(b []byte, i int, dst *[]api.Message) (int, bool)
 					}
 					return i, false
 				})
+			default:
+				ok = false
 			}
-			return i, false
-		})
-		if !ok {
-			return i, false
+			if !ok {
+				return i, false
+			}
 		}
 	}
 	return i, true
