@@ -123,10 +123,16 @@ func ReadState(r *bufio.Reader) (st *State, err error) {
 	if v != snapshotVersion {
 		return nil, fmt.Errorf("fsm: snapshot version %d, want %d", v, snapshotVersion)
 	}
-	data, err := io.ReadAll(r)
-	if err != nil {
+	// io.Copy lets r write itself out: a reader of bytes in memory (a
+	// bytes.Reader under r) gives them in one write, which the buffer
+	// takes in one allocation of their size; a file is read into a
+	// buffer that doubles. io.ReadAll grows by a quarter at a time,
+	// allocating (and faulting in) some five times the snapshot's size.
+	var buf bytes.Buffer
+	if _, err := io.Copy(&buf, r); err != nil {
 		return nil, fmt.Errorf("fsm: read snapshot: %w", err)
 	}
+	data := buf.Bytes()
 	defer func() {
 		if p := recover(); p != nil {
 			st, err = nil, fmt.Errorf("fsm: decode snapshot: %v", p)
