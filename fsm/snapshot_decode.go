@@ -16,13 +16,14 @@ import (
 // reflection they cost about 22 allocations a request and most of a
 // restore's time. readStateFast decodes those three by hand and the rest
 // of the state (configuration, agents, sessions: small) by msgpack, from a
-// map holding the other keys. What it allocates, it allocates in bulk:
-// requests and messages from slabs, strings copied into chunks shared by
-// neighbouring entries, the names of configuration (channels, lists,
-// MRDs, agents) interned; a million open requests take some 120,000
-// allocations instead of 6 million, which the garbage collector also
-// marks faster. It builds the open index by channel (open_index.go) while
-// it reads the open map, from the snapshot's bytes in order. The open map
+// map holding the other keys. A request's strings share one allocation
+// (its id shares its map key, a customer's message the customer's id and
+// name), the names of configuration (channels, lists, MRDs, agents) are
+// interned: five allocations per open request instead of six, and 720
+// heap bytes instead of 768. Nothing is allocated in bulk across
+// requests (see reqDecoder). It builds the open index by channel
+// (open_index.go) while it reads the open map, from the snapshot's bytes
+// in order, rather than by a second walk of the decoded map. The open map
 // and the lists are decoded on goroutines of their own while the calling
 // one decodes the requests (sections); each builds its own maps, so the
 // state is the same whatever the order they run in.
@@ -45,23 +46,12 @@ type fastOptions struct {
 	// bytes, are decoded on goroutines of their own (sections) while
 	// this one decodes the requests.
 	parallel int
-	// Requests are allocated reqSlab at a time, and their messages
-	// msgSlab at a time (0 or 1: one by one); the strings of consecutive
-	// requests share chunks of strChunk bytes, those of the open map
-	// chunks of openChunk bytes (strCopier; 0: one by one).
-	reqSlab, msgSlab, strChunk, openChunk int
 }
 
 // restoreOptions are ReadState's: below 256 KiB (some 10,000 open
-// requests) a value is not worth a goroutine of its own; slabs of 64
-// requests (22 KiB) and 256 messages (16 KiB), requests' strings in
-// chunks of 8 KiB (some 60 requests' worth), the open map's in chunks of
-// 1 KiB (some 40 entries: they are in the order of their keys, not of
-// their requests' ids, so the chunks are kept small). A slab or a chunk
-// is freed when the last of its entries is: see docs/PERFORMANCE.md
-// "Restore" for what that keeps.
+// requests) a value is not worth a goroutine of its own.
 func restoreOptions() fastOptions {
-	return fastOptions{parallel: 256 << 10, reqSlab: 64, msgSlab: 256, strChunk: 8 << 10, openChunk: 1 << 10}
+	return fastOptions{parallel: 256 << 10}
 }
 
 // Interning: the strings of a request that name configuration (its
@@ -105,17 +95,17 @@ func readStateFast(data []byte, opt fastOptions) (st *State, err error) {
 			switch k {
 			case "requests":
 				decode = func() (end int, ok bool) {
-					requests, end, ok = newReqDecoder(opt).requests(data, next)
+					requests, end, ok = newReqDecoder().requests(data, next)
 					return end, ok
 				}
 			case "lists":
 				decode = func() (end int, ok bool) {
-					lists, end, ok = newReqDecoder(opt).lists(data, next)
+					lists, end, ok = newReqDecoder().lists(data, next)
 					return end, ok
 				}
 			case "open":
 				decode = func() (int, bool) {
-					open.decode(data, next, opt.openChunk)
+					open.decode(data, next)
 					return open.end, open.ok
 				}
 			}
@@ -230,7 +220,7 @@ type openIndex struct {
 // at its size; the channel ids are decoded once each. Its keys must be in
 // Marshal's order, so none is there twice (the index of a map whose later
 // entry replaced an earlier one would differ from indexOpen's).
-func (o *openIndex) decode(b []byte, i, chunk int) {
+func (o *openIndex) decode(b []byte, i int) {
 	*o = openIndex{end: i}
 	if isNil(b, i) {
 		o.byChannel = map[string]map[string]struct{}{}
@@ -289,46 +279,23 @@ func (o *openIndex) decode(b []byte, i, chunk int) {
 		sets[x] = make(map[string]struct{}, counts[x])
 		byChannel[id] = sets[x]
 	}
-	strs := strCopier{size: chunk}
 	for range n {
 		k, next, _ := msgp.ReadStr(b, i) // read above
 		v, after, _ := msgp.ReadStr(b, next)
 		i = after
-		key, rid := strs.copy(k), strs.copy(v)
-		open[key] = rid
+		// Key and value in one allocation.
+		var sb strings.Builder
+		sb.Grow(len(k) + len(v))
+		sb.Write(k)
+		sb.Write(v)
+		s := sb.String()
+		rid := s[len(k):]
+		open[s[:len(k)]] = rid
 		if x := channelOf(k); x >= 0 {
 			sets[x][rid] = struct{}{}
 		}
 	}
 	o.open, o.byChannel, o.end, o.ok = open, byChannel, i, true
-}
-
-// strCopier copies strings out of the snapshot into chunks of size
-// bytes, each shared by the strings of consecutive entries (a string
-// longer than an eighth of a chunk has its own allocation): one allocation
-// for dozens of strings instead of one each. A chunk is freed once none of
-// its strings is referenced; its strings are of entries next to each
-// other in the snapshot (a request's fields; requests in the order of
-// their ids, so of their arrival).
-type strCopier struct {
-	size  int
-	chunk strings.Builder
-}
-
-func (c *strCopier) copy(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	if len(b) > c.size/8 {
-		return string(b)
-	}
-	if c.chunk.Cap()-c.chunk.Len() < len(b) {
-		c.chunk.Reset() // its strings keep the old chunk
-		c.chunk.Grow(c.size)
-	}
-	start := c.chunk.Len()
-	c.chunk.Write(b) // within its capacity: earlier strings do not move
-	return c.chunk.String()[start:]
 }
 
 // interner keeps one copy of each string that names configuration (a
@@ -366,50 +333,32 @@ func (in *interner) get(b []byte) (string, bool) {
 	return s, true
 }
 
-// reqDecoder decodes requests one at a time: their strings are copied
-// into shared chunks or interned, their structs and messages taken from
-// slabs.
+// reqDecoder decodes requests one at a time, reusing its scratch space.
+// Each request's strings, its key in the map included, share one
+// allocation made once the request is read (except those interned):
+// they live and die with the request. Nothing is allocated in bulk
+// across requests: a slab or chunk shared by neighbouring requests
+// would be kept whole by any one of them still open, long after the
+// others closed (docs/PERFORMANCE.md "Restore").
 type reqDecoder struct {
-	opt    fastOptions
-	strs   strCopier
-	intern interner
-	left   int // requests still to read, for the last slab's size
-	reqs   []Request
-	msgs   []api.Message
+	key     string       // the request's key in the map, once flushed
+	pending []pendingStr // the request's strings to allocate
+	bytes   []byte       // their bytes, in order
+	intern  interner
+	// The pending customer's id and name (-1: none), which its
+	// messages repeat.
+	custID, custName int
 }
 
-func newReqDecoder(opt fastOptions) *reqDecoder {
-	return &reqDecoder{opt: opt, strs: strCopier{size: opt.strChunk}, intern: interner{m: make(map[string]string, 64)}}
+// pendingStr is a string field waiting for its request's allocation: its
+// bytes are bytes[off:off+n] of the decoder.
+type pendingStr struct {
+	dst    *string
+	off, n int
 }
 
-// newRequest returns a zero request from the slab.
-func (d *reqDecoder) newRequest() *Request {
-	if d.opt.reqSlab <= 1 {
-		return &Request{}
-	}
-	if len(d.reqs) == 0 {
-		d.reqs = make([]Request, max(1, min(d.opt.reqSlab, d.left)))
-	}
-	r := &d.reqs[0]
-	d.reqs = d.reqs[1:]
-	return r
-}
-
-// newMessages returns n zero messages, from the slab if few; their
-// capacity is n, so that an append never writes over another request's.
-func (d *reqDecoder) newMessages(n int) []api.Message {
-	if n == 0 {
-		return []api.Message{}
-	}
-	if n > d.opt.msgSlab/4 {
-		return make([]api.Message, n)
-	}
-	if len(d.msgs) < n {
-		d.msgs = make([]api.Message, d.opt.msgSlab)
-	}
-	out := d.msgs[:n:n]
-	d.msgs = d.msgs[n:]
-	return out
+func newReqDecoder() *reqDecoder {
+	return &reqDecoder{intern: interner{m: make(map[string]string, 64)}}
 }
 
 // requests decodes the requests map (or nil) at i.
@@ -424,23 +373,21 @@ func (d *reqDecoder) requests(b []byte, i int) (map[string]*Request, int, bool) 
 	m := make(map[string]*Request, n)
 	var prev []byte
 	for e := range n {
-		d.left = n - e
 		k, next, ok := msgp.ReadStr(b, i)
 		if !ok || e > 0 && !inOrder(prev, k) {
 			return nil, i, false // a key twice, or not Marshal's order
 		}
 		prev = k
-		key := d.strs.copy(k)
 		if isNil(b, next) {
-			m[key] = nil
+			m[string(k)] = nil
 			i = next + 1
 			continue
 		}
-		r, after, ok := d.request(b, next, key)
+		r, after, ok := d.request(b, next, k)
 		if !ok {
 			return nil, i, false
 		}
-		m[key] = r
+		m[d.key] = r
 		i = after
 	}
 	return m, i, true
@@ -501,12 +448,25 @@ func readStr(b []byte, i int) ([]byte, int, bool) {
 	return msgp.ReadStr(b, i)
 }
 
-// str reads a str (or nil: "") at i into *dst.
-func (d *reqDecoder) str(b []byte, i int, dst *string) (int, bool) {
+// str reads a str (or nil: "") at i into *dst, once the request is
+// done; it returns the string's index among the pending ones (-1 for "").
+func (d *reqDecoder) str(b []byte, i int, dst *string) (int, int, bool) {
 	s, next, ok := readStr(b, i)
-	if ok {
-		*dst = d.strs.copy(s)
+	if !ok {
+		return -1, i, false
 	}
+	*dst = ""
+	if len(s) == 0 {
+		return -1, next, true
+	}
+	d.pending = append(d.pending, pendingStr{dst, len(d.bytes), len(s)})
+	d.bytes = append(d.bytes, s...)
+	return len(d.pending) - 1, next, true
+}
+
+// field1 reads a str field (see str).
+func (d *reqDecoder) field1(b []byte, i int, dst *string) (int, bool) {
+	_, next, ok := d.str(b, i, dst)
 	return next, ok
 }
 
@@ -519,25 +479,40 @@ func (d *reqDecoder) name(b []byte, i int, dst *string) (int, bool) {
 	}
 	if v, ok := d.intern.get(s); ok {
 		*dst = v
-	} else {
-		*dst = d.strs.copy(s)
+		return next, true
 	}
-	return next, true
+	return d.field1(b, i, dst)
 }
 
-// strLike reads a str (or nil) that is often like: equal, it is like
-// (one copy for both).
-func (d *reqDecoder) strLike(b []byte, i int, dst *string, like string) (int, bool) {
+// strLike reads a str (or nil) that is often the pending string like
+// (-1: none): equal, it shares like's bytes; if not, it is interned when
+// intern is set.
+func (d *reqDecoder) strLike(b []byte, i int, dst *string, like int, intern bool) (int, bool) {
 	s, next, ok := readStr(b, i)
 	if !ok {
 		return i, false
 	}
-	if string(s) == like {
-		*dst = like
-	} else {
-		*dst = d.strs.copy(s)
+	if like >= 0 {
+		if p := d.pending[like]; string(d.bytes[p.off:p.off+p.n]) == string(s) {
+			*dst = ""
+			d.pending = append(d.pending, pendingStr{dst, p.off, p.n})
+			return next, true
+		}
 	}
-	return next, true
+	if intern {
+		return d.name(b, i, dst)
+	}
+	return d.field1(b, i, dst)
+}
+
+// flush gives the pending strings their values, all in one allocation.
+func (d *reqDecoder) flush() {
+	all := string(d.bytes)
+	for _, p := range d.pending {
+		*p.dst = all[p.off : p.off+p.n]
+	}
+	clear(d.pending) // drop the pointers
+	d.pending, d.bytes = d.pending[:0], d.bytes[:0]
 }
 
 // int64At reads an integer (or nil: 0) at i.
@@ -603,9 +578,11 @@ func (d *reqDecoder) strArray(b []byte, i int, dst *[]string) (int, bool) {
 	}
 	out := make([]string, n)
 	for j := range out {
-		if i, ok = d.str(b, i, &out[j]); !ok {
+		var s []byte
+		if s, i, ok = readStr(b, i); !ok {
 			return i, false
 		}
+		out[j] = string(s)
 	}
 	*dst = out
 	return i, true
@@ -630,7 +607,7 @@ func (d *reqDecoder) lists(b []byte, i int) (map[string]*List, int, bool) {
 			return nil, i, false
 		}
 		prev = k
-		key := d.strs.copy(k)
+		key := string(k)
 		if isNil(b, next) {
 			m[key] = nil
 			i = next + 1
@@ -639,10 +616,21 @@ func (d *reqDecoder) lists(b []byte, i int) (map[string]*List, int, bool) {
 		l := &List{}
 		if i, ok = eachField(b, next, func(k []byte, i int) (int, bool) {
 			switch string(k) {
-			case "id":
-				return d.strLike(b, i, &l.ID, key)
-			case "name":
-				return d.str(b, i, &l.Name)
+			case "id", "name":
+				s, next, ok := readStr(b, i)
+				if !ok {
+					return i, false
+				}
+				v := key // the list's id is its key
+				if k[0] == 'n' || string(s) != key {
+					v = string(s)
+				}
+				if k[0] == 'n' {
+					l.Name = v
+				} else {
+					l.ID = v
+				}
+				return next, true
 			case "access":
 				return d.name(b, i, (*string)(&l.Access))
 			case "sla_ms":
@@ -664,6 +652,7 @@ func (d *reqDecoder) lists(b []byte, i int) (map[string]*List, int, bool) {
 		}); !ok {
 			return nil, i, false
 		}
+		d.flush() // names not interned
 		m[key] = l
 	}
 	return m, i, true
@@ -671,8 +660,11 @@ func (d *reqDecoder) lists(b []byte, i int) (map[string]*List, int, bool) {
 
 // request decodes one request at i (a map, as appendRequest writes it)
 // whose key in the requests map is key.
-func (d *reqDecoder) request(b []byte, i int, key string) (*Request, int, bool) {
-	r := d.newRequest()
+func (d *reqDecoder) request(b []byte, i int, key []byte) (*Request, int, bool) {
+	r := &Request{}
+	d.pending = append(d.pending[:0], pendingStr{&d.key, 0, len(key)})
+	d.bytes = append(d.bytes[:0], key...)
+	d.custID, d.custName = -1, -1
 	n, i, ok := fields(b, i)
 	if !ok {
 		return nil, i, false
@@ -684,7 +676,7 @@ func (d *reqDecoder) request(b []byte, i int, key string) (*Request, int, bool) 
 		}
 		switch string(k) {
 		case "id":
-			i, ok = d.strLike(b, i, &r.ID, key)
+			i, ok = d.strLike(b, i, &r.ID, 0, false) // the map's key
 		case "mrd":
 			i, ok = d.name(b, i, &r.MRD)
 		case "sla":
@@ -727,20 +719,22 @@ func (d *reqDecoder) request(b []byte, i int, key string) (*Request, int, bool) 
 			i, ok = intAt(b, i, &r.Priority)
 		case "customer":
 			i, ok = eachField(b, i, func(k []byte, i int) (int, bool) {
+				var next int
+				var ok bool
 				switch string(k) {
 				case "id":
-					return d.str(b, i, &r.Customer.ID)
+					d.custID, next, ok = d.str(b, i, &r.Customer.ID)
 				case "name":
-					return d.str(b, i, &r.Customer.Name)
+					d.custName, next, ok = d.str(b, i, &r.Customer.Name)
 				}
-				return i, false
+				return next, ok
 			})
 		case "declined":
 			i, ok = d.names(b, i, &r.Declined)
 		case "participants":
 			i, ok = d.names(b, i, &r.Participants)
 		case "transcript":
-			i, ok = d.transcript(b, i, &r.Transcript, &r.Customer)
+			i, ok = d.transcript(b, i, &r.Transcript)
 		default:
 			ok = false // a field this decoder does not know
 		}
@@ -748,6 +742,7 @@ func (d *reqDecoder) request(b []byte, i int, key string) (*Request, int, bool) 
 			return nil, i, false
 		}
 	}
+	d.flush()
 	return r, i, true
 }
 
@@ -761,7 +756,7 @@ func (d *reqDecoder) offer(b []byte, i int, dst **Offer) (int, bool) {
 	return eachField(b, i, func(k []byte, i int) (int, bool) {
 		switch string(k) {
 		case "id":
-			return d.str(b, i, &o.ID)
+			return d.field1(b, i, &o.ID)
 		case "from":
 			return d.name(b, i, &o.From)
 		case "kind":
@@ -779,10 +774,10 @@ func (d *reqDecoder) offer(b []byte, i int, dst **Offer) (int, bool) {
 	})
 }
 
-// transcript decodes a request's messages (or nil) at i; cust is the
-// request's customer, whose id and name its messages mostly carry
-// (Marshal writes "customer" before "transcript").
-func (d *reqDecoder) transcript(b []byte, i int, dst *[]api.Message, cust *api.Customer) (int, bool) {
+// transcript decodes a request's messages (or nil) at i. A customer's
+// messages carry the customer's id and name (Marshal writes "customer"
+// before "transcript"): they share the customer's bytes.
+func (d *reqDecoder) transcript(b []byte, i int, dst *[]api.Message) (int, bool) {
 	if isNil(b, i) {
 		*dst = nil
 		return i + 1, true
@@ -791,7 +786,7 @@ func (d *reqDecoder) transcript(b []byte, i int, dst *[]api.Message, cust *api.C
 	if !ok || n > len(b)-i {
 		return i, false
 	}
-	out := d.newMessages(n)
+	out := make([]api.Message, n)
 	*dst = out
 	for j := range out {
 		m := &out[j]
@@ -809,26 +804,15 @@ func (d *reqDecoder) transcript(b []byte, i int, dst *[]api.Message, cust *api.C
 			case "at":
 				i, ok = int64At(b, i, &m.At)
 			case "name":
-				i, ok = d.strLike(b, i, &m.Name, cust.Name)
+				i, ok = d.strLike(b, i, &m.Name, d.custName, false)
 			case "text":
-				i, ok = d.str(b, i, &m.Text)
+				i, ok = d.field1(b, i, &m.Text)
 			case "from":
 				i, ok = eachField(b, i, func(k []byte, i int) (int, bool) {
 					switch string(k) {
 					case "id":
 						// The customer's id, or an agent's (interned).
-						s, next, ok := readStr(b, i)
-						if !ok {
-							return i, false
-						}
-						if string(s) == cust.ID {
-							m.From.ID = cust.ID
-						} else if v, ok := d.intern.get(s); ok {
-							m.From.ID = v
-						} else {
-							m.From.ID = d.strs.copy(s)
-						}
-						return next, true
+						return d.strLike(b, i, &m.From.ID, d.custID, true)
 					case "role":
 						var v int64
 						i, ok := int64At(b, i, &v)
