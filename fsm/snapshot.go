@@ -110,10 +110,11 @@ func (c *canonicalizer) value(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
-// ReadState decodes a state written by Marshal. The snapshot is read whole
-// and its structure checked (msgp.Check) before msgpack decodes it, so a
-// corrupt or hostile snapshot is an error, not a panic or an allocation
-// out of proportion to its size.
+// ReadState decodes a state written by Marshal. The snapshot is read
+// whole. The fast path (snapshot_decode.go) takes what Marshal writes;
+// anything else has its structure checked (msgp.Check) before msgpack
+// decodes it, so a corrupt or hostile snapshot is an error, not a panic or
+// an allocation out of proportion to its size.
 func ReadState(r *bufio.Reader) (st *State, err error) {
 	v, err := r.ReadByte()
 	if err != nil {
@@ -122,31 +123,44 @@ func ReadState(r *bufio.Reader) (st *State, err error) {
 	if v != snapshotVersion {
 		return nil, fmt.Errorf("fsm: snapshot version %d, want %d", v, snapshotVersion)
 	}
-	data, err := io.ReadAll(r)
-	if err != nil {
+	// io.Copy lets r write itself out: a reader of bytes in memory (a
+	// bytes.Reader under r) gives them in one write, which the buffer
+	// takes in one allocation of their size; a file is read into a
+	// buffer that doubles. io.ReadAll grows by a quarter at a time,
+	// allocating (and faulting in) some five times the snapshot's size.
+	var buf bytes.Buffer
+	if _, err := io.Copy(&buf, r); err != nil {
 		return nil, fmt.Errorf("fsm: read snapshot: %w", err)
 	}
-	if n, err := msgp.Check(data, maxSnapshotDepth); err != nil {
-		return nil, fmt.Errorf("fsm: decode snapshot: %w", err)
-	} else if n != len(data) {
-		return nil, fmt.Errorf("fsm: decode snapshot: %d bytes after the state", len(data)-n)
-	}
+	data := buf.Bytes()
 	defer func() {
 		if p := recover(); p != nil {
 			st, err = nil, fmt.Errorf("fsm: decode snapshot: %v", p)
 		}
 	}()
-	if st, err = readStateFast(data); err != nil {
-		// Not in the shape the fast path knows: the reflection decoder
-		// reads anything msgpack wrote.
-		st = NewState()
-		if err := msgpack.NewDecoder(bytes.NewReader(data)).Decode(st); err != nil {
-			return nil, fmt.Errorf("fsm: decode snapshot: %w", err)
-		}
+	if st, err = readStateFast(data, restoreOptions()); err == nil {
+		st.fillNil() // the open index is built
+	} else if st, err = readStateReflect(data); err != nil {
+		return nil, err
+	}
+	st.indexSessions()
+	return st, nil
+}
+
+// readStateReflect is ReadState's slow path: any snapshot msgpack wrote,
+// checked first. It leaves the sessions' index to build.
+func readStateReflect(data []byte) (*State, error) {
+	if n, err := msgp.Check(data, maxSnapshotDepth); err != nil {
+		return nil, fmt.Errorf("fsm: decode snapshot: %w", err)
+	} else if n != len(data) {
+		return nil, fmt.Errorf("fsm: decode snapshot: %d bytes after the state", len(data)-n)
+	}
+	st := NewState()
+	if err := msgpack.NewDecoder(bytes.NewReader(data)).Decode(st); err != nil {
+		return nil, fmt.Errorf("fsm: decode snapshot: %w", err)
 	}
 	st.fillNil()
 	st.indexOpen()
-	st.indexSessions()
 	return st, nil
 }
 

@@ -1,66 +1,124 @@
 package fsm
 
 import (
+	"bytes"
 	"errors"
 	"strings"
+	"sync"
 
 	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/internal/msgp"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// The snapshot decoder's fast path. A snapshot's bulk is its requests and
-// the open-request index: decoded by msgpack's reflection they cost about
-// 22 allocations a request and most of a restore's time. readStateFast
-// decodes those two maps by hand — a request's strings in one allocation,
-// its slices sized once — and the rest of the state (configuration,
-// agents, sessions: small) by msgpack, from a map holding the other keys.
+// The snapshot decoder's fast path. A snapshot's bulk is its requests,
+// the open-request map and the lists' request ids: decoded by msgpack's
+// reflection they cost about 22 allocations a request and most of a
+// restore's time. readStateFast decodes those three by hand and the rest
+// of the state (configuration, agents, sessions: small) by msgpack, from a
+// map holding the other keys. A request's strings share one allocation
+// (its id shares its map key, a customer's message the customer's id and
+// name), the names of configuration (channels, lists, MRDs, agents) are
+// interned: five allocations per open request instead of six, and 720
+// heap bytes instead of 768. Nothing is allocated in bulk across
+// requests (see reqDecoder). It builds the open index by channel
+// (open_index.go) while it reads the open map, from the snapshot's bytes
+// in order, rather than by a second walk of the decoded map. The open map
+// and the lists are decoded on goroutines of their own while the calling
+// one decodes the requests (sections); each builds its own maps, so the
+// state is the same whatever the order they run in.
 //
 // It accepts exactly what appendState writes and what msgpack would
-// decode the same way; anything else (an unexpected key or type, a
-// snapshot of another writer) returns errNotFast and ReadState decodes the
-// whole snapshot by reflection instead. snapshot_decode_test.go holds the
-// two paths to the same result.
+// decode the same way; anything else (an unexpected key or type, maps not
+// in Marshal's order, a snapshot of another writer, a malformed snapshot)
+// returns errNotFast and ReadState checks the snapshot (msgp.Check) and
+// decodes it whole by reflection instead. The fast path runs before that
+// check: every length it reads is bounded by the bytes left before it
+// sizes anything by it, and it nests no deeper than a request's fields.
+// snapshot_decode_test.go holds the two paths to the same result (and
+// FuzzReadState, on any input).
 
 var errNotFast = errors.New("fsm: snapshot not in the fast decoder's shape")
 
-// readStateFast decodes data (a state, checked by msgp.Check) into a new
-// State, or returns errNotFast.
-func readStateFast(data []byte) (*State, error) {
+// fastOptions tunes readStateFast; the result does not depend on them.
+type fastOptions struct {
+	// parallel: the open map and the lists, when of at least this many
+	// bytes, are decoded on goroutines of their own (sections) while
+	// this one decodes the requests.
+	parallel int
+}
+
+// restoreOptions are ReadState's: below 256 KiB (some 10,000 open
+// requests) a value is not worth a goroutine of its own.
+func restoreOptions() fastOptions {
+	return fastOptions{parallel: 256 << 10}
+}
+
+// Interning: the strings of a request that name configuration (its
+// channel, list, MRD, queue, state, agents) repeat across requests, so
+// each decoder keeps one copy of each, up to maxInterned strings of at
+// most maxInternLen bytes (beyond that they are copied per request).
+const (
+	maxInterned  = 4096
+	maxInternLen = 64
+)
+
+// readStateFast decodes data (a state, without its version byte) into a
+// new State, with its open index built, or returns errNotFast.
+func readStateFast(data []byte, opt fastOptions) (st *State, err error) {
 	n, i, ok := msgp.ReadMapLen(data, 0)
-	if !ok {
+	if !ok || n > len(data)-i {
 		return nil, errNotFast
 	}
 	var (
 		requests map[string]*Request
-		open     map[string]string
-		haveReq  bool
-		haveOpen bool
+		lists    map[string]*List
+		open     openIndex
+		seen     = map[string]bool{}
 		rest     = make([]byte, 0, 4096)
 		restN    int
+		par      = sections{min: opt.parallel}
 	)
+	defer par.wait() // never leave a goroutine running, even on a panic here
 	for range n {
 		key, next, ok := msgp.ReadStr(data, i)
 		if !ok {
 			return nil, errNotFast
 		}
-		switch string(key) {
-		case "requests":
-			if haveReq {
+		switch k := string(key); k {
+		case "requests", "lists", "open":
+			if seen[k] {
 				return nil, errNotFast // msgpack would merge the two
 			}
-			if requests, i, ok = decodeRequests(data, next); !ok {
+			seen[k] = true
+			var decode func() (int, bool)
+			switch k {
+			case "requests":
+				decode = func() (end int, ok bool) {
+					requests, end, ok = newReqDecoder().requests(data, next)
+					return end, ok
+				}
+			case "lists":
+				decode = func() (end int, ok bool) {
+					lists, end, ok = newReqDecoder().lists(data, next)
+					return end, ok
+				}
+			case "open":
+				decode = func() (int, bool) {
+					open.decode(data, next)
+					return open.end, open.ok
+				}
+			}
+			if k == "requests" {
+				// The bulk of the snapshot, the last big value in
+				// Marshal's order: decoded here while the others are.
+				i, ok = decode()
+			} else {
+				i, ok = par.decode(data, next, decode)
+			}
+			if !ok {
 				return nil, errNotFast
 			}
-			haveReq = true
-		case "open":
-			if haveOpen {
-				return nil, errNotFast
-			}
-			if open, i, ok = decodeStringMap(data, next); !ok {
-				return nil, errNotFast
-			}
-			haveOpen = true
 		default:
 			vlen, err := msgp.Check(data[next:], maxSnapshotDepth)
 			if err != nil {
@@ -74,130 +132,387 @@ func readStateFast(data []byte) (*State, error) {
 	if i != len(data) {
 		return nil, errNotFast
 	}
-	st := NewState()
+	st = NewState()
 	body := msgp.AppendMapLen(make([]byte, 0, len(rest)+5), restN)
 	body = append(body, rest...)
 	if err := msgpack.Unmarshal(body, st); err != nil {
 		return nil, err
 	}
-	if haveReq {
+	if !par.wait() {
+		return nil, errNotFast
+	}
+	if seen["requests"] {
 		st.Requests = requests
 	}
-	if haveOpen {
-		st.Open = open
+	if seen["lists"] {
+		st.Lists = lists
+	}
+	if seen["open"] {
+		st.Open, st.openByChannel = open.open, open.byChannel
 	}
 	return st, nil
 }
 
-// decodeStringMap decodes a map of str to str (or nil) at i.
-func decodeStringMap(b []byte, i int) (map[string]string, int, bool) {
+// sections decodes the big values of a snapshot's top level on goroutines
+// of their own: each builds maps no other touches, and the state is put
+// together once all are done, so the result is the same in any order.
+type sections struct {
+	min  int // bytes from which a value is decoded on a goroutine of its own
+	wg   sync.WaitGroup
+	oks  []*bool
+	done bool
+}
+
+// decode runs fn, which decodes the value at at and returns the offset
+// after it. A value of at least min bytes is skipped here (a walk of its
+// bytes) and fn runs on a new goroutine: decode returns at once with the
+// offset after the value, and wait says whether fn succeeded.
+func (p *sections) decode(data []byte, at int, fn func() (int, bool)) (int, bool) {
+	if len(data)-at < p.min {
+		return fn()
+	}
+	vlen, err := msgp.Check(data[at:], maxSnapshotDepth)
+	if err != nil {
+		return at, false
+	}
+	if vlen < p.min {
+		end, ok := fn()
+		return end, ok && end == at+vlen
+	}
+	ok := new(bool)
+	p.oks = append(p.oks, ok)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer func() {
+			if recover() != nil {
+				*ok = false
+			}
+		}()
+		end, fnOK := fn()
+		*ok = fnOK && end == at+vlen
+	}()
+	return at + vlen, true
+}
+
+// wait waits for the goroutines and says whether they all succeeded.
+func (p *sections) wait() bool {
+	p.wg.Wait()
+	for _, ok := range p.oks {
+		if !*ok {
+			return false
+		}
+	}
+	return true
+}
+
+// openIndex is the decoded open map and the index by channel built from
+// it, exactly what indexOpen builds from the map.
+type openIndex struct {
+	open      map[string]string
+	byChannel map[string]map[string]struct{}
+	end       int  // the offset after the map
+	ok        bool // decoded
+}
+
+// decode decodes the open map (or nil) at i. A read of its entries counts
+// each channel's open requests first, so that each channel's set is made
+// at its size; the channel ids are decoded once each. Its keys must be in
+// Marshal's order, so none is there twice (the index of a map whose later
+// entry replaced an earlier one would differ from indexOpen's).
+func (o *openIndex) decode(b []byte, i int) {
+	*o = openIndex{end: i}
 	if isNil(b, i) {
-		return nil, i + 1, true
+		o.byChannel = map[string]map[string]struct{}{}
+		o.end, o.ok = i+1, true
+		return
 	}
 	n, i, ok := msgp.ReadMapLen(b, i)
-	if !ok {
-		return nil, i, false
+	if !ok || n > (len(b)-i)/2 {
+		return
 	}
-	m := make(map[string]string, n)
+	var (
+		chanAt = map[string]int{} // channel id → index in sets
+		ids    []string           // the channel ids, by index
+		counts []int
+		last   = -1 // the previous entry's channel (the map is sorted: runs of one channel are common)
+	)
+	channelOf := func(k []byte) int {
+		c := bytes.IndexByte(k, 0)
+		if c < 0 {
+			return -1 // not an openKey: no connector's view lists it
+		}
+		ch := k[:c]
+		if last >= 0 && ids[last] == string(ch) {
+			return last
+		}
+		x, ok := chanAt[string(ch)]
+		if !ok {
+			x = len(ids)
+			id := string(ch)
+			chanAt[id] = x
+			ids = append(ids, id)
+			counts = append(counts, 0)
+		}
+		last = x
+		return x
+	}
+	j := i
+	var prev []byte
+	for e := range n {
+		k, next, ok := msgp.ReadStr(b, j)
+		if !ok || e > 0 && !inOrder(prev, k) {
+			return // a key twice, or not Marshal's order
+		}
+		prev = k
+		if _, j, ok = msgp.ReadStr(b, next); !ok {
+			return
+		}
+		if x := channelOf(k); x >= 0 {
+			counts[x]++
+		}
+	}
+	open := make(map[string]string, n)
+	sets := make([]map[string]struct{}, len(ids))
+	byChannel := make(map[string]map[string]struct{}, len(ids))
+	for x, id := range ids {
+		sets[x] = make(map[string]struct{}, counts[x])
+		byChannel[id] = sets[x]
+	}
 	for range n {
-		k, next, ok := msgp.ReadStr(b, i)
-		if !ok {
-			return nil, i, false
-		}
-		v, after, ok := msgp.ReadStr(b, next)
-		if !ok {
-			return nil, i, false
-		}
+		k, next, _ := msgp.ReadStr(b, i) // read above
+		v, after, _ := msgp.ReadStr(b, next)
+		i = after
 		// Key and value in one allocation.
 		var sb strings.Builder
 		sb.Grow(len(k) + len(v))
 		sb.Write(k)
 		sb.Write(v)
 		s := sb.String()
-		m[s[:len(k)]] = s[len(k):]
-		i = after
+		rid := s[len(k):]
+		open[s[:len(k)]] = rid
+		if x := channelOf(k); x >= 0 {
+			sets[x][rid] = struct{}{}
+		}
 	}
-	return m, i, true
+	o.open, o.byChannel, o.end, o.ok = open, byChannel, i, true
 }
 
-// decodeRequests decodes the requests map (or nil) at i.
-func decodeRequests(b []byte, i int) (map[string]*Request, int, bool) {
+// interner keeps one copy of each string that names configuration (a
+// channel, a list, an MRD, an agent), up to maxInterned strings of at
+// most maxInternLen bytes; a small cache in front of its map answers most
+// look-ups with one comparison (requests next to each other often share
+// their channel, list and MRD).
+type interner struct {
+	m     map[string]string
+	cache [256]string
+}
+
+// get returns the interned copy of b, or false when b is not to be
+// interned (too long, or the interner is full).
+func (in *interner) get(b []byte) (string, bool) {
+	if len(b) == 0 {
+		return "", true
+	}
+	if len(b) > maxInternLen {
+		return "", false
+	}
+	h := (len(b)*31 + int(b[0])*7 + int(b[len(b)-1])*3 + int(b[len(b)/2])) & 255
+	if s := in.cache[h]; s == string(b) {
+		return s, true
+	}
+	s, ok := in.m[string(b)]
+	if !ok {
+		if len(in.m) >= maxInterned {
+			return "", false
+		}
+		s = string(b)
+		in.m[s] = s
+	}
+	in.cache[h] = s
+	return s, true
+}
+
+// reqDecoder decodes requests one at a time, reusing its scratch space.
+// Each request's strings, its key in the map included, share one
+// allocation made once the request is read (except those interned):
+// they live and die with the request. Nothing is allocated in bulk
+// across requests: a slab or chunk shared by neighbouring requests
+// would be kept whole by any one of them still open, long after the
+// others closed (docs/PERFORMANCE.md "Restore").
+type reqDecoder struct {
+	key     string       // the request's key in the map, once flushed
+	pending []pendingStr // the request's strings to allocate
+	bytes   []byte       // their bytes, in order
+	intern  interner
+	// The pending customer's id and name (-1: none), which its
+	// messages repeat.
+	custID, custName int
+}
+
+// pendingStr is a string field waiting for its request's allocation: its
+// bytes are bytes[off:off+n] of the decoder.
+type pendingStr struct {
+	dst    *string
+	off, n int
+}
+
+func newReqDecoder() *reqDecoder {
+	return &reqDecoder{intern: interner{m: make(map[string]string, 64)}}
+}
+
+// requests decodes the requests map (or nil) at i.
+func (d *reqDecoder) requests(b []byte, i int) (map[string]*Request, int, bool) {
 	if isNil(b, i) {
 		return nil, i + 1, true
 	}
 	n, i, ok := msgp.ReadMapLen(b, i)
-	if !ok {
+	if !ok || n > (len(b)-i)/2 {
 		return nil, i, false
 	}
 	m := make(map[string]*Request, n)
-	var d reqDecoder
-	for range n {
+	var prev []byte
+	for e := range n {
 		k, next, ok := msgp.ReadStr(b, i)
-		if !ok {
-			return nil, i, false
+		if !ok || e > 0 && !inOrder(prev, k) {
+			return nil, i, false // a key twice, or not Marshal's order
 		}
+		prev = k
 		if isNil(b, next) {
 			m[string(k)] = nil
 			i = next + 1
 			continue
 		}
-		var key string
-		r, after, ok := d.request(b, next, k, &key)
+		r, after, ok := d.request(b, next, k)
 		if !ok {
 			return nil, i, false
 		}
-		m[key] = r
+		m[d.key] = r
 		i = after
 	}
 	return m, i, true
 }
 
-// reqDecoder decodes requests one at a time, reusing its scratch space:
-// each request's strings (its key in the map included) share one
-// allocation, made once the request is read.
-type reqDecoder struct {
-	strs []pendingStr
-}
-
-// pendingStr is a string field waiting for its request's allocation.
-type pendingStr struct {
-	dst *string
-	b   []byte
-}
-
 func isNil(b []byte, i int) bool { return i < len(b) && b[i] == 0xc0 }
+
+// fields reads the header of a map at i: its number of entries.
+func fields(b []byte, i int) (int, int, bool) {
+	return msgp.ReadMapLen(b, i)
+}
+
+// field reads the e-th key of a map at i; the keys must be in Marshal's
+// order (inOrder), so none is there twice: msgpack would merge a struct
+// read twice into the first.
+func field(b []byte, i, e int, prev []byte) ([]byte, int, bool) {
+	k, next, ok := msgp.ReadStr(b, i)
+	if !ok || e > 0 && !inOrder(prev, k) {
+		return nil, i, false
+	}
+	return k, next, true
+}
 
 // eachField reads a map at i, calling field with each key and the offset
 // of its value; field reads the value and returns the offset after it.
-func eachField(b []byte, i int, field func(key []byte, i int) (int, bool)) (int, bool) {
-	n, i, ok := msgp.ReadMapLen(b, i)
+func eachField(b []byte, i int, fn func(key []byte, i int) (int, bool)) (int, bool) {
+	n, i, ok := fields(b, i)
 	if !ok {
 		return i, false
 	}
-	for range n {
-		var k []byte
-		if k, i, ok = msgp.ReadStr(b, i); !ok {
+	var k []byte
+	for e := range n {
+		if k, i, ok = field(b, i, e, k); !ok {
 			return i, false
 		}
-		if i, ok = field(k, i); !ok {
+		if i, ok = fn(k, i); !ok {
 			return i, false
 		}
 	}
 	return i, true
 }
 
-// str reads a str (or nil: "") at i into *dst, once the request is done.
-func (d *reqDecoder) str(b []byte, i int, dst *string) (int, bool) {
-	if isNil(b, i) {
-		*dst = ""
-		return i + 1, true
+// inOrder says whether the str key b comes after a in the order of
+// Marshal's maps: by encoded bytes, so shorter first (a str's header
+// grows with its length), then bytewise.
+func inOrder(a, b []byte) bool {
+	if len(a) != len(b) {
+		return len(a) < len(b)
 	}
-	s, next, ok := msgp.ReadStr(b, i)
+	return bytes.Compare(a, b) < 0
+}
+
+// readStr reads a str (or nil: nil, and ok) at i.
+func readStr(b []byte, i int) ([]byte, int, bool) {
+	if isNil(b, i) {
+		return nil, i + 1, true
+	}
+	return msgp.ReadStr(b, i)
+}
+
+// str reads a str (or nil: "") at i into *dst, once the request is
+// done; it returns the string's index among the pending ones (-1 for "").
+func (d *reqDecoder) str(b []byte, i int, dst *string) (int, int, bool) {
+	s, next, ok := readStr(b, i)
+	if !ok {
+		return -1, i, false
+	}
+	*dst = ""
+	if len(s) == 0 {
+		return -1, next, true
+	}
+	d.pending = append(d.pending, pendingStr{dst, len(d.bytes), len(s)})
+	d.bytes = append(d.bytes, s...)
+	return len(d.pending) - 1, next, true
+}
+
+// field1 reads a str field (see str).
+func (d *reqDecoder) field1(b []byte, i int, dst *string) (int, bool) {
+	_, next, ok := d.str(b, i, dst)
+	return next, ok
+}
+
+// name reads a str (or nil) that names configuration (a channel, a list,
+// an agent): interned.
+func (d *reqDecoder) name(b []byte, i int, dst *string) (int, bool) {
+	s, next, ok := readStr(b, i)
 	if !ok {
 		return i, false
 	}
-	d.strs = append(d.strs, pendingStr{dst, s})
-	return next, true
+	if v, ok := d.intern.get(s); ok {
+		*dst = v
+		return next, true
+	}
+	return d.field1(b, i, dst)
+}
+
+// strLike reads a str (or nil) that is often the pending string like
+// (-1: none): equal, it shares like's bytes; if not, it is interned when
+// intern is set.
+func (d *reqDecoder) strLike(b []byte, i int, dst *string, like int, intern bool) (int, bool) {
+	s, next, ok := readStr(b, i)
+	if !ok {
+		return i, false
+	}
+	if like >= 0 {
+		if p := d.pending[like]; string(d.bytes[p.off:p.off+p.n]) == string(s) {
+			*dst = ""
+			d.pending = append(d.pending, pendingStr{dst, p.off, p.n})
+			return next, true
+		}
+	}
+	if intern {
+		return d.name(b, i, dst)
+	}
+	return d.field1(b, i, dst)
+}
+
+// flush gives the pending strings their values, all in one allocation.
+func (d *reqDecoder) flush() {
+	all := string(d.bytes)
+	for _, p := range d.pending {
+		*p.dst = all[p.off : p.off+p.n]
+	}
+	clear(d.pending) // drop the pointers
+	d.pending, d.bytes = d.pending[:0], d.bytes[:0]
 }
 
 // int64At reads an integer (or nil: 0) at i.
@@ -231,19 +546,19 @@ func boolAt(b []byte, i int, dst *bool) (int, bool) {
 	return next, ok
 }
 
-// strs reads an array of str (or nil).
-func (d *reqDecoder) strSlice(b []byte, i int, dst *[]string) (int, bool) {
+// names reads an array of names (agent ids; or nil).
+func (d *reqDecoder) names(b []byte, i int, dst *[]string) (int, bool) {
 	if isNil(b, i) {
 		*dst = nil
 		return i + 1, true
 	}
 	n, i, ok := msgp.ReadArrayLen(b, i)
-	if !ok {
+	if !ok || n > len(b)-i {
 		return i, false
 	}
 	out := make([]string, n)
 	for j := range out {
-		if i, ok = d.str(b, i, &out[j]); !ok {
+		if i, ok = d.name(b, i, &out[j]); !ok {
 			return i, false
 		}
 	}
@@ -251,97 +566,181 @@ func (d *reqDecoder) strSlice(b []byte, i int, dst *[]string) (int, bool) {
 	return i, true
 }
 
-// flush gives the pending strings their one allocation.
-func (d *reqDecoder) flush() {
-	total := 0
-	for _, p := range d.strs {
-		total += len(p.b)
+// strArray reads an array of str (or nil), each copied.
+func (d *reqDecoder) strArray(b []byte, i int, dst *[]string) (int, bool) {
+	if isNil(b, i) {
+		*dst = nil
+		return i + 1, true
 	}
-	var sb strings.Builder
-	sb.Grow(total)
-	for _, p := range d.strs {
-		sb.Write(p.b)
+	n, i, ok := msgp.ReadArrayLen(b, i)
+	if !ok || n > len(b)-i {
+		return i, false
 	}
-	all := sb.String()
-	off := 0
-	for _, p := range d.strs {
-		*p.dst = all[off : off+len(p.b)]
-		off += len(p.b)
+	out := make([]string, n)
+	for j := range out {
+		var s []byte
+		if s, i, ok = readStr(b, i); !ok {
+			return i, false
+		}
+		out[j] = string(s)
 	}
-	clear(d.strs)
-	d.strs = d.strs[:0]
+	*dst = out
+	return i, true
 }
 
-// request decodes one request at i (a map, as appendRequest writes it);
-// its map key goes to *key.
-func (d *reqDecoder) request(b []byte, i int, key []byte, keyDst *string) (*Request, int, bool) {
-	r := &Request{}
-	d.strs = append(d.strs[:0], pendingStr{keyDst, key})
-	i, ok := eachField(b, i, func(k []byte, i int) (int, bool) {
-		switch string(k) {
-		case "id":
-			return d.str(b, i, &r.ID)
-		case "mrd":
-			return d.str(b, i, &r.MRD)
-		case "sla":
-			return d.str(b, i, (*string)(&r.SLA))
-		case "list":
-			return d.str(b, i, &r.List)
-		case "queue":
-			return d.str(b, i, &r.Queue)
-		case "state":
-			return d.str(b, i, (*string)(&r.State))
-		case "channel":
-			return d.str(b, i, &r.Channel)
-		case "offer":
-			return d.offer(b, i, &r.Offer)
-		case "queued":
-			return boolAt(b, i, &r.Queued)
-		case "reminded":
-			return boolAt(b, i, &r.Reminded)
-		case "strict_decline":
-			return boolAt(b, i, &r.StrictDecline)
-		case "sla_at":
-			return int64At(b, i, &r.SLAAt)
-		case "sla_due":
-			return int64At(b, i, &r.SLADue)
-		case "queued_at":
-			return int64At(b, i, &r.QueuedAt)
-		case "created_at":
-			return int64At(b, i, &r.CreatedAt)
-		case "updated_at":
-			return int64At(b, i, &r.UpdatedAt)
-		case "sla_warn_at":
-			return int64At(b, i, &r.SLAWarnAt)
-		case "inactive_since":
-			return int64At(b, i, &r.InactiveSince)
-		case "agent_requested_at":
-			return int64At(b, i, &r.AgentRequestedAt)
-		case "unread":
-			return intAt(b, i, &r.Unread)
-		case "priority":
-			return intAt(b, i, &r.Priority)
-		case "customer":
-			return eachField(b, i, func(k []byte, i int) (int, bool) {
-				switch string(k) {
-				case "id":
-					return d.str(b, i, &r.Customer.ID)
-				case "name":
-					return d.str(b, i, &r.Customer.Name)
-				}
-				return i, false
-			})
-		case "declined":
-			return d.strSlice(b, i, &r.Declined)
-		case "participants":
-			return d.strSlice(b, i, &r.Participants)
-		case "transcript":
-			return d.transcript(b, i, &r.Transcript)
+// lists decodes the lists map (or nil) at i: the ids of their open
+// requests, a million in all for a million open requests, are copied in
+// chunks.
+func (d *reqDecoder) lists(b []byte, i int) (map[string]*List, int, bool) {
+	if isNil(b, i) {
+		return nil, i + 1, true
+	}
+	n, i, ok := msgp.ReadMapLen(b, i)
+	if !ok || n > (len(b)-i)/2 {
+		return nil, i, false
+	}
+	m := make(map[string]*List, n)
+	var prev []byte
+	for e := range n {
+		k, next, ok := msgp.ReadStr(b, i)
+		if !ok || e > 0 && !inOrder(prev, k) {
+			return nil, i, false
 		}
-		return i, false // a field this decoder does not know
-	})
+		prev = k
+		key := string(k)
+		if isNil(b, next) {
+			m[key] = nil
+			i = next + 1
+			continue
+		}
+		l := &List{}
+		if i, ok = eachField(b, next, func(k []byte, i int) (int, bool) {
+			switch string(k) {
+			case "id", "name":
+				s, next, ok := readStr(b, i)
+				if !ok {
+					return i, false
+				}
+				v := key // the list's id is its key
+				if k[0] == 'n' || string(s) != key {
+					v = string(s)
+				}
+				if k[0] == 'n' {
+					l.Name = v
+				} else {
+					l.ID = v
+				}
+				return next, true
+			case "access":
+				return d.name(b, i, (*string)(&l.Access))
+			case "sla_ms":
+				return int64At(b, i, &l.SLAMs)
+			case "granted":
+				return d.names(b, i, &l.Granted)
+			case "requests":
+				return d.strArray(b, i, &l.Requests)
+			case "subscribers":
+				return d.names(b, i, &l.Subscribers)
+			case "sla_warn_pct":
+				return intAt(b, i, &l.SLAWarnPct)
+			case "close_inactive_ms":
+				return int64At(b, i, &l.CloseInactiveMs)
+			case "remind_inactive_ms":
+				return int64At(b, i, &l.RemindInactiveMs)
+			}
+			return i, false
+		}); !ok {
+			return nil, i, false
+		}
+		d.flush() // names not interned
+		m[key] = l
+	}
+	return m, i, true
+}
+
+// request decodes one request at i (a map, as appendRequest writes it)
+// whose key in the requests map is key.
+func (d *reqDecoder) request(b []byte, i int, key []byte) (*Request, int, bool) {
+	r := &Request{}
+	d.pending = append(d.pending[:0], pendingStr{&d.key, 0, len(key)})
+	d.bytes = append(d.bytes[:0], key...)
+	d.custID, d.custName = -1, -1
+	n, i, ok := fields(b, i)
 	if !ok {
 		return nil, i, false
+	}
+	var k []byte
+	for e := range n {
+		if k, i, ok = field(b, i, e, k); !ok {
+			return nil, i, false
+		}
+		switch string(k) {
+		case "id":
+			i, ok = d.strLike(b, i, &r.ID, 0, false) // the map's key
+		case "mrd":
+			i, ok = d.name(b, i, &r.MRD)
+		case "sla":
+			i, ok = d.name(b, i, (*string)(&r.SLA))
+		case "list":
+			i, ok = d.name(b, i, &r.List)
+		case "queue":
+			i, ok = d.name(b, i, &r.Queue)
+		case "state":
+			i, ok = d.name(b, i, (*string)(&r.State))
+		case "channel":
+			i, ok = d.name(b, i, &r.Channel)
+		case "offer":
+			i, ok = d.offer(b, i, &r.Offer)
+		case "queued":
+			i, ok = boolAt(b, i, &r.Queued)
+		case "reminded":
+			i, ok = boolAt(b, i, &r.Reminded)
+		case "strict_decline":
+			i, ok = boolAt(b, i, &r.StrictDecline)
+		case "sla_at":
+			i, ok = int64At(b, i, &r.SLAAt)
+		case "sla_due":
+			i, ok = int64At(b, i, &r.SLADue)
+		case "queued_at":
+			i, ok = int64At(b, i, &r.QueuedAt)
+		case "created_at":
+			i, ok = int64At(b, i, &r.CreatedAt)
+		case "updated_at":
+			i, ok = int64At(b, i, &r.UpdatedAt)
+		case "sla_warn_at":
+			i, ok = int64At(b, i, &r.SLAWarnAt)
+		case "inactive_since":
+			i, ok = int64At(b, i, &r.InactiveSince)
+		case "agent_requested_at":
+			i, ok = int64At(b, i, &r.AgentRequestedAt)
+		case "unread":
+			i, ok = intAt(b, i, &r.Unread)
+		case "priority":
+			i, ok = intAt(b, i, &r.Priority)
+		case "customer":
+			i, ok = eachField(b, i, func(k []byte, i int) (int, bool) {
+				var next int
+				var ok bool
+				switch string(k) {
+				case "id":
+					d.custID, next, ok = d.str(b, i, &r.Customer.ID)
+				case "name":
+					d.custName, next, ok = d.str(b, i, &r.Customer.Name)
+				}
+				return next, ok
+			})
+		case "declined":
+			i, ok = d.names(b, i, &r.Declined)
+		case "participants":
+			i, ok = d.names(b, i, &r.Participants)
+		case "transcript":
+			i, ok = d.transcript(b, i, &r.Transcript)
+		default:
+			ok = false // a field this decoder does not know
+		}
+		if !ok {
+			return nil, i, false
+		}
 	}
 	d.flush()
 	return r, i, true
@@ -353,17 +752,17 @@ func (d *reqDecoder) offer(b []byte, i int, dst **Offer) (int, bool) {
 		return i + 1, true
 	}
 	o := &Offer{}
-	*dst = o
+	*dst = o // the request's keys are in order: "offer" is read once
 	return eachField(b, i, func(k []byte, i int) (int, bool) {
 		switch string(k) {
 		case "id":
-			return d.str(b, i, &o.ID)
+			return d.field1(b, i, &o.ID)
 		case "from":
-			return d.str(b, i, &o.From)
+			return d.name(b, i, &o.From)
 		case "kind":
-			return d.str(b, i, (*string)(&o.Kind))
+			return d.name(b, i, (*string)(&o.Kind))
 		case "agent":
-			return d.str(b, i, &o.Agent)
+			return d.name(b, i, &o.Agent)
 		case "queued_at":
 			return int64At(b, i, &o.QueuedAt)
 		case "created_at":
@@ -375,32 +774,45 @@ func (d *reqDecoder) offer(b []byte, i int, dst **Offer) (int, bool) {
 	})
 }
 
+// transcript decodes a request's messages (or nil) at i. A customer's
+// messages carry the customer's id and name (Marshal writes "customer"
+// before "transcript"): they share the customer's bytes.
 func (d *reqDecoder) transcript(b []byte, i int, dst *[]api.Message) (int, bool) {
 	if isNil(b, i) {
 		*dst = nil
 		return i + 1, true
 	}
 	n, i, ok := msgp.ReadArrayLen(b, i)
-	if !ok {
+	if !ok || n > len(b)-i {
 		return i, false
 	}
 	out := make([]api.Message, n)
 	*dst = out
 	for j := range out {
 		m := &out[j]
-		i, ok = eachField(b, i, func(k []byte, i int) (int, bool) {
+		nf, at, ok := fields(b, i)
+		if !ok {
+			return i, false
+		}
+		i = at
+		var k []byte
+		for e := range nf {
+			if k, i, ok = field(b, i, e, k); !ok {
+				return i, false
+			}
 			switch string(k) {
 			case "at":
-				return int64At(b, i, &m.At)
+				i, ok = int64At(b, i, &m.At)
 			case "name":
-				return d.str(b, i, &m.Name)
+				i, ok = d.strLike(b, i, &m.Name, d.custName, false)
 			case "text":
-				return d.str(b, i, &m.Text)
+				i, ok = d.field1(b, i, &m.Text)
 			case "from":
-				return eachField(b, i, func(k []byte, i int) (int, bool) {
+				i, ok = eachField(b, i, func(k []byte, i int) (int, bool) {
 					switch string(k) {
 					case "id":
-						return d.str(b, i, &m.From.ID)
+						// The customer's id, or an agent's (interned).
+						return d.strLike(b, i, &m.From.ID, d.custID, true)
 					case "role":
 						var v int64
 						i, ok := int64At(b, i, &v)
@@ -412,11 +824,12 @@ func (d *reqDecoder) transcript(b []byte, i int, dst *[]api.Message) (int, bool)
 					}
 					return i, false
 				})
+			default:
+				ok = false
 			}
-			return i, false
-		})
-		if !ok {
-			return i, false
+			if !ok {
+				return i, false
+			}
 		}
 	}
 	return i, true

@@ -10,7 +10,8 @@ import (
 
 // On the random command streams of the determinism test, after every
 // 10th entry, the hand encoder writes exactly the reflection encoder's
-// bytes.
+// bytes, and every way of the hand decoder reads them back to the
+// reflection decoder's state (open index included).
 func TestMarshalMatchesReflectionOnRandomStates(t *testing.T) {
 	for seed := range int64(3) {
 		d := &direct{s: NewState()}
@@ -27,9 +28,11 @@ func TestMarshalMatchesReflectionOnRandomStates(t *testing.T) {
 			if i%10 != 9 {
 				continue
 			}
-			if got, want := marshal(t, d.s), RefMarshal(t, d.s); !bytes.Equal(got, want) {
+			got, want := marshal(t, d.s), RefMarshal(t, d.s)
+			if !bytes.Equal(got, want) {
 				t.Fatalf("seed %d, entry %d: hand encoding differs from the reflection encoding", seed, index)
 			}
+			CheckRestoreWays(t, got)
 		}
 	}
 }
