@@ -59,6 +59,7 @@ type rebuildRequest struct {
 // RunRebuildChild is the child's side: it reads a rebuild request and its
 // input from in and writes the encoded state to out.
 func RunRebuildChild(in io.Reader, out io.Writer) error {
+	lowerOwnPriority() // snapshot_child_*.go
 	r := bufio.NewReaderSize(in, 1<<20)
 	var head [8]byte
 	if _, err := io.ReadFull(r, head[:]); err != nil {

@@ -2,7 +2,10 @@
 
 package cluster
 
-import "os/exec"
+import (
+	"os/exec"
+	"runtime"
+)
 
 // childAttrs: only Linux kills a child with its parent; elsewhere a child
 // left behind ends when its input closes.
@@ -10,3 +13,6 @@ func childAttrs(*exec.Cmd) {}
 
 // lowerPriority: best effort, Linux only.
 func lowerPriority(int) {}
+
+// lowerOwnPriority: one core at most; priorities are Linux only.
+func lowerOwnPriority() { runtime.GOMAXPROCS(1) }
