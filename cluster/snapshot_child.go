@@ -110,9 +110,8 @@ func RunRebuildChild(in io.Reader, out io.Writer) error {
 	if err := replayLog(st, req.From, req.UpTo, req.MaxLevel, get); err != nil {
 		return err
 	}
-	if got := fingerprintOf(st); got != req.Want {
-		return fmt.Errorf("%w: the state rebuilt from the snapshot at %d and the log up to %d differs from the live one (%+v, want %+v)",
-			errRebuild, req.From, req.UpTo, got, req.Want)
+	if err := checkRebuilt(st, req.From, req.UpTo, req.Want); err != nil {
+		return err
 	}
 	data, err := st.Marshal()
 	if err != nil {

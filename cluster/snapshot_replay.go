@@ -84,6 +84,16 @@ func fingerprintOf(s *fsm.State) fingerprint {
 	}
 }
 
+// checkRebuilt refuses a state rebuilt from the snapshot at from and the
+// log up to upTo whose fingerprint is not want, the live state's.
+func checkRebuilt(st *fsm.State, from, upTo uint64, want fingerprint) error {
+	if got := fingerprintOf(st); got != want {
+		return fmt.Errorf("%w: the state rebuilt from the snapshot at %d and the log up to %d differs from the live one (%+v, want %+v)",
+			errRebuild, from, upTo, got, want)
+	}
+	return nil
+}
+
 // replaySnapshot is a snapshot captured as an index: Persist rebuilds it.
 type replaySnapshot struct {
 	f     *FSM
@@ -125,10 +135,7 @@ func (s *replaySnapshot) Persist(sink raft.SnapshotSink) error {
 	}
 	st, from, err := rebuildState(s.src, s.index, s.max)
 	if err == nil {
-		if got := fingerprintOf(st); got != s.want {
-			err = fmt.Errorf("%w: the state rebuilt from the snapshot at %d and the log up to %d differs from the live one (%+v, want %+v)",
-				errRebuild, from, s.index, got, s.want)
-		}
+		err = checkRebuilt(st, from, s.index, s.want)
 	}
 	if err != nil {
 		s.f.directNext.Store(true)

@@ -216,7 +216,7 @@ func snapshotsEqualLive(t *testing.T, capture string) {
 		t.Fatal(err)
 	}
 	f2 := NewFSM(nil, nil)
-	n2 := openLeader(t, cfg, f2)
+	openLeader(t, cfg, f2)
 	if err := f2.WaitApplied(make(chan struct{}), index); err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,6 @@ func snapshotsEqualLive(t *testing.T, capture string) {
 	if f2.SnapshotStats().Restored != 1 {
 		t.Fatalf("restarted node restored %d snapshots, want 1", f2.SnapshotStats().Restored)
 	}
-	_ = n2
 }
 
 // failingList is a snapshot store whose List fails while fail is set.
