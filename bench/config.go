@@ -94,6 +94,10 @@ type Config struct {
 	// NodeLog, if set, is a file the embedded nodes log to (info and
 	// above); by default their logs are dropped.
 	NodeLog string
+	// ProbeTrace, if set, is a CSV file the memory scenario writes every
+	// snapshot-probe write to: when it was due and how long it took, to
+	// line the slow ones up with the node's log and a GC trace.
+	ProbeTrace string
 
 	// Prefix starts every id the bench creates, so runs against one
 	// cluster do not collide (default: from the start time).

@@ -1,7 +1,11 @@
 package bench
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -33,7 +37,8 @@ const (
 // the same state. Then how long fn took, and its error.
 func (r *caseRun) snapshotProbe(fn func() error) (before, during, after Latency, took time.Duration, err error) {
 	lead, rec, tail := NewRecorder(), NewRecorder(), NewRecorder()
-	var from, to atomic.Int64 // the window, unix nanoseconds; to 0 while open
+	traces := make([][]probeSample, probeWorkers) // with Config.ProbeTrace
+	var from, to atomic.Int64                     // the window, unix nanoseconds; to 0 while open
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	conns := r.conns[:min(probeWorkers, len(r.conns))]
@@ -58,13 +63,19 @@ func (r *caseRun) snapshotProbe(fn func() error) (before, during, after Latency,
 					r.fail("customer_message", err)
 				}
 				f, t := from.Load(), to.Load()
+				window := byte('a')
 				switch at := due.UnixNano(); {
 				case f == 0 || at < f:
 					lead.Record(w, end.Sub(due))
+					window = 'b'
 				case t == 0 || at <= t:
 					rec.Record(w, end.Sub(due))
+					window = 'd'
 				default:
 					tail.Record(w, end.Sub(due))
+				}
+				if r.cfg.ProbeTrace != "" {
+					traces[w] = append(traces[w], probeSample{due: due, took: end.Sub(due), window: window})
 				}
 			}
 		}()
@@ -80,5 +91,44 @@ func (r *caseRun) snapshotProbe(fn func() error) (before, during, after Latency,
 	}
 	stop()
 	wg.Wait()
+	if r.cfg.ProbeTrace != "" {
+		if terr := writeProbeTrace(r.cfg.ProbeTrace, traces); terr != nil && err == nil {
+			err = terr
+		}
+	}
 	return lead.Summary(), rec.Summary(), tail.Summary(), took, err
+}
+
+// probeSample is one probe write: when it was due, how long it took from
+// then, and its window (b before the snapshot, d during, a after).
+type probeSample struct {
+	due    time.Time
+	took   time.Duration
+	window byte
+}
+
+// writeProbeTrace writes the samples as CSV, ordered by due time.
+func writeProbeTrace(path string, traces [][]probeSample) error {
+	var all []probeSample
+	for _, t := range traces {
+		all = append(all, t...)
+	}
+	slices.SortFunc(all, func(a, b probeSample) int { return a.due.Compare(b.due) })
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("probe trace: %w", err)
+	}
+	w := bufio.NewWriter(f)
+	fmt.Fprintln(w, "due_unix_ms,latency_ms,window")
+	for _, s := range all {
+		fmt.Fprintf(w, "%.3f,%.3f,%c\n", float64(s.due.UnixMicro())/1e3, float64(s.took.Microseconds())/1e3, s.window)
+	}
+	if err := w.Flush(); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("probe trace: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("probe trace: %w", err)
+	}
+	return nil
 }

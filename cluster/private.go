@@ -55,7 +55,7 @@ func (p *privateSnapshots) Create(version raft.SnapshotVersion, index, term uint
 	if err != nil {
 		return nil, err
 	}
-	return &privateSink{SnapshotSink: sink, dir: p.dir}, nil
+	return withWriteback(&privateSink{SnapshotSink: sink, dir: p.dir}, p.dir), nil // writeback.go
 }
 
 // privateSink makes the snapshot's files private when it is closed.

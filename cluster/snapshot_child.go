@@ -122,12 +122,40 @@ func RunRebuildChild(in io.Reader, out io.Writer) error {
 	return err
 }
 
+// childPhases says when, from Persist's start, each part of a child's
+// rebuild ended: the node's feeding of the base snapshot and of the log,
+// the child's first output (its rebuild and encode done), the copy of its
+// output into the sink, and the sink's close (its fsync).
+type childPhases struct {
+	fedBase, fedLog, firstOut, copied, closed time.Duration
+}
+
+func (p childPhases) logAttrs() []any {
+	r := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+	return []any{"fed_base", r(p.fedBase), "fed_log", r(p.fedLog), "child_first_output", r(p.firstOut),
+		"copied", r(p.copied), "closed", r(p.closed)}
+}
+
+// firstByteWriter notes when the first byte passes through it.
+type firstByteWriter struct {
+	w     io.Writer
+	start time.Time
+	first time.Duration
+}
+
+func (f *firstByteWriter) Write(p []byte) (int, error) {
+	if f.first == 0 && len(p) > 0 {
+		f.first = time.Since(f.start)
+	}
+	return f.w.Write(p)
+}
+
 // persistInChild rebuilds the snapshot in a child process and copies what
 // it writes into sink. It cancels the sink on any failure.
-func (s *replaySnapshot) persistInChild(ctx context.Context, sink raft.SnapshotSink) (from uint64, written int64, err error) {
-	fail := func(err error) (uint64, int64, error) {
+func (s *replaySnapshot) persistInChild(ctx context.Context, sink raft.SnapshotSink, start time.Time) (from uint64, written int64, ph childPhases, err error) {
+	fail := func(err error) (uint64, int64, childPhases, error) {
 		_ = sink.Cancel()
-		return from, written, err
+		return from, written, ph, err
 	}
 	base, err := baseOf(s.src, s.index)
 	if err != nil {
@@ -171,16 +199,19 @@ func (s *replaySnapshot) persistInChild(ctx context.Context, sink raft.SnapshotS
 	fed := make(chan error, 1)
 	go func() {
 		w := bufio.NewWriterSize(stdin, 1<<20)
-		err := feedChild(w, header, snap, req, s.src.logs)
+		err := feedChild(w, header, snap, req, s.src.logs, func() { ph.fedBase = time.Since(start) })
 		if err == nil {
 			err = w.Flush()
 		}
+		ph.fedLog = time.Since(start)
 		if cerr := stdin.Close(); err == nil {
 			err = cerr
 		}
 		fed <- err
 	}()
-	written, copyErr := io.Copy(sink, stdout)
+	out := &firstByteWriter{w: sink, start: start}
+	written, copyErr := io.Copy(out, stdout)
+	ph.firstOut, ph.copied = out.first, time.Since(start)
 	if copyErr != nil {
 		// The child may be blocked writing to a pipe nobody reads.
 		_ = cmd.Process.Kill()
@@ -198,14 +229,16 @@ func (s *replaySnapshot) persistInChild(ctx context.Context, sink raft.SnapshotS
 		return fail(fmt.Errorf("%w: in a child process: %w: %s", errRebuild, waitErr, bytes.TrimSpace(stderr.Bytes())))
 	}
 	if err := sink.Close(); err != nil {
-		return from, written, fmt.Errorf("cluster: close snapshot: %w", err)
+		return from, written, ph, fmt.Errorf("cluster: close snapshot: %w", err)
 	}
-	return from, written, nil
+	ph.closed = time.Since(start)
+	return from, written, ph, nil
 }
 
 // feedChild writes the rebuild's input: the request, the base snapshot
-// (if any) and the log entries after it.
-func feedChild(w io.Writer, header []byte, snap io.Reader, req rebuildRequest, logs raft.LogStore) error {
+// (if any) and the log entries after it; baseDone is called between the
+// two.
+func feedChild(w io.Writer, header []byte, snap io.Reader, req rebuildRequest, logs raft.LogStore, baseDone func()) error {
 	var head [8]byte
 	copy(head[:4], rebuildMagic[:])
 	binary.BigEndian.PutUint32(head[4:], uint32(len(header)))
@@ -224,6 +257,7 @@ func feedChild(w io.Writer, header []byte, snap io.Reader, req rebuildRequest, l
 			return fmt.Errorf("base snapshot: %d bytes, its meta says %d", n, req.SnapshotSize)
 		}
 	}
+	baseDone()
 	var l raft.Log
 	var h [5]byte
 	for idx := req.From + 1; idx <= req.UpTo; idx++ {

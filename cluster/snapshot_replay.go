@@ -122,15 +122,15 @@ func (s *replaySnapshot) Persist(sink raft.SnapshotSink) error {
 			case <-ctx.Done():
 			}
 		}()
-		from, n, err := s.persistInChild(ctx, sink)
+		from, n, ph, err := s.persistInChild(ctx, sink, start)
 		if err != nil {
 			s.f.inProcessNext.Store(true)
 			s.f.log.Error("snapshot rebuild in a child process failed: the next one is rebuilt in this process", "index", s.index, "err", err)
 			return err
 		}
 		s.f.rebuilt.Add(1)
-		s.f.log.Info("snapshot rebuilt in a child process", "index", s.index, "from_snapshot", from, "entries", s.index-from,
-			"bytes", n, "took", time.Since(start).Round(time.Millisecond))
+		s.f.log.Info("snapshot rebuilt in a child process", append([]any{"index", s.index, "from_snapshot", from, "entries", s.index - from,
+			"bytes", n, "took", time.Since(start).Round(time.Millisecond)}, ph.logAttrs()...)...)
 		return nil
 	}
 	st, from, err := rebuildState(s.src, s.index, s.max)

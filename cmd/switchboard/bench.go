@@ -64,6 +64,7 @@ Flags:
 	flags.IntVar(&d.Pad, "pad", d.Pad, "payload bytes of a raw no-op command")
 	flags.IntVar(&d.OpenRequests, "open-requests", d.OpenRequests, "requests the memory scenario opens")
 	flags.StringVar(&d.NodeLog, "node-log", "", "append the embedded nodes' logs (info and above) to this file; default: dropped")
+	flags.StringVar(&d.ProbeTrace, "probe-trace", "", "memory scenario: write each write timed around the snapshot to this CSV file (unix ms due, latency ms, window)")
 	flags.StringVar(&d.SnapshotCapture, "snapshot-capture", cluster.CaptureProcess, "the embedded nodes' snapshot capture, as serve's: process, replay or lock; the memory scenario times writes during a snapshot")
 	d.RebuildCommand = rebuildCommand()
 	flags.StringVar(&d.Prefix, "prefix", "", "prefix of every id the bench creates (default: from the time)")
