@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 
+	"github.com/switchboard/switchboard/internal/gchold"
 	"github.com/switchboard/switchboard/internal/msgp"
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -110,11 +111,16 @@ func (c *canonicalizer) value(dst []byte) ([]byte, error) {
 	return dst, nil
 }
 
+// holdGCFrom is the snapshot size from which ReadState pauses the garbage
+// collector while it decodes.
+const holdGCFrom = 16 << 20
+
 // ReadState decodes a state written by Marshal. The snapshot is read
 // whole. The fast path (snapshot_decode.go) takes what Marshal writes;
 // anything else has its structure checked (msgp.Check) before msgpack
 // decodes it, so a corrupt or hostile snapshot is an error, not a panic or
-// an allocation out of proportion to its size.
+// an allocation out of proportion to its size. From holdGCFrom bytes on,
+// the garbage collector is paused while it decodes (internal/gchold).
 func ReadState(r *bufio.Reader) (st *State, err error) {
 	v, err := r.ReadByte()
 	if err != nil {
@@ -133,6 +139,12 @@ func ReadState(r *bufio.Reader) (st *State, err error) {
 		return nil, fmt.Errorf("fsm: read snapshot: %w", err)
 	}
 	data := buf.Bytes()
+	if len(data) >= holdGCFrom {
+		// A restore allocates about three times the snapshot's size, two
+		// thirds of it kept: collecting while the heap grows marks it
+		// again and again for nothing (internal/gchold).
+		defer gchold.Hold(4 * int64(len(data)))()
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			st, err = nil, fmt.Errorf("fsm: decode snapshot: %v", p)
