@@ -32,7 +32,7 @@ const (
 
 	CodeNotLeader   Code = 20 // this node cannot commit; see leader hint
 	CodeNoLeader    Code = 21 // no leader right now; retry after the hint
-	CodeUnavailable Code = 22 // node shutting down or not ready
+	CodeUnavailable Code = 22 // this node cannot serve (shutting down, not ready, removed); retry on another
 	CodeTimeout     Code = 23 // the outcome is unknown; retry with the same sequence
 	CodeRateLimited Code = 24 // over a rate limit; not applied, retry after the hint
 

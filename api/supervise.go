@@ -12,7 +12,9 @@ package api
 //   - transfer: offer a request to an agent (to_agent), taking it from its
 //     queue if it waits there ("assign"), with agent naming the participant
 //     who leaves it, if any;
-//   - transfer_to_queue: put a push request in another queue of its MRD;
+//   - transfer_to_queue: put a push request in another queue of its MRD,
+//     one in its scope too (checked by the node before proposing:
+//     fsm.State.PrecheckSupervisor);
 //   - set_agent_state: set an agent NOT_READY in an MRD (never READY);
 //   - logout: log an agent out.
 

@@ -16,6 +16,8 @@ import (
 // transfer_to_queue, set_agent_state to NOT_READY, logout) with itself as
 // principal, so its actions are idempotent, audited and refused like any
 // other command; outside its scope they are refused with CodeForbidden.
+// Apply checks the request or agent acted on; the queue a transfer_to_queue
+// moves a request to is checked before proposing (PrecheckSupervisor).
 //
 // Its stream (api.SupervisorKey) hears every event about the requests and
 // agents in its scope: Apply adds the supervisors' keys to each event's
@@ -191,6 +193,47 @@ func (s *State) superviseRequest(c *Command, r *Request) *api.Error {
 	}
 	if !sv.coversRequest(r) {
 		return api.Errorf(api.CodeForbidden, "request %q is outside supervisor %q's scope", r.ID, sv.ID)
+	}
+	return nil
+}
+
+// PrecheckSupervisor makes, on a replica's state before a supervisor's
+// command is proposed, the scope check Apply does not make: the queue a
+// transfer_to_queue puts its request in must be in the supervisor's
+// scope, as the request must be (Apply checks the request's). It is nil
+// for other principals and ops, and for a supervisor of everything. A
+// queue this state does not hold is CodeNotFound (as Apply would answer;
+// a replica that lags may catch up and look again); one outside the
+// scope is CodeForbidden, which tells nothing more of it: not its MRD,
+// which Apply's check that it is the request's would name.
+//
+// The check may be made before proposing, on any replica, because what
+// it reads never changes once it exists: no op edits a supervisor's
+// scope (deleted and created again, a supervisor is another principal,
+// with another token, whose sessions end), and no op deletes a queue or
+// changes its MRD. An op that did either would have to move this check
+// into Apply, behind a feature level.
+func (s *State) PrecheckSupervisor(c *Command) *api.Error {
+	if c.By.Role != api.RoleSupervisor {
+		return nil
+	}
+	a, ok := c.Args.(*api.TransferToQueueArgs)
+	if !ok {
+		return nil
+	}
+	sv, err := s.acting(c)
+	if err != nil {
+		return err
+	}
+	if sv.all() {
+		return nil
+	}
+	q := s.Queues[a.Queue]
+	if q == nil {
+		return api.Errorf(api.CodeNotFound, "queue %q not found", a.Queue)
+	}
+	if !sv.coversPlace(q.MRD, "", q.ID) {
+		return api.Errorf(api.CodeForbidden, "queue %q is outside supervisor %q's scope", q.ID, sv.ID)
 	}
 	return nil
 }

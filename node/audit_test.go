@@ -123,3 +123,44 @@ func TestAuditLogOfSupervisors(t *testing.T) {
 		t.Fatalf("audit line of the supervisor's logout: %v", l)
 	}
 }
+
+// A supervisor's transfer_to_queue the node refuses before proposing it
+// (its queue outside the supervisor's scope) is on record too: not
+// committed, index 0, outcome forbidden.
+func TestAuditLogOfRefusedSupervisorMove(t *testing.T) {
+	var logs syncBuffer
+	n := newHANode(t, "n1", func(cfg *Config) {
+		cfg.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	})
+	n.start(func(cfg *Config) { cfg.Raft.Bootstrap = true })
+	admin := haDial(t, []string{n.client}, "admin", "", haAdminToken, false)
+	haCall(t, admin, api.OpCreateMRD, api.CreateMRDArgs{ID: "chat"}, nil)
+	haCall(t, admin, api.OpCreateChannelType, api.CreateChannelTypeArgs{ID: "webchat", MRD: "chat"}, nil)
+	haCall(t, admin, api.OpCreateQueue, api.CreateQueueArgs{ID: "QS", MRD: "chat"}, nil)
+	haCall(t, admin, api.OpCreateQueue, api.CreateQueueArgs{ID: "QV", MRD: "chat"}, nil)
+	haCall(t, admin, api.OpCreateChannel, api.CreateChannelArgs{ID: "WS", Type: "webchat", Mode: api.ModePush, Queue: "QS"}, nil)
+	var cx, qs Credential
+	haCall(t, admin, api.OpCreateConnector, api.CreateConnectorArgs{ID: "cx", Channels: []string{"WS"}}, &cx)
+	haCall(t, admin, api.OpCreateSupervisor, api.CreateSupervisorArgs{ID: "qs", Queues: []string{"QS"}}, &qs)
+	conn := haDial(t, []string{n.client}, "connector", "cx", cx.Token, false)
+	var cm api.CustomerMessageResult
+	haCall(t, conn, api.OpCustomerMessage, api.CustomerMessageArgs{Channel: "WS", CustomerID: "john", Text: "hi"}, &cm)
+	sup := haDial(t, []string{n.client}, "supervisor", "qs", qs.Token, false)
+	if err := sup.TransferToQueue(t.Context(), api.TransferToQueueArgs{Request: cm.Request, Queue: "QV"}); haCode(err) != api.CodeForbidden {
+		t.Fatalf("supervisor of QS moving %s to QV: %v, want forbidden", cm.Request, err)
+	}
+
+	var sup0 []map[string]any
+	for _, l := range logs.auditLines(t) {
+		if l["principal"] == "supervisor:qs" {
+			sup0 = append(sup0, l)
+		}
+	}
+	if len(sup0) != 1 {
+		t.Fatalf("%d audit lines of supervisor qs, want 1 (the refused move): %v", len(sup0), sup0)
+	}
+	if l := sup0[0]; l["msg"] != "supervisor command not committed" || l["op"] != api.OpTransferToQueue ||
+		l["target"] != cm.Request || l["index"] != float64(0) || l["outcome"] != "forbidden" {
+		t.Fatalf("audit line of the refused move: %v", l)
+	}
+}

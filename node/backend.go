@@ -177,6 +177,11 @@ func (b *Backend) Commit(ctx context.Context, w transport.Write) (any, uint64, e
 		b.metrics.observeRefused(ferr)
 		return nil, 0, ferr
 	}
+	if err := b.precheckSupervisor(ctx, cmd); err != nil {
+		b.metrics.observeRefused(err)
+		b.audit(cmd, fsm.Result{}, 0, err)
+		return nil, 0, err
+	}
 	res, index, err := b.Submit(ctx, cmd)
 	if err != nil {
 		return nil, 0, err
@@ -185,6 +190,40 @@ func (b *Backend) Commit(ctx context.Context, w transport.Write) (any, uint64, e
 		return nil, index, res.Err
 	}
 	return res.Data, index, nil
+}
+
+// precheckSupervisor refuses, before it is proposed, a supervisor's
+// command that Apply would let reach outside its scope: a
+// transfer_to_queue into a queue it does not supervise
+// (fsm.State.PrecheckSupervisor, which says why the check holds when
+// made before Apply). A queue this node does not hold may have been
+// created through another node a moment ago: it looks again after a
+// read barrier, so that the answer does not depend on the node the
+// supervisor is connected to; if the barrier fails, so does the command
+// (no_leader, timeout: retry), since passing it on unchecked could let
+// it into such a queue.
+func (b *Backend) precheckSupervisor(ctx context.Context, cmd *fsm.Command) error {
+	if cmd.By.Role != api.RoleSupervisor {
+		return nil
+	}
+	check := func() (err *api.Error) {
+		b.fsm.Read(func(st *fsm.State, _ uint64) { err = st.PrecheckSupervisor(cmd) })
+		return err
+	}
+	err := check()
+	if err == nil {
+		return nil
+	}
+	if err.Code != api.CodeNotFound {
+		return err
+	}
+	if berr := b.cl.ReadBarrier(ctx); berr != nil {
+		return berr
+	}
+	if err = check(); err != nil {
+		return err
+	}
+	return nil
 }
 
 // Submit implements transport.Backend.

@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -127,5 +128,105 @@ func TestRecreatedSupervisorDoesNotReplayTheOldStream(t *testing.T) {
 	c.Close()
 	if ev := resume(again.Token, sync.Seq); ev.Kind != api.EvRequestCreated || ev.Seq != mine.Seq {
 		t.Fatalf("the new sam resuming from its own sync got %s (seq %d), want the replay of request.created %d", ev.Kind, ev.Seq, mine.Seq)
+	}
+}
+
+// A supervisor moves a request only into a queue of its scope: a
+// supervisor of queues QS and QX may move a request of QS to QX, not to
+// QV (same MRD, another queue) nor to QE (another MRD: refused
+// forbidden, not bad_request, so that the refusal tells nothing of QE's
+// MRD), and the request stays where it was. The check is made on the
+// node the supervisor is connected to, a follower here: a queue created
+// through the leader a moment before is judged as the leader would
+// (refused forbidden to the queue supervisor, never not_found; let
+// through for a supervisor of its MRD), whether or not the follower has
+// applied its creation yet.
+func TestSupervisorMovesOnlyIntoItsQueues(t *testing.T) {
+	c := startHACluster(t, 3, nil)
+	l := c.leader()
+	f := c.followers()[0]
+	admin := haDial(t, []string{l.client}, "admin", "", haAdminToken, false)
+	for _, op := range []struct {
+		op   string
+		args any
+	}{
+		{api.OpCreateMRD, api.CreateMRDArgs{ID: "chat"}},
+		{api.OpCreateMRD, api.CreateMRDArgs{ID: "email"}},
+		{api.OpCreateChannelType, api.CreateChannelTypeArgs{ID: "webchat", MRD: "chat"}},
+		{api.OpCreateQueue, api.CreateQueueArgs{ID: "QS", MRD: "chat"}},
+		{api.OpCreateQueue, api.CreateQueueArgs{ID: "QX", MRD: "chat"}},
+		{api.OpCreateQueue, api.CreateQueueArgs{ID: "QV", MRD: "chat"}},
+		{api.OpCreateQueue, api.CreateQueueArgs{ID: "QE", MRD: "email"}},
+		{api.OpCreateChannel, api.CreateChannelArgs{ID: "WS", Type: "webchat", Mode: api.ModePush, Queue: "QS"}},
+	} {
+		haCall(t, admin, op.op, op.args, nil)
+	}
+	var cx, qs, chat Credential
+	haCall(t, admin, api.OpCreateConnector, api.CreateConnectorArgs{ID: "cx", Channels: []string{"WS"}}, &cx)
+	haCall(t, admin, api.OpCreateSupervisor, api.CreateSupervisorArgs{ID: "qs", Queues: []string{"QS", "QX"}}, &qs)
+	haCall(t, admin, api.OpCreateSupervisor, api.CreateSupervisorArgs{ID: "chat", MRDs: []string{"chat"}}, &chat)
+	conn := haDial(t, []string{l.client}, "connector", "cx", cx.Token, false)
+	arrive := func(customer string) string {
+		t.Helper()
+		var r api.CustomerMessageResult
+		haCall(t, conn, api.OpCustomerMessage, api.CustomerMessageArgs{Channel: "WS", CustomerID: customer, Text: "hello"}, &r)
+		return r.Request
+	}
+	queueOf := func(req string) string {
+		t.Helper()
+		var v api.ConversationView
+		haCall(t, admin, api.QueryRequest, api.QueryArgs{Request: req}, &v)
+		return v.Request.Queue
+	}
+	r1, r2 := arrive("c1"), arrive("c2") // nobody to route to: both wait in QS
+	onF := func(user, token string) *transport.Client {
+		return haDial(t, []string{f.client}, "supervisor", user, token, false)
+	}
+	supQS, supChat := onF("qs", qs.Token), onF("chat", chat.Token)
+	move := func(sup *transport.Client, req, queue string) error {
+		return sup.TransferToQueue(t.Context(), api.TransferToQueueArgs{Request: req, Queue: queue})
+	}
+
+	for _, tc := range []struct {
+		queue string
+		code  api.Code
+	}{
+		{"QV", api.CodeForbidden},
+		{"QE", api.CodeForbidden},
+		{"nope", api.CodeNotFound},
+	} {
+		if err := move(supQS, r1, tc.queue); haCode(err) != tc.code {
+			t.Fatalf("supervisor of QS and QX moving %s to %s: %v, want %s", r1, tc.queue, err, tc.code)
+		}
+		if q := queueOf(r1); q != "QS" {
+			t.Fatalf("%s is in %s after a refused move to %s, want still QS", r1, q, tc.queue)
+		}
+	}
+
+	// Queues created through the leader, the moves sent at once to the
+	// follower.
+	for i := range 5 {
+		id := fmt.Sprintf("QN%d", i)
+		haCall(t, admin, api.OpCreateQueue, api.CreateQueueArgs{ID: id, MRD: "chat"}, nil)
+		if err := move(supQS, r1, id); haCode(err) != api.CodeForbidden {
+			t.Fatalf("supervisor of QS and QX moving %s to the new queue %s: %v, want forbidden", r1, id, err)
+		}
+		if err := move(supChat, r2, id); err != nil {
+			t.Fatalf("supervisor of chat moving %s to the new queue %s: %v, want success", r2, id, err)
+		}
+		if q := queueOf(r2); q != id {
+			t.Fatalf("%s is in %s after its move to %s", r2, q, id)
+		}
+	}
+	if q := queueOf(r1); q != "QS" {
+		t.Fatalf("%s is in %s after refused moves, want still QS", r1, q)
+	}
+
+	// Within its scope, the queue supervisor moves the request as before.
+	if err := move(supQS, r1, "QX"); err != nil {
+		t.Fatalf("supervisor of QS and QX moving %s to QX: %v", r1, err)
+	}
+	if q := queueOf(r1); q != "QX" {
+		t.Fatalf("%s is in %s after its move to QX", r1, q)
 	}
 }

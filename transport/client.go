@@ -62,19 +62,24 @@ const (
 	// retryable code that carried no retry_ms.
 	clientRetryDefault = 100 * time.Millisecond
 	clientRetryMax     = 5 * time.Second
-	// clientLeaderlessStay is how long the client stays on a node before
-	// a no_leader answer from it makes the client move to another
-	// address (leaveLeaderless): a node answers no_leader only after
-	// waiting for a leader itself (3 s by default), so with such nodes
-	// this never delays a move; against a node that answered at once, it
-	// keeps an election from moving each client more than once.
-	clientLeaderlessStay = 2 * time.Second
+	// clientLeaveStay is how long the client stays on a node before a
+	// no_leader or unavailable answer from it makes the client move to
+	// another address (leaveNode). A node answers no_leader only after
+	// waiting for a leader itself (3 s by default), and a removed node
+	// refuses every hello, so it answers unavailable only on sessions
+	// opened before it learned of its removal, which it learns 2 s after
+	// the fact at the earliest: with such nodes the stay hardly ever
+	// delays a move. Against nodes that answer at once (every node
+	// during an election, or a node unavailable for a moment, such as a
+	// leader whose proposals a backup restore aborted), it keeps each
+	// client from moving more than once per stay.
+	clientLeaveStay = 2 * time.Second
 )
 
-// errLeaderless is why the client leaves a node that answered no_leader
-// (leaveLeaderless): the connection is broken on purpose, and the usual
-// failover takes over.
-var errLeaderless = errors.New("node has no leader")
+// errLeaving is why the client leaves a node that answered no_leader or
+// unavailable (leaveNode): the connection is broken on purpose, and the
+// usual failover takes over.
+var errLeaving = errors.New("node cannot serve")
 
 // ClientConfig configures a Client. Zero values take the defaults noted.
 type ClientConfig struct {
@@ -116,19 +121,22 @@ type ClientConfig struct {
 	// LastSeq, and re-sending every call still in flight with its original
 	// id and seq, so that the nodes' idempotency answers a write that had
 	// already committed with its original result. Calls answered
-	// not_leader, timeout, unavailable or rate_limited are retried on the
-	// same node after retry_ms (a node forwards writes to the leader
-	// itself, so these only say the cluster is between leaders). A call
-	// answered no_leader, which a node sends once it has itself waited
-	// for a leader in vain (3 s by default: it is cut off from the
-	// others, or the cluster has lost its quorum), makes the client leave
-	// that node when it has another address: the connection is dropped
-	// and the failover above moves to the next address, resumes the
-	// stream and re-sends every call in flight, this one included, with
-	// the same id and seq; several such answers from one connection
-	// cause one move, and a node connected to for less than 2 s is not
-	// left for it (the call is retried there after retry_ms). With a
-	// single address the call is retried on the same node. The
+	// not_leader, timeout or rate_limited are retried on the same node
+	// after retry_ms (a node forwards writes to the leader itself, so
+	// these only say the cluster is between leaders, or the caller is
+	// too fast). A call answered no_leader, which a node sends once it
+	// has itself waited for a leader in vain (3 s by default: it is cut
+	// off from the others, or the cluster has lost its quorum), or
+	// unavailable, which a node sends when it cannot serve at all (it
+	// was removed from the cluster, or is shutting down), makes the
+	// client leave that node when it has another address: the connection
+	// is dropped and the failover above moves to the next address,
+	// resumes the stream and re-sends every call in flight, this one
+	// included, with the same id and seq; several such answers from one
+	// connection cause one move, and a node connected to for less than
+	// 2 s is not left for them (the call is retried there after
+	// retry_ms). With a single address the call is retried on the same
+	// node. The
 	// client then only gives up on Close or on a bye whose code retrying
 	// cannot cure (unauthenticated, forbidden, protocol, malformed_frame,
 	// frame_too_large, bad_request, unknown_op).
@@ -397,7 +405,7 @@ func (c *Client) CallIndex(ctx context.Context, op string, args, out any) (uint6
 		if !c.cfg.Reconnect || !clientRetryable(eb.Code) {
 			return r.f.Index, eb
 		}
-		if eb.Code == api.CodeNoLeader && c.leaveLeaderless(r.cn) {
+		if clientLeaves(eb.Code) && c.leaveNode(r.cn, eb.Code) {
 			// On the next node as soon as it is connected: attach
 			// re-sends the call, or start sends it on the new node if
 			// the client is already there.
@@ -486,19 +494,22 @@ func (c *Client) forget(id uint64) {
 	c.mu.Unlock()
 }
 
-// leaveLeaderless is called when cn answered a call no_leader. It moves
-// the client off cn (the node waited for a leader in vain, and another
-// node may have one: a leader cut off from the others keeps its clients
-// but answers their writes no_leader until the partition heals) by
-// breaking it: run then fails over exactly as after a lost connection,
-// to the next address, resuming the stream after LastSeq and re-sending
-// every call in flight with its id and seq. It reports whether the call
-// is to go to another node now: the client has left cn, or is leaving
-// it. It is false with a single address (nowhere to go) and while cn is
-// younger than clientLeaderlessStay, so that nodes answering no_leader
-// at once during an election do not bounce the client from one to the
-// next: the call then waits retry_ms and goes to cn again.
-func (c *Client) leaveLeaderless(cn *clientConn) bool {
+// leaveNode is called when cn answered a call with code, one for which
+// clientLeaves is true. It moves the client off cn by breaking it: run
+// then fails over exactly as after a lost connection, to the next
+// address, resuming the stream after LastSeq and re-sending every call in
+// flight with its id and seq. With no_leader the node waited for a leader
+// in vain, and another node may have one (a leader cut off from the
+// others keeps its clients but answers their writes no_leader until the
+// partition heals); with unavailable the node cannot serve (it was
+// removed from the cluster and answers every request so, or it is
+// shutting down), while the others can. It reports whether the call is
+// to go to another node now: the client has left cn, or is leaving it.
+// It is false with a single address (nowhere to go) and while cn is
+// younger than clientLeaveStay, so that nodes answering so at once (an
+// election, a moment of unavailability) do not bounce the client from
+// one to the next: the call then waits retry_ms and goes to cn again.
+func (c *Client) leaveNode(cn *clientConn, code api.Code) bool {
 	if len(c.cfg.Addrs) < 2 || cn == nil {
 		return false
 	}
@@ -508,10 +519,10 @@ func (c *Client) leaveLeaderless(cn *clientConn) bool {
 	if cur != cn {
 		return true // another call's answer moved the client already
 	}
-	if time.Since(cn.at) < clientLeaderlessStay {
+	if time.Since(cn.at) < clientLeaveStay {
 		return false
 	}
-	cn.fail(fmt.Errorf("%w: %s answered no_leader", errLeaderless, cn.addr))
+	cn.fail(fmt.Errorf("%w: %s answered %s", errLeaving, cn.addr, code))
 	return true
 }
 
@@ -590,8 +601,8 @@ func (c *Client) run(cn *clientConn) {
 			final = err
 			return
 		}
-		if errors.Is(err, errLeaderless) {
-			c.log.Info("node answers no_leader: moving to another address", "addr", cn.addr, "node", cn.welcome.Node, "last_seq", c.LastSeq())
+		if errors.Is(err, errLeaving) {
+			c.log.Info("node cannot serve: moving to another address", "addr", cn.addr, "node", cn.welcome.Node, "err", err, "last_seq", c.LastSeq())
 		} else {
 			c.log.Info("connection lost, reconnecting", "addr", cn.addr, "err", err, "last_seq", c.LastSeq())
 		}
@@ -915,6 +926,13 @@ func clientTerminal(err error) bool {
 		return true
 	}
 	return false
+}
+
+// clientLeaves reports whether a call answered with code is retried on
+// another node rather than on the one that answered (leaveNode): that
+// node said it cannot serve, where another may.
+func clientLeaves(code api.Code) bool {
+	return code == api.CodeNoLeader || code == api.CodeUnavailable
 }
 
 // clientRetryable reports whether a call answered with code may succeed if
