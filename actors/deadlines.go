@@ -2,6 +2,7 @@ package actors
 
 import (
 	"cmp"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -11,7 +12,7 @@ import (
 )
 
 // Deadline timers: service levels and INACTIVE reminders (fsm/sla.go).
-// They work as the offer timers do (timers.go). While this node leads,
+// They work as the offer timers do (leadertimers.go). While this node leads,
 // one actor holds a timer per pending deadline of the state
 // (fsm.State.Deadlines: sla_warning, sla_breach, remind_inactive,
 // close_inactive of a request), read through Config.Deadlines: every
@@ -34,73 +35,32 @@ import (
 // DefaultDeadlineRescan is how often the leader re-reads every deadline.
 const DefaultDeadlineRescan = 10 * time.Second
 
-// Messages of the deadline actor (besides leaderMsg, timersReset and
-// fsm.Event).
-type (
-	deadlineKey struct {
-		request string
-		op      fsm.Op
-	}
-	deadlineDue struct {
-		key deadlineKey
-		at  int64
-	}
-	deadlineDone struct {
-		key deadlineKey
-		at  int64
-		res fsm.Result
-		err error
-	}
-	deadlineRescan struct{}
-	deadlinesQuery struct{}
-	armedDeadline  struct {
-		fsm.Deadline
-		// timer is nil once it fired: the op is being proposed.
-		timer *time.Timer
-	}
-)
+// deadlineKey is the key of a deadline timer.
+type deadlineKey struct {
+	request string
+	op      fsm.Op
+}
+
+// deadlineRescan is the message of the rescan timer.
+type deadlineRescan struct{}
+
+type armedDeadline struct {
+	fsm.Deadline
+	timerSlot
+}
+
+func (a *armedDeadline) stamp() int64 { return a.At }
 
 // deadlineTimers is the actor of this node's deadline timers.
 type deadlineTimers struct {
-	hub    *Hub
-	self   *actor.PID
-	leader bool
-	// after is the seq the last full scan reflects.
-	after  uint64
-	armed  map[deadlineKey]*armedDeadline
+	leaderTimers[deadlineKey, int64, *armedDeadline]
 	rescan *time.Timer
-}
-
-// startDeadlines spawns the deadline actor when the hub can propose.
-// Call with h.mu held.
-func (h *Hub) startDeadlines() {
-	if h.cfg.Submit == nil || h.cfg.Deadlines == nil {
-		return
-	}
-	h.deadlines = h.spawn(&deadlineTimers{hub: h, armed: map[deadlineKey]*armedDeadline{}}, "timers", "deadlines")
 }
 
 // ArmedDeadlines returns the deadline timers this node holds, soonest
 // first (for tests and debugging).
 func (h *Hub) ArmedDeadlines() ([]fsm.Deadline, error) {
-	if err := h.awaitFanOut(); err != nil {
-		return nil, err
-	}
-	h.mu.Lock()
-	pid, closed := h.deadlines, h.closed
-	h.mu.Unlock()
-	if closed {
-		return nil, ErrClosed
-	}
-	if pid == nil {
-		return nil, nil
-	}
-	res, err := h.ask(pid, deadlinesQuery{})
-	if err != nil {
-		return nil, err
-	}
-	out, _ := res.([]fsm.Deadline)
-	return out, nil
+	return armedTimers[fsm.Deadline](h, &h.deadlines)
 }
 
 // deadlineEvent returns the request an event is about, if it can change
@@ -132,55 +92,32 @@ func deadlineEvent(ev fsm.Event) string {
 // Receive implements actor.Receiver.
 func (t *deadlineTimers) Receive(c *actor.Context) {
 	defer t.hub.recoverActor("timers", "deadlines", c)
-	switch m := c.Message().(type) {
-	case actor.Started:
-		t.self = c.PID()
-		if t.leader {
-			t.scan()
-		}
-	case actor.Stopped:
-		t.stopAll()
-	case leaderMsg:
-		if m.leader == t.leader {
-			return
-		}
-		t.leader = m.leader
-		if t.leader {
-			t.hub.log.Debug("leading: arming the deadline timers")
-			t.scan()
-		} else {
-			t.hub.log.Debug("no longer leading: deadline timers stopped", "timers", len(t.armed))
-			t.stopAll()
-		}
-	case timersReset:
-		t.stopAll()
-		if t.leader {
-			t.scan()
-		}
-	case deadlineRescan:
-		switch {
-		case !t.leader:
-		case t.hub.cfg.DeadlinesConfigured == nil || t.hub.cfg.DeadlinesConfigured():
-			t.scan()
-		default:
-			// Nothing sets a deadline: no request can have gained one
-			// unseen, and walking them all would stall Apply for nothing
-			// (~100 ms per million requests).
-			t.rescan = t.afterFunc(t.hub.cfg.DeadlineRescan, deadlineRescan{})
-		}
-	case fsm.Event:
-		if t.leader && m.Seq > t.after {
-			if req := deadlineEvent(m); req != "" {
-				ds, _ := t.hub.cfg.Deadlines(req)
-				t.reconcile(ds, func(k deadlineKey) bool { return k.request == req })
-			}
-		}
-	case deadlineDue:
-		t.due(m)
-	case deadlineDone:
-		t.done(m)
-	case deadlinesQuery:
-		c.Respond(t.list())
+	if _, ok := c.Message().(deadlineRescan); ok {
+		t.rescanDue()
+		return
+	}
+	t.receive(c)
+}
+
+// rescanDue scans again when the rescan timer fires, while this node leads.
+func (t *deadlineTimers) rescanDue() {
+	switch {
+	case !t.leader:
+	case t.hub.cfg.DeadlinesConfigured == nil || t.hub.cfg.DeadlinesConfigured():
+		t.scan()
+	default:
+		// Nothing sets a deadline: no request can have gained one
+		// unseen, and walking them all would stall Apply for nothing
+		// (~100 ms per million requests).
+		t.rescan = t.afterFunc(t.hub.cfg.DeadlineRescan, deadlineRescan{})
+	}
+}
+
+// event re-reads the deadlines of the request ev is about.
+func (t *deadlineTimers) event(ev fsm.Event) {
+	if req := deadlineEvent(ev); req != "" {
+		ds, _ := t.hub.cfg.Deadlines(req)
+		t.reconcile(ds, func(k deadlineKey) bool { return k.request == req })
 	}
 }
 
@@ -214,82 +151,37 @@ func (t *deadlineTimers) reconcile(ds []fsm.Deadline, in func(deadlineKey) bool)
 	for _, d := range ds {
 		k := deadlineKey{d.Request, d.Op}
 		if t.armed[k] == nil {
-			a := &armedDeadline{Deadline: d}
-			a.timer = t.afterFunc(time.Until(time.Unix(0, d.At)), deadlineDue{key: k, at: d.At})
-			t.armed[k] = a
+			t.armAt(k, &armedDeadline{Deadline: d}, d.At)
 		}
 	}
 }
 
-// afterFunc sends msg to the actor after d (at once if d <= 0).
-func (t *deadlineTimers) afterFunc(d time.Duration, msg any) *time.Timer {
-	return sendAfter(t.hub.engine, t.self, d, msg)
-}
-
-func (t *deadlineTimers) disarm(k deadlineKey) { disarm(t.armed, k) }
-
 func (t *deadlineTimers) stopAll() {
-	disarmAll(t.armed)
+	t.disarmAll()
 	if t.rescan != nil {
 		t.rescan.Stop()
 		t.rescan = nil
 	}
 }
 
-// due proposes the op of a deadline that fired.
-func (t *deadlineTimers) due(m deadlineDue) {
-	a := t.armed[m.key]
-	if a == nil || a.At != m.at || a.timer == nil {
-		return // answered, re-armed or proposed meanwhile
-	}
-	a.timer = nil
-	if !t.leader || (t.hub.cfg.IsLeader != nil && !t.hub.cfg.IsLeader()) {
-		delete(t.armed, m.key) // the new leader's timers take over
-		return
-	}
-	e, pid := t.hub.engine, t.self
-	cmd := &fsm.Command{Op: m.key.op, By: t.hub.system(), Args: &api.RequestRef{Request: m.key.request}}
-	if !t.hub.submit(cmd, func(res fsm.Result, err error) {
-		e.Send(pid, deadlineDone{key: m.key, at: m.at, res: res, err: err})
-	}) {
-		delete(t.armed, m.key)
-	}
+func (t *deadlineTimers) command(k deadlineKey, _ *armedDeadline) *fsm.Command {
+	return &fsm.Command{Op: k.op, By: t.hub.system(), Args: &api.RequestRef{Request: k.request}}
 }
 
-// done ends a proposed deadline op; one that did not commit is tried
-// again, and one refused while its deadline is still pending is re-armed,
-// while this node leads.
-func (t *deadlineTimers) done(m deadlineDone) {
-	log := t.hub.log.With("request", m.key.request, "op", opName(m.key.op))
-	a := t.armed[m.key]
-	mine := a != nil && a.At == m.at && a.timer == nil
-	switch {
-	case m.err != nil && mine && t.leader:
-		log.Warn("deadline op not committed; retrying", "err", m.err)
-		a.timer = t.afterFunc(offerRetryDelay, deadlineDue{key: m.key, at: m.at})
-		return
-	case m.err != nil:
-		log.Info("deadline op not committed", "err", m.err)
-	case m.res.Err != nil && mine && t.leader:
-		// Refused as early (the state's clock had not reached the
-		// deadline) or made stale meanwhile: the FSM decides. A
-		// deadline the state still holds is re-armed.
-		ds, _ := t.hub.cfg.Deadlines(m.key.request)
-		if i := slices.IndexFunc(ds, func(d fsm.Deadline) bool { return d.Op == m.key.op }); i >= 0 {
-			log.Debug("deadline op refused while still pending; re-armed", "err", m.res.Err)
-			a.Deadline = ds[i]
-			a.timer = t.afterFunc(max(time.Until(time.Unix(0, ds[i].At)), offerRetryDelay), deadlineDue{key: m.key, at: ds[i].At})
-			return
-		}
-		log.Debug("deadline op refused", "err", m.res.Err)
-	case m.res.Err != nil:
-		log.Debug("deadline op refused", "err", m.res.Err)
-	default:
-		log.Debug("deadline op applied")
+func (t *deadlineTimers) logger(k deadlineKey, _ int64) *slog.Logger {
+	return t.hub.log.With("request", k.request, "op", opName(k.op))
+}
+
+// pending reports whether the state still holds a deadline of k, and
+// when it falls; a is set to it.
+func (t *deadlineTimers) pending(k deadlineKey, a *armedDeadline) (at int64, ok bool) {
+	ds, _ := t.hub.cfg.Deadlines(k.request)
+	i := slices.IndexFunc(ds, func(d fsm.Deadline) bool { return d.Op == k.op })
+	if i < 0 {
+		return 0, false
 	}
-	if mine {
-		delete(t.armed, m.key)
-	}
+	a.Deadline = ds[i]
+	return ds[i].At, true
 }
 
 func opName(op fsm.Op) string {
@@ -299,7 +191,7 @@ func opName(op fsm.Op) string {
 	return "?"
 }
 
-func (t *deadlineTimers) list() []fsm.Deadline {
+func (t *deadlineTimers) list() any {
 	out := make([]fsm.Deadline, 0, len(t.armed))
 	for _, a := range t.armed {
 		out = append(out, a.Deadline)

@@ -41,8 +41,8 @@
 // node leads, the timer actor (timers.go) proposes offer_timeout for each
 // offer that lapses, and the deadline actor (deadlines.go) proposes
 // sla_warning, sla_breach, remind_inactive and close_inactive as each
-// request's deadline passes; and an agent actor whose last session closed proposes
-// logout once the logout grace passes with no session back anywhere
-// (grace.go). The FSM decides: a command that lost a race is refused and
-// changes nothing.
+// request's deadline passes (both run on leadertimers.go); and an agent
+// actor whose last session closed proposes logout once the logout grace
+// passes with no session back anywhere (grace.go). The FSM decides: a
+// command that lost a race is refused and changes nothing.
 package actors

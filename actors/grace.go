@@ -90,8 +90,7 @@ func (a *agent) sessionClosed(c *actor.Context) {
 		return
 	}
 	a.stopGrace()
-	gen, e, pid := a.grace.gen, c.Engine(), c.PID()
-	a.grace.timer = time.AfterFunc(a.hub.cfg.LogoutGrace, func() { e.Send(pid, graceDue{gen: gen}) })
+	a.grace.timer = sendAfter(c.Engine(), c.PID(), a.hub.cfg.LogoutGrace, graceDue{gen: a.grace.gen})
 }
 
 // stopGrace disarms the grace timer; a firing already on its way is

@@ -2,8 +2,8 @@ package actors
 
 import (
 	"cmp"
+	"log/slog"
 	"slices"
-	"time"
 
 	"github.com/anthdm/hollywood/actor"
 	"github.com/switchboard/switchboard/api"
@@ -21,23 +21,6 @@ import (
 // gets wrong_state, which is expected and logged at debug. A follower
 // holds no timers and proposes nothing.
 
-// offerRetryDelay is the pause before an offer_timeout that could not be
-// committed (no leader for a moment, a timeout) is proposed again.
-const offerRetryDelay = time.Second
-
-// Messages of the timer actor (besides fsm.Event).
-type (
-	leaderMsg   struct{ leader bool }
-	timersReset struct{}
-	offerDue    struct{ request, offer string }
-	offerDone   struct {
-		request, offer string
-		res            fsm.Result
-		err            error
-	}
-	timersQuery struct{}
-)
-
 // ArmedOffer is an offer timer the leader holds (for tests and debugging).
 type ArmedOffer struct {
 	Request, Offer, Agent string
@@ -46,30 +29,38 @@ type ArmedOffer struct {
 
 type armedOffer struct {
 	ArmedOffer
-	// timer is nil once it fired: the offer_timeout is being proposed.
-	timer *time.Timer
+	timerSlot
 }
 
-// offerTimers is the actor of this node's offer timers.
+func (a *armedOffer) stamp() string { return a.Offer }
+
+// offerTimers is the actor of this node's offer timers, by request id.
 type offerTimers struct {
-	hub    *Hub
-	self   *actor.PID
-	leader bool
-	// after is the seq the last PendingOffers scan reflects: events up to
-	// it are already in the timers.
-	after uint64
-	armed map[string]*armedOffer // by request id
+	leaderTimers[string, string, *armedOffer]
 }
 
-// startTimers spawns the timer actor when the hub can propose.
+// startTimers spawns the timer actors (offers, deadlines.go's deadlines)
+// the hub can propose for.
 func (h *Hub) startTimers() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.startDeadlines()
-	if h.cfg.Submit == nil || h.cfg.PendingOffers == nil {
+	if h.cfg.Submit == nil {
 		return
 	}
-	h.timers = h.spawn(&offerTimers{hub: h, armed: map[string]*armedOffer{}}, "timers", "offers")
+	if h.cfg.Deadlines != nil {
+		t := &deadlineTimers{}
+		h.deadlines = t.spawn(h, t, "deadlines", timerNames{
+			timers: "deadline timers", op: "deadline op", applied: "deadline op applied",
+			rearmed: "deadline op refused while still pending; re-armed",
+		})
+	}
+	if h.cfg.PendingOffers != nil {
+		t := &offerTimers{}
+		h.timers = t.spawn(h, t, "offers", timerNames{
+			timers: "offer timers", op: "offer timeout", applied: "offer timed out",
+			rearmed: "offer timeout refused while the offer is pending; re-armed",
+		})
+	}
 }
 
 // SetLeader tells the hub whether this node leads the cluster. Gaining the
@@ -90,24 +81,7 @@ func (h *Hub) SetLeader(leader bool) {
 
 // ArmedOffers returns the offer timers this node holds, by request id.
 func (h *Hub) ArmedOffers() ([]ArmedOffer, error) {
-	if err := h.awaitFanOut(); err != nil {
-		return nil, err
-	}
-	h.mu.Lock()
-	pid, closed := h.timers, h.closed
-	h.mu.Unlock()
-	if closed {
-		return nil, ErrClosed
-	}
-	if pid == nil {
-		return nil, nil
-	}
-	res, err := h.ask(pid, timersQuery{})
-	if err != nil {
-		return nil, err
-	}
-	out, _ := res.([]ArmedOffer)
-	return out, nil
+	return armedTimers[ArmedOffer](h, &h.timers)
 }
 
 // routeTimers hands the timer actor the events that start or end an
@@ -128,42 +102,7 @@ func (h *Hub) routeTimers(ev fsm.Event) {
 // Receive implements actor.Receiver.
 func (t *offerTimers) Receive(c *actor.Context) {
 	defer t.hub.recoverActor("timers", "offers", c)
-	switch m := c.Message().(type) {
-	case actor.Started:
-		t.self = c.PID()
-		if t.leader {
-			t.scan() // restarted: the timers were stopped with it
-		}
-	case actor.Stopped:
-		t.stopAll()
-	case leaderMsg:
-		if m.leader == t.leader {
-			return
-		}
-		t.leader = m.leader
-		if t.leader {
-			t.hub.log.Debug("leading: arming the offer timers")
-			t.scan()
-		} else {
-			t.hub.log.Debug("no longer leading: offer timers stopped", "timers", len(t.armed))
-			t.stopAll()
-		}
-	case timersReset:
-		t.stopAll()
-		if t.leader {
-			t.scan()
-		}
-	case fsm.Event:
-		if t.leader && m.Seq > t.after {
-			t.apply(m)
-		}
-	case offerDue:
-		t.due(m)
-	case offerDone:
-		t.done(m)
-	case timersQuery:
-		c.Respond(t.list())
-	}
+	t.receive(c)
 }
 
 // scan arms a timer for every pending offer of the current state.
@@ -175,7 +114,9 @@ func (t *offerTimers) scan() {
 	}
 }
 
-func (t *offerTimers) apply(ev fsm.Event) {
+func (t *offerTimers) stopAll() { t.disarmAll() }
+
+func (t *offerTimers) event(ev fsm.Event) {
 	switch ev.Kind {
 	case api.EvOfferCreated:
 		if o, ok := payload[api.OfferInfo](ev.Data); ok {
@@ -214,87 +155,30 @@ func (t *offerTimers) arm(o api.OfferInfo) {
 		}
 		t.disarm(req)
 	}
-	a := &armedOffer{ArmedOffer: ArmedOffer{Request: req, Offer: o.ID, Agent: o.Agent, ExpiresAt: o.ExpiresAt}}
-	a.timer = t.afterFunc(time.Until(time.Unix(0, o.ExpiresAt)), offerDue{request: req, offer: o.ID})
-	t.armed[req] = a
+	t.armAt(req, &armedOffer{ArmedOffer: ArmedOffer{Request: req, Offer: o.ID, Agent: o.Agent, ExpiresAt: o.ExpiresAt}}, o.ExpiresAt)
 }
 
-// afterFunc sends msg to the actor after d (at once if d <= 0).
-func (t *offerTimers) afterFunc(d time.Duration, msg any) *time.Timer {
-	return sendAfter(t.hub.engine, t.self, d, msg)
+func (t *offerTimers) command(req string, a *armedOffer) *fsm.Command {
+	return &fsm.Command{Op: fsm.OpOfferTimeout, By: t.hub.system(), Args: &api.OfferArgs{Request: req, OfferID: a.Offer}}
 }
 
-func (t *offerTimers) disarm(req string) { disarm(t.armed, req) }
-
-func (t *offerTimers) stopAll() { disarmAll(t.armed) }
-
-// due proposes the offer_timeout of a timer that fired.
-func (t *offerTimers) due(m offerDue) {
-	a := t.armed[m.request]
-	if a == nil || a.Offer != m.offer || a.timer == nil {
-		return // answered, withdrawn or re-offered meanwhile
-	}
-	a.timer = nil
-	if !t.leader || (t.hub.cfg.IsLeader != nil && !t.hub.cfg.IsLeader()) {
-		// The new leader's timers take over.
-		delete(t.armed, m.request)
-		return
-	}
-	e, pid := t.hub.engine, t.self
-	cmd := &fsm.Command{Op: fsm.OpOfferTimeout, By: t.hub.system(), Args: &api.OfferArgs{Request: m.request, OfferID: m.offer}}
-	if !t.hub.submit(cmd, func(res fsm.Result, err error) {
-		e.Send(pid, offerDone{request: m.request, offer: m.offer, res: res, err: err})
-	}) {
-		delete(t.armed, m.request)
-	}
+func (t *offerTimers) logger(req, offer string) *slog.Logger {
+	return t.hub.log.With("request", req, "offer", offer)
 }
 
-// done ends a proposed offer_timeout; one that did not commit is tried
-// again while this node leads and the offer is still armed.
-func (t *offerTimers) done(m offerDone) {
-	log := t.hub.log.With("request", m.request, "offer", m.offer)
-	a := t.armed[m.request]
-	mine := a != nil && a.Offer == m.offer && a.timer == nil
-	switch {
-	case m.err != nil && mine && t.leader:
-		log.Warn("offer timeout not committed; retrying", "err", m.err)
-		a.timer = t.afterFunc(offerRetryDelay, offerDue{request: m.request, offer: m.offer})
-		return
-	case m.err != nil:
-		log.Info("offer timeout not committed", "err", m.err)
-	case m.res.Err != nil && mine && t.leader:
-		// Answered or withdrawn meanwhile, or refused as early (the
-		// state's clock had not reached the expiry): the FSM decides.
-		// An offer still pending is re-armed for its expiry.
-		if at, ok := t.stillPending(m.request, m.offer); ok {
-			log.Debug("offer timeout refused while the offer is pending; re-armed", "err", m.res.Err)
-			a.timer = t.afterFunc(max(time.Until(time.Unix(0, at)), offerRetryDelay), offerDue{request: m.request, offer: m.offer})
-			return
-		}
-		log.Debug("offer timeout refused", "err", m.res.Err)
-	case m.res.Err != nil:
-		log.Debug("offer timeout refused", "err", m.res.Err)
-	default:
-		log.Debug("offer timed out")
-	}
-	if mine {
-		delete(t.armed, m.request)
-	}
-}
-
-// stillPending reports whether the state still holds offer of request as
-// pending, and its expiry.
-func (t *offerTimers) stillPending(request, offer string) (expiresAt int64, ok bool) {
+// pending reports whether the state still holds a's offer as pending, and
+// its expiry.
+func (t *offerTimers) pending(req string, a *armedOffer) (expiresAt int64, ok bool) {
 	offers, _ := t.hub.cfg.PendingOffers()
 	for _, o := range offers {
-		if o.Request.ID == request && o.ID == offer {
+		if o.Request.ID == req && o.ID == a.Offer {
 			return o.ExpiresAt, true
 		}
 	}
 	return 0, false
 }
 
-func (t *offerTimers) list() []ArmedOffer {
+func (t *offerTimers) list() any {
 	out := make([]ArmedOffer, 0, len(t.armed))
 	for _, a := range t.armed {
 		out = append(out, a.ArmedOffer)

@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/switchboard/switchboard/api"
 	"github.com/switchboard/switchboard/fsm"
+	"github.com/switchboard/switchboard/internal/faultnet"
 	"github.com/switchboard/switchboard/internal/testutil"
 )
 
@@ -52,10 +53,11 @@ func nodeID(i int) string { return "n" + strconv.Itoa(i) }
 func levelLogger(t testing.TB, level slog.Level) *slog.Logger { return testutil.LevelLogger(t, level) }
 
 // testCluster is an in-process cluster of real Nodes (bolt stores in
-// t.TempDir, TCP on 127.0.0.1) whose Raft traffic runs through a faultNet.
+// t.TempDir, TCP on 127.0.0.1) whose Raft traffic runs through a
+// faultnet.Net of node indexes.
 type testCluster struct {
 	t     testing.TB
-	net   *faultNet
+	net   *faultnet.Net[int]
 	nodes []*Node
 	sinks []*recordingSink // each node's FSM sink: counts snapshot restores
 	// Each node's group-commit batcher and Service (for its read index),
@@ -70,7 +72,7 @@ func newTestCluster(t testing.TB, n int, tune func(i int, cfg *Config)) *testClu
 	t.Helper()
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("faultnet seed %d", seed)
-	c := &testCluster{t: t, net: newFaultNet(seed)}
+	c := &testCluster{t: t, net: faultnet.New[int](seed)}
 	logger := levelLogger(t, slog.LevelInfo)
 	for i := range n {
 		cfg := Config{
@@ -83,14 +85,14 @@ func newTestCluster(t testing.TB, n int, tune func(i int, cfg *Config)) *testClu
 			LeaderLeaseTimeout: faultLease,
 			TransportTimeout:   faultRPCTimeout,
 			Logger:             logger,
-			StreamLayer:        c.net.wrap(i),
+			StreamLayer:        c.net.Wrap(i),
 		}
 		if tune != nil {
 			tune(i, &cfg)
 		}
 		sink := &recordingSink{}
 		node := openNode(t, cfg, NewFSM(sink, nil))
-		c.net.register(i, node.Addr())
+		c.net.Register(i, node.Addr())
 		c.nodes = append(c.nodes, node)
 		c.sinks = append(c.sinks, sink)
 		c.batchers = append(c.batchers, NewBatcher(node, BatchConfig{}))
@@ -937,8 +939,8 @@ func TestClusterChaos(t *testing.T) {
 	})
 	fx := setupFixture(t, c, 6)
 	w := startWorkload(t, c, fx, writers, checkers)
-	lossy := linkFault{drop: 0.02, delay: time.Millisecond, jitter: 10 * time.Millisecond}
-	c.net.SetAll(len(c.nodes), lossy)
+	lossy := faultnet.Fault{Drop: 0.02, Delay: time.Millisecond, Jitter: 10 * time.Millisecond}
+	c.net.SetAll(lossy)
 	t.Logf("all links: %v", lossy)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	for round := range rounds {
@@ -954,7 +956,7 @@ func TestClusterChaos(t *testing.T) {
 		}
 		c.Partition(cut, c.others(cut...))
 		w.waitAcks(60, fmt.Sprintf("round %d, %v cut off", round, cut))
-		c.net.SetAll(len(c.nodes), lossy) // heal the partition, keep the loss
+		c.net.SetAll(lossy) // heal the partition, keep the loss
 	}
 	c.Heal()
 	w.waitAcks(50, "after healing")

@@ -546,8 +546,13 @@ func boolAt(b []byte, i int, dst *bool) (int, bool) {
 	return next, ok
 }
 
-// names reads an array of names (agent ids; or nil).
-func (d *reqDecoder) names(b []byte, i int, dst *[]string) (int, bool) {
+// strArray reads an array of str (or nil) at i. With intern set its
+// elements name configuration (agent ids) and are read as name reads them;
+// otherwise each is copied into a string of its own (a list's request ids:
+// a closed request's id is freed with it, docs/PERFORMANCE.md "Restore").
+// The branch on intern is taken the same way for every element; a
+// function value per element would cost a call each on the restore path.
+func (d *reqDecoder) strArray(b []byte, i int, dst *[]string, intern bool) (int, bool) {
 	if isNil(b, i) {
 		*dst = nil
 		return i + 1, true
@@ -558,39 +563,24 @@ func (d *reqDecoder) names(b []byte, i int, dst *[]string) (int, bool) {
 	}
 	out := make([]string, n)
 	for j := range out {
-		if i, ok = d.name(b, i, &out[j]); !ok {
+		if intern {
+			i, ok = d.name(b, i, &out[j])
+		} else {
+			var s []byte
+			s, i, ok = readStr(b, i)
+			out[j] = string(s)
+		}
+		if !ok {
 			return i, false
 		}
-	}
-	*dst = out
-	return i, true
-}
-
-// strArray reads an array of str (or nil), each copied.
-func (d *reqDecoder) strArray(b []byte, i int, dst *[]string) (int, bool) {
-	if isNil(b, i) {
-		*dst = nil
-		return i + 1, true
-	}
-	n, i, ok := msgp.ReadArrayLen(b, i)
-	if !ok || n > len(b)-i {
-		return i, false
-	}
-	out := make([]string, n)
-	for j := range out {
-		var s []byte
-		if s, i, ok = readStr(b, i); !ok {
-			return i, false
-		}
-		out[j] = string(s)
 	}
 	*dst = out
 	return i, true
 }
 
 // lists decodes the lists map (or nil) at i: the ids of their open
-// requests, a million in all for a million open requests, are copied in
-// chunks.
+// requests, a million in all for a million open requests, are copied one
+// by one (strArray).
 func (d *reqDecoder) lists(b []byte, i int) (map[string]*List, int, bool) {
 	if isNil(b, i) {
 		return nil, i + 1, true
@@ -636,11 +626,11 @@ func (d *reqDecoder) lists(b []byte, i int) (map[string]*List, int, bool) {
 			case "sla_ms":
 				return int64At(b, i, &l.SLAMs)
 			case "granted":
-				return d.names(b, i, &l.Granted)
+				return d.strArray(b, i, &l.Granted, true)
 			case "requests":
-				return d.strArray(b, i, &l.Requests)
+				return d.strArray(b, i, &l.Requests, false)
 			case "subscribers":
-				return d.names(b, i, &l.Subscribers)
+				return d.strArray(b, i, &l.Subscribers, true)
 			case "sla_warn_pct":
 				return intAt(b, i, &l.SLAWarnPct)
 			case "close_inactive_ms":
@@ -730,9 +720,9 @@ func (d *reqDecoder) request(b []byte, i int, key []byte) (*Request, int, bool) 
 				return next, ok
 			})
 		case "declined":
-			i, ok = d.names(b, i, &r.Declined)
+			i, ok = d.strArray(b, i, &r.Declined, true)
 		case "participants":
-			i, ok = d.names(b, i, &r.Participants)
+			i, ok = d.strArray(b, i, &r.Participants, true)
 		case "transcript":
 			i, ok = d.transcript(b, i, &r.Transcript)
 		default:

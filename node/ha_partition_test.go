@@ -56,9 +56,9 @@ func TestHAClientLeavesCutOffLeader(t *testing.T) {
 	request := message("before-1")
 	message("before-2")
 
-	cn.isolate(l.id)
+	cn.Isolate(l.id)
 	cutAt := time.Now()
-	t.Cleanup(func() { cn.heal(l.id) })
+	t.Cleanup(func() { cn.Rejoin(l.id) })
 	t.Logf("leader %s cut off from the others", l.id)
 
 	type answer struct {
@@ -97,7 +97,7 @@ func TestHAClientLeavesCutOffLeader(t *testing.T) {
 	t.Logf("join acknowledged %v after the cut, by way of %s; the cut lasts on", took.Round(time.Millisecond), ag.Welcome().Node)
 	message("during-2")
 
-	cn.heal(l.id)
+	cn.Rejoin(l.id)
 	c.waitConverged()
 	last := message("after-heal")
 

@@ -2,21 +2,18 @@ package node
 
 import (
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/switchboard/switchboard/internal/faultnet"
 )
 
 // httpListener binds a loopback port for a node's HTTP listener.
@@ -139,122 +136,17 @@ func familyNames(fams map[string]*dto.MetricFamily) string {
 }
 
 // cutNet isolates nodes of an in-process cluster from the others' Raft
-// traffic: every node's Raft stream layer is wrapped (Config.Raft.
-// StreamLayer), dials to or from a cut node fail, and the connections
-// already open to or from it are closed, so Raft sees the cut at once. The
-// client port (forwarding, node calls) is not affected.
-type cutNet struct {
-	mu    sync.Mutex
-	ids   map[raft.ServerAddress]string // raft address → node id
-	cut   map[string]bool
-	conns map[*cutConn]struct{}
-}
+// traffic (Isolate, Rejoin): every node's Raft stream layer is wrapped
+// (Config.Raft.StreamLayer), dials to or from a cut node fail, and the
+// connections already open to or from it are closed, so Raft sees the cut
+// at once. The client port (forwarding, node calls) is not affected.
+type cutNet struct{ *faultnet.Net[string] }
 
-func newCutNet() *cutNet {
-	return &cutNet{ids: map[raft.ServerAddress]string{}, cut: map[string]bool{}, conns: map[*cutConn]struct{}{}}
-}
+func newCutNet() *cutNet { return &cutNet{faultnet.New[string](0)} }
 
 // tune registers a node and wraps its stream layer; use it as (part of)
 // the node's Config tune function.
 func (cn *cutNet) tune(n *haNode) func(*Config) {
-	cn.mu.Lock()
-	cn.ids[raft.ServerAddress(n.raft)] = n.id
-	cn.mu.Unlock()
-	return func(cfg *Config) {
-		cfg.Raft.StreamLayer = func(inner raft.StreamLayer) raft.StreamLayer {
-			return &cutStream{StreamLayer: inner, net: cn, self: n.id}
-		}
-	}
-}
-
-// isolate cuts node id off from every other node; heal undoes it.
-func (cn *cutNet) isolate(id string) {
-	cn.mu.Lock()
-	cn.cut[id] = true
-	var doomed []*cutConn
-	for c := range cn.conns {
-		if c.from == id || c.to == id {
-			doomed = append(doomed, c)
-		}
-	}
-	cn.mu.Unlock()
-	for _, c := range doomed {
-		c.Close()
-	}
-}
-
-func (cn *cutNet) heal(id string) {
-	cn.mu.Lock()
-	delete(cn.cut, id)
-	cn.mu.Unlock()
-}
-
-func (cn *cutNet) blocked(a, b string) bool {
-	cn.mu.Lock()
-	defer cn.mu.Unlock()
-	return cn.cut[a] || cn.cut[b]
-}
-
-var errCut = errors.New("cutnet: node isolated")
-
-type cutStream struct {
-	raft.StreamLayer
-	net  *cutNet
-	self string
-}
-
-func (s *cutStream) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	s.net.mu.Lock()
-	to, known := s.net.ids[address]
-	s.net.mu.Unlock()
-	if known && s.net.blocked(s.self, to) {
-		return nil, fmt.Errorf("dial %s: %w", address, errCut)
-	}
-	conn, err := s.StreamLayer.Dial(address, timeout)
-	if err != nil || !known {
-		return conn, err
-	}
-	c := &cutConn{Conn: conn, net: s.net, from: s.self, to: to}
-	s.net.mu.Lock()
-	s.net.conns[c] = struct{}{}
-	s.net.mu.Unlock()
-	if s.net.blocked(s.self, to) {
-		c.Close()
-		return nil, fmt.Errorf("dial %s: %w", address, errCut)
-	}
-	return c, nil
-}
-
-type cutConn struct {
-	net.Conn
-	net      *cutNet
-	from, to string
-	once     sync.Once
-}
-
-func (c *cutConn) Read(p []byte) (int, error) {
-	if c.net.blocked(c.from, c.to) {
-		c.Close()
-		return 0, errCut
-	}
-	return c.Conn.Read(p)
-}
-
-func (c *cutConn) Write(p []byte) (int, error) {
-	if c.net.blocked(c.from, c.to) {
-		c.Close()
-		return 0, errCut
-	}
-	return c.Conn.Write(p)
-}
-
-func (c *cutConn) Close() error {
-	err := net.ErrClosed
-	c.once.Do(func() {
-		c.net.mu.Lock()
-		delete(c.net.conns, c)
-		c.net.mu.Unlock()
-		err = c.Conn.Close()
-	})
-	return err
+	cn.Register(n.id, n.raft)
+	return func(cfg *Config) { cfg.Raft.StreamLayer = cn.Wrap(n.id) }
 }

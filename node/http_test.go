@@ -275,7 +275,7 @@ func TestReadyzFollowerCutOff(t *testing.T) {
 		waitFor(t, leaderWait, func() bool { code, _ := readyz(t, n.srv); return code == http.StatusOK })
 	}
 	victim := c.followers()[0]
-	cn.isolate(victim.id)
+	cn.Isolate(victim.id)
 	var rd Readiness
 	waitFor(t, leaderWait, func() bool {
 		var code int
@@ -297,7 +297,7 @@ func TestReadyzFollowerCutOff(t *testing.T) {
 		t.Fatalf("cut-off follower: switchboard_node_ready = %v", v)
 	}
 
-	cn.heal(victim.id)
+	cn.Rejoin(victim.id)
 	waitFor(t, leaderWait, func() bool { code, _ := readyz(t, victim.srv); return code == http.StatusOK })
 	if v, _ := sample(scrape(t, victim.srv), "switchboard_node_ready", nil); v != 1 {
 		t.Fatalf("reconnected follower: switchboard_node_ready = %v", v)
