@@ -70,6 +70,7 @@ Flags:
 	flags.StringVar(&d.Prefix, "prefix", "", "prefix of every id the bench creates (default: from the time)")
 	jsonOut := flags.String("json", "", "also write the report as JSON to this file")
 	cpuProfile := flags.String("cpuprofile", "", "write a CPU profile of the whole run (embedded: node and clients) to this file")
+	memProfile := flags.String("memprofile", "", "write a heap profile at the end of the run (its alloc_space: everything the run allocated, node and clients) to this file")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
@@ -110,6 +111,13 @@ Flags:
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		defer func() {
+			if perr := writeHeapProfile(*memProfile); perr != nil {
+				fmt.Fprintln(stderr, "bench:", perr)
+			}
+		}()
 	}
 	rep, err := bench.Run(ctx, d, stderr)
 	if rep != nil && len(rep.Cases) > 0 {
@@ -163,4 +171,18 @@ func joinInts(xs []int) string {
 		s[i] = strconv.Itoa(x)
 	}
 	return strings.Join(s, ",")
+}
+
+// writeHeapProfile writes the heap profile (allocations since the start
+// included) to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	return f.Close()
 }
