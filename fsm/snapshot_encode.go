@@ -31,7 +31,7 @@ import (
 // encodedSizeHint guesses a state's encoded size, so that the buffer is
 // allocated once in the common case.
 func (s *State) encodedSizeHint() int {
-	return 4096 + 320*len(s.Requests) + 48*len(s.Open) + 160*len(s.Agents) + 24*len(s.ClosedOrder)
+	return 4096 + 320*len(s.Requests) + 48*s.Open.Len() + 160*len(s.Agents) + 24*len(s.ClosedOrder)
 }
 
 // appendState appends s's canonical msgpack encoding to b.
@@ -61,7 +61,7 @@ func appendState(b []byte, s *State) []byte {
 	b = msgp.AppendStr(b, "mrds")
 	b = appendPtrMap(b, s.MRDs, appendMRD)
 	b = msgp.AppendStr(b, "open")
-	b = appendStringMap(b, s.Open)
+	b = appendOpen(b, &s.Open)
 	b = msgp.AppendStr(b, "index")
 	b = appendUint64(b, s.Index)
 	if s.Level != 0 {
@@ -535,15 +535,62 @@ func appendPtrMap[V any](b []byte, m map[string]*V, fn func([]byte, *V) []byte) 
 	return b
 }
 
-func appendStringMap(b []byte, m map[string]string) []byte {
-	if m == nil {
+// openEntry is an entry of the open map's snapshot form: key
+// ch+"\x00"+cust of n bytes, or ch alone (a loose key) when n is len(ch).
+type openEntry struct {
+	ch, cust, rid string
+	n             int
+}
+
+// appendOpen encodes o as the flat map it replaced was encoded: keys
+// openKey(channel, customer) and the loose ones, in keyLess order (nil
+// as msgpack nil).
+func appendOpen(b []byte, o *OpenRequests) []byte {
+	if o.byChannel == nil {
 		return append(b, msgpcode.Nil)
 	}
-	b = msgp.AppendMapLen(b, len(m))
-	for _, e := range sortedEntries(m) {
-		b = msgp.AppendStr(msgp.AppendStr(b, e.k), e.v)
+	es := make([]openEntry, 0, o.n)
+	for ch, m := range o.byChannel {
+		for cust, rid := range m {
+			es = append(es, openEntry{ch: ch, cust: cust, rid: rid, n: len(ch) + 1 + len(cust)})
+		}
+	}
+	for k, rid := range o.loose {
+		es = append(es, openEntry{ch: k, rid: rid, n: len(k)})
+	}
+	slices.SortFunc(es, compareOpenEntries)
+	b = msgp.AppendMapLen(b, len(es))
+	for _, e := range es {
+		b = append(msgp.AppendStrHeader(b, e.n), e.ch...)
+		if e.n > len(e.ch) {
+			b = append(append(b, 0), e.cust...)
+		}
+		b = msgp.AppendStr(b, e.rid)
 	}
 	return b
+}
+
+// compareOpenEntries orders entries as keyLess orders their keys (length,
+// then bytes) without building the keys. For keys of one length it
+// compares the channels, then the customers, which is the keys' byte
+// order because no channel (nor loose key) holds a NUL byte, the
+// separator, which is the least byte: two channels that differ before the
+// shorter one ends differ there in the keys too; if one channel is a
+// prefix of the other, the shorter one's key has the separator where the
+// longer one's has a greater byte, and strings.Compare also puts the
+// shorter first; equal channels put their separators at one offset,
+// after which the customers decide. A loose key is longer than the
+// channel of a key of its length, so it never equals that channel and
+// compares like a longer channel. OpenRequests keeps channels NUL-free:
+// it splits a key at its first NUL byte.
+func compareOpenEntries(a, b openEntry) int {
+	if a.n != b.n {
+		return cmp.Compare(a.n, b.n)
+	}
+	if c := strings.Compare(a.ch, b.ch); c != 0 {
+		return c
+	}
+	return strings.Compare(a.cust, b.cust)
 }
 
 func nonEmpty(s string) int { return nonEmptyN(len(s)) }
