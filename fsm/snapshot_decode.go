@@ -64,7 +64,7 @@ const (
 )
 
 // readStateFast decodes data (a state, without its version byte) into a
-// new State, with its open index built, or returns errNotFast.
+// new State, or returns errNotFast.
 func readStateFast(data []byte, opt fastOptions) (st *State, err error) {
 	n, i, ok := msgp.ReadMapLen(data, 0)
 	if !ok || n > len(data)-i {

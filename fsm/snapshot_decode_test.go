@@ -29,7 +29,7 @@ func reflectDecode(t *testing.T, data []byte) *State {
 	return st
 }
 
-// The fast path's two ways: the open index decoded on the calling
+// The fast path's two ways: the open map and the lists decoded on the calling
 // goroutine, and on a second one.
 var fastWays = map[string]fastOptions{
 	"sequential": {parallel: math.MaxInt},
