@@ -79,7 +79,7 @@ func fingerprintOf(s *fsm.State) fingerprint {
 		Index: s.Index, NextRequest: s.NextRequest, NextOffer: s.NextOffer, NextPresence: s.NextPresence,
 		Now: s.Now, LastSweep: s.LastSweep, Level: s.Level,
 		Sizes: [13]int{len(s.MRDs), len(s.ChannelTypes), len(s.Channels), len(s.Lists), len(s.Queues),
-			len(s.Agents), len(s.Connectors), len(s.Requests), len(s.Open), len(s.ClosedOrder),
+			len(s.Agents), len(s.Connectors), len(s.Requests), s.Open.Len(), len(s.ClosedOrder),
 			len(s.Sessions), len(s.Supervisors), len(s.Nodes)},
 	}
 }

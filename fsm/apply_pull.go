@@ -133,8 +133,6 @@ func applyUnsubscribe(s *State, c *Command, a *api.SubscribeArgs, out *events) (
 	return nil, nil
 }
 
-func openKey(channel, customer string) string { return channel + "\x00" + customer }
-
 func applyCustomerMessage(s *State, c *Command, a *api.CustomerMessageArgs, out *events) (any, *api.Error) {
 	ch, err := s.connectorChannel(c, a.Channel)
 	if err != nil {
@@ -150,7 +148,7 @@ func applyCustomerMessage(s *State, c *Command, a *api.CustomerMessageArgs, out 
 		return nil, err
 	}
 	msg := api.Message{From: api.Principal{Role: api.RoleConnector, ID: a.CustomerID}, Name: a.CustomerName, Text: a.Text, At: s.Now}
-	if id, ok := s.Open[openKey(ch.ID, a.CustomerID)]; ok {
+	if id, ok := s.Open.Get(ch.ID, a.CustomerID); ok {
 		r := s.Requests[id]
 		r.addMessage(msg)
 		r.UpdatedAt = s.Now
@@ -200,7 +198,7 @@ func applyRequestAgent(s *State, c *Command, a *api.RequestAgentArgs, _ *events)
 		if err != nil {
 			return nil, err
 		}
-		open, ok := s.Open[openKey(ch.ID, a.CustomerID)]
+		open, ok := s.Open.Get(ch.ID, a.CustomerID)
 		if !ok {
 			return nil, api.Errorf(api.CodeNotFound, "customer %q has no open request on channel %q", a.CustomerID, ch.ID)
 		}

@@ -176,8 +176,8 @@ func TestCustomerMessage(t *testing.T) {
 			if got := s.Lists["L1"].Requests; !reflect.DeepEqual(got, []string{"R1"}) {
 				t.Errorf("L1 requests %v", got)
 			}
-			if s.Open[openC2u1] != "R1" {
-				t.Errorf("open index %v", s.Open)
+			if rid, _ := s.Open.Get("C2", "u1"); rid != "R1" {
+				t.Errorf("open request of C2/u1: %q", rid)
 			}
 			if len(evs) != 1 || evs[0].Kind != api.EvRequestCreated {
 				t.Fatalf("events %s", kinds(evs))
@@ -388,7 +388,7 @@ func TestLeave(t *testing.T) {
 			if got := s.Lists["L1"].Requests; !reflect.DeepEqual(got, []string{"R1"}) {
 				t.Errorf("L1 requests %v", got)
 			}
-			if s.Open[openC2u1] != "R1" {
+			if rid, _ := s.Open.Get("C2", "u1"); rid != "R1" {
 				t.Error("R1 no longer open for its customer")
 			}
 		}},
@@ -417,7 +417,7 @@ func TestClose(t *testing.T) {
 		if len(s.Lists["L1"].Requests) != 0 {
 			t.Errorf("L1 requests %v", s.Lists["L1"].Requests)
 		}
-		if _, open := s.Open[openC2u1]; open {
+		if _, open := s.Open.Get("C2", "u1"); open {
 			t.Error("customer still has an open request")
 		}
 		for _, id := range []string{"A1", "A2"} {

@@ -213,9 +213,6 @@ func wire(tb testing.TB, v any) any {
 	return out
 }
 
-// openC2u1 is the State.Open key of customer u1 on channel C2.
-const openC2u1 = "C2\x00u1"
-
 // sweepEvery is how often (leader time) the state drops expired sessions.
 const sweepEvery = int64(60e9)
 

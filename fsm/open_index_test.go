@@ -6,41 +6,56 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/switchboard/switchboard/api"
 )
 
-// checkOpenIndex fails unless s.openByChannel holds exactly the requests
-// of s.Open, each under its channel (the key up to its NUL byte), and no
-// empty channel set.
+// flat is o in its snapshot form: the map State.Open was before it was
+// kept by channel.
+func (o *OpenRequests) flat() map[string]string {
+	if o.byChannel == nil {
+		return nil
+	}
+	m := map[string]string{}
+	for ch, custs := range o.byChannel {
+		for cust, rid := range custs {
+			m[openKey(ch, cust)] = rid
+		}
+	}
+	for k, rid := range o.loose {
+		m[k] = rid
+	}
+	return m
+}
+
+// checkOpenIndex fails unless s.Open keeps its invariants: no channel id
+// with a NUL byte, no empty channel map, loose keys without NUL and loose
+// nil when empty, and a count of all the entries.
 func checkOpenIndex(t testing.TB, s *State) {
 	t.Helper()
-	want := map[string]map[string]struct{}{}
-	for k, rid := range s.Open {
-		i := bytes.IndexByte([]byte(k), 0)
-		if i < 0 {
-			continue // no channel: no connector's view could list it
+	o := &s.Open
+	n := len(o.loose)
+	for ch, custs := range o.byChannel {
+		if strings.IndexByte(ch, 0) >= 0 {
+			t.Fatalf("open requests: channel %q holds a NUL byte", ch)
 		}
-		ch := k[:i]
-		if want[ch] == nil {
-			want[ch] = map[string]struct{}{}
+		if len(custs) == 0 {
+			t.Fatalf("open requests: channel %q has an empty map", ch)
 		}
-		want[ch][rid] = struct{}{}
+		n += len(custs)
 	}
-	if len(want) != len(s.openByChannel) {
-		t.Fatalf("open index has %d channels, Open %d", len(s.openByChannel), len(want))
+	for k := range o.loose {
+		if strings.IndexByte(k, 0) >= 0 {
+			t.Fatalf("open requests: loose key %q holds a NUL byte", k)
+		}
 	}
-	for ch, ids := range want {
-		got := s.openByChannel[ch]
-		if len(got) != len(ids) {
-			t.Fatalf("open index of channel %q: %d requests, Open has %d", ch, len(got), len(ids))
-		}
-		for rid := range ids {
-			if _, ok := got[rid]; !ok {
-				t.Fatalf("open index of channel %q lacks %s", ch, rid)
-			}
-		}
+	if o.loose != nil && len(o.loose) == 0 {
+		t.Fatal("open requests: empty loose map")
+	}
+	if o.Len() != n {
+		t.Fatalf("open requests: Len %d, %d entries", o.Len(), n)
 	}
 }
 
@@ -49,7 +64,7 @@ func checkOpenIndex(t testing.TB, s *State) {
 func scanView(s *State, connector string) []string {
 	var ids []string
 	for _, ch := range s.Connectors[connector].Channels {
-		for k, rid := range s.Open {
+		for k, rid := range s.Open.flat() {
 			if len(k) > len(ch) && k[:len(ch)] == ch && k[len(ch)] == 0 {
 				ids = append(ids, rid)
 			}
@@ -60,9 +75,10 @@ func scanView(s *State, connector string) []string {
 }
 
 // TestOpenIndex: through random customer messages and closes on pull and
-// push channels, the index follows Open after every command, the
+// push channels, the open requests keep their invariants after every
+// command, the
 // connectors' views equal a full scan, and a snapshot round trip (ReadState)
-// rebuilds the same index while the snapshot bytes stay those of the
+// gives the same open requests while the snapshot bytes stay those of the
 // state.
 func TestOpenIndex(t *testing.T) {
 	seed := rand.Uint64()
@@ -100,7 +116,7 @@ func TestOpenIndex(t *testing.T) {
 		ch := channels[rng.IntN(len(channels))]
 		cust := fmt.Sprintf("c%d", rng.IntN(40))
 		by := api.Principal{Role: api.RoleConnector, ID: owner[ch]}
-		if rid, ok := s.Open[openKey(ch, cust)]; ok && rng.IntN(3) == 0 {
+		if rid, ok := s.Open.Get(ch, cust); ok && rng.IntN(3) == 0 {
 			must(do(by, OpClose, &api.RequestArgs{Request: rid}))
 		} else {
 			must(do(by, OpCustomerMessage, &api.CustomerMessageArgs{Channel: ch, CustomerID: cust, Text: "hi"}))

@@ -376,7 +376,7 @@ func ptInvariants(s *State) error {
 			}
 		}
 	}
-	for k, id := range s.Open {
+	for k, id := range s.Open.flat() {
 		if r := s.Requests[id]; r == nil || r.State == api.StateClosed {
 			return fmt.Errorf("open key %q names %s, which is not live", k, id)
 		}

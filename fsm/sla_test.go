@@ -284,7 +284,7 @@ func TestInactiveReminderThenClose(t *testing.T) {
 	if got := s.Requests[r]; got.State != api.StateClosed || containsSorted(s.Lists["LI"].Requests, r) || len(s.Lists["LI"].Requests) != 0 {
 		t.Fatalf("after close_inactive: state %s, list %v", got.State, s.Lists["LI"].Requests)
 	}
-	if _, open := s.Open[openKey("FI", "u1")]; open {
+	if _, open := s.Open.Get("FI", "u1"); open {
 		t.Fatal("the customer still has an open request")
 	}
 	ptReject(t, s, slaCmd(OpCloseInactive, r), api.CodeWrongState)

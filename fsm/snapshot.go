@@ -151,7 +151,7 @@ func ReadState(r *bufio.Reader) (st *State, err error) {
 		}
 	}()
 	if st, err = readStateFast(data, restoreOptions()); err == nil {
-		st.fillNil() // the open index is built
+		st.fillNil()
 	} else if st, err = readStateReflect(data); err != nil {
 		return nil, err
 	}
@@ -172,7 +172,6 @@ func readStateReflect(data []byte) (*State, error) {
 		return nil, fmt.Errorf("fsm: decode snapshot: %w", err)
 	}
 	st.fillNil()
-	st.indexOpen()
 	return st, nil
 }
 
@@ -203,8 +202,8 @@ func (s *State) fillNil() {
 	if s.Requests == nil {
 		s.Requests = fresh.Requests
 	}
-	if s.Open == nil {
-		s.Open = fresh.Open
+	if s.Open.byChannel == nil {
+		s.Open.byChannel = fresh.Open.byChannel
 	}
 	if s.Sessions == nil {
 		s.Sessions = fresh.Sessions

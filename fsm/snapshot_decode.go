@@ -21,9 +21,9 @@ import (
 // name), the names of configuration (channels, lists, MRDs, agents) are
 // interned: five allocations per open request instead of six, and 720
 // heap bytes instead of 768. Nothing is allocated in bulk across
-// requests (see reqDecoder). It builds the open index by channel
-// (open_index.go) while it reads the open map, from the snapshot's bytes
-// in order, rather than by a second walk of the decoded map. The open map
+// requests (see reqDecoder). It builds the open requests by channel
+// (OpenRequests, open_index.go) from the flat open map's bytes, one map
+// entry per open request, each channel's map made at its size. The open map
 // and the lists are decoded on goroutines of their own while the calling
 // one decodes the requests (sections); each builds its own maps, so the
 // state is the same whatever the order they run in.
@@ -64,7 +64,7 @@ const (
 )
 
 // readStateFast decodes data (a state, without its version byte) into a
-// new State, with its open index built, or returns errNotFast.
+// new State, or returns errNotFast.
 func readStateFast(data []byte, opt fastOptions) (st *State, err error) {
 	n, i, ok := msgp.ReadMapLen(data, 0)
 	if !ok || n > len(data)-i {
@@ -73,7 +73,7 @@ func readStateFast(data []byte, opt fastOptions) (st *State, err error) {
 	var (
 		requests map[string]*Request
 		lists    map[string]*List
-		open     openIndex
+		open     openSection
 		seen     = map[string]bool{}
 		rest     = make([]byte, 0, 4096)
 		restN    int
@@ -148,7 +148,7 @@ func readStateFast(data []byte, opt fastOptions) (st *State, err error) {
 		st.Lists = lists
 	}
 	if seen["open"] {
-		st.Open, st.openByChannel = open.open, open.byChannel
+		st.Open = open.open
 	}
 	return st, nil
 }
@@ -206,24 +206,22 @@ func (p *sections) wait() bool {
 	return true
 }
 
-// openIndex is the decoded open map and the index by channel built from
-// it, exactly what indexOpen builds from the map.
-type openIndex struct {
-	open      map[string]string
-	byChannel map[string]map[string]struct{}
-	end       int  // the offset after the map
-	ok        bool // decoded
+// openSection is the decoded open map: exactly what DecodeMsgpack builds
+// from it.
+type openSection struct {
+	open OpenRequests
+	end  int  // the offset after the map
+	ok   bool // decoded
 }
 
-// decode decodes the open map (or nil) at i. A read of its entries counts
-// each channel's open requests first, so that each channel's set is made
-// at its size; the channel ids are decoded once each. Its keys must be in
-// Marshal's order, so none is there twice (the index of a map whose later
-// entry replaced an earlier one would differ from indexOpen's).
-func (o *openIndex) decode(b []byte, i int) {
-	*o = openIndex{end: i}
+// decode decodes the open map (or nil) at i into its two-level form. A
+// first read of its entries counts each channel's open requests, so that
+// each channel's map is made at its size; the channel ids are decoded
+// once each. Its keys must be in Marshal's order, so none is there twice
+// (a map whose later entry replaced an earlier one would count it twice).
+func (o *openSection) decode(b []byte, i int) {
+	*o = openSection{end: i}
 	if isNil(b, i) {
-		o.byChannel = map[string]map[string]struct{}{}
 		o.end, o.ok = i+1, true
 		return
 	}
@@ -232,19 +230,22 @@ func (o *openIndex) decode(b []byte, i int) {
 		return
 	}
 	var (
-		chanAt = map[string]int{} // channel id → index in sets
+		chanAt = map[string]int{} // channel id → index in ids
 		ids    []string           // the channel ids, by index
 		counts []int
+		loose  int
 		last   = -1 // the previous entry's channel (the map is sorted: runs of one channel are common)
 	)
-	channelOf := func(k []byte) int {
+	// channelOf returns the index of k's channel, and where its customer
+	// starts; -1 for a key without NUL (a loose key).
+	channelOf := func(k []byte) (int, int) {
 		c := bytes.IndexByte(k, 0)
 		if c < 0 {
-			return -1 // not an openKey: no connector's view lists it
+			return -1, 0
 		}
 		ch := k[:c]
 		if last >= 0 && ids[last] == string(ch) {
-			return last
+			return last, c + 1
 		}
 		x, ok := chanAt[string(ch)]
 		if !ok {
@@ -255,7 +256,7 @@ func (o *openIndex) decode(b []byte, i int) {
 			counts = append(counts, 0)
 		}
 		last = x
-		return x
+		return x, c + 1
 	}
 	j := i
 	var prev []byte
@@ -268,34 +269,44 @@ func (o *openIndex) decode(b []byte, i int) {
 		if _, j, ok = msgp.ReadStr(b, next); !ok {
 			return
 		}
-		if x := channelOf(k); x >= 0 {
+		if x, _ := channelOf(k); x >= 0 {
 			counts[x]++
+		} else {
+			loose++
 		}
 	}
-	open := make(map[string]string, n)
-	sets := make([]map[string]struct{}, len(ids))
-	byChannel := make(map[string]map[string]struct{}, len(ids))
+	inner := make([]map[string]string, len(ids))
+	open := OpenRequests{byChannel: make(map[string]map[string]string, len(ids)), n: n}
 	for x, id := range ids {
-		sets[x] = make(map[string]struct{}, counts[x])
-		byChannel[id] = sets[x]
+		inner[x] = make(map[string]string, counts[x])
+		open.byChannel[id] = inner[x]
+	}
+	if loose > 0 {
+		open.loose = make(map[string]string, loose)
 	}
 	for range n {
 		k, next, _ := msgp.ReadStr(b, i) // read above
 		v, after, _ := msgp.ReadStr(b, next)
 		i = after
-		// Key and value in one allocation.
+		x, c := channelOf(k)
+		if x < 0 {
+			c = 0
+		}
+		// The customer id and the request id in one allocation (the
+		// channel id is the one of ids).
 		var sb strings.Builder
-		sb.Grow(len(k) + len(v))
-		sb.Write(k)
+		sb.Grow(len(k) - c + len(v))
+		sb.Write(k[c:])
 		sb.Write(v)
 		s := sb.String()
-		rid := s[len(k):]
-		open[s[:len(k)]] = rid
-		if x := channelOf(k); x >= 0 {
-			sets[x][rid] = struct{}{}
+		key, rid := s[:len(k)-c], s[len(k)-c:]
+		if x >= 0 {
+			inner[x][key] = rid
+		} else {
+			open.loose[key] = rid
 		}
 	}
-	o.open, o.byChannel, o.end, o.ok = open, byChannel, i, true
+	o.open, o.end, o.ok = open, i, true
 }
 
 // interner keeps one copy of each string that names configuration (a

@@ -29,7 +29,7 @@ func reflectDecode(t *testing.T, data []byte) *State {
 	return st
 }
 
-// The fast path's two ways: the open index decoded on the calling
+// The fast path's two ways: the open map and the lists decoded on the calling
 // goroutine, and on a second one.
 var fastWays = map[string]fastOptions{
 	"sequential": {parallel: math.MaxInt},
@@ -137,9 +137,8 @@ func manyOpen(n, channels int) *State {
 		l.Requests = append(l.Requests, id)
 	}
 	s.Lists["L0"].Access, s.Lists["L0"].Granted, s.Lists["L0"].SLAMs = api.ListAccess("restricted"), []string{"A1"}, 60000
-	s.Open["no channel"] = "R1"
-	s.Open["C0\x00gone"] = "R0"
-	s.indexOpen()
+	s.Open.putKey("no channel", "R1")
+	s.Open.putKey("C0\x00gone", "R0")
 	return s
 }
 

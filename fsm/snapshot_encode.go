@@ -31,7 +31,7 @@ import (
 // encodedSizeHint guesses a state's encoded size, so that the buffer is
 // allocated once in the common case.
 func (s *State) encodedSizeHint() int {
-	return 4096 + 320*len(s.Requests) + 48*len(s.Open) + 160*len(s.Agents) + 24*len(s.ClosedOrder)
+	return 4096 + 320*len(s.Requests) + 48*s.Open.Len() + 160*len(s.Agents) + 24*len(s.ClosedOrder)
 }
 
 // appendState appends s's canonical msgpack encoding to b.
@@ -61,7 +61,7 @@ func appendState(b []byte, s *State) []byte {
 	b = msgp.AppendStr(b, "mrds")
 	b = appendPtrMap(b, s.MRDs, appendMRD)
 	b = msgp.AppendStr(b, "open")
-	b = appendStringMap(b, s.Open)
+	b = appendOpen(b, &s.Open)
 	b = msgp.AppendStr(b, "index")
 	b = appendUint64(b, s.Index)
 	if s.Level != 0 {
@@ -484,7 +484,7 @@ func keyCompare(a, b string) int {
 // entry is a map entry, for encoding a map in key order without looking
 // every key up again. hi and lo hold the key's first 16 bytes (big-endian,
 // zero-padded): with the length they order nearly every pair of keys
-// (request ids, open-request keys) without reading the strings, whose
+// (request ids, customer ids) without reading the strings, whose
 // bytes are scattered over the heap. On a state of a million requests the
 // sort was otherwise bound by cache misses.
 type entry[V any] struct {
@@ -535,15 +535,73 @@ func appendPtrMap[V any](b []byte, m map[string]*V, fn func([]byte, *V) []byte) 
 	return b
 }
 
-func appendStringMap(b []byte, m map[string]string) []byte {
-	if m == nil {
+// openRun is a run of the open map's snapshot form, in key order: the
+// entries of one channel whose keys, channel+"\x00"+customer, have n
+// bytes (es, customers in order), or one loose key (name, es nil).
+type openRun struct {
+	n    int
+	name string // the channel, or the loose key
+	es   []entry[string]
+	rid  string // a loose key's
+}
+
+// appendOpen encodes o as the flat map it replaced was encoded: keys
+// openKey(channel, customer) and the loose ones, in keyLess order (nil
+// as msgpack nil). It sorts each channel's customers, which orders its
+// keys, then the runs of one channel and key length by length and
+// channel (compareOpenRuns), rather than all the keys at once: a
+// channel's customers are sorted without reading its id, and the
+// runs are few (channels × customer id lengths).
+func appendOpen(b []byte, o *OpenRequests) []byte {
+	if o.byChannel == nil {
 		return append(b, msgpcode.Nil)
 	}
-	b = msgp.AppendMapLen(b, len(m))
-	for _, e := range sortedEntries(m) {
-		b = msgp.AppendStr(msgp.AppendStr(b, e.k), e.v)
+	var runs []openRun
+	for ch, m := range o.byChannel {
+		es := sortedEntries(m) // by length, then bytes: so are their keys
+		for len(es) > 0 {
+			j := 1
+			for j < len(es) && len(es[j].k) == len(es[0].k) {
+				j++
+			}
+			runs = append(runs, openRun{n: len(ch) + 1 + len(es[0].k), name: ch, es: es[:j]})
+			es = es[j:]
+		}
+	}
+	for k, rid := range o.loose {
+		runs = append(runs, openRun{n: len(k), name: k, rid: rid})
+	}
+	slices.SortFunc(runs, compareOpenRuns)
+	b = msgp.AppendMapLen(b, o.n)
+	for _, r := range runs {
+		if r.es == nil {
+			b = msgp.AppendStr(msgp.AppendStr(b, r.name), r.rid)
+			continue
+		}
+		for _, e := range r.es {
+			b = append(append(append(msgp.AppendStrHeader(b, r.n), r.name...), 0), e.k...)
+			b = msgp.AppendStr(b, e.v)
+		}
 	}
 	return b
+}
+
+// compareOpenRuns orders runs as keyLess orders their keys (length, then
+// bytes). For keys of one length, comparing the channels is the keys' byte
+// order because no channel (nor loose key) holds a NUL byte, the
+// separator, which is the least byte: two channels that differ before the
+// shorter one ends differ there in the keys too; if one channel is a
+// prefix of the other, the shorter one's key has the separator where the
+// longer one's has a greater byte, and strings.Compare also puts the
+// shorter first. A loose key is longer than the channel of a key of its
+// length, so it never equals that channel and compares like a longer
+// channel. No two runs have the same length and name. OpenRequests keeps
+// channels NUL-free: it splits a key at its first NUL byte.
+func compareOpenRuns(a, b openRun) int {
+	if a.n != b.n {
+		return cmp.Compare(a.n, b.n)
+	}
+	return strings.Compare(a.name, b.name)
 }
 
 func nonEmpty(s string) int { return nonEmptyN(len(s)) }

@@ -11,7 +11,7 @@ import (
 // On the random command streams of the determinism test, after every
 // 10th entry, the hand encoder writes exactly the reflection encoder's
 // bytes, and every way of the hand decoder reads them back to the
-// reflection decoder's state (open index included).
+// reflection decoder's state (open requests included).
 func TestMarshalMatchesReflectionOnRandomStates(t *testing.T) {
 	for seed := range int64(3) {
 		d := &direct{s: NewState()}

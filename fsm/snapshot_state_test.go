@@ -43,7 +43,7 @@ func TestMarshalIsCanonical(t *testing.T) {
 func TestReadStateFillsEmptyMaps(t *testing.T) {
 	s := restore(t, marshal(t, &State{}))
 	if s.MRDs == nil || s.ChannelTypes == nil || s.Channels == nil || s.Lists == nil || s.Queues == nil ||
-		s.Agents == nil || s.Connectors == nil || s.Requests == nil || s.Open == nil || s.Sessions == nil {
+		s.Agents == nil || s.Connectors == nil || s.Requests == nil || s.Sessions == nil {
 		t.Fatalf("nil maps after ReadState: %+v", s)
 	}
 	// A state read back from nothing works.

@@ -98,13 +98,11 @@ type State struct {
 	Agents       map[string]*Agent           `msgpack:"agents"`
 	Connectors   map[string]*Connector       `msgpack:"connectors"`
 	Requests     map[string]*Request         `msgpack:"requests"`
-	// Open maps channel+"\x00"+customer id to the customer's open request.
-	// Write it only through setOpen and deleteOpen (open_index.go), which
-	// keep openByChannel in step.
-	Open map[string]string `msgpack:"open"`
-	// openByChannel indexes Open by channel: channel id → the ids of its
-	// open requests. Derived, unexported: not in snapshots (open_index.go).
-	openByChannel map[string]map[string]struct{}
+	// Open holds each customer's open request on each channel, by
+	// channel (open_index.go); a snapshot holds it as a flat map of
+	// channel+"\x00"+customer id to request id. Write it only through
+	// setOpen and deleteOpen.
+	Open OpenRequests `msgpack:"open"`
 	// ClosedOrder holds closed request ids, oldest first, for eviction.
 	ClosedOrder []string `msgpack:"closed_order"`
 	// Sessions are the idempotency sessions, by sessionKey. Add and drop
@@ -142,18 +140,17 @@ type State struct {
 // NewState returns an empty state.
 func NewState() *State {
 	return &State{
-		MRDs:          map[string]*api.MRD{},
-		ChannelTypes:  map[string]*api.ChannelType{},
-		Channels:      map[string]*api.Channel{},
-		Lists:         map[string]*List{},
-		Queues:        map[string]*api.Queue{},
-		Agents:        map[string]*Agent{},
-		Connectors:    map[string]*Connector{},
-		Requests:      map[string]*Request{},
-		Open:          map[string]string{},
-		openByChannel: map[string]map[string]struct{}{},
-		Sessions:      map[string]*ClientSession{},
-		principals:    map[string]*principalUse{},
+		MRDs:         map[string]*api.MRD{},
+		ChannelTypes: map[string]*api.ChannelType{},
+		Channels:     map[string]*api.Channel{},
+		Lists:        map[string]*List{},
+		Queues:       map[string]*api.Queue{},
+		Agents:       map[string]*Agent{},
+		Connectors:   map[string]*Connector{},
+		Requests:     map[string]*Request{},
+		Open:         OpenRequests{byChannel: map[string]map[string]string{}},
+		Sessions:     map[string]*ClientSession{},
+		principals:   map[string]*principalUse{},
 	}
 }
 

@@ -500,12 +500,12 @@ func (s *State) board(sv *Supervisor) *api.Board {
 	}
 	// Push requests: every open request of a queue in scope (waiting,
 	// offered or in conversation).
-	for _, ch := range slices.Sorted(maps.Keys(s.openByChannel)) {
+	for _, ch := range slices.Sorted(maps.Keys(s.Open.byChannel)) {
 		c := s.Channels[ch]
 		if c == nil || c.Mode != api.ModePush {
 			continue
 		}
-		for rid := range s.openByChannel[ch] {
+		for _, rid := range s.Open.byChannel[ch] {
 			if r := s.Requests[rid]; r != nil && sv.coversRequest(r) {
 				open = append(open, r)
 			}

@@ -79,7 +79,10 @@ func (s *State) connectorRequests(cn *Connector) []string {
 		ids = s.openOn(chID, ids)
 	}
 	slices.SortFunc(ids, compareRequestIDs)
-	return ids
+	// A request is listed once even if two customers name it, as the set
+	// per channel that OpenRequests replaced listed it (only a snapshot
+	// not written by Apply could hold that).
+	return slices.Compact(ids)
 }
 
 // sortedRequestIDs returns a copy of ids, oldest first.

@@ -12,17 +12,22 @@ import (
 
 // AppendStr appends s as a msgpack str in its smallest encoding.
 func AppendStr(b []byte, s string) []byte {
-	switch n := len(s); {
+	return append(AppendStrHeader(b, len(s)), s...)
+}
+
+// AppendStrHeader appends the header of a msgpack str of n bytes in its
+// smallest encoding, for a caller that appends the bytes in pieces.
+func AppendStrHeader(b []byte, n int) []byte {
+	switch {
 	case n < 32:
-		b = append(b, 0xa0|byte(n))
+		return append(b, 0xa0|byte(n))
 	case n <= math.MaxUint8:
-		b = append(b, 0xd9, byte(n))
+		return append(b, 0xd9, byte(n))
 	case n <= math.MaxUint16:
-		b = binary.BigEndian.AppendUint16(append(b, 0xda), uint16(n))
+		return binary.BigEndian.AppendUint16(append(b, 0xda), uint16(n))
 	default:
-		b = binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
+		return binary.BigEndian.AppendUint32(append(b, 0xdb), uint32(n))
 	}
-	return append(b, s...)
 }
 
 // AppendUint appends n in the smallest msgpack encoding.
