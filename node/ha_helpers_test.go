@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -345,3 +346,66 @@ func haNextEvent(t testing.TB, c *transport.Client) transport.Event {
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// checkSameStreamsJoinedOnce reads the events after seq from of the agent
+// a1's two sessions, moved and reference, up to the request_created of
+// request last, and fails unless both got the same events, each once and
+// in order, with a1's join of request applied once.
+func checkSameStreamsJoinedOnce(t *testing.T, moved, ref *transport.Client, from uint64, last, request string) {
+	t.Helper()
+	// Both sessions of a1 received the same events, each once and in
+	// order; the join applied once.
+	streams := map[string][]transport.Event{}
+	for name, cl := range map[string]*transport.Client{"moved": moved, "reference": ref} {
+		var evs []transport.Event
+		prev := from
+		for {
+			ev := haNextEvent(t, cl)
+			if ev.Seq <= from {
+				continue // before the common start
+			}
+			if ev.Seq <= prev {
+				t.Fatalf("%s stream: event %d (%s) after %d: duplicate or out of order", name, ev.Seq, ev.Kind, prev)
+			}
+			prev = ev.Seq
+			evs = append(evs, ev)
+			if ev.Kind == api.EvRequestCreated {
+				var sum api.RequestSummary
+				if err := ev.Decode(&sum); err != nil {
+					t.Fatal(err)
+				}
+				if sum.ID == last {
+					break
+				}
+			}
+		}
+		streams[name] = evs
+	}
+	seqs := func(evs []transport.Event) []uint64 {
+		var out []uint64
+		for _, ev := range evs {
+			out = append(out, ev.Seq)
+		}
+		return out
+	}
+	if got, want := seqs(streams["moved"]), seqs(streams["reference"]); !slices.Equal(got, want) {
+		t.Fatalf("the moved session's events differ from the reference's:\n got %v\nwant %v", got, want)
+	}
+	joins := 0
+	for _, ev := range streams["reference"] {
+		if ev.Kind != api.EvConversationJoined {
+			continue
+		}
+		var pc api.ParticipantChange
+		if err := ev.Decode(&pc); err != nil {
+			t.Fatal(err)
+		}
+		if pc.Request == request && pc.Agent == "a1" {
+			joins++
+		}
+	}
+	if joins != 1 {
+		t.Fatalf("a1 joined %s %d times, want once", request, joins)
+	}
+	t.Logf("%d events, the same on both sessions of a1", len(streams["reference"]))
+}
