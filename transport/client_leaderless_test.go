@@ -2,9 +2,6 @@ package transport_test
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
-	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -85,23 +82,7 @@ func (b *leaderlessBackend) Commit(ctx context.Context, w transport.Write) (any,
 func newLeaderlessCluster(t *testing.T, n int, be *ctBackend) (*ctCluster, *leaderlessBackend) {
 	t.Helper()
 	lb := &leaderlessBackend{ctBackend: be}
-	cl := &ctCluster{be: be}
-	for i := range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var nb transport.Backend = be
-		if i == 0 {
-			nb = lb
-		}
-		srv := transport.NewServer(nb, transport.ServerConfig{NodeID: fmt.Sprintf("node-%d", i+1), Logger: slog.New(slog.DiscardHandler)})
-		go srv.Serve(ln)
-		t.Cleanup(func() { srv.Close() })
-		cl.srvs = append(cl.srvs, srv)
-		cl.addrs = append(cl.addrs, ln.Addr().String())
-	}
-	return cl, lb
+	return newCTClusterFirst(t, n, be, lb), lb
 }
 
 // TestClientLeavesLeaderlessNode: an agent whose node answers no_leader

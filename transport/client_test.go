@@ -276,13 +276,24 @@ func newCTCluster(t *testing.T, n int, be *ctBackend) *ctCluster {
 	if be == nil {
 		be = newCTBackend()
 	}
+	return newCTClusterFirst(t, n, be, be)
+}
+
+// newCTClusterFirst is newCTCluster whose first node serves first (a
+// wrapper of be that can fail as a real node does) and the others be.
+func newCTClusterFirst(t *testing.T, n int, be *ctBackend, first transport.Backend) *ctCluster {
+	t.Helper()
 	cl := &ctCluster{be: be}
 	for i := range n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := transport.NewServer(be, transport.ServerConfig{NodeID: fmt.Sprintf("node-%d", i+1), Logger: slog.New(slog.DiscardHandler)})
+		var nb transport.Backend = be
+		if i == 0 {
+			nb = first
+		}
+		srv := transport.NewServer(nb, transport.ServerConfig{NodeID: fmt.Sprintf("node-%d", i+1), Logger: slog.New(slog.DiscardHandler)})
 		go srv.Serve(ln)
 		t.Cleanup(func() { srv.Close() })
 		cl.srvs = append(cl.srvs, srv)

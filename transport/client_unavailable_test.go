@@ -2,9 +2,6 @@ package transport_test
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
-	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -84,23 +81,7 @@ func (b *removedBackend) Query(ctx context.Context, p api.Principal, op string, 
 func newRemovableCluster(t *testing.T, n int, be *ctBackend) (*ctCluster, *removedBackend) {
 	t.Helper()
 	rb := &removedBackend{ctBackend: be, id: "node-1"}
-	cl := &ctCluster{be: be}
-	for i := range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var nb transport.Backend = be
-		if i == 0 {
-			nb = rb
-		}
-		srv := transport.NewServer(nb, transport.ServerConfig{NodeID: fmt.Sprintf("node-%d", i+1), Logger: slog.New(slog.DiscardHandler)})
-		go srv.Serve(ln)
-		t.Cleanup(func() { srv.Close() })
-		cl.srvs = append(cl.srvs, srv)
-		cl.addrs = append(cl.addrs, ln.Addr().String())
-	}
-	return cl, rb
+	return newCTClusterFirst(t, n, be, rb), rb
 }
 
 // TestClientLeavesUnavailableNode: an agent whose node answers
