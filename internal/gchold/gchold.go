@@ -19,7 +19,6 @@ package gchold
 
 import (
 	"math"
-	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
@@ -65,16 +64,12 @@ func releaseHold() {
 	}
 }
 
-// heapNow is the memory the Go runtime has mapped for the heap and the
-// rest, as the memory limit counts it (approximately).
+// heapNow is the memory the Go runtime holds from the OS, as the memory
+// limit counts it (approximately): every class, less the heap released.
+// Both metrics exist in every Go this module builds with.
 func heapNow() int64 {
 	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
 	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return int64(ms.Sys - ms.HeapReleased)
-	}
 	return int64(s[0].Value.Uint64() - s[1].Value.Uint64())
 }
 
